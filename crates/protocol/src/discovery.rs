@@ -1,0 +1,128 @@
+//! Fetching metadata: OIDC Discovery §4 / RFC 8414 §3 with the issuer check of RFC 8414 §3.3,
+//! and bounded JSON GETs for JWKS documents.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::metadata::{AuthorizationServerMetadata, discovery_urls};
+
+/// Metadata and JWKS documents larger than this are refused.
+pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+/// Why a document could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// Transport failure.
+    #[error("request to {url} failed: {message}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Non-success status.
+    #[error("{url} answered HTTP {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The status.
+        status: u16,
+    },
+    /// The body was too large or not the expected JSON.
+    #[error("{url} returned an invalid document: {message}")]
+    Invalid {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The document names another issuer (RFC 8414 §3.3).
+    #[error("metadata issuer {found:?} does not match {expected:?}")]
+    IssuerMismatch {
+        /// The issuer asked for.
+        expected: String,
+        /// The issuer in the document.
+        found: String,
+    },
+    /// No well-known URL answered.
+    #[error("no metadata found for issuer {0}")]
+    NotFound(String),
+}
+
+/// A reqwest client suitable for metadata fetches: no redirects, bounded time.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_default()
+}
+
+/// GETs `url` and parses a bounded JSON body.
+pub async fn get_json<T: DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<T, DiscoveryError> {
+    let http_err = |e: reqwest::Error| DiscoveryError::Http {
+        url: url.to_owned(),
+        message: e.to_string(),
+    };
+    let response = http
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(http_err)?;
+    if !response.status().is_success() {
+        return Err(DiscoveryError::Status {
+            url: url.to_owned(),
+            status: response.status().as_u16(),
+        });
+    }
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_DOCUMENT_BYTES as u64)
+    {
+        return Err(DiscoveryError::Invalid {
+            url: url.to_owned(),
+            message: "too large".into(),
+        });
+    }
+    let body = response.bytes().await.map_err(http_err)?;
+    if body.len() > MAX_DOCUMENT_BYTES {
+        return Err(DiscoveryError::Invalid {
+            url: url.to_owned(),
+            message: "too large".into(),
+        });
+    }
+    serde_json::from_slice(&body).map_err(|e| DiscoveryError::Invalid {
+        url: url.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Discovers an authorization server's metadata, trying the OIDC and RFC 8414 well-known URLs in
+/// turn, and insists that the document's `issuer` is exactly `issuer`.
+pub async fn discover(
+    http: &reqwest::Client,
+    issuer: &str,
+) -> Result<AuthorizationServerMetadata, DiscoveryError> {
+    let mut last_error = None;
+    for url in discovery_urls(issuer) {
+        match get_json::<AuthorizationServerMetadata>(http, &url).await {
+            Ok(metadata) if metadata.issuer == issuer => return Ok(metadata),
+            Ok(metadata) => {
+                return Err(DiscoveryError::IssuerMismatch {
+                    expected: issuer.to_owned(),
+                    found: metadata.issuer,
+                });
+            }
+            Err(e @ (DiscoveryError::Status { .. } | DiscoveryError::Invalid { .. })) => {
+                last_error = Some(e)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| DiscoveryError::NotFound(issuer.to_owned())))
+}

@@ -1,0 +1,27 @@
+//! Framework-free protocol types and primitives for secure-agent.
+//!
+//! * [`oauth`]: RFC 6749 / RFC 8693 / RFC 7523 wire types (grant types, token types, errors, scopes).
+//! * [`metadata`]: RFC 8414 / OIDC Discovery / RFC 9728 metadata documents.
+//! * [`claims`]: the JWT claim sets we issue and accept (ID token, ID-JAG, access token, client assertion).
+//! * [`keys`]: signing keys, JWKs and RFC 7638 thumbprints.
+//! * [`verify`]: strict JWT verification against a JWKS cache.
+//! * [`assertion`]: `private_key_jwt` client assertions (RFC 7523 §2.2).
+//! * [`www_authenticate`]: RFC 9110 challenge building and parsing.
+//! * [`clock`]: injected time.
+//!
+//! No web framework lives here; HTTP is only used to fetch metadata and JWKS documents.
+
+pub mod assertion;
+pub mod claims;
+pub mod clock;
+pub mod discovery;
+pub mod keys;
+pub mod metadata;
+pub mod oauth;
+pub mod secret_serde;
+pub mod verify;
+#[cfg(any())]
+pub mod www_authenticate;
+
+pub use clock::{Clock, FixedClock, SystemClock, UnixTime};
+pub use oauth::Scopes;
