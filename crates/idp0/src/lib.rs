@@ -1,1 +1,113 @@
+//! idp0: an embedded identity provider that speaks the protocols and URL layout of Okta's org and
+//! custom authorization servers — OIDC login, refresh, client credentials, token exchange for
+//! ID-JAGs (Cross-App Access) and their redemption — so secure-agent runs and is tested offline.
+//!
+//! * [`config`]: the TOML configuration; [`devconfig`]: the generated development setup.
+//! * [`state::Idp`]: the assembled IdP; [`http::router`]: its routes.
+//! * [`grants`]: one module per grant; [`client_auth`]: client authentication.
+//! * [`store`]: durable state behind a trait (SQLite embedded).
 
+pub mod client_auth;
+pub mod config;
+pub mod devconfig;
+pub mod error;
+pub mod fsutil;
+pub mod grants;
+pub mod html;
+pub mod http;
+pub mod keyring;
+pub mod password;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod token_request;
+pub mod tokens;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use protocol::Clock;
+
+pub use http::router;
+pub use state::Idp;
+
+/// How to open idp0.
+pub struct Options {
+    /// Data directory (created 0700).
+    pub data_dir: PathBuf,
+    /// Config file; `None` generates/uses the development configuration in the data directory.
+    pub config: Option<PathBuf>,
+    /// Org issuer (base URL).
+    pub issuer: String,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// An opened IdP and what to tell the person starting it.
+pub struct Opened {
+    /// The IdP.
+    pub idp: Idp,
+    /// Demo credentials of a development configuration.
+    pub demo_users: Vec<(String, String)>,
+    /// The development configuration was generated on this start.
+    pub generated: bool,
+}
+
+/// Loads (or generates) configuration, opens storage and keys.
+pub async fn open(options: Options) -> anyhow::Result<Opened> {
+    fsutil::create_private_dir(&options.data_dir)?;
+    let (config_path, dev) = match options.config {
+        Some(path) => (path, None),
+        None => {
+            let dev = devconfig::ensure(&options.data_dir)?;
+            (dev.path.clone(), Some(dev))
+        }
+    };
+    let config = config::Config::load(&config_path)?;
+    let store = store::SqliteStore::open(&options.data_dir.join("idp0.db")).await?;
+    let demo_users = dev
+        .as_ref()
+        .map(|d| d.demo_users.clone())
+        .unwrap_or_default();
+    let idp = Idp::new(state::IdpParts {
+        config,
+        issuer: options.issuer.clone(),
+        store: Arc::new(store),
+        clock: options.clock,
+        keys_dir: Some(options.data_dir.join("keys")),
+        demo_credentials: demo_users.clone(),
+    })?;
+    if dev.is_some() {
+        devconfig::write_env_files(&options.data_dir, idp.issuer())?;
+    }
+    Ok(Opened {
+        idp,
+        demo_users,
+        generated: dev.is_some_and(|d| d.created),
+    })
+}
+
+/// Serves idp0 on `listener` until `shutdown` resolves; purges expired state every ten minutes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    idp: Idp,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let purger = {
+        let idp = idp.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+            loop {
+                every.tick().await;
+                if let Err(e) = idp.store.purge_expired(idp.clock.now()).await {
+                    tracing::warn!(error = %e, "purging expired state failed");
+                }
+            }
+        })
+    };
+    let result = axum::serve(listener, router(idp))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    purger.abort();
+    result
+}

@@ -20,7 +20,6 @@ pub mod metadata;
 pub mod oauth;
 pub mod secret_serde;
 pub mod verify;
-#[cfg(any())]
 pub mod www_authenticate;
 
 pub use clock::{Clock, FixedClock, SystemClock, UnixTime};

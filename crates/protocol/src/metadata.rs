@@ -106,12 +106,12 @@ pub struct ProtectedResourceMetadata {
 pub fn discovery_urls(issuer: &str) -> Vec<String> {
     let issuer = issuer.trim_end_matches('/');
     let mut urls = vec![format!("{issuer}/.well-known/openid-configuration")];
-    if let Some((origin, path)) = split_origin(issuer) {
-        if !path.is_empty() {
-            urls.push(format!(
-                "{origin}/.well-known/oauth-authorization-server{path}"
-            ));
-        }
+    if let Some((origin, path)) = split_origin(issuer)
+        && !path.is_empty()
+    {
+        urls.push(format!(
+            "{origin}/.well-known/oauth-authorization-server{path}"
+        ));
     }
     urls.push(format!("{issuer}/.well-known/oauth-authorization-server"));
     urls

@@ -284,8 +284,8 @@ impl TypeRule {
 pub struct Expectations {
     /// Exact `iss`.
     pub issuer: String,
-    /// A value `aud` must contain.
-    pub audience: String,
+    /// `aud` must contain at least one of these.
+    pub audiences: Vec<String>,
     /// Allowed `typ` values.
     pub typ: TypeRule,
     /// Clock skew tolerance in seconds.
@@ -299,11 +299,17 @@ impl Expectations {
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>, typ: TypeRule) -> Self {
         Self {
             issuer: issuer.into(),
-            audience: audience.into(),
+            audiences: vec![audience.into()],
             typ,
             leeway: DEFAULT_LEEWAY_SECONDS,
             max_bytes: DEFAULT_MAX_TOKEN_BYTES,
         }
+    }
+
+    /// Also accepts `audience` (e.g. a token endpoint URL besides the issuer).
+    pub fn or_audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
     }
 }
 
@@ -405,7 +411,7 @@ impl JwtVerifier {
             return Err(JwtError::WrongIssuer);
         }
         match &claims.aud {
-            Some(aud) if aud.contains(&expect.audience) => {}
+            Some(aud) if expect.audiences.iter().any(|a| aud.contains(a)) => {}
             _ => return Err(JwtError::WrongAudience),
         }
         let exp = claims.exp.ok_or(JwtError::Claim("exp"))?;

@@ -1,0 +1,705 @@
+//! idp0's configuration: a TOML file with users, clients, agents and authorization servers,
+//! parsed with `deny_unknown_fields` into runtime types at load time (STYLE §2).
+//!
+//! ```toml
+//! [[users]]
+//! id = "00u1alice"            # optional; generated from the username when absent
+//! username = "alice"
+//! name = "Alice Example"
+//! email = "alice@example.com"
+//! password_hash = "$argon2id$v=19$..."
+//!
+//! [[clients]]                 # web applications (OIDC relying parties)
+//! client_id = "agent0"
+//! client_secret = "..."
+//! auth_method = "client_secret_basic"   # or client_secret_post, private_key_jwt, none
+//! redirect_uris = ["http://localhost:3000/callback"]
+//! post_logout_redirect_uris = ["http://localhost:3000/"]
+//!
+//! [[agents]]                  # AI agent identities: private_key_jwt only
+//! client_id = "agent0-agent"
+//! jwks = { keys = [ { kty = "RSA", ... } ] }   # or jwks_file = "agent.jwks.json"
+//! linked_clients = ["agent0"] # apps whose users' ID tokens the agent may exchange
+//!
+//! [[authorization_servers]]   # custom authorization servers at /oauth2/<id>
+//! id = "todo0"
+//! audience = "http://localhost:5002/mcp"
+//! scopes = ["mcp:connect", "mcp:tools:read", "mcp:tools:manage", "mcp:tools:delete"]
+//! default_scopes = ["mcp:connect"]
+//! [[authorization_servers.policies]]
+//! clients = ["agent0-agent"]
+//! grant_types = ["urn:ietf:params:oauth:grant-type:jwt-bearer"]
+//! scopes = ["mcp:connect", "mcp:tools:read", "mcp:tools:manage", "mcp:tools:delete"]
+//! access_token_lifetime_seconds = 3600
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use jsonwebtoken::jwk::JwkSet;
+use protocol::Scopes;
+use protocol::oauth::GrantType;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// A configuration problem, naming the key and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// TOML syntax or an unknown / mistyped key.
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the key and line).
+        message: String,
+    },
+    /// A value that parses but makes no sense.
+    #[error("{key}: {problem}")]
+    Invalid {
+        /// Dotted path of the key.
+        key: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+/// The file format.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Show demo credentials on the login page (generated development configurations only).
+    #[serde(default)]
+    pub development: bool,
+    /// Lifetime of ID tokens and org access tokens, seconds.
+    #[serde(default = "default_id_token_lifetime")]
+    pub id_token_lifetime_seconds: i64,
+    /// Lifetime of ID-JAGs, seconds.
+    #[serde(default = "default_id_jag_lifetime")]
+    pub id_jag_lifetime_seconds: i64,
+    /// Lifetime of refresh tokens, seconds.
+    #[serde(default = "default_refresh_lifetime")]
+    pub refresh_token_lifetime_seconds: i64,
+    /// Lifetime of the SSO session, seconds.
+    #[serde(default = "default_session_lifetime")]
+    pub session_lifetime_seconds: i64,
+    /// People.
+    #[serde(default)]
+    pub users: Vec<UserEntry>,
+    /// Web applications.
+    #[serde(default)]
+    pub clients: Vec<ClientEntry>,
+    /// AI agent identities.
+    #[serde(default)]
+    pub agents: Vec<AgentEntry>,
+    /// Custom authorization servers.
+    #[serde(default)]
+    pub authorization_servers: Vec<AuthorizationServerEntry>,
+}
+
+fn default_id_token_lifetime() -> i64 {
+    3600
+}
+fn default_id_jag_lifetime() -> i64 {
+    300
+}
+fn default_refresh_lifetime() -> i64 {
+    30 * 24 * 3600
+}
+fn default_session_lifetime() -> i64 {
+    12 * 3600
+}
+fn default_access_token_lifetime() -> i64 {
+    3600
+}
+
+/// A person.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    /// Stable id (`sub`, `uid`); derived from the username when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Login name.
+    pub username: String,
+    /// Display name.
+    pub name: String,
+    /// E-mail address.
+    pub email: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+}
+
+/// How a client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// HTTP Basic (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// `client_id` + `client_secret` in the body.
+    ClientSecretPost,
+    /// RFC 7523 client assertion signed with a registered key.
+    PrivateKeyJwt,
+    /// Public client (PKCE only).
+    None,
+}
+
+impl AuthMethod {
+    /// The registered name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::None => "none",
+        }
+    }
+}
+
+/// A web application.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientEntry {
+    /// Client id.
+    pub client_id: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Secret for `client_secret_*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// Token endpoint authentication.
+    pub auth_method: AuthMethod,
+    /// Exact redirect URIs.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Exact post-logout redirect URIs.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Public keys for `private_key_jwt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<JwkSet>,
+    /// File holding a JWKS or a single public JWK, relative to the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_file: Option<PathBuf>,
+}
+
+/// An AI agent identity (a workload principal): authenticates with `private_key_jwt` only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentEntry {
+    /// Client id.
+    pub client_id: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Public keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<JwkSet>,
+    /// File holding a JWKS or a single public JWK, relative to the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_file: Option<PathBuf>,
+    /// Applications whose users' ID tokens this agent may exchange for ID-JAGs.
+    #[serde(default)]
+    pub linked_clients: Vec<String>,
+}
+
+/// A custom authorization server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationServerEntry {
+    /// Path segment: the issuer is `<base>/oauth2/<id>`.
+    pub id: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Resource identifier put in access tokens' `aud`.
+    pub audience: String,
+    /// Scopes this server knows.
+    pub scopes: Vec<String>,
+    /// Scopes granted when a request names none.
+    #[serde(default)]
+    pub default_scopes: Vec<String>,
+    /// Access policies, first match wins.
+    #[serde(default)]
+    pub policies: Vec<PolicyEntry>,
+}
+
+/// Which clients may obtain which scopes by which grants.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyEntry {
+    /// Client ids this policy applies to.
+    pub clients: Vec<String>,
+    /// Grant types allowed (URNs or short names).
+    pub grant_types: Vec<String>,
+    /// Scopes these clients may obtain.
+    pub scopes: Vec<String>,
+    /// Access token lifetime.
+    #[serde(default = "default_access_token_lifetime")]
+    pub access_token_lifetime_seconds: i64,
+}
+
+/// A user at run time.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// Stable id.
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// Display name.
+    pub name: String,
+    /// E-mail.
+    pub email: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+}
+
+/// A registered client (application or agent) at run time.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// Client id.
+    pub client_id: String,
+    /// Token endpoint authentication.
+    pub auth_method: AuthMethod,
+    /// Secret, for `client_secret_*`.
+    pub secret: Option<SecretString>,
+    /// Public keys, for `private_key_jwt`.
+    pub jwks: Option<JwkSet>,
+    /// Exact redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Exact post-logout redirect URIs.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Whether this is an AI agent identity.
+    pub is_agent: bool,
+    /// For agents: applications whose users' ID tokens it may exchange.
+    pub linked_clients: HashSet<String>,
+}
+
+/// A policy at run time.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Clients.
+    pub clients: HashSet<String>,
+    /// Grant types.
+    pub grant_types: HashSet<GrantType>,
+    /// Scopes.
+    pub scopes: Scopes,
+    /// Access token lifetime, seconds.
+    pub access_token_lifetime: i64,
+}
+
+/// A custom authorization server at run time (issuer is resolved later from the base URL).
+#[derive(Debug, Clone)]
+pub struct CustomServer {
+    /// Path id.
+    pub id: String,
+    /// Resource identifier (`aud`).
+    pub audience: String,
+    /// Known scopes.
+    pub scopes: Scopes,
+    /// Default scopes.
+    pub default_scopes: Scopes,
+    /// Policies in order.
+    pub policies: Vec<Policy>,
+}
+
+impl CustomServer {
+    /// The first policy allowing `client_id` to use `grant`.
+    pub fn policy_for(&self, client_id: &str, grant: &GrantType) -> Option<&Policy> {
+        self.policies
+            .iter()
+            .find(|p| p.clients.contains(client_id) && p.grant_types.contains(grant))
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Show demo credentials on the login page.
+    pub development: bool,
+    /// ID token lifetime.
+    pub id_token_lifetime: i64,
+    /// ID-JAG lifetime.
+    pub id_jag_lifetime: i64,
+    /// Refresh token lifetime.
+    pub refresh_token_lifetime: i64,
+    /// SSO session lifetime.
+    pub session_lifetime: i64,
+    /// Users by username.
+    pub users: HashMap<String, User>,
+    /// Clients by id.
+    pub clients: HashMap<String, Client>,
+    /// Custom servers by id.
+    pub servers: Vec<CustomServer>,
+}
+
+impl Config {
+    /// Reads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let file: ConfigFile = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        Self::from_file(file, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// Validates a parsed file; relative `jwks_file`s resolve against `base_dir`.
+    pub fn from_file(file: ConfigFile, base_dir: &Path) -> Result<Self, ConfigError> {
+        let mut users = HashMap::new();
+        let mut user_ids = HashSet::new();
+        for (i, u) in file.users.into_iter().enumerate() {
+            let key = format!("users[{i}]");
+            if u.username.trim().is_empty() {
+                return Err(invalid(format!("{key}.username"), "must not be empty"));
+            }
+            if argon2::PasswordHash::new(&u.password_hash).is_err() {
+                return Err(invalid(
+                    format!("{key}.password_hash"),
+                    "not a PHC string; create one with `secure-agent idp hash-password`",
+                ));
+            }
+            let id = u.id.unwrap_or_else(|| user_id_for(&u.username));
+            if !user_ids.insert(id.clone()) {
+                return Err(invalid(
+                    format!("{key}.id"),
+                    format!("duplicate user id {id:?}"),
+                ));
+            }
+            let user = User {
+                id,
+                username: u.username.clone(),
+                name: u.name,
+                email: u.email,
+                password_hash: u.password_hash,
+            };
+            if users.insert(u.username.clone(), user).is_some() {
+                return Err(invalid(
+                    format!("{key}.username"),
+                    format!("duplicate username {:?}", u.username),
+                ));
+            }
+        }
+
+        let mut clients = HashMap::new();
+        for (i, c) in file.clients.into_iter().enumerate() {
+            let key = format!("clients[{i}]");
+            let jwks = read_jwks(&key, c.jwks, c.jwks_file.as_deref(), base_dir)?;
+            let secret = c.client_secret.map(SecretString::from);
+            match c.auth_method {
+                AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+                    if secret.is_none() =>
+                {
+                    return Err(invalid(
+                        format!("{key}.client_secret"),
+                        "required for client_secret_basic / client_secret_post",
+                    ));
+                }
+                AuthMethod::PrivateKeyJwt if jwks.is_none() => {
+                    return Err(invalid(
+                        format!("{key}.jwks"),
+                        "private_key_jwt needs `jwks` or `jwks_file`",
+                    ));
+                }
+                _ => {}
+            }
+            for uri in c.redirect_uris.iter().chain(&c.post_logout_redirect_uris) {
+                check_redirect_uri(&key, uri)?;
+            }
+            let client = Client {
+                client_id: c.client_id.clone(),
+                auth_method: c.auth_method,
+                secret,
+                jwks,
+                redirect_uris: c.redirect_uris,
+                post_logout_redirect_uris: c.post_logout_redirect_uris,
+                is_agent: false,
+                linked_clients: HashSet::new(),
+            };
+            insert_client(&mut clients, &key, client)?;
+        }
+        for (i, a) in file.agents.into_iter().enumerate() {
+            let key = format!("agents[{i}]");
+            let jwks =
+                read_jwks(&key, a.jwks, a.jwks_file.as_deref(), base_dir)?.ok_or_else(|| {
+                    invalid(
+                        format!("{key}.jwks"),
+                        "an agent needs `jwks` or `jwks_file` with its public key",
+                    )
+                })?;
+            for linked in &a.linked_clients {
+                if !clients.contains_key(linked) {
+                    return Err(invalid(
+                        format!("{key}.linked_clients"),
+                        format!("{linked:?} is not a configured client"),
+                    ));
+                }
+            }
+            let client = Client {
+                client_id: a.client_id.clone(),
+                auth_method: AuthMethod::PrivateKeyJwt,
+                secret: None,
+                jwks: Some(jwks),
+                redirect_uris: vec![],
+                post_logout_redirect_uris: vec![],
+                is_agent: true,
+                linked_clients: a.linked_clients.into_iter().collect(),
+            };
+            insert_client(&mut clients, &key, client)?;
+        }
+
+        let mut servers = Vec::new();
+        for (i, s) in file.authorization_servers.into_iter().enumerate() {
+            let key = format!("authorization_servers[{i}]");
+            let id_ok = !s.id.is_empty()
+                && s.id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && s.id != "v1";
+            if !id_ok {
+                return Err(invalid(
+                    format!("{key}.id"),
+                    "use letters, digits, '-' or '_' (and not \"v1\")",
+                ));
+            }
+            if servers.iter().any(|x: &CustomServer| x.id == s.id) {
+                return Err(invalid(
+                    format!("{key}.id"),
+                    format!("duplicate id {:?}", s.id),
+                ));
+            }
+            url::Url::parse(&s.audience).map_err(|e| {
+                invalid(
+                    format!("{key}.audience"),
+                    format!("not an absolute URI: {e}"),
+                )
+            })?;
+            let scopes = parse_scopes(&format!("{key}.scopes"), &s.scopes)?;
+            let default_scopes = parse_scopes(&format!("{key}.default_scopes"), &s.default_scopes)?;
+            if !scopes.contains_all(&default_scopes) {
+                return Err(invalid(
+                    format!("{key}.default_scopes"),
+                    "must be a subset of `scopes`",
+                ));
+            }
+            let mut policies = Vec::new();
+            for (j, p) in s.policies.into_iter().enumerate() {
+                let pkey = format!("{key}.policies[{j}]");
+                for c in &p.clients {
+                    if !clients.contains_key(c) {
+                        return Err(invalid(
+                            format!("{pkey}.clients"),
+                            format!("{c:?} is not a configured client or agent"),
+                        ));
+                    }
+                }
+                let pscopes = parse_scopes(&format!("{pkey}.scopes"), &p.scopes)?;
+                if !scopes.contains_all(&pscopes) {
+                    return Err(invalid(
+                        format!("{pkey}.scopes"),
+                        "must be a subset of the server's `scopes`",
+                    ));
+                }
+                let grant_types = p
+                    .grant_types
+                    .iter()
+                    .map(|g| grant_type_named(&format!("{pkey}.grant_types"), g))
+                    .collect::<Result<_, _>>()?;
+                if !(60..=86_400).contains(&p.access_token_lifetime_seconds) {
+                    return Err(invalid(
+                        format!("{pkey}.access_token_lifetime_seconds"),
+                        "must be between 60 and 86400",
+                    ));
+                }
+                policies.push(Policy {
+                    clients: p.clients.into_iter().collect(),
+                    grant_types,
+                    scopes: pscopes,
+                    access_token_lifetime: p.access_token_lifetime_seconds,
+                });
+            }
+            servers.push(CustomServer {
+                id: s.id,
+                audience: s.audience,
+                scopes,
+                default_scopes,
+                policies,
+            });
+        }
+
+        for (key, value, range) in [
+            (
+                "id_token_lifetime_seconds",
+                file.id_token_lifetime_seconds,
+                60..=86_400,
+            ),
+            (
+                "id_jag_lifetime_seconds",
+                file.id_jag_lifetime_seconds,
+                30..=600,
+            ),
+            (
+                "refresh_token_lifetime_seconds",
+                file.refresh_token_lifetime_seconds,
+                300..=365 * 86_400,
+            ),
+            (
+                "session_lifetime_seconds",
+                file.session_lifetime_seconds,
+                300..=30 * 86_400,
+            ),
+        ] {
+            if !range.contains(&value) {
+                return Err(invalid(
+                    key,
+                    format!("must be between {} and {}", range.start(), range.end()),
+                ));
+            }
+        }
+
+        Ok(Config {
+            development: file.development,
+            id_token_lifetime: file.id_token_lifetime_seconds,
+            id_jag_lifetime: file.id_jag_lifetime_seconds,
+            refresh_token_lifetime: file.refresh_token_lifetime_seconds,
+            session_lifetime: file.session_lifetime_seconds,
+            users,
+            clients,
+            servers,
+        })
+    }
+
+    /// A user by stable id.
+    pub fn user_by_id(&self, id: &str) -> Option<&User> {
+        self.users.values().find(|u| u.id == id)
+    }
+}
+
+/// A stable, Okta-looking user id derived from the username.
+pub fn user_id_for(username: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(username.as_bytes());
+    let hex: String = digest.iter().take(9).map(|b| format!("{b:02x}")).collect();
+    format!("00u{hex}")
+}
+
+fn insert_client(
+    clients: &mut HashMap<String, Client>,
+    key: &str,
+    client: Client,
+) -> Result<(), ConfigError> {
+    if client.client_id.trim().is_empty() {
+        return Err(invalid(format!("{key}.client_id"), "must not be empty"));
+    }
+    let id = client.client_id.clone();
+    if clients.insert(id.clone(), client).is_some() {
+        return Err(invalid(
+            format!("{key}.client_id"),
+            format!("duplicate client id {id:?}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_redirect_uri(key: &str, uri: &str) -> Result<(), ConfigError> {
+    let parsed = url::Url::parse(uri).map_err(|e| {
+        invalid(
+            format!("{key}.redirect_uris"),
+            format!("{uri:?} is not an absolute URI: {e}"),
+        )
+    })?;
+    if parsed.fragment().is_some() {
+        return Err(invalid(
+            format!("{key}.redirect_uris"),
+            format!("{uri:?} must not contain a fragment"),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_scopes(key: &str, scopes: &[String]) -> Result<Scopes, ConfigError> {
+    scopes
+        .iter()
+        .map(|s| {
+            Scopes::parse(s)
+                .ok()
+                .filter(|p| p.iter().count() == 1)
+                .map(|_| s.clone())
+                .ok_or_else(|| invalid(key, format!("{s:?} is not a single scope token")))
+        })
+        .collect()
+}
+
+fn grant_type_named(key: &str, name: &str) -> Result<GrantType, ConfigError> {
+    let grant = match name {
+        "jwt-bearer" | "jwt_bearer" => GrantType::JwtBearer,
+        "token-exchange" | "token_exchange" => GrantType::TokenExchange,
+        other => GrantType::from(other),
+    };
+    match grant {
+        GrantType::Other(_) => Err(invalid(key, format!("unknown grant type {name:?}"))),
+        grant => Ok(grant),
+    }
+}
+
+fn read_jwks(
+    key: &str,
+    inline: Option<JwkSet>,
+    file: Option<&Path>,
+    base_dir: &Path,
+) -> Result<Option<JwkSet>, ConfigError> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(invalid(
+            format!("{key}.jwks"),
+            "give `jwks` or `jwks_file`, not both",
+        )),
+        (Some(jwks), None) => Ok(Some(jwks)),
+        (None, None) => Ok(None),
+        (None, Some(file)) => {
+            let path = base_dir.join(file);
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                invalid(
+                    format!("{key}.jwks_file"),
+                    format!("{}: not JSON: {e}", path.display()),
+                )
+            })?;
+            let jwks = if value.get("keys").is_some() {
+                serde_json::from_value(value)
+            } else {
+                serde_json::from_value(value).map(|jwk| JwkSet { keys: vec![jwk] })
+            };
+            jwks.map(Some).map_err(|e| {
+                invalid(
+                    format!("{key}.jwks_file"),
+                    format!("{}: not a JWK or JWKS: {e}", path.display()),
+                )
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

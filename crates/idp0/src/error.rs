@@ -1,0 +1,130 @@
+//! Token-endpoint errors (RFC 6749 §5.2). The domain error knows nothing of HTTP; the one
+//! `IntoResponse` below picks each variant's status deliberately (no catch-all arm).
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use protocol::oauth::{ErrorCode, ErrorResponse};
+
+use crate::store::StoreError;
+
+/// Why a token request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    /// Malformed or missing parameters (RFC 6749 §5.2 `invalid_request`).
+    #[error("invalid_request: {0}")]
+    InvalidRequest(String),
+    /// Client authentication failed. `basic` when the client tried HTTP Basic, so the response
+    /// carries a `WWW-Authenticate: Basic` challenge (RFC 6749 §5.2).
+    #[error("invalid_client: {description}")]
+    InvalidClient {
+        /// What failed.
+        description: String,
+        /// The client used the `Authorization` header.
+        basic: bool,
+    },
+    /// The grant (code, refresh token, assertion, subject token) is invalid.
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(String),
+    /// The client may not use this grant here.
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(String),
+    /// Grant type unknown or not served by this authorization server.
+    #[error("unsupported_grant_type: {0}")]
+    UnsupportedGrantType(String),
+    /// Requested scope unknown or not allowed.
+    #[error("invalid_scope: {0}")]
+    InvalidScope(String),
+    /// `audience` / `resource` names nothing we issue for (RFC 8693 §2.2.2, RFC 8707).
+    #[error("invalid_target: {0}")]
+    InvalidTarget(String),
+    /// RFC 7009 §2.2.1.
+    #[error("unsupported_token_type: {0}")]
+    UnsupportedTokenType(String),
+    /// Storage failed; the client sees a generic `server_error`.
+    #[error("server_error: {0}")]
+    Store(#[from] StoreError),
+    /// Signing failed; the client sees a generic `server_error`.
+    #[error("server_error: {0}")]
+    Signing(String),
+}
+
+impl OAuthError {
+    /// The RFC 6749 error code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Self::InvalidClient { .. } => ErrorCode::InvalidClient,
+            Self::InvalidGrant(_) => ErrorCode::InvalidGrant,
+            Self::UnauthorizedClient(_) => ErrorCode::UnauthorizedClient,
+            Self::UnsupportedGrantType(_) => ErrorCode::UnsupportedGrantType,
+            Self::InvalidScope(_) => ErrorCode::InvalidScope,
+            Self::InvalidTarget(_) => ErrorCode::InvalidTarget,
+            Self::UnsupportedTokenType(_) => ErrorCode::UnsupportedTokenType,
+            Self::Store(_) | Self::Signing(_) => ErrorCode::ServerError,
+        }
+    }
+
+    /// A client-authentication failure.
+    pub fn invalid_client(description: impl Into<String>, basic: bool) -> Self {
+        Self::InvalidClient {
+            description: description.into(),
+            basic,
+        }
+    }
+
+    fn status_and_description(&self) -> (StatusCode, String) {
+        match self {
+            Self::InvalidClient { description, .. } => {
+                (StatusCode::UNAUTHORIZED, description.clone())
+            }
+            Self::InvalidRequest(d)
+            | Self::InvalidGrant(d)
+            | Self::UnauthorizedClient(d)
+            | Self::UnsupportedGrantType(d)
+            | Self::InvalidScope(d)
+            | Self::InvalidTarget(d)
+            | Self::UnsupportedTokenType(d) => (StatusCode::BAD_REQUEST, d.clone()),
+            Self::Store(_) | Self::Signing(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the server could not complete the request".into(),
+            ),
+        }
+    }
+}
+
+impl From<protocol::keys::KeyError> for OAuthError {
+    fn from(e: protocol::keys::KeyError) -> Self {
+        Self::Signing(e.to_string())
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let (status, description) = self.status_and_description();
+        // Log the code and, for server faults, the cause; never a token or secret.
+        match &self {
+            Self::Store(_) | Self::Signing(_) => {
+                tracing::error!(error = %self, "token request failed")
+            }
+            _ => tracing::info!(error = %self.code(), "token request refused"),
+        }
+        let body = ErrorResponse::new(self.code(), description);
+        let mut response = (status, Json(body)).into_response();
+        no_store(&mut response);
+        if let Self::InvalidClient { basic: true, .. } = self {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"idp0\""),
+            );
+        }
+        response
+    }
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
+pub fn no_store(response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}

@@ -1,0 +1,457 @@
+//! The authorization endpoint (RFC 6749 §4.1.1 with PKCE S256, RFC 7636; OIDC Core §3.1.2) and
+//! the login form it shows when there is no SSO session.
+//!
+//! Until the client and its exact redirect URI are known, errors are shown as a page (redirecting
+//! to an unverified URI would make us an open redirector); after that, errors go back to the
+//! client as `error`, `error_description`, `state` and `iss` (RFC 9207) query parameters.
+//! The login form carries the original request; after a successful login the same validation
+//! runs again and the code is issued directly, so there is no redirect loop and no `return_to`.
+
+use axum::Form as AxumForm;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use protocol::Scopes;
+use protocol::oauth::GrantType;
+use serde::Deserialize;
+
+use super::{Server, html_response};
+use crate::config::Client;
+use crate::html::{self, LoginPage};
+use crate::password;
+use crate::server::{AuthServer, ORG_SCOPES};
+use crate::state::Idp;
+use crate::store::{AuthCode, Grant, SsoSession, secret_hash};
+use crate::token_request::Form;
+use crate::tokens::{new_id, new_secret};
+
+/// SSO session cookie.
+pub(crate) const SESSION_COOKIE: &str = "idp0_session";
+const CSRF_COOKIE: &str = "idp0_csrf";
+/// Authorization codes live this long.
+const CODE_LIFETIME: i64 = 120;
+
+/// A validated authorization request.
+struct AuthorizeRequest<'a> {
+    client: &'a Client,
+    redirect_uri: String,
+    scope: Scopes,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: String,
+    prompt: Option<String>,
+}
+
+/// Why an authorization request failed.
+enum Refusal {
+    /// Show a page; never redirect (client or redirect URI not trusted).
+    Page(String),
+    /// Send the error back to the client.
+    Redirect {
+        redirect_uri: String,
+        state: Option<String>,
+        error: &'static str,
+        description: String,
+    },
+}
+
+fn validate<'a>(
+    idp: &'a Idp,
+    server: &AuthServer,
+    query: &str,
+) -> Result<AuthorizeRequest<'a>, Refusal> {
+    let form = Form::parse(query.as_bytes())
+        .map_err(|_| Refusal::Page("A parameter is repeated in the request.".into()))?;
+    let client_id = form
+        .get("client_id")
+        .ok_or_else(|| Refusal::Page("The request has no client_id.".into()))?;
+    let client = idp
+        .client(client_id)
+        .ok_or_else(|| Refusal::Page("The application is not registered.".into()))?;
+    let redirect_uri = form
+        .get("redirect_uri")
+        .ok_or_else(|| Refusal::Page("The request has no redirect_uri.".into()))?;
+    if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
+        return Err(Refusal::Page(
+            "The redirect_uri is not registered for this application.".into(),
+        ));
+    }
+    let state = form.get("state").map(str::to_owned);
+    let fail = |error: &'static str, description: &str| Refusal::Redirect {
+        redirect_uri: redirect_uri.to_owned(),
+        state: state.clone(),
+        error,
+        description: description.to_owned(),
+    };
+    if form.get("response_type") != Some("code") {
+        return Err(fail(
+            "unsupported_response_type",
+            "only response_type=code is supported",
+        ));
+    }
+    if form.get("response_mode").is_some_and(|m| m != "query") {
+        return Err(fail(
+            "invalid_request",
+            "only response_mode=query is supported",
+        ));
+    }
+    let code_challenge = form
+        .get("code_challenge")
+        .ok_or_else(|| fail("invalid_request", "PKCE is required: send code_challenge"))?;
+    if form.get("code_challenge_method") != Some("S256") {
+        return Err(fail(
+            "invalid_request",
+            "code_challenge_method must be S256",
+        ));
+    }
+    let challenge_ok = code_challenge.len() == 43
+        && code_challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !challenge_ok {
+        return Err(fail(
+            "invalid_request",
+            "code_challenge must be a base64url SHA-256 digest",
+        ));
+    }
+    let requested = Scopes::parse(form.get("scope").unwrap_or_default())
+        .map_err(|_| fail("invalid_scope", "malformed scope"))?;
+    if requested.is_empty() {
+        return Err(fail("invalid_scope", "scope is required"));
+    }
+    let known: Scopes = server.scopes_supported().into_iter().collect();
+    if !known.contains_all(&requested) {
+        return Err(fail("invalid_scope", "a requested scope is not supported"));
+    }
+    let scope = match &server.custom {
+        None => requested,
+        Some(custom) => {
+            let policy = custom
+                .policy_for(&client.client_id, &GrantType::AuthorizationCode)
+                .ok_or_else(|| {
+                    fail(
+                        "unauthorized_client",
+                        "no policy allows this application here",
+                    )
+                })?;
+            let org: Scopes = ORG_SCOPES.into_iter().collect();
+            requested.intersection(&policy.scopes.union(&org))
+        }
+    };
+    let prompt = form.get("prompt").map(str::to_owned);
+    if prompt
+        .as_deref()
+        .is_some_and(|p| !matches!(p, "none" | "login" | "consent"))
+    {
+        return Err(fail("invalid_request", "unsupported prompt value"));
+    }
+    Ok(AuthorizeRequest {
+        client,
+        redirect_uri: redirect_uri.to_owned(),
+        scope,
+        state,
+        nonce: form.get("nonce").map(str::to_owned),
+        code_challenge: code_challenge.to_owned(),
+        prompt,
+    })
+}
+
+fn refusal_response(server: &AuthServer, refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::Page(message) => html_response(
+            StatusCode::BAD_REQUEST,
+            html::error("Cannot sign in", &message),
+        ),
+        Refusal::Redirect {
+            redirect_uri,
+            state,
+            error,
+            description,
+        } => {
+            let mut params = vec![
+                ("error", error.to_owned()),
+                ("error_description", description),
+            ];
+            params.extend(state.map(|s| ("state", s)));
+            params.push(("iss", server.issuer.clone()));
+            redirect_with(&redirect_uri, &params)
+        }
+    }
+}
+
+fn redirect_with(uri: &str, params: &[(&str, String)]) -> Response {
+    match url::Url::parse(uri) {
+        Ok(mut url) => {
+            url.query_pairs_mut()
+                .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
+            Redirect::to(url.as_str()).into_response()
+        }
+        Err(_) => html_response(
+            StatusCode::BAD_REQUEST,
+            html::error("Cannot sign in", "Invalid redirect URI."),
+        ),
+    }
+}
+
+/// The live SSO session behind the cookie, if any.
+async fn current_session(idp: &Idp, jar: &CookieJar) -> Option<SsoSession> {
+    let cookie = jar.get(SESSION_COOKIE)?;
+    let session = idp
+        .store
+        .find_session(&secret_hash(cookie.value()))
+        .await
+        .ok()??;
+    (session.expires_at > idp.clock.now() && idp.user(&session.user_id).is_some())
+        .then_some(session)
+}
+
+/// `GET …/v1/authorize`.
+pub(super) async fn get_authorize(
+    State(idp): State<Idp>,
+    Server(server): Server,
+    jar: CookieJar,
+    RawQuery(query): RawQuery,
+) -> Response {
+    authorize(idp, server, jar, query.unwrap_or_default()).await
+}
+
+/// `POST …/v1/authorize` (OIDC Core §3.1.2.1 allows form posts).
+pub(super) async fn post_authorize(
+    State(idp): State<Idp>,
+    Server(server): Server,
+    jar: CookieJar,
+    body: axum::body::Bytes,
+) -> Response {
+    authorize(
+        idp,
+        server,
+        jar,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+    .await
+}
+
+async fn authorize(
+    idp: Idp,
+    server: std::sync::Arc<AuthServer>,
+    jar: CookieJar,
+    query: String,
+) -> Response {
+    let request = match validate(&idp, &server, &query) {
+        Ok(request) => request,
+        Err(refusal) => return refusal_response(&server, refusal),
+    };
+    let session = current_session(&idp, &jar).await;
+    match (session, request.prompt.as_deref()) {
+        (Some(session), p) if p != Some("login") => {
+            issue_code(&idp, &server, &request, &session).await
+        }
+        (None, Some("none")) => refusal_response(
+            &server,
+            Refusal::Redirect {
+                redirect_uri: request.redirect_uri.clone(),
+                state: request.state.clone(),
+                error: "login_required",
+                description: "the user is not signed in".into(),
+            },
+        ),
+        _ => login_page(
+            &idp,
+            &server,
+            jar,
+            &query,
+            request.client,
+            None,
+            "",
+            StatusCode::OK,
+        ),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn login_page(
+    idp: &Idp,
+    server: &AuthServer,
+    jar: CookieJar,
+    query: &str,
+    client: &Client,
+    error: Option<&str>,
+    username: &str,
+    status: StatusCode,
+) -> Response {
+    let csrf = new_secret();
+    let demo: &[(String, String)] = if idp.config.development {
+        &idp.demo_credentials
+    } else {
+        &[]
+    };
+    let page = html::login(&LoginPage {
+        client_name: &client.client_id,
+        authorize_query: query,
+        server: server.store_id(),
+        csrf: &csrf,
+        error,
+        username,
+        demo_credentials: demo,
+    });
+    let cookie = Cookie::build((CSRF_COOKIE, csrf))
+        .path("/login")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(idp.secure_cookies)
+        .build();
+    (jar.add(cookie), html_response(status, page)).into_response()
+}
+
+async fn issue_code(
+    idp: &Idp,
+    server: &AuthServer,
+    request: &AuthorizeRequest<'_>,
+    session: &SsoSession,
+) -> Response {
+    let code = new_secret();
+    let now = idp.clock.now();
+    let record = AuthCode {
+        grant: Grant {
+            server: server.store_id().to_owned(),
+            client_id: request.client.client_id.clone(),
+            user_id: session.user_id.clone(),
+            scope: request.scope.to_string(),
+            nonce: request.nonce.clone(),
+            auth_time: session.auth_time,
+            sid: Some(session.sid.clone()),
+            family: new_id(),
+        },
+        redirect_uri: request.redirect_uri.clone(),
+        code_challenge: request.code_challenge.clone(),
+        expires_at: now + CODE_LIFETIME,
+        used: false,
+    };
+    if let Err(e) = idp.store.create_code(&secret_hash(&code), &record).await {
+        tracing::error!(error = %e, "could not store an authorization code");
+        return refusal_response(
+            server,
+            Refusal::Redirect {
+                redirect_uri: request.redirect_uri.clone(),
+                state: request.state.clone(),
+                error: "server_error",
+                description: "temporary failure".into(),
+            },
+        );
+    }
+    tracing::info!(client_id = %request.client.client_id, "issued authorization code");
+    let mut params = vec![("code", code)];
+    params.extend(request.state.clone().map(|s| ("state", s)));
+    params.push(("iss", server.issuer.clone()));
+    redirect_with(&request.redirect_uri, &params)
+}
+
+/// The login form's fields.
+#[derive(Deserialize)]
+pub(super) struct LoginForm {
+    username: String,
+    password: String,
+    authorize_query: String,
+    #[serde(default)]
+    server: String,
+    csrf: String,
+}
+
+/// `POST /login`: checks the password, starts an SSO session, and completes the authorization.
+pub(super) async fn post_login(
+    State(idp): State<Idp>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    AxumForm(form): AxumForm<LoginForm>,
+) -> Response {
+    let _ = headers;
+    let server = match idp.server((!form.server.is_empty()).then_some(form.server.as_str())) {
+        Some(server) => server,
+        None => {
+            return html_response(
+                StatusCode::BAD_REQUEST,
+                html::error("Cannot sign in", "Unknown authorization server."),
+            );
+        }
+    };
+    let request = match validate(&idp, &server, &form.authorize_query) {
+        Ok(request) => request,
+        Err(refusal) => return refusal_response(&server, refusal),
+    };
+    let csrf_ok = jar
+        .get(CSRF_COOKIE)
+        .is_some_and(|c| !form.csrf.is_empty() && c.value() == form.csrf);
+    if !csrf_ok {
+        let message = "Your sign-in form expired. Please try again.";
+        return login_page(
+            &idp,
+            &server,
+            jar,
+            &form.authorize_query,
+            request.client,
+            Some(message),
+            &form.username,
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let user = idp.config.users.get(form.username.trim());
+    let verified = match user {
+        Some(user) => password::verify(&form.password, &user.password_hash).await,
+        // Spend the same time on unknown users, so timing does not reveal who exists.
+        None => {
+            let _ = password::verify(&form.password, &password::DUMMY_HASH).await;
+            false
+        }
+    };
+    let Some(user) = user.filter(|_| verified) else {
+        tracing::info!(client_id = %request.client.client_id, "login failed");
+        let message = "Invalid username or password.";
+        return login_page(
+            &idp,
+            &server,
+            jar,
+            &form.authorize_query,
+            request.client,
+            Some(message),
+            &form.username,
+            StatusCode::UNAUTHORIZED,
+        );
+    };
+    let now = idp.clock.now();
+    let cookie_value = new_secret();
+    let session = SsoSession {
+        sid: new_id(),
+        user_id: user.id.clone(),
+        auth_time: now,
+        expires_at: now + idp.config.session_lifetime,
+    };
+    if let Err(e) = idp
+        .store
+        .create_session(&secret_hash(&cookie_value), &session)
+        .await
+    {
+        tracing::error!(error = %e, "could not store an SSO session");
+        return html_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            html::error("Cannot sign in", "Please try again shortly."),
+        );
+    }
+    // Replace any previous session cookie (session fixation) and drop the CSRF cookie.
+    if let Some(old) = jar.get(SESSION_COOKIE) {
+        let _ = idp.store.delete_session(&secret_hash(old.value())).await;
+    }
+    let cookie = Cookie::build((SESSION_COOKIE, cookie_value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(idp.secure_cookies)
+        .build();
+    let jar = jar
+        .add(cookie)
+        .remove(Cookie::build(CSRF_COOKIE).path("/login"));
+    tracing::info!(client_id = %request.client.client_id, "login succeeded");
+    let response = issue_code(&idp, &server, &request, &session).await;
+    (jar, [(header::CACHE_CONTROL, "no-store")], response).into_response()
+}

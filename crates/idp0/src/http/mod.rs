@@ -1,0 +1,118 @@
+//! idp0's HTTP surface in Okta's URL layout (ARCHITECTURE §8): the org AS under `/oauth2/v1/…`,
+//! custom ASes under `/oauth2/<id>/v1/…`, discovery documents at the OIDC and RFC 8414 paths.
+
+mod authorize;
+mod logout;
+mod metadata;
+mod token;
+mod userinfo;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts, RawPathParams};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use crate::server::AuthServer;
+use crate::state::Idp;
+
+/// Request bodies larger than this are refused (form posts are small).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// idp0's router.
+pub fn router(idp: Idp) -> Router {
+    let endpoints = Router::new()
+        .route(
+            "/authorize",
+            get(authorize::get_authorize).post(authorize::post_authorize),
+        )
+        .route("/token", post(token::post_token))
+        .route("/introspect", post(token::post_introspect))
+        .route("/revoke", post(token::post_revoke))
+        .route("/keys", get(metadata::get_keys))
+        .route(
+            "/userinfo",
+            get(userinfo::get_userinfo).post(userinfo::get_userinfo),
+        )
+        .route("/logout", get(logout::get_logout));
+    Router::new()
+        .nest("/oauth2/v1", endpoints.clone())
+        .nest("/oauth2/{server}/v1", endpoints)
+        .route(
+            "/.well-known/openid-configuration",
+            get(metadata::get_metadata),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(metadata::get_metadata),
+        )
+        .route(
+            "/oauth2/{server}/.well-known/openid-configuration",
+            get(metadata::get_metadata),
+        )
+        .route(
+            "/oauth2/{server}/.well-known/oauth-authorization-server",
+            get(metadata::get_metadata),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server/oauth2/{server}",
+            get(metadata::get_metadata),
+        )
+        .route("/login", post(authorize::post_login))
+        .route("/", get(get_home))
+        .route("/health", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(idp)
+}
+
+/// The authorization server a request addresses: the `{server}` path segment, or the org AS.
+pub struct Server(pub Arc<AuthServer>);
+
+impl FromRequestParts<Idp> for Server {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, idp: &Idp) -> Result<Self, Response> {
+        let params = RawPathParams::from_request_parts(parts, idp)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let id = params
+            .iter()
+            .find(|(name, _)| *name == "server")
+            .map(|(_, value)| value);
+        idp.server(id).map(Server).ok_or_else(|| {
+            let body = serde_json::json!({"errorCode": "E0000007", "errorSummary": "Not found: authorization server"});
+            (StatusCode::NOT_FOUND, Json(body)).into_response()
+        })
+    }
+}
+
+async fn get_home(axum::extract::State(idp): axum::extract::State<Idp>) -> Html<String> {
+    let mut servers: Vec<(String, String)> = idp
+        .servers
+        .iter()
+        .map(|(id, s)| (id.clone(), s.issuer.clone()))
+        .collect();
+    servers.sort();
+    Html(crate::html::home(idp.issuer(), &servers))
+}
+
+/// Adds the pages' security headers.
+fn html_response(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                crate::html::CSP,
+            ),
+            (axum::http::header::X_FRAME_OPTIONS, "DENY"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+            (axum::http::header::REFERRER_POLICY, "no-referrer"),
+        ],
+        Html(body),
+    )
+        .into_response()
+}

@@ -1,0 +1,227 @@
+//! The token endpoint (RFC 6749 §3.2), introspection (RFC 7662) and revocation (RFC 7009).
+//! Each reads the form once, parses it into a typed request, authenticates the client, and hands
+//! over to a service function; failures are RFC 6749 §5.2 bodies with `Cache-Control: no-store`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use protocol::claims::AccessTokenClaims;
+use protocol::verify::{Expectations, TypeRule};
+
+use super::Server;
+use crate::client_auth;
+use crate::config::Client;
+use crate::error::{OAuthError, no_store};
+use crate::grants;
+use crate::server::AuthServer;
+use crate::state::Idp;
+use crate::store::secret_hash;
+use crate::token_request::{Form, TokenRequest};
+
+/// Reads a bounded `application/x-www-form-urlencoded` body.
+fn read_form(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Form, OAuthError> {
+    let body = body.map_err(|e| {
+        OAuthError::InvalidRequest(format!("unreadable request body: {}", e.body_text()))
+    })?;
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err(OAuthError::InvalidRequest(
+            "Content-Type must be application/x-www-form-urlencoded".into(),
+        ));
+    }
+    Form::parse(&body)
+}
+
+fn json_no_store<T: serde::Serialize>(body: &T) -> Response {
+    let mut response = Json(body).into_response();
+    no_store(&mut response);
+    response
+}
+
+fn refused(error: OAuthError, form_client: Option<&str>) -> Response {
+    tracing::info!(client_id = form_client.unwrap_or("-"), error = %error.code(), "request refused");
+    error.into_response()
+}
+
+/// `POST …/v1/token`.
+pub(super) async fn post_token(
+    State(idp): State<Idp>,
+    Server(server): Server,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = match read_form(&headers, body) {
+        Ok(form) => form,
+        Err(e) => return refused(e, None),
+    };
+    let result = async {
+        // Parse before authenticating, so a malformed request spends no client-assertion jti.
+        let request = TokenRequest::try_from(&form)?;
+        let client =
+            client_auth::authenticate(&idp, &server, &server.endpoint("token"), &headers, &form)
+                .await?;
+        grants::dispatch(&idp, &server, client, request).await
+    }
+    .await;
+    match result {
+        Ok(response) => json_no_store(&response),
+        Err(e) => refused(e, form.get("client_id")),
+    }
+}
+
+/// `POST …/v1/introspect` (RFC 7662 §2): only authenticated clients may ask.
+pub(super) async fn post_introspect(
+    State(idp): State<Idp>,
+    Server(server): Server,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let form = read_form(&headers, body)?;
+        let token = form.require("token")?.to_owned();
+        client_auth::authenticate(
+            &idp,
+            &server,
+            &server.endpoint("introspect"),
+            &headers,
+            &form,
+        )
+        .await?;
+        introspect(&idp, &server, &token).await
+    }
+    .await;
+    match result {
+        Ok(body) => json_no_store(&body),
+        Err(e) => refused(e, None),
+    }
+}
+
+async fn introspect(
+    idp: &Idp,
+    server: &AuthServer,
+    token: &str,
+) -> Result<serde_json::Value, OAuthError> {
+    let inactive = serde_json::json!({"active": false});
+    if let Some(claims) = verify_own_access_token(idp, server, token).await {
+        if idp
+            .store
+            .is_access_token_revoked(claims.jti.as_deref().unwrap_or_default())
+            .await?
+        {
+            return Ok(inactive);
+        }
+        let username = claims
+            .uid
+            .as_deref()
+            .and_then(|id| idp.user(id))
+            .map(|u| u.username.clone());
+        return Ok(serde_json::json!({
+            "active": true,
+            "token_type": "Bearer",
+            "scope": claims.scopes().to_string(),
+            "client_id": claims.client(),
+            "username": username,
+            "sub": claims.sub,
+            "uid": claims.uid,
+            "aud": claims.aud,
+            "iss": claims.iss,
+            "exp": claims.exp,
+            "iat": claims.iat,
+            "jti": claims.jti,
+            "act": claims.act,
+        }));
+    }
+    if let Some(record) = idp.store.find_refresh_token(&secret_hash(token)).await? {
+        let active = !record.used
+            && record.grant.server == server.store_id()
+            && record.expires_at > idp.clock.now()
+            && !idp.store.is_family_revoked(&record.grant.family).await?;
+        if active {
+            return Ok(serde_json::json!({
+                "active": true,
+                "token_type": "refresh_token",
+                "scope": record.grant.scope,
+                "client_id": record.grant.client_id,
+                "sub": record.grant.user_id,
+                "exp": record.expires_at,
+            }));
+        }
+    }
+    Ok(inactive)
+}
+
+async fn verify_own_access_token(
+    idp: &Idp,
+    server: &AuthServer,
+    token: &str,
+) -> Option<AccessTokenClaims> {
+    let expect = Expectations::new(&server.issuer, server.audience(), TypeRule::ACCESS_TOKEN);
+    idp.verifier_for(server)
+        .verify::<AccessTokenClaims>(token, &expect)
+        .await
+        .ok()
+        .map(|v| v.claims)
+}
+
+/// `POST …/v1/revoke` (RFC 7009 §2): 200 for unknown tokens; refresh tokens revoke their family.
+pub(super) async fn post_revoke(
+    State(idp): State<Idp>,
+    Server(server): Server,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let form = read_form(&headers, body)?;
+        let token = form.require("token")?.to_owned();
+        let client =
+            client_auth::authenticate(&idp, &server, &server.endpoint("revoke"), &headers, &form)
+                .await?;
+        revoke(&idp, &server, client, &token).await
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            let mut response = StatusCode::OK.into_response();
+            no_store(&mut response);
+            response
+        }
+        Err(e) => refused(e, None),
+    }
+}
+
+async fn revoke(
+    idp: &Idp,
+    server: &AuthServer,
+    client: &Client,
+    token: &str,
+) -> Result<(), OAuthError> {
+    let now = idp.clock.now();
+    let not_yours =
+        || OAuthError::UnauthorizedClient("the token was issued to another client".into());
+    if let Some(record) = idp.store.find_refresh_token(&secret_hash(token)).await? {
+        if record.grant.client_id != client.client_id || record.grant.server != server.store_id() {
+            return Err(not_yours());
+        }
+        return Ok(idp.store.revoke_family(&record.grant.family, now).await?);
+    }
+    // Expired access tokens need no revocation, so verifying (which rejects them) is enough.
+    if let Some(claims) = verify_own_access_token(idp, server, token).await {
+        if claims.client() != Some(client.client_id.as_str()) {
+            return Err(not_yours());
+        }
+        if let Some(jti) = &claims.jti {
+            idp.store.revoke_access_token(jti, claims.exp).await?;
+        }
+    }
+    Ok(())
+}

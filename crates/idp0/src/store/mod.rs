@@ -1,0 +1,161 @@
+//! idp0's durable state behind one trait: authorization codes, refresh tokens (rotation with
+//! reuse detection per family), revoked access tokens, `jti` replay caches and SSO sessions.
+//! SQLite is the embedded backend; the trait is what a PostgreSQL backend will implement.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use protocol::UnixTime;
+use sha2::{Digest, Sha256};
+
+pub use sqlite::SqliteStore;
+
+/// A storage failure; never contains secrets.
+#[derive(Debug, thiserror::Error)]
+#[error("storage error: {0}")]
+pub struct StoreError(pub String);
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        Self(e.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// What a person authorised a client to do, carried by codes and refresh tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// Authorization server id (`""` for the org AS).
+    pub server: String,
+    /// Client.
+    pub client_id: String,
+    /// User id.
+    pub user_id: String,
+    /// Granted scope.
+    pub scope: String,
+    /// OIDC nonce.
+    pub nonce: Option<String>,
+    /// When the person authenticated.
+    pub auth_time: UnixTime,
+    /// SSO session id.
+    pub sid: Option<String>,
+    /// Lineage id for revocation.
+    pub family: String,
+}
+
+/// An authorization code.
+#[derive(Debug, Clone)]
+pub struct AuthCode {
+    /// The grant.
+    pub grant: Grant,
+    /// Exact redirect URI of the request.
+    pub redirect_uri: String,
+    /// PKCE S256 challenge.
+    pub code_challenge: String,
+    /// Expiry.
+    pub expires_at: UnixTime,
+    /// Whether it was already redeemed.
+    pub used: bool,
+}
+
+/// A refresh token.
+#[derive(Debug, Clone)]
+pub struct RefreshRecord {
+    /// The grant.
+    pub grant: Grant,
+    /// Expiry.
+    pub expires_at: UnixTime,
+    /// Whether it was already rotated.
+    pub used: bool,
+}
+
+/// An SSO session.
+#[derive(Debug, Clone)]
+pub struct SsoSession {
+    /// Public session id (`sid` claim).
+    pub sid: String,
+    /// User id.
+    pub user_id: String,
+    /// When the person authenticated.
+    pub auth_time: UnixTime,
+    /// Expiry.
+    pub expires_at: UnixTime,
+}
+
+/// idp0's storage.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Stores a new code under its hash.
+    async fn create_code(&self, code_hash: &str, code: &AuthCode) -> Result<(), StoreError>;
+    /// Finds a code by hash.
+    async fn find_code(&self, code_hash: &str) -> Result<Option<AuthCode>, StoreError>;
+    /// Marks a code used; `false` if it already was (a concurrent redemption won).
+    async fn consume_code(&self, code_hash: &str, now: UnixTime) -> Result<bool, StoreError>;
+
+    /// Stores a refresh token under its hash.
+    async fn create_refresh_token(
+        &self,
+        token_hash: &str,
+        record: &RefreshRecord,
+    ) -> Result<(), StoreError>;
+    /// Finds a refresh token by hash.
+    async fn find_refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<RefreshRecord>, StoreError>;
+    /// Marks a refresh token used; `false` if it already was.
+    async fn consume_refresh_token(
+        &self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Revokes a family: its refresh tokens and the access tokens recorded for it.
+    async fn revoke_family(&self, family: &str, now: UnixTime) -> Result<(), StoreError>;
+    /// Whether a family is revoked.
+    async fn is_family_revoked(&self, family: &str) -> Result<bool, StoreError>;
+    /// Records an access token issued within a family.
+    async fn record_access_token(
+        &self,
+        jti: &str,
+        family: &str,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// Revokes one access token.
+    async fn revoke_access_token(&self, jti: &str, expires_at: UnixTime) -> Result<(), StoreError>;
+    /// Whether an access token is revoked (directly or through its family).
+    async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+
+    /// Remembers `jti` in `namespace` until `expires_at`; `false` if it was already there.
+    async fn remember_jti(
+        &self,
+        namespace: &str,
+        jti: &str,
+        expires_at: UnixTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Stores an SSO session under the hash of its cookie value.
+    async fn create_session(&self, id_hash: &str, session: &SsoSession) -> Result<(), StoreError>;
+    /// Finds an SSO session.
+    async fn find_session(&self, id_hash: &str) -> Result<Option<SsoSession>, StoreError>;
+    /// Ends an SSO session.
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError>;
+    /// Ends every SSO session with this `sid`.
+    async fn delete_sessions_by_sid(&self, sid: &str) -> Result<(), StoreError>;
+
+    /// Removes expired rows.
+    async fn purge_expired(&self, now: UnixTime) -> Result<(), StoreError>;
+}
+
+/// SHA-256 hex of a secret, the only form in which secrets are stored.
+pub fn secret_hash(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,400 @@
+//! SQLite backend (WAL), migrations embedded and applied at open.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use protocol::UnixTime;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
+use sqlx::{Row, SqlitePool};
+
+use super::{AuthCode, Grant, RefreshRecord, SsoSession, Store, StoreError};
+
+/// SQLite-backed [`Store`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating) the database file and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        Self::with_options(options).await
+    }
+
+    /// An in-memory database (tests, benchmarks).
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
+        Self::with_options(options).await
+    }
+
+    async fn with_options(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        // One connection for in-memory databases (each connection would see its own database);
+        // a small pool for files.
+        let in_memory = options.get_filename().as_os_str().is_empty()
+            || options.get_filename() == Path::new(":memory:");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if in_memory { 1 } else { 4 })
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+/// The columns of a [`Grant`], shared by codes and refresh tokens.
+macro_rules! grant_columns {
+    () => {
+        "server, client_id, user_id, scope, nonce, auth_time, sid, family"
+    };
+}
+
+fn grant_from(row: &SqliteRow) -> Result<Grant, sqlx::Error> {
+    Ok(Grant {
+        server: row.try_get("server")?,
+        client_id: row.try_get("client_id")?,
+        user_id: row.try_get("user_id")?,
+        scope: row.try_get("scope")?,
+        nonce: row.try_get("nonce")?,
+        auth_time: row.try_get("auth_time")?,
+        sid: row.try_get("sid")?,
+        family: row.try_get("family")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_code(&self, code_hash: &str, code: &AuthCode) -> Result<(), StoreError> {
+        let g = &code.grant;
+        sqlx::query(concat!(
+            "INSERT INTO auth_codes (code_hash, ",
+            grant_columns!(),
+            ", redirect_uri, code_challenge, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(code_hash)
+        .bind(&g.server)
+        .bind(&g.client_id)
+        .bind(&g.user_id)
+        .bind(&g.scope)
+        .bind(&g.nonce)
+        .bind(g.auth_time)
+        .bind(&g.sid)
+        .bind(&g.family)
+        .bind(&code.redirect_uri)
+        .bind(&code.code_challenge)
+        .bind(code.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn find_code(&self, code_hash: &str) -> Result<Option<AuthCode>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            grant_columns!(),
+            ", redirect_uri, code_challenge, expires_at, used_at FROM auth_codes WHERE code_hash = ?"
+        ))
+        .bind(code_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(AuthCode {
+            grant: grant_from(&row)?,
+            redirect_uri: row.try_get("redirect_uri")?,
+            code_challenge: row.try_get("code_challenge")?,
+            expires_at: row.try_get("expires_at")?,
+            used: row.try_get::<Option<i64>, _>("used_at")?.is_some(),
+        }))
+    }
+
+    async fn consume_code(&self, code_hash: &str, now: UnixTime) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE auth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(code_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_refresh_token(
+        &self,
+        token_hash: &str,
+        record: &RefreshRecord,
+    ) -> Result<(), StoreError> {
+        let g = &record.grant;
+        sqlx::query(concat!(
+            "INSERT INTO refresh_tokens (token_hash, ",
+            grant_columns!(),
+            ", expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(token_hash)
+        .bind(&g.server)
+        .bind(&g.client_id)
+        .bind(&g.user_id)
+        .bind(&g.scope)
+        .bind(&g.nonce)
+        .bind(g.auth_time)
+        .bind(&g.sid)
+        .bind(&g.family)
+        .bind(record.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn find_refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<RefreshRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            grant_columns!(),
+            ", expires_at, used_at FROM refresh_tokens WHERE token_hash = ?"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(RefreshRecord {
+            grant: grant_from(&row)?,
+            expires_at: row.try_get("expires_at")?,
+            used: row.try_get::<Option<i64>, _>("used_at")?.is_some(),
+        }))
+    }
+
+    async fn consume_refresh_token(
+        &self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(token_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn revoke_family(&self, family: &str, now: UnixTime) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR IGNORE INTO revoked_families (family, revoked_at) VALUES (?, ?)")
+            .bind(family)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn is_family_revoked(&self, family: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM revoked_families WHERE family = ?")
+            .bind(family)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn record_access_token(
+        &self,
+        jti: &str,
+        family: &str,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR IGNORE INTO issued_access_tokens (jti, family, expires_at) VALUES (?, ?, ?)",
+        )
+        .bind(jti)
+        .bind(family)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn revoke_access_token(&self, jti: &str, expires_at: UnixTime) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR IGNORE INTO revoked_access_tokens (jti, expires_at) VALUES (?, ?)")
+            .bind(jti)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 FROM revoked_access_tokens WHERE jti = ?1 \
+             UNION ALL SELECT 1 FROM issued_access_tokens t JOIN revoked_families f ON f.family = t.family WHERE t.jti = ?1",
+        )
+        .bind(jti)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn remember_jti(
+        &self,
+        namespace: &str,
+        jti: &str,
+        expires_at: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT OR IGNORE INTO seen_jti (namespace, jti, expires_at) VALUES (?, ?, ?)",
+        )
+        .bind(namespace)
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_session(&self, id_hash: &str, s: &SsoSession) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO sso_sessions (id_hash, sid, user_id, auth_time, expires_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(id_hash)
+            .bind(&s.sid)
+            .bind(&s.user_id)
+            .bind(s.auth_time)
+            .bind(s.expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn find_session(&self, id_hash: &str) -> Result<Option<SsoSession>, StoreError> {
+        let row = sqlx::query(
+            "SELECT sid, user_id, auth_time, expires_at FROM sso_sessions WHERE id_hash = ?",
+        )
+        .bind(id_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(SsoSession {
+            sid: row.try_get("sid")?,
+            user_id: row.try_get("user_id")?,
+            auth_time: row.try_get("auth_time")?,
+            expires_at: row.try_get("expires_at")?,
+        }))
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sso_sessions WHERE id_hash = ?")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_sessions_by_sid(&self, sid: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sso_sessions WHERE sid = ?")
+            .bind(sid)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now: UnixTime) -> Result<(), StoreError> {
+        // Codes are kept a day past expiry so a late replay is still recognised as reuse.
+        for sql in [
+            "DELETE FROM auth_codes WHERE expires_at < ? - 86400",
+            "DELETE FROM refresh_tokens WHERE expires_at < ?",
+            "DELETE FROM issued_access_tokens WHERE expires_at < ?",
+            "DELETE FROM revoked_access_tokens WHERE expires_at < ?",
+            "DELETE FROM seen_jti WHERE expires_at < ?",
+            "DELETE FROM sso_sessions WHERE expires_at < ?",
+        ] {
+            sqlx::query(sql).bind(now).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::secret_hash;
+
+    fn grant() -> Grant {
+        Grant {
+            server: String::new(),
+            client_id: "agent0".into(),
+            user_id: "00u1".into(),
+            scope: "openid".into(),
+            nonce: Some("n".into()),
+            auth_time: 10,
+            sid: Some("sid1".into()),
+            family: "fam1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_code_is_consumed_exactly_once() -> Result<(), StoreError> {
+        let store = SqliteStore::in_memory().await?;
+        let hash = secret_hash("code");
+        let code = AuthCode {
+            grant: grant(),
+            redirect_uri: "http://x/cb".into(),
+            code_challenge: "c".into(),
+            expires_at: 100,
+            used: false,
+        };
+        store.create_code(&hash, &code).await?;
+        assert_eq!(
+            store.find_code(&hash).await?.map(|c| c.grant),
+            Some(grant())
+        );
+        assert!(store.consume_code(&hash, 50).await?);
+        assert!(!store.consume_code(&hash, 51).await?);
+        assert!(store.find_code(&hash).await?.is_some_and(|c| c.used));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn revoking_a_family_revokes_its_access_tokens() -> Result<(), StoreError> {
+        let store = SqliteStore::in_memory().await?;
+        store.record_access_token("jti-1", "fam1", 100).await?;
+        assert!(!store.is_access_token_revoked("jti-1").await?);
+        store.revoke_family("fam1", 5).await?;
+        assert!(store.is_access_token_revoked("jti-1").await?);
+        assert!(store.is_family_revoked("fam1").await?);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_jti_is_remembered_until_purged() -> Result<(), StoreError> {
+        let store = SqliteStore::in_memory().await?;
+        assert!(store.remember_jti("client:a", "j1", 100).await?);
+        assert!(!store.remember_jti("client:a", "j1", 100).await?);
+        assert!(store.remember_jti("client:b", "j1", 100).await?);
+        store.purge_expired(101).await?;
+        assert!(store.remember_jti("client:a", "j1", 200).await?);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn sessions_survive_reopening_the_file() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("idp0.db");
+        let session = SsoSession {
+            sid: "s".into(),
+            user_id: "u".into(),
+            auth_time: 1,
+            expires_at: 99,
+        };
+        SqliteStore::open(&path)
+            .await?
+            .create_session("h", &session)
+            .await?;
+        let reopened = SqliteStore::open(&path).await?;
+        assert_eq!(
+            reopened.find_session("h").await?.map(|s| s.user_id),
+            Some("u".into())
+        );
+        Ok(())
+    }
+}
