@@ -19,6 +19,7 @@ pub mod keys;
 pub mod metadata;
 pub mod oauth;
 pub mod secret_serde;
+pub mod token_client;
 pub mod verify;
 pub mod www_authenticate;
 

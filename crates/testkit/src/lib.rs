@@ -1,1 +1,383 @@
+//! Test support shared by the crates' integration tests: idp0 on `127.0.0.1:0` with a generated
+//! development configuration in a temporary directory, a cookie-keeping HTTP client that does not
+//! follow redirects (so each OAuth step can be asserted), the login form driven as a person would,
+//! and PKCE helpers.
+#![allow(clippy::unwrap_used)]
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow, bail};
+use base64::Engine;
+use idp0::Idp;
+use protocol::Clock;
+use protocol::assertion::ClientAssertionSigner;
+use protocol::keys::SigningKey;
+use protocol::oauth::TokenResponse;
+use protocol::token_client::{ClientAuth, TokenClient};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+/// A running idp0.
+pub struct IdpHandle {
+    /// Base URL = org issuer, `http://127.0.0.1:PORT`.
+    pub issuer: String,
+    /// The assembled IdP (for direct inspection).
+    pub idp: Idp,
+    /// Demo credentials.
+    pub demo_users: Vec<(String, String)>,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl IdpHandle {
+    /// Starts idp0 with a fresh development configuration in a temporary directory.
+    pub async fn start() -> anyhow::Result<Self> {
+        let temp = tempfile::tempdir()?;
+        let dir = temp.path().to_owned();
+        let mut handle = Self::start_in(&dir, protocol::clock::system()).await?;
+        handle._temp = Some(temp);
+        Ok(handle)
+    }
+
+    /// Starts idp0 on `dir` (reusing what is there) with `clock`.
+    pub async fn start_in(dir: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let issuer = format!("http://{}", listener.local_addr()?);
+        let opened = idp0::open(idp0::Options {
+            data_dir: dir.to_owned(),
+            config: None,
+            issuer: issuer.clone(),
+            clock,
+        })
+        .await?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(idp0::serve(listener, opened.idp.clone(), async move {
+            let _ = rx.await;
+        }));
+        Ok(Self {
+            issuer,
+            idp: opened.idp,
+            demo_users: opened.demo_users,
+            data_dir: dir.to_owned(),
+            _temp: None,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await??;
+        }
+        Ok(())
+    }
+
+    /// The demo password of `username`.
+    pub fn password(&self, username: &str) -> String {
+        self.demo_users
+            .iter()
+            .find(|(u, _)| u == username)
+            .map(|(_, p)| p.clone())
+            .unwrap()
+    }
+
+    /// A dotenv file the IdP wrote, as a map.
+    pub fn env(&self, file: &str) -> HashMap<String, String> {
+        idp0::devconfig::read_env_file(&self.data_dir.join(file))
+            .unwrap()
+            .into_iter()
+            .collect()
+    }
+
+    /// The todo0 custom AS issuer.
+    pub fn todo0_issuer(&self) -> String {
+        format!("{}/oauth2/{}", self.issuer, idp0::devconfig::TODO0_SERVER)
+    }
+
+    /// The org token endpoint.
+    pub fn org_token_endpoint(&self) -> String {
+        format!("{}/oauth2/v1/token", self.issuer)
+    }
+
+    /// The todo0 AS token endpoint.
+    pub fn todo0_token_endpoint(&self) -> String {
+        format!("{}/v1/token", self.todo0_issuer())
+    }
+
+    /// The agent's private key (from the generated files).
+    pub fn agent_key(&self) -> Arc<SigningKey> {
+        let env = self.env(idp0::devconfig::AGENT0_ENV);
+        let pem = std::fs::read_to_string(&env["AI_AGENT_PRIVATE_KEY_FILE"]).unwrap();
+        Arc::new(SigningKey::from_pem(&pem, Some(env["AI_AGENT_PRIVATE_KEY_KID"].clone())).unwrap())
+    }
+
+    /// `private_key_jwt` authentication as the agent.
+    pub fn agent_auth(&self) -> ClientAuth {
+        ClientAuth::PrivateKeyJwt(ClientAssertionSigner::new(
+            idp0::devconfig::AGENT_ID,
+            self.agent_key(),
+            protocol::clock::system(),
+        ))
+    }
+
+    /// `client_secret_basic` authentication as a web client (`agent0` or `todo0`).
+    pub fn web_client_auth(&self, client_id: &str) -> ClientAuth {
+        ClientAuth::SecretBasic {
+            client_id: client_id.to_owned(),
+            secret: self.client_secret(client_id),
+        }
+    }
+
+    /// A web client's secret.
+    pub fn client_secret(&self, client_id: &str) -> SecretString {
+        let file = if client_id == idp0::devconfig::TODO0_CLIENT {
+            idp0::devconfig::TODO0_ENV
+        } else {
+            idp0::devconfig::AGENT0_ENV
+        };
+        SecretString::from(self.env(file)["OKTA_CLIENT_SECRET"].clone())
+    }
+
+    /// Logs `username` in to the `agent0` web client through the real login form and redeems the
+    /// code: the tokens a relying party would hold.
+    pub async fn login(&self, browser: &Browser, username: &str) -> anyhow::Result<TokenResponse> {
+        let pkce = Pkce::new();
+        let url = self.authorize_url(
+            "agent0",
+            "http://localhost:3000/callback",
+            "openid profile email offline_access",
+            &pkce,
+            "st4te",
+            "n0nce",
+        );
+        let code = browser
+            .authorize(&url, Some((username, &self.password(username))))
+            .await?;
+        if code.state.as_deref() != Some("st4te") {
+            bail!("state was not echoed");
+        }
+        let tokens = TokenClient::new()
+            .request(
+                &self.org_token_endpoint(),
+                &self.web_client_auth("agent0"),
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code.code),
+                    ("redirect_uri", "http://localhost:3000/callback"),
+                    ("code_verifier", pkce.verifier.expose_secret()),
+                ],
+            )
+            .await?;
+        Ok(tokens)
+    }
+
+    /// An org authorization URL.
+    pub fn authorize_url(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        scope: &str,
+        pkce: &Pkce,
+        state: &str,
+        nonce: &str,
+    ) -> String {
+        let mut url = url::Url::parse(&format!("{}/oauth2/v1/authorize", self.issuer)).unwrap();
+        url.query_pairs_mut()
+            .append_pair("client_id", client_id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("response_type", "code")
+            .append_pair("scope", scope)
+            .append_pair("state", state)
+            .append_pair("nonce", nonce)
+            .append_pair("code_challenge", &pkce.challenge)
+            .append_pair("code_challenge_method", "S256");
+        url.into()
+    }
+}
+
+impl Drop for IdpHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A PKCE verifier and its S256 challenge (RFC 7636).
+pub struct Pkce {
+    /// The verifier.
+    pub verifier: SecretString,
+    /// BASE64URL(SHA256(verifier)).
+    pub challenge: String,
+}
+
+impl Pkce {
+    /// A fresh pair.
+    pub fn new() -> Self {
+        let bytes = [
+            *uuid::Uuid::new_v4().as_bytes(),
+            *uuid::Uuid::new_v4().as_bytes(),
+        ]
+        .concat();
+        let verifier = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(Sha256::digest(verifier.as_bytes()));
+        Self {
+            verifier: SecretString::from(verifier),
+            challenge,
+        }
+    }
+}
+
+impl Default for Pkce {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The result of an authorization request.
+#[derive(Debug)]
+pub struct CodeResponse {
+    /// The code.
+    pub code: String,
+    /// The echoed state.
+    pub state: Option<String>,
+    /// RFC 9207 `iss`.
+    pub iss: Option<String>,
+}
+
+/// A person's browser: keeps cookies, never follows redirects.
+pub struct Browser {
+    /// The HTTP client.
+    pub http: reqwest::Client,
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Browser {
+    /// A fresh browser profile.
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Self { http }
+    }
+
+    /// Opens `authorize_url`; if the login form appears, fills in `credentials` and submits it.
+    /// Returns the code from the redirect to the client.
+    pub async fn authorize(
+        &self,
+        authorize_url: &str,
+        credentials: Option<(&str, &str)>,
+    ) -> anyhow::Result<CodeResponse> {
+        let response = self.http.get(authorize_url).send().await?;
+        let response = if response.status().is_redirection() {
+            response
+        } else {
+            let status = response.status();
+            let html = response.text().await?;
+            let (username, password) = credentials.ok_or_else(|| {
+                anyhow!("login form shown (HTTP {status}) but no credentials given")
+            })?;
+            self.submit_login(authorize_url, &html, username, password)
+                .await?
+        };
+        code_from_redirect(&response)
+    }
+
+    /// Submits the login form found in `html`.
+    pub async fn submit_login(
+        &self,
+        page_url: &str,
+        html: &str,
+        username: &str,
+        password: &str,
+    ) -> anyhow::Result<reqwest::Response> {
+        let action = form_action(page_url, html)?;
+        let mut fields: Vec<(String, String)> = hidden_fields(html);
+        fields.push(("username".into(), username.into()));
+        fields.push(("password".into(), password.into()));
+        Ok(self.http.post(action).form(&fields).send().await?)
+    }
+}
+
+/// Reads `code`, `state` and `iss` from a redirect's `Location`.
+pub fn code_from_redirect(response: &reqwest::Response) -> anyhow::Result<CodeResponse> {
+    let location = location(response)?;
+    let params: HashMap<String, String> = location.query_pairs().into_owned().collect();
+    if let Some(error) = params.get("error") {
+        bail!(
+            "authorization error {error}: {}",
+            params.get("error_description").cloned().unwrap_or_default()
+        );
+    }
+    Ok(CodeResponse {
+        code: params.get("code").cloned().context("no code in redirect")?,
+        state: params.get("state").cloned(),
+        iss: params.get("iss").cloned(),
+    })
+}
+
+/// The `Location` of a redirect, resolved against the request URL.
+pub fn location(response: &reqwest::Response) -> anyhow::Result<url::Url> {
+    if !response.status().is_redirection() {
+        bail!("expected a redirect, got HTTP {}", response.status());
+    }
+    let value = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .context("no Location")?
+        .to_str()?;
+    Ok(response.url().join(value)?)
+}
+
+fn form_action(page_url: &str, html: &str) -> anyhow::Result<url::Url> {
+    let start = html.find("<form").context("no form on the page")?;
+    let action = attribute(&html[start..], "action").context("form has no action")?;
+    Ok(url::Url::parse(page_url)?.join(&action)?)
+}
+
+/// All `<input type="hidden">` fields of a page, unescaped.
+pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    html.split("<input")
+        .skip(1)
+        .filter(|tag| attribute(tag, "type").as_deref() == Some("hidden"))
+        .filter_map(|tag| {
+            Some((
+                attribute(tag, "name")?,
+                attribute(tag, "value").unwrap_or_default(),
+            ))
+        })
+        .collect()
+}
+
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let end = tag.find('>').unwrap_or(tag.len());
+    let tag = &tag[..end];
+    let needle = format!(" {name}=\"");
+    let start = tag.find(&needle)? + needle.len();
+    let value = &tag[start..start + tag[start..].find('"')?];
+    Some(
+        value
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}

@@ -1,0 +1,13 @@
+//! idp0's integration tests: one binary (STYLE §11), real servers on 127.0.0.1:0.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
+#[path = "integration/flow.rs"]
+mod flow;
+#[path = "integration/interop.rs"]
+mod interop;
+#[path = "integration/lifecycle.rs"]
+mod lifecycle;
+#[path = "integration/negative.rs"]
+mod negative;
+#[path = "integration/snapshots.rs"]
+mod snapshots;

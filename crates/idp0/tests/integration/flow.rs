@@ -1,0 +1,189 @@
+//! The whole Cross-App Access flow through real HTTP: alice logs in through the login form with
+//! auth code + PKCE, the agent exchanges her ID token for an ID-JAG with private_key_jwt, redeems
+//! it at the todo0 authorization server, and the access token verifies against the AS's JWKS
+//! fetched over HTTP by the protocol crate's verifier.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::claims::{AccessTokenClaims, IdJagClaims, IdTokenClaims};
+use protocol::oauth::TokenType;
+use protocol::token_client::{IdJagRequest, TokenClient};
+use protocol::verify::{Expectations, JwtVerifier, RemoteJwks, TypeRule};
+use secrecy::ExposeSecret;
+use testkit::{Browser, IdpHandle};
+
+pub const RESOURCE: &str = "http://localhost:5002/mcp";
+
+/// Discovers an issuer and builds a verifier over its JWKS, as a resource server would.
+pub async fn remote_verifier(issuer: &str) -> JwtVerifier {
+    let http = protocol::discovery::http_client();
+    let metadata = protocol::discovery::discover(&http, issuer).await.unwrap();
+    let jwks = RemoteJwks::new(http, metadata.jwks_uri.unwrap(), Duration::from_secs(30));
+    JwtVerifier::new(Arc::new(jwks), protocol::clock::system())
+}
+
+#[tokio::test]
+async fn alice_reaches_todo0_through_the_id_jag_flow() {
+    let idp = IdpHandle::start().await.unwrap();
+    let browser = Browser::new();
+
+    // 1. Login: auth code + PKCE through the real form; the RP verifies its ID token.
+    let login = idp.login(&browser, "alice").await.unwrap();
+    let id_token = login.id_token.expect("openid scope yields an ID token");
+    assert!(
+        login.refresh_token.is_some(),
+        "offline_access yields a refresh token"
+    );
+    let org = remote_verifier(&idp.issuer).await;
+    let id_claims = org
+        .verify::<IdTokenClaims>(
+            id_token.expose_secret(),
+            &Expectations::new(&idp.issuer, "agent0", TypeRule::ANY),
+        )
+        .await
+        .unwrap()
+        .claims;
+    assert_eq!(id_claims.nonce.as_deref(), Some("n0nce"));
+    assert_eq!(id_claims.preferred_username.as_deref(), Some("alice"));
+    assert_eq!(id_claims.email.as_deref(), Some("alice@example.com"));
+    assert!(id_claims.sid.is_some() && id_claims.auth_time.is_some());
+
+    // 2. Token exchange at the org AS, authenticated as the agent with private_key_jwt.
+    let client = TokenClient::new();
+    let jag = client
+        .exchange_for_id_jag(
+            &idp.org_token_endpoint(),
+            &idp.agent_auth(),
+            &IdJagRequest {
+                subject_token: &id_token,
+                subject_token_type: TokenType::IdToken,
+                audience: &idp.todo0_issuer(),
+                resource: Some(RESOURCE),
+                scope: Some("mcp:connect mcp:tools:read"),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(jag.token_type, "N_A");
+    assert_eq!(jag.expires_in, Some(300));
+    assert_eq!(jag.scope.as_deref(), Some("mcp:connect mcp:tools:read"));
+    let jag_claims = org
+        .verify::<IdJagClaims>(
+            jag.access_token.expose_secret(),
+            &Expectations::new(&idp.issuer, idp.todo0_issuer(), TypeRule::ID_JAG),
+        )
+        .await
+        .unwrap()
+        .claims;
+    assert_eq!(jag_claims.sub, id_claims.sub);
+    assert_eq!(jag_claims.client_id, "agent0-agent");
+    assert_eq!(jag_claims.resource.as_deref(), Some(RESOURCE));
+    assert_eq!(jag_claims.email.as_deref(), Some("alice@example.com"));
+
+    // 3. JWT bearer redemption at the todo0 AS.
+    let access = client
+        .redeem_id_jag(
+            &idp.todo0_token_endpoint(),
+            &idp.agent_auth(),
+            &jag.access_token,
+        )
+        .await
+        .unwrap();
+    assert_eq!(access.token_type, "Bearer");
+    assert!(
+        access.refresh_token.is_none(),
+        "no refresh token for an ID-JAG grant"
+    );
+    assert_eq!(access.scope.as_deref(), Some("mcp:connect mcp:tools:read"));
+
+    // 4. The access token verifies against the todo0 AS's JWKS, as the MCP server will do it.
+    let todo0 = remote_verifier(&idp.todo0_issuer()).await;
+    let claims = todo0
+        .verify::<AccessTokenClaims>(
+            access.access_token.expose_secret(),
+            &Expectations::new(idp.todo0_issuer(), RESOURCE, TypeRule::ACCESS_TOKEN),
+        )
+        .await
+        .unwrap()
+        .claims;
+    assert_eq!(claims.user_id(), id_claims.sub);
+    assert_eq!(claims.client(), Some("agent0-agent"));
+    assert_eq!(claims.act.map(|a| a.sub).as_deref(), Some("agent0-agent"));
+    assert_eq!(
+        claims.scp,
+        Some(vec!["mcp:connect".to_owned(), "mcp:tools:read".to_owned()])
+    );
+    assert_eq!(claims.scope.as_deref(), Some("mcp:connect mcp:tools:read"));
+    idp.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn granted_scope_is_requested_intersected_with_policy() {
+    let idp = IdpHandle::start().await.unwrap();
+    let login = idp.login(&Browser::new(), "bob").await.unwrap();
+    let client = TokenClient::new();
+    // Step-up: the union of the granted and the challenged scopes.
+    let jag = client
+        .exchange_for_id_jag(
+            &idp.org_token_endpoint(),
+            &idp.agent_auth(),
+            &IdJagRequest {
+                subject_token: login.id_token.as_ref().unwrap(),
+                subject_token_type: TokenType::IdToken,
+                audience: &idp.todo0_issuer(),
+                resource: Some(RESOURCE),
+                scope: Some("mcp:connect mcp:tools:read mcp:tools:delete"),
+            },
+        )
+        .await
+        .unwrap();
+    let access = client
+        .redeem_id_jag(
+            &idp.todo0_token_endpoint(),
+            &idp.agent_auth(),
+            &jag.access_token,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        access.scope.as_deref(),
+        Some("mcp:connect mcp:tools:delete mcp:tools:read")
+    );
+}
+
+#[tokio::test]
+async fn a_second_app_logs_in_without_a_password() {
+    let idp = IdpHandle::start().await.unwrap();
+    let browser = Browser::new();
+    idp.login(&browser, "alice").await.unwrap();
+    let pkce = testkit::Pkce::new();
+    let url = idp.authorize_url(
+        "todo0",
+        "http://localhost:5001/callback",
+        "openid profile",
+        &pkce,
+        "s2",
+        "n2",
+    );
+    // No credentials: the SSO cookie must be enough.
+    let code = browser.authorize(&url, None).await.unwrap();
+    assert_eq!(code.iss.as_deref(), Some(idp.issuer.as_str()));
+    let tokens = TokenClient::new()
+        .request(
+            &idp.org_token_endpoint(),
+            &idp.web_client_auth("todo0"),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code.code),
+                ("redirect_uri", "http://localhost:5001/callback"),
+                ("code_verifier", pkce.verifier.expose_secret()),
+            ],
+        )
+        .await
+        .unwrap();
+    let claims =
+        protocol::verify::decode_unverified(tokens.id_token.unwrap().expose_secret()).unwrap();
+    assert_eq!(claims["aud"], "todo0");
+    assert_eq!(claims["preferred_username"], "alice");
+}
