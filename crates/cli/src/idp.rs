@@ -1,0 +1,133 @@
+//! `secure-agent idp`: serve idp0; `idp rotate-keys`; `idp hash-password`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use crate::ServiceArgs;
+
+#[derive(Args)]
+pub(crate) struct IdpArgs {
+    #[command(subcommand)]
+    command: Option<IdpCommand>,
+    #[command(flatten)]
+    service: ServiceArgs,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "IDP_PORT", default_value_t = 9400)]
+    port: u16,
+    /// Address to bind.
+    #[arg(long, env = "IDP_BIND", default_value = "127.0.0.1")]
+    bind: String,
+    /// Public base URL (org issuer). Defaults to http://localhost:<port>.
+    #[arg(long, env = "IDP_ISSUER")]
+    issuer: Option<String>,
+    /// TOML configuration; without it a development configuration is generated in the data dir.
+    #[arg(long, env = "IDP_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum IdpCommand {
+    /// Rotate an authorization server's signing keys (next becomes current; the old one stays published).
+    RotateKeys {
+        /// `org` or a custom authorization server id.
+        #[arg(long, default_value = "org")]
+        server: String,
+    },
+    /// Print the Argon2id hash of a password read from standard input, for `users[].password_hash`.
+    HashPassword,
+}
+
+pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
+    match args.command {
+        Some(IdpCommand::RotateKeys { server }) => {
+            let dir_name = if server == "org" {
+                "org".to_owned()
+            } else {
+                format!("as-{server}")
+            };
+            let dir = args.service.data_dir.join("keys").join(dir_name);
+            anyhow::ensure!(
+                dir.join("current.pem").exists(),
+                "no keys for server {server:?} in {}",
+                dir.display()
+            );
+            let kid = idp0::keyring::KeyRing::rotate(&dir)?;
+            println!("rotated {server}: now signing with kid {kid}; restart idp0 to apply");
+            Ok(())
+        }
+        Some(IdpCommand::HashPassword) => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let hash = idp0::password::hash(password.trim_end_matches(['\r', '\n']))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{hash}");
+            Ok(())
+        }
+        None => serve(args).await,
+    }
+}
+
+async fn serve(args: IdpArgs) -> anyhow::Result<()> {
+    let issuer_for = |port: u16| {
+        args.issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://localhost:{port}"))
+    };
+    // With a fixed port the configuration is loaded before binding, so a bad config never holds a port.
+    let (listener, opened) = if args.port == 0 {
+        let listener = bind(&args.bind, 0).await?;
+        let issuer = issuer_for(listener.local_addr()?.port());
+        (listener, open(&args, issuer).await?)
+    } else {
+        let opened = open(&args, issuer_for(args.port)).await?;
+        (bind(&args.bind, args.port).await?, opened)
+    };
+    let idp = opened.idp;
+    println!("idp0 is running");
+    println!("  org issuer:        {}", idp.issuer());
+    let mut servers: Vec<_> = idp.servers.values().map(|s| s.issuer.clone()).collect();
+    servers.sort();
+    for issuer in servers {
+        println!("  custom AS:         {issuer}");
+    }
+    println!("  listening on:      {}", listener.local_addr()?);
+    if !opened.demo_users.is_empty() {
+        let note = if opened.generated {
+            " (generated now)"
+        } else {
+            ""
+        };
+        println!("  demo logins{note}:");
+        for (user, password) in &opened.demo_users {
+            println!("    {user} / {password}");
+        }
+        println!(
+            "  settings for agent0 and todo0: {}/{{agent0,todo0}}.env",
+            args.service.data_dir.display()
+        );
+    }
+    idp0::serve(listener, idp, crate::shutdown_signal()).await?;
+    println!("idp0 stopped");
+    Ok(())
+}
+
+async fn open(args: &IdpArgs, issuer: String) -> anyhow::Result<idp0::Opened> {
+    url::Url::parse(&issuer).with_context(|| format!("--issuer {issuer:?} is not a URL"))?;
+    idp0::open(idp0::Options {
+        data_dir: args.service.data_dir.clone(),
+        config: args.config.clone(),
+        issuer,
+        clock: protocol::clock::system(),
+    })
+    .await
+}
+
+async fn bind(address: &str, port: u16) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind((address, port))
+        .await
+        .with_context(|| {
+            format!("cannot listen on {address}:{port} (is another idp0 running? use --port)")
+        })
+}

@@ -1,0 +1,172 @@
+//! `secure-agent token exchange`: both Cross-App Access steps by hand (ARCHITECTURE §5.3) with a
+//! given ID token and the agent's key, printing the decoded ID-JAG and access-token claims.
+//! Raw tokens are printed only with `--raw`.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Subcommand;
+use protocol::assertion::ClientAssertionSigner;
+use protocol::keys::SigningKey;
+use protocol::oauth::TokenType;
+use protocol::token_client::{ClientAuth, IdJagRequest, TokenClient};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use crate::ServiceArgs;
+use crate::settings::Settings;
+
+#[derive(Subcommand)]
+pub(crate) enum TokenCommand {
+    /// ID token → ID-JAG (org AS token exchange) → access token (resource AS JWT bearer).
+    Exchange(ExchangeArgs),
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ExchangeArgs {
+    #[command(flatten)]
+    service: ServiceArgs,
+    /// The user's ID token; `-` reads it from standard input. Env: ID_TOKEN.
+    #[arg(long)]
+    id_token: Option<String>,
+    /// dotenv files with the sample's variable names (repeatable). Default: <data-dir>/agent0.env.
+    #[arg(long = "env-file")]
+    env_files: Vec<PathBuf>,
+    /// Org issuer. Env: OKTA_DOMAIN.
+    #[arg(long)]
+    issuer: Option<String>,
+    /// The agent's client id. Env: AI_AGENT_ID.
+    #[arg(long)]
+    agent_id: Option<String>,
+    /// The agent's private key (PEM). Env: AI_AGENT_PRIVATE_KEY_FILE.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// The key's kid. Env: AI_AGENT_PRIVATE_KEY_KID.
+    #[arg(long)]
+    kid: Option<String>,
+    /// The resource authorization server's issuer. Env: MCP_AUTHORIZATION_SERVER.
+    #[arg(long)]
+    audience: Option<String>,
+    /// The resource identifier. Env: MCP_RESOURCE_INDICATOR.
+    #[arg(long)]
+    resource: Option<String>,
+    /// Space-separated scopes. Env: AI_AGENT_TODO_MCP_SERVER_SCOPES_TO_REQUEST.
+    #[arg(long)]
+    scope: Option<String>,
+    /// Also print the raw tokens (they are bearer credentials: handle with care).
+    #[arg(long)]
+    raw: bool,
+}
+
+pub(crate) async fn run(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Exchange(args) => exchange(args).await,
+    }
+}
+
+async fn exchange(args: ExchangeArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(
+        &args.env_files,
+        &args.service.data_dir,
+        idp0::devconfig::AGENT0_ENV,
+    )?;
+    let id_token = match settings.get(args.id_token.as_deref(), "ID_TOKEN") {
+        Some(token) if token == "-" => {
+            let mut token = String::new();
+            std::io::stdin().read_to_string(&mut token)?;
+            token.trim().to_owned()
+        }
+        Some(token) => token,
+        None => anyhow::bail!("missing --id-token (or ID_TOKEN); `-` reads it from standard input"),
+    };
+    let id_token = SecretString::from(id_token);
+    let domain = settings.require(args.issuer.as_deref(), "--issuer", "OKTA_DOMAIN")?;
+    let issuer = idp0::devconfig::issuer_from_okta_domain(&domain);
+    let agent_id = settings.require(args.agent_id.as_deref(), "--agent-id", "AI_AGENT_ID")?;
+    let key_path = settings.require(
+        args.key.as_ref().and_then(|p| p.to_str()),
+        "--key",
+        "AI_AGENT_PRIVATE_KEY_FILE",
+    )?;
+    let kid = settings.get(args.kid.as_deref(), "AI_AGENT_PRIVATE_KEY_KID");
+    let audience = settings.require(
+        args.audience.as_deref(),
+        "--audience",
+        "MCP_AUTHORIZATION_SERVER",
+    )?;
+    let resource = settings.get(args.resource.as_deref(), "MCP_RESOURCE_INDICATOR");
+    let scope = settings.get(
+        args.scope.as_deref(),
+        "AI_AGENT_TODO_MCP_SERVER_SCOPES_TO_REQUEST",
+    );
+
+    let pem = std::fs::read_to_string(&key_path)
+        .with_context(|| format!("reading the agent key {key_path}"))?;
+    let key = SigningKey::from_pem(&pem, kid)
+        .with_context(|| format!("loading the agent key {key_path}"))?;
+    let auth = ClientAuth::PrivateKeyJwt(ClientAssertionSigner::new(
+        agent_id,
+        Arc::new(key),
+        protocol::clock::system(),
+    ));
+
+    let http = protocol::discovery::http_client();
+    let org = protocol::discovery::discover(&http, &issuer)
+        .await
+        .context("discovering the org authorization server")?;
+    let org_token = org
+        .token_endpoint
+        .context("the org authorization server has no token_endpoint")?;
+    let resource_as = protocol::discovery::discover(&http, &audience)
+        .await
+        .context("discovering the resource authorization server")?;
+    let as_token = match settings.get(None, "MCP_AUTHORIZATION_SERVER_TOKEN_ENDPOINT") {
+        Some(endpoint) => endpoint,
+        None => resource_as
+            .token_endpoint
+            .context("the resource authorization server has no token_endpoint")?,
+    };
+
+    let client = TokenClient::new();
+    let request = IdJagRequest {
+        subject_token: &id_token,
+        subject_token_type: TokenType::IdToken,
+        audience: &audience,
+        resource: resource.as_deref(),
+        scope: scope.as_deref(),
+    };
+    let jag = client
+        .exchange_for_id_jag(&org_token, &auth, &request)
+        .await
+        .context("step 1 (token exchange for an ID-JAG)")?;
+    let access = client
+        .redeem_id_jag(&as_token, &auth, &jag.access_token)
+        .await
+        .context("step 2 (JWT bearer with the ID-JAG)")?;
+
+    let decode = |token: &SecretString| {
+        protocol::verify::decode_unverified(token.expose_secret()).unwrap_or_default()
+    };
+    let mut out = json!({
+        "id_jag": {
+            "token_endpoint": org_token,
+            "expires_in": jag.expires_in,
+            "scope": jag.scope,
+            "claims": decode(&jag.access_token),
+        },
+        "access_token": {
+            "token_endpoint": as_token,
+            "expires_in": access.expires_in,
+            "scope": access.scope,
+            "claims": decode(&access.access_token),
+        },
+    });
+    if args.raw {
+        out["id_jag"]["raw"] = jag.access_token.expose_secret().into();
+        out["access_token"]["raw"] = access.access_token.expose_secret().into();
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}

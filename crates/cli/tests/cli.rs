@@ -1,0 +1,272 @@
+//! The `secure-agent` binary as a user runs it: real processes, real files, real HTTP.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use testkit::{Browser, IdpHandle};
+
+const BIN: &str = env!("CARGO_BIN_EXE_secure-agent");
+
+#[test]
+fn keys_generate_writes_a_private_pem_and_a_thumbprint_jwk() {
+    let dir = tempfile::tempdir().unwrap();
+    for kind in ["rsa", "p256", "ed25519"] {
+        let out = dir.path().join(format!("{kind}.pem"));
+        let run = Command::new(BIN)
+            .args(["keys", "generate", "--kind", kind, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "private keys are owner-only");
+        let pem = std::fs::read_to_string(&out).unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let jwk: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{}.jwk.json", out.display())).unwrap(),
+        )
+        .unwrap();
+        let parsed: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).unwrap();
+        assert_eq!(
+            jwk["kid"].as_str().unwrap(),
+            protocol::keys::thumbprint(&parsed).unwrap()
+        );
+        assert!(jwk.get("d").is_none(), "no private part in the public JWK");
+        assert!(String::from_utf8_lossy(&run.stdout).contains(jwk["kid"].as_str().unwrap()));
+        // A second run refuses to overwrite.
+        let again = Command::new(BIN)
+            .args(["keys", "generate", "--kind", kind, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(!again.status.success());
+        assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_exchange_prints_decoded_claims_and_no_raw_tokens() {
+    let idp = IdpHandle::start().await.unwrap();
+    let login = idp.login(&Browser::new(), "alice").await.unwrap();
+    let id_token = login.id_token.unwrap();
+    let env_file = idp.data_dir.join("agent0.env");
+    let (issuer, audience) = (idp.issuer.clone(), idp.todo0_issuer());
+    let id_token = id_token.expose_secret().to_owned();
+    let run = move |raw: bool| {
+        let mut command = Command::new(BIN);
+        command
+            .args(["token", "exchange", "--env-file"])
+            .arg(&env_file)
+            .args([
+                "--issuer",
+                &issuer,
+                "--audience",
+                &audience,
+                "--id-token",
+                "-",
+            ])
+            .env_remove("OKTA_DOMAIN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if raw {
+            command.arg("--raw");
+        }
+        let mut child = command.spawn().unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(id_token.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let output = tokio::task::spawn_blocking(move || (run(false), run(true)))
+        .await
+        .unwrap();
+    let (plain, raw) = output;
+    assert!(
+        plain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    let out: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
+    assert_eq!(out["id_jag"]["claims"]["client_id"], "agent0-agent");
+    assert_eq!(out["id_jag"]["scope"], "mcp:connect mcp:tools:read");
+    assert_eq!(out["access_token"]["claims"]["act"]["sub"], "agent0-agent");
+    assert_eq!(
+        out["access_token"]["claims"]["aud"],
+        "http://localhost:5002/mcp"
+    );
+    let text = String::from_utf8_lossy(&plain.stdout);
+    assert!(!text.contains("eyJ"), "no raw JWT without --raw");
+    assert!(raw.status.success());
+    let raw_out: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert!(
+        raw_out["access_token"]["raw"]
+            .as_str()
+            .unwrap()
+            .starts_with("eyJ")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_exchange_reports_the_servers_error() {
+    let idp = IdpHandle::start().await.unwrap();
+    let env_file = idp.data_dir.join("agent0.env");
+    let output = Command::new(BIN)
+        .args(["token", "exchange", "--env-file"])
+        .arg(&env_file)
+        .args([
+            "--issuer",
+            &idp.issuer,
+            "--audience",
+            &idp.todo0_issuer(),
+            "--id-token",
+            "not-a-jwt",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("step 1") && stderr.contains("invalid_grant"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn idp_serves_generates_a_dev_config_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["idp", "--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut issuer = None;
+    let mut logins = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.trim().strip_prefix("org issuer:") {
+            issuer = Some(rest.trim().to_owned());
+        }
+        if line.starts_with("    alice /") || line.starts_with("    bob /") {
+            logins.push(line.clone());
+        }
+        if line.contains("settings for agent0") {
+            break;
+        }
+    }
+    let issuer = issuer.unwrap();
+    assert!(issuer.starts_with("http://localhost:"));
+    assert_eq!(logins.len(), 2, "demo logins are printed");
+    let port = issuer.rsplit(':').next().unwrap();
+    let body = reqwest::blocking_get(&format!(
+        "http://127.0.0.1:{port}/.well-known/openid-configuration"
+    ));
+    assert!(body.contains(&format!("\"issuer\":\"{issuer}\"")));
+    for (file, mode) in [
+        ("idp0.toml", 0o600),
+        ("demo-users.txt", 0o600),
+        ("agent0-agent.pem", 0o600),
+        ("agent0.env", 0o600),
+        ("todo0.env", 0o600),
+    ] {
+        let meta = std::fs::metadata(dir.path().join(file)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, mode, "{file}");
+    }
+    assert_eq!(
+        std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let todo0 = std::fs::read_to_string(dir.path().join("todo0.env")).unwrap();
+    assert!(todo0.contains(&format!("MCP_OKTA_ISSUER={issuer}/oauth2/todo0")));
+    assert!(todo0.contains("MCP_EXPECTED_AUDIENCE=http://localhost:5002/mcp"));
+    let demo = std::fs::read_to_string(dir.path().join("demo-users.txt")).unwrap();
+    assert!(demo.starts_with("alice:"));
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = wait_timeout(&mut child, Duration::from_secs(10));
+    assert!(status.success(), "graceful shutdown exits 0");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("idp0 stopped")));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let secret = todo0
+        .lines()
+        .find_map(|l| l.strip_prefix("OKTA_CLIENT_SECRET="))
+        .unwrap();
+    assert!(!stderr.contains(secret), "no secret in the logs");
+}
+
+#[test]
+fn a_bad_config_fails_before_binding_and_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("idp0.toml");
+    std::fs::write(&config, "[[users]]\nusername = \"a\"\nname = \"A\"\nemail = \"a@x\"\npassword_hash = \"x\"\ncolour = \"blue\"\n").unwrap();
+    let output = Command::new(BIN)
+        .args(["idp", "--port", "1", "--data-dir"])
+        .arg(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("colour"), "{stderr}");
+    std::fs::write(
+        &config,
+        "[[users]]\nusername = \"a\"\nname = \"A\"\nemail = \"a@x\"\npassword_hash = \"x\"\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .args(["idp", "--port", "1", "--data-dir"])
+        .arg(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("users[0].password_hash") && stderr.contains("hash-password"),
+        "{stderr}"
+    );
+}
+
+fn wait_timeout(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("process did not stop within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+mod reqwest {
+    /// A tiny blocking GET for a sync test (the workspace reqwest has no blocking feature).
+    pub(super) fn blocking_get(url: &str) -> String {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async { ::reqwest::get(url).await.unwrap().text().await.unwrap() })
+    }
+}
