@@ -18,29 +18,58 @@ async fn stable(idp: &IdpHandle, url: &str) -> Value {
 }
 
 fn stable_claims(idp: &IdpHandle, token: &str) -> Value {
-    let claims = protocol::verify::decode_unverified(token).unwrap().to_string();
+    let claims = protocol::verify::decode_unverified(token)
+        .unwrap()
+        .to_string();
     serde_json::from_str(&claims.replace(&idp.issuer, "[issuer]")).unwrap()
 }
 
 #[tokio::test]
 async fn metadata_documents() {
     let idp = IdpHandle::start().await.unwrap();
-    let org_oidc = stable(&idp, &format!("{}/.well-known/openid-configuration", idp.issuer)).await;
-    let org_oauth = stable(&idp, &format!("{}/.well-known/oauth-authorization-server", idp.issuer)).await;
+    let org_oidc = stable(
+        &idp,
+        &format!("{}/.well-known/openid-configuration", idp.issuer),
+    )
+    .await;
+    let org_oauth = stable(
+        &idp,
+        &format!("{}/.well-known/oauth-authorization-server", idp.issuer),
+    )
+    .await;
     assert_eq!(org_oidc, org_oauth, "both org documents agree");
     assert_json_snapshot!("org_metadata", org_oidc);
 
     let todo0 = idp.todo0_issuer();
-    let custom = stable(&idp, &format!("{todo0}/.well-known/oauth-authorization-server")).await;
-    let inserted = stable(&idp, &format!("{}/.well-known/oauth-authorization-server/oauth2/todo0", idp.issuer)).await;
+    let custom = stable(
+        &idp,
+        &format!("{todo0}/.well-known/oauth-authorization-server"),
+    )
+    .await;
+    let inserted = stable(
+        &idp,
+        &format!(
+            "{}/.well-known/oauth-authorization-server/oauth2/todo0",
+            idp.issuer
+        ),
+    )
+    .await;
     let oidc = stable(&idp, &format!("{todo0}/.well-known/openid-configuration")).await;
-    assert_eq!(custom, inserted, "RFC 8414 path insertion serves the same document");
+    assert_eq!(
+        custom, inserted,
+        "RFC 8414 path insertion serves the same document"
+    );
     assert_eq!(custom, oidc);
     assert_json_snapshot!("todo0_metadata", custom);
 
     let jwks = stable(&idp, &format!("{todo0}/v1/keys")).await;
     assert_json_snapshot!("todo0_jwks", jwks, { ".keys[].kid" => "[kid]", ".keys[].n" => "[n]" });
-    let missing = reqwest::get(format!("{}/oauth2/nope/.well-known/oauth-authorization-server", idp.issuer)).await.unwrap();
+    let missing = reqwest::get(format!(
+        "{}/oauth2/nope/.well-known/oauth-authorization-server",
+        idp.issuer
+    ))
+    .await
+    .unwrap();
     assert_eq!(missing.status(), 404);
 }
 
@@ -58,7 +87,10 @@ async fn decoded_token_claims() {
         }
         v
     };
-    assert_json_snapshot!("id_token_claims", redactions(&stable_claims(&idp, id_token.expose_secret())));
+    assert_json_snapshot!(
+        "id_token_claims",
+        redactions(&stable_claims(&idp, id_token.expose_secret()))
+    );
     let client = TokenClient::new();
     let jag = client
         .exchange_for_id_jag(
@@ -81,7 +113,20 @@ async fn decoded_token_claims() {
     .unwrap();
     assert_eq!(header["typ"], "oauth-id-jag+jwt");
     assert_eq!(header["alg"], "RS256");
-    assert_json_snapshot!("id_jag_claims", redactions(&stable_claims(&idp, jag.access_token.expose_secret())));
-    let access = client.redeem_id_jag(&idp.todo0_token_endpoint(), &idp.agent_auth(), &jag.access_token).await.unwrap();
-    assert_json_snapshot!("access_token_claims", redactions(&stable_claims(&idp, access.access_token.expose_secret())));
+    assert_json_snapshot!(
+        "id_jag_claims",
+        redactions(&stable_claims(&idp, jag.access_token.expose_secret()))
+    );
+    let access = client
+        .redeem_id_jag(
+            &idp.todo0_token_endpoint(),
+            &idp.agent_auth(),
+            &jag.access_token,
+        )
+        .await
+        .unwrap();
+    assert_json_snapshot!(
+        "access_token_claims",
+        redactions(&stable_claims(&idp, access.access_token.expose_secret()))
+    );
 }
