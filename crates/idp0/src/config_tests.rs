@@ -1,1 +1,109 @@
+//! Bad configuration fails at load, naming the key (STYLE §2).
 
+use super::*;
+
+const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().map_err(|source| ConfigError::Read { path: "tmp".into(), source })?;
+    let path = dir.path().join("idp0.toml");
+    std::fs::write(&path, text).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+    Config::load(&path)
+}
+
+fn message(text: &str) -> String {
+    match load(text) {
+        Ok(_) => panic!("config should have been refused:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_full_config_loads() -> Result<(), ConfigError> {
+    let config = load(&format!(
+        r#"
+[[users]]
+username = "alice"
+name = "Alice"
+email = "alice@example.com"
+password_hash = "{HASH}"
+
+[[clients]]
+client_id = "web"
+client_secret = "s"
+auth_method = "client_secret_post"
+redirect_uris = ["https://app.example/callback"]
+
+[[agents]]
+client_id = "agent"
+linked_clients = ["web"]
+jwks = {{ keys = [{{ kty = "EC", crv = "P-256", x = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", y = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0", kid = "k1" }}] }}
+
+[[authorization_servers]]
+id = "todo0"
+audience = "http://localhost:5002/mcp"
+scopes = ["mcp:connect", "mcp:tools:read"]
+default_scopes = ["mcp:connect"]
+
+[[authorization_servers.policies]]
+clients = ["agent"]
+grant_types = ["jwt-bearer"]
+scopes = ["mcp:connect", "mcp:tools:read"]
+access_token_lifetime_seconds = 600
+"#
+    ))?;
+    assert_eq!(config.users["alice"].id, user_id_for("alice"));
+    assert!(config.clients["agent"].is_agent);
+    let policy = config.servers[0].policy_for("agent", &GrantType::JwtBearer);
+    assert_eq!(policy.map(|p| p.access_token_lifetime), Some(600));
+    Ok(())
+}
+
+#[test]
+fn unknown_keys_are_refused_by_name() {
+    let m = message("[[clients]]\nclient_id = \"a\"\nauth_method = \"none\"\nredirect_url = \"x\"\n");
+    assert!(m.contains("redirect_url"), "{m}");
+}
+
+#[test]
+fn a_secret_client_needs_a_secret() {
+    let m = message("[[clients]]\nclient_id = \"a\"\nauth_method = \"client_secret_basic\"\n");
+    assert!(m.contains("clients[0].client_secret"), "{m}");
+}
+
+#[test]
+fn an_agent_needs_keys_and_known_linked_clients() {
+    let m = message("[[agents]]\nclient_id = \"a\"\n");
+    assert!(m.contains("agents[0].jwks"), "{m}");
+    let m = message(
+        "[[agents]]\nclient_id = \"a\"\nlinked_clients = [\"ghost\"]\njwks = { keys = [] }\n",
+    );
+    assert!(m.contains("agents[0].linked_clients") && m.contains("ghost"), "{m}");
+}
+
+#[test]
+fn policies_must_stay_within_the_servers_scopes_and_clients() {
+    let base = "[[clients]]\nclient_id = \"c\"\nauth_method = \"none\"\n[[authorization_servers]]\nid = \"x\"\naudience = \"https://api\"\nscopes = [\"a\"]\n[[authorization_servers.policies]]\n";
+    let m = message(&format!("{base}clients = [\"c\"]\ngrant_types = [\"jwt-bearer\"]\nscopes = [\"b\"]\n"));
+    assert!(m.contains("authorization_servers[0].policies[0].scopes"), "{m}");
+    let m = message(&format!("{base}clients = [\"nobody\"]\ngrant_types = [\"jwt-bearer\"]\nscopes = [\"a\"]\n"));
+    assert!(m.contains("nobody"), "{m}");
+    let m = message(&format!("{base}clients = [\"c\"]\ngrant_types = [\"password\"]\nscopes = [\"a\"]\n"));
+    assert!(m.contains("unknown grant type"), "{m}");
+}
+
+#[test]
+fn malformed_values_are_refused() {
+    let m = message(&format!("[[users]]\nusername = \"a\"\nname = \"A\"\nemail = \"e\"\npassword_hash = \"plain\"\n"));
+    assert!(m.contains("users[0].password_hash"), "{m}");
+    let m = message("[[clients]]\nclient_id = \"a\"\nauth_method = \"none\"\nredirect_uris = [\"not a uri\"]\n");
+    assert!(m.contains("clients[0].redirect_uris"), "{m}");
+    let m = message("[[authorization_servers]]\nid = \"has space\"\naudience = \"https://a\"\nscopes = []\n");
+    assert!(m.contains("authorization_servers[0].id"), "{m}");
+    let m = message("id_jag_lifetime_seconds = 86400\n");
+    assert!(m.contains("id_jag_lifetime_seconds"), "{m}");
+    let m = message(&format!(
+        "[[users]]\nusername = \"a\"\nname = \"A\"\nemail = \"e\"\npassword_hash = \"{HASH}\"\n[[users]]\nusername = \"a\"\nname = \"B\"\nemail = \"e\"\npassword_hash = \"{HASH}\"\n"
+    ));
+    assert!(m.contains("duplicate"), "{m}");
+}
