@@ -107,3 +107,17 @@ fn malformed_values_are_refused() {
     ));
     assert!(m.contains("duplicate"), "{m}");
 }
+
+#[test]
+fn the_documented_example_parses() -> Result<(), Box<dyn std::error::Error>> {
+    let text = include_str!("../../../config/idp0.example.toml");
+    let file: ConfigFile = toml::from_str(text)?;
+    assert_eq!(file.authorization_servers[0].id, "todo0");
+    // Everything but the agent's key file (which the reader generates) validates.
+    let dir = tempfile::tempdir()?;
+    let key = protocol::keys::SigningKey::generate(protocol::keys::KeyKind::Rsa)?;
+    std::fs::write(dir.path().join("agent.pem.jwk.json"), serde_json::to_string(key.public_jwk())?)?;
+    let config = Config::from_file(file, dir.path())?;
+    assert!(config.clients["agent0-agent"].is_agent);
+    Ok(())
+}
