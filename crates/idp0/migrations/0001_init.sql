@@ -63,13 +63,3 @@ CREATE TABLE sso_sessions (
     auth_time  INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );
-
--- Brokered consent records (used by the oauth-sts flow).
-CREATE TABLE consents (
-    user_id    TEXT NOT NULL,
-    client_id  TEXT NOT NULL,
-    resource   TEXT NOT NULL,
-    scope      TEXT NOT NULL,
-    granted_at INTEGER NOT NULL,
-    PRIMARY KEY (user_id, client_id, resource)
-);

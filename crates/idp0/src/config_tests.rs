@@ -5,9 +5,15 @@ use super::*;
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
 
 fn load(text: &str) -> Result<Config, ConfigError> {
-    let dir = tempfile::tempdir().map_err(|source| ConfigError::Read { path: "tmp".into(), source })?;
+    let dir = tempfile::tempdir().map_err(|source| ConfigError::Read {
+        path: "tmp".into(),
+        source,
+    })?;
     let path = dir.path().join("idp0.toml");
-    std::fs::write(&path, text).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+    std::fs::write(&path, text).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
     Config::load(&path)
 }
 
@@ -61,7 +67,8 @@ access_token_lifetime_seconds = 600
 
 #[test]
 fn unknown_keys_are_refused_by_name() {
-    let m = message("[[clients]]\nclient_id = \"a\"\nauth_method = \"none\"\nredirect_url = \"x\"\n");
+    let m =
+        message("[[clients]]\nclient_id = \"a\"\nauth_method = \"none\"\nredirect_url = \"x\"\n");
     assert!(m.contains("redirect_url"), "{m}");
 }
 
@@ -78,27 +85,45 @@ fn an_agent_needs_keys_and_known_linked_clients() {
     let m = message(
         "[[agents]]\nclient_id = \"a\"\nlinked_clients = [\"ghost\"]\njwks = { keys = [] }\n",
     );
-    assert!(m.contains("agents[0].linked_clients") && m.contains("ghost"), "{m}");
+    assert!(
+        m.contains("agents[0].linked_clients") && m.contains("ghost"),
+        "{m}"
+    );
 }
 
 #[test]
 fn policies_must_stay_within_the_servers_scopes_and_clients() {
     let base = "[[clients]]\nclient_id = \"c\"\nauth_method = \"none\"\n[[authorization_servers]]\nid = \"x\"\naudience = \"https://api\"\nscopes = [\"a\"]\n[[authorization_servers.policies]]\n";
-    let m = message(&format!("{base}clients = [\"c\"]\ngrant_types = [\"jwt-bearer\"]\nscopes = [\"b\"]\n"));
-    assert!(m.contains("authorization_servers[0].policies[0].scopes"), "{m}");
-    let m = message(&format!("{base}clients = [\"nobody\"]\ngrant_types = [\"jwt-bearer\"]\nscopes = [\"a\"]\n"));
+    let m = message(&format!(
+        "{base}clients = [\"c\"]\ngrant_types = [\"jwt-bearer\"]\nscopes = [\"b\"]\n"
+    ));
+    assert!(
+        m.contains("authorization_servers[0].policies[0].scopes"),
+        "{m}"
+    );
+    let m = message(&format!(
+        "{base}clients = [\"nobody\"]\ngrant_types = [\"jwt-bearer\"]\nscopes = [\"a\"]\n"
+    ));
     assert!(m.contains("nobody"), "{m}");
-    let m = message(&format!("{base}clients = [\"c\"]\ngrant_types = [\"password\"]\nscopes = [\"a\"]\n"));
+    let m = message(&format!(
+        "{base}clients = [\"c\"]\ngrant_types = [\"password\"]\nscopes = [\"a\"]\n"
+    ));
     assert!(m.contains("unknown grant type"), "{m}");
 }
 
 #[test]
 fn malformed_values_are_refused() {
-    let m = message(&format!("[[users]]\nusername = \"a\"\nname = \"A\"\nemail = \"e\"\npassword_hash = \"plain\"\n"));
+    let m = message(&format!(
+        "[[users]]\nusername = \"a\"\nname = \"A\"\nemail = \"e\"\npassword_hash = \"plain\"\n"
+    ));
     assert!(m.contains("users[0].password_hash"), "{m}");
-    let m = message("[[clients]]\nclient_id = \"a\"\nauth_method = \"none\"\nredirect_uris = [\"not a uri\"]\n");
+    let m = message(
+        "[[clients]]\nclient_id = \"a\"\nauth_method = \"none\"\nredirect_uris = [\"not a uri\"]\n",
+    );
     assert!(m.contains("clients[0].redirect_uris"), "{m}");
-    let m = message("[[authorization_servers]]\nid = \"has space\"\naudience = \"https://a\"\nscopes = []\n");
+    let m = message(
+        "[[authorization_servers]]\nid = \"has space\"\naudience = \"https://a\"\nscopes = []\n",
+    );
     assert!(m.contains("authorization_servers[0].id"), "{m}");
     let m = message("id_jag_lifetime_seconds = 86400\n");
     assert!(m.contains("id_jag_lifetime_seconds"), "{m}");
@@ -116,7 +141,10 @@ fn the_documented_example_parses() -> Result<(), Box<dyn std::error::Error>> {
     // Everything but the agent's key file (which the reader generates) validates.
     let dir = tempfile::tempdir()?;
     let key = protocol::keys::SigningKey::generate(protocol::keys::KeyKind::Rsa)?;
-    std::fs::write(dir.path().join("agent.pem.jwk.json"), serde_json::to_string(key.public_jwk())?)?;
+    std::fs::write(
+        dir.path().join("agent.pem.jwk.json"),
+        serde_json::to_string(key.public_jwk())?,
+    )?;
     let config = Config::from_file(file, dir.path())?;
     assert!(config.clients["agent0-agent"].is_agent);
     Ok(())

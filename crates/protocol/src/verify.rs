@@ -193,6 +193,19 @@ impl RemoteJwks {
         }
     }
 
+    /// Discovers `issuer`'s metadata (OIDC / RFC 8414, issuer checked) and caches its JWKS.
+    pub async fn discover(
+        http: reqwest::Client,
+        issuer: &str,
+        min_refresh_interval: Duration,
+    ) -> Result<Self, crate::discovery::DiscoveryError> {
+        let metadata = crate::discovery::discover(&http, issuer).await?;
+        let jwks_uri = metadata.jwks_uri.ok_or_else(|| {
+            crate::discovery::DiscoveryError::NotFound(format!("{issuer} (no jwks_uri)"))
+        })?;
+        Ok(Self::new(http, jwks_uri, min_refresh_interval))
+    }
+
     /// The JWKS URL.
     pub fn jwks_uri(&self) -> &str {
         &self.jwks_uri

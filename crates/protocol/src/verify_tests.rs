@@ -216,3 +216,32 @@ async fn remote_jwks_picks_up_a_rotated_key_on_unknown_kid() {
     }
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
+
+#[rstest]
+#[case::rs256(KeyKind::Rsa)]
+#[case::es256(KeyKind::P256)]
+#[case::eddsa(KeyKind::Ed25519)]
+#[tokio::test]
+async fn client_assertions_verify_for_every_key_kind(#[case] kind: KeyKind) {
+    let key = Arc::new(SigningKey::generate(kind).expect("key"));
+    let clock = FixedClock::at(NOW);
+    let signer = crate::assertion::ClientAssertionSigner::new("agent", key.clone(), clock.clone());
+    let assertion = signer
+        .sign("https://idp.example/oauth2/v1/token")
+        .expect("sign");
+    let verifier = JwtVerifier::new(Arc::new(StaticKeys::new(&jwk_set([key.as_ref()]))), clock);
+    let expect = Expectations::new(
+        "agent",
+        "https://idp.example/oauth2/v1/token",
+        TypeRule::ANY,
+    );
+    let claims = verifier
+        .verify::<crate::claims::ClientAssertionClaims>(
+            secrecy::ExposeSecret::expose_secret(&assertion),
+            &expect,
+        )
+        .await
+        .expect("valid assertion")
+        .claims;
+    assert_eq!((claims.sub.as_str(), claims.exp), ("agent", NOW + 60));
+}

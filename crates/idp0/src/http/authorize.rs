@@ -9,7 +9,7 @@
 
 use axum::Form as AxumForm;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
@@ -363,10 +363,8 @@ pub(super) struct LoginForm {
 pub(super) async fn post_login(
     State(idp): State<Idp>,
     jar: CookieJar,
-    headers: HeaderMap,
     AxumForm(form): AxumForm<LoginForm>,
 ) -> Response {
-    let _ = headers;
     let server = match idp.server((!form.server.is_empty()).then_some(form.server.as_str())) {
         Some(server) => server,
         None => {

@@ -18,8 +18,9 @@ pub const RESOURCE: &str = "http://localhost:5002/mcp";
 /// Discovers an issuer and builds a verifier over its JWKS, as a resource server would.
 pub async fn remote_verifier(issuer: &str) -> JwtVerifier {
     let http = protocol::discovery::http_client();
-    let metadata = protocol::discovery::discover(&http, issuer).await.unwrap();
-    let jwks = RemoteJwks::new(http, metadata.jwks_uri.unwrap(), Duration::from_secs(30));
+    let jwks = RemoteJwks::discover(http, issuer, Duration::from_secs(30))
+        .await
+        .unwrap();
     JwtVerifier::new(Arc::new(jwks), protocol::clock::system())
 }
 
@@ -186,4 +187,27 @@ async fn a_second_app_logs_in_without_a_password() {
         protocol::verify::decode_unverified(tokens.id_token.unwrap().expose_secret()).unwrap();
     assert_eq!(claims["aud"], "todo0");
     assert_eq!(claims["preferred_username"], "alice");
+}
+
+#[tokio::test]
+async fn a_refresh_token_can_be_the_subject_token() {
+    let idp = IdpHandle::start().await.unwrap();
+    let login = idp.login(&Browser::new(), "alice").await.unwrap();
+    let jag = TokenClient::new()
+        .exchange_for_id_jag(
+            &idp.org_token_endpoint(),
+            &idp.agent_auth(),
+            &IdJagRequest {
+                subject_token: login.refresh_token.as_ref().unwrap(),
+                subject_token_type: TokenType::RefreshToken,
+                audience: &idp.todo0_issuer(),
+                resource: Some(RESOURCE),
+                scope: Some("mcp:connect"),
+            },
+        )
+        .await
+        .unwrap();
+    let claims = protocol::verify::decode_unverified(jag.access_token.expose_secret()).unwrap();
+    assert_eq!(claims["sub"], idp0::config::user_id_for("alice"));
+    assert_eq!(claims["scope"], "mcp:connect");
 }

@@ -58,13 +58,12 @@ async fn refresh(
         .map_err(|e| e.to_string())
 }
 
-async fn introspect(idp: &IdpHandle, auth: &ClientAuth, endpoint: &str, token: &str) -> Value {
+async fn introspect(auth: &ClientAuth, endpoint: &str, token: &str) -> Value {
     let http = reqwest::Client::new();
     let mut request = http.post(endpoint).form(&[("token", token)]);
     if let ClientAuth::SecretBasic { client_id, secret } = auth {
         request = request.basic_auth(client_id, Some(secret.expose_secret()));
     }
-    let _ = idp;
     request.send().await.unwrap().json().await.unwrap()
 }
 
@@ -82,7 +81,6 @@ async fn a_reused_code_fails_and_revokes_what_it_issued() {
         .unwrap();
     let auth = idp.web_client_auth("agent0");
     let active = introspect(
-        &idp,
         &auth,
         &org_introspect(&idp),
         first.access_token.expose_secret(),
@@ -96,7 +94,6 @@ async fn a_reused_code_fails_and_revokes_what_it_issued() {
         .unwrap_err();
     assert!(second.contains("invalid_grant"), "{second}");
     let revoked = introspect(
-        &idp,
         &auth,
         &org_introspect(&idp),
         first.access_token.expose_secret(),
@@ -293,7 +290,6 @@ async fn revoked_tokens_are_inactive_and_other_clients_cannot_revoke_them() {
         "RFC 7009 §2.2: unknown tokens are not an error"
     );
     let status = introspect(
-        &idp,
         &idp.web_client_auth("todo0"),
         &org_introspect(&idp),
         &access,
