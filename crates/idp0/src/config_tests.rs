@@ -113,9 +113,9 @@ fn policies_must_stay_within_the_servers_scopes_and_clients() {
 
 #[test]
 fn malformed_values_are_refused() {
-    let m = message(&format!(
-        "[[users]]\nusername = \"a\"\nname = \"A\"\nemail = \"e\"\npassword_hash = \"plain\"\n"
-    ));
+    let m = message(
+        "[[users]]\nusername = \"a\"\nname = \"A\"\nemail = \"e\"\npassword_hash = \"plain\"\n",
+    );
     assert!(m.contains("users[0].password_hash"), "{m}");
     let m = message(
         "[[clients]]\nclient_id = \"a\"\nauth_method = \"none\"\nredirect_uris = [\"not a uri\"]\n",
