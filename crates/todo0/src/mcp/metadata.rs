@@ -1,0 +1,42 @@
+//! OAuth 2.0 Protected Resource Metadata (RFC 9728 §2–3) for the MCP endpoint, served at the
+//! path-suffixed well-known URL (`/.well-known/oauth-protected-resource/mcp`) and the root form.
+
+use protocol::metadata::ProtectedResourceMetadata;
+
+/// The metadata URL for `resource` (RFC 9728 §3.1: the well-known segment goes between the host
+/// and the resource's path).
+pub fn metadata_url(resource: &str) -> String {
+    match url::Url::parse(resource) {
+        Ok(url) => {
+            let origin = url.origin().ascii_serialization();
+            let path = url.path().trim_end_matches('/');
+            format!("{origin}/.well-known/oauth-protected-resource{path}")
+        }
+        Err(_) => format!("{resource}/.well-known/oauth-protected-resource"),
+    }
+}
+
+/// The document.
+pub fn document(resource: &str, issuer: &str) -> ProtectedResourceMetadata {
+    ProtectedResourceMetadata {
+        resource: resource.to_owned(),
+        authorization_servers: vec![issuer.to_owned()],
+        scopes_supported: super::scopes::ALL.iter().map(|s| (*s).to_owned()).collect(),
+        bearer_methods_supported: vec!["header".to_owned()],
+        resource_name: Some("todo0 MCP server".to_owned()),
+        extra: serde_json::Map::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_well_known_segment_is_inserted_before_the_path() {
+        assert_eq!(
+            metadata_url("http://localhost:5002/mcp"),
+            "http://localhost:5002/.well-known/oauth-protected-resource/mcp"
+        );
+    }
+}

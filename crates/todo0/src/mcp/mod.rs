@@ -1,0 +1,125 @@
+//! todo0's MCP server: rmcp Streamable HTTP at `/mcp`, guarded by [`auth`], with protected
+//! resource metadata (RFC 9728) at the well-known URLs.
+
+pub mod auth;
+pub mod metadata;
+pub mod scopes;
+pub mod tools;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use protocol::Clock;
+use protocol::verify::{Expectations, JwtVerifier, KeyResolver, TypeRule};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+
+use crate::store::TodoStore;
+
+/// How the MCP server is set up.
+#[derive(Debug, Clone)]
+pub struct McpConfig {
+    /// The authorization server's issuer (`MCP_OKTA_ISSUER`).
+    pub issuer: String,
+    /// This resource's identifier, the tokens' required `aud` (`MCP_EXPECTED_AUDIENCE`).
+    pub resource: String,
+    /// Hosts accepted in `Host` (DNS-rebinding protection); empty keeps rmcp's loopback default.
+    pub allowed_hosts: Vec<String>,
+    /// Origins accepted in `Origin`; requests without `Origin` (non-browser clients) pass.
+    pub allowed_origins: Vec<String>,
+    /// Stateless mode: no MCP sessions, JSON responses; for several replicas behind a balancer.
+    pub stateless: bool,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+impl McpConfig {
+    /// Defaults for `issuer` and `resource`.
+    pub fn new(issuer: impl Into<String>, resource: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            resource: resource.into(),
+            allowed_hosts: vec![],
+            allowed_origins: vec![],
+            stateless: false,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// The MCP router: `/mcp`, the protected resource metadata, and `/health`.
+pub fn router(
+    config: &McpConfig,
+    keys: Arc<dyn KeyResolver>,
+    store: Arc<dyn TodoStore>,
+    clock: Arc<dyn Clock>,
+) -> Router {
+    let prm_url = metadata::metadata_url(&config.resource);
+    let expect = Expectations::new(&config.issuer, &config.resource, TypeRule::ACCESS_TOKEN);
+    let guard = auth::Guard::new(
+        JwtVerifier::new(keys, clock.clone()),
+        expect,
+        prm_url,
+        clock.clone(),
+        config.max_body_bytes,
+    );
+
+    let mut server_config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(!config.stateless)
+        .with_json_response(config.stateless)
+        .enforce_origin_validation();
+    server_config.sse_keep_alive = Some(Duration::from_secs(15));
+    server_config.max_request_body_bytes = config.max_body_bytes;
+    if !config.allowed_hosts.is_empty() {
+        server_config = server_config.with_allowed_hosts(config.allowed_hosts.clone());
+    }
+    server_config.allowed_origins = config.allowed_origins.clone();
+    let tools = tools::TodoTools::new(store.clone(), clock);
+    let service = StreamableHttpService::new(
+        move || Ok(tools.clone()),
+        Arc::new(LocalSessionManager::default()),
+        server_config,
+    );
+
+    let document = metadata::document(&config.resource, &config.issuer);
+    let well_known = {
+        let document = document.clone();
+        get(move || {
+            let document = document.clone();
+            async move { axum::Json(document) }
+        })
+    };
+    let path = url::Url::parse(&config.resource)
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .unwrap_or_else(|_| "/mcp".into());
+    let mcp = Router::new()
+        .nest_service(if path.is_empty() { "/mcp" } else { &path }, service)
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            auth::require_token,
+        ));
+    Router::new()
+        .route(
+            &format!("/.well-known/oauth-protected-resource{path}"),
+            well_known.clone(),
+        )
+        .route("/.well-known/oauth-protected-resource", well_known)
+        .route(
+            "/health",
+            get(move || {
+                let store = store.clone();
+                async move {
+                    match store.ping().await {
+                        Ok(()) => (http::StatusCode::OK, "ok"),
+                        Err(_) => (
+                            http::StatusCode::SERVICE_UNAVAILABLE,
+                            "todo store unavailable",
+                        ),
+                    }
+                }
+            }),
+        )
+        .merge(mcp)
+}

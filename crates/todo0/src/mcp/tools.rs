@@ -1,0 +1,342 @@
+//! The MCP tools (the TypeScript sample's names): `get-todos`, `create-todo`, `update-todo`,
+//! `toggle-todo`, `delete-todo`. Inputs have JSON Schemas and are validated here, so a wrong or
+//! missing argument is a tool error the model can read and correct (MCP 2025-11-25, "Error
+//! Handling"); not-found and invalid titles are tool errors too. Only malformed JSON-RPC and
+//! unknown tools are protocol errors (rmcp answers those). Every call is audited.
+
+use std::sync::Arc;
+
+use rmcp::handler::server::common::{schema_for_output, schema_for_type};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    CallToolResult, ContentBlock, Implementation, JsonObject, MetaObject, ServerCapabilities,
+    ServerConfig,
+};
+use rmcp::{
+    ErrorData, ServerHandler, handler::server::common::Extension, tool, tool_handler, tool_router,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Caller;
+use super::scopes;
+use crate::domain::{Filter, Title, Todo, TodoError, parse_id};
+use crate::store::TodoStore;
+
+/// `get-todos` input.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetTodosArgs {
+    /// Only done (true) or open (false) todos; omit for all.
+    #[serde(default)]
+    pub completed: Option<bool>,
+    /// Only todos whose title contains this text (case-insensitive).
+    #[serde(default)]
+    pub search: Option<String>,
+}
+
+/// `create-todo` input.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTodoArgs {
+    /// The title, 1–500 characters.
+    pub title: String,
+}
+
+/// `update-todo` input.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTodoArgs {
+    /// The todo's id.
+    pub id: i64,
+    /// A new title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Mark done (true) or not done (false).
+    #[serde(default)]
+    pub completed: Option<bool>,
+}
+
+/// `toggle-todo` / `delete-todo` input.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdArgs {
+    /// The todo's id.
+    pub id: i64,
+}
+
+/// `get-todos` output.
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TodoList {
+    /// The todos, oldest first.
+    pub todos: Vec<Todo>,
+    /// How many.
+    pub count: usize,
+}
+
+/// Output of the tools that change one todo.
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TodoResult {
+    /// The todo after the change (for delete: as it was).
+    pub todo: Todo,
+}
+
+/// The tool server: one per process, cheap to clone per session.
+#[derive(Clone)]
+pub struct TodoTools {
+    store: Arc<dyn TodoStore>,
+    clock: Arc<dyn protocol::Clock>,
+    tool_router: ToolRouter<Self>,
+}
+
+fn scope_meta(scope: &str) -> MetaObject {
+    let mut object = JsonObject::new();
+    object.insert(
+        "requiredScopes".into(),
+        serde_json::json!([scopes::CONNECT, scope]),
+    );
+    MetaObject(object)
+}
+
+/// A tool error result the model can read.
+fn tool_error(message: impl Into<String>) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message.into())])
+}
+
+fn parse_args<T: DeserializeOwned>(args: JsonObject) -> Result<T, CallToolResult> {
+    serde_json::from_value(serde_json::Value::Object(args))
+        .map_err(|e| tool_error(format!("invalid arguments: {e}")))
+}
+
+fn caller(parts: &http::request::Parts) -> Result<&Caller, ErrorData> {
+    // The HTTP guard always inserts the caller; its absence is a wiring bug, not bad input.
+    parts
+        .extensions
+        .get::<Caller>()
+        .ok_or_else(|| ErrorData::internal_error("unauthenticated request reached a tool", None))
+}
+
+fn structured<T: Serialize>(value: &T) -> CallToolResult {
+    match serde_json::to_value(value) {
+        Ok(value) => CallToolResult::structured(value),
+        Err(e) => tool_error(format!("could not encode the result: {e}")),
+    }
+}
+
+fn outcome(result: Result<CallToolResult, TodoError>) -> CallToolResult {
+    match result {
+        Ok(result) => result,
+        Err(TodoError::Unavailable(message)) => {
+            tracing::warn!(error = %message, "todo store unavailable");
+            tool_error("The todo store is temporarily unavailable; please try again shortly.")
+        }
+        Err(e) => tool_error(e.to_string()),
+    }
+}
+
+fn audit(caller: &Caller, tool: &str, result: &CallToolResult) {
+    let outcome = if result.is_error == Some(true) {
+        "error"
+    } else {
+        "ok"
+    };
+    tracing::info!(target: "todo0::audit", user = caller.owner.as_str(), client = caller.client_id.as_deref().unwrap_or("-"), tool, outcome, "tool call");
+}
+
+#[tool_router]
+impl TodoTools {
+    /// Tools over `store`.
+    pub fn new(store: Arc<dyn TodoStore>, clock: Arc<dyn protocol::Clock>) -> Self {
+        Self {
+            store,
+            clock,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    async fn run<T: DeserializeOwned>(
+        &self,
+        parts: &http::request::Parts,
+        tool: &str,
+        args: JsonObject,
+        f: impl AsyncFnOnce(&Self, &Caller, T) -> Result<CallToolResult, TodoError>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let caller = caller(parts)?;
+        let result = match parse_args::<T>(args) {
+            Ok(args) => outcome(f(self, caller, args).await),
+            Err(error) => error,
+        };
+        audit(caller, tool, &result);
+        Ok(result)
+    }
+
+    #[tool(
+        name = "get-todos",
+        description = "List the signed-in user's todos (oldest first), optionally only done or open ones, or those whose title contains a text.",
+        input_schema = schema_for_type::<GetTodosArgs>(),
+        output_schema = schema_for_output::<TodoList>(),
+        meta = scope_meta(scopes::READ),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_todos(
+        &self,
+        Extension(parts): Extension<http::request::Parts>,
+        Parameters(args): Parameters<JsonObject>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.run(
+            &parts,
+            "get-todos",
+            args,
+            async |this, caller, args: GetTodosArgs| {
+                let filter = Filter {
+                    completed: args.completed,
+                    text: args.search.filter(|s| !s.trim().is_empty()),
+                };
+                let todos = this.store.list(&caller.owner, &filter).await?;
+                Ok(structured(&TodoList {
+                    count: todos.len(),
+                    todos,
+                }))
+            },
+        )
+        .await
+    }
+
+    #[tool(
+        name = "create-todo",
+        description = "Create a todo for the signed-in user. The title is trimmed and must be 1-500 characters.",
+        input_schema = schema_for_type::<CreateTodoArgs>(),
+        output_schema = schema_for_output::<TodoResult>(),
+        meta = scope_meta(scopes::MANAGE),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn create_todo(
+        &self,
+        Extension(parts): Extension<http::request::Parts>,
+        Parameters(args): Parameters<JsonObject>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.run(
+            &parts,
+            "create-todo",
+            args,
+            async |this, caller, args: CreateTodoArgs| {
+                let title = Title::parse(&args.title)?;
+                let todo = this
+                    .store
+                    .create(&caller.owner, &title, this.clock.now())
+                    .await?;
+                Ok(structured(&TodoResult { todo }))
+            },
+        )
+        .await
+    }
+
+    #[tool(
+        name = "update-todo",
+        description = "Change a todo's title and/or mark it done or not done. Give the id and at least one of title, completed.",
+        input_schema = schema_for_type::<UpdateTodoArgs>(),
+        output_schema = schema_for_output::<TodoResult>(),
+        meta = scope_meta(scopes::MANAGE),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn update_todo(
+        &self,
+        Extension(parts): Extension<http::request::Parts>,
+        Parameters(args): Parameters<JsonObject>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.run(
+            &parts,
+            "update-todo",
+            args,
+            async |this, caller, args: UpdateTodoArgs| {
+                let id = parse_id(args.id)?;
+                if args.title.is_none() && args.completed.is_none() {
+                    return Err(TodoError::Invalid(
+                        "give a new title, completed, or both".into(),
+                    ));
+                }
+                // Validate everything before changing anything.
+                let title = args.title.as_deref().map(Title::parse).transpose()?;
+                let now = this.clock.now();
+                let mut todo = this.store.get(&caller.owner, id).await?;
+                if let Some(title) = &title {
+                    todo = this
+                        .store
+                        .update_title(&caller.owner, id, title, now)
+                        .await?;
+                }
+                if let Some(completed) = args.completed {
+                    todo = this
+                        .store
+                        .set_completed(&caller.owner, id, Some(completed), now)
+                        .await?;
+                }
+                Ok(structured(&TodoResult { todo }))
+            },
+        )
+        .await
+    }
+
+    #[tool(
+        name = "toggle-todo",
+        description = "Flip a todo between done and not done.",
+        input_schema = schema_for_type::<IdArgs>(),
+        output_schema = schema_for_output::<TodoResult>(),
+        meta = scope_meta(scopes::MANAGE),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn toggle_todo(
+        &self,
+        Extension(parts): Extension<http::request::Parts>,
+        Parameters(args): Parameters<JsonObject>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.run(
+            &parts,
+            "toggle-todo",
+            args,
+            async |this, caller, args: IdArgs| {
+                let todo = this
+                    .store
+                    .set_completed(&caller.owner, parse_id(args.id)?, None, this.clock.now())
+                    .await?;
+                Ok(structured(&TodoResult { todo }))
+            },
+        )
+        .await
+    }
+
+    #[tool(
+        name = "delete-todo",
+        description = "Delete a todo permanently.",
+        input_schema = schema_for_type::<IdArgs>(),
+        output_schema = schema_for_output::<TodoResult>(),
+        meta = scope_meta(scopes::DELETE),
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn delete_todo(
+        &self,
+        Extension(parts): Extension<http::request::Parts>,
+        Parameters(args): Parameters<JsonObject>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.run(
+            &parts,
+            "delete-todo",
+            args,
+            async |this, caller, args: IdArgs| {
+                let todo = this.store.delete(&caller.owner, parse_id(args.id)?).await?;
+                Ok(structured(&TodoResult { todo }))
+            },
+        )
+        .await
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for TodoTools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("todo0", env!("CARGO_PKG_VERSION")))
+            .with_instructions("Manage the signed-in user's todo list. Each tool's _meta.requiredScopes says which OAuth scopes it needs.")
+    }
+}

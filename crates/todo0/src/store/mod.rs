@@ -1,0 +1,62 @@
+//! Todo storage behind one trait; SQLite (embedded default, WAL, migrations applied at start)
+//! and PostgreSQL, chosen by URL. Every method is scoped to an owner: no method can read or
+//! change another owner's todo, and a foreign id behaves exactly like a missing one.
+
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use protocol::UnixTime;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+use crate::domain::{Filter, Owner, Title, Todo, TodoError};
+
+/// Todo storage.
+#[async_trait]
+pub trait TodoStore: Send + Sync {
+    /// The owner's todos, oldest first, filtered.
+    async fn list(&self, owner: &Owner, filter: &Filter) -> Result<Vec<Todo>, TodoError>;
+    /// One todo.
+    async fn get(&self, owner: &Owner, id: i64) -> Result<Todo, TodoError>;
+    /// Creates a todo.
+    async fn create(&self, owner: &Owner, title: &Title, now: UnixTime) -> Result<Todo, TodoError>;
+    /// Renames a todo.
+    async fn update_title(
+        &self,
+        owner: &Owner,
+        id: i64,
+        title: &Title,
+        now: UnixTime,
+    ) -> Result<Todo, TodoError>;
+    /// Sets `completed`, or flips it when `completed` is `None`.
+    async fn set_completed(
+        &self,
+        owner: &Owner,
+        id: i64,
+        completed: Option<bool>,
+        now: UnixTime,
+    ) -> Result<Todo, TodoError>;
+    /// Deletes a todo, returning it.
+    async fn delete(&self, owner: &Owner, id: i64) -> Result<Todo, TodoError>;
+    /// Checks the database answers (health).
+    async fn ping(&self) -> Result<(), TodoError>;
+}
+
+/// Opens a store by URL: `sqlite://path` / a plain path, or `postgres://…`.
+pub async fn open(url: &str) -> Result<Arc<dyn TodoStore>, TodoError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else {
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        Ok(Arc::new(
+            SqliteStore::open(std::path::Path::new(path)).await?,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,7 @@
+//! todo0's integration tests: one binary, servers on 127.0.0.1:0.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
+#[path = "integration/harness.rs"]
+mod harness;
+#[path = "integration/mcp_scopes.rs"]
+mod mcp_scopes;

@@ -1,0 +1,179 @@
+//! A todo0 MCP server on 127.0.0.1:0 with a test authorization server key, over SQLite or a
+//! fresh PostgreSQL schema, and a raw JSON-RPC client that exposes HTTP statuses and headers.
+
+use std::sync::Arc;
+
+use protocol::claims::{AccessTokenClaims, Audience};
+use protocol::keys::{KeyKind, SigningKey, jwk_set};
+use protocol::verify::StaticKeys;
+use protocol::{Clock, Scopes};
+use serde_json::{Value, json};
+use todo0::store::{PostgresStore, SqliteStore, TodoStore};
+
+pub const ISSUER: &str = "https://idp.test/oauth2/todo0";
+pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Which database backs the server.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub async fn store(backend: Backend) -> Arc<dyn TodoStore> {
+    match backend {
+        Backend::Sqlite => Arc::new(SqliteStore::in_memory().await.unwrap()),
+        Backend::Postgres => {
+            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+            Arc::new(
+                PostgresStore::connect_in_schema(POSTGRES_URL, &schema)
+                    .await
+                    .unwrap(),
+            )
+        }
+    }
+}
+
+/// A running MCP server.
+pub struct Server {
+    pub url: String,
+    pub resource: String,
+    pub key: SigningKey,
+    pub store: Arc<dyn TodoStore>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Server {
+    pub async fn start(backend: Backend, stateless: bool) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let resource = format!("http://{addr}/mcp");
+        let key = SigningKey::generate(KeyKind::Rsa).unwrap();
+        let keys = Arc::new(StaticKeys::new(&jwk_set([&key])));
+        let store = store(backend).await;
+        let clock = protocol::clock::system();
+        let mut config = todo0::mcp::McpConfig::new(ISSUER, &resource);
+        config.stateless = stateless;
+        let app = todo0::mcp::router(&config, keys, store.clone(), clock.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            url: resource.clone(),
+            resource,
+            key,
+            store,
+            clock,
+        }
+    }
+
+    /// An access token for `user` with `scopes`, as the todo0 AS would issue it.
+    pub fn token(&self, user: &str, scopes: &str) -> String {
+        let scopes = Scopes::parse(scopes).unwrap();
+        let now = self.clock.now();
+        let claims = AccessTokenClaims {
+            iss: ISSUER.into(),
+            aud: Audience::One(self.resource.clone()),
+            sub: user.into(),
+            exp: now + 600,
+            iat: now,
+            jti: Some(uuid::Uuid::new_v4().to_string()),
+            uid: Some(user.into()),
+            cid: Some("agent0-agent".into()),
+            client_id: Some("agent0-agent".into()),
+            scp: Some(scopes.to_vec()),
+            scope: Some(scopes.to_string()),
+            auth_time: None,
+            act: None,
+        };
+        self.key.sign("at+jwt", &claims).unwrap()
+    }
+
+    /// POSTs one JSON-RPC message; returns status, headers and the JSON-RPC response (parsed
+    /// from JSON or the first SSE `data:` line).
+    pub async fn rpc(&self, token: Option<&str>, session: Option<&str>, body: &Value) -> Reply {
+        let mut request = reqwest::Client::new()
+            .post(&self.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let json = serde_json::from_str(&text).ok().or_else(|| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("data:"))
+                .and_then(|d| serde_json::from_str(d.trim()).ok())
+        });
+        Reply {
+            status,
+            headers,
+            json: json.unwrap_or(Value::Null),
+            text,
+        }
+    }
+
+    /// Opens an MCP session (initialize + initialized) with `token`; `None` in stateless mode.
+    pub async fn initialize(&self, token: &str) -> Option<String> {
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}});
+        let reply = self.rpc(Some(token), None, &init).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let session = reply
+            .headers
+            .get("mcp-session-id")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        let ack = self.rpc(Some(token), session.as_deref(), &done).await;
+        assert!(ack.status == 202 || ack.status == 200, "{}", ack.text);
+        session
+    }
+
+    /// Calls a tool in a fresh session.
+    pub async fn call(&self, token: &str, tool: &str, arguments: Value) -> Reply {
+        let session = self.initialize(token).await;
+        self.rpc(Some(token), session.as_deref(), &call(tool, arguments))
+            .await
+    }
+}
+
+pub fn call(tool: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub json: Value,
+    pub text: String,
+}
+
+impl Reply {
+    /// The parsed `WWW-Authenticate` bearer challenge.
+    pub fn challenge(&self) -> protocol::www_authenticate::Challenge {
+        let value = self
+            .headers
+            .get("www-authenticate")
+            .expect("a challenge")
+            .to_str()
+            .unwrap();
+        let parsed = protocol::www_authenticate::parse(value).unwrap();
+        protocol::www_authenticate::find_bearer(&parsed)
+            .unwrap()
+            .clone()
+    }
+
+    /// The tool result's structured content.
+    pub fn structured(&self) -> &Value {
+        &self.json["result"]["structuredContent"]
+    }
+
+    pub fn is_tool_error(&self) -> bool {
+        self.json["result"]["isError"] == true
+    }
+}
