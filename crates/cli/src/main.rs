@@ -3,6 +3,7 @@
 mod idp;
 mod keys;
 mod settings;
+mod todo;
 mod token;
 
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Run idp0, the embedded Okta-compatible identity provider.
     Idp(idp::IdpArgs),
+    /// Run todo0's MCP server (Streamable HTTP, scope-protected).
+    TodoMcp(todo::TodoMcpArgs),
     /// Generate and inspect keys.
     Keys {
         #[command(subcommand)]
@@ -63,6 +66,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Idp(args) => idp::run(args).await,
+            Command::TodoMcp(args) => todo::run_mcp(args).await,
             Command::Keys { command } => keys::run(command),
             Command::Token { command } => token::run(command).await,
         }

@@ -173,6 +173,14 @@ pub fn write_env_files(data_dir: &Path, issuer: &str) -> anyhow::Result<()> {
         .and_then(|k| k.common.key_id.clone())
         .ok_or_else(|| anyhow::anyhow!("{CONFIG_FILE} has no key for agent {AGENT_ID}"))?;
     let key_path = std::fs::canonicalize(data_dir.join(AGENT_KEY_FILE))?;
+    let resource = file
+        .authorization_servers
+        .iter()
+        .find(|s| s.id == TODO0_SERVER)
+        .map(|s| s.audience.clone())
+        .ok_or_else(|| {
+            anyhow::anyhow!("{CONFIG_FILE} has no authorization server {TODO0_SERVER}")
+        })?;
     let as_issuer = format!("{issuer}/oauth2/{TODO0_SERVER}");
     let agent0 = [
         ("OKTA_DOMAIN", issuer.to_owned()),
@@ -194,8 +202,8 @@ pub fn write_env_files(data_dir: &Path, issuer: &str) -> anyhow::Result<()> {
             "AI_AGENT_TODO_MCP_SERVER_SCOPES_TO_REQUEST",
             AGENT_INITIAL_SCOPES.to_owned(),
         ),
-        ("MCP_SERVER_URL", TODO0_MCP_RESOURCE.to_owned()),
-        ("MCP_RESOURCE_INDICATOR", TODO0_MCP_RESOURCE.to_owned()),
+        ("MCP_SERVER_URL", resource.clone()),
+        ("MCP_RESOURCE_INDICATOR", resource.clone()),
     ];
     let todo0 = [
         ("OKTA_DOMAIN", issuer.to_owned()),
@@ -206,7 +214,7 @@ pub fn write_env_files(data_dir: &Path, issuer: &str) -> anyhow::Result<()> {
             "http://localhost:5001/callback".to_owned(),
         ),
         ("MCP_OKTA_ISSUER", as_issuer),
-        ("MCP_EXPECTED_AUDIENCE", TODO0_MCP_RESOURCE.to_owned()),
+        ("MCP_EXPECTED_AUDIENCE", resource),
     ];
     write_private(&data_dir.join(AGENT0_ENV), &dotenv("agent0", &agent0))?;
     write_private(&data_dir.join(TODO0_ENV), &dotenv("todo0", &todo0))?;

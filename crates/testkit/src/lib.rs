@@ -44,6 +44,21 @@ impl IdpHandle {
         Ok(handle)
     }
 
+    /// Starts idp0 with a fresh development configuration whose todo0 authorization server issues
+    /// tokens for `resource` (an MCP server's actual URL in a test) instead of the default.
+    pub async fn start_for_resource(resource: &str) -> anyhow::Result<Self> {
+        let temp = tempfile::tempdir()?;
+        let dir = temp.path().to_owned();
+        idp0::devconfig::ensure(&dir)?;
+        let config = dir.join(idp0::devconfig::CONFIG_FILE);
+        let text = std::fs::read_to_string(&config)?;
+        let quoted = format!("\"{}\"", idp0::devconfig::TODO0_MCP_RESOURCE);
+        std::fs::write(&config, text.replace(&quoted, &format!("\"{resource}\"")))?;
+        let mut handle = Self::start_in(&dir, protocol::clock::system()).await?;
+        handle._temp = Some(temp);
+        Ok(handle)
+    }
+
     /// Starts idp0 on `dir` (reusing what is there) with `clock`.
     pub async fn start_in(dir: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -380,4 +395,87 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
             .replace("&gt;", ">")
             .replace("&amp;", "&"),
     )
+}
+
+/// idp0 plus todo0's MCP server on 127.0.0.1:0, wired as in production: the MCP server discovers
+/// the todo0 authorization server and fetches its JWKS over HTTP; idp0's todo0 AS issues tokens
+/// for the MCP server's actual URL.
+pub struct Stack {
+    /// The identity provider.
+    pub idp: IdpHandle,
+    /// The MCP endpoint (= resource identifier), `http://127.0.0.1:PORT/mcp`.
+    pub mcp_url: String,
+    /// The todo store behind the MCP server.
+    pub store: Arc<dyn todo0::store::TodoStore>,
+    _data: tempfile::TempDir,
+}
+
+impl Stack {
+    /// Starts both servers (SQLite store in a temporary directory).
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(false).await
+    }
+
+    /// Starts both servers; `stateless` selects the MCP server's stateless mode.
+    pub async fn start_with(stateless: bool) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let mcp_url = format!("http://{}/mcp", listener.local_addr()?);
+        let idp = IdpHandle::start_for_resource(&mcp_url).await?;
+        let data = tempfile::tempdir()?;
+        let store = todo0::store::open(&format!(
+            "sqlite://{}",
+            data.path().join("todo0.db").display()
+        ))
+        .await?;
+        let jwks = protocol::verify::RemoteJwks::discover(
+            protocol::discovery::http_client(),
+            &idp.todo0_issuer(),
+            std::time::Duration::from_secs(30),
+        )
+        .await?;
+        let mut config = todo0::mcp::McpConfig::new(idp.todo0_issuer(), &mcp_url);
+        config.stateless = stateless;
+        let app = todo0::mcp::router(
+            &config,
+            Arc::new(jwks),
+            store.clone(),
+            protocol::clock::system(),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(Self {
+            idp,
+            mcp_url,
+            store,
+            _data: data,
+        })
+    }
+
+    /// Logs `user` in and runs the real ID-JAG flow for an MCP access token with `scope`.
+    pub async fn mcp_token(&self, user: &str, scope: &str) -> anyhow::Result<SecretString> {
+        let login = self.idp.login(&Browser::new(), user).await?;
+        let id_token = login.id_token.context("no ID token")?;
+        let client = TokenClient::new();
+        let request = protocol::token_client::IdJagRequest {
+            subject_token: &id_token,
+            subject_token_type: protocol::oauth::TokenType::IdToken,
+            audience: &self.idp.todo0_issuer(),
+            resource: Some(&self.mcp_url),
+            scope: Some(scope),
+        };
+        let jag = client
+            .exchange_for_id_jag(
+                &self.idp.org_token_endpoint(),
+                &self.idp.agent_auth(),
+                &request,
+            )
+            .await?;
+        let access = client
+            .redeem_id_jag(
+                &self.idp.todo0_token_endpoint(),
+                &self.idp.agent_auth(),
+                &jag.access_token,
+            )
+            .await?;
+        Ok(access.access_token)
+    }
 }
