@@ -110,6 +110,7 @@ impl From<sqlx::Error> for TodoError {
         Self::Unavailable(match &e {
             sqlx::Error::PoolTimedOut => "timed out waiting for a database connection".into(),
             sqlx::Error::Io(_) => "database connection failed".into(),
+            sqlx::Error::Database(db) => format!("database error: {}", db.message()),
             other => other.to_string(),
         })
     }

@@ -3,5 +3,7 @@
 
 #[path = "integration/harness.rs"]
 mod harness;
+#[path = "integration/mcp_behaviour.rs"]
+mod mcp_behaviour;
 #[path = "integration/mcp_scopes.rs"]
 mod mcp_scopes;

@@ -66,6 +66,23 @@ impl PostgresStore {
         Self::with_options(options, Some(schema)).await
     }
 
+    /// Drops a schema made by [`Self::connect_in_schema`] (test and tenant clean-up).
+    pub async fn drop_schema(url: &str, schema: &str) -> Result<(), TodoError> {
+        if !is_plain_identifier(schema) {
+            return Err(TodoError::Invalid(
+                "schema must be a lower-case identifier".into(),
+            ));
+        }
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&parse(url)?).await?;
+        // The name was validated as a plain identifier above, so it may be spliced.
+        let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await?;
+        sqlx::Connection::close(conn).await?;
+        Ok(())
+    }
+
     async fn with_options(
         options: PgConnectOptions,
         schema: Option<&str>,

@@ -655,7 +655,6 @@ async fn postgres_recovers_after_its_connections_are_killed() -> anyhow::Result<
     let Err(err) = in_flight.await? else {
         panic!("a query whose session was terminated cannot succeed");
     };
-    eprintln!("DEBUG in-flight: {err}");
     assert_safe_unavailable(&err, &secrets);
 
     // The pool discards the dead connections: an attempt may still fail, but a retry succeeds.

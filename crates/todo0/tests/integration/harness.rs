@@ -20,27 +20,46 @@ pub enum Backend {
     Postgres,
 }
 
-pub async fn store(backend: Backend) -> Arc<dyn TodoStore> {
+/// A store, and for PostgreSQL the guard that drops its schema when the test ends.
+pub async fn store(backend: Backend) -> (Arc<dyn TodoStore>, Option<SchemaGuard>) {
     match backend {
-        Backend::Sqlite => Arc::new(SqliteStore::in_memory().await.unwrap()),
+        Backend::Sqlite => (Arc::new(SqliteStore::in_memory().await.unwrap()), None),
         Backend::Postgres => {
             let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-            Arc::new(
-                PostgresStore::connect_in_schema(POSTGRES_URL, &schema)
-                    .await
-                    .unwrap(),
-            )
+            let store = PostgresStore::connect_in_schema(POSTGRES_URL, &schema)
+                .await
+                .unwrap();
+            (Arc::new(store), Some(SchemaGuard(schema)))
         }
+    }
+}
+
+/// Drops a test schema when dropped (on its own thread: `Drop` cannot await).
+pub struct SchemaGuard(String);
+
+impl Drop for SchemaGuard {
+    fn drop(&mut self) {
+        let schema = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(PostgresStore::drop_schema(POSTGRES_URL, &schema))
+        })
+        .join();
     }
 }
 
 /// A running MCP server.
 pub struct Server {
+    pub client: McpClient,
     pub url: String,
     pub resource: String,
     pub key: SigningKey,
     pub store: Arc<dyn TodoStore>,
     pub clock: Arc<dyn Clock>,
+    _schema: Option<SchemaGuard>,
 }
 
 impl Server {
@@ -50,18 +69,22 @@ impl Server {
         let resource = format!("http://{addr}/mcp");
         let key = SigningKey::generate(KeyKind::Rsa).unwrap();
         let keys = Arc::new(StaticKeys::new(&jwk_set([&key])));
-        let store = store(backend).await;
+        let (store, schema) = store(backend).await;
         let clock = protocol::clock::system();
         let mut config = todo0::mcp::McpConfig::new(ISSUER, &resource);
         config.stateless = stateless;
         let app = todo0::mcp::router(&config, keys, store.clone(), clock.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self {
+            client: McpClient {
+                url: resource.clone(),
+            },
             url: resource.clone(),
             resource,
             key,
             store,
             clock,
+            _schema: schema,
         }
     }
 
@@ -86,7 +109,30 @@ impl Server {
         };
         self.key.sign("at+jwt", &claims).unwrap()
     }
+}
 
+impl std::ops::Deref for Server {
+    type Target = McpClient;
+    fn deref(&self) -> &McpClient {
+        &self.client
+    }
+}
+
+impl Server {
+    /// A raw client for an MCP endpoint started elsewhere.
+    pub fn attach(url: &str) -> McpClient {
+        McpClient {
+            url: url.to_owned(),
+        }
+    }
+}
+
+/// A raw JSON-RPC client that exposes HTTP statuses and headers.
+pub struct McpClient {
+    pub url: String,
+}
+
+impl McpClient {
     /// POSTs one JSON-RPC message; returns status, headers and the JSON-RPC response (parsed
     /// from JSON or the first SSE `data:` line).
     pub async fn rpc(&self, token: Option<&str>, session: Option<&str>, body: &Value) -> Reply {
@@ -106,9 +152,10 @@ impl Server {
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();
         let json = serde_json::from_str(&text).ok().or_else(|| {
+            // SSE: the JSON-RPC message is the `data:` line that parses (a priming event is empty).
             text.lines()
-                .find_map(|l| l.strip_prefix("data:"))
-                .and_then(|d| serde_json::from_str(d.trim()).ok())
+                .filter_map(|l| l.strip_prefix("data:"))
+                .find_map(|d| serde_json::from_str(d.trim()).ok())
         });
         Reply {
             status,
