@@ -7,3 +7,5 @@ mod harness;
 mod mcp_behaviour;
 #[path = "integration/mcp_scopes.rs"]
 mod mcp_scopes;
+#[path = "integration/python_sdk.rs"]
+mod python_sdk;
