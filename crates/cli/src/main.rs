@@ -1,7 +1,9 @@
 //! `secure-agent`: one binary, thin subcommands (ARCHITECTURE §3).
 
+mod bench;
 mod idp;
 mod keys;
+mod mcp;
 mod settings;
 mod todo;
 mod token;
@@ -23,10 +25,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Load benchmarks (todo0's MCP server over real HTTP).
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
     /// Run idp0, the embedded Okta-compatible identity provider.
     Idp(idp::IdpArgs),
     /// Run todo0's MCP server (Streamable HTTP, scope-protected).
     TodoMcp(todo::TodoMcpArgs),
+    /// Run todo0's web app and REST API (OIDC login; the MCP server's todos).
+    TodoApp(todo::TodoAppArgs),
     /// Generate and inspect keys.
     Keys {
         #[command(subcommand)]
@@ -36,6 +45,11 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: token::TokenCommand,
+    },
+    /// A client for protected MCP servers: list and call tools with Cross-App Access.
+    Mcp {
+        #[command(subcommand)]
+        command: mcp::McpCommand,
     },
 }
 
@@ -65,10 +79,13 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Bench { command } => bench::run(command).await,
             Command::Idp(args) => idp::run(args).await,
             Command::TodoMcp(args) => todo::run_mcp(args).await,
+            Command::TodoApp(args) => todo::run_app(args).await,
             Command::Keys { command } => keys::run(command),
             Command::Token { command } => token::run(command).await,
+            Command::Mcp { command } => mcp::run(command).await,
         }
     });
     match result {

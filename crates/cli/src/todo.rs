@@ -1,24 +1,29 @@
-//! `secure-agent todo-mcp`: todo0's MCP server. Settings come from flags, the environment, or
-//! the `todo0.env` idp0 writes in the data directory, so `secure-agent idp --data-dir D` and
-//! `secure-agent todo-mcp --data-dir D` work together with nothing else.
+//! `secure-agent todo-mcp` (todo0's MCP server) and `secure-agent todo-app` (the todo0 web app
+//! and REST API). Both read the same settings — from flags, the environment, or the `todo0.env`
+//! idp0 writes in the data directory — and share one store, so `secure-agent idp --data-dir D`,
+//! `secure-agent todo-mcp --data-dir D` and `secure-agent todo-app --data-dir D` work together
+//! with nothing else.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use protocol::verify::RemoteJwks;
+use secrecy::SecretString;
+use todo0::web::{OidcSettings, SessionKey, WebConfig};
 
 use crate::ServiceArgs;
 use crate::settings::Settings;
 
+/// The cookie key file generated in the data directory when `SESSION_SECRET` is not set.
+const SESSION_KEY_FILE: &str = "todo0-session.key";
+
+/// Options both todo0 services take.
 #[derive(clap::Args)]
-pub(crate) struct TodoMcpArgs {
+pub(crate) struct TodoCommonArgs {
     #[command(flatten)]
     service: ServiceArgs,
-    /// Port to listen on (0 picks a free one). Env: MCP_PORT.
-    #[arg(long)]
-    port: Option<u16>,
     /// Address to bind.
     #[arg(long, env = "TODO_BIND", default_value = "127.0.0.1")]
     bind: String,
@@ -28,12 +33,21 @@ pub(crate) struct TodoMcpArgs {
     /// The authorization server issuer whose tokens are accepted. Env: MCP_OKTA_ISSUER.
     #[arg(long)]
     issuer: Option<String>,
-    /// This server's resource identifier (tokens' `aud`). Env: MCP_EXPECTED_AUDIENCE.
+    /// The MCP server's resource identifier (tokens' `aud`). Env: MCP_EXPECTED_AUDIENCE.
     #[arg(long)]
     resource: Option<String>,
     /// `sqlite://PATH` or `postgres://…`. Env: TODO_DATABASE_URL. Default: <data-dir>/todo0.db.
     #[arg(long)]
     database: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct TodoMcpArgs {
+    #[command(flatten)]
+    common: TodoCommonArgs,
+    /// Port to listen on (0 picks a free one). Env: MCP_PORT.
+    #[arg(long)]
+    port: Option<u16>,
     /// No MCP sessions (JSON responses): for several replicas behind a load balancer.
     #[arg(long, env = "MCP_STATELESS")]
     stateless: bool,
@@ -45,56 +59,116 @@ pub(crate) struct TodoMcpArgs {
     allowed_origins: Vec<String>,
 }
 
-pub(crate) async fn run_mcp(args: TodoMcpArgs) -> anyhow::Result<()> {
-    let settings = Settings::load(
-        &args.env_files,
-        &args.service.data_dir,
-        idp0::devconfig::TODO0_ENV,
-    )?;
-    let issuer = settings.require(args.issuer.as_deref(), "--issuer", "MCP_OKTA_ISSUER")?;
-    let resource = settings.require(
-        args.resource.as_deref(),
-        "--resource",
-        "MCP_EXPECTED_AUDIENCE",
-    )?;
-    url::Url::parse(&resource)
-        .with_context(|| format!("MCP_EXPECTED_AUDIENCE {resource:?} is not a URL"))?;
-    let port = match args.port {
-        Some(port) => port,
-        None => settings
-            .get(None, "MCP_PORT")
-            .map(|p| {
-                p.parse::<u16>()
-                    .with_context(|| format!("MCP_PORT {p:?} is not a port"))
-            })
-            .transpose()?
-            .unwrap_or(5002),
-    };
-    idp0::fsutil::create_private_dir(&args.service.data_dir)?;
-    let database = settings
-        .get(args.database.as_deref(), "TODO_DATABASE_URL")
-        .unwrap_or_else(|| {
-            format!(
-                "sqlite://{}",
-                args.service.data_dir.join("todo0.db").display()
-            )
-        });
-    let store = todo0::store::open(&database)
-        .await
-        .context("opening the todo store")?;
+#[derive(clap::Args)]
+pub(crate) struct TodoAppArgs {
+    #[command(flatten)]
+    common: TodoCommonArgs,
+    /// Port to listen on (0 picks a free one). Env: TODO_APP_PORT. Default: 5001.
+    #[arg(long)]
+    port: Option<u16>,
+    /// The identity provider: a bare domain (https) or an issuer URL. Env: OKTA_DOMAIN.
+    #[arg(long)]
+    okta_domain: Option<String>,
+    /// The app's client id at the identity provider. Env: OKTA_CLIENT_ID.
+    #[arg(long)]
+    client_id: Option<String>,
+    /// The app's registered callback URL. Env: OKTA_REDIRECT_URI.
+    #[arg(long)]
+    redirect_uri: Option<String>,
+}
 
-    let http = protocol::discovery::http_client();
-    let jwks = RemoteJwks::discover(http, &issuer, Duration::from_secs(30))
-        .await
-        .with_context(|| {
-            format!("discovering the authorization server {issuer} (is it running?)")
-        })?;
-    // Warm the key cache now, so the first request does no network I/O.
-    if let Err(e) = jwks.refresh().await {
-        tracing::warn!(error = %e, "could not fetch signing keys yet; will retry on the first request");
+/// What both services resolve from their settings before touching anything.
+struct Common {
+    settings: Settings,
+    issuer: String,
+    resource: String,
+    database: String,
+}
+
+impl Common {
+    fn resolve(args: &TodoCommonArgs) -> anyhow::Result<Self> {
+        let settings = Settings::load(
+            &args.env_files,
+            &args.service.data_dir,
+            idp0::devconfig::TODO0_ENV,
+        )?;
+        let issuer = settings.require(args.issuer.as_deref(), "--issuer", "MCP_OKTA_ISSUER")?;
+        let resource = settings.require(
+            args.resource.as_deref(),
+            "--resource",
+            "MCP_EXPECTED_AUDIENCE",
+        )?;
+        url::Url::parse(&resource)
+            .with_context(|| format!("MCP_EXPECTED_AUDIENCE {resource:?} is not a URL"))?;
+        let database = settings
+            .get(args.database.as_deref(), "TODO_DATABASE_URL")
+            .unwrap_or_else(|| {
+                format!(
+                    "sqlite://{}",
+                    args.service.data_dir.join("todo0.db").display()
+                )
+            });
+        Ok(Self {
+            settings,
+            issuer,
+            resource,
+            database,
+        })
     }
 
-    let mut config = todo0::mcp::McpConfig::new(&issuer, &resource);
+    fn port(&self, flag: Option<u16>, name: &str, default: u16) -> anyhow::Result<u16> {
+        match flag {
+            Some(port) => Ok(port),
+            None => self
+                .settings
+                .get(None, name)
+                .map(|p| {
+                    p.parse::<u16>()
+                        .with_context(|| format!("{name} {p:?} is not a port"))
+                })
+                .transpose()
+                .map(|p| p.unwrap_or(default)),
+        }
+    }
+
+    /// Opens the store and discovers the token issuer's keys (warmed now, so the first request
+    /// does no network I/O).
+    async fn connect(
+        &self,
+        args: &TodoCommonArgs,
+    ) -> anyhow::Result<(Arc<dyn todo0::store::TodoStore>, RemoteJwks)> {
+        idp0::fsutil::create_private_dir(&args.service.data_dir)?;
+        let store = todo0::store::open(&self.database)
+            .await
+            .context("opening the todo store")?;
+        let http = protocol::discovery::http_client();
+        let jwks = RemoteJwks::discover(http, &self.issuer, Duration::from_secs(30))
+            .await
+            .with_context(|| {
+                format!(
+                    "discovering the authorization server {} (is it running?)",
+                    self.issuer
+                )
+            })?;
+        if let Err(e) = jwks.refresh().await {
+            tracing::warn!(error = %e, "could not fetch signing keys yet; will retry on the first request");
+        }
+        Ok((store, jwks))
+    }
+
+    async fn listen(&self, bind: &str, port: u16) -> anyhow::Result<tokio::net::TcpListener> {
+        tokio::net::TcpListener::bind((bind, port))
+            .await
+            .with_context(|| format!("cannot listen on {bind}:{port} (use --port)"))
+    }
+}
+
+pub(crate) async fn run_mcp(args: TodoMcpArgs) -> anyhow::Result<()> {
+    let common = Common::resolve(&args.common)?;
+    let port = common.port(args.port, "MCP_PORT", 5002)?;
+    let (store, jwks) = common.connect(&args.common).await?;
+
+    let mut config = todo0::mcp::McpConfig::new(&common.issuer, &common.resource);
     config.stateless = args.stateless;
     config.allowed_origins = args.allowed_origins;
     if !args.allowed_hosts.is_empty() {
@@ -105,19 +179,111 @@ pub(crate) async fn run_mcp(args: TodoMcpArgs) -> anyhow::Result<()> {
             .collect();
     }
     let app = todo0::mcp::router(&config, Arc::new(jwks), store, protocol::clock::system());
-    let listener = tokio::net::TcpListener::bind((args.bind.as_str(), port))
-        .await
-        .with_context(|| format!("cannot listen on {}:{port} (use --port)", args.bind))?;
+    let listener = common.listen(&args.common.bind, port).await?;
     let local = listener.local_addr()?;
     println!("todo0 MCP server is running");
-    println!("  MCP endpoint:      http://{local}/mcp   (resource {resource})");
-    println!("  accepts tokens of: {issuer}");
-    println!("  store:             {}", redact_url(&database));
+    println!(
+        "  MCP endpoint:      http://{local}/mcp   (resource {})",
+        common.resource
+    );
+    println!("  accepts tokens of: {}", common.issuer);
+    println!("  store:             {}", redact_url(&common.database));
     axum::serve(listener, app)
         .with_graceful_shutdown(crate::shutdown_signal())
         .await?;
     println!("todo0 MCP server stopped");
     Ok(())
+}
+
+pub(crate) async fn run_app(args: TodoAppArgs) -> anyhow::Result<()> {
+    let common = Common::resolve(&args.common)?;
+    let port = common.port(args.port, "TODO_APP_PORT", 5001)?;
+    let oidc = oidc_settings(&common.settings, &args)?;
+    let session_key = session_key(&common.settings, &args.common)?;
+    let (store, jwks) = common.connect(&args.common).await?;
+
+    let login_issuer = oidc.issuer.clone();
+    let redirect_uri = oidc.redirect_uri.clone();
+    let config = WebConfig::new(oidc, session_key, &common.issuer, &common.resource);
+    let app = todo0::web::router(config, Arc::new(jwks), store, protocol::clock::system())
+        .await
+        .context("setting up the login (OKTA_DOMAIN)")?;
+    let listener = common.listen(&args.common.bind, port).await?;
+    let local = listener.local_addr()?;
+    let public = url::Url::parse(&redirect_uri)?.join("/")?;
+    if public.port_or_known_default() != Some(local.port()) {
+        tracing::warn!(
+            %redirect_uri,
+            listening = %local,
+            "OKTA_REDIRECT_URI points at another port than this app listens on; logins will not come back here"
+        );
+    }
+    println!("todo0 web app is running");
+    println!("  open:              {public}   (listening on {local})");
+    println!("  logs in with:      {login_issuer}");
+    println!("  REST API:          {public}todos   (OpenAPI: {public}openapi.json)");
+    println!(
+        "  accepts tokens of: {} for {}",
+        common.issuer, common.resource
+    );
+    println!("  store:             {}", redact_url(&common.database));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(crate::shutdown_signal())
+        .await?;
+    println!("todo0 web app stopped");
+    Ok(())
+}
+
+fn oidc_settings(settings: &Settings, args: &TodoAppArgs) -> anyhow::Result<OidcSettings> {
+    let domain = settings.require(args.okta_domain.as_deref(), "--okta-domain", "OKTA_DOMAIN")?;
+    let client_id = settings.require(args.client_id.as_deref(), "--client-id", "OKTA_CLIENT_ID")?;
+    let client_secret = settings.get(None, "OKTA_CLIENT_SECRET").context(
+        "missing OKTA_CLIENT_SECRET (in the environment or an --env-file; it is never a flag)",
+    )?;
+    let redirect_uri = settings.require(
+        args.redirect_uri.as_deref(),
+        "--redirect-uri",
+        "OKTA_REDIRECT_URI",
+    )?;
+    let redirect = url::Url::parse(&redirect_uri).with_context(|| {
+        format!(
+            "OKTA_REDIRECT_URI {redirect_uri:?} is not a URL (e.g. http://localhost:5001/callback)"
+        )
+    })?;
+    if redirect.path() != "/callback" {
+        bail!(
+            "OKTA_REDIRECT_URI {redirect_uri:?} must end in /callback, the route this app serves"
+        );
+    }
+    Ok(OidcSettings {
+        issuer: idp0::devconfig::issuer_from_okta_domain(&domain),
+        client_id,
+        client_secret: SecretString::from(client_secret),
+        post_logout_redirect_uri: redirect.join("/")?.to_string(),
+        redirect_uri,
+    })
+}
+
+/// `SESSION_SECRET`, else the key file in the data directory (generated once, 0600).
+fn session_key(settings: &Settings, args: &TodoCommonArgs) -> anyhow::Result<SessionKey> {
+    if let Some(secret) = settings.get(None, "SESSION_SECRET") {
+        return Ok(SessionKey::from_secret(&SecretString::from(secret))?);
+    }
+    let path = args.service.data_dir.join(SESSION_KEY_FILE);
+    if !path.exists() {
+        idp0::fsutil::create_private_dir(&args.service.data_dir)?;
+        let secret = SessionKey::generate_secret();
+        idp0::fsutil::write_private(&path, secrecy::ExposeSecret::expose_secret(&secret))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    SessionKey::from_secret(&SecretString::from(text)).with_context(|| {
+        format!(
+            "{} holds no usable key; delete it to make a new one",
+            path.display()
+        )
+    })
 }
 
 /// A database URL without its password, for printing.
@@ -128,5 +294,49 @@ fn redact_url(url: &str) -> String {
             parsed.to_string()
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn args(dir: &std::path::Path) -> TodoCommonArgs {
+        TodoCommonArgs {
+            service: ServiceArgs {
+                data_dir: dir.to_owned(),
+            },
+            bind: "127.0.0.1".into(),
+            env_files: vec![],
+            issuer: None,
+            resource: None,
+            database: None,
+        }
+    }
+
+    #[test]
+    fn the_session_key_is_generated_once_private_and_reused() {
+        if std::env::var_os("SESSION_SECRET").is_some() {
+            return; // The environment decides; nothing to generate.
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let args = args(dir.path());
+        let settings = Settings::load(&[], dir.path(), "none.env").unwrap();
+        session_key(&settings, &args).unwrap();
+        let path = dir.path().join(SESSION_KEY_FILE);
+        let first = std::fs::read_to_string(&path).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        session_key(&settings, &args).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), first, "reused");
+
+        std::fs::write(&path, "too short").unwrap();
+        let error = session_key(&settings, &args).unwrap_err();
+        assert!(format!("{error:#}").contains("delete it to make a new one"));
     }
 }

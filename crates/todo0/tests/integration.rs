@@ -9,3 +9,5 @@ mod mcp_behaviour;
 mod mcp_scopes;
 #[path = "integration/python_sdk.rs"]
 mod python_sdk;
+#[path = "integration/web.rs"]
+mod web;

@@ -1,0 +1,779 @@
+//! `secure-agent bench mcp`: a load benchmark of todo0's MCP server over real HTTP.
+//!
+//! idp0 runs in this process (the server discovers it and fetches its JWKS at start); the server
+//! under test runs as a child process (`secure-agent todo-mcp`), so its peak RSS and CPU time are
+//! its own. Workers hold genuine access tokens of the todo0 authorization server (signed with its
+//! current key, with the claims idp0 issues to the agent), one user and one MCP session each, and
+//! call a tool in a closed loop over keep-alive HTTP/1.1. Every reply is checked; any failed call
+//! makes the command fail. Targets are reported as PASS/MISS, not enforced.
+
+mod client;
+mod server;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+use client::{Endpoint, Session};
+use server::{ChildServer, SpawnOptions};
+
+#[derive(Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Load-test todo0's MCP server (tools/call get-todos and create-todo) over real HTTP.
+    Mcp(McpBenchArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct McpBenchArgs {
+    /// Data directory for idp0 and the server (configuration, keys, todo0.db). Default: a fresh
+    /// temporary directory, removed afterwards. An existing idp0 development configuration is
+    /// reused (idp0 rewrites its dotenv files for this run's issuer).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Concurrent workers per run, comma-separated; each has its own user and MCP session.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 8, 64])]
+    concurrency: Vec<usize>,
+    /// Tools to drive, in this order, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["get-todos", "create-todo"])]
+    tools: Vec<Tool>,
+    /// Measured time per (tool, concurrency) cell, e.g. 5s, 500ms, 1m.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Unmeasured load before each cell's measurement.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Todos each get-todos user owns (created before the runs; topped up in a reused data dir).
+    #[arg(long, default_value_t = 10)]
+    seed: usize,
+    /// Run the server in stateless mode (`todo-mcp --stateless`: JSON responses, no sessions).
+    #[arg(long)]
+    stateless: bool,
+    /// The server's database URL (`todo-mcp --database`). Default: SQLite in the data directory.
+    #[arg(long)]
+    database: Option<String>,
+    /// Print the results as JSON on standard output (progress goes to standard error).
+    #[arg(long)]
+    json: bool,
+}
+
+/// A tool the benchmark drives.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Tool {
+    /// `get-todos` with no filter: a read of the caller's list.
+    GetTodos,
+    /// `create-todo`: one durable insert.
+    CreateTodo,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Self::GetTodos => "get-todos",
+            Self::CreateTodo => "create-todo",
+        }
+    }
+
+    /// Worker `index`'s user for this tool: readers and writers are separate users, so the
+    /// readers' lists keep their seeded size however many todos the writers create.
+    fn user(self, index: usize) -> String {
+        match self {
+            Self::GetTodos => format!("bench-reader-{index:03}"),
+            Self::CreateTodo => format!("bench-writer-{index:03}"),
+        }
+    }
+}
+
+/// The issue's targets on a 2-core machine.
+const TARGET_CONCURRENCY: usize = 64;
+const TARGET_READS_PER_S: f64 = 15_000.0;
+const TARGET_READ_P99_MS: f64 = 15.0;
+const TARGET_WRITES_PER_S: f64 = 2_000.0;
+const TARGET_RSS_MB: f64 = 40.0;
+const MB: f64 = 1024.0 * 1024.0;
+/// Other processes' CPU (in cores) above which the results are flagged as noisy.
+const NOISY_OTHER_CPU: f64 = 0.2;
+
+/// One (tool, concurrency) cell's figures.
+struct Cell {
+    tool: Tool,
+    concurrency: usize,
+    /// Calls started inside the measured window.
+    calls: u64,
+    /// Failed calls, warm-up included.
+    errors: u64,
+    first_error: Option<String>,
+    window: Duration,
+    /// Sorted latencies of the measured calls, in nanoseconds.
+    latencies: Vec<u64>,
+    /// CPU used during the window, in cores: the server, this process, everything else.
+    server_cpu: Option<f64>,
+    bench_cpu: Option<f64>,
+    other_cpu: Option<f64>,
+    rss_after: Option<u64>,
+}
+
+impl Cell {
+    fn calls_per_s(&self) -> f64 {
+        self.calls as f64 / self.window.as_secs_f64()
+    }
+
+    /// The `q` quantile (nearest rank), in milliseconds.
+    fn quantile_ms(&self, q: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return 0.0;
+        }
+        let rank =
+            ((q * self.latencies.len() as f64).ceil() as usize).clamp(1, self.latencies.len());
+        self.latencies[rank - 1] as f64 / 1e6
+    }
+
+    /// Server CPU time per measured call, in microseconds.
+    fn server_us_per_call(&self) -> Option<f64> {
+        let calls = self.calls as f64;
+        self.server_cpu
+            .filter(|_| calls > 0.0)
+            .map(|cores| cores * self.window.as_secs_f64() / calls * 1e6)
+    }
+
+    fn max_ms(&self) -> f64 {
+        self.latencies.last().map_or(0.0, |n| *n as f64 / 1e6)
+    }
+
+    fn mean_ms(&self) -> f64 {
+        if self.latencies.is_empty() {
+            return 0.0;
+        }
+        self.latencies.iter().map(|n| *n as f64).sum::<f64>() / self.latencies.len() as f64 / 1e6
+    }
+
+    /// The issue's target for this cell, if one applies: (goal, met).
+    fn target(&self, database_in_memory: bool) -> Option<(String, Option<bool>)> {
+        if self.concurrency != TARGET_CONCURRENCY {
+            return None;
+        }
+        Some(match self.tool {
+            Tool::GetTodos => (
+                format!(">= {TARGET_READS_PER_S:.0}/s, p99 < {TARGET_READ_P99_MS:.0} ms"),
+                Some(
+                    self.calls_per_s() >= TARGET_READS_PER_S
+                        && self.quantile_ms(0.99) < TARGET_READ_P99_MS,
+                ),
+            ),
+            Tool::CreateTodo if database_in_memory => (
+                format!(">= {TARGET_WRITES_PER_S:.0} durable writes/s (n/a: database on tmpfs)"),
+                None,
+            ),
+            Tool::CreateTodo => (
+                format!(">= {TARGET_WRITES_PER_S:.0} durable writes/s"),
+                Some(self.calls_per_s() >= TARGET_WRITES_PER_S),
+            ),
+        })
+    }
+}
+
+pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Mcp(args) => run_mcp(args).await,
+    }
+}
+
+async fn run_mcp(args: McpBenchArgs) -> anyhow::Result<()> {
+    if args.concurrency.is_empty() || args.concurrency.contains(&0) {
+        bail!("--concurrency needs positive numbers, e.g. 1,8,64");
+    }
+    if args.duration.is_zero() {
+        bail!("--duration must be positive");
+    }
+    if args.tools.is_empty() {
+        bail!("--tools needs at least one tool");
+    }
+    let workers = args.concurrency.iter().copied().max().unwrap_or(1);
+
+    // The data directory: given, or a fresh temporary one (dropped, so removed, at the end).
+    let (data_dir, _temp) = match &args.data_dir {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let temp = tempfile::Builder::new()
+                .prefix("secure-agent-bench-")
+                .tempdir()
+                .context("creating a temporary data directory")?;
+            (temp.path().to_owned(), Some(temp))
+        }
+    };
+    idp0::fsutil::create_private_dir(&data_dir)?;
+    let database_fs = match &args.database {
+        None => server::filesystem_type(&data_dir),
+        Some(_) => None,
+    };
+    let database_in_memory = database_fs.as_deref().is_some_and(server::is_memory_fs);
+
+    // idp0, in process.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding idp0 to a loopback port")?;
+    let org_issuer = format!("http://{}", listener.local_addr()?);
+    let opened = idp0::open(idp0::Options {
+        data_dir: data_dir.clone(),
+        config: None,
+        issuer: org_issuer,
+        clock: protocol::clock::system(),
+    })
+    .await
+    .context("opening idp0")?;
+    let todo_as = opened
+        .idp
+        .server(Some(idp0::devconfig::TODO0_SERVER))
+        .with_context(|| {
+            format!(
+                "the idp0 configuration in {} has no {:?} authorization server",
+                data_dir.display(),
+                idp0::devconfig::TODO0_SERVER
+            )
+        })?;
+    let (stop_idp, idp_stopped) = tokio::sync::oneshot::channel::<()>();
+    let idp_task = tokio::spawn(idp0::serve(listener, opened.idp.clone(), async move {
+        let _ = idp_stopped.await;
+    }));
+    let issuer = todo_as.issuer.clone();
+    let resource = todo_as.audience().to_owned();
+
+    // Tokens for every worker's user, as idp0 issues them to the agent (jwt-bearer redemption).
+    let tokens = mint_tokens(&todo_as, &args.tools, workers)?;
+
+    // The server under test.
+    let child = ChildServer::spawn(&SpawnOptions {
+        data_dir: &data_dir,
+        issuer: &issuer,
+        resource: &resource,
+        database: args.database.as_deref(),
+        stateless: args.stateless,
+    })
+    .await?;
+    let database = args
+        .database
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("todo0.db").display()));
+    let mode = if args.stateless {
+        "stateless"
+    } else {
+        "stateful"
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    eprintln!(
+        "bench: todo0 MCP server pid {} at {} ({mode}), issuer {issuer}, resource {resource}; log {}",
+        child.pid(),
+        child.url,
+        child.log.display()
+    );
+    eprintln!(
+        "bench: database {database}{}; {cpus} CPUs",
+        database_fs
+            .as_deref()
+            .map(|fs| format!(" on {fs}"))
+            .unwrap_or_default()
+    );
+    if database_in_memory {
+        eprintln!(
+            "bench: warning: the database is on {} (memory), so create-todo is not durable; use --data-dir on a disk",
+            database_fs.as_deref().unwrap_or("tmpfs")
+        );
+    }
+
+    let endpoint = Arc::new(Endpoint::new(&child.url)?);
+    if args.tools.contains(&Tool::GetTodos) {
+        let (min, max) = seed(&endpoint, &tokens, workers, args.seed).await?;
+        eprintln!("bench: get-todos users own {min}..={max} todos each");
+    }
+
+    if !args.json {
+        println!(
+            "todo0 MCP benchmark ({mode}; {} measured per cell after {} warm-up; {cpus} CPUs)",
+            format_duration(args.duration),
+            format_duration(args.warmup)
+        );
+        println!(
+            "server, bench, other: CPU used in the window by the server, this process and all other processes (100% = one core); us/call: server CPU per call"
+        );
+        println!("{}", table_header());
+    }
+    let mut cells = Vec::new();
+    for tool in &args.tools {
+        for &concurrency in &args.concurrency {
+            eprintln!("bench: {} x {concurrency} …", tool.name());
+            let cell = run_cell(
+                &endpoint,
+                &child,
+                *tool,
+                &tokens,
+                concurrency,
+                args.warmup,
+                args.duration,
+            )
+            .await?;
+            if !args.json {
+                println!("{}", table_row(&cell, database_in_memory));
+            }
+            cells.push(cell);
+        }
+    }
+
+    let memory = child.memory()?;
+    if let Err(e) = child.stop().await {
+        eprintln!("bench: stopping the server: {e:#}");
+    }
+    let _ = stop_idp.send(());
+    if let Ok(Err(e)) = idp_task.await {
+        eprintln!("bench: idp0: {e}");
+    }
+
+    let peak_mb = memory.peak_rss as f64 / MB;
+    let rss_pass = peak_mb < TARGET_RSS_MB;
+    let errors: u64 = cells.iter().map(|c| c.errors).sum();
+    if args.json {
+        let report = json!({
+            "mode": mode,
+            "cpus": cpus,
+            "duration_s": args.duration.as_secs_f64(),
+            "warmup_s": args.warmup.as_secs_f64(),
+            "seed_todos_per_user": args.seed,
+            "server": {
+                "database": redact(&database),
+                "database_fs": database_fs,
+                "peak_rss_mb": round2(peak_mb),
+                "rss_mb": round2(memory.rss as f64 / MB),
+                "rss_target": {"goal": format!("< {TARGET_RSS_MB:.0} MB"), "pass": rss_pass},
+            },
+            "results": cells.iter().map(|c| cell_json(c, database_in_memory)).collect::<Vec<_>>(),
+            "errors": errors,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!();
+        println!(
+            "server memory: peak RSS (VmHWM) {peak_mb:.1} MB, current RSS (VmRSS) {:.1} MB   {} (< {TARGET_RSS_MB:.0} MB)",
+            memory.rss as f64 / MB,
+            pass_miss(Some(rss_pass))
+        );
+        let busiest = cells
+            .iter()
+            .filter_map(|c| c.other_cpu)
+            .fold(0.0_f64, f64::max);
+        if busiest > NOISY_OTHER_CPU {
+            println!(
+                "note: other processes used up to {:.0}% CPU during the runs; the figures understate this server",
+                busiest * 100.0
+            );
+        }
+        for cell in cells.iter().filter(|c| c.errors > 0) {
+            println!(
+                "errors in {} x {}: {} (first: {})",
+                cell.tool.name(),
+                cell.concurrency,
+                cell.errors,
+                cell.first_error.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    if errors > 0 {
+        bail!("{errors} calls failed");
+    }
+    Ok(())
+}
+
+/// One token per (tool's user, worker), signed by the todo0 authorization server's current key
+/// with the claims idp0 puts in the agent's access tokens; valid for an hour.
+fn mint_tokens(
+    server: &idp0::server::AuthServer,
+    tools: &[Tool],
+    workers: usize,
+) -> anyhow::Result<Tokens> {
+    let scopes: protocol::Scopes = idp0::devconfig::TODO0_SCOPES.into_iter().collect();
+    let now = protocol::clock::system().now();
+    let mint = |user: &str| -> anyhow::Result<String> {
+        let minted = idp0::tokens::access_token(
+            server,
+            &idp0::tokens::AccessTokenInput {
+                user_id: Some(user),
+                client_id: idp0::devconfig::AGENT_ID,
+                scope: &scopes,
+                auth_time: Some(now),
+                actor: Some(idp0::devconfig::AGENT_ID),
+                lifetime: 3600,
+            },
+            now,
+        )
+        .map_err(|e| anyhow::anyhow!("signing an access token: {e}"))?;
+        Ok(minted.token.expose_secret().to_owned())
+    };
+    let mut tokens = Tokens::default();
+    for tool in tools {
+        let list = (0..workers)
+            .map(|i| mint(&tool.user(i)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        match tool {
+            Tool::GetTodos => tokens.readers = list,
+            Tool::CreateTodo => tokens.writers = list,
+        }
+    }
+    Ok(tokens)
+}
+
+#[derive(Default)]
+struct Tokens {
+    readers: Vec<String>,
+    writers: Vec<String>,
+}
+
+impl Tokens {
+    fn for_tool(&self, tool: Tool) -> &[String] {
+        match tool {
+            Tool::GetTodos => &self.readers,
+            Tool::CreateTodo => &self.writers,
+        }
+    }
+}
+
+/// Gives every reader `seed` todos (creating only the missing ones); returns the smallest and
+/// largest list size.
+async fn seed(
+    endpoint: &Arc<Endpoint>,
+    tokens: &Tokens,
+    workers: usize,
+    seed: usize,
+) -> anyhow::Result<(usize, usize)> {
+    let mut tasks = JoinSet::new();
+    for (index, token) in tokens.readers.iter().take(workers).enumerate() {
+        let endpoint = endpoint.clone();
+        let token = token.clone();
+        tasks.spawn(async move {
+            let session = endpoint.open(&token).await?;
+            let have = endpoint
+                .call(&session, 1, Tool::GetTodos.name(), "{}")
+                .await
+                .map_err(|e| anyhow::anyhow!("seeding: get-todos: {e}"))?
+                .count
+                .context("seeding: get-todos returned no count")?;
+            for n in have..seed {
+                let arguments = json!({"title": format!("seeded todo {n} of reader {index}")});
+                endpoint
+                    .call(
+                        &session,
+                        2 + n as u64,
+                        Tool::CreateTodo.name(),
+                        &arguments.to_string(),
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("seeding: create-todo: {e}"))?;
+            }
+            endpoint.close(&session).await;
+            Ok::<_, anyhow::Error>(have.max(seed))
+        });
+    }
+    let (mut min, mut max) = (usize::MAX, 0);
+    while let Some(done) = tasks.join_next().await {
+        let count = done??;
+        min = min.min(count);
+        max = max.max(count);
+    }
+    Ok((min, max))
+}
+
+/// What one worker saw.
+#[derive(Default)]
+struct WorkerStats {
+    latencies: Vec<u64>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// Runs `concurrency` closed-loop workers for warm-up + duration; measures calls that start in
+/// the measured window.
+async fn run_cell(
+    endpoint: &Arc<Endpoint>,
+    child: &ChildServer,
+    tool: Tool,
+    tokens: &Tokens,
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> anyhow::Result<Cell> {
+    // Open every worker's session before the clock starts.
+    let mut opening = JoinSet::new();
+    for (index, token) in tokens.for_tool(tool).iter().take(concurrency).enumerate() {
+        let endpoint = endpoint.clone();
+        let token = token.clone();
+        opening.spawn(async move { (index, endpoint.open(&token).await) });
+    }
+    let mut sessions: Vec<Option<Session>> = (0..concurrency).map(|_| None).collect();
+    while let Some(done) = opening.join_next().await {
+        let (index, session) = done?;
+        sessions[index] =
+            Some(session.with_context(|| format!("opening an MCP session for worker {index}"))?);
+    }
+
+    let measure_start = Instant::now() + warmup;
+    let end = measure_start + duration;
+    let mut workers = JoinSet::new();
+    for (index, session) in sessions.into_iter().enumerate() {
+        let session = session.context("a worker has no session")?;
+        let endpoint = endpoint.clone();
+        workers.spawn(async move {
+            let stats = worker(&endpoint, &session, tool, index, measure_start, end).await;
+            endpoint.close(&session).await;
+            stats
+        });
+    }
+
+    let sample = || {
+        (
+            child.cpu_seconds(),
+            server::own_cpu_seconds(),
+            server::system_busy_seconds(),
+        )
+    };
+    tokio::time::sleep_until(measure_start.into()).await;
+    let (server0, bench0, system0) = sample();
+    tokio::time::sleep_until(end.into()).await;
+    let (server1, bench1, system1) = sample();
+    let rss_after = child.memory().ok().map(|m| m.rss);
+    let seconds = duration.as_secs_f64();
+    let cores = |a: Option<f64>, b: Option<f64>| b.zip(a).map(|(b, a)| (b - a) / seconds);
+    let (server_cpu, bench_cpu) = (cores(server0, server1), cores(bench0, bench1));
+    let other_cpu = cores(system0, system1)
+        .zip(server_cpu.zip(bench_cpu))
+        .map(|(all, (server, bench))| (all - server - bench).max(0.0));
+
+    let mut cell = Cell {
+        tool,
+        concurrency,
+        calls: 0,
+        errors: 0,
+        first_error: None,
+        window: duration,
+        latencies: Vec::new(),
+        server_cpu,
+        bench_cpu,
+        other_cpu,
+        rss_after,
+    };
+    while let Some(done) = workers.join_next().await {
+        let stats = done?;
+        cell.latencies.extend(stats.latencies);
+        cell.errors += stats.errors;
+        if cell.first_error.is_none() {
+            cell.first_error = stats.first_error;
+        }
+    }
+    cell.latencies.sort_unstable();
+    cell.calls = cell.latencies.len() as u64;
+    Ok(cell)
+}
+
+/// One closed-loop worker: call, wait for the reply, call again, until `end`.
+async fn worker(
+    endpoint: &Endpoint,
+    session: &Session,
+    tool: Tool,
+    index: usize,
+    measure_start: Instant,
+    end: Instant,
+) -> WorkerStats {
+    let mut stats = WorkerStats::default();
+    let mut id: u64 = 1;
+    loop {
+        let started = Instant::now();
+        if started >= end {
+            break;
+        }
+        let arguments = match tool {
+            Tool::GetTodos => "{}".to_owned(),
+            Tool::CreateTodo => format!(r#"{{"title":"bench todo {id} of worker {index}"}}"#),
+        };
+        let result = endpoint
+            .call(session, id, tool.name(), &arguments)
+            .await
+            .and_then(|ok| match tool {
+                Tool::GetTodos if ok.count.is_none() => {
+                    Err("get-todos returned no structuredContent.count".to_owned())
+                }
+                _ => Ok(()),
+            });
+        let elapsed = started.elapsed();
+        id += 1;
+        if started >= measure_start {
+            stats
+                .latencies
+                .push(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+        }
+        if let Err(e) = result {
+            stats.errors += 1;
+            if stats.first_error.is_none() {
+                stats.first_error = Some(e);
+            }
+        }
+    }
+    stats
+}
+
+fn table_header() -> String {
+    format!(
+        "{:<11} {:>4} {:>8} {:>7} {:>7} {:>7} {:>6} {:>6} {:>8} {:>6} {:>6} {:>7}  {}",
+        "tool",
+        "conc",
+        "calls/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        "server",
+        "us/call",
+        "bench",
+        "other",
+        "RSS MB",
+        "target"
+    )
+}
+
+fn table_row(cell: &Cell, database_in_memory: bool) -> String {
+    let percent = |cpu: Option<f64>| cpu.map_or("-".to_owned(), |c| format!("{:.0}%", c * 100.0));
+    let target = cell
+        .target(database_in_memory)
+        .map(|(goal, met)| format!("{} ({goal})", pass_miss(met)))
+        .unwrap_or_default();
+    format!(
+        "{:<11} {:>4} {:>8.0} {:>7.2} {:>7.2} {:>7.1} {:>6} {:>6} {:>8} {:>6} {:>6} {:>7}  {}",
+        cell.tool.name(),
+        cell.concurrency,
+        cell.calls_per_s(),
+        cell.quantile_ms(0.5),
+        cell.quantile_ms(0.99),
+        cell.max_ms(),
+        cell.errors,
+        percent(cell.server_cpu),
+        cell.server_us_per_call()
+            .map_or("-".to_owned(), |us| format!("{us:.0}")),
+        percent(cell.bench_cpu),
+        percent(cell.other_cpu),
+        cell.rss_after
+            .map_or("-".to_owned(), |r| format!("{:.1}", r as f64 / MB)),
+        target
+    )
+}
+
+fn cell_json(cell: &Cell, database_in_memory: bool) -> Value {
+    json!({
+        "tool": cell.tool.name(),
+        "concurrency": cell.concurrency,
+        "calls": cell.calls,
+        "errors": cell.errors,
+        "first_error": cell.first_error,
+        "calls_per_s": round2(cell.calls_per_s()),
+        "p50_ms": round3(cell.quantile_ms(0.5)),
+        "p99_ms": round3(cell.quantile_ms(0.99)),
+        "max_ms": round3(cell.max_ms()),
+        "mean_ms": round3(cell.mean_ms()),
+        "server_cpu_pct": cell.server_cpu.map(|c| round2(c * 100.0)),
+        "server_cpu_us_per_call": cell.server_us_per_call().map(round2),
+        "bench_cpu_pct": cell.bench_cpu.map(|c| round2(c * 100.0)),
+        "other_cpu_pct": cell.other_cpu.map(|c| round2(c * 100.0)),
+        "server_rss_mb": cell.rss_after.map(|r| round2(r as f64 / MB)),
+        "target": cell.target(database_in_memory).map(|(goal, pass)| json!({"goal": goal, "pass": pass})),
+    })
+}
+
+fn pass_miss(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "PASS",
+        Some(false) => "MISS",
+        None => "n/a",
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// A database URL without its password.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// `5s`, `500ms`, `1.5s`, `2m`, or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 5s, 500ms, 1m)"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        _ => return Err(format!("unknown unit {unit:?} (ms, s, m)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+fn format_duration(duration: Duration) -> String {
+    format!("{}s", round3(duration.as_secs_f64()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("fast").is_err());
+    }
+
+    #[test]
+    fn quantiles_use_the_nearest_rank() {
+        let cell = Cell {
+            tool: Tool::GetTodos,
+            concurrency: TARGET_CONCURRENCY,
+            calls: 100,
+            errors: 0,
+            first_error: None,
+            window: Duration::from_secs(1),
+            latencies: (1..=100).map(|ms| ms * 1_000_000).collect(),
+            server_cpu: Some(0.5),
+            bench_cpu: None,
+            other_cpu: None,
+            rss_after: None,
+        };
+        assert_eq!(cell.quantile_ms(0.5), 50.0);
+        assert_eq!(cell.quantile_ms(0.99), 99.0);
+        assert_eq!(cell.max_ms(), 100.0);
+        assert_eq!(cell.calls_per_s(), 100.0);
+        assert_eq!(cell.server_us_per_call(), Some(5000.0));
+        assert_eq!(cell.target(false).map(|t| t.1), Some(Some(false)));
+    }
+}

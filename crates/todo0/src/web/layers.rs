@@ -1,0 +1,99 @@
+//! What every response passes through: the failure log (each failure logged once, here, with
+//! its route) and its page form for browsers, and the security headers: a strict CSP with no
+//! scripts, no framing, no sniffing, no caching of personal data, no referrer.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+
+use super::AppState;
+use super::error::ErrorReport;
+use super::extract::Via;
+use super::html;
+
+/// The Content-Security-Policy: nothing but inline styles; forms post to the app itself (and
+/// the logout form is redirected on to the IdP's end-session endpoint, whose origin must be
+/// allowed too, or browsers that apply `form-action` to redirects would stop it there).
+pub(crate) fn content_security_policy(end_session_origin: Option<&str>) -> HeaderValue {
+    let form_action = match end_session_origin {
+        Some(origin) => format!("'self' {origin}"),
+        None => "'self'".to_owned(),
+    };
+    let policy = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| {
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        )
+    })
+}
+
+/// Whether the request is a browser's: a form submission, or a navigation asking for HTML.
+fn wants_page(request: &Request) -> bool {
+    Via::of(request.headers()) == Via::Form
+        || request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
+}
+
+/// Logs failures once, shows them as pages to browsers, and sets the security headers.
+pub(crate) async fn finish(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let page = wants_page(&request);
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    if let Some(report) = response.extensions_mut().remove::<ErrorReport>() {
+        let status = report.status.as_u16();
+        if report.status.is_server_error() {
+            tracing::warn!(%method, path, status, message = %report.message, "request failed");
+        } else {
+            tracing::info!(%method, path, status, message = %report.message, "request refused");
+        }
+        if page {
+            let reason = report.status.canonical_reason().unwrap_or("Error");
+            let mut rendered = (
+                report.status,
+                Html(html::error_page(status, reason, &report.message)),
+            )
+                .into_response();
+            for name in [header::SET_COOKIE, header::WWW_AUTHENTICATE] {
+                for value in response.headers().get_all(&name) {
+                    rendered.headers_mut().append(name.clone(), value.clone());
+                }
+            }
+            response = rendered;
+        }
+    }
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, app.csp.clone());
+    let fixed: [(HeaderName, &'static str); 4] = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    for (name, value) in fixed {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_allows_no_scripts_and_only_the_idp_as_a_form_target() {
+        let csp = content_security_policy(Some("https://example.okta.com"));
+        let csp = csp.to_str().unwrap();
+        assert!(csp.starts_with("default-src 'none'; style-src 'unsafe-inline';"));
+        assert!(csp.contains("form-action 'self' https://example.okta.com;"));
+        assert!(csp.contains("frame-ancestors 'none'"));
+        assert!(!csp.contains("script-src"));
+    }
+}

@@ -1,0 +1,141 @@
+//! The pages and the login flow (ARCHITECTURE §5.1): `/` (the todo list, or "Log in"),
+//! `/login` (starts OIDC authorization code + PKCE S256 + `state` + `nonce`), `/callback`
+//! (checks `state` and RFC 9207 `iss`, redeems the code, verifies the ID token, sets a fresh
+//! session with a fresh CSRF token), and `/logout` (clears the session and continues with the
+//! IdP's RP-initiated logout). The forms on `/` post to the REST routes in [`super::api`].
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::WebError;
+use super::extract::form_fields;
+use super::html;
+use super::session::{LOGIN_COOKIE, SESSION_COOKIE, Session};
+use crate::domain::{Filter, Owner};
+
+/// `GET /`.
+pub(crate) async fn get_index(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Html<String>, WebError> {
+    let Some(session) = app.cookies.session(&headers, app.clock.now()) else {
+        return Ok(Html(html::welcome()));
+    };
+    let owner = Owner::new(session.uid.clone())?;
+    let todos = app.store.list(&owner, &Filter::default()).await?;
+    Ok(Html(html::todo_list(&session.name, &session.csrf, &todos)))
+}
+
+/// `GET /login`: to the IdP's authorization endpoint, remembering what the callback needs.
+pub(crate) async fn get_login(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let (url, pending) = app.oidc.begin(app.clock.now());
+    let jar = app
+        .cookies
+        .with_pending_login(app.cookies.jar(&headers), &pending);
+    (jar, Redirect::to(url.as_str())).into_response()
+}
+
+/// The authorization response (OIDC Core §3.1.2.5–6, RFC 9207).
+#[derive(Debug, Deserialize)]
+pub(crate) struct CallbackParams {
+    code: Option<String>,
+    state: Option<String>,
+    iss: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `GET /callback`.
+pub(crate) async fn get_callback(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<CallbackParams>, QueryRejection>,
+) -> Response {
+    // The pending login is used up whatever happens next.
+    let jar = app.cookies.without(app.cookies.jar(&headers), LOGIN_COOKIE);
+    match complete_login(&app, &headers, params).await {
+        Ok(session) => {
+            tracing::info!(user = %session.uid, "login");
+            let jar = app.cookies.with_session(jar, &session);
+            (jar, Redirect::to("/")).into_response()
+        }
+        Err(error) => (jar, error).into_response(),
+    }
+}
+
+async fn complete_login(
+    app: &AppState,
+    headers: &HeaderMap,
+    params: Result<Query<CallbackParams>, QueryRejection>,
+) -> Result<Session, WebError> {
+    let Query(params) = params.map_err(|e| WebError::Login(e.body_text()))?;
+    let now = app.clock.now();
+    let pending = app.cookies.pending_login(headers, now).ok_or_else(|| {
+        WebError::Login(
+            "no login is in progress in this browser (or it took over 10 minutes); log in again"
+                .into(),
+        )
+    })?;
+    if let Some(error) = params.error {
+        let description = params.error_description.unwrap_or_default();
+        return Err(WebError::Login(format!(
+            "the identity provider answered {error}: {description}"
+        )));
+    }
+    let state_matches = params
+        .state
+        .as_deref()
+        .is_some_and(|s| super::session::is_same(s.as_bytes(), pending.state.as_bytes()));
+    if !state_matches {
+        return Err(WebError::Login(
+            "the state does not match this browser's login; log in again".into(),
+        ));
+    }
+    if let Some(iss) = &params.iss
+        && iss != app.oidc.issuer()
+    {
+        return Err(WebError::Login(format!(
+            "the response came from {iss}, not {}",
+            app.oidc.issuer()
+        )));
+    }
+    let code = params
+        .code
+        .ok_or_else(|| WebError::Login("the response has no code".into()))?;
+    let identity = app.oidc.finish(code, pending).await?;
+    Ok(Session::new(identity.subject, identity.name, now))
+}
+
+/// `POST /logout` (a form with the CSRF field): ends the session here, then at the IdP.
+pub(crate) async fn post_logout(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let session = app.cookies.session(&headers, app.clock.now());
+    let target = match &session {
+        Some(session) => {
+            let (_, csrf) = form_fields(&body);
+            if !session.is_csrf_token(csrf.as_deref()) {
+                return Err(WebError::Csrf);
+            }
+            tracing::info!(user = %session.uid, "logout");
+            app.oidc
+                .logout_url()
+                .map_or_else(|| "/".to_owned(), String::from)
+        }
+        // Nothing to end here; without a session there is no CSRF token to check either, so
+        // the IdP's session is left alone.
+        None => "/".to_owned(),
+    };
+    let jar = app
+        .cookies
+        .without(app.cookies.jar(&headers), SESSION_COOKIE);
+    let jar = app.cookies.without(jar, LOGIN_COOKIE);
+    Ok((jar, Redirect::to(&target)).into_response())
+}

@@ -1,0 +1,274 @@
+//! Sessions without server-side state (ARCHITECTURE §5.1): an encrypted, authenticated cookie
+//! (AES-256-GCM via `cookie`'s private jar, the cookie name bound as associated data) holding the
+//! user id, display name, a CSRF token and an expiry. The pre-login state (OIDC `state`, `nonce`,
+//! PKCE verifier) travels in a second, short-lived encrypted cookie. Both are `HttpOnly`,
+//! `SameSite=Lax`, `Path=/`, and `Secure` when the app is served over https.
+
+use axum::http::HeaderMap;
+use axum_extra::extract::PrivateCookieJar;
+use axum_extra::extract::cookie::{Cookie, Key, SameSite};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use protocol::UnixTime;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha512};
+
+use crate::domain::Owner;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "todo0_session";
+/// The pre-login cookie's name.
+pub const LOGIN_COOKIE: &str = "todo0_login";
+/// How long a session lasts, in seconds.
+pub const SESSION_LIFETIME: i64 = 8 * 3600;
+/// How long a login may take between `/login` and `/callback`, in seconds.
+pub const LOGIN_LIFETIME: i64 = 10 * 60;
+/// The least secret material accepted for the cookie key, in bytes.
+pub const MIN_SECRET_BYTES: usize = 64;
+
+/// The key that encrypts and authenticates the cookies.
+#[derive(Clone)]
+pub struct SessionKey(Key);
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKey(..)")
+    }
+}
+
+/// Why a `SESSION_SECRET` was refused.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "SESSION_SECRET is {0} bytes; it must be at least {MIN_SECRET_BYTES} bytes (after base64 decoding). \
+     Generate one with `openssl rand -base64 64`, or unset it to use a key generated in the data directory"
+)]
+pub struct SessionSecretError(usize);
+
+impl SessionKey {
+    /// A key from secret material of at least 64 bytes: the base64-decoded bytes when the value
+    /// is base64, else the text itself. All of it counts: the cookie key is its SHA-512.
+    pub fn from_secret(secret: &SecretString) -> Result<Self, SessionSecretError> {
+        let text = secret.expose_secret().trim();
+        let material = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+            .iter()
+            .find_map(|engine| engine.decode(text).ok())
+            .unwrap_or_else(|| text.as_bytes().to_vec());
+        if material.len() < MIN_SECRET_BYTES {
+            return Err(SessionSecretError(material.len()));
+        }
+        let digest = Sha512::digest(&material);
+        Key::try_from(digest.as_slice())
+            .map(Self)
+            .map_err(|_| SessionSecretError(digest.len()))
+    }
+
+    /// Fresh secret material: base64 of 64 random bytes (for a key file).
+    pub fn generate_secret() -> SecretString {
+        let mut bytes = [0_u8; MIN_SECRET_BYTES];
+        rand::rng().fill_bytes(&mut bytes);
+        SecretString::from(STANDARD.encode(bytes))
+    }
+
+    pub(crate) fn key(&self) -> &Key {
+        &self.0
+    }
+}
+
+/// A signed-in person, as kept in the session cookie (no `Debug`: it holds the CSRF token).
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct Session {
+    /// Whose todos: the ID token's `sub`.
+    pub(crate) uid: String,
+    /// A name to greet them by.
+    pub(crate) name: String,
+    /// The CSRF token every cookie-authenticated change must echo.
+    pub(crate) csrf: String,
+    /// When the session ends.
+    pub(crate) exp: UnixTime,
+}
+
+impl Session {
+    /// A new session (a new CSRF token every login).
+    pub(crate) fn new(uid: String, name: String, now: UnixTime) -> Self {
+        Self {
+            uid,
+            name,
+            csrf: random_token(),
+            exp: now + SESSION_LIFETIME,
+        }
+    }
+
+    /// The owner of the session's todos.
+    pub(crate) fn owner(&self) -> Result<Owner, crate::domain::TodoError> {
+        Owner::new(self.uid.clone())
+    }
+
+    /// Whether `presented` is this session's CSRF token (constant time).
+    pub(crate) fn is_csrf_token(&self, presented: Option<&str>) -> bool {
+        presented.is_some_and(|p| is_same(p.as_bytes(), self.csrf.as_bytes()))
+    }
+}
+
+/// What `/callback` needs from `/login` (no `Debug`: it holds the PKCE verifier).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct PendingLogin {
+    pub(crate) state: String,
+    pub(crate) nonce: String,
+    pub(crate) verifier: String,
+    pub(crate) exp: UnixTime,
+}
+
+/// Reads and writes the two cookies.
+#[derive(Clone)]
+pub(crate) struct Cookies {
+    key: Key,
+    secure: bool,
+}
+
+impl Cookies {
+    pub(crate) fn new(key: &SessionKey, secure: bool) -> Self {
+        Self {
+            key: key.key().clone(),
+            secure,
+        }
+    }
+
+    /// The request's cookies, for building a response (a cookie can only be removed from the
+    /// browser through a jar that saw it arrive).
+    pub(crate) fn jar(&self, headers: &HeaderMap) -> PrivateCookieJar {
+        PrivateCookieJar::from_headers(headers, self.key.clone())
+    }
+
+    /// The unexpired session in `headers`, if any.
+    pub(crate) fn session(&self, headers: &HeaderMap, now: UnixTime) -> Option<Session> {
+        self.read::<Session>(headers, SESSION_COOKIE)
+            .filter(|s| now < s.exp && !s.uid.is_empty())
+    }
+
+    /// The unexpired pending login in `headers`, if any.
+    pub(crate) fn pending_login(&self, headers: &HeaderMap, now: UnixTime) -> Option<PendingLogin> {
+        self.read::<PendingLogin>(headers, LOGIN_COOKIE)
+            .filter(|p| now < p.exp)
+    }
+
+    fn read<T: serde::de::DeserializeOwned>(&self, headers: &HeaderMap, name: &str) -> Option<T> {
+        let jar = PrivateCookieJar::from_headers(headers, self.key.clone());
+        let cookie = jar.get(name)?;
+        serde_json::from_str(cookie.value()).ok()
+    }
+
+    /// Adds the session cookie.
+    pub(crate) fn with_session(
+        &self,
+        jar: PrivateCookieJar,
+        session: &Session,
+    ) -> PrivateCookieJar {
+        jar.add(self.cookie(SESSION_COOKIE, session, SESSION_LIFETIME))
+    }
+
+    /// Adds the pending-login cookie.
+    pub(crate) fn with_pending_login(
+        &self,
+        jar: PrivateCookieJar,
+        pending: &PendingLogin,
+    ) -> PrivateCookieJar {
+        jar.add(self.cookie(LOGIN_COOKIE, pending, LOGIN_LIFETIME))
+    }
+
+    /// Removes `name` from the browser.
+    pub(crate) fn without(&self, jar: PrivateCookieJar, name: &'static str) -> PrivateCookieJar {
+        jar.remove(self.with_attributes(Cookie::new(name, "")))
+    }
+
+    fn cookie<T: Serialize>(&self, name: &'static str, value: &T, max_age: i64) -> Cookie<'static> {
+        // Serialising these plain structs cannot fail; an empty value would simply not decode.
+        let value = serde_json::to_string(value).unwrap_or_default();
+        let mut cookie = self.with_attributes(Cookie::new(name, value));
+        cookie.set_max_age(time::Duration::seconds(max_age));
+        cookie
+    }
+
+    fn with_attributes(&self, mut cookie: Cookie<'static>) -> Cookie<'static> {
+        cookie.set_path("/");
+        cookie.set_http_only(true);
+        cookie.set_same_site(SameSite::Lax);
+        cookie.set_secure(self.secure);
+        cookie
+    }
+}
+
+/// 256 random bits, base64url.
+pub(crate) fn random_token() -> String {
+    let mut bytes = [0_u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Byte equality in time independent of where the inputs differ.
+pub(crate) fn is_same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use axum::http::header;
+
+    fn key() -> SessionKey {
+        SessionKey::from_secret(&SessionKey::generate_secret()).unwrap()
+    }
+
+    #[test]
+    fn short_secrets_are_refused_with_the_fix() {
+        let error = SessionKey::from_secret(&SecretString::from("hunter2")).unwrap_err();
+        assert!(error.to_string().contains("at least 64 bytes"), "{error}");
+        // Base64 counts decoded: 48 bytes are too few, however long the text.
+        let short = STANDARD.encode([7_u8; 48]);
+        assert!(SessionKey::from_secret(&SecretString::from(short)).is_err());
+        let long = STANDARD.encode([7_u8; 64]);
+        assert!(SessionKey::from_secret(&SecretString::from(long)).is_ok());
+        // Text that is not base64 counts as it is.
+        let text = format!("{}!", "x".repeat(63));
+        assert!(SessionKey::from_secret(&SecretString::from(text)).is_ok());
+    }
+
+    #[test]
+    fn cookies_round_trip_only_under_the_same_key() {
+        let cookies = Cookies::new(&key(), true);
+        let session = Session::new("00u1".into(), "Alice".into(), 1_000);
+        let jar = cookies.with_session(cookies.jar(&HeaderMap::new()), &session);
+        let set = jar.get(SESSION_COOKIE).unwrap();
+        assert!(set.http_only().unwrap_or(false));
+        assert_eq!(set.same_site(), Some(SameSite::Lax));
+        assert_eq!(set.secure(), Some(true));
+        assert_eq!(set.path(), Some("/"));
+
+        // What the browser sends back is the encrypted value of the Set-Cookie header.
+        let response = axum::response::IntoResponse::into_response(jar);
+        let set_cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+        let encrypted = set_cookie.split(';').next().unwrap().to_owned();
+        assert!(!encrypted.contains("Alice"), "the value is encrypted");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, encrypted.parse().unwrap());
+        let read = cookies.session(&headers, 1_001).unwrap();
+        assert_eq!(read.uid, "00u1");
+        assert!(read.is_csrf_token(Some(&session.csrf)));
+        assert!(!read.is_csrf_token(Some("nope")));
+        assert!(!read.is_csrf_token(None));
+        assert!(
+            cookies
+                .session(&headers, 1_000 + SESSION_LIFETIME)
+                .is_none(),
+            "expired"
+        );
+        assert!(
+            Cookies::new(&key(), true)
+                .session(&headers, 1_001)
+                .is_none(),
+            "another key cannot read it"
+        );
+    }
+}
