@@ -4,6 +4,7 @@
 //! `secure-agent todo-mcp --data-dir D` and `secure-agent todo-app --data-dir D` work together
 //! with nothing else.
 
+use axum::serve::ListenerExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -188,7 +189,7 @@ pub(crate) async fn run_mcp(args: TodoMcpArgs) -> anyhow::Result<()> {
     );
     println!("  accepts tokens of: {}", common.issuer);
     println!("  store:             {}", redact_url(&common.database));
-    axum::serve(listener, app)
+    axum::serve(listener.tap_io(idp0::no_delay), app)
         .with_graceful_shutdown(crate::shutdown_signal())
         .await?;
     println!("todo0 MCP server stopped");
@@ -227,7 +228,7 @@ pub(crate) async fn run_app(args: TodoAppArgs) -> anyhow::Result<()> {
         common.issuer, common.resource
     );
     println!("  store:             {}", redact_url(&common.database));
-    axum::serve(listener, app)
+    axum::serve(listener.tap_io(idp0::no_delay), app)
         .with_graceful_shutdown(crate::shutdown_signal())
         .await?;
     println!("todo0 web app stopped");

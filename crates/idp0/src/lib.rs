@@ -23,6 +23,7 @@ pub mod store;
 pub mod token_request;
 pub mod tokens;
 
+use axum::serve::ListenerExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -87,6 +88,15 @@ pub async fn open(options: Options) -> anyhow::Result<Opened> {
     })
 }
 
+/// Turns off Nagle's algorithm on an accepted connection: a response written in more than one
+/// piece (SSE events, a body after its headers) would otherwise wait for the peer's delayed ACK,
+/// about 40 ms per request. Used by every secure-agent server.
+pub fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    }
+}
+
 /// Serves idp0 on `listener` until `shutdown` resolves; purges expired state every ten minutes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -105,7 +115,7 @@ pub async fn serve(
             }
         })
     };
-    let result = axum::serve(listener, router(idp))
+    let result = axum::serve(listener.tap_io(no_delay), router(idp))
         .with_graceful_shutdown(shutdown)
         .await;
     purger.abort();

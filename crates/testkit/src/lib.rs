@@ -4,6 +4,7 @@
 //! and PKCE helpers.
 #![allow(clippy::unwrap_used)]
 
+use axum::serve::ListenerExt;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -441,7 +442,7 @@ impl Stack {
             store.clone(),
             protocol::clock::system(),
         );
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        tokio::spawn(async move { axum::serve(listener.tap_io(idp0::no_delay), app).await });
         Ok(Self {
             idp,
             mcp_url,
