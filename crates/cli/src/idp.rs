@@ -65,11 +65,22 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
             println!("{hash}");
             Ok(())
         }
-        None => serve(args).await,
+        None => serve(args, None).await,
     }
 }
 
-async fn serve(args: IdpArgs) -> anyhow::Result<()> {
+/// Serves idp0 and reports its issuer on `ready` once it listens (for `up`).
+pub(crate) async fn run_until_ready(
+    args: IdpArgs,
+    ready: tokio::sync::oneshot::Sender<String>,
+) -> anyhow::Result<()> {
+    serve(args, Some(ready)).await
+}
+
+async fn serve(
+    args: IdpArgs,
+    ready: Option<tokio::sync::oneshot::Sender<String>>,
+) -> anyhow::Result<()> {
     let issuer_for = |port: u16| {
         args.issuer
             .clone()
@@ -107,6 +118,9 @@ async fn serve(args: IdpArgs) -> anyhow::Result<()> {
             "  settings for agent0 and todo0: {}/{{agent0,todo0}}.env",
             args.service.data_dir.display()
         );
+    }
+    if let Some(ready) = ready {
+        let _ = ready.send(idp.issuer().to_owned());
     }
     idp0::serve(listener, idp, crate::shutdown_signal()).await?;
     println!("idp0 stopped");

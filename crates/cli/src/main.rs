@@ -7,6 +7,7 @@ mod mcp;
 mod settings;
 mod todo;
 mod token;
+mod up;
 
 use std::path::PathBuf;
 
@@ -30,6 +31,8 @@ enum Command {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
+    /// Run the stack in one process: idp0, todo0's MCP server and web app (embedded defaults).
+    Up(up::UpArgs),
     /// Run idp0, the embedded Okta-compatible identity provider.
     Idp(idp::IdpArgs),
     /// Run todo0's MCP server (Streamable HTTP, scope-protected).
@@ -80,6 +83,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Bench { command } => bench::run(command).await,
+            Command::Up(args) => up::run(args).await,
             Command::Idp(args) => idp::run(args).await,
             Command::TodoMcp(args) => todo::run_mcp(args).await,
             Command::TodoApp(args) => todo::run_app(args).await,

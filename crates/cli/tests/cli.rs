@@ -270,3 +270,61 @@ mod reqwest {
         runtime.block_on(async { ::reqwest::get(url).await.unwrap().text().await.unwrap() })
     }
 }
+
+#[test]
+fn up_runs_idp0_and_todo0_in_one_process_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "up",
+            "--idp-port",
+            "0",
+            "--mcp-port",
+            "0",
+            "--app-port",
+            "0",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut idp, mut mcp, mut app) = (None, None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let field = |prefix: &str| {
+            line.trim()
+                .strip_prefix(prefix)
+                .map(|r| r.split_whitespace().next().unwrap().to_owned())
+        };
+        idp = idp.or(field("listening on:"));
+        mcp = mcp.or(field("MCP endpoint:"));
+        app = app.or_else(|| {
+            line.contains("(listening on").then(|| {
+                line.rsplit("listening on ")
+                    .next()
+                    .unwrap()
+                    .trim_end_matches(')')
+                    .to_owned()
+            })
+        });
+        if idp.is_some() && mcp.is_some() && app.is_some() {
+            break;
+        }
+    }
+    let get = |url: String| reqwest::blocking_get(&url);
+    assert_eq!(get(format!("http://{}/health", idp.unwrap())), "ok");
+    let mcp = mcp.unwrap();
+    assert_eq!(get(mcp.replace("/mcp", "/health")), "ok");
+    assert!(get(format!("http://{}/openapi.json", app.unwrap())).contains("openapi"));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        wait_timeout(&mut child, Duration::from_secs(10)).success(),
+        "Ctrl-C/SIGTERM stops everything cleanly"
+    );
+}

@@ -244,11 +244,25 @@ impl SqliteStore {
         Ok(Self::with_writer(pool.clone(), pool))
     }
 
+    /// Applies migrations. SQLite has no migration lock, so two processes opening a new file at
+    /// once (`todo-mcp` and `todo-app`) can race; the loser's transaction rolls back and a retry
+    /// finds the migration applied.
     async fn migrate(pool: &SqlitePool) -> Result<(), TodoError> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(pool)
-            .await
-            .map_err(|e| TodoError::Unavailable(format!("database migration failed: {e}")))
+        let mut attempt = 0;
+        loop {
+            match sqlx::migrate!("./migrations/sqlite").run(pool).await {
+                Ok(()) => return Ok(()),
+                Err(_) if attempt < 5 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                Err(e) => {
+                    return Err(TodoError::Unavailable(format!(
+                        "database migration failed: {e}"
+                    )));
+                }
+            }
+        }
     }
 }
 
