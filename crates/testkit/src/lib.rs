@@ -129,6 +129,33 @@ impl IdpHandle {
         format!("{}/v1/token", self.todo0_issuer())
     }
 
+    /// Step 1 of Cross-App Access as the agent: `subject` for an ID-JAG to the todo0 AS.
+    pub async fn id_jag(
+        &self,
+        subject: &SecretString,
+        subject_token_type: protocol::oauth::TokenType,
+        resource: &str,
+        scope: &str,
+    ) -> anyhow::Result<TokenResponse> {
+        let request = protocol::token_client::IdJagRequest {
+            subject_token: subject,
+            subject_token_type,
+            audience: &self.todo0_issuer(),
+            resource: Some(resource),
+            scope: Some(scope),
+        };
+        Ok(TokenClient::new()
+            .exchange_for_id_jag(&self.org_token_endpoint(), &self.agent_auth(), &request)
+            .await?)
+    }
+
+    /// Step 2 as the agent: redeems an ID-JAG at the todo0 AS.
+    pub async fn redeem(&self, id_jag: &SecretString) -> anyhow::Result<TokenResponse> {
+        Ok(TokenClient::new()
+            .redeem_id_jag(&self.todo0_token_endpoint(), &self.agent_auth(), id_jag)
+            .await?)
+    }
+
     /// The agent's private key (from the generated files).
     pub fn agent_key(&self) -> Arc<SigningKey> {
         let env = self.env(idp0::devconfig::AGENT0_ENV);
@@ -455,28 +482,12 @@ impl Stack {
     pub async fn mcp_token(&self, user: &str, scope: &str) -> anyhow::Result<SecretString> {
         let login = self.idp.login(&Browser::new(), user).await?;
         let id_token = login.id_token.context("no ID token")?;
-        let client = TokenClient::new();
-        let request = protocol::token_client::IdJagRequest {
-            subject_token: &id_token,
-            subject_token_type: protocol::oauth::TokenType::IdToken,
-            audience: &self.idp.todo0_issuer(),
-            resource: Some(&self.mcp_url),
-            scope: Some(scope),
-        };
-        let jag = client
-            .exchange_for_id_jag(
-                &self.idp.org_token_endpoint(),
-                &self.idp.agent_auth(),
-                &request,
-            )
+        let id_jag_type = protocol::oauth::TokenType::IdToken;
+        let jag = self
+            .idp
+            .id_jag(&id_token, id_jag_type, &self.mcp_url, scope)
             .await?;
-        let access = client
-            .redeem_id_jag(
-                &self.idp.todo0_token_endpoint(),
-                &self.idp.agent_auth(),
-                &jag.access_token,
-            )
-            .await?;
+        let access = self.idp.redeem(&jag.access_token).await?;
         Ok(access.access_token)
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use protocol::claims::{AccessTokenClaims, IdJagClaims, IdTokenClaims};
 use protocol::oauth::TokenType;
-use protocol::token_client::{IdJagRequest, TokenClient};
+use protocol::token_client::TokenClient;
 use protocol::verify::{Expectations, JwtVerifier, RemoteJwks, TypeRule};
 use secrecy::ExposeSecret;
 use testkit::{Browser, IdpHandle};
@@ -51,18 +51,12 @@ async fn alice_reaches_todo0_through_the_id_jag_flow() {
     assert!(id_claims.sid.is_some() && id_claims.auth_time.is_some());
 
     // 2. Token exchange at the org AS, authenticated as the agent with private_key_jwt.
-    let client = TokenClient::new();
-    let jag = client
-        .exchange_for_id_jag(
-            &idp.org_token_endpoint(),
-            &idp.agent_auth(),
-            &IdJagRequest {
-                subject_token: &id_token,
-                subject_token_type: TokenType::IdToken,
-                audience: &idp.todo0_issuer(),
-                resource: Some(RESOURCE),
-                scope: Some("mcp:connect mcp:tools:read"),
-            },
+    let jag = idp
+        .id_jag(
+            &id_token,
+            TokenType::IdToken,
+            RESOURCE,
+            "mcp:connect mcp:tools:read",
         )
         .await
         .unwrap();
@@ -83,14 +77,7 @@ async fn alice_reaches_todo0_through_the_id_jag_flow() {
     assert_eq!(jag_claims.email.as_deref(), Some("alice@example.com"));
 
     // 3. JWT bearer redemption at the todo0 AS.
-    let access = client
-        .redeem_id_jag(
-            &idp.todo0_token_endpoint(),
-            &idp.agent_auth(),
-            &jag.access_token,
-        )
-        .await
-        .unwrap();
+    let access = idp.redeem(&jag.access_token).await.unwrap();
     assert_eq!(access.token_type, "Bearer");
     assert!(
         access.refresh_token.is_none(),
@@ -123,30 +110,17 @@ async fn alice_reaches_todo0_through_the_id_jag_flow() {
 async fn granted_scope_is_requested_intersected_with_policy() {
     let idp = IdpHandle::start().await.unwrap();
     let login = idp.login(&Browser::new(), "bob").await.unwrap();
-    let client = TokenClient::new();
     // Step-up: the union of the granted and the challenged scopes.
-    let jag = client
-        .exchange_for_id_jag(
-            &idp.org_token_endpoint(),
-            &idp.agent_auth(),
-            &IdJagRequest {
-                subject_token: login.id_token.as_ref().unwrap(),
-                subject_token_type: TokenType::IdToken,
-                audience: &idp.todo0_issuer(),
-                resource: Some(RESOURCE),
-                scope: Some("mcp:connect mcp:tools:read mcp:tools:delete"),
-            },
+    let jag = idp
+        .id_jag(
+            login.id_token.as_ref().unwrap(),
+            TokenType::IdToken,
+            RESOURCE,
+            "mcp:connect mcp:tools:read mcp:tools:delete",
         )
         .await
         .unwrap();
-    let access = client
-        .redeem_id_jag(
-            &idp.todo0_token_endpoint(),
-            &idp.agent_auth(),
-            &jag.access_token,
-        )
-        .await
-        .unwrap();
+    let access = idp.redeem(&jag.access_token).await.unwrap();
     assert_eq!(
         access.scope.as_deref(),
         Some("mcp:connect mcp:tools:delete mcp:tools:read")
@@ -193,17 +167,12 @@ async fn a_second_app_logs_in_without_a_password() {
 async fn a_refresh_token_can_be_the_subject_token() {
     let idp = IdpHandle::start().await.unwrap();
     let login = idp.login(&Browser::new(), "alice").await.unwrap();
-    let jag = TokenClient::new()
-        .exchange_for_id_jag(
-            &idp.org_token_endpoint(),
-            &idp.agent_auth(),
-            &IdJagRequest {
-                subject_token: login.refresh_token.as_ref().unwrap(),
-                subject_token_type: TokenType::RefreshToken,
-                audience: &idp.todo0_issuer(),
-                resource: Some(RESOURCE),
-                scope: Some("mcp:connect"),
-            },
+    let jag = idp
+        .id_jag(
+            login.refresh_token.as_ref().unwrap(),
+            TokenType::RefreshToken,
+            RESOURCE,
+            "mcp:connect",
         )
         .await
         .unwrap();

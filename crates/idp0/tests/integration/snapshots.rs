@@ -4,7 +4,6 @@
 
 use insta::assert_json_snapshot;
 use protocol::oauth::TokenType;
-use protocol::token_client::{IdJagRequest, TokenClient};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use testkit::{Browser, IdpHandle};
@@ -91,18 +90,12 @@ async fn decoded_token_claims() {
         "id_token_claims",
         redactions(&stable_claims(&idp, id_token.expose_secret()))
     );
-    let client = TokenClient::new();
-    let jag = client
-        .exchange_for_id_jag(
-            &idp.org_token_endpoint(),
-            &idp.agent_auth(),
-            &IdJagRequest {
-                subject_token: &id_token,
-                subject_token_type: TokenType::IdToken,
-                audience: &idp.todo0_issuer(),
-                resource: Some(RESOURCE),
-                scope: Some("mcp:connect mcp:tools:read"),
-            },
+    let jag = idp
+        .id_jag(
+            &id_token,
+            TokenType::IdToken,
+            RESOURCE,
+            "mcp:connect mcp:tools:read",
         )
         .await
         .unwrap();
@@ -117,14 +110,7 @@ async fn decoded_token_claims() {
         "id_jag_claims",
         redactions(&stable_claims(&idp, jag.access_token.expose_secret()))
     );
-    let access = client
-        .redeem_id_jag(
-            &idp.todo0_token_endpoint(),
-            &idp.agent_auth(),
-            &jag.access_token,
-        )
-        .await
-        .unwrap();
+    let access = idp.redeem(&jag.access_token).await.unwrap();
     assert_json_snapshot!(
         "access_token_claims",
         redactions(&stable_claims(&idp, access.access_token.expose_secret()))
