@@ -6,7 +6,8 @@
 //! fsync for the whole group — before answering any of them. Each write is a single statement with
 //! `RETURNING`; one that finds no row just reports `NotFound` without affecting the others. A
 //! failed commit fails the whole group, and nothing is reported done before it is durable.
-//! Reads use a separate small pool and run beside the writer (WAL).
+//! Reads of a file store run on read-only rusqlite connections on the calling thread (see
+//! `Readers`); the in-memory store reads through its one sqlx connection.
 //!
 //! Text search is case-insensitive for ASCII letters only: SQLite's built-in `lower()` leaves
 //! non-ASCII characters unchanged (so `"É"` does not match `"é"`); that is accepted.
@@ -44,6 +45,8 @@ const MAX_BATCH: usize = 256;
 pub struct SqliteStore {
     /// Readers (WAL lets them run beside the writer).
     pool: SqlitePool,
+    /// Readers that run a list or get on the calling thread (file stores only; see [`Readers`]).
+    readers: Option<std::sync::Arc<Readers>>,
     /// The queue of the group-commit writer task.
     writes: mpsc::Sender<Pending>,
 }
@@ -207,13 +210,19 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(options)
             .await?;
-        Ok(Self::with_writer(pool, writer))
+        let mut store = Self::with_writer(pool, writer);
+        store.readers = Some(std::sync::Arc::new(Readers::open(path)?));
+        Ok(store)
     }
 
     fn with_writer(pool: SqlitePool, writer: SqlitePool) -> Self {
         let (writes, queue) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(group_commit(writer, queue));
-        Self { pool, writes }
+        Self {
+            pool,
+            writes,
+            readers: None,
+        }
     }
 
     async fn write(&self, write: Write) -> Result<Todo, TodoError> {
@@ -266,6 +275,88 @@ impl SqliteStore {
     }
 }
 
+/// Read-only connections used directly on the calling task's thread. A list or get of a
+/// person's todos is a few microseconds of SQLite work on cached pages; sqlx's driver spends
+/// ~125 µs handing each query to and from its worker thread (measured with `bench mcp`), so the
+/// hot read path skips that hop. A connection busy with another reader is skipped; if all are
+/// busy the caller waits for one, which is no longer than a read takes.
+struct Readers {
+    connections: Vec<std::sync::Mutex<rusqlite::Connection>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Readers")
+    }
+}
+
+const READERS: usize = 4;
+
+impl Readers {
+    fn open(path: &Path) -> Result<Self, TodoError> {
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let connections = (0..READERS)
+            .map(|_| {
+                let connection =
+                    rusqlite::Connection::open_with_flags(path, flags).map_err(unavailable)?;
+                connection.busy_timeout(WAIT).map_err(unavailable)?;
+                Ok(std::sync::Mutex::new(connection))
+            })
+            .collect::<Result<_, TodoError>>()?;
+        Ok(Self {
+            connections,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, TodoError> {
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.connections.len();
+        let free = (0..n).find_map(|i| self.connections[(start + i) % n].try_lock().ok());
+        let guard = match free {
+            Some(guard) => guard,
+            None => self.connections[start % n]
+                .lock()
+                .map_err(|_| TodoError::Unavailable("a reader failed".into()))?,
+        };
+        read(&guard).map_err(unavailable)
+    }
+}
+
+fn unavailable(e: rusqlite::Error) -> TodoError {
+    TodoError::Unavailable(e.to_string())
+}
+
+fn todo_from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Todo> {
+    Ok(Todo {
+        id: row.get(0)?,
+        title: row.get(1)?,
+        completed: row.get(2)?,
+        created_at: rfc3339(row.get(3)?),
+        updated_at: rfc3339(row.get(4)?),
+    })
+}
+
+const LIST_SQL: &str = concat!(
+    "SELECT ",
+    todo_columns!(),
+    " FROM todos WHERE owner = ?1",
+    " AND (?2 IS NULL OR completed = ?2)",
+    " AND (?3 IS NULL OR instr(lower(title), lower(?3)) > 0)",
+    " ORDER BY id"
+);
+
+const GET_SQL: &str = concat!(
+    "SELECT ",
+    todo_columns!(),
+    " FROM todos WHERE owner = ?1 AND id = ?2"
+);
+
 fn todo_from(row: &SqliteRow) -> Result<Todo, sqlx::Error> {
     Ok(Todo {
         id: row.try_get("id")?,
@@ -280,36 +371,41 @@ fn todo_from(row: &SqliteRow) -> Result<Todo, sqlx::Error> {
 impl TodoStore for SqliteStore {
     async fn list(&self, owner: &Owner, filter: &Filter) -> Result<Vec<Todo>, TodoError> {
         // `instr`, not `LIKE`: the search text is data, `%` and `_` match themselves.
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            todo_columns!(),
-            " FROM todos WHERE owner = ?1",
-            " AND (?2 IS NULL OR completed = ?2)",
-            " AND (?3 IS NULL OR instr(lower(title), lower(?3)) > 0)",
-            " ORDER BY id"
-        ))
-        .bind(owner.as_str())
-        .bind(filter.completed)
-        .bind(filter.text.as_deref())
-        .fetch_all(&self.pool)
-        .await?;
+        if let Some(readers) = &self.readers {
+            let params =
+                rusqlite::params![owner.as_str(), filter.completed, filter.text.as_deref()];
+            return readers.with(|c| {
+                c.prepare_cached(LIST_SQL)?
+                    .query_map(params, todo_from_sqlite)?
+                    .collect()
+            });
+        }
+        let rows = sqlx::query(LIST_SQL)
+            .bind(owner.as_str())
+            .bind(filter.completed)
+            .bind(filter.text.as_deref())
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(todo_from).collect::<Result<_, _>>()?)
     }
 
     async fn get(&self, owner: &Owner, id: i64) -> Result<Todo, TodoError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            todo_columns!(),
-            " FROM todos WHERE owner = ? AND id = ?"
-        ))
-        .bind(owner.as_str())
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        match row {
-            Some(row) => Ok(todo_from(&row)?),
-            None => Err(TodoError::NotFound(id)),
-        }
+        let found = match &self.readers {
+            Some(readers) => readers.with(|c| {
+                use rusqlite::OptionalExtension;
+                c.prepare_cached(GET_SQL)?
+                    .query_row(rusqlite::params![owner.as_str(), id], todo_from_sqlite)
+                    .optional()
+            })?,
+            None => sqlx::query(GET_SQL)
+                .bind(owner.as_str())
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|row| todo_from(&row))
+                .transpose()?,
+        };
+        found.ok_or(TodoError::NotFound(id))
     }
 
     async fn create(&self, owner: &Owner, title: &Title, now: UnixTime) -> Result<Todo, TodoError> {
