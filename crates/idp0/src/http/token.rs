@@ -79,6 +79,22 @@ pub(super) async fn post_token(
     }
 }
 
+/// The `token` parameter of an introspection or revocation request, and the client that
+/// authenticated at `endpoint` (RFC 7662 §2.1, RFC 7009 §2.1).
+async fn token_and_client<'a>(
+    idp: &'a Idp,
+    server: &AuthServer,
+    endpoint: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(String, &'a Client), OAuthError> {
+    let form = read_form(headers, body)?;
+    let token = form.require("token")?.to_owned();
+    let client =
+        client_auth::authenticate(idp, server, &server.endpoint(endpoint), headers, &form).await?;
+    Ok((token, client))
+}
+
 /// `POST …/v1/introspect` (RFC 7662 §2): only authenticated clients may ask.
 pub(super) async fn post_introspect(
     State(idp): State<Idp>,
@@ -87,16 +103,7 @@ pub(super) async fn post_introspect(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let form = read_form(&headers, body)?;
-        let token = form.require("token")?.to_owned();
-        client_auth::authenticate(
-            &idp,
-            &server,
-            &server.endpoint("introspect"),
-            &headers,
-            &form,
-        )
-        .await?;
+        let (token, _) = token_and_client(&idp, &server, "introspect", &headers, body).await?;
         introspect(&idp, &server, &token).await
     }
     .await;
@@ -181,11 +188,7 @@ pub(super) async fn post_revoke(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let form = read_form(&headers, body)?;
-        let token = form.require("token")?.to_owned();
-        let client =
-            client_auth::authenticate(&idp, &server, &server.endpoint("revoke"), &headers, &form)
-                .await?;
+        let (token, client) = token_and_client(&idp, &server, "revoke", &headers, body).await?;
         revoke(&idp, &server, client, &token).await
     }
     .await;

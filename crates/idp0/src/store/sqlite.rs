@@ -66,16 +66,11 @@ fn grant_from(row: &SqliteRow) -> Result<Grant, sqlx::Error> {
     })
 }
 
-#[async_trait]
-impl Store for SqliteStore {
-    async fn create_code(&self, code_hash: &str, code: &AuthCode) -> Result<(), StoreError> {
-        let g = &code.grant;
-        sqlx::query(concat!(
-            "INSERT INTO auth_codes (code_hash, ",
-            grant_columns!(),
-            ", redirect_uri, code_challenge, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(code_hash)
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// Binds a [`Grant`]'s fields in [`grant_columns!`] order.
+fn bind_grant<'q>(query: SqliteQuery<'q>, g: &'q Grant) -> SqliteQuery<'q> {
+    query
         .bind(&g.server)
         .bind(&g.client_id)
         .bind(&g.user_id)
@@ -84,11 +79,23 @@ impl Store for SqliteStore {
         .bind(g.auth_time)
         .bind(&g.sid)
         .bind(&g.family)
-        .bind(&code.redirect_uri)
-        .bind(&code.code_challenge)
-        .bind(code.expires_at)
-        .execute(&self.pool)
-        .await?;
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_code(&self, code_hash: &str, code: &AuthCode) -> Result<(), StoreError> {
+        let query = sqlx::query(concat!(
+            "INSERT INTO auth_codes (code_hash, ",
+            grant_columns!(),
+            ", redirect_uri, code_challenge, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(code_hash);
+        bind_grant(query, &code.grant)
+            .bind(&code.redirect_uri)
+            .bind(&code.code_challenge)
+            .bind(code.expires_at)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -127,24 +134,16 @@ impl Store for SqliteStore {
         token_hash: &str,
         record: &RefreshRecord,
     ) -> Result<(), StoreError> {
-        let g = &record.grant;
-        sqlx::query(concat!(
+        let query = sqlx::query(concat!(
             "INSERT INTO refresh_tokens (token_hash, ",
             grant_columns!(),
             ", expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
-        .bind(token_hash)
-        .bind(&g.server)
-        .bind(&g.client_id)
-        .bind(&g.user_id)
-        .bind(&g.scope)
-        .bind(&g.nonce)
-        .bind(g.auth_time)
-        .bind(&g.sid)
-        .bind(&g.family)
-        .bind(record.expires_at)
-        .execute(&self.pool)
-        .await?;
+        .bind(token_hash);
+        bind_grant(query, &record.grant)
+            .bind(record.expires_at)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -17,17 +17,8 @@ use super::extract::{Command, Principal, SignedIn, TodoId, Via};
 use crate::domain::{Filter, Owner, Title, Todo, TodoError};
 use crate::mcp::scopes;
 
-/// `GET /todos` query parameters.
-#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    /// Only done (`true`) or open (`false`) todos; omit for all.
-    #[serde(default)]
-    pub completed: Option<bool>,
-    /// Only todos whose title contains this text (case-insensitive).
-    #[serde(default)]
-    pub search: Option<String>,
-}
+/// `GET /todos` query parameters: the same filter as the `get-todos` tool's input.
+pub use crate::mcp::tools::GetTodosArgs as ListQuery;
 
 /// `POST /todos` body.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
