@@ -1,5 +1,6 @@
 //! `secure-agent`: one binary, thin subcommands (ARCHITECTURE §3).
 
+mod agent;
 mod bench;
 mod idp;
 mod keys;
@@ -8,6 +9,7 @@ mod settings;
 mod todo;
 mod token;
 mod up;
+mod web;
 
 use std::path::PathBuf;
 
@@ -31,8 +33,10 @@ enum Command {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
-    /// Run the stack in one process: idp0, todo0's MCP server and web app (embedded defaults).
+    /// Run the stack in one process: idp0, todo0's MCP server and web app, agent0 (embedded defaults).
     Up(up::UpArgs),
+    /// Run agent0, the agent web app (OIDC login, chat, delegated MCP calls).
+    Agent(agent::AgentArgs),
     /// Run idp0, the embedded Okta-compatible identity provider.
     Idp(idp::IdpArgs),
     /// Run todo0's MCP server (Streamable HTTP, scope-protected).
@@ -84,6 +88,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Bench { command } => bench::run(command).await,
             Command::Up(args) => up::run(args).await,
+            Command::Agent(args) => agent::run(args).await,
             Command::Idp(args) => idp::run(args).await,
             Command::TodoMcp(args) => todo::run_mcp(args).await,
             Command::TodoApp(args) => todo::run_app(args).await,

@@ -9,10 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use protocol::verify::RemoteJwks;
-use secrecy::SecretString;
-use todo0::web::{OidcSettings, SessionKey, WebConfig};
+use todo0::web::WebConfig;
 
 use crate::ServiceArgs;
 use crate::settings::Settings;
@@ -67,15 +66,8 @@ pub(crate) struct TodoAppArgs {
     /// Port to listen on (0 picks a free one). Env: TODO_APP_PORT. Default: 5001.
     #[arg(long)]
     port: Option<u16>,
-    /// The identity provider: a bare domain (https) or an issuer URL. Env: OKTA_DOMAIN.
-    #[arg(long)]
-    okta_domain: Option<String>,
-    /// The app's client id at the identity provider. Env: OKTA_CLIENT_ID.
-    #[arg(long)]
-    client_id: Option<String>,
-    /// The app's registered callback URL. Env: OKTA_REDIRECT_URI.
-    #[arg(long)]
-    redirect_uri: Option<String>,
+    #[command(flatten)]
+    login: crate::web::LoginArgs,
 }
 
 /// What both services resolve from their settings before touching anything.
@@ -199,8 +191,12 @@ pub(crate) async fn run_mcp(args: TodoMcpArgs) -> anyhow::Result<()> {
 pub(crate) async fn run_app(args: TodoAppArgs) -> anyhow::Result<()> {
     let common = Common::resolve(&args.common)?;
     let port = common.port(args.port, "TODO_APP_PORT", 5001)?;
-    let oidc = oidc_settings(&common.settings, &args)?;
-    let session_key = session_key(&common.settings, &args.common)?;
+    let oidc = crate::web::oidc_settings(&common.settings, &args.login)?;
+    let session_key = crate::web::session_key(
+        &common.settings,
+        &args.common.service.data_dir,
+        SESSION_KEY_FILE,
+    )?;
     let (store, jwks) = common.connect(&args.common).await?;
 
     let login_issuer = oidc.issuer.clone();
@@ -235,58 +231,6 @@ pub(crate) async fn run_app(args: TodoAppArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn oidc_settings(settings: &Settings, args: &TodoAppArgs) -> anyhow::Result<OidcSettings> {
-    let domain = settings.require(args.okta_domain.as_deref(), "--okta-domain", "OKTA_DOMAIN")?;
-    let client_id = settings.require(args.client_id.as_deref(), "--client-id", "OKTA_CLIENT_ID")?;
-    let client_secret = settings.get(None, "OKTA_CLIENT_SECRET").context(
-        "missing OKTA_CLIENT_SECRET (in the environment or an --env-file; it is never a flag)",
-    )?;
-    let redirect_uri = settings.require(
-        args.redirect_uri.as_deref(),
-        "--redirect-uri",
-        "OKTA_REDIRECT_URI",
-    )?;
-    let redirect = url::Url::parse(&redirect_uri).with_context(|| {
-        format!(
-            "OKTA_REDIRECT_URI {redirect_uri:?} is not a URL (e.g. http://localhost:5001/callback)"
-        )
-    })?;
-    if redirect.path() != "/callback" {
-        bail!(
-            "OKTA_REDIRECT_URI {redirect_uri:?} must end in /callback, the route this app serves"
-        );
-    }
-    Ok(OidcSettings {
-        issuer: idp0::devconfig::issuer_from_okta_domain(&domain),
-        client_id,
-        client_secret: SecretString::from(client_secret),
-        post_logout_redirect_uri: redirect.join("/")?.to_string(),
-        redirect_uri,
-    })
-}
-
-/// `SESSION_SECRET`, else the key file in the data directory (generated once, 0600).
-fn session_key(settings: &Settings, args: &TodoCommonArgs) -> anyhow::Result<SessionKey> {
-    if let Some(secret) = settings.get(None, "SESSION_SECRET") {
-        return Ok(SessionKey::from_secret(&SecretString::from(secret))?);
-    }
-    let path = args.service.data_dir.join(SESSION_KEY_FILE);
-    if !path.exists() {
-        idp0::fsutil::create_private_dir(&args.service.data_dir)?;
-        let secret = SessionKey::generate_secret();
-        idp0::fsutil::write_private(&path, secrecy::ExposeSecret::expose_secret(&secret))
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    SessionKey::from_secret(&SecretString::from(text)).with_context(|| {
-        format!(
-            "{} holds no usable key; delete it to make a new one",
-            path.display()
-        )
-    })
-}
-
 /// A database URL without its password, for printing.
 fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
@@ -295,49 +239,5 @@ fn redact_url(url: &str) -> String {
             parsed.to_string()
         }
         _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn args(dir: &std::path::Path) -> TodoCommonArgs {
-        TodoCommonArgs {
-            service: ServiceArgs {
-                data_dir: dir.to_owned(),
-            },
-            bind: "127.0.0.1".into(),
-            env_files: vec![],
-            issuer: None,
-            resource: None,
-            database: None,
-        }
-    }
-
-    #[test]
-    fn the_session_key_is_generated_once_private_and_reused() {
-        if std::env::var_os("SESSION_SECRET").is_some() {
-            return; // The environment decides; nothing to generate.
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let args = args(dir.path());
-        let settings = Settings::load(&[], dir.path(), "none.env").unwrap();
-        session_key(&settings, &args).unwrap();
-        let path = dir.path().join(SESSION_KEY_FILE);
-        let first = std::fs::read_to_string(&path).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-        session_key(&settings, &args).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), first, "reused");
-
-        std::fs::write(&path, "too short").unwrap();
-        let error = session_key(&settings, &args).unwrap_err();
-        assert!(format!("{error:#}").contains("delete it to make a new one"));
     }
 }

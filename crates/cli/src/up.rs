@@ -1,7 +1,7 @@
 //! `secure-agent up`: the stack in one process on embedded defaults (ARCHITECTURE §3) — idp0,
-//! todo0's MCP server and todo0's web app, sharing one data directory. (agent0 joins when it is
-//! built.) Each service is started exactly as its own subcommand would start it, so `up` has no
-//! configuration path of its own.
+//! todo0's MCP server, todo0's web app and agent0, sharing one data directory. Each service is
+//! started exactly as its own subcommand would start it, so `up` has no configuration path of
+//! its own.
 
 use std::time::Duration;
 
@@ -23,6 +23,9 @@ pub(crate) struct UpArgs {
     /// todo0 web app's port.
     #[arg(long, default_value_t = 5001)]
     app_port: u16,
+    /// agent0's port.
+    #[arg(long, default_value_t = 3000)]
+    agent_port: u16,
 }
 
 /// Parses a service's own arguments, so `up` starts it exactly as its subcommand would.
@@ -64,14 +67,17 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         "--issuer".into(),
         todo_issuer,
         "--okta-domain".into(),
-        issuer,
+        issuer.clone(),
     ]);
+    let mut agent_args = with("agent", args.agent_port);
+    agent_args.extend(["--okta-domain".into(), issuer]);
     let mcp = tokio::spawn(crate::todo::run_mcp(service_args(&mcp_args)?));
     let app = tokio::spawn(crate::todo::run_app(service_args(&app_args)?));
+    let agent = tokio::spawn(crate::agent::run(service_args(&agent_args)?));
     // The first service to fail stops `up` (and with it the others).
     let joined = |task: tokio::task::JoinHandle<anyhow::Result<()>>| async move {
         task.await.context("a service task panicked")?
     };
-    tokio::try_join!(joined(idp), joined(mcp), joined(app))?;
+    tokio::try_join!(joined(idp), joined(mcp), joined(app), joined(agent))?;
     Ok(())
 }

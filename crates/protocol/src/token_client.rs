@@ -104,46 +104,50 @@ impl TokenClient {
         auth: &ClientAuth,
         params: &[(&str, &str)],
     ) -> Result<TokenResponse, TokenClientError> {
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.extend_pairs(params.iter().copied());
-        let mut request = self
-            .http
-            .post(endpoint)
-            .header(reqwest::header::ACCEPT, "application/json");
-        match auth {
-            ClientAuth::PrivateKeyJwt(signer) => {
-                let fields = signer
-                    .form_fields(endpoint)
-                    .map_err(|e| TokenClientError::Signing(e.to_string()))?;
-                for (name, value) in &fields {
-                    form.append_pair(name, value.expose_secret());
+        // The serializer is not `Send`: the body is built in a block, before the first await.
+        let (request, body) = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.extend_pairs(params.iter().copied());
+            let mut request = self
+                .http
+                .post(endpoint)
+                .header(reqwest::header::ACCEPT, "application/json");
+            match auth {
+                ClientAuth::PrivateKeyJwt(signer) => {
+                    let fields = signer
+                        .form_fields(endpoint)
+                        .map_err(|e| TokenClientError::Signing(e.to_string()))?;
+                    for (name, value) in &fields {
+                        form.append_pair(name, value.expose_secret());
+                    }
+                }
+                ClientAuth::SecretBasic { client_id, secret } => {
+                    let encode = |s: &str| {
+                        url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                    };
+                    let pair = format!("{}:{}", encode(client_id), encode(secret.expose_secret()));
+                    let value = format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(pair)
+                    );
+                    request = request.header(reqwest::header::AUTHORIZATION, value);
+                }
+                ClientAuth::SecretPost { client_id, secret } => {
+                    form.append_pair("client_id", client_id)
+                        .append_pair("client_secret", secret.expose_secret());
+                }
+                ClientAuth::None { client_id } => {
+                    form.append_pair("client_id", client_id);
                 }
             }
-            ClientAuth::SecretBasic { client_id, secret } => {
-                let encode = |s: &str| {
-                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
-                };
-                let pair = format!("{}:{}", encode(client_id), encode(secret.expose_secret()));
-                let value = format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(pair)
-                );
-                request = request.header(reqwest::header::AUTHORIZATION, value);
-            }
-            ClientAuth::SecretPost { client_id, secret } => {
-                form.append_pair("client_id", client_id)
-                    .append_pair("client_secret", secret.expose_secret());
-            }
-            ClientAuth::None { client_id } => {
-                form.append_pair("client_id", client_id);
-            }
-        }
+            (request, form.finish())
+        };
         let response = request
             .header(
                 reqwest::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
             )
-            .body(form.finish())
+            .body(body)
             .send()
             .await
             .map_err(|e| TokenClientError::Http {

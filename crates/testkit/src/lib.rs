@@ -30,6 +30,8 @@ pub struct IdpHandle {
     pub demo_users: Vec<(String, String)>,
     /// Data directory.
     pub data_dir: PathBuf,
+    /// The redirect URI registered for the `agent0` web client.
+    pub agent0_redirect: String,
     _temp: Option<tempfile::TempDir>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -48,15 +50,33 @@ impl IdpHandle {
     /// Starts idp0 with a fresh development configuration whose todo0 authorization server issues
     /// tokens for `resource` (an MCP server's actual URL in a test) instead of the default.
     pub async fn start_for_resource(resource: &str) -> anyhow::Result<Self> {
+        Self::start_for(resource, None).await
+    }
+
+    /// As [`Self::start_for_resource`], with the `agent0` web client registered for an agent0
+    /// at `agent_base` (`http://127.0.0.1:PORT`) instead of `http://localhost:3000`.
+    pub async fn start_for(resource: &str, agent_base: Option<&str>) -> anyhow::Result<Self> {
         let temp = tempfile::tempdir()?;
         let dir = temp.path().to_owned();
         idp0::devconfig::ensure(&dir)?;
         let config = dir.join(idp0::devconfig::CONFIG_FILE);
-        let text = std::fs::read_to_string(&config)?;
+        let mut text = std::fs::read_to_string(&config)?;
         let quoted = format!("\"{}\"", idp0::devconfig::TODO0_MCP_RESOURCE);
-        std::fs::write(&config, text.replace(&quoted, &format!("\"{resource}\"")))?;
+        text = text.replace(&quoted, &format!("\"{resource}\""));
+        if let Some(base) = agent_base {
+            text = text
+                .replace(
+                    &format!("\"{AGENT0_REDIRECT}\""),
+                    &format!("\"{base}/callback\""),
+                )
+                .replace("\"http://localhost:3000/\"", &format!("\"{base}/\""));
+        }
+        std::fs::write(&config, text)?;
         let mut handle = Self::start_in(&dir, protocol::clock::system()).await?;
         handle._temp = Some(temp);
+        if let Some(base) = agent_base {
+            handle.agent0_redirect = format!("{base}/callback");
+        }
         Ok(handle)
     }
 
@@ -80,6 +100,7 @@ impl IdpHandle {
             idp: opened.idp,
             demo_users: opened.demo_users,
             data_dir: dir.to_owned(),
+            agent0_redirect: AGENT0_REDIRECT.to_owned(),
             _temp: None,
             shutdown: Some(tx),
             task: Some(task),
@@ -196,7 +217,7 @@ impl IdpHandle {
         let pkce = Pkce::new();
         let url = self.authorize_url(
             "agent0",
-            "http://localhost:3000/callback",
+            &self.agent0_redirect,
             "openid profile email offline_access",
             &pkce,
             "st4te",
@@ -215,7 +236,7 @@ impl IdpHandle {
                 &[
                     ("grant_type", "authorization_code"),
                     ("code", &code.code),
-                    ("redirect_uri", "http://localhost:3000/callback"),
+                    ("redirect_uri", &self.agent0_redirect),
                     ("code_verifier", pkce.verifier.expose_secret()),
                 ],
             )
@@ -425,6 +446,11 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
     )
 }
 
+/// The redirect URI idp0's dev config registers for the `agent0` web client.
+pub const AGENT0_REDIRECT: &str = "http://localhost:3000/callback";
+/// The redirect URI idp0's dev config registers for the `todo0` web client.
+pub const TODO0_REDIRECT: &str = "http://localhost:5001/callback";
+
 /// idp0 plus todo0's MCP server on 127.0.0.1:0, wired as in production: the MCP server discovers
 /// the todo0 authorization server and fetches its JWKS over HTTP; idp0's todo0 AS issues tokens
 /// for the MCP server's actual URL.
@@ -446,9 +472,18 @@ impl Stack {
 
     /// Starts both servers; `stateless` selects the MCP server's stateless mode.
     pub async fn start_with(stateless: bool) -> anyhow::Result<Self> {
+        Self::start_full(stateless, None).await
+    }
+
+    /// Starts both servers with idp0's `agent0` client registered for `agent_base`.
+    pub async fn start_for_agent(agent_base: &str) -> anyhow::Result<Self> {
+        Self::start_full(false, Some(agent_base)).await
+    }
+
+    async fn start_full(stateless: bool, agent_base: Option<&str>) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let mcp_url = format!("http://{}/mcp", listener.local_addr()?);
-        let idp = IdpHandle::start_for_resource(&mcp_url).await?;
+        let idp = IdpHandle::start_for(&mcp_url, agent_base).await?;
         let data = tempfile::tempdir()?;
         let store = todo0::store::open(&format!(
             "sqlite://{}",
@@ -476,6 +511,38 @@ impl Stack {
             store,
             _data: data,
         })
+    }
+
+    /// Starts todo0's web app + REST API on this stack's store, registered at idp0 as the `todo0`
+    /// client (redirect URI `http://localhost:5001/callback`: a test carries the code to the
+    /// app's real callback itself). Returns its base URL.
+    pub async fn start_web_app(&self) -> anyhow::Result<String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let oidc = todo0::web::OidcSettings {
+            issuer: self.idp.issuer.clone(),
+            client_id: "todo0".into(),
+            client_secret: self.idp.client_secret("todo0"),
+            redirect_uri: TODO0_REDIRECT.into(),
+            post_logout_redirect_uri: "http://localhost:5001/".into(),
+        };
+        let key = todo0::web::SessionKey::from_secret(&todo0::web::SessionKey::generate_secret())?;
+        let config = todo0::web::WebConfig::new(oidc, key, self.idp.todo0_issuer(), &self.mcp_url);
+        let jwks = protocol::verify::RemoteJwks::discover(
+            protocol::discovery::http_client(),
+            &self.idp.todo0_issuer(),
+            std::time::Duration::from_secs(30),
+        )
+        .await?;
+        let router = todo0::web::router(
+            config,
+            Arc::new(jwks),
+            self.store.clone(),
+            protocol::clock::system(),
+        )
+        .await?;
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Ok(url)
     }
 
     /// Logs `user` in and runs the real ID-JAG flow for an MCP access token with `scope`.

@@ -123,6 +123,15 @@ impl WebError {
     }
 }
 
+impl From<weblogin::RpError> for WebError {
+    fn from(e: weblogin::RpError) -> Self {
+        match e {
+            weblogin::RpError::Refused(message) => Self::Login(message),
+            weblogin::RpError::Unavailable => Self::Unavailable("the identity provider"),
+        }
+    }
+}
+
 impl From<TodoError> for WebError {
     fn from(error: TodoError) -> Self {
         match error {

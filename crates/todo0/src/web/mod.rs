@@ -19,7 +19,6 @@ mod error;
 mod extract;
 mod html;
 mod layers;
-pub mod oidc;
 mod openapi;
 mod pages;
 pub mod session;
@@ -36,8 +35,7 @@ use protocol::verify::{Expectations, JwtVerifier, KeyResolver, TypeRule};
 pub use api::{ListQuery, NewTodo, NoInput, SessionInfo, SessionUser, TodoPatch};
 pub use error::{ErrorBody, WebError};
 pub use extract::{CSRF_FIELD, CSRF_HEADER};
-pub use oidc::{OidcSettings, OidcSetupError};
-pub use session::{SessionKey, SessionSecretError};
+pub use weblogin::{OidcSettings, OidcSetupError, SessionKey, SessionSecretError};
 
 use crate::mcp::auth::Guard;
 use crate::store::TodoStore;
@@ -88,7 +86,7 @@ impl WebConfig {
 pub(crate) struct AppState {
     pub(crate) store: Arc<dyn TodoStore>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) oidc: Arc<oidc::RelyingParty>,
+    pub(crate) oidc: Arc<weblogin::RelyingParty>,
     pub(crate) guard: Guard,
     pub(crate) cookies: session::Cookies,
     pub(crate) max_body_bytes: usize,
@@ -105,7 +103,7 @@ pub async fn router(
     clock: Arc<dyn Clock>,
 ) -> Result<Router, OidcSetupError> {
     let https = config.is_https();
-    let oidc = oidc::RelyingParty::discover(config.oidc).await?;
+    let oidc = weblogin::RelyingParty::discover(config.oidc).await?;
     let guard = Guard::new(
         JwtVerifier::new(keys, clock.clone()),
         Expectations::new(

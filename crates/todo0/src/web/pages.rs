@@ -9,7 +9,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use serde::Deserialize;
+use weblogin::CallbackParams;
 
 use super::AppState;
 use super::error::WebError;
@@ -33,21 +33,11 @@ pub(crate) async fn get_index(
 
 /// `GET /login`: to the IdP's authorization endpoint, remembering what the callback needs.
 pub(crate) async fn get_login(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let (url, pending) = app.oidc.begin(app.clock.now());
+    let (url, pending) = app.oidc.begin(app.clock.now(), &[]);
     let jar = app
         .cookies
         .with_pending_login(app.cookies.jar(&headers), &pending);
     (jar, Redirect::to(url.as_str())).into_response()
-}
-
-/// The authorization response (OIDC Core §3.1.2.5–6, RFC 9207).
-#[derive(Debug, Deserialize)]
-pub(crate) struct CallbackParams {
-    code: Option<String>,
-    state: Option<String>,
-    iss: Option<String>,
-    error: Option<String>,
-    error_description: Option<String>,
 }
 
 /// `GET /callback`.
@@ -81,33 +71,10 @@ async fn complete_login(
                 .into(),
         )
     })?;
-    if let Some(error) = params.error {
-        let description = params.error_description.unwrap_or_default();
-        return Err(WebError::Login(format!(
-            "the identity provider answered {error}: {description}"
-        )));
-    }
-    let state_matches = params
-        .state
-        .as_deref()
-        .is_some_and(|s| super::session::is_same(s.as_bytes(), pending.state.as_bytes()));
-    if !state_matches {
-        return Err(WebError::Login(
-            "the state does not match this browser's login; log in again".into(),
-        ));
-    }
-    if let Some(iss) = &params.iss
-        && iss != app.oidc.issuer()
-    {
-        return Err(WebError::Login(format!(
-            "the response came from {iss}, not {}",
-            app.oidc.issuer()
-        )));
-    }
     let code = params
-        .code
-        .ok_or_else(|| WebError::Login("the response has no code".into()))?;
-    let identity = app.oidc.finish(code, pending).await?;
+        .code_for(&pending, app.oidc.issuer())
+        .map_err(WebError::Login)?;
+    let identity = app.oidc.finish(code, pending).await?.identity;
     Ok(Session::new(identity.subject, identity.name, now))
 }
 
@@ -126,7 +93,7 @@ pub(crate) async fn post_logout(
             }
             tracing::info!(user = %session.uid, "logout");
             app.oidc
-                .logout_url()
+                .logout_url(None)
                 .map_or_else(|| "/".to_owned(), String::from)
         }
         // Nothing to end here; without a session there is no CSRF token to check either, so

@@ -7,13 +7,9 @@
 use axum::http::HeaderMap;
 use axum_extra::extract::PrivateCookieJar;
 use axum_extra::extract::cookie::{Cookie, Key, SameSite};
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use protocol::UnixTime;
-use rand::RngCore;
-use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha512};
+use weblogin::{LOGIN_LIFETIME, PendingLogin, SessionKey, is_same, random_token};
 
 use crate::domain::Owner;
 
@@ -23,58 +19,6 @@ pub const SESSION_COOKIE: &str = "todo0_session";
 pub const LOGIN_COOKIE: &str = "todo0_login";
 /// How long a session lasts, in seconds.
 pub const SESSION_LIFETIME: i64 = 8 * 3600;
-/// How long a login may take between `/login` and `/callback`, in seconds.
-pub const LOGIN_LIFETIME: i64 = 10 * 60;
-/// The least secret material accepted for the cookie key, in bytes.
-pub const MIN_SECRET_BYTES: usize = 64;
-
-/// The key that encrypts and authenticates the cookies.
-#[derive(Clone)]
-pub struct SessionKey(Key);
-
-impl std::fmt::Debug for SessionKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SessionKey(..)")
-    }
-}
-
-/// Why a `SESSION_SECRET` was refused.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "SESSION_SECRET is {0} bytes; it must be at least {MIN_SECRET_BYTES} bytes (after base64 decoding). \
-     Generate one with `openssl rand -base64 64`, or unset it to use a key generated in the data directory"
-)]
-pub struct SessionSecretError(usize);
-
-impl SessionKey {
-    /// A key from secret material of at least 64 bytes: the base64-decoded bytes when the value
-    /// is base64, else the text itself. All of it counts: the cookie key is its SHA-512.
-    pub fn from_secret(secret: &SecretString) -> Result<Self, SessionSecretError> {
-        let text = secret.expose_secret().trim();
-        let material = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
-            .iter()
-            .find_map(|engine| engine.decode(text).ok())
-            .unwrap_or_else(|| text.as_bytes().to_vec());
-        if material.len() < MIN_SECRET_BYTES {
-            return Err(SessionSecretError(material.len()));
-        }
-        let digest = Sha512::digest(&material);
-        Key::try_from(digest.as_slice())
-            .map(Self)
-            .map_err(|_| SessionSecretError(digest.len()))
-    }
-
-    /// Fresh secret material: base64 of 64 random bytes (for a key file).
-    pub fn generate_secret() -> SecretString {
-        let mut bytes = [0_u8; MIN_SECRET_BYTES];
-        rand::rng().fill_bytes(&mut bytes);
-        SecretString::from(STANDARD.encode(bytes))
-    }
-
-    pub(crate) fn key(&self) -> &Key {
-        &self.0
-    }
-}
 
 /// A signed-in person, as kept in the session cookie (no `Debug`: it holds the CSRF token).
 #[derive(Clone, Serialize, Deserialize)]
@@ -109,15 +53,6 @@ impl Session {
     pub(crate) fn is_csrf_token(&self, presented: Option<&str>) -> bool {
         presented.is_some_and(|p| is_same(p.as_bytes(), self.csrf.as_bytes()))
     }
-}
-
-/// What `/callback` needs from `/login` (no `Debug`: it holds the PKCE verifier).
-#[derive(Serialize, Deserialize)]
-pub(crate) struct PendingLogin {
-    pub(crate) state: String,
-    pub(crate) nonce: String,
-    pub(crate) verifier: String,
-    pub(crate) exp: UnixTime,
 }
 
 /// Reads and writes the two cookies.
@@ -199,18 +134,6 @@ impl Cookies {
     }
 }
 
-/// 256 random bits, base64url.
-pub(crate) fn random_token() -> String {
-    let mut bytes = [0_u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Byte equality in time independent of where the inputs differ.
-pub(crate) fn is_same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -219,20 +142,6 @@ mod tests {
 
     fn key() -> SessionKey {
         SessionKey::from_secret(&SessionKey::generate_secret()).unwrap()
-    }
-
-    #[test]
-    fn short_secrets_are_refused_with_the_fix() {
-        let error = SessionKey::from_secret(&SecretString::from("hunter2")).unwrap_err();
-        assert!(error.to_string().contains("at least 64 bytes"), "{error}");
-        // Base64 counts decoded: 48 bytes are too few, however long the text.
-        let short = STANDARD.encode([7_u8; 48]);
-        assert!(SessionKey::from_secret(&SecretString::from(short)).is_err());
-        let long = STANDARD.encode([7_u8; 64]);
-        assert!(SessionKey::from_secret(&SecretString::from(long)).is_ok());
-        // Text that is not base64 counts as it is.
-        let text = format!("{}!", "x".repeat(63));
-        assert!(SessionKey::from_secret(&SecretString::from(text)).is_ok());
     }
 
     #[test]

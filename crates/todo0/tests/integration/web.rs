@@ -10,21 +10,18 @@
 //! follows redirects) carries the `code` and `state` from idp0's redirect to the app's real
 //! `/callback` on its ephemeral port, as a browser would to port 5001.
 
-use std::sync::Arc;
-
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
 use testkit::{Browser, Stack, hidden_fields, location};
 use todo0::domain::{Filter, Owner};
-use todo0::web::{OidcSettings, SessionKey, WebConfig};
 
 use super::harness::Server as Mcp;
 
 #[path = "web_api.rs"]
 mod api;
 
-const REDIRECT: &str = "http://localhost:5001/callback";
+const REDIRECT: &str = testkit::TODO0_REDIRECT;
 const ALL: &str = "mcp:connect mcp:tools:read mcp:tools:manage mcp:tools:delete";
 
 /// idp0, the MCP server and the web app on one store.
@@ -36,33 +33,7 @@ struct App {
 impl App {
     async fn start() -> Self {
         let stack = Stack::start().await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let oidc = OidcSettings {
-            issuer: stack.idp.issuer.clone(),
-            client_id: "todo0".into(),
-            client_secret: stack.idp.client_secret("todo0"),
-            redirect_uri: REDIRECT.into(),
-            post_logout_redirect_uri: "http://localhost:5001/".into(),
-        };
-        let key = SessionKey::from_secret(&SessionKey::generate_secret()).unwrap();
-        let config = WebConfig::new(oidc, key, stack.idp.todo0_issuer(), &stack.mcp_url);
-        let jwks = protocol::verify::RemoteJwks::discover(
-            protocol::discovery::http_client(),
-            &stack.idp.todo0_issuer(),
-            std::time::Duration::from_secs(30),
-        )
-        .await
-        .unwrap();
-        let router = todo0::web::router(
-            config,
-            Arc::new(jwks),
-            stack.store.clone(),
-            protocol::clock::system(),
-        )
-        .await
-        .unwrap();
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        let url = stack.start_web_app().await.unwrap();
         Self { url, stack }
     }
 

@@ -4,26 +4,29 @@
 //! (signature via the discovered JWKS, `iss`, `aud`, `exp`, `nonce`). When a signature does not
 //! verify, the metadata and keys are fetched again once, so a key rotation at the IdP needs no
 //! restart. HTTP goes through a small reqwest adapter that never follows redirects and bounds
-//! every body.
+//! every body. Refresh (OIDC Core §12) verifies the new ID token the same way, without a nonce.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
-use openidconnect::core::{CoreClient, CoreResponseType};
+use std::str::FromStr;
+
+use openidconnect::core::{
+    CoreClient, CoreErrorResponseType, CoreIdToken, CoreResponseType, CoreTokenResponse,
+};
 use openidconnect::{
     AsyncHttpClient, AuthenticationFlow, AuthorizationCode, ClaimsVerificationError, ClientId,
     ClientSecret, CsrfToken, EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet,
-    HttpRequest, HttpResponse, IssuerUrl, LogoutRequest, Nonce, PkceCodeChallenge,
-    PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl,
-    RequestTokenError, Scope, TokenResponse,
+    HttpRequest, HttpResponse, IssuerUrl, LogoutRequest, Nonce, NonceVerifier, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout,
+    RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardErrorResponse, TokenResponse,
 };
 use protocol::UnixTime;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use super::error::WebError;
-use super::session::{LOGIN_LIFETIME, PendingLogin};
+use crate::{LOGIN_LIFETIME, PendingLogin};
 
 /// Responses from the identity provider larger than this are refused.
 const MAX_RESPONSE_BYTES: usize = protocol::discovery::MAX_DOCUMENT_BYTES;
@@ -79,9 +82,38 @@ pub enum OidcSetupError {
 
 /// The ID token's subject and a display name.
 #[derive(Debug, Clone)]
-pub(crate) struct Identity {
-    pub(crate) subject: String,
-    pub(crate) name: String,
+pub struct Identity {
+    /// `sub`.
+    pub subject: String,
+    /// `name`, else `preferred_username`, else `email`, else `sub`.
+    pub name: String,
+    /// `email`, when present.
+    pub email: Option<String>,
+}
+
+/// What a login or a refresh yields (no `Debug`: it holds tokens).
+pub struct LoginTokens {
+    /// Who logged in.
+    pub identity: Identity,
+    /// The verified ID token (for Cross-App Access and `id_token_hint`).
+    pub id_token: SecretString,
+    /// The ID token's claims, for display.
+    pub claims: serde_json::Value,
+    /// The ID token's `exp`.
+    pub id_token_expires_at: UnixTime,
+    /// A refresh token, when the IdP issued one (`offline_access`).
+    pub refresh_token: Option<SecretString>,
+}
+
+/// Why a login or refresh failed. The text is for the person; no token is in it.
+#[derive(Debug, thiserror::Error)]
+pub enum RpError {
+    /// The IdP refused, or its answer is not acceptable.
+    #[error("{0}")]
+    Refused(String),
+    /// The IdP could not be reached.
+    #[error("the identity provider is unavailable")]
+    Unavailable,
 }
 
 type OidcClient = CoreClient<
@@ -99,7 +131,7 @@ struct Discovered {
 }
 
 /// The relying party.
-pub(crate) struct RelyingParty {
+pub struct RelyingParty {
     settings: OidcSettings,
     http: OidcHttp,
     current: RwLock<Arc<Discovered>>,
@@ -107,7 +139,7 @@ pub(crate) struct RelyingParty {
 
 impl RelyingParty {
     /// Discovers the issuer and builds the client.
-    pub(crate) async fn discover(settings: OidcSettings) -> Result<Self, OidcSetupError> {
+    pub async fn discover(settings: OidcSettings) -> Result<Self, OidcSetupError> {
         let setting =
             |name: &'static str, value: &str, e: &dyn std::fmt::Display| OidcSetupError::Setting {
                 name,
@@ -139,11 +171,12 @@ impl RelyingParty {
         }
     }
 
-    /// The authorization URL and what the callback will need to finish the login.
-    pub(crate) fn begin(&self, now: UnixTime) -> (Url, PendingLogin) {
+    /// The authorization URL (scopes `openid profile email` plus `extra_scopes`) and what the
+    /// callback will need to finish the login.
+    pub fn begin(&self, now: UnixTime, extra_scopes: &[&str]) -> (Url, PendingLogin) {
         let current = self.current();
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let (url, state, nonce) = current
+        let mut request = current
             .client
             .authorize_url(
                 AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
@@ -151,9 +184,11 @@ impl RelyingParty {
                 Nonce::new_random,
             )
             .add_scope(Scope::new("profile".into()))
-            .add_scope(Scope::new("email".into()))
-            .set_pkce_challenge(challenge)
-            .url();
+            .add_scope(Scope::new("email".into()));
+        for scope in extra_scopes {
+            request = request.add_scope(Scope::new((*scope).to_owned()));
+        }
+        let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
         let pending = PendingLogin {
             state: state.secret().clone(),
             nonce: nonce.secret().clone(),
@@ -163,17 +198,27 @@ impl RelyingParty {
         (url, pending)
     }
 
+    /// The IdP's token endpoint, as discovered (where the agent exchanges ID tokens).
+    pub fn token_endpoint(&self) -> String {
+        self.current().client.token_uri().url().to_string()
+    }
+
+    /// This app's registered redirect URI.
+    pub fn redirect_uri(&self) -> &str {
+        &self.settings.redirect_uri
+    }
+
     /// The issuer this app logs in with.
-    pub(crate) fn issuer(&self) -> &str {
+    pub fn issuer(&self) -> &str {
         &self.settings.issuer
     }
 
     /// Redeems `code` and verifies the ID token against the pending login's nonce.
-    pub(crate) async fn finish(
+    pub async fn finish(
         &self,
         code: String,
         pending: PendingLogin,
-    ) -> Result<Identity, WebError> {
+    ) -> Result<LoginTokens, RpError> {
         let current = self.current();
         let tokens = current
             .client
@@ -181,64 +226,94 @@ impl RelyingParty {
             .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier))
             .request_async(&self.http)
             .await
-            .map_err(|e| match e {
-                RequestTokenError::ServerResponse(refusal) => WebError::Login(format!(
-                    "the identity provider refused the code ({})",
-                    refusal.error()
-                )),
-                RequestTokenError::Request(e) => {
-                    tracing::warn!(error = %e, "token endpoint unreachable");
-                    WebError::Unavailable("the identity provider")
-                }
-                RequestTokenError::Parse(e, _) => {
-                    WebError::Login(format!("the token response is not valid: {e}"))
-                }
-                RequestTokenError::Other(e) => WebError::Login(e),
-            })?;
+            .map_err(|e| token_error(e, "code"))?;
+        let nonce = Nonce::new(pending.nonce);
+        self.verify(current, &tokens, &nonce).await
+    }
+
+    /// Redeems a refresh token for a fresh ID token (verified like a login's, except that a
+    /// refreshed ID token carries no nonce). A rotated refresh token replaces the old one.
+    pub async fn refresh(&self, refresh_token: &SecretString) -> Result<LoginTokens, RpError> {
+        let current = self.current();
+        let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
+        let tokens = current
+            .client
+            .exchange_refresh_token(&token)
+            .request_async(&self.http)
+            .await
+            .map_err(|e| token_error(e, "refresh token"))?;
+        let mut refreshed = self.verify(current, &tokens, AnyNonce).await?;
+        if refreshed.refresh_token.is_none() {
+            refreshed.refresh_token = Some(refresh_token.clone());
+        }
+        Ok(refreshed)
+    }
+
+    async fn verify(
+        &self,
+        current: Arc<Discovered>,
+        tokens: &CoreTokenResponse,
+        nonce: impl NonceVerifier + Copy,
+    ) -> Result<LoginTokens, RpError> {
         let id_token = tokens
             .id_token()
-            .ok_or_else(|| WebError::Login("the identity provider sent no ID token".into()))?;
-        let nonce = Nonce::new(pending.nonce);
-        let identity = |client: &OidcClient| {
+            .ok_or_else(|| RpError::Refused("the identity provider sent no ID token".into()))?;
+        let login = |client: &OidcClient| {
             id_token
-                .claims(&client.id_token_verifier(), &nonce)
-                .map(|claims| Identity {
-                    subject: claims.subject().as_str().to_owned(),
-                    name: claims
-                        .name()
-                        .and_then(|n| n.get(None))
-                        .map(|n| n.as_str().to_owned())
-                        .or_else(|| claims.preferred_username().map(|u| u.as_str().to_owned()))
-                        .or_else(|| claims.email().map(|e| e.as_str().to_owned()))
-                        .unwrap_or_else(|| claims.subject().as_str().to_owned()),
+                .claims(&client.id_token_verifier(), nonce)
+                .map(|claims| LoginTokens {
+                    identity: Identity {
+                        subject: claims.subject().as_str().to_owned(),
+                        name: claims
+                            .name()
+                            .and_then(|n| n.get(None))
+                            .map(|n| n.as_str().to_owned())
+                            .or_else(|| claims.preferred_username().map(|u| u.as_str().to_owned()))
+                            .or_else(|| claims.email().map(|e| e.as_str().to_owned()))
+                            .unwrap_or_else(|| claims.subject().as_str().to_owned()),
+                        email: claims.email().map(|e| e.as_str().to_owned()),
+                    },
+                    id_token: SecretString::from(id_token.to_string()),
+                    claims: protocol::verify::decode_unverified(&id_token.to_string())
+                        .unwrap_or_default(),
+                    id_token_expires_at: claims.expiration().timestamp(),
+                    refresh_token: tokens
+                        .refresh_token()
+                        .map(|t| SecretString::from(t.secret().clone())),
                 })
         };
         let refused = |e: ClaimsVerificationError| {
             tracing::info!(error = %e, "ID token refused");
-            WebError::Login(format!("the ID token is not valid: {e}"))
+            RpError::Refused(format!("the ID token is not valid: {e}"))
         };
-        match identity(&current.client) {
-            Ok(identity) => Ok(identity),
+        match login(&current.client) {
+            Ok(tokens) => Ok(tokens),
             Err(ClaimsVerificationError::SignatureVerification(_)) => {
                 // Perhaps the IdP rotated its keys: fetch them again, once.
                 let fresh = Arc::new(discover(&self.settings, &self.http).await.map_err(|e| {
                     tracing::warn!(error = %e, "rediscovery failed");
-                    WebError::Unavailable("the identity provider")
+                    RpError::Unavailable
                 })?);
                 if let Ok(mut slot) = self.current.write() {
                     *slot = fresh.clone();
                 }
-                identity(&fresh.client).map_err(refused)
+                login(&fresh.client).map_err(refused)
             }
             Err(e) => Err(refused(e)),
         }
     }
 
-    /// The IdP's end-session URL for RP-initiated logout, if it has one.
-    pub(crate) fn logout_url(&self) -> Option<Url> {
+    /// The IdP's end-session URL for RP-initiated logout, if it has one, with `id_token_hint`
+    /// when the ID token is at hand.
+    pub fn logout_url(&self, id_token_hint: Option<&SecretString>) -> Option<Url> {
         let end_session = self.current().end_session.clone()?;
         let mut request = LogoutRequest::from(end_session)
             .set_client_id(ClientId::new(self.settings.client_id.clone()));
+        if let Some(hint) =
+            id_token_hint.and_then(|t| CoreIdToken::from_str(t.expose_secret()).ok())
+        {
+            request = request.set_id_token_hint(&hint);
+        }
         if let Ok(uri) = PostLogoutRedirectUrl::new(self.settings.post_logout_redirect_uri.clone())
         {
             request = request.set_post_logout_redirect_uri(uri);
@@ -247,7 +322,7 @@ impl RelyingParty {
     }
 
     /// The origin of the end-session endpoint (the logout form is redirected there).
-    pub(crate) fn end_session_origin(&self) -> Option<String> {
+    pub fn end_session_origin(&self) -> Option<String> {
         self.current()
             .end_session
             .as_ref()
@@ -286,6 +361,37 @@ async fn discover(settings: &OidcSettings, http: &OidcHttp) -> Result<Discovered
     })
 }
 
+/// Maps a token endpoint failure; `what` names the grant for the person.
+fn token_error(
+    e: RequestTokenError<HttpError, StandardErrorResponse<CoreErrorResponseType>>,
+    what: &str,
+) -> RpError {
+    match e {
+        RequestTokenError::ServerResponse(refusal) => RpError::Refused(format!(
+            "the identity provider refused the {what} ({})",
+            refusal.error()
+        )),
+        RequestTokenError::Request(e) => {
+            tracing::warn!(error = %e, "token endpoint unreachable");
+            RpError::Unavailable
+        }
+        RequestTokenError::Parse(e, _) => {
+            RpError::Refused(format!("the token response is not valid: {e}"))
+        }
+        RequestTokenError::Other(e) => RpError::Refused(e),
+    }
+}
+
+/// A refreshed ID token has no nonce to match (OIDC Core §12.2).
+#[derive(Clone, Copy)]
+struct AnyNonce;
+
+impl NonceVerifier for AnyNonce {
+    fn verify(self, _nonce: Option<&Nonce>) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -314,7 +420,7 @@ pub enum HttpError {
 /// `openidconnect`'s HTTP client over reqwest: no redirects (an OIDC relying party must not
 /// follow them from the token endpoint), bounded time and body size.
 #[derive(Clone)]
-pub(crate) struct OidcHttp(reqwest::Client);
+struct OidcHttp(reqwest::Client);
 
 impl<'c> AsyncHttpClient<'c> for OidcHttp {
     type Error = HttpError;

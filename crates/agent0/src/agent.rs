@@ -1,0 +1,623 @@
+//! The agent loop: the person's message, the conversation so far and the tools of every enabled
+//! connection go to the model; the tool calls it asks for run on the person's behalf (through
+//! [`McpHub`], with delegated tokens); their results — failures included — go back to the model,
+//! up to `max_steps` model calls per turn. Model failures that may pass (rate limit, overload,
+//! timeout) are retried with backoff, then reported. The completed turn is stored in one piece.
+//! Progress is reported as [`AgentEvent`]s (the chat's server-sent events).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::Clock;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::conversations::{ConversationStore, StepUp, StoreError, ToolResultView, Turn};
+use crate::llm::{Block, LlmError, Message, Model, ModelRequest, Role, StopReason, ToolSpec};
+use crate::mcp::{McpError, McpHub, McpServer};
+use crate::tokens::{Principal, TokenError};
+
+/// Model calls per turn, by default.
+pub const DEFAULT_MAX_STEPS: usize = 8;
+/// The longest message a person may send, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 8000;
+/// Model-history messages sent with each request (older ones are left out, whole turns only).
+const HISTORY_MESSAGES: usize = 60;
+/// Upper bound on a reply, in tokens.
+const MAX_TOKENS: u32 = 4096;
+/// Attempts per model call for retryable failures, and the first backoff.
+const MODEL_ATTEMPTS: u32 = 3;
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest `retry-after` honoured before giving up.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// Separates a connection name from a tool name when two connections offer the same tool.
+pub const TOOL_NAME_SEPARATOR: &str = "__";
+
+/// What happens during a turn, as the chat streams it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", content = "data", rename_all = "snake_case")]
+pub enum AgentEvent {
+    /// The conversation this turn belongs to.
+    Conversation {
+        /// Its id.
+        #[serde(rename = "conversationId")]
+        conversation_id: String,
+    },
+    /// Model text as it arrives.
+    Text {
+        /// The new text.
+        delta: String,
+    },
+    /// A tool call starts.
+    ToolStart {
+        /// The call's id.
+        id: String,
+        /// The tool.
+        tool: String,
+        /// The connection.
+        connection: String,
+        /// Its arguments.
+        arguments: Value,
+    },
+    /// A tool call needed more scope and got it.
+    StepUp {
+        /// The call's id.
+        id: String,
+        /// The tool.
+        tool: String,
+        /// Scopes before.
+        from: String,
+        /// Scopes after.
+        to: String,
+    },
+    /// A tool call finished.
+    ToolDone(ToolResultView),
+    /// A connection needs the person's consent.
+    ConsentRequired {
+        /// The connection.
+        connection: String,
+        /// Where to consent.
+        #[serde(rename = "interactionUri")]
+        interaction_uri: String,
+    },
+    /// Something went wrong; the turn goes on if it can.
+    Error {
+        /// For the person.
+        message: String,
+    },
+    /// The turn is over.
+    Done {
+        /// The reply.
+        message: String,
+        /// All tool calls.
+        #[serde(rename = "toolResults")]
+        tool_results: Vec<ToolResultView>,
+    },
+}
+
+/// Why a turn could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// Empty or too long.
+    #[error("{0}")]
+    InvalidMessage(String),
+    /// The person must log in again.
+    #[error("your login has expired; log in again")]
+    LoginExpired,
+    /// The conversation store failed or the conversation is not theirs.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A finished turn.
+#[derive(Debug, Clone)]
+pub struct TurnSummary {
+    /// The conversation.
+    pub conversation_id: String,
+    /// The reply.
+    pub message: String,
+    /// The tool calls.
+    pub tool_results: Vec<ToolResultView>,
+}
+
+/// The agent.
+pub struct Agent {
+    model: Arc<dyn Model>,
+    hub: Arc<McpHub>,
+    store: Arc<dyn ConversationStore>,
+    clock: Arc<dyn Clock>,
+    max_steps: usize,
+    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// A tool as offered to the model, and where it really lives.
+struct OfferedTool {
+    server: McpServer,
+    tool: String,
+}
+
+impl Agent {
+    /// An agent answering with `model`, acting through `hub`, remembering in `store`.
+    pub fn new(
+        model: Arc<dyn Model>,
+        hub: Arc<McpHub>,
+        store: Arc<dyn ConversationStore>,
+        clock: Arc<dyn Clock>,
+        max_steps: usize,
+    ) -> Self {
+        Self {
+            model,
+            hub,
+            store,
+            clock,
+            max_steps: max_steps.max(1),
+            locks: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Arc<dyn Model> {
+        &self.model
+    }
+
+    /// The MCP hub.
+    pub fn hub(&self) -> &Arc<McpHub> {
+        &self.hub
+    }
+
+    /// The conversation store.
+    pub fn store(&self) -> &Arc<dyn ConversationStore> {
+        &self.store
+    }
+
+    /// `conversation` if given (it must be theirs), else their latest, else a new one.
+    pub async fn conversation_for(
+        &self,
+        principal: &Principal,
+        conversation: Option<&str>,
+    ) -> Result<String, StoreError> {
+        if let Some(id) = conversation {
+            self.store.find_turns(&principal.subject, id).await?;
+            return Ok(id.to_owned());
+        }
+        match self.store.find_latest(&principal.subject).await? {
+            Some(id) => Ok(id),
+            None => {
+                self.store
+                    .create(&principal.subject, self.clock.now())
+                    .await
+            }
+        }
+    }
+
+    /// Runs one turn, reporting progress on `events` (a closed receiver is fine: the turn still
+    /// completes and is stored).
+    pub async fn run_turn(
+        &self,
+        principal: &Principal,
+        conversation: Option<&str>,
+        text: &str,
+        events: &UnboundedSender<AgentEvent>,
+    ) -> Result<TurnSummary, AgentError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(AgentError::InvalidMessage("the message is empty".into()));
+        }
+        let length = text.chars().count();
+        if length > MAX_MESSAGE_CHARS {
+            return Err(AgentError::InvalidMessage(format!(
+                "the message is {length} characters; the limit is {MAX_MESSAGE_CHARS}"
+            )));
+        }
+        let conversation_id = self.conversation_for(principal, conversation).await?;
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(conversation_id.clone()).or_default().clone()
+        };
+        // One turn at a time per conversation, so turns never interleave in the history.
+        let _turn = lock.lock().await;
+        let _ = events.send(AgentEvent::Conversation {
+            conversation_id: conversation_id.clone(),
+        });
+        let earlier = self
+            .store
+            .find_turns(&principal.subject, &conversation_id)
+            .await?;
+        let mut history: Vec<Message> = earlier.into_iter().flat_map(|t| t.messages).collect();
+        let start = history_window(&history);
+        history.drain(..start);
+        let first_new = history.len();
+        history.push(Message::user_text(text));
+
+        let (specs, offered) = self.offer_tools(principal, events).await?;
+        let system = system_prompt(principal);
+        let mut tool_results = Vec::new();
+        let mut replies: Vec<String> = Vec::new();
+        let mut steps = 0;
+        loop {
+            if steps == self.max_steps {
+                let note = format!(
+                    "I stopped after {} model steps without finishing; ask me to continue if needed.",
+                    self.max_steps
+                );
+                let _ = events.send(AgentEvent::Text {
+                    delta: note.clone(),
+                });
+                history.push(assistant_text(&note));
+                replies.push(note);
+                break;
+            }
+            steps += 1;
+            let request = ModelRequest {
+                system: &system,
+                messages: &history,
+                tools: &specs,
+                max_tokens: MAX_TOKENS,
+            };
+            let reply = match self.respond(request, events).await {
+                Ok(reply) => reply,
+                Err(e) => {
+                    let message = format!("I couldn't finish that: {e}.");
+                    tracing::warn!(error = %e, "model call failed");
+                    let _ = events.send(AgentEvent::Error {
+                        message: message.clone(),
+                    });
+                    history.push(assistant_text(&message));
+                    replies.push(message);
+                    break;
+                }
+            };
+            let text: String = reply
+                .content
+                .iter()
+                .filter_map(|b| match b {
+                    Block::Text { text } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect();
+            if !text.trim().is_empty() {
+                replies.push(text);
+            }
+            let calls: Vec<(String, String, Value)> = reply
+                .content
+                .iter()
+                .filter_map(|b| match b {
+                    Block::ToolUse { id, name, input } => {
+                        Some((id.clone(), name.clone(), input.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let content = if reply.content.is_empty() {
+                vec![Block::Text {
+                    text: "(no answer)".into(),
+                }]
+            } else {
+                reply.content
+            };
+            history.push(Message {
+                role: Role::Assistant,
+                content,
+            });
+            if calls.is_empty() {
+                if reply.stop_reason == StopReason::MaxTokens {
+                    replies.push("(the reply was cut off at its length limit)".into());
+                }
+                break;
+            }
+            let mut results = Vec::with_capacity(calls.len());
+            for (id, name, input) in calls {
+                let view = self
+                    .run_tool(principal, &offered, &id, &name, input, events)
+                    .await?;
+                results.push(Block::ToolResult {
+                    tool_use_id: id,
+                    content: match &view.result {
+                        Value::String(text) => text.clone(),
+                        other => other.to_string(),
+                    },
+                    is_error: view.is_error,
+                });
+                tool_results.push(view);
+            }
+            history.push(Message {
+                role: Role::User,
+                content: results,
+            });
+        }
+        let message = replies.join("\n\n");
+        let turn = Turn {
+            user_text: text.to_owned(),
+            reply_text: message.clone(),
+            messages: history.split_off(first_new),
+            tool_results: tool_results.clone(),
+        };
+        self.store
+            .append(
+                &principal.subject,
+                &conversation_id,
+                &turn,
+                self.clock.now(),
+            )
+            .await?;
+        let _ = events.send(AgentEvent::Done {
+            message: message.clone(),
+            tool_results: tool_results.clone(),
+        });
+        Ok(TurnSummary {
+            conversation_id,
+            message,
+            tool_results,
+        })
+    }
+
+    /// Every enabled connection's tools, named uniquely: a tool offered by one connection keeps
+    /// its name; a name offered by several becomes `<connection>__<tool>` for each of them.
+    async fn offer_tools(
+        &self,
+        principal: &Principal,
+        events: &UnboundedSender<AgentEvent>,
+    ) -> Result<(Vec<ToolSpec>, HashMap<String, OfferedTool>), AgentError> {
+        let mut listed = Vec::new();
+        for server in self.hub.servers() {
+            match self.hub.list_tools(principal, server).await {
+                Ok(tools) => listed.push((server, tools)),
+                Err(McpError::Token(TokenError::LoginExpired)) => {
+                    return Err(AgentError::LoginExpired);
+                }
+                Err(McpError::Token(TokenError::InteractionRequired {
+                    connection,
+                    interaction_uri,
+                })) => {
+                    let _ = events.send(AgentEvent::ConsentRequired {
+                        connection,
+                        interaction_uri,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(connection = %server.name, error = %e, "tools unavailable");
+                    let _ = events.send(AgentEvent::Error {
+                        message: format!("{} is unavailable right now ({e}).", server.label),
+                    });
+                }
+            }
+        }
+        let mut count: HashMap<&str, usize> = HashMap::new();
+        for (_, tools) in &listed {
+            for tool in tools {
+                *count.entry(tool.name.as_ref()).or_default() += 1;
+            }
+        }
+        let mut specs = Vec::new();
+        let mut offered = HashMap::new();
+        for (server, tools) in &listed {
+            for tool in tools {
+                let name = if count.get(tool.name.as_ref()).copied().unwrap_or(0) > 1 {
+                    format!("{}{TOOL_NAME_SEPARATOR}{}", server.name, tool.name)
+                } else {
+                    tool.name.to_string()
+                };
+                specs.push(ToolSpec {
+                    name: name.clone(),
+                    description: tool.description.as_deref().unwrap_or_default().to_owned(),
+                    input_schema: Value::Object((*tool.input_schema).clone()),
+                });
+                offered.insert(
+                    name,
+                    OfferedTool {
+                        server: (*server).clone(),
+                        tool: tool.name.to_string(),
+                    },
+                );
+            }
+        }
+        Ok((specs, offered))
+    }
+
+    async fn run_tool(
+        &self,
+        principal: &Principal,
+        offered: &HashMap<String, OfferedTool>,
+        id: &str,
+        name: &str,
+        input: Value,
+        events: &UnboundedSender<AgentEvent>,
+    ) -> Result<ToolResultView, AgentError> {
+        let connection = offered
+            .get(name)
+            .map(|o| o.server.name.clone())
+            .unwrap_or_default();
+        let _ = events.send(AgentEvent::ToolStart {
+            id: id.to_owned(),
+            tool: name.to_owned(),
+            connection: connection.clone(),
+            arguments: input.clone(),
+        });
+        let mut view = ToolResultView {
+            id: id.to_owned(),
+            tool: name.to_owned(),
+            connection,
+            arguments: input.clone(),
+            result: Value::Null,
+            is_error: true,
+            step_up: None,
+        };
+        let Some(target) = offered.get(name) else {
+            let mut names: Vec<&str> = offered.keys().map(String::as_str).collect();
+            names.sort_unstable();
+            view.result = Value::String(format!(
+                "There is no tool named {name:?}. Available tools: {}.",
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            ));
+            let _ = events.send(AgentEvent::ToolDone(view.clone()));
+            return Ok(view);
+        };
+        let Value::Object(arguments) = input else {
+            view.result = Value::String("The tool's arguments must be a JSON object.".into());
+            let _ = events.send(AgentEvent::ToolDone(view.clone()));
+            return Ok(view);
+        };
+        tracing::info!(target: "agent0::audit", user = %principal.subject, connection = %target.server.name, tool = %target.tool, "tool call");
+        match self
+            .hub
+            .call_tool(principal, &target.server, &target.tool, arguments)
+            .await
+        {
+            Ok(outcome) => {
+                if let Some((from, to)) = &outcome.step_up {
+                    let step_up = StepUp {
+                        from: from.to_string(),
+                        to: to.to_string(),
+                    };
+                    let _ = events.send(AgentEvent::StepUp {
+                        id: id.to_owned(),
+                        tool: name.to_owned(),
+                        from: step_up.from.clone(),
+                        to: step_up.to.clone(),
+                    });
+                    view.step_up = Some(step_up);
+                }
+                view.result = outcome.result;
+                view.is_error = outcome.is_error;
+            }
+            Err(McpError::Token(TokenError::LoginExpired)) => return Err(AgentError::LoginExpired),
+            Err(McpError::Token(TokenError::InteractionRequired {
+                connection,
+                interaction_uri,
+            })) => {
+                let _ = events.send(AgentEvent::ConsentRequired {
+                    connection: connection.clone(),
+                    interaction_uri,
+                });
+                view.result = Value::String(format!(
+                    "{connection} needs the person's consent first; they have been asked for it."
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(tool = name, error = %e, "tool call failed");
+                view.result = Value::String(e.to_string());
+            }
+        }
+        let _ = events.send(AgentEvent::ToolDone(view.clone()));
+        Ok(view)
+    }
+
+    /// One model call, retried with backoff while the failure may pass.
+    async fn respond(
+        &self,
+        request: ModelRequest<'_>,
+        events: &UnboundedSender<AgentEvent>,
+    ) -> Result<crate::llm::ModelReply, LlmError> {
+        let on_text = |delta: &str| {
+            let _ = events.send(AgentEvent::Text {
+                delta: delta.to_owned(),
+            });
+        };
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            match self.model.respond(request, &on_text).await {
+                Ok(reply) => return Ok(reply),
+                Err(e) if e.is_retryable() && attempt < MODEL_ATTEMPTS => {
+                    let wait = match &e {
+                        LlmError::RateLimited {
+                            retry_after: Some(after),
+                        } => (*after).min(MAX_RETRY_AFTER),
+                        _ => backoff,
+                    };
+                    tracing::info!(error = %e, attempt, wait_ms = wait.as_millis() as u64, "retrying the model");
+                    tokio::time::sleep(wait).await;
+                    backoff *= 2;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn assistant_text(text: &str) -> Message {
+    Message {
+        role: Role::Assistant,
+        content: vec![Block::Text {
+            text: text.to_owned(),
+        }],
+    }
+}
+
+/// Where the history sent to the model starts: at most [`HISTORY_MESSAGES`] back, and only at a
+/// person's own message, so a tool call is never separated from its result.
+fn history_window(history: &[Message]) -> usize {
+    let earliest = history.len().saturating_sub(HISTORY_MESSAGES);
+    (earliest..history.len())
+        .find(|&i| is_person_message(&history[i]))
+        .unwrap_or(history.len())
+}
+
+fn is_person_message(message: &Message) -> bool {
+    message.role == Role::User
+        && message
+            .content
+            .iter()
+            .all(|b| matches!(b, Block::Text { .. }))
+}
+
+fn system_prompt(principal: &Principal) -> String {
+    let email = principal
+        .email
+        .as_deref()
+        .map(|e| format!(", email {e}"))
+        .unwrap_or_default();
+    format!(
+        "You are agent0, an assistant that manages the signed-in person's todos with the tools \
+         you are given. You act for {} (user id {}{email}). Every tool acts only on this \
+         person's own data, with a token they delegated to you; you cannot see or change anyone \
+         else's data, so decline requests about other people's todos. Use tools rather than \
+         guessing; when a tool fails, say so plainly. Answer concisely in Markdown.",
+        principal.name, principal.subject
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool_turn() -> Vec<Message> {
+        vec![
+            Message::user_text("list"),
+            Message {
+                role: Role::Assistant,
+                content: vec![Block::ToolUse {
+                    id: "1".into(),
+                    name: "get-todos".into(),
+                    input: serde_json::json!({}),
+                }],
+            },
+            Message {
+                role: Role::User,
+                content: vec![Block::ToolResult {
+                    tool_use_id: "1".into(),
+                    content: "{}".into(),
+                    is_error: false,
+                }],
+            },
+            assistant_text("none"),
+        ]
+    }
+
+    #[test]
+    fn the_history_window_starts_at_a_person_message() {
+        let history: Vec<Message> = (0..40).flat_map(|_| tool_turn()).collect();
+        let start = history_window(&history);
+        assert!(history.len() - start <= HISTORY_MESSAGES);
+        assert!(is_person_message(&history[start]));
+        assert_eq!(history_window(&tool_turn()), 0);
+        assert_eq!(history_window(&[]), 0);
+    }
+}

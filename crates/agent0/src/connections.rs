@@ -1,0 +1,195 @@
+//! Connections (ARCHITECTURE §7): the declared, audited paths from the agent to other systems,
+//! in Okta's terms — the `authorization_server` that mints ID-JAG → access tokens, and each
+//! `mcp_server` with its auth strategy — and their status for the Managed Connections panel.
+//! `DISABLED_CONNECTIONS` turns kinds off: a disabled MCP server offers no tools, and an
+//! `id-jag` server cannot work with the authorization server disabled.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::mcp::{McpAuth, McpHub, McpServer};
+
+/// A connection's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionKind {
+    /// The resource authorization server (Cross-App Access).
+    AuthorizationServer,
+    /// An ISV application reached by brokered consent.
+    Application,
+    /// An MCP server.
+    McpServer,
+}
+
+impl FromStr for ConnectionKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "authorization_server" => Ok(Self::AuthorizationServer),
+            "application" => Ok(Self::Application),
+            "mcp_server" => Ok(Self::McpServer),
+            other => Err(format!(
+                "{other:?} is not a connection kind (authorization_server, application, mcp_server)"
+            )),
+        }
+    }
+}
+
+/// Parses `DISABLED_CONNECTIONS` (comma-separated kinds; empty entries ignored).
+pub fn parse_disabled(value: &str) -> Result<BTreeSet<ConnectionKind>, String> {
+    value
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(ConnectionKind::from_str)
+        .collect()
+}
+
+/// The authorization server connection's identifiers.
+#[derive(Debug, Clone)]
+pub struct AuthorizationServerInfo {
+    /// The resource AS issuer (the ID-JAG audience).
+    pub issuer: String,
+    /// Its token endpoint.
+    pub token_endpoint: String,
+    /// The org AS (IdP) issuer, where ID-JAGs are requested.
+    pub org_issuer: String,
+    /// The agent's client id.
+    pub agent_id: String,
+}
+
+/// The panel's view of one connection.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionStatus {
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: ConnectionKind,
+    /// Display name.
+    pub label: String,
+    /// `live`, `idle`, `disabled` or `off`.
+    pub state: &'static str,
+    /// Whether it is configured.
+    pub configured: bool,
+    /// Whether this person used it successfully recently (holds a live token / session).
+    pub connected: bool,
+    /// Whether `DISABLED_CONNECTIONS` turned it off.
+    pub disabled: bool,
+    /// What identifies it (issuer, agent id, resource indicator, URL).
+    pub identifiers: Map<String, Value>,
+}
+
+fn state(configured: bool, disabled: bool, connected: bool) -> &'static str {
+    match (configured, disabled, connected) {
+        (false, _, _) => "off",
+        (true, true, _) => "disabled",
+        (true, false, true) => "live",
+        (true, false, false) => "idle",
+    }
+}
+
+/// Whether `server` can be used with the `disabled` kinds.
+pub fn is_enabled(server: &McpServer, disabled: &BTreeSet<ConnectionKind>) -> bool {
+    !disabled.contains(&ConnectionKind::McpServer)
+        && !(matches!(server.auth, McpAuth::IdJag { .. })
+            && disabled.contains(&ConnectionKind::AuthorizationServer))
+}
+
+/// Every connection's status for `subject`.
+pub fn status(
+    hub: &McpHub,
+    authorization_server: Option<&AuthorizationServerInfo>,
+    all_servers: &[McpServer],
+    disabled: &BTreeSet<ConnectionKind>,
+    subject: &str,
+) -> Vec<ConnectionStatus> {
+    let mut connections = Vec::new();
+    let id_jag_servers: Vec<&McpServer> = all_servers
+        .iter()
+        .filter(|s| matches!(s.auth, McpAuth::IdJag { .. }))
+        .collect();
+    let as_disabled = disabled.contains(&ConnectionKind::AuthorizationServer);
+    let as_connected = id_jag_servers
+        .iter()
+        .any(|s| hub.broker().has_live_token(subject, &s.name));
+    let mut identifiers = Map::new();
+    if let Some(info) = authorization_server {
+        identifiers.insert("AS issuer".into(), info.issuer.clone().into());
+        identifiers.insert("Token endpoint".into(), info.token_endpoint.clone().into());
+        identifiers.insert("Org issuer".into(), info.org_issuer.clone().into());
+        identifiers.insert("Agent ID".into(), info.agent_id.clone().into());
+    }
+    let configured = authorization_server.is_some();
+    connections.push(ConnectionStatus {
+        name: "authorization_server".into(),
+        kind: ConnectionKind::AuthorizationServer,
+        label: "Authorization Server".into(),
+        state: state(configured, as_disabled, as_connected),
+        configured,
+        connected: as_connected,
+        disabled: as_disabled,
+        identifiers,
+    });
+    for server in all_servers {
+        let is_disabled = !is_enabled(server, disabled);
+        let connected = hub.is_live(subject, &server.name);
+        let mut identifiers = Map::new();
+        identifiers.insert("MCP URL".into(), server.url.clone().into());
+        match &server.auth {
+            McpAuth::IdJag {
+                target,
+                initial_scopes,
+            } => {
+                identifiers.insert("Resource indicator".into(), target.resource.clone().into());
+                identifiers.insert("Auth".into(), "id-jag".into());
+                identifiers.insert("AS issuer".into(), target.as_issuer.clone().into());
+                identifiers.insert("First scopes".into(), initial_scopes.to_string().into());
+            }
+            McpAuth::None => {
+                identifiers.insert("Auth".into(), "none".into());
+            }
+        }
+        connections.push(ConnectionStatus {
+            name: server.name.clone(),
+            kind: ConnectionKind::McpServer,
+            label: server.label.clone(),
+            state: state(true, is_disabled, connected),
+            configured: true,
+            connected,
+            disabled: is_disabled,
+            identifiers,
+        });
+    }
+    connections
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disabled_kinds_parse_with_clear_errors() {
+        let kinds = parse_disabled("application, mcp_server,").unwrap_or_default();
+        assert_eq!(
+            kinds.into_iter().collect::<Vec<_>>(),
+            vec![ConnectionKind::Application, ConnectionKind::McpServer]
+        );
+        assert!(parse_disabled("").is_ok_and(|k| k.is_empty()));
+        let error = parse_disabled("mcp").unwrap_err();
+        assert!(
+            error.contains("\"mcp\" is not a connection kind"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn states_follow_configuration_then_disabling_then_use() {
+        assert_eq!(state(false, true, true), "off");
+        assert_eq!(state(true, true, true), "disabled");
+        assert_eq!(state(true, false, true), "live");
+        assert_eq!(state(true, false, false), "idle");
+    }
+}

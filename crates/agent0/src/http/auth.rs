@@ -1,0 +1,140 @@
+//! Login and the person's view of it (ARCHITECTURE §5.1): `/auth/login` starts OIDC
+//! authorization code + PKCE S256 + `state` + `nonce` (+ `offline_access` when enabled), the
+//! callback checks `state` and RFC 9207 `iss`, verifies the ID token and creates a fresh
+//! server-side session; `/auth/logout` ends it here (dropping its tokens and MCP sessions) and
+//! continues with RP-initiated logout at the IdP (`id_token_hint`). `/auth/status` and
+//! `/api/me/claims` tell the page who is logged in — never a token.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::{Value, json};
+use weblogin::CallbackParams;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::session::{LOGIN_COOKIE, SESSION_COOKIE};
+
+/// `GET /auth/login`.
+pub(crate) async fn get_login(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let extra: &[&str] = if app.offline_access {
+        &["offline_access"]
+    } else {
+        &[]
+    };
+    let (url, pending) = app.rp.begin(app.clock.now(), extra);
+    let jar = app
+        .cookies
+        .with_pending_login(app.cookies.jar(&headers), &pending);
+    (jar, Redirect::to(url.as_str())).into_response()
+}
+
+/// The OIDC callback (`OKTA_REDIRECT_URI`'s path).
+pub(crate) async fn get_callback(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<CallbackParams>, QueryRejection>,
+) -> Response {
+    // The pending login is used up whatever happens next.
+    let jar = app.cookies.without(app.cookies.jar(&headers), LOGIN_COOKIE);
+    match complete_login(&app, &headers, params).await {
+        Ok(session_id) => {
+            // A login replaces whatever session this browser had.
+            if let Some(old) = app.cookies.session_id(&headers) {
+                app.sessions.remove(&old);
+            }
+            let jar = app.cookies.with_session(jar, &session_id);
+            (jar, Redirect::to("/")).into_response()
+        }
+        Err(error) => (jar, error).into_response(),
+    }
+}
+
+async fn complete_login(
+    app: &AppState,
+    headers: &HeaderMap,
+    params: Result<Query<CallbackParams>, QueryRejection>,
+) -> Result<String, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::Login(e.body_text()))?;
+    let pending = app
+        .cookies
+        .pending_login(headers, app.clock.now())
+        .ok_or_else(|| {
+            ApiError::Login(
+                "no login is in progress in this browser (or it took over 10 minutes); log in again"
+                    .into(),
+            )
+        })?;
+    let code = params
+        .code_for(&pending, app.rp.issuer())
+        .map_err(ApiError::Login)?;
+    let tokens = app.rp.finish(code, pending).await.map_err(|e| match e {
+        weblogin::RpError::Refused(message) => ApiError::Login(message),
+        weblogin::RpError::Unavailable => ApiError::Unavailable("the identity provider"),
+    })?;
+    let session = app.sessions.create(tokens);
+    tracing::info!(user = %session.principal.subject, "login");
+    Ok(session.id.clone())
+}
+
+/// `POST /auth/logout` → `{"redirect": "<where the browser goes next>"}`.
+pub(crate) async fn post_logout(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let redirect = match app.require_csrf(&headers).await {
+        Ok(session) => {
+            app.sessions.remove(&session.id);
+            app.agent
+                .hub()
+                .forget_person(&session.principal.subject)
+                .await;
+            tracing::info!(user = %session.principal.subject, "logout");
+            app.rp
+                .logout_url(Some(&session.principal.id_token))
+                .map_or_else(|| "/".to_owned(), String::from)
+        }
+        // An expired session has nothing left to end here, and its CSRF token cannot be
+        // checked any more: the IdP session is left alone.
+        Err(ApiError::LoginExpired | ApiError::Unauthenticated) => "/".to_owned(),
+        Err(e) => return Err(e),
+    };
+    let jar = app
+        .cookies
+        .without(app.cookies.jar(&headers), SESSION_COOKIE);
+    Ok((jar, Json(json!({"redirect": redirect}))).into_response())
+}
+
+/// `GET /auth/status`.
+pub(crate) async fn get_status(State(app): State<AppState>, headers: HeaderMap) -> Json<Value> {
+    let model = app.agent.model().info();
+    match app.session(&headers).await {
+        Some(session) => Json(json!({
+            "authenticated": true,
+            "user": {
+                "sub": session.principal.subject,
+                "name": session.principal.name,
+                "email": session.principal.email,
+            },
+            "csrf": session.csrf,
+            "model": model,
+        })),
+        None => Json(json!({
+            "authenticated": false,
+            "user": null,
+            "csrf": null,
+            "model": model,
+        })),
+    }
+}
+
+/// `GET /api/me/claims`: the ID token's claims (not the token).
+pub(crate) async fn get_claims(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let session = app.require_session(&headers).await?;
+    Ok(Json(json!({"claims": session.claims})))
+}

@@ -1,0 +1,263 @@
+//! agent0's HTTP surface: the embedded UI, login (`/auth/*`, the OIDC callback), the chat API
+//! (`/api/chat`, its SSE variant `/api/chat/stream`, conversations), the connections panel's
+//! `/api/connections/status`, the ID token claims viewer, and `/health`. State-changing
+//! requests need the session's CSRF token in `X-CSRF-Token` (and JSON bodies, which browsers
+//! cannot send cross-site without a preflight).
+
+mod assets;
+mod auth;
+mod chat;
+pub mod error;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use protocol::Clock;
+use protocol::token_client::ClientAuth;
+use weblogin::{OidcSettings, OidcSetupError, RelyingParty, SessionKey};
+
+use self::error::{ApiError, ErrorReport};
+use crate::agent::Agent;
+use crate::connections::{AuthorizationServerInfo, ConnectionKind};
+use crate::conversations::ConversationStore;
+use crate::llm::Model;
+use crate::mcp::{McpHub, McpServer};
+use crate::session::{Cookies, Session, Sessions};
+use crate::tokens::TokenBroker;
+
+/// The CSRF header.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// The largest request body, in bytes (a message is at most 8000 characters).
+const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The Content-Security-Policy of every response: scripts and styles from the app only.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Everything agent0 needs to run.
+pub struct AgentConfig {
+    /// The login client (`OKTA_*`).
+    pub oidc: OidcSettings,
+    /// Ask for `offline_access` at login, so ID tokens can be renewed without a new login.
+    pub offline_access: bool,
+    /// Encrypts the cookies.
+    pub session_key: SessionKey,
+    /// The agent's client id (`AI_AGENT_ID`).
+    pub agent_id: String,
+    /// How the agent authenticates at token endpoints (`private_key_jwt` normally).
+    pub agent_auth: ClientAuth,
+    /// The resource authorization server, when any MCP server uses `id-jag`.
+    pub authorization_server: Option<(String, String)>,
+    /// The MCP servers.
+    pub mcp_servers: Vec<McpServer>,
+    /// Kinds turned off (`DISABLED_CONNECTIONS`).
+    pub disabled: BTreeSet<ConnectionKind>,
+    /// The model.
+    pub model: Arc<dyn Model>,
+    /// Where conversations are kept.
+    pub store: Arc<dyn ConversationStore>,
+    /// Model calls per turn.
+    pub max_steps: usize,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("oidc", &self.oidc)
+            .field("agent_id", &self.agent_id)
+            .field("mcp_servers", &self.mcp_servers)
+            .field("disabled", &self.disabled)
+            .field("model", &self.model.info())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The shared state of every handler.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// Inside [`AppState`].
+pub struct Inner {
+    pub(crate) rp: RelyingParty,
+    pub(crate) sessions: Sessions,
+    pub(crate) cookies: Cookies,
+    pub(crate) agent: Agent,
+    pub(crate) all_servers: Vec<McpServer>,
+    pub(crate) authorization_server: Option<AuthorizationServerInfo>,
+    pub(crate) disabled: BTreeSet<ConnectionKind>,
+    pub(crate) offline_access: bool,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Discovers the IdP and assembles the app.
+    pub async fn new(config: AgentConfig) -> Result<Self, OidcSetupError> {
+        let https = config.oidc.redirect_uri.starts_with("https://");
+        let rp = RelyingParty::discover(config.oidc).await?;
+        let broker = Arc::new(TokenBroker::new(
+            rp.token_endpoint(),
+            config.agent_auth,
+            config.clock.clone(),
+        ));
+        let enabled: Vec<McpServer> = config
+            .mcp_servers
+            .iter()
+            .filter(|s| crate::connections::is_enabled(s, &config.disabled))
+            .cloned()
+            .collect();
+        let hub = Arc::new(McpHub::new(enabled, broker, config.clock.clone()));
+        let agent = Agent::new(
+            config.model,
+            hub,
+            config.store,
+            config.clock.clone(),
+            config.max_steps,
+        );
+        let authorization_server =
+            config
+                .authorization_server
+                .map(|(issuer, token_endpoint)| AuthorizationServerInfo {
+                    issuer,
+                    token_endpoint,
+                    org_issuer: rp.issuer().to_owned(),
+                    agent_id: config.agent_id.clone(),
+                });
+        Ok(Self(Arc::new(Inner {
+            sessions: Sessions::new(config.clock.clone()),
+            cookies: Cookies::new(&config.session_key, https),
+            rp,
+            agent,
+            all_servers: config.mcp_servers,
+            authorization_server,
+            disabled: config.disabled,
+            offline_access: config.offline_access,
+            clock: config.clock,
+        })))
+    }
+
+    /// The agent (for benchmarks and tests).
+    pub fn agent(&self) -> &Agent {
+        &self.agent
+    }
+
+    /// The request's live session.
+    pub(crate) async fn session(&self, headers: &HeaderMap) -> Option<Arc<Session>> {
+        let id = self.cookies.session_id(headers)?;
+        self.sessions.current(&id, &self.rp).await
+    }
+
+    /// The request's live session, or 401.
+    pub(crate) async fn require_session(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Arc<Session>, ApiError> {
+        let had_cookie = self.cookies.session_id(headers).is_some();
+        match self.session(headers).await {
+            Some(session) => Ok(session),
+            None if had_cookie => Err(ApiError::LoginExpired),
+            None => Err(ApiError::Unauthenticated),
+        }
+    }
+
+    /// The live session, after checking the CSRF header.
+    pub(crate) async fn require_csrf(&self, headers: &HeaderMap) -> Result<Arc<Session>, ApiError> {
+        let session = self.require_session(headers).await?;
+        let presented = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        if presented.is_some_and(|p| weblogin::is_same(p.as_bytes(), session.csrf.as_bytes())) {
+            Ok(session)
+        } else {
+            Err(ApiError::Csrf)
+        }
+    }
+}
+
+/// agent0's router.
+pub fn router(state: AppState) -> Router {
+    let callback_path = url::Url::parse(&state.rp_redirect_uri())
+        .map(|u| u.path().to_owned())
+        .unwrap_or_else(|_| "/callback".to_owned());
+    Router::new()
+        .route("/", get(assets::get_index))
+        .route("/assets/app.js", get(assets::get_app_js))
+        .route("/assets/app.css", get(assets::get_app_css))
+        .route("/favicon.ico", get(assets::get_favicon))
+        .route("/health", get(get_health))
+        .route("/auth/login", get(auth::get_login))
+        .route(&callback_path, get(auth::get_callback))
+        .route("/auth/logout", post(auth::post_logout))
+        .route("/auth/status", get(auth::get_status))
+        .route("/api/me/claims", get(auth::get_claims))
+        .route("/api/chat", post(chat::post_chat))
+        .route("/api/chat/stream", post(chat::post_chat_stream))
+        .route("/api/conversations", post(chat::post_conversation))
+        .route(
+            "/api/conversations/current",
+            get(chat::get_current_conversation),
+        )
+        .route("/api/connections/status", get(chat::get_connections_status))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(finish))
+        .with_state(state)
+}
+
+impl AppState {
+    fn rp_redirect_uri(&self) -> String {
+        self.rp.redirect_uri().to_owned()
+    }
+}
+
+/// `GET /health`.
+async fn get_health(State(app): State<AppState>) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "model": app.agent.model().info(),
+        "sessions": app.sessions.len(),
+    }))
+}
+
+/// Logs each failure once (never a token: errors carry none) and sets the security headers.
+async fn finish(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    if let Some(report) = response.extensions_mut().remove::<ErrorReport>() {
+        let status = report.status.as_u16();
+        if report.status.is_server_error() {
+            tracing::warn!(%method, path, status, detail = %report.detail, "request failed");
+        } else {
+            tracing::info!(%method, path, status, detail = %report.detail, "request refused");
+        }
+    }
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if path.starts_with("/api/") || path.starts_with("/auth/") {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    headers.insert(
+        HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}

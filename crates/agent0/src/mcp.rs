@@ -1,0 +1,534 @@
+//! The agent's MCP client side (MCP authorization spec 2025-11-25, ARCHITECTURE §5.5, §7): one
+//! live Streamable HTTP session per (person, connection), opened with the narrowest cached token
+//! that works. A `403` with `error="insufficient_scope"` is met by requesting the union of the
+//! granted and the challenged scopes (a new ID-JAG each time, at most [`MAX_STEP_UPS`] per call)
+//! and retrying; the scopes a tool turned out to need are remembered, so the next call of that
+//! tool starts with them. Tool lists are cached per (person, connection) for a few minutes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::www_authenticate;
+use protocol::{Clock, Scopes, UnixTime};
+use rmcp::ServiceExt;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, Tool,
+};
+use rmcp::service::{Peer, RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::tokens::{AccessToken, IdJagTarget, Principal, TokenBroker, TokenError};
+
+/// Step-ups allowed for one tool call.
+pub const MAX_STEP_UPS: usize = 2;
+/// How long a tool list is reused.
+const TOOLS_TTL: i64 = 300;
+/// How long one MCP request may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How an MCP server is reached.
+#[derive(Debug, Clone)]
+pub enum McpAuth {
+    /// Cross-App Access, starting with `initial_scopes` (least privilege).
+    IdJag {
+        /// The resource AS and resource indicator.
+        target: IdJagTarget,
+        /// What the first token asks for, e.g. `mcp:connect mcp:tools:read`.
+        initial_scopes: Scopes,
+    },
+    /// No token (an open server).
+    None,
+}
+
+/// A configured MCP server.
+#[derive(Debug, Clone)]
+pub struct McpServer {
+    /// Short name (tool prefixes, status, audit).
+    pub name: String,
+    /// Display name.
+    pub label: String,
+    /// The Streamable HTTP endpoint.
+    pub url: String,
+    /// How it is authorized.
+    pub auth: McpAuth,
+}
+
+/// What a tool call came to.
+#[derive(Debug, Clone)]
+pub struct ToolOutcome {
+    /// The structured result, else the content blocks as JSON.
+    pub result: Value,
+    /// Whether the tool reported a failure.
+    pub is_error: bool,
+    /// `(from, to)` scopes when the call stepped up.
+    pub step_up: Option<(Scopes, Scopes)>,
+}
+
+/// Why an MCP operation failed (the text is for the person and the model; no token in it).
+#[derive(Debug, thiserror::Error)]
+pub enum McpError {
+    /// Getting a token failed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The server refused the token (not a scope problem).
+    #[error("{server} refused the agent's access token: {description}")]
+    Unauthorized {
+        /// The connection.
+        server: String,
+        /// The challenge's error.
+        description: String,
+    },
+    /// The server still wants more after the allowed step-ups, or the AS would not grant it.
+    #[error("{server}: {message}")]
+    Scope {
+        /// The connection.
+        server: String,
+        /// What happened.
+        message: String,
+    },
+    /// Transport or protocol failure.
+    #[error("{server} is unavailable: {message}")]
+    Unavailable {
+        /// The connection.
+        server: String,
+        /// What happened.
+        message: String,
+    },
+}
+
+type SessionKey = (String, String);
+
+struct LiveSession {
+    token_id: [u8; 32],
+    service: RunningService<RoleClient, ClientConfig>,
+}
+
+/// Sessions, learned scopes and tool lists for every configured MCP server.
+pub struct McpHub {
+    servers: Vec<McpServer>,
+    broker: Arc<TokenBroker>,
+    clock: Arc<dyn Clock>,
+    http: reqwest::Client,
+    sessions: tokio::sync::Mutex<HashMap<SessionKey, Arc<LiveSession>>>,
+    learned: std::sync::Mutex<HashMap<(String, String), Scopes>>,
+    tools: std::sync::Mutex<HashMap<SessionKey, (Vec<Tool>, UnixTime)>>,
+    live: std::sync::Mutex<HashMap<SessionKey, UnixTime>>,
+}
+
+/// Which step of a call failed, and how.
+enum Failure {
+    InsufficientScope(Option<Scopes>, String),
+    Unauthorized(String),
+    Broken(String),
+    Fatal(McpError),
+}
+
+impl McpHub {
+    /// A hub for `servers`, with tokens from `broker`.
+    pub fn new(servers: Vec<McpServer>, broker: Arc<TokenBroker>, clock: Arc<dyn Clock>) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .tcp_nodelay(true)
+            .build()
+            .unwrap_or_default();
+        Self {
+            servers,
+            broker,
+            clock,
+            http,
+            sessions: tokio::sync::Mutex::new(HashMap::new()),
+            learned: std::sync::Mutex::new(HashMap::new()),
+            tools: std::sync::Mutex::new(HashMap::new()),
+            live: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The configured servers.
+    pub fn servers(&self) -> &[McpServer] {
+        &self.servers
+    }
+
+    /// The token broker.
+    pub fn broker(&self) -> &Arc<TokenBroker> {
+        &self.broker
+    }
+
+    /// Whether `subject` talked to `server` successfully in the last few minutes.
+    pub fn is_live(&self, subject: &str, server: &str) -> bool {
+        let now = self.clock.now();
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(subject.to_owned(), server.to_owned()))
+            .is_some_and(|until| now < *until)
+    }
+
+    /// Closes `subject`'s sessions and forgets their tool lists (at logout).
+    pub async fn forget_person(&self, subject: &str) {
+        self.sessions.lock().await.retain(|(s, _), _| s != subject);
+        self.tools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(s, _), _| s != subject);
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(s, _), _| s != subject);
+        self.broker.forget_person(subject);
+    }
+
+    /// `server`'s tools for `principal` (cached).
+    pub async fn list_tools(
+        &self,
+        principal: &Principal,
+        server: &McpServer,
+    ) -> Result<Vec<Tool>, McpError> {
+        let key = (principal.subject.clone(), server.name.clone());
+        let now = self.clock.now();
+        if let Some((tools, until)) = self
+            .tools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            && now < *until
+        {
+            return Ok(tools.clone());
+        }
+        let (tools, _) = self
+            .with_session(principal, server, "tools/list", |peer| async move {
+                peer.list_all_tools().await
+            })
+            .await?;
+        self.tools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (tools.clone(), now + TOOLS_TTL));
+        Ok(tools)
+    }
+
+    /// Calls `tool` on `server` for `principal`.
+    pub async fn call_tool(
+        &self,
+        principal: &Principal,
+        server: &McpServer,
+        tool: &str,
+        arguments: serde_json::Map<String, Value>,
+    ) -> Result<ToolOutcome, McpError> {
+        let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+        let (result, step_up) = self
+            .with_session(principal, server, tool, |peer| {
+                let params = params.clone();
+                async move { peer.call_tool(params).await }
+            })
+            .await?;
+        Ok(outcome(result, step_up))
+    }
+
+    /// Runs `op` on a live session, stepping up and reconnecting as needed.
+    async fn with_session<T, F, Fut>(
+        &self,
+        principal: &Principal,
+        server: &McpServer,
+        what: &str,
+        op: F,
+    ) -> Result<(T, Option<(Scopes, Scopes)>), McpError>
+    where
+        F: Fn(Peer<RoleClient>) -> Fut,
+        Fut: Future<Output = Result<T, rmcp::ServiceError>>,
+    {
+        let learned_key = (server.name.clone(), what.to_owned());
+        let mut scopes = match &server.auth {
+            McpAuth::IdJag { initial_scopes, .. } => {
+                let learned = self
+                    .learned
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&learned_key)
+                    .cloned()
+                    .unwrap_or_else(Scopes::empty);
+                initial_scopes.union(&learned)
+            }
+            McpAuth::None => Scopes::empty(),
+        };
+        let mut first_scopes: Option<Scopes> = None;
+        let mut step_ups = 0;
+        let mut retried = false;
+        loop {
+            let token = self.token(principal, server, &scopes).await?;
+            let attempt = match self.session(principal, server, token.as_ref()).await {
+                Ok(peer) => match tokio::time::timeout(CALL_TIMEOUT, op(peer)).await {
+                    Ok(Ok(value)) => Ok(value),
+                    Ok(Err(e)) => Err(classify_service_error(&e)),
+                    Err(_) => Err(Failure::Fatal(McpError::Unavailable {
+                        server: server.label.clone(),
+                        message: format!("{what} did not answer within {CALL_TIMEOUT:?}"),
+                    })),
+                },
+                Err(failure) => Err(failure),
+            };
+            match attempt {
+                Ok(value) => {
+                    self.mark_live(principal, server);
+                    let step_up = first_scopes
+                        .zip(token.map(|t| t.scopes))
+                        .filter(|(from, to)| from != to);
+                    return Ok((value, step_up));
+                }
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Broken(message)) => {
+                    // A stale session (the server restarted) is worth one fresh attempt.
+                    self.drop_session(principal, server).await;
+                    if retried {
+                        return Err(McpError::Unavailable {
+                            server: server.label.clone(),
+                            message,
+                        });
+                    }
+                    retried = true;
+                }
+                Err(Failure::Unauthorized(description)) => {
+                    self.drop_session(principal, server).await;
+                    if let (McpAuth::IdJag { target, .. }, Some(token)) = (&server.auth, &token) {
+                        self.broker.forget(principal, target, &token.scopes).await;
+                    }
+                    if retried || token.is_none() {
+                        return Err(McpError::Unauthorized {
+                            server: server.label.clone(),
+                            description,
+                        });
+                    }
+                    retried = true;
+                }
+                Err(Failure::InsufficientScope(needed, description)) => {
+                    let Some(token) = token else {
+                        return Err(McpError::Scope {
+                            server: server.label.clone(),
+                            message: format!("asks for a scope, but it is open ({description})"),
+                        });
+                    };
+                    let Some(needed) = needed.filter(|s| !s.is_empty()) else {
+                        return Err(McpError::Scope {
+                            server: server.label.clone(),
+                            message: format!("insufficient scope, naming none ({description})"),
+                        });
+                    };
+                    if token.scopes.contains_all(&needed) {
+                        return Err(McpError::Scope {
+                            server: server.label.clone(),
+                            message: format!(
+                                "wants {needed} although the token has {} ({description})",
+                                token.scopes
+                            ),
+                        });
+                    }
+                    if step_ups == MAX_STEP_UPS {
+                        return Err(McpError::Scope {
+                            server: server.label.clone(),
+                            message: format!(
+                                "still wants {needed} after {MAX_STEP_UPS} step-ups (token has {})",
+                                token.scopes
+                            ),
+                        });
+                    }
+                    step_ups += 1;
+                    first_scopes.get_or_insert_with(|| token.scopes.clone());
+                    scopes = token.scopes.union(&needed);
+                    tracing::info!(target: "agent0::audit", connection = %server.name, tool = what, to = %scopes, "stepping up");
+                    self.learned
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(learned_key.clone(), scopes.clone());
+                }
+            }
+        }
+    }
+
+    async fn token(
+        &self,
+        principal: &Principal,
+        server: &McpServer,
+        scopes: &Scopes,
+    ) -> Result<Option<AccessToken>, McpError> {
+        match &server.auth {
+            McpAuth::IdJag { target, .. } => {
+                let token = self.broker.access_token(principal, target, scopes).await?;
+                if !token.scopes.contains_all(scopes) {
+                    return Err(McpError::Scope {
+                        server: server.label.clone(),
+                        message: format!(
+                            "the authorization server granted only {}; {scopes} is needed",
+                            token.scopes
+                        ),
+                    });
+                }
+                Ok(Some(token))
+            }
+            McpAuth::None => Ok(None),
+        }
+    }
+
+    /// The live session for `token`, opened (MCP `initialize`) when there is none yet or it was
+    /// opened with another token.
+    async fn session(
+        &self,
+        principal: &Principal,
+        server: &McpServer,
+        token: Option<&AccessToken>,
+    ) -> Result<Peer<RoleClient>, Failure> {
+        let token_id: [u8; 32] = token.map_or([0; 32], |t| {
+            Sha256::digest(t.token.expose_secret().as_bytes()).into()
+        });
+        let key = (principal.subject.clone(), server.name.clone());
+        let mut sessions = self.sessions.lock().await;
+        if let Some(live) = sessions.get(&key)
+            && live.token_id == token_id
+            && !live.service.is_transport_closed()
+        {
+            return Ok(live.service.peer().clone());
+        }
+        let mut config = StreamableHttpClientTransportConfig::with_uri(server.url.as_str());
+        if let Some(token) = token {
+            config = config.auth_header(token.token.expose_secret());
+        }
+        let transport = StreamableHttpClientTransport::with_client(self.http.clone(), config);
+        let info = ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("agent0", env!("CARGO_PKG_VERSION")),
+        );
+        let service = match tokio::time::timeout(CALL_TIMEOUT, info.serve(transport)).await {
+            Ok(Ok(service)) => service,
+            Ok(Err(e)) => {
+                return Err(match e.auth_challenge() {
+                    Some(challenge) => classify(challenge),
+                    None => Failure::Fatal(McpError::Unavailable {
+                        server: server.label.clone(),
+                        message: e.to_string(),
+                    }),
+                });
+            }
+            Err(_) => {
+                return Err(Failure::Fatal(McpError::Unavailable {
+                    server: server.label.clone(),
+                    message: format!("no answer to initialize within {CALL_TIMEOUT:?}"),
+                }));
+            }
+        };
+        let peer = service.peer().clone();
+        // The replaced session (if any) closes when its last in-flight call lets go of it.
+        sessions.insert(key, Arc::new(LiveSession { token_id, service }));
+        Ok(peer)
+    }
+
+    async fn drop_session(&self, principal: &Principal, server: &McpServer) {
+        self.sessions
+            .lock()
+            .await
+            .remove(&(principal.subject.clone(), server.name.clone()));
+    }
+
+    fn mark_live(&self, principal: &Principal, server: &McpServer) {
+        let until = self.clock.now() + TOOLS_TTL;
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((principal.subject.clone(), server.name.clone()), until);
+    }
+}
+
+fn classify_service_error(e: &rmcp::ServiceError) -> Failure {
+    if let Some(challenge) = e.auth_challenge() {
+        return classify(challenge);
+    }
+    match e {
+        rmcp::ServiceError::McpError(error) => Failure::Fatal(McpError::Unavailable {
+            server: "the MCP server".into(),
+            message: format!(
+                "it answered with an error: {} (JSON-RPC code {})",
+                error.message, error.code.0
+            ),
+        }),
+        other => Failure::Broken(other.to_string()),
+    }
+}
+
+/// Sorts a `WWW-Authenticate` value (RFC 6750 §3) into step-up or refusal.
+fn classify(header: &str) -> Failure {
+    let challenges = www_authenticate::parse(header).unwrap_or_default();
+    let Some(bearer) = www_authenticate::find_bearer(&challenges) else {
+        return Failure::Unauthorized("refused without a Bearer challenge".into());
+    };
+    let description = match (bearer.error(), bearer.param("error_description")) {
+        (Some(error), Some(text)) => format!("{error}: {text}"),
+        (Some(error), None) => error.to_owned(),
+        (None, _) => "an access token is required".to_owned(),
+    };
+    if bearer.error() == Some("insufficient_scope") {
+        Failure::InsufficientScope(
+            bearer.scope().and_then(|s| Scopes::parse(s).ok()),
+            description,
+        )
+    } else {
+        Failure::Unauthorized(description)
+    }
+}
+
+/// A tool result as the model and the chips see it.
+fn outcome(result: CallToolResult, step_up: Option<(Scopes, Scopes)>) -> ToolOutcome {
+    let is_error = result.is_error == Some(true);
+    let value = match result.structured_content {
+        Some(structured) if !is_error => structured,
+        _ => {
+            let texts: Vec<Value> = result
+                .content
+                .iter()
+                .filter_map(|block| serde_json::to_value(block).ok())
+                .map(|block| match block.get("text").and_then(Value::as_str) {
+                    Some(text) => Value::String(text.to_owned()),
+                    None => block,
+                })
+                .collect();
+            match <[Value; 1]>::try_from(texts) {
+                Ok([one]) => one,
+                Err(many) => Value::Array(many),
+            }
+        }
+    };
+    ToolOutcome {
+        result: value,
+        is_error,
+        step_up,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_sort_into_step_up_or_refusal() {
+        let header = r#"Bearer error="insufficient_scope", error_description="needs delete", scope="mcp:connect mcp:tools:delete", resource_metadata="http://x/.well-known/oauth-protected-resource/mcp""#;
+        match classify(header) {
+            Failure::InsufficientScope(scope, description) => {
+                assert_eq!(
+                    scope.map(|s| s.to_string()).as_deref(),
+                    Some("mcp:connect mcp:tools:delete")
+                );
+                assert_eq!(description, "insufficient_scope: needs delete");
+            }
+            _ => panic!("not a step-up"),
+        }
+        assert!(matches!(
+            classify(r#"Bearer error="invalid_token", error_description="expired""#),
+            Failure::Unauthorized(d) if d == "invalid_token: expired"
+        ));
+        assert!(matches!(
+            classify("Basic realm=\"x\""),
+            Failure::Unauthorized(_)
+        ));
+    }
+}

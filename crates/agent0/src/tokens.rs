@@ -1,0 +1,267 @@
+//! Delegated access tokens for MCP servers by Cross-App Access (ARCHITECTURE §5.3,
+//! draft-ietf-oauth-identity-assertion-authz-grant): the person's ID token is exchanged at the
+//! org authorization server for an ID-JAG (RFC 8693, with `audience` = the resource AS issuer
+//! and `resource` = the MCP server), which is redeemed at the resource AS with the JWT bearer
+//! grant (RFC 7523). The agent authenticates both legs as itself (`private_key_jwt` by default).
+//!
+//! Access tokens are cached per (person, connection, scope set) until shortly before they expire,
+//! with one exchange in flight per key (concurrent callers wait for it); ID-JAGs are used once
+//! and dropped. A warm cache means no IdP round trip.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use protocol::oauth::{ErrorCode, TokenType};
+use protocol::token_client::{ClientAuth, IdJagRequest, TokenClient, TokenClientError};
+use protocol::{Clock, Scopes, UnixTime};
+use secrecy::SecretString;
+
+/// A token is renewed this many seconds before it expires, so no call carries a token that
+/// expires in flight.
+pub const EXPIRY_MARGIN: i64 = 60;
+/// Lifetime assumed when the server does not say (RFC 6749 §5.1 makes `expires_in` optional).
+const DEFAULT_LIFETIME: i64 = 300;
+
+/// Where an ID-JAG-protected resource gets its tokens.
+#[derive(Debug, Clone)]
+pub struct IdJagTarget {
+    /// The connection's name (cache key and audit).
+    pub connection: String,
+    /// The resource authorization server's issuer: the ID-JAG's `audience`.
+    pub as_issuer: String,
+    /// Its token endpoint, where the ID-JAG is redeemed.
+    pub as_token_endpoint: String,
+    /// The resource indicator (RFC 8707): the ID-JAG's `resource`.
+    pub resource: String,
+}
+
+/// The person the agent acts for (no `Debug`: it holds their ID token).
+#[derive(Clone)]
+pub struct Principal {
+    /// Their subject at the IdP.
+    pub subject: String,
+    /// Display name.
+    pub name: String,
+    /// Email, when known.
+    pub email: Option<String>,
+    /// The verified ID token from their login (the subject token of the exchange).
+    pub id_token: SecretString,
+}
+
+/// A cached access token (no `Debug`).
+#[derive(Clone)]
+pub struct AccessToken {
+    /// The token.
+    pub token: SecretString,
+    /// What the resource AS granted.
+    pub scopes: Scopes,
+    /// When it is no longer used.
+    pub expires_at: UnixTime,
+}
+
+/// Why no token could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The person must act first (brokered consent; draft-parecki-oauth-jwt-grant-interaction).
+    #[error("{connection} needs your consent first")]
+    InteractionRequired {
+        /// The connection.
+        connection: String,
+        /// Where the person goes to consent.
+        interaction_uri: String,
+    },
+    /// The IdP no longer accepts the person's ID token: they must log in again.
+    #[error("your login is no longer accepted by the identity provider; log in again")]
+    LoginExpired,
+    /// An authorization server refused (the text names which and why, never a token).
+    #[error("{0}")]
+    Refused(String),
+    /// An authorization server could not be reached.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+type CacheKey = (String, String, String);
+
+/// Mints and caches MCP access tokens.
+pub struct TokenBroker {
+    client: TokenClient,
+    org_token_endpoint: String,
+    agent: ClientAuth,
+    clock: Arc<dyn Clock>,
+    slots: std::sync::Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<Option<AccessToken>>>>>,
+    exchanges: AtomicU64,
+}
+
+impl TokenBroker {
+    /// A broker exchanging at `org_token_endpoint`, authenticating as `agent`.
+    pub fn new(org_token_endpoint: String, agent: ClientAuth, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            client: TokenClient::new(),
+            org_token_endpoint,
+            agent,
+            clock,
+            slots: std::sync::Mutex::new(HashMap::new()),
+            exchanges: AtomicU64::new(0),
+        }
+    }
+
+    /// The org AS token endpoint.
+    pub fn org_token_endpoint(&self) -> &str {
+        &self.org_token_endpoint
+    }
+
+    /// How many ID-JAG exchanges this broker has made (each is an IdP round trip).
+    pub fn exchange_count(&self) -> u64 {
+        self.exchanges.load(Ordering::Relaxed)
+    }
+
+    /// A token for `principal` at `target` with `scopes`: from the cache, or minted (once, however
+    /// many callers ask at the same time).
+    pub async fn access_token(
+        &self,
+        principal: &Principal,
+        target: &IdJagTarget,
+        scopes: &Scopes,
+    ) -> Result<AccessToken, TokenError> {
+        let key = (
+            principal.subject.clone(),
+            target.connection.clone(),
+            scopes.to_string(),
+        );
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots.entry(key).or_default().clone()
+        };
+        let mut cached = slot.lock().await;
+        let now = self.clock.now();
+        if let Some(token) = cached.as_ref().filter(|t| now < t.expires_at) {
+            return Ok(token.clone());
+        }
+        let token = self.mint(principal, target, scopes).await?;
+        *cached = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Drops a token the resource refused (revoked, or the resource's keys changed).
+    pub async fn forget(&self, principal: &Principal, target: &IdJagTarget, scopes: &Scopes) {
+        let key = (
+            principal.subject.clone(),
+            target.connection.clone(),
+            scopes.to_string(),
+        );
+        let slot = self
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(slot) = slot {
+            *slot.lock().await = None;
+        }
+    }
+
+    /// Drops every token of `subject` (at logout).
+    pub fn forget_person(&self, subject: &str) {
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(user, _, _), _| user != subject);
+    }
+
+    /// Whether `subject` holds an unexpired token for `connection` (the panel's LIVE).
+    pub fn has_live_token(&self, subject: &str, connection: &str) -> bool {
+        let now = self.clock.now();
+        let slots: Vec<_> = self
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|((user, conn, _), _)| user == subject && conn == connection)
+            .map(|(_, slot)| slot.clone())
+            .collect();
+        slots.iter().any(|slot| {
+            // A slot being filled right now counts as not (yet) live.
+            slot.try_lock()
+                .ok()
+                .and_then(|t| t.as_ref().map(|t| now < t.expires_at))
+                .unwrap_or(false)
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(user = %principal.subject, connection = %target.connection, scope = %scopes))]
+    async fn mint(
+        &self,
+        principal: &Principal,
+        target: &IdJagTarget,
+        scopes: &Scopes,
+    ) -> Result<AccessToken, TokenError> {
+        self.exchanges.fetch_add(1, Ordering::Relaxed);
+        let scope = scopes.to_string();
+        let request = IdJagRequest {
+            subject_token: &principal.id_token,
+            subject_token_type: TokenType::IdToken,
+            audience: &target.as_issuer,
+            resource: Some(&target.resource),
+            scope: (!scopes.is_empty()).then_some(scope.as_str()),
+        };
+        let id_jag = self
+            .client
+            .exchange_for_id_jag(&self.org_token_endpoint, &self.agent, &request)
+            .await
+            .map_err(|e| refused(e, &target.connection, "the identity provider"))?;
+        let response = self
+            .client
+            .redeem_id_jag(&target.as_token_endpoint, &self.agent, &id_jag.access_token)
+            .await
+            .map_err(|e| refused(e, &target.connection, "the authorization server"))?;
+        drop(id_jag);
+        let granted = match response.scope.as_deref() {
+            Some(granted) => Scopes::parse(granted).map_err(|e| {
+                TokenError::Refused(format!(
+                    "{} granted an unreadable scope: {e}",
+                    target.as_issuer
+                ))
+            })?,
+            // RFC 6749 §5.1: no scope means exactly what was requested.
+            None => scopes.clone(),
+        };
+        let lifetime = response.expires_in.unwrap_or(DEFAULT_LIFETIME);
+        let expires_at = self.clock.now() + (lifetime - EXPIRY_MARGIN).max(lifetime / 2);
+        tracing::info!(target: "agent0::audit", granted = %granted, expires_in = lifetime, "access token minted");
+        Ok(AccessToken {
+            token: response.access_token,
+            scopes: granted,
+            expires_at,
+        })
+    }
+}
+
+/// Maps a token endpoint failure to what the person and the model are told.
+fn refused(error: TokenClientError, connection: &str, who: &str) -> TokenError {
+    match error {
+        TokenClientError::OAuth { error, .. } => match (&error.error, error.interaction_uri) {
+            (_, Some(interaction_uri)) => TokenError::InteractionRequired {
+                connection: connection.to_owned(),
+                interaction_uri,
+            },
+            (ErrorCode::InvalidGrant, None) if who == "the identity provider" => {
+                TokenError::LoginExpired
+            }
+            (code, None) => TokenError::Refused(format!(
+                "{who} refused access to {connection}: {code}{}",
+                error
+                    .error_description
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
+            )),
+        },
+        TokenClientError::Http { endpoint, message } => TokenError::Unavailable(format!(
+            "{who} at {endpoint} could not be reached: {message}"
+        )),
+        e @ (TokenClientError::Invalid { .. } | TokenClientError::Signing(_)) => {
+            TokenError::Refused(format!("getting a token for {connection} failed: {e}"))
+        }
+    }
+}

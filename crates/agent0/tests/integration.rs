@@ -1,0 +1,11 @@
+//! agent0's integration tests: one binary (STYLE §11), real servers on 127.0.0.1:0.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
+#[path = "integration/harness.rs"]
+mod harness;
+#[path = "integration/journeys.rs"]
+mod journeys;
+#[path = "integration/llm_anthropic.rs"]
+mod llm_anthropic;
+#[path = "integration/llm_openai.rs"]
+mod llm_openai;

@@ -1,0 +1,283 @@
+//! agent0 with everything it talks to, on 127.0.0.1:0: idp0 (its `agent0` client registered for
+//! this agent's real address), todo0's MCP server and web app on one store (`testkit::Stack`),
+//! and agent0 itself with a chosen model, configured as `secure-agent agent` configures it from
+//! the `agent0.env` idp0 writes. [`Person`] is a browser profile logged in through idp0's form.
+
+use std::sync::Arc;
+
+use agent0::conversations::SqliteConversations;
+use agent0::llm::Model;
+use agent0::llm::offline::OfflineModel;
+use agent0::mcp::{McpAuth, McpServer};
+use agent0::tokens::IdJagTarget;
+use protocol::Scopes;
+use protocol::assertion::ClientAssertionSigner;
+use protocol::token_client::ClientAuth;
+use reqwest::StatusCode;
+use reqwest::header::LOCATION;
+use serde_json::{Value, json};
+use testkit::{Browser, Stack, location};
+use weblogin::{OidcSettings, SessionKey};
+
+/// The running stack.
+pub struct AgentStack {
+    /// idp0 + todo0 MCP server.
+    pub stack: Stack,
+    /// agent0's base URL.
+    pub base: String,
+    /// The todo0 web app's base URL.
+    pub todo_app: String,
+    /// agent0's state (to inspect the token broker).
+    pub app: agent0::AppState,
+    /// The conversations database file.
+    pub db: std::path::PathBuf,
+    model: Arc<dyn Model>,
+    server: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
+    _data: tempfile::TempDir,
+}
+
+impl AgentStack {
+    /// With the offline model.
+    pub async fn start() -> Self {
+        Self::start_with(Arc::new(OfflineModel::new()), |_| {}).await
+    }
+
+    /// With `model`, after `adjust` has seen the configuration.
+    pub async fn start_with(
+        model: Arc<dyn Model>,
+        adjust: impl FnOnce(&mut agent0::AgentConfig),
+    ) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let stack = Stack::start_for_agent(&base).await.unwrap();
+        let todo_app = stack.start_web_app().await.unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let db = data.path().join("agent0.db");
+        let mut config = config(&stack, &base, model.clone()).await;
+        config.store = Arc::new(SqliteConversations::open(&db).await.unwrap());
+        adjust(&mut config);
+        let app = agent0::AppState::new(config).await.unwrap();
+        let server = Some(serve(listener, &app));
+        Self {
+            stack,
+            base,
+            todo_app,
+            app,
+            db,
+            model,
+            server,
+            _data: data,
+        }
+    }
+
+    /// Stops agent0 and starts a new one on the same address and database (sessions are lost,
+    /// as in a real restart; conversations are not).
+    pub async fn restart(&mut self) {
+        if let Some((stop, task)) = self.server.take() {
+            let _ = stop.send(());
+            task.await.unwrap().unwrap();
+        }
+        let address = self.base.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+        let mut config = config(&self.stack, &self.base, self.model.clone()).await;
+        config.store = Arc::new(SqliteConversations::open(&self.db).await.unwrap());
+        self.app = agent0::AppState::new(config).await.unwrap();
+        self.server = Some(serve(listener, &self.app));
+    }
+
+    /// `path` on agent0.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Logs `user` in through idp0's login form, as a browser would.
+    pub async fn login(&self, user: &str) -> Person {
+        let browser = Browser::new();
+        let start = browser
+            .http
+            .get(self.at("/auth/login"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(start.status(), StatusCode::SEE_OTHER);
+        let authorize = location(&start).unwrap();
+        let code = browser
+            .authorize(
+                authorize.as_str(),
+                Some((user, &self.stack.idp.password(user))),
+            )
+            .await
+            .unwrap();
+        let mut callback = url::Url::parse(&self.at("/callback")).unwrap();
+        callback
+            .query_pairs_mut()
+            .append_pair("code", &code.code)
+            .append_pair("state", code.state.as_deref().unwrap())
+            .append_pair("iss", code.iss.as_deref().unwrap());
+        let done = browser.http.get(callback).send().await.unwrap();
+        assert_eq!(done.status(), StatusCode::SEE_OTHER, "callback");
+        assert_eq!(done.headers()[LOCATION], "/");
+        let mut person = Person {
+            browser,
+            base: self.base.clone(),
+            csrf: String::new(),
+        };
+        let status = person.get("/auth/status").await.1;
+        assert_eq!(status["authenticated"], true, "{status}");
+        person.csrf = status["csrf"].as_str().unwrap().to_owned();
+        person
+    }
+}
+
+fn serve(
+    listener: tokio::net::TcpListener,
+    app: &agent0::AppState,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let router = agent0::router(app.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (stop, task)
+}
+
+/// agent0's configuration for `stack`, from the `agent0.env` idp0 wrote (as the CLI reads it),
+/// pointed at the servers' real addresses.
+pub async fn config(stack: &Stack, base: &str, model: Arc<dyn Model>) -> agent0::AgentConfig {
+    let env = stack.idp.env(idp0::devconfig::AGENT0_ENV);
+    let clock = protocol::clock::system();
+    let agent_id = env["AI_AGENT_ID"].clone();
+    agent0::AgentConfig {
+        oidc: OidcSettings {
+            issuer: stack.idp.issuer.clone(),
+            client_id: env["OKTA_CLIENT_ID"].clone(),
+            client_secret: env["OKTA_CLIENT_SECRET"].clone().into(),
+            redirect_uri: format!("{base}/callback"),
+            post_logout_redirect_uri: format!("{base}/"),
+        },
+        offline_access: true,
+        session_key: SessionKey::from_secret(&SessionKey::generate_secret()).unwrap(),
+        agent_auth: ClientAuth::PrivateKeyJwt(ClientAssertionSigner::new(
+            agent_id.clone(),
+            stack.idp.agent_key(),
+            clock.clone(),
+        )),
+        agent_id,
+        authorization_server: Some((stack.idp.todo0_issuer(), stack.idp.todo0_token_endpoint())),
+        mcp_servers: vec![McpServer {
+            name: "todo0".into(),
+            label: "Todo0 MCP Server".into(),
+            url: stack.mcp_url.clone(),
+            auth: McpAuth::IdJag {
+                target: IdJagTarget {
+                    connection: "todo0".into(),
+                    as_issuer: stack.idp.todo0_issuer(),
+                    as_token_endpoint: stack.idp.todo0_token_endpoint(),
+                    resource: stack.mcp_url.clone(),
+                },
+                initial_scopes: Scopes::parse(&env["AI_AGENT_TODO_MCP_SERVER_SCOPES_TO_REQUEST"])
+                    .unwrap(),
+            },
+        }],
+        disabled: Default::default(),
+        model,
+        store: Arc::new(SqliteConversations::in_memory().await.unwrap()),
+        max_steps: agent0::agent::DEFAULT_MAX_STEPS,
+        clock,
+    }
+}
+
+/// A logged-in browser profile.
+pub struct Person {
+    /// Its HTTP client (cookies kept, no redirects followed).
+    pub browser: Browser,
+    base: String,
+    /// The session's CSRF token.
+    pub csrf: String,
+}
+
+impl Person {
+    /// `GET path` → status and JSON body.
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .browser
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST path` with a JSON body and the CSRF header.
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let response = self
+            .browser
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("x-csrf-token", &self.csrf)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// One chat turn through `POST /api/chat`; panics unless it is a 200.
+    pub async fn chat(&self, message: &str) -> Value {
+        let (status, body) = self.post("/api/chat", &json!({"message": message})).await;
+        assert_eq!(status, StatusCode::OK, "{message}: {body}");
+        body
+    }
+
+    /// One chat turn through `POST /api/chat/stream`: the events, in order.
+    pub async fn chat_stream(&self, message: &str) -> Vec<(String, Value)> {
+        let response = self
+            .browser
+            .http
+            .post(format!("{}/api/chat/stream", self.base))
+            .header("x-csrf-token", &self.csrf)
+            .json(&json!({"message": message}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        parse_sse(&response.text().await.unwrap())
+    }
+}
+
+/// Parses a `text/event-stream` body into (event, JSON data) pairs (comments skipped).
+pub fn parse_sse(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter_map(|block| {
+            let mut event = None;
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(name) = line.strip_prefix("event:") {
+                    event = Some(name.trim().to_owned());
+                } else if let Some(chunk) = line.strip_prefix("data:") {
+                    data.push_str(chunk.strip_prefix(' ').unwrap_or(chunk));
+                }
+            }
+            Some((event?, serde_json::from_str(&data).unwrap_or(Value::Null)))
+        })
+        .collect()
+}

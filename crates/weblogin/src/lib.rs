@@ -1,0 +1,199 @@
+//! Signing people in to the web apps (ARCHITECTURE §5.1), shared by todo0's app and agent0:
+//! the OpenID Connect relying party ([`rp`]), the key that encrypts their cookies
+//! ([`SessionKey`]), the state a login carries from `/login` to the callback
+//! ([`PendingLogin`]) and how the callback's parameters are checked ([`CallbackParams`]).
+
+pub mod rp;
+
+use axum_extra::extract::cookie::Key;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use protocol::UnixTime;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha512};
+
+pub use rp::{Identity, LoginTokens, OidcSettings, OidcSetupError, RelyingParty, RpError};
+
+/// How long a login may take between `/login` and the callback, in seconds.
+pub const LOGIN_LIFETIME: i64 = 10 * 60;
+/// The least secret material accepted for the cookie key, in bytes.
+pub const MIN_SECRET_BYTES: usize = 64;
+
+/// The key that encrypts and authenticates the cookies.
+#[derive(Clone)]
+pub struct SessionKey(Key);
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKey(..)")
+    }
+}
+
+/// Why a `SESSION_SECRET` was refused.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "SESSION_SECRET is {0} bytes; it must be at least {MIN_SECRET_BYTES} bytes (after base64 decoding). \
+     Generate one with `openssl rand -base64 64`, or unset it to use a key generated in the data directory"
+)]
+pub struct SessionSecretError(usize);
+
+impl SessionKey {
+    /// A key from secret material of at least 64 bytes: the base64-decoded bytes when the value
+    /// is base64, else the text itself. All of it counts: the cookie key is its SHA-512.
+    pub fn from_secret(secret: &SecretString) -> Result<Self, SessionSecretError> {
+        let text = secret.expose_secret().trim();
+        let material = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+            .iter()
+            .find_map(|engine| engine.decode(text).ok())
+            .unwrap_or_else(|| text.as_bytes().to_vec());
+        if material.len() < MIN_SECRET_BYTES {
+            return Err(SessionSecretError(material.len()));
+        }
+        let digest = Sha512::digest(&material);
+        Key::try_from(digest.as_slice())
+            .map(Self)
+            .map_err(|_| SessionSecretError(digest.len()))
+    }
+
+    /// Fresh secret material: base64 of 64 random bytes (for a key file).
+    pub fn generate_secret() -> SecretString {
+        let mut bytes = [0_u8; MIN_SECRET_BYTES];
+        rand::rng().fill_bytes(&mut bytes);
+        SecretString::from(STANDARD.encode(bytes))
+    }
+
+    /// The cookie jar key.
+    pub fn key(&self) -> &Key {
+        &self.0
+    }
+}
+
+/// What the callback needs from `/login` (no `Debug`: it holds the PKCE verifier).
+#[derive(Serialize, Deserialize)]
+pub struct PendingLogin {
+    /// OAuth `state`.
+    pub state: String,
+    /// OIDC `nonce`.
+    pub nonce: String,
+    /// The PKCE code verifier.
+    pub verifier: String,
+    /// When the login attempt lapses.
+    pub exp: UnixTime,
+}
+
+/// The authorization response (OIDC Core §3.1.2.5–6, RFC 9207).
+#[derive(Debug, Deserialize)]
+pub struct CallbackParams {
+    code: Option<String>,
+    state: Option<String>,
+    iss: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+impl CallbackParams {
+    /// The authorization code, once the response is checked against the pending login: no
+    /// error, the same `state`, and (RFC 9207) the expected issuer when `iss` is present.
+    /// The error text is for the person.
+    pub fn code_for(self, pending: &PendingLogin, issuer: &str) -> Result<String, String> {
+        if let Some(error) = self.error {
+            let description = self.error_description.unwrap_or_default();
+            return Err(format!(
+                "the identity provider answered {error}: {description}"
+            ));
+        }
+        let state_matches = self
+            .state
+            .as_deref()
+            .is_some_and(|s| is_same(s.as_bytes(), pending.state.as_bytes()));
+        if !state_matches {
+            return Err("the state does not match this browser's login; log in again".into());
+        }
+        if let Some(iss) = &self.iss
+            && iss != issuer
+        {
+            return Err(format!("the response came from {iss}, not {issuer}"));
+        }
+        self.code.ok_or_else(|| "the response has no code".into())
+    }
+}
+
+/// 256 random bits, base64url.
+pub fn random_token() -> String {
+    let mut bytes = [0_u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Byte equality in time independent of where the inputs differ.
+pub fn is_same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_secrets_are_refused_with_the_fix() {
+        let error = SessionKey::from_secret(&SecretString::from("hunter2")).unwrap_err();
+        assert!(error.to_string().contains("at least 64 bytes"), "{error}");
+        // Base64 counts decoded: 48 bytes are too few, however long the text.
+        let short = STANDARD.encode([7_u8; 48]);
+        assert!(SessionKey::from_secret(&SecretString::from(short)).is_err());
+        let long = STANDARD.encode([7_u8; 64]);
+        assert!(SessionKey::from_secret(&SecretString::from(long)).is_ok());
+        // Text that is not base64 counts as it is.
+        let text = format!("{}!", "x".repeat(63));
+        assert!(SessionKey::from_secret(&SecretString::from(text)).is_ok());
+    }
+
+    fn pending() -> PendingLogin {
+        PendingLogin {
+            state: "s1".into(),
+            nonce: "n".into(),
+            verifier: "v".into(),
+            exp: 0,
+        }
+    }
+
+    fn params(query: &str) -> CallbackParams {
+        serde_json::from_value(
+            url::form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn callbacks_must_match_the_pending_login() {
+        let issuer = "http://idp";
+        assert_eq!(
+            params("code=c&state=s1&iss=http%3A%2F%2Fidp").code_for(&pending(), issuer),
+            Ok("c".to_owned())
+        );
+        assert_eq!(
+            params("code=c&state=s1").code_for(&pending(), issuer),
+            Ok("c".to_owned())
+        );
+        for (query, expected) in [
+            ("code=c&state=s2", "state does not match"),
+            ("code=c", "state does not match"),
+            (
+                "code=c&state=s1&iss=http%3A%2F%2Fevil",
+                "came from http://evil",
+            ),
+            ("state=s1", "no code"),
+            ("error=access_denied&state=s1", "answered access_denied"),
+        ] {
+            let error = params(query).code_for(&pending(), issuer).unwrap_err();
+            assert!(error.contains(expected), "{query}: {error}");
+        }
+    }
+}
