@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # The project's one test command (README, .ci/run): formatting, lints, then every test.
-# Needs only the Rust toolchain; PostgreSQL/Redis are not used yet.
+# Needs the Rust toolchain and the machine's PostgreSQL (127.0.0.1:5432, database `test`); installs
+# Debian's chromium + chromium-driver for agent0's browser test when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "== installing chromium and chromium-driver (agent0's browser test)"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -q chromium chromium-driver \
+    || { $sudo apt-get update -q && $sudo apt-get install -y -q chromium chromium-driver; }
+fi
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (all targets, -D warnings)"

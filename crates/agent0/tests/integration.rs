@@ -9,3 +9,5 @@ mod journeys;
 mod llm_anthropic;
 #[path = "integration/llm_openai.rs"]
 mod llm_openai;
+#[path = "integration/browser.rs"]
+mod browser;
