@@ -25,6 +25,8 @@ pub const DEFAULT_MAX_STEPS: usize = 8;
 pub const MAX_MESSAGE_CHARS: usize = 8000;
 /// Model-history messages sent with each request (older ones are left out, whole turns only).
 const HISTORY_MESSAGES: usize = 60;
+/// Turns read back for the model's history (each has at least two messages).
+const HISTORY_TURNS: u32 = 30;
 /// Upper bound on a reply, in tokens.
 const MAX_TOKENS: u32 = 4096;
 /// Attempts per model call for retryable failures, and the first backoff.
@@ -179,7 +181,7 @@ impl Agent {
         conversation: Option<&str>,
     ) -> Result<String, StoreError> {
         if let Some(id) = conversation {
-            self.store.find_turns(&principal.subject, id).await?;
+            self.store.find_turns(&principal.subject, id, 0).await?;
             return Ok(id.to_owned());
         }
         match self.store.find_latest(&principal.subject).await? {
@@ -223,7 +225,7 @@ impl Agent {
         });
         let earlier = self
             .store
-            .find_turns(&principal.subject, &conversation_id)
+            .find_turns(&principal.subject, &conversation_id, HISTORY_TURNS)
             .await?;
         let mut history: Vec<Message> = earlier.into_iter().flat_map(|t| t.messages).collect();
         let start = history_window(&history);
@@ -585,6 +587,7 @@ fn system_prompt(principal: &Principal) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

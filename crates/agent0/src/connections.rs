@@ -93,9 +93,11 @@ fn state(configured: bool, disabled: bool, connected: bool) -> &'static str {
 
 /// Whether `server` can be used with the `disabled` kinds.
 pub fn is_enabled(server: &McpServer, disabled: &BTreeSet<ConnectionKind>) -> bool {
-    !disabled.contains(&ConnectionKind::McpServer)
-        && !(matches!(server.auth, McpAuth::IdJag { .. })
-            && disabled.contains(&ConnectionKind::AuthorizationServer))
+    let needs_authorization_server = matches!(server.auth, McpAuth::IdJag { .. });
+    let kind_disabled = disabled.contains(&ConnectionKind::McpServer);
+    let authorization_disabled = disabled.contains(&ConnectionKind::AuthorizationServer);
+    let blocked = needs_authorization_server && authorization_disabled;
+    !kind_disabled && !blocked
 }
 
 /// Every connection's status for `subject`.
@@ -167,6 +169,7 @@ pub fn status(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,7 +1,9 @@
 //! Conversations, persisted (ARCHITECTURE §6: a restart loses nothing). A conversation belongs
-//! to one person; each turn is written in one transaction once it is complete, so a turn is
-//! never half-stored and a tool call is never stored without its result. The embedded backend
-//! is SQLite (WAL) in the data directory.
+//! to one person; each turn is written once it is complete, so a turn is never half-stored and
+//! a tool call is never stored without its result. The embedded backend is SQLite (WAL,
+//! `synchronous = FULL`) in the data directory. Appends are group-committed: one writer task
+//! takes every append that is waiting, writes them in one transaction and commits once (one
+//! fsync for the group) before answering any of them.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,8 +12,9 @@ use async_trait::async_trait;
 use protocol::UnixTime;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{SqliteConnection, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::llm::Message;
 
@@ -87,8 +90,9 @@ pub trait ConversationStore: Send + Sync {
     async fn create(&self, owner: &str, now: UnixTime) -> Result<String, StoreError>;
     /// `owner`'s most recently used conversation, if any.
     async fn find_latest(&self, owner: &str) -> Result<Option<String>, StoreError>;
-    /// The turns of `owner`'s conversation `id`, oldest first.
-    async fn find_turns(&self, owner: &str, id: &str) -> Result<Vec<Turn>, StoreError>;
+    /// The last `last` turns of `owner`'s conversation `id`, oldest first ([`StoreError::NotFound`]
+    /// when it is not theirs).
+    async fn find_turns(&self, owner: &str, id: &str, last: u32) -> Result<Vec<Turn>, StoreError>;
     /// Appends a completed turn.
     async fn append(
         &self,
@@ -99,9 +103,33 @@ pub trait ConversationStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// Appends written in one transaction at most.
+const MAX_BATCH: usize = 128;
+
 /// SQLite, the embedded default.
 pub struct SqliteConversations {
-    pool: SqlitePool,
+    /// Reads (several connections for a file; the writer's one for an in-memory database).
+    reader: SqlitePool,
+    /// The one write connection (also used directly for `create`).
+    writer: SqlitePool,
+    appends: mpsc::Sender<Append>,
+}
+
+/// An append waiting for the writer task.
+struct Append {
+    owner: String,
+    id: String,
+    turn: StoredTurn,
+    now: UnixTime,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// A turn as stored: its JSON columns already serialized.
+struct StoredTurn {
+    user_text: String,
+    reply_text: String,
+    messages: String,
+    tool_results: String,
 }
 
 impl SqliteConversations {
@@ -114,32 +142,34 @@ impl SqliteConversations {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        Self::with_options(options).await
+        let writer = single_connection(options.clone()).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self::start(reader, writer))
     }
 
-    /// A private in-memory database (tests).
+    /// A private in-memory database (tests): one connection for everything, since each
+    /// connection to `:memory:` is a database of its own.
     pub async fn in_memory() -> Result<Self, StoreError> {
-        Self::with_options(
+        let pool = single_connection(
             SqliteConnectOptions::new()
                 .in_memory(true)
                 .foreign_keys(true),
         )
-        .await
+        .await?;
+        Ok(Self::start(pool.clone(), pool))
     }
 
-    async fn with_options(options: SqliteConnectOptions) -> Result<Self, StoreError> {
-        let pool = SqlitePoolOptions::new()
-            .min_connections(1)
-            .max_connections(4)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Database(e.to_string()))?;
-        Ok(Self { pool })
+    fn start(reader: SqlitePool, writer: SqlitePool) -> Self {
+        let (appends, queue) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(group_commit(writer.clone(), queue));
+        Self {
+            reader,
+            writer,
+            appends,
+        }
     }
 
     async fn owns(&self, owner: &str, id: &str) -> Result<(), StoreError> {
@@ -147,10 +177,94 @@ impl SqliteConversations {
             sqlx::query_scalar("SELECT 1 FROM conversations WHERE id = ? AND owner = ?")
                 .bind(id)
                 .bind(owner)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reader)
                 .await?;
         found.map(|_| ()).ok_or(StoreError::NotFound)
     }
+}
+
+/// A pool of exactly one long-lived connection, migrated.
+async fn single_connection(options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
+    let pool = SqlitePoolOptions::new()
+        .min_connections(1)
+        .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(options)
+        .await?;
+    sqlx::migrate!("./migrations/sqlite")
+        .run(&pool)
+        .await
+        .map_err(|e| StoreError::Database(e.to_string()))?;
+    Ok(pool)
+}
+
+/// The writer task: drains the queue in groups, one transaction (and one fsync) per group.
+async fn group_commit(writer: SqlitePool, mut queue: mpsc::Receiver<Append>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let results = commit(&writer, &batch).await;
+        for (append, result) in batch.into_iter().zip(results) {
+            let _ = append.done.send(result);
+        }
+    }
+}
+
+async fn commit(writer: &SqlitePool, batch: &[Append]) -> Vec<Result<(), StoreError>> {
+    let failed = |e: sqlx::Error| {
+        let message = e.to_string();
+        batch
+            .iter()
+            .map(|_| Err(StoreError::Database(message.clone())))
+            .collect()
+    };
+    let mut tx = match writer.begin().await {
+        Ok(tx) => tx,
+        Err(e) => return failed(e),
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for append in batch {
+        results.push(insert_turn(&mut tx, append).await);
+    }
+    match tx.commit().await {
+        Ok(()) => results,
+        Err(e) => failed(e),
+    }
+}
+
+/// One append: the conversation must be the owner's; the turn gets the next sequence number.
+/// (A failing statement leaves the rest of the transaction intact: SQLite statements are
+/// atomic.)
+async fn insert_turn(conn: &mut SqliteConnection, append: &Append) -> Result<(), StoreError> {
+    let updated = sqlx::query("UPDATE conversations SET updated_at = ? WHERE id = ? AND owner = ?")
+        .bind(append.now)
+        .bind(&append.id)
+        .bind(&append.owner)
+        .execute(&mut *conn)
+        .await?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    sqlx::query(
+        "INSERT INTO turns (conversation_id, seq, user_text, reply_text, messages, tool_results, created_at) \
+         VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM turns WHERE conversation_id = ?), ?, ?, ?, ?, ?)",
+    )
+    .bind(&append.id)
+    .bind(&append.id)
+    .bind(&append.turn.user_text)
+    .bind(&append.turn.reply_text)
+    .bind(&append.turn.messages)
+    .bind(&append.turn.tool_results)
+    .bind(append.now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -164,7 +278,7 @@ impl ConversationStore for SqliteConversations {
         .bind(owner)
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(id)
     }
@@ -174,18 +288,20 @@ impl ConversationStore for SqliteConversations {
             "SELECT id FROM conversations WHERE owner = ? ORDER BY updated_at DESC, rowid DESC LIMIT 1",
         )
         .bind(owner)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?)
     }
 
-    async fn find_turns(&self, owner: &str, id: &str) -> Result<Vec<Turn>, StoreError> {
+    async fn find_turns(&self, owner: &str, id: &str, last: u32) -> Result<Vec<Turn>, StoreError> {
         self.owns(owner, id).await?;
         let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-            "SELECT user_text, reply_text, messages, tool_results FROM turns \
-             WHERE conversation_id = ? ORDER BY seq",
+            "SELECT user_text, reply_text, messages, tool_results FROM \
+             (SELECT seq, user_text, reply_text, messages, tool_results FROM turns \
+              WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
         )
         .bind(id)
-        .fetch_all(&self.pool)
+        .bind(last)
+        .fetch_all(&self.reader)
         .await?;
         rows.into_iter()
             .map(|(user_text, reply_text, messages, tool_results)| {
@@ -206,34 +322,22 @@ impl ConversationStore for SqliteConversations {
         turn: &Turn,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        let messages = serde_json::to_string(&turn.messages)?;
-        let tool_results = serde_json::to_string(&turn.tool_results)?;
-        let mut tx = self.pool.begin().await?;
-        let updated =
-            sqlx::query("UPDATE conversations SET updated_at = ? WHERE id = ? AND owner = ?")
-                .bind(now)
-                .bind(id)
-                .bind(owner)
-                .execute(&mut *tx)
-                .await?;
-        if updated.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        sqlx::query(
-            "INSERT INTO turns (conversation_id, seq, user_text, reply_text, messages, tool_results, created_at) \
-             VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM turns WHERE conversation_id = ?), ?, ?, ?, ?, ?)",
-        )
-        .bind(id)
-        .bind(id)
-        .bind(&turn.user_text)
-        .bind(&turn.reply_text)
-        .bind(messages)
-        .bind(tool_results)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let (done, result) = oneshot::channel();
+        let append = Append {
+            owner: owner.to_owned(),
+            id: id.to_owned(),
+            turn: StoredTurn {
+                user_text: turn.user_text.clone(),
+                reply_text: turn.reply_text.clone(),
+                messages: serde_json::to_string(&turn.messages)?,
+                tool_results: serde_json::to_string(&turn.tool_results)?,
+            },
+            now,
+            done,
+        };
+        let stopped = || StoreError::Database("the conversation writer has stopped".into());
+        self.appends.send(append).await.map_err(|_| stopped())?;
+        result.await.map_err(|_| stopped())?
     }
 }
 
@@ -265,7 +369,7 @@ mod tests {
             Err(StoreError::NotFound)
         ));
         assert!(matches!(
-            store.find_turns("bob", &id).await,
+            store.find_turns("bob", &id, 10).await,
             Err(StoreError::NotFound)
         ));
         assert_eq!(store.find_latest("bob").await.unwrap(), None);
@@ -274,9 +378,38 @@ mod tests {
         // Reopened: nothing lost.
         let store = SqliteConversations::open(&path).await.unwrap();
         assert_eq!(store.find_latest("alice").await.unwrap(), Some(id.clone()));
-        let turns = store.find_turns("alice", &id).await.unwrap();
+        let turns = store.find_turns("alice", &id, 10).await.unwrap();
         assert_eq!(turns, vec![turn("one"), turn("two")]);
+        let last = store.find_turns("alice", &id, 1).await.unwrap();
+        assert_eq!(last, vec![turn("two")], "the most recent, in order");
         let newer = store.create("alice", 5).await.unwrap();
         assert_eq!(store.find_latest("alice").await.unwrap(), Some(newer));
+    }
+
+    #[tokio::test]
+    async fn concurrent_appends_are_group_committed_without_loss_or_mixing() {
+        let store = std::sync::Arc::new(SqliteConversations::in_memory().await.unwrap());
+        let alice = store.create("alice", 1).await.unwrap();
+        let bob = store.create("bob", 1).await.unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..50 {
+            let store = store.clone();
+            let (owner, id) = if i % 2 == 0 {
+                ("alice", alice.clone())
+            } else {
+                ("bob", bob.clone())
+            };
+            tasks.spawn(async move { store.append(owner, &id, &turn(&format!("t{i}")), 2).await });
+        }
+        // One append to someone else's conversation fails alone.
+        let wrong = store.append("bob", &alice, &turn("intruder"), 2).await;
+        assert!(matches!(wrong, Err(StoreError::NotFound)));
+        while let Some(result) = tasks.join_next().await {
+            result.unwrap().unwrap();
+        }
+        let turns = store.find_turns("alice", &alice, 100).await.unwrap();
+        assert_eq!(turns.len(), 25);
+        assert!(turns.iter().all(|t| t.user_text != "intruder"));
+        assert_eq!(store.find_turns("bob", &bob, 100).await.unwrap().len(), 25);
     }
 }

@@ -456,11 +456,30 @@ fn classify_service_error(e: &rmcp::ServiceError) -> Failure {
     }
 }
 
-/// Sorts a `WWW-Authenticate` value (RFC 6750 §3) into step-up or refusal.
-fn classify(header: &str) -> Failure {
+/// What a `401`/`403` challenge asks of the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    /// `error="insufficient_scope"` (RFC 6750 §3.1): step up to `scope` (when named).
+    InsufficientScope {
+        /// The scopes the resource needs.
+        scope: Option<Scopes>,
+        /// `error: error_description`.
+        description: String,
+    },
+    /// Any other challenge (no token, `invalid_token`, not Bearer).
+    Refused {
+        /// What the server said.
+        description: String,
+    },
+}
+
+/// Sorts a `WWW-Authenticate` value (RFC 6750 §3, parsed per RFC 9110) into step-up or refusal.
+pub fn classify_challenge(header: &str) -> Challenge {
     let challenges = www_authenticate::parse(header).unwrap_or_default();
     let Some(bearer) = www_authenticate::find_bearer(&challenges) else {
-        return Failure::Unauthorized("refused without a Bearer challenge".into());
+        return Challenge::Refused {
+            description: "refused without a Bearer challenge".into(),
+        };
     };
     let description = match (bearer.error(), bearer.param("error_description")) {
         (Some(error), Some(text)) => format!("{error}: {text}"),
@@ -468,12 +487,21 @@ fn classify(header: &str) -> Failure {
         (None, _) => "an access token is required".to_owned(),
     };
     if bearer.error() == Some("insufficient_scope") {
-        Failure::InsufficientScope(
-            bearer.scope().and_then(|s| Scopes::parse(s).ok()),
+        Challenge::InsufficientScope {
+            scope: bearer.scope().and_then(|s| Scopes::parse(s).ok()),
             description,
-        )
+        }
     } else {
-        Failure::Unauthorized(description)
+        Challenge::Refused { description }
+    }
+}
+
+fn classify(header: &str) -> Failure {
+    match classify_challenge(header) {
+        Challenge::InsufficientScope { scope, description } => {
+            Failure::InsufficientScope(scope, description)
+        }
+        Challenge::Refused { description } => Failure::Unauthorized(description),
     }
 }
 
@@ -506,28 +534,32 @@ fn outcome(result: CallToolResult, step_up: Option<(Scopes, Scopes)>) -> ToolOut
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn challenges_sort_into_step_up_or_refusal() {
         let header = r#"Bearer error="insufficient_scope", error_description="needs delete", scope="mcp:connect mcp:tools:delete", resource_metadata="http://x/.well-known/oauth-protected-resource/mcp""#;
-        match classify(header) {
-            Failure::InsufficientScope(scope, description) => {
-                assert_eq!(
-                    scope.map(|s| s.to_string()).as_deref(),
-                    Some("mcp:connect mcp:tools:delete")
-                );
-                assert_eq!(description, "insufficient_scope: needs delete");
+        assert_eq!(
+            classify_challenge(header),
+            Challenge::InsufficientScope {
+                scope: Scopes::parse("mcp:connect mcp:tools:delete").ok(),
+                description: "insufficient_scope: needs delete".into(),
             }
-            _ => panic!("not a step-up"),
-        }
+        );
+        assert_eq!(
+            classify_challenge(r#"Bearer error="invalid_token", error_description="expired""#),
+            Challenge::Refused {
+                description: "invalid_token: expired".into()
+            }
+        );
         assert!(matches!(
-            classify(r#"Bearer error="invalid_token", error_description="expired""#),
-            Failure::Unauthorized(d) if d == "invalid_token: expired"
+            classify_challenge("Basic realm=\"x\""),
+            Challenge::Refused { .. }
         ));
         assert!(matches!(
-            classify("Basic realm=\"x\""),
+            classify(r#"Bearer error="invalid_token""#),
             Failure::Unauthorized(_)
         ));
     }

@@ -1,6 +1,8 @@
 //! agent0's integration tests: one binary (STYLE §11), real servers on 127.0.0.1:0.
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
+#[path = "integration/browser.rs"]
+mod browser;
 #[path = "integration/harness.rs"]
 mod harness;
 #[path = "integration/journeys.rs"]
@@ -9,5 +11,5 @@ mod journeys;
 mod llm_anthropic;
 #[path = "integration/llm_openai.rs"]
 mod llm_openai;
-#[path = "integration/browser.rs"]
-mod browser;
+#[path = "integration/sessions.rs"]
+mod sessions;

@@ -119,7 +119,7 @@ pub(crate) async fn prepare(
     };
     let (authorization_server, mut servers) = todo0_server(&settings, args)?;
     if let Some(path) = &args.config {
-        servers.extend(file_servers(path, &settings)?);
+        servers.extend(file_servers(path)?);
     }
     let mut names = BTreeSet::new();
     for server in &servers {
@@ -260,7 +260,7 @@ fn todo0_server(
     Ok((authorization_server, vec![server]))
 }
 
-fn file_servers(path: &Path, _settings: &Settings) -> anyhow::Result<Vec<McpServer>> {
+fn file_servers(path: &Path) -> anyhow::Result<Vec<McpServer>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let config: FileConfig = toml::from_str(&text)
@@ -319,4 +319,68 @@ fn server_from(entry: ServerEntry, origin: &str) -> anyhow::Result<McpServer> {
         url: entry.url,
         auth,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<Vec<McpServer>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent0.toml");
+        std::fs::write(&path, text).unwrap();
+        file_servers(&path)
+    }
+
+    #[test]
+    fn the_example_config_loads() {
+        let example = include_str!("../../../config/agent0.example.toml");
+        let servers = parse(example).unwrap();
+        assert_eq!(servers.len(), 1);
+        let McpAuth::IdJag {
+            target,
+            initial_scopes,
+        } = &servers[0].auth
+        else {
+            panic!("id-jag expected");
+        };
+        assert_eq!(target.connection, "notes");
+        assert_eq!(target.resource, "https://notes.example.com/mcp");
+        assert_eq!(initial_scopes.to_string(), "mcp:connect mcp:tools:read");
+    }
+
+    #[test]
+    fn bad_server_entries_name_the_problem() {
+        for (text, expected) in [
+            (
+                "[[mcp_servers]]\nname = \"x\"\nurl = \"http://h/mcp\"\ncolour = 1\n",
+                "unknown field",
+            ),
+            (
+                "[[mcp_servers]]\nname = \"a b\"\nurl = \"http://h/mcp\"\nauth = \"none\"\n",
+                "must be non-empty ASCII",
+            ),
+            (
+                "[[mcp_servers]]\nname = \"x\"\nurl = \"ftp://h/mcp\"\nauth = \"none\"\n",
+                "http or https",
+            ),
+            (
+                "[[mcp_servers]]\nname = \"x\"\nurl = \"http://h/mcp\"\n",
+                "authorization server issuer",
+            ),
+            (
+                "[[mcp_servers]]\nname = \"x\"\nurl = \"http://h/mcp\"\nauth = \"magic\"\n",
+                "not id-jag or none",
+            ),
+        ] {
+            let error = format!("{:#}", parse(text).unwrap_err());
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+        let open =
+            parse("[[mcp_servers]]\nname = \"open\"\nurl = \"http://h/mcp\"\nauth = \"none\"\n")
+                .unwrap();
+        assert!(matches!(open[0].auth, McpAuth::None));
+        assert_eq!(open[0].label, "open");
+    }
 }

@@ -1,4 +1,5 @@
-//! `secure-agent bench mcp`: a load benchmark of todo0's MCP server over real HTTP.
+//! `secure-agent bench mcp`: a load benchmark of todo0's MCP server over real HTTP
+//! (`bench agent`, agent0's cost per chat turn, is in [`agent`]).
 //!
 //! idp0 runs in this process (the server discovers it and fetches its JWKS at start); the server
 //! under test runs as a child process (`secure-agent todo-mcp`), so its peak RSS and CPU time are
@@ -7,6 +8,7 @@
 //! call a tool in a closed loop over keep-alive HTTP/1.1. Every reply is checked; any failed call
 //! makes the command fail. Targets are reported as PASS/MISS, not enforced.
 
+mod agent;
 mod client;
 mod server;
 
@@ -27,6 +29,8 @@ use server::{ChildServer, SpawnOptions};
 pub(crate) enum BenchCommand {
     /// Load-test todo0's MCP server (tools/call get-todos and create-todo) over real HTTP.
     Mcp(McpBenchArgs),
+    /// agent0's cost per chat turn (offline model, warm caches) at several concurrencies.
+    Agent(agent::AgentBenchArgs),
 }
 
 #[derive(Args)]
@@ -180,6 +184,7 @@ impl Cell {
 pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Mcp(args) => run_mcp(args).await,
+        BenchCommand::Agent(args) => agent::run(args).await,
     }
 }
 

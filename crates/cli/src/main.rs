@@ -69,14 +69,20 @@ pub(crate) struct ServiceArgs {
 }
 
 fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // Benchmarks run the services in-process: their per-request audit lines would be measured
+    // too, so only warnings are logged unless RUST_LOG says otherwise.
+    let default_filter = match cli.command {
+        Command::Bench { .. } => "warn",
+        _ => "info,sqlx=warn,rmcp=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,rmcp=warn".into()),
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

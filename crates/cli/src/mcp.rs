@@ -94,7 +94,9 @@ pub(crate) async fn run(command: McpCommand) -> anyhow::Result<()> {
                 _ => bail!("the tool arguments must be a JSON object"),
             };
             let params = CallToolRequestParams::new(args.tool.clone()).with_arguments(arguments);
-            let Outcome::Called(result) = execute(&args.connect, Op::Call(params)).await? else {
+            let Outcome::Called(result) =
+                execute(&args.connect, Op::Call(Box::new(params))).await?
+            else {
                 bail!("internal error: tools/call returned something else");
             };
             if result.is_error == Some(true) {

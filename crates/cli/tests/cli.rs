@@ -272,7 +272,7 @@ mod reqwest {
 }
 
 #[test]
-fn up_runs_idp0_and_todo0_in_one_process_and_stops_cleanly() {
+fn up_runs_the_whole_stack_in_one_process_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
         .args([
@@ -283,6 +283,8 @@ fn up_runs_idp0_and_todo0_in_one_process_and_stops_cleanly() {
             "0",
             "--app-port",
             "0",
+            "--agent-port",
+            "0",
             "--data-dir",
         ])
         .arg(dir.path())
@@ -291,7 +293,7 @@ fn up_runs_idp0_and_todo0_in_one_process_and_stops_cleanly() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut idp, mut mcp, mut app) = (None, None, None);
+    let (mut idp, mut mcp, mut app, mut agent) = (None, None, None, None);
     for line in lines.by_ref() {
         let line = line.unwrap();
         let field = |prefix: &str| {
@@ -310,7 +312,11 @@ fn up_runs_idp0_and_todo0_in_one_process_and_stops_cleanly() {
                     .to_owned()
             })
         });
-        if idp.is_some() && mcp.is_some() && app.is_some() {
+        agent = agent.or_else(|| {
+            line.strip_prefix("agent0 listening on ")
+                .map(|a| a.trim().to_owned())
+        });
+        if idp.is_some() && mcp.is_some() && app.is_some() && agent.is_some() {
             break;
         }
     }
@@ -319,6 +325,9 @@ fn up_runs_idp0_and_todo0_in_one_process_and_stops_cleanly() {
     let mcp = mcp.unwrap();
     assert_eq!(get(mcp.replace("/mcp", "/health")), "ok");
     assert!(get(format!("http://{}/openapi.json", app.unwrap())).contains("openapi"));
+    let agent = agent.unwrap();
+    assert!(get(format!("http://{agent}/health")).contains("\"status\":\"ok\""));
+    assert!(get(format!("http://{agent}/")).contains("agent0"));
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -16,6 +16,7 @@ pub mod grants;
 pub mod html;
 pub mod http;
 pub mod keyring;
+pub mod login_form;
 pub mod password;
 pub mod server;
 pub mod state;

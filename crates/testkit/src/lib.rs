@@ -20,6 +20,8 @@ use protocol::token_client::{ClientAuth, TokenClient};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
+pub use idp0::login_form::{form_action, hidden_fields};
+
 /// A running idp0.
 pub struct IdpHandle {
     /// Base URL = org issuer, `http://127.0.0.1:PORT`.
@@ -408,42 +410,6 @@ pub fn location(response: &reqwest::Response) -> anyhow::Result<url::Url> {
         .context("no Location")?
         .to_str()?;
     Ok(response.url().join(value)?)
-}
-
-fn form_action(page_url: &str, html: &str) -> anyhow::Result<url::Url> {
-    let start = html.find("<form").context("no form on the page")?;
-    let action = attribute(&html[start..], "action").context("form has no action")?;
-    Ok(url::Url::parse(page_url)?.join(&action)?)
-}
-
-/// All `<input type="hidden">` fields of a page, unescaped.
-pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
-    html.split("<input")
-        .skip(1)
-        .filter(|tag| attribute(tag, "type").as_deref() == Some("hidden"))
-        .filter_map(|tag| {
-            Some((
-                attribute(tag, "name")?,
-                attribute(tag, "value").unwrap_or_default(),
-            ))
-        })
-        .collect()
-}
-
-fn attribute(tag: &str, name: &str) -> Option<String> {
-    let end = tag.find('>').unwrap_or(tag.len());
-    let tag = &tag[..end];
-    let needle = format!(" {name}=\"");
-    let start = tag.find(&needle)? + needle.len();
-    let value = &tag[start..start + tag[start..].find('"')?];
-    Some(
-        value
-            .replace("&quot;", "\"")
-            .replace("&#39;", "'")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&"),
-    )
 }
 
 /// The redirect URI idp0's dev config registers for the `agent0` web client.

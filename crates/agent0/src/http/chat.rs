@@ -24,6 +24,9 @@ use super::error::ApiError;
 use crate::agent::{AgentError, AgentEvent, MAX_MESSAGE_CHARS};
 use crate::connections;
 
+/// Turns shown when the page loads a conversation.
+const SHOWN_TURNS: u32 = 200;
+
 /// A chat request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -157,7 +160,7 @@ pub(crate) async fn get_current_conversation(
     let Some(id) = store.find_latest(subject).await? else {
         return Ok(Json(json!({"conversationId": null, "messages": []})).into_response());
     };
-    let turns = store.find_turns(subject, &id).await?;
+    let turns = store.find_turns(subject, &id, SHOWN_TURNS).await?;
     let messages: Vec<Value> = turns
         .into_iter()
         .flat_map(|turn| {

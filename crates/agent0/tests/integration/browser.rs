@@ -112,7 +112,11 @@ async fn wait_for(browser: &WebDriver, css: &str) -> WebElement {
 async fn send(browser: &WebDriver, message: &str) {
     let input = wait_for(browser, "#chat-input").await;
     input.send_keys(message).await.unwrap();
-    wait_for(browser, "#send-button").await.click().await.unwrap();
+    wait_for(browser, "#send-button")
+        .await
+        .click()
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,9 +125,7 @@ async fn j1_and_j2_in_headless_chromium() {
     let driver = Driver::start();
     let browser = browser(&driver).await;
     let result = journey(&stack, &browser).await;
-    let _ = browser
-        .screenshot(&artifact("agent0-last-state.png"))
-        .await;
+    let _ = browser.screenshot(&artifact("agent0-last-state.png")).await;
     browser.quit().await.unwrap();
     result.unwrap();
 }
@@ -133,14 +135,24 @@ async fn journey(stack: &AgentStack, browser: &WebDriver) -> WebDriverResult<()>
     browser.goto(&stack.base).await?;
     wait_for(browser, "#login-button").await.click().await?;
     let username = wait_for(browser, "input[name=username]").await;
-    assert!(browser.current_url().await?.as_str().starts_with(&stack.stack.idp.issuer));
+    assert!(
+        browser
+            .current_url()
+            .await?
+            .as_str()
+            .starts_with(&stack.stack.idp.issuer)
+    );
     username.send_keys("alice").await?;
     browser
         .find(By::Css("input[name=password]"))
         .await?
         .send_keys(stack.stack.idp.password("alice"))
         .await?;
-    browser.find(By::Css("form button, form input[type=submit]")).await?.click().await?;
+    browser
+        .find(By::Css("form button, form input[type=submit]"))
+        .await?
+        .click()
+        .await?;
     let name = wait_for(browser, "#user-name").await;
     browser
         .query(By::Css("#user-name"))
@@ -149,39 +161,82 @@ async fn journey(stack: &AgentStack, browser: &WebDriver) -> WebDriverResult<()>
         .first()
         .await?;
     assert!(name.text().await?.contains("Alice"));
-    assert!(browser.current_url().await?.as_str().starts_with(&stack.base));
+    assert!(
+        browser
+            .current_url()
+            .await?
+            .as_str()
+            .starts_with(&stack.base)
+    );
 
     // The key icon shows the ID token's claims, never the token.
     wait_for(browser, "#claims-button").await.click().await?;
     let claims = wait_for(browser, "#claims-panel").await;
     let text = claims.text().await?;
-    assert!(text.contains("sub") && text.contains(&stack.stack.idp.issuer), "{text}");
-    assert!(!browser.source().await?.contains("eyJ"), "no JWT in the page");
-    browser.action_chain().send_keys(Key::Escape).perform().await?;
+    assert!(
+        text.contains("sub") && text.contains(&stack.stack.idp.issuer),
+        "{text}"
+    );
+    assert!(
+        !browser.source().await?.contains("eyJ"),
+        "no JWT in the page"
+    );
+    browser
+        .action_chain()
+        .send_keys(Key::Escape)
+        .perform()
+        .await?;
 
     // J2: list, then add (a step-up), through the chat.
     send(browser, "list my todos").await;
-    wait_for(browser, ".tool-chip[data-tool='get-todos'][data-state='ok']").await;
+    wait_for(
+        browser,
+        ".tool-chip[data-tool='get-todos'][data-state='ok']",
+    )
+    .await;
     send(browser, "add a todo \"prep the demo\"").await;
-    let chip = wait_for(browser, ".tool-chip[data-tool='create-todo'][data-state='ok']").await;
+    let chip = wait_for(
+        browser,
+        ".tool-chip[data-tool='create-todo'][data-state='ok']",
+    )
+    .await;
     chip.find(By::Css(".step-up-marker")).await?;
     chip.find(By::Css("summary")).await?.click().await?;
     let expanded = chip.text().await?.to_lowercase();
-    assert!(expanded.contains("arguments") && expanded.contains("prep the demo"), "{expanded}");
+    assert!(
+        expanded.contains("arguments") && expanded.contains("prep the demo"),
+        "{expanded}"
+    );
     browser.screenshot(&artifact("agent0-j2-chat.png")).await?;
 
     // The Managed Connections panel: both connections LIVE.
-    wait_for(browser, "#connections-button").await.click().await?;
+    wait_for(browser, "#connections-button")
+        .await
+        .click()
+        .await?;
     wait_for(
         browser,
         ".connection-card[data-name='authorization_server'][data-state='live']",
     )
     .await;
-    let card = wait_for(browser, ".connection-card[data-name='todo0'][data-state='live']").await;
+    let card = wait_for(
+        browser,
+        ".connection-card[data-name='todo0'][data-state='live']",
+    )
+    .await;
     let text = card.text().await?;
-    assert!(text.contains("LIVE") && text.contains(&stack.stack.mcp_url), "{text}");
-    browser.screenshot(&artifact("agent0-j2-connections.png")).await?;
-    browser.action_chain().send_keys(Key::Escape).perform().await?;
+    assert!(
+        text.contains("LIVE") && text.contains(&stack.stack.mcp_url),
+        "{text}"
+    );
+    browser
+        .screenshot(&artifact("agent0-j2-connections.png"))
+        .await?;
+    browser
+        .action_chain()
+        .send_keys(Key::Escape)
+        .perform()
+        .await?;
 
     // A phone-sized screen still shows the chat and its controls.
     browser.set_window_rect(0, 0, 375, 740).await?;

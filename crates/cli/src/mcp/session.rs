@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
+use agent0::mcp::Challenge;
 use protocol::Scopes;
-use protocol::www_authenticate;
 use rmcp::ServiceExt;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, Tool,
@@ -21,7 +21,7 @@ pub(super) enum Op {
     /// `tools/list`, all pages.
     ListTools,
     /// `tools/call`.
-    Call(CallToolRequestParams),
+    Call(Box<CallToolRequestParams>),
 }
 
 /// The operation's result.
@@ -82,7 +82,10 @@ async fn run(server: &str, token: Option<&SecretString>, op: &Op) -> Result<Outc
     };
     let result = match op {
         Op::ListTools => client.list_all_tools().await.map(Outcome::Tools),
-        Op::Call(params) => client.call_tool(params.clone()).await.map(Outcome::Called),
+        Op::Call(params) => client
+            .call_tool((**params).clone())
+            .await
+            .map(Outcome::Called),
     };
     let _ = client.cancel().await;
     result.map_err(|e| {
@@ -106,53 +109,10 @@ async fn run(server: &str, token: Option<&SecretString>, op: &Op) -> Result<Outc
 
 /// Sorts a `WWW-Authenticate` value into step-up or refusal.
 pub(super) fn classify(header: &str) -> Failure {
-    let challenges = www_authenticate::parse(header).unwrap_or_default();
-    let Some(bearer) = www_authenticate::find_bearer(&challenges) else {
-        return Failure::Unauthorized {
-            description: "the server refused the request without a Bearer challenge".into(),
-        };
-    };
-    let description = match (bearer.error(), bearer.param("error_description")) {
-        (Some(error), Some(text)) => format!("{error}: {text}"),
-        (Some(error), None) => error.to_owned(),
-        (None, _) => "the server wants an access token".to_owned(),
-    };
-    if bearer.error() == Some("insufficient_scope") {
-        Failure::InsufficientScope {
-            scope: bearer.scope().and_then(|s| Scopes::parse(s).ok()),
-            description,
+    match agent0::mcp::classify_challenge(header) {
+        Challenge::InsufficientScope { scope, description } => {
+            Failure::InsufficientScope { scope, description }
         }
-    } else {
-        Failure::Unauthorized { description }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn insufficient_scope_challenges_carry_the_scope_to_step_up_to() {
-        let header = r#"Bearer error="insufficient_scope", error_description="this call needs mcp:connect mcp:tools:delete", scope="mcp:connect mcp:tools:delete", resource_metadata="http://x/.well-known/oauth-protected-resource/mcp""#;
-        match classify(header) {
-            Failure::InsufficientScope { scope, description } => {
-                assert_eq!(
-                    scope.map(|s| s.to_string()).as_deref(),
-                    Some("mcp:connect mcp:tools:delete")
-                );
-                assert!(description.starts_with("insufficient_scope: "));
-            }
-            _ => panic!("not a step-up"),
-        }
-        match classify(r#"Bearer error="invalid_token", error_description="expired""#) {
-            Failure::Unauthorized { description } => {
-                assert_eq!(description, "invalid_token: expired");
-            }
-            _ => panic!("not a refusal"),
-        }
-        assert!(matches!(
-            classify("Basic realm=\"x\""),
-            Failure::Unauthorized { .. }
-        ));
+        Challenge::Refused { description } => Failure::Unauthorized { description },
     }
 }

@@ -104,9 +104,10 @@ fn tool_error(message: impl Into<String>) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message.into())])
 }
 
-fn parse_args<T: DeserializeOwned>(args: JsonObject) -> Result<T, CallToolResult> {
+/// The typed arguments, or why they are invalid (said to the model as a tool error).
+fn parse_args<T: DeserializeOwned>(args: JsonObject) -> Result<T, String> {
     serde_json::from_value(serde_json::Value::Object(args))
-        .map_err(|e| tool_error(format!("invalid arguments: {e}")))
+        .map_err(|e| format!("invalid arguments: {e}"))
 }
 
 fn caller(parts: &http::request::Parts) -> Result<&Caller, ErrorData> {
@@ -165,7 +166,7 @@ impl TodoTools {
         let caller = caller(parts)?;
         let result = match parse_args::<T>(args) {
             Ok(args) => outcome(f(self, caller, args).await),
-            Err(error) => error,
+            Err(message) => tool_error(message),
         };
         audit(caller, tool, &result);
         Ok(result)

@@ -1,0 +1,732 @@
+//! The built-in offline model (ARCHITECTURE §1): used when no LLM provider is configured. It is a
+//! deterministic interpreter of plain-language todo requests that speaks the same [`Model`]
+//! protocol as a real model: it answers with `ToolUse` blocks for todo0's MCP tools (`get-todos`,
+//! `create-todo`, `update-todo`, `toggle-todo`, `delete-todo`) and, once the results are in, with
+//! a Markdown summary.
+//!
+//! It keeps no state. Each call re-reads the conversation: the last user message with text is the
+//! request; its plan is replayed against the tool calls and results that follow it, and the next
+//! step is whatever the plan does with those results. The same conversation always gets the same
+//! reply (no randomness, no clock).
+
+mod parse;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use self::parse::{Intent, ListFilter, Say, Target};
+use super::{
+    Block, LlmError, Message, Model, ModelInfo, ModelReply, ModelRequest, Role, StopReason,
+    TextSink, ToolSpec,
+};
+
+/// [`ModelInfo::provider`] of the offline model.
+pub const PROVIDER: &str = "offline";
+/// [`ModelInfo::model`] of the offline model.
+pub const MODEL: &str = "secure-agent-offline-1";
+
+/// The built-in offline model: understands simple todo requests, calls todo0's tools.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OfflineModel;
+
+impl OfflineModel {
+    /// The offline model.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+#[async_trait]
+impl Model for OfflineModel {
+    fn info(&self) -> ModelInfo {
+        ModelInfo {
+            provider: PROVIDER.to_owned(),
+            model: MODEL.to_owned(),
+        }
+    }
+
+    async fn respond(
+        &self,
+        request: ModelRequest<'_>,
+        on_text: TextSink<'_>,
+    ) -> Result<ModelReply, LlmError> {
+        let reply = decide(request.messages, request.tools);
+        for block in &reply.content {
+            if let Block::Text { text } = block {
+                on_text(text);
+            }
+        }
+        Ok(reply)
+    }
+}
+
+// ---- the conversation ------------------------------------------------------------------------
+
+/// The reply to `messages` given the offered `tools`.
+fn decide(messages: &[Message], tools: &[ToolSpec]) -> ModelReply {
+    let Some(anchor) = messages
+        .iter()
+        .rposition(|m| m.role == Role::User && !m.text().trim().is_empty())
+    else {
+        return text_reply(help_text(None));
+    };
+    let request = messages[anchor].text();
+    let Some(intents) = parse::parse(&request) else {
+        return text_reply(help_text(Some(&request)));
+    };
+    let toolbox = Toolbox { specs: tools };
+    let after = &messages[anchor + 1..];
+    let mut rounds = after
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.role == Role::Assistant && tool_uses(m).next().is_some());
+    let mut results: Vec<Vec<Outcome<'_>>> = vec![Vec::new(); intents.len()];
+    loop {
+        let calls = match plan_round(&intents, &results, &toolbox) {
+            Round::Finished(paragraphs) => return text_reply(paragraphs.join("\n\n")),
+            Round::Calls(calls) => calls,
+        };
+        let Some((at, message)) = rounds.next() else {
+            return tool_use_reply(calls, messages);
+        };
+        let uses: Vec<(&str, &str)> = tool_uses(message).collect();
+        let is_same_plan = uses.len() == calls.len()
+            && uses
+                .iter()
+                .zip(&calls)
+                .all(|((_, name), (_, call))| call.tool.is_named(name));
+        if !is_same_plan {
+            return text_reply(LOST_TRACK.to_owned());
+        }
+        for ((id, _), (task, _)) in uses.iter().zip(&calls) {
+            results[*task].push(find_result(&after[at + 1..], id));
+        }
+    }
+}
+
+const LOST_TRACK: &str = "I lost track of this request: the tool calls in the conversation are \
+                          not the ones I planned. Please ask again.";
+
+fn text_reply(text: String) -> ModelReply {
+    ModelReply {
+        content: vec![Block::Text { text }],
+        stop_reason: StopReason::EndTurn,
+    }
+}
+
+/// The calls as `ToolUse` blocks, with ids `offline-<n>` counted across the conversation.
+fn tool_use_reply(calls: Vec<(usize, Call)>, messages: &[Message]) -> ModelReply {
+    let used = messages.iter().flat_map(tool_uses).count();
+    let content = calls
+        .into_iter()
+        .enumerate()
+        .map(|(n, (_, call))| Block::ToolUse {
+            id: format!("offline-{}", used + n + 1),
+            name: call.name,
+            input: call.input,
+        })
+        .collect();
+    ModelReply {
+        content,
+        stop_reason: StopReason::ToolUse,
+    }
+}
+
+/// The `(id, name)` of each tool call in `message`.
+fn tool_uses(message: &Message) -> impl Iterator<Item = (&str, &str)> {
+    message.content.iter().filter_map(|b| match b {
+        Block::ToolUse { id, name, .. } => Some((id.as_str(), name.as_str())),
+        _ => None,
+    })
+}
+
+/// The result for call `id` in the messages after the call.
+fn find_result<'m>(after: &'m [Message], id: &str) -> Outcome<'m> {
+    after
+        .iter()
+        .filter(|m| m.role == Role::User)
+        .flat_map(|m| &m.content)
+        .find_map(|b| match b {
+            Block::ToolResult {
+                tool_use_id,
+                content,
+                is_error,
+            } if tool_use_id == id => Some(Outcome {
+                content,
+                is_error: *is_error,
+            }),
+            _ => None,
+        })
+        .unwrap_or(Outcome {
+            content: "no result came back for this tool call",
+            is_error: true,
+        })
+}
+
+// ---- tools -----------------------------------------------------------------------------------
+
+/// todo0's tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tool {
+    GetTodos,
+    CreateTodo,
+    UpdateTodo,
+    ToggleTodo,
+    DeleteTodo,
+}
+
+impl Tool {
+    fn bare_name(self) -> &'static str {
+        match self {
+            Self::GetTodos => "get-todos",
+            Self::CreateTodo => "create-todo",
+            Self::UpdateTodo => "update-todo",
+            Self::ToggleTodo => "toggle-todo",
+            Self::DeleteTodo => "delete-todo",
+        }
+    }
+
+    /// Whether `name` is this tool, bare or namespaced (`todo0__get-todos`).
+    fn is_named(self, name: &str) -> bool {
+        name == self.bare_name() || namespace_of(name, self.bare_name()).is_some()
+    }
+}
+
+/// The namespace in front of `bare` when `name` is `<namespace><separator><bare>`.
+fn namespace_of<'n>(name: &'n str, bare: &str) -> Option<&'n str> {
+    let prefix = name.strip_suffix(bare)?;
+    let last = prefix.chars().last()?;
+    (!last.is_alphanumeric()).then_some(prefix)
+}
+
+/// The tools offered in this request.
+struct Toolbox<'a> {
+    specs: &'a [ToolSpec],
+}
+
+impl Toolbox<'_> {
+    /// The offered name of `tool`: exact first, else namespaced, preferring a todo namespace.
+    fn name(&self, tool: Tool) -> Option<&str> {
+        let bare = tool.bare_name();
+        if let Some(spec) = self.specs.iter().find(|s| s.name == bare) {
+            return Some(&spec.name);
+        }
+        self.specs
+            .iter()
+            .filter_map(|s| namespace_of(&s.name, bare).map(|ns| (s, ns)))
+            .min_by_key(|(_, ns)| !ns.to_lowercase().contains("todo"))
+            .map(|(s, _)| s.name.as_str())
+    }
+
+    fn has(&self, tool: Tool) -> bool {
+        self.name(tool).is_some()
+    }
+
+    /// A call of `tool`, or an honest explanation when it is not offered.
+    fn call(&self, tool: Tool, input: Value, purpose: &str) -> Step {
+        match self.name(tool) {
+            Some(name) => Step::Call(Call {
+                tool,
+                name: name.to_owned(),
+                input,
+            }),
+            None => Step::Finish(missing_tool(tool, purpose)),
+        }
+    }
+}
+
+fn missing_tool(tool: Tool, purpose: &str) -> String {
+    format!(
+        "I can't {purpose}: the `{}` tool isn't available to me right now, so the todo \
+         connection may be switched off or not set up.",
+        tool.bare_name()
+    )
+}
+
+/// One tool call to make.
+#[derive(Debug, Clone, PartialEq)]
+struct Call {
+    tool: Tool,
+    name: String,
+    input: Value,
+}
+
+/// A tool call's result as it came back.
+#[derive(Debug, Clone, Copy)]
+struct Outcome<'m> {
+    content: &'m str,
+    is_error: bool,
+}
+
+/// A todo as the tools return it (only the fields used here).
+#[derive(Debug, Clone, Deserialize)]
+struct Todo {
+    id: i64,
+    title: String,
+    #[serde(default)]
+    completed: bool,
+}
+
+#[derive(Deserialize)]
+struct TodoList {
+    todos: Vec<Todo>,
+}
+
+#[derive(Deserialize)]
+struct OneTodo {
+    todo: Todo,
+}
+
+impl Outcome<'_> {
+    /// The todos of a successful `get-todos`, or the reason there are none to show.
+    fn todos(&self) -> Result<Vec<Todo>, String> {
+        if self.is_error {
+            return Err(error_message(self.content));
+        }
+        serde_json::from_str::<TodoList>(self.content)
+            .map(|l| l.todos)
+            .or_else(|_| serde_json::from_str::<Vec<Todo>>(self.content))
+            .map_err(|_| format!("its answer could not be read ({})", clip(self.content, 120)))
+    }
+
+    /// The todo of a successful change, `Ok(None)` when it succeeded but is unreadable.
+    fn todo(&self) -> Result<Option<Todo>, String> {
+        if self.is_error {
+            return Err(error_message(self.content));
+        }
+        Ok(serde_json::from_str::<OneTodo>(self.content)
+            .map(|o| o.todo)
+            .or_else(|_| serde_json::from_str::<Todo>(self.content))
+            .ok())
+    }
+}
+
+/// A tool error's message, without a trailing period (the caller ends the sentence).
+fn error_message(content: &str) -> String {
+    let text = match serde_json::from_str::<Value>(content) {
+        Ok(Value::String(s)) => s,
+        Ok(Value::Object(o)) => ["message", "error", "error_description"]
+            .iter()
+            .find_map(|k| o.get(*k).and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_else(|| content.to_owned()),
+        _ => content.to_owned(),
+    };
+    let text = md(&clip(text.trim(), 300));
+    let text = text.trim_end_matches('.').trim_end();
+    if text.is_empty() {
+        "the tool reported an error without a message".to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
+// ---- planning --------------------------------------------------------------------------------
+
+/// What one request does next.
+enum Step {
+    Call(Call),
+    Finish(String),
+}
+
+enum Round {
+    /// Tool calls to make now, each with the index of its intent.
+    Calls(Vec<(usize, Call)>),
+    /// Every intent is finished: its paragraphs, in order.
+    Finished(Vec<String>),
+}
+
+/// The next round of calls. A listing asked for after a change waits until the change is done,
+/// so `add milk, then list my todos` shows the new todo; a title lookup waits only for earlier
+/// adds and renames. Everything else goes out together, in order.
+fn plan_round(intents: &[Intent], results: &[Vec<Outcome<'_>>], tools: &Toolbox<'_>) -> Round {
+    let mut calls = Vec::new();
+    let mut paragraphs: Vec<String> = Vec::new();
+    let (mut is_write_pending, mut is_title_change_pending) = (false, false);
+    for (index, (intent, results)) in intents.iter().zip(results).enumerate() {
+        match step(intent, results, tools) {
+            Step::Finish(text) => {
+                if !paragraphs.contains(&text) {
+                    paragraphs.push(text);
+                }
+            }
+            Step::Call(call) => {
+                let must_wait = call.tool == Tool::GetTodos
+                    && match intent {
+                        Intent::List(_) => is_write_pending,
+                        _ => is_title_change_pending,
+                    };
+                if !must_wait {
+                    calls.push((index, call));
+                }
+                is_write_pending |= intent.is_write();
+                is_title_change_pending |= intent.changes_titles();
+            }
+        }
+    }
+    if calls.is_empty() {
+        Round::Finished(paragraphs)
+    } else {
+        Round::Calls(calls)
+    }
+}
+
+/// The next step of one intent, given the results of its calls so far.
+fn step(intent: &Intent, results: &[Outcome<'_>], tools: &Toolbox<'_>) -> Step {
+    match intent {
+        Intent::Say(say) => Step::Finish(say_text(say)),
+        Intent::List(filter) => match results.first() {
+            None => tools.call(Tool::GetTodos, list_input(filter), "list your todos"),
+            Some(outcome) => Step::Finish(listing(filter, outcome)),
+        },
+        Intent::Add(title) => match results.first() {
+            None => tools.call(Tool::CreateTodo, json!({ "title": title }), "add todos"),
+            Some(outcome) => Step::Finish(match outcome.todo() {
+                Ok(Some(todo)) => format!("Added **{}** (#{}).", md(&todo.title), todo.id),
+                Ok(None) => format!("Added **{}**.", md(title)),
+                Err(e) => format!("I couldn't add **{}**: {e}.", md(title)),
+            }),
+        },
+        Intent::SetDone { target, done } => act(target, Action::SetDone(*done), results, tools),
+        Intent::Rename { target, title } => act(target, Action::Rename(title), results, tools),
+        Intent::Toggle(target) => act(target, Action::Toggle, results, tools),
+        Intent::Delete(target) => act(target, Action::Delete, results, tools),
+    }
+}
+
+fn list_input(filter: &ListFilter) -> Value {
+    let mut input = serde_json::Map::new();
+    if let Some(completed) = filter.completed {
+        input.insert("completed".into(), completed.into());
+    }
+    if let Some(search) = &filter.search {
+        input.insert("search".into(), search.as_str().into());
+    }
+    Value::Object(input)
+}
+
+/// A change to one todo.
+#[derive(Clone, Copy)]
+enum Action<'i> {
+    SetDone(bool),
+    Rename(&'i str),
+    Toggle,
+    Delete,
+}
+
+impl Action<'_> {
+    /// The tool that does it: `update-todo` with an explicit state is preferred over
+    /// `toggle-todo`, so saying "mark 1 as done" twice leaves it done.
+    fn tool(self, tools: &Toolbox<'_>) -> Tool {
+        match self {
+            Self::SetDone(_) if !tools.has(Tool::UpdateTodo) && tools.has(Tool::ToggleTodo) => {
+                Tool::ToggleTodo
+            }
+            Self::SetDone(_) | Self::Rename(_) => Tool::UpdateTodo,
+            Self::Toggle => Tool::ToggleTodo,
+            Self::Delete => Tool::DeleteTodo,
+        }
+    }
+
+    fn input(self, tool: Tool, id: i64) -> Value {
+        match (self, tool) {
+            (Self::SetDone(done), Tool::UpdateTodo) => json!({ "id": id, "completed": done }),
+            (Self::Rename(title), _) => json!({ "id": id, "title": title }),
+            _ => json!({ "id": id }),
+        }
+    }
+
+    fn purpose(self) -> &'static str {
+        match self {
+            Self::SetDone(true) => "mark todos as done",
+            Self::SetDone(false) => "mark todos as not done",
+            Self::Rename(_) => "rename todos",
+            Self::Toggle => "toggle todos",
+            Self::Delete => "delete todos",
+        }
+    }
+
+    /// `mark #1 as done`, for error messages.
+    fn describe(self, id: i64) -> String {
+        match self {
+            Self::SetDone(done) => format!("mark #{id} as {}", state_name(done)),
+            Self::Rename(_) => format!("rename #{id}"),
+            Self::Toggle => format!("toggle #{id}"),
+            Self::Delete => format!("delete #{id}"),
+        }
+    }
+
+    /// An example request for this action on `id`, for the "which one?" question.
+    fn example(self, id: i64) -> String {
+        match self {
+            Self::SetDone(done) => format!("mark todo {id} as {}", state_name(done)),
+            Self::Rename(title) => format!("rename todo {id} to \"{title}\""),
+            Self::Toggle => format!("toggle todo {id}"),
+            Self::Delete => format!("delete todo {id}"),
+        }
+    }
+
+    fn report(self, id: i64, outcome: &Outcome<'_>) -> String {
+        let todo = match outcome.todo() {
+            Ok(todo) => todo,
+            Err(e) => return format!("I couldn't {}: {e}.", self.describe(id)),
+        };
+        let id = todo.as_ref().map_or(id, |t| t.id);
+        match self {
+            Self::Delete => format!("Deleted #{id}."),
+            Self::Rename(title) => {
+                let title = todo.as_ref().map_or(title, |t| t.title.as_str());
+                format!("Renamed #{id} to **{}**.", md(title))
+            }
+            Self::SetDone(_) | Self::Toggle => match (self, &todo) {
+                (_, Some(todo)) => format!("Marked #{id} as {}.", state_name(todo.completed)),
+                (Self::SetDone(done), None) => format!("Marked #{id} as {}.", state_name(done)),
+                _ => format!("Toggled #{id}."),
+            },
+        }
+    }
+}
+
+fn state_name(done: bool) -> &'static str {
+    if done { "done" } else { "not done" }
+}
+
+/// Runs `action` on `target`: for a title, look it up first (`get-todos` with `search`); when
+/// only `toggle-todo` can set the state, read the current state first so the result is the state
+/// asked for.
+fn act(target: &Target, action: Action<'_>, results: &[Outcome<'_>], tools: &Toolbox<'_>) -> Step {
+    let tool = action.tool(tools);
+    if !tools.has(tool) {
+        return Step::Finish(missing_tool(tool, action.purpose()));
+    }
+    let (id, known, rest) = match target {
+        Target::Id(id) => {
+            let needs_state = matches!(action, Action::SetDone(_))
+                && tool == Tool::ToggleTodo
+                && tools.has(Tool::GetTodos);
+            match (needs_state, results.split_first()) {
+                (false, _) => (*id, None, results),
+                (true, None) => return tools.call(Tool::GetTodos, json!({}), "look up todos"),
+                (true, Some((outcome, rest))) => match outcome.todos() {
+                    Err(e) => return Step::Finish(format!("I couldn't look up #{id}: {e}.")),
+                    Ok(todos) => match todos.into_iter().find(|t| t.id == *id) {
+                        Some(todo) => (*id, Some(todo), rest),
+                        None => return Step::Finish(format!("I couldn't find todo #{id}.")),
+                    },
+                },
+            }
+        }
+        Target::Title(title) => match results.split_first() {
+            None => {
+                let purpose = "look up todos by their title";
+                return tools.call(Tool::GetTodos, json!({ "search": title }), purpose);
+            }
+            Some((outcome, rest)) => {
+                let todos = match outcome.todos() {
+                    Ok(todos) => todos,
+                    Err(e) => {
+                        return Step::Finish(format!("I couldn't look up “{}”: {e}.", md(title)));
+                    }
+                };
+                let wanted = match action {
+                    Action::SetDone(done) => Some(done),
+                    _ => None,
+                };
+                match pick(title, &todos, wanted) {
+                    Pick::One(todo) => (todo.id, Some(todo.clone()), rest),
+                    Pick::None => {
+                        return Step::Finish(format!(
+                            "I couldn't find a todo called “{}”.",
+                            md(title)
+                        ));
+                    }
+                    Pick::Many(todos) => return Step::Finish(ambiguous(title, &todos, action)),
+                }
+            }
+        },
+    };
+    if let (Action::SetDone(done), Some(todo)) = (action, &known)
+        && todo.completed == done
+    {
+        return Step::Finish(format!("#{id} is already {}.", state_name(done)));
+    }
+    match rest.first() {
+        None => tools.call(tool, action.input(tool, id), action.purpose()),
+        Some(outcome) => Step::Finish(action.report(id, outcome)),
+    }
+}
+
+enum Pick<'t> {
+    One(&'t Todo),
+    None,
+    Many(Vec<&'t Todo>),
+}
+
+/// The todo `title` means: an exact (case-insensitive) title match, else the only one containing
+/// it. Among several, the only one not yet in the `wanted` state wins.
+fn pick<'t>(title: &str, todos: &'t [Todo], wanted: Option<bool>) -> Pick<'t> {
+    let normal = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    let needle = normal(title);
+    let containing: Vec<&Todo> = todos
+        .iter()
+        .filter(|t| normal(&t.title).contains(&needle))
+        .collect();
+    let exact: Vec<&Todo> = containing
+        .iter()
+        .copied()
+        .filter(|t| normal(&t.title) == needle)
+        .collect();
+    let pool = if exact.is_empty() { containing } else { exact };
+    match pool.as_slice() {
+        [] => return Pick::None,
+        [one] => return Pick::One(one),
+        _ => {}
+    }
+    if let Some(state) = wanted {
+        let pending: Vec<&Todo> = pool
+            .iter()
+            .copied()
+            .filter(|t| t.completed != state)
+            .collect();
+        if let [one] = pending.as_slice() {
+            return Pick::One(one);
+        }
+    }
+    Pick::Many(pool)
+}
+
+fn ambiguous(title: &str, todos: &[&Todo], action: Action<'_>) -> String {
+    let first = todos.first().map_or(1, |t| t.id);
+    format!(
+        "Several todos match “{}”, so I didn't change any of them:\n\n{}\n\nWhich one do you \
+         mean? Tell me its number, for example “{}”.",
+        md(title),
+        todo_lines(todos.iter().copied()),
+        md(&action.example(first))
+    )
+}
+
+// ---- writing ---------------------------------------------------------------------------------
+
+/// The Markdown answer to a `get-todos` call.
+fn listing(filter: &ListFilter, outcome: &Outcome<'_>) -> String {
+    let todos = match outcome.todos() {
+        Ok(todos) => todos,
+        Err(e) => return format!("I couldn't list your todos: {e}."),
+    };
+    let n = todos.len();
+    let plural = if n == 1 { "" } else { "s" };
+    let kind = match filter.completed {
+        Some(true) => "completed ",
+        Some(false) => "open ",
+        None => "",
+    };
+    let head = match (&filter.search, filter.completed, n) {
+        (Some(s), _, 0) => return format!("None of your {kind}todos match “{}”.", md(s)),
+        (Some(s), _, _) => format!("{n} {kind}todo{plural} match “{}”:", md(s)),
+        (None, None, 0) => return "You have no todos yet.".to_owned(),
+        (None, Some(false), 0) => {
+            return "You have no open todos: there is nothing left to do.".to_owned();
+        }
+        (None, Some(true), 0) => return "You haven't completed any todos yet.".to_owned(),
+        (None, _, _) => format!("You have {n} {kind}todo{plural}:"),
+    };
+    format!("{head}\n\n{}", todo_lines(todos.iter()))
+}
+
+/// `- ☐ #1 prep the demo` lines.
+fn todo_lines<'t>(todos: impl Iterator<Item = &'t Todo>) -> String {
+    todos
+        .map(|t| {
+            let mark = if t.completed { "✓" } else { "☐" };
+            format!("- {mark} #{} {}", t.id, md(&t.title))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `s` on one line with Markdown and HTML special characters escaped, so a title shows as typed.
+fn md(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for (i, word) in s.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        for c in word.chars() {
+            if "\\`*_[]<>~|".contains(c) {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// At most `max` characters of `s`, with `…` when cut.
+fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_owned(),
+    }
+}
+
+const EXAMPLES: &str = "- `list my todos` or `what's left`\n\
+                        - `find todos about milk`\n\
+                        - `add a todo \"prep the demo\"`\n\
+                        - `mark todo 1 as done` or `mark 1 as not done`\n\
+                        - `rename todo 2 to \"buy oat milk\"`\n\
+                        - `delete todo 1`\n\n\
+                        You can ask for several things at once, like `add \"buy milk\" and then \
+                        list my todos`.";
+
+/// What the model can do; with the request it could not read, when there was one.
+fn help_text(not_understood: Option<&str>) -> String {
+    let intro = match not_understood.map(str::trim) {
+        Some(request) if !request.is_empty() => format!(
+            "Sorry, I didn't understand “{}”. I'm the built-in offline model, so I only \
+             understand simple requests about your todos. Try one of these:",
+            md(&clip(request, 100))
+        ),
+        _ => "I'm the built-in offline model, so I only understand simple requests about your \
+              todos. Try one of these:"
+            .to_owned(),
+    };
+    format!(
+        "{intro}\n\n{EXAMPLES}\n\nFor anything else, configure a language model provider \
+         (Anthropic, Bedrock or an OpenAI-compatible API)."
+    )
+}
+
+fn say_text(say: &Say) -> String {
+    match say {
+        Say::Greeting => format!(
+            "Hello! I'm the built-in offline model. I can look after your todos. Try one of \
+             these:\n\n{EXAMPLES}"
+        ),
+        Say::Thanks => "You're welcome!".to_owned(),
+        Say::Help => help_text(None),
+        Say::OthersTodos(who) => format!(
+            "I can only work with your own todos, the ones that belong to the person signed \
+             in. I can't show or change todos that belong to {}.",
+            md(who)
+        ),
+        Say::OneAtATime => "I can only change todos one at a time. Tell me which ones by number, \
+                            for example “delete todos 3 and 4” or “mark 1 and 2 as done”."
+            .to_owned(),
+        Say::WhichOne => "Which todo do you mean? Tell me its number or its title, for example \
+                          “mark todo 3 as done” or “delete \"buy milk\"”."
+            .to_owned(),
+        Say::NeedTitle => {
+            "What should the new todo say? For example: add a todo \"buy milk\".".to_owned()
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "../offline_tests.rs"]
+mod tests;

@@ -1,0 +1,41 @@
+//! The login form as a client reads it (a test's browser stand-in, the benchmark's users): the
+//! form's action and its hidden fields, unescaped as [`crate::html`] escapes them.
+
+use anyhow::Context;
+
+/// The action URL of the first form in `html`, resolved against `page_url`.
+pub fn form_action(page_url: &str, html: &str) -> anyhow::Result<url::Url> {
+    let start = html.find("<form").context("no form on the page")?;
+    let action = attribute(&html[start..], "action").context("form has no action")?;
+    Ok(url::Url::parse(page_url)?.join(&action)?)
+}
+
+/// All `<input type="hidden">` fields of a page, unescaped.
+pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    html.split("<input")
+        .skip(1)
+        .filter(|tag| attribute(tag, "type").as_deref() == Some("hidden"))
+        .filter_map(|tag| {
+            Some((
+                attribute(tag, "name")?,
+                attribute(tag, "value").unwrap_or_default(),
+            ))
+        })
+        .collect()
+}
+
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let end = tag.find('>').unwrap_or(tag.len());
+    let tag = &tag[..end];
+    let needle = format!(" {name}=\"");
+    let start = tag.find(&needle)? + needle.len();
+    let value = &tag[start..start + tag[start..].find('"')?];
+    Some(
+        value
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}
