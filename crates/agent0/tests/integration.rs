@@ -3,6 +3,8 @@
 
 #[path = "integration/browser.rs"]
 mod browser;
+#[path = "integration/faults.rs"]
+mod faults;
 #[path = "integration/harness.rs"]
 mod harness;
 #[path = "integration/journeys.rs"]

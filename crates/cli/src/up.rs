@@ -74,10 +74,34 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mcp = tokio::spawn(crate::todo::run_mcp(service_args(&mcp_args)?));
     let app = tokio::spawn(crate::todo::run_app(service_args(&app_args)?));
     let agent = tokio::spawn(crate::agent::run(service_args(&agent_args)?));
+    if args.agent_port != 0 {
+        tokio::spawn(announce_when_ready(args.agent_port));
+    }
     // The first service to fail stops `up` (and with it the others).
     let joined = |task: tokio::task::JoinHandle<anyhow::Result<()>>| async move {
         task.await.context("a service task panicked")?
     };
     tokio::try_join!(joined(idp), joined(mcp), joined(app), joined(agent))?;
     Ok(())
+}
+
+/// Prints where to start once agent0 answers (after every service's own banner).
+async fn announce_when_ready(port: u16) {
+    let health = format!("http://127.0.0.1:{port}/health");
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if http
+            .get(&health)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            println!(
+                "\nsecure-agent is up: open http://localhost:{port}/ and log in with a demo login \
+                 above (Ctrl-C stops everything)"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

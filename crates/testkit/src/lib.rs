@@ -111,6 +111,11 @@ impl IdpHandle {
 
     /// Stops the server and waits for it.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.halt().await
+    }
+
+    /// Stops the server in place (a test of what its clients do when the IdP is down).
+    pub async fn halt(&mut self) -> anyhow::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -1,0 +1,238 @@
+//! J4: failures are clear and nothing is lost. A scripted model (the `Model` seam) overloads,
+//! refuses, invents a tool; an MCP server is unreachable; idp0 stops mid-session. Each time the
+//! chat answers with a clear message, the conversation goes on, and no todo is created twice or
+//! lost.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use agent0::llm::{
+    Block, LlmError, Message, Model, ModelInfo, ModelReply, ModelRequest, StopReason, TextSink,
+};
+use agent0::mcp::{McpAuth, McpServer};
+use async_trait::async_trait;
+use serde_json::json;
+use todo0::domain::{Filter, Owner};
+
+use super::harness::AgentStack;
+
+/// Answers from a script, recording what it was asked.
+#[derive(Default)]
+struct Scripted {
+    replies: Mutex<VecDeque<Result<ModelReply, LlmError>>>,
+    requests: Mutex<Vec<Vec<Message>>>,
+}
+
+impl Scripted {
+    fn push(&self, reply: Result<ModelReply, LlmError>) {
+        self.replies.lock().unwrap().push_back(reply);
+    }
+
+    fn text(text: &str) -> Result<ModelReply, LlmError> {
+        Ok(ModelReply {
+            content: vec![Block::Text { text: text.into() }],
+            stop_reason: StopReason::EndTurn,
+        })
+    }
+
+    fn tool(name: &str, input: serde_json::Value) -> Result<ModelReply, LlmError> {
+        Ok(ModelReply {
+            content: vec![Block::ToolUse {
+                id: format!("call-{name}"),
+                name: name.into(),
+                input,
+            }],
+            stop_reason: StopReason::ToolUse,
+        })
+    }
+}
+
+#[async_trait]
+impl Model for Scripted {
+    fn info(&self) -> ModelInfo {
+        ModelInfo {
+            provider: "scripted".into(),
+            model: "test".into(),
+        }
+    }
+
+    async fn respond(
+        &self,
+        request: ModelRequest<'_>,
+        on_text: TextSink<'_>,
+    ) -> Result<ModelReply, LlmError> {
+        self.requests
+            .lock()
+            .unwrap()
+            .push(request.messages.to_vec());
+        let reply = self
+            .replies
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| Scripted::text("(script exhausted)"));
+        if let Ok(reply) = &reply {
+            for block in &reply.content {
+                if let Block::Text { text } = block {
+                    on_text(text);
+                }
+            }
+        }
+        reply
+    }
+}
+
+#[tokio::test]
+async fn model_failures_and_invented_tools_are_reported_and_the_conversation_goes_on() {
+    let model = Arc::new(Scripted::default());
+    let stack = AgentStack::start_with(model.clone(), |_| {}).await;
+    let alice = stack.login("alice").await;
+
+    // Overloaded once (retried), then a tool that does not exist, then an answer.
+    model.push(Err(LlmError::Overloaded));
+    model.push(Scripted::tool("launch-rockets", json!({})));
+    model.push(Scripted::text("I can't do that."));
+    let reply = alice.chat("launch the rockets").await;
+    let chip = &reply["toolResults"][0];
+    assert_eq!(chip["tool"], "launch-rockets");
+    assert_eq!(chip["isError"], true);
+    let result = chip["result"].as_str().unwrap();
+    assert!(
+        result.contains("no tool named") && result.contains("get-todos"),
+        "{result}"
+    );
+    assert_eq!(reply["message"], "I can't do that.");
+    {
+        let requests = model.requests.lock().unwrap();
+        assert_eq!(requests.len(), 3, "one retry, then two steps");
+        let last = requests.last().unwrap();
+        let fed_back = last.last().unwrap();
+        assert!(matches!(
+            &fed_back.content[0],
+            Block::ToolResult { tool_use_id, is_error: true, .. } if tool_use_id == "call-launch-rockets"
+        ));
+    }
+
+    // Refused: not retried, said plainly, and the turn is kept.
+    model.push(Err(LlmError::Refused {
+        status: 400,
+        message: "bad request".into(),
+    }));
+    let reply = alice.chat("hello?").await;
+    let message = reply["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("I couldn't finish that") && message.contains("refused"),
+        "{message}"
+    );
+
+    // Rate limited on every attempt: given up after the retries, clearly.
+    for _ in 0..3 {
+        model.push(Err(LlmError::RateLimited {
+            retry_after: Some(std::time::Duration::from_millis(10)),
+        }));
+    }
+    let reply = alice.chat("still there?").await;
+    assert!(
+        reply["message"].as_str().unwrap().contains("rate limiting"),
+        "{reply}"
+    );
+
+    // A tool call with arguments that are not an object is the model's error, not ours.
+    model.push(Scripted::tool("get-todos", json!("everything")));
+    model.push(Scripted::text("Sorry."));
+    let reply = alice.chat("list").await;
+    assert_eq!(reply["toolResults"][0]["isError"], true);
+
+    // And then it simply works again; all four turns are in the conversation, in order.
+    model.push(Scripted::text("Back to normal."));
+    let reply = alice.chat("ok").await;
+    assert_eq!(reply["message"], "Back to normal.");
+    let (_, conversation) = alice.get("/api/conversations/current").await;
+    let texts: Vec<&str> = conversation["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        ["launch the rockets", "hello?", "still there?", "list", "ok"]
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_mcp_server_is_reported_while_the_others_keep_working() {
+    let stack = AgentStack::start_with(
+        Arc::new(agent0::llm::offline::OfflineModel::new()),
+        |config| {
+            config.mcp_servers.push(McpServer {
+                name: "ghost".into(),
+                label: "Ghost MCP Server".into(),
+                url: "http://127.0.0.1:9/mcp".into(),
+                auth: McpAuth::None,
+            });
+        },
+    )
+    .await;
+    let alice = stack.login("alice").await;
+    let events = alice.chat_stream("list my todos").await;
+    let error = events
+        .iter()
+        .find(|(name, _)| name == "error")
+        .map(|(_, data)| data["message"].as_str().unwrap().to_owned())
+        .expect("an error event");
+    assert!(error.contains("Ghost MCP Server is unavailable"), "{error}");
+    let (_, done) = events.iter().find(|(name, _)| name == "done").unwrap();
+    assert_eq!(done["toolResults"][0]["tool"], "get-todos");
+    assert_eq!(done["toolResults"][0]["isError"], false);
+    let (_, panel) = alice.get("/api/connections/status").await;
+    let ghost = panel["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "ghost")
+        .unwrap()
+        .clone();
+    assert_eq!(ghost["state"], "idle", "{ghost}");
+}
+
+#[tokio::test]
+async fn with_idp0_down_warm_tokens_keep_working_and_new_ones_fail_clearly() {
+    let mut stack = AgentStack::start().await;
+    let alice = stack.login("alice").await;
+    let (_, status) = alice.get("/auth/status").await;
+    let owner = Owner::new(status["user"]["sub"].as_str().unwrap().to_owned()).unwrap();
+    alice.chat("list my todos").await;
+
+    stack.stack.idp.halt().await.unwrap();
+    let reply = alice.chat("list my todos").await;
+    assert_eq!(
+        reply["toolResults"][0]["isError"], false,
+        "a warm token needs no IdP"
+    );
+
+    // Adding needs a step-up, which needs the IdP: a clear failure, nothing created.
+    let reply = alice.chat("add \"while the IdP is down\"").await;
+    let chip = &reply["toolResults"][0];
+    assert_eq!(chip["isError"], true);
+    assert!(
+        chip["result"]
+            .as_str()
+            .unwrap()
+            .contains("could not be reached"),
+        "{chip}"
+    );
+    let todos = stack
+        .stack
+        .store
+        .list(&owner, &Filter::default())
+        .await
+        .unwrap();
+    assert!(todos.is_empty(), "nothing half-done");
+    let (_, status) = alice.get("/auth/status").await;
+    assert_eq!(
+        status["authenticated"], true,
+        "the session survives an IdP outage"
+    );
+}
