@@ -11,11 +11,10 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use axum_extra::extract::PrivateCookieJar;
-use axum_extra::extract::cookie::{Cookie, Key, SameSite};
 use protocol::{Clock, UnixTime};
 use secrecy::SecretString;
 use serde_json::Value;
-use weblogin::{LoginTokens, PendingLogin, RelyingParty, RpError, SessionKey, random_token};
+use weblogin::{LoginTokens, RelyingParty, RpError, SessionKey, random_token};
 
 use crate::tokens::Principal;
 
@@ -193,72 +192,37 @@ impl Sessions {
 
 /// Reads and writes agent0's two cookies.
 #[derive(Clone)]
-pub struct Cookies {
-    key: Key,
-    secure: bool,
-}
+pub struct Cookies(weblogin::Cookies);
 
 impl Cookies {
     /// Cookies under `key`, `Secure` when `secure`.
     pub fn new(key: &SessionKey, secure: bool) -> Self {
-        Self {
-            key: key.key().clone(),
-            secure,
-        }
+        Self(weblogin::Cookies::new(key, secure))
+    }
+
+    /// The shared cookie plumbing (jar, removal, the login's two halves).
+    pub fn inner(&self) -> &weblogin::Cookies {
+        &self.0
     }
 
     /// The request's cookies.
     pub fn jar(&self, headers: &HeaderMap) -> PrivateCookieJar {
-        PrivateCookieJar::from_headers(headers, self.key.clone())
+        self.0.jar(headers)
     }
 
     /// The session id in `headers`, if any.
     pub fn session_id(&self, headers: &HeaderMap) -> Option<String> {
-        self.jar(headers)
-            .get(SESSION_COOKIE)
-            .map(|c| c.value().to_owned())
-    }
-
-    /// The unexpired pending login in `headers`, if any.
-    pub fn pending_login(&self, headers: &HeaderMap, now: UnixTime) -> Option<PendingLogin> {
-        let cookie = self.jar(headers).get(LOGIN_COOKIE)?;
-        serde_json::from_str::<PendingLogin>(cookie.value())
-            .ok()
-            .filter(|p| now < p.exp)
+        self.0.read(headers, SESSION_COOKIE)
     }
 
     /// Adds the session cookie for `id`.
     pub fn with_session(&self, jar: PrivateCookieJar, id: &str) -> PrivateCookieJar {
-        jar.add(self.cookie(SESSION_COOKIE, id.to_owned(), SESSION_LIFETIME))
-    }
-
-    /// Adds the pending-login cookie.
-    pub fn with_pending_login(
-        &self,
-        jar: PrivateCookieJar,
-        pending: &PendingLogin,
-    ) -> PrivateCookieJar {
-        // Serialising this plain struct cannot fail; an empty value would simply not decode.
-        let value = serde_json::to_string(pending).unwrap_or_default();
-        jar.add(self.cookie(LOGIN_COOKIE, value, weblogin::LOGIN_LIFETIME))
+        self.0
+            .with(jar, SESSION_COOKIE, id.to_owned(), SESSION_LIFETIME)
     }
 
     /// Removes `name` from the browser.
     pub fn without(&self, jar: PrivateCookieJar, name: &'static str) -> PrivateCookieJar {
-        jar.remove(self.with_attributes(Cookie::new(name, "")))
-    }
-
-    fn cookie(&self, name: &'static str, value: String, max_age: i64) -> Cookie<'static> {
-        let mut cookie = self.with_attributes(Cookie::new(name, value));
-        cookie.set_max_age(time::Duration::seconds(max_age));
-        cookie
-    }
-
-    fn with_attributes(&self, mut cookie: Cookie<'static>) -> Cookie<'static> {
-        cookie.set_path("/");
-        cookie.set_http_only(true);
-        cookie.set_same_site(SameSite::Lax);
-        cookie.set_secure(self.secure);
-        cookie
+        self.0.without(jar, name)
     }
 }

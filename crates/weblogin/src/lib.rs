@@ -3,6 +3,7 @@
 //! ([`SessionKey`]), the state a login carries from `/login` to the callback
 //! ([`PendingLogin`]) and how the callback's parameters are checked ([`CallbackParams`]).
 
+pub mod cookies;
 pub mod rp;
 
 use axum_extra::extract::cookie::Key;
@@ -14,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512};
 
+pub use cookies::Cookies;
 pub use rp::{Identity, LoginTokens, OidcSettings, OidcSetupError, RelyingParty, RpError};
 
 /// How long a login may take between `/login` and the callback, in seconds.

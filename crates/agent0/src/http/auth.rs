@@ -24,10 +24,10 @@ pub(crate) async fn get_login(State(app): State<AppState>, headers: HeaderMap) -
     } else {
         &[]
     };
-    let (url, pending) = app.rp.begin(app.clock.now(), extra);
-    let jar = app
-        .cookies
-        .with_pending_login(app.cookies.jar(&headers), &pending);
+    let (jar, url) =
+        app.cookies
+            .inner()
+            .start_login(&app.rp, &headers, LOGIN_COOKIE, app.clock.now(), extra);
     (jar, Redirect::to(url.as_str())).into_response()
 }
 
@@ -58,22 +58,15 @@ async fn complete_login(
     params: Result<Query<CallbackParams>, QueryRejection>,
 ) -> Result<String, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::Login(e.body_text()))?;
-    let pending = app
+    let tokens = app
         .cookies
-        .pending_login(headers, app.clock.now())
-        .ok_or_else(|| {
-            ApiError::Login(
-                "no login is in progress in this browser (or it took over 10 minutes); log in again"
-                    .into(),
-            )
+        .inner()
+        .finish_login(&app.rp, headers, LOGIN_COOKIE, app.clock.now(), params)
+        .await
+        .map_err(|e| match e {
+            weblogin::RpError::Refused(message) => ApiError::Login(message),
+            weblogin::RpError::Unavailable => ApiError::Unavailable("the identity provider"),
         })?;
-    let code = params
-        .code_for(&pending, app.rp.issuer())
-        .map_err(ApiError::Login)?;
-    let tokens = app.rp.finish(code, pending).await.map_err(|e| match e {
-        weblogin::RpError::Refused(message) => ApiError::Login(message),
-        weblogin::RpError::Unavailable => ApiError::Unavailable("the identity provider"),
-    })?;
     let session = app.sessions.create(tokens);
     tracing::info!(user = %session.principal.subject, "login");
     Ok(session.id.clone())

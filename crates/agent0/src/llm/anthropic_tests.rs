@@ -6,6 +6,7 @@ use rstest::rstest;
 use serde_json::json;
 
 use super::*;
+use crate::llm::transport::StreamAssembler;
 
 fn two_step_conversation() -> Vec<Message> {
     vec![

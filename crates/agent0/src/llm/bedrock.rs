@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
-use super::anthropic::transport;
+use super::transport;
 use super::{
     Block, LlmError, Message, Model, ModelInfo, ModelReply, ModelRequest, Role, StopReason,
     TextSink, ToolSpec,

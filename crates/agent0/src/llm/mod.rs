@@ -198,3 +198,4 @@ pub mod bedrock;
 pub mod offline;
 pub mod openai;
 pub mod select;
+mod transport;

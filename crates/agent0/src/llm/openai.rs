@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
-use super::anthropic::transport;
+use super::transport;
 use super::{
     Block, LlmError, Message, Model, ModelInfo, ModelReply, ModelRequest, Role, StopReason,
     TextSink, ToolSpec,
@@ -27,9 +27,6 @@ use super::{
 
 /// Default for [`OpenAiConfig::timeout`]: local models can be slow to start answering.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Largest streamed answer accepted, in bytes.
-const MAX_STREAM_BYTES: usize = 16 * 1024 * 1024;
 
 /// How to reach an OpenAI-compatible server.
 #[derive(Debug, Clone)]
@@ -130,23 +127,15 @@ impl Model for OpenAiModel {
         if let Some(auth) = &self.auth_header {
             builder = builder.header(AUTHORIZATION, auth.clone());
         }
-        let response = transport::send(builder, self.timeout).await?;
         let secret = self.api_key.as_ref().map_or("", |k| k.expose_secret());
-        let status = response.status().as_u16();
-        if !response.status().is_success() {
-            let retry_after = transport::retry_after(response.headers());
-            let body = transport::read_error_body(response, self.timeout).await;
-            return Err(error_from_status(status, retry_after, &body, secret));
-        }
-        transport::require_event_stream(response.headers())?;
-        let mut events = transport::sse_events(response, MAX_STREAM_BYTES);
-        let mut reply = Assembler::default();
-        while let Some(event) = transport::next_event(&mut events, self.timeout).await? {
-            if reply.apply(&event.data, on_text, secret)? {
-                break;
-            }
-        }
-        reply.finish()
+        transport::stream_reply::<Assembler>(
+            builder,
+            self.timeout,
+            secret,
+            error_from_status,
+            on_text,
+        )
+        .await
     }
 }
 
@@ -395,7 +384,7 @@ struct Assembler {
     done: bool,
 }
 
-impl Assembler {
+impl transport::StreamAssembler for Assembler {
     /// Applies one `data:` payload; `true` at `[DONE]`.
     fn apply(&mut self, data: &str, on_text: TextSink<'_>, secret: &str) -> Result<bool, LlmError> {
         if data.trim() == "[DONE]" {

@@ -6,6 +6,7 @@ use rstest::rstest;
 use serde_json::json;
 
 use super::*;
+use crate::llm::transport::StreamAssembler;
 
 #[test]
 fn request_body_maps_tool_calls_and_results() {

@@ -1,121 +1,29 @@
 //! The Anthropic provider against a fake Messages API on 127.0.0.1:0 that streams server-sent
 //! events as Anthropic documents them, records every request, and answers from a script.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use agent0::llm::anthropic::{API_VERSION, AnthropicConfig, AnthropicModel};
-use agent0::llm::{
-    Block, LlmError, Message, Model, ModelReply, ModelRequest, Role, StopReason, ToolSpec,
-};
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
-use axum::response::Response;
+use agent0::llm::{Block, LlmError, Message, Model, ModelReply, ModelRequest, Role, StopReason};
+use axum::body::Bytes;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use tokio::sync::Notify;
-use tokio_stream::wrappers::ReceiverStream;
 use url::Url;
+
+use super::fake_llm::{self, Fake, Reply};
 
 const KEY: &str = "sk-ant-api03-test-key-0123456789";
 
-/// One scripted answer.
-enum Reply {
-    /// 200 `text/event-stream`, sent as `chunks`; before chunk `pause_before` (if any) the
-    /// server waits until the test calls `release`.
-    Stream {
-        chunks: Vec<Bytes>,
-        pause_before: Option<usize>,
-    },
-    /// Any status with headers and a body.
-    Plain {
-        status: u16,
-        headers: Vec<(&'static str, &'static str)>,
-        body: String,
-    },
-    /// Accept the request and never answer.
-    Never,
-}
-
-#[derive(Debug, Clone)]
-struct Received {
-    uri: Uri,
-    headers: HeaderMap,
-    body: Value,
-}
-
-#[derive(Clone)]
-struct Fake {
-    received: Arc<Mutex<Vec<Received>>>,
-    script: Arc<Mutex<VecDeque<Reply>>>,
-    release: Arc<Notify>,
-}
-
-async fn post_messages(
-    State(fake): State<Fake>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let body = serde_json::from_slice(&body).expect("the client sends JSON");
-    fake.received
-        .lock()
-        .unwrap()
-        .push(Received { uri, headers, body });
-    let reply = fake.script.lock().unwrap().pop_front();
-    match reply.expect("a scripted reply for every request") {
-        Reply::Stream {
-            chunks,
-            pause_before,
-        } => {
-            let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-            let release = fake.release.clone();
-            tokio::spawn(async move {
-                for (i, chunk) in chunks.into_iter().enumerate() {
-                    if pause_before == Some(i) {
-                        release.notified().await;
-                    }
-                    if tx.send(Ok(chunk)).await.is_err() {
-                        return;
-                    }
-                }
-            });
-            Response::builder()
-                .header("content-type", "text/event-stream; charset=utf-8")
-                .header("cache-control", "no-cache")
-                .body(Body::from_stream(ReceiverStream::new(rx)))
-                .unwrap()
-        }
-        Reply::Plain {
-            status,
-            headers,
-            body,
-        } => {
-            let mut response = Response::builder().status(status);
-            for (name, value) in headers {
-                response = response.header(name, value);
-            }
-            response.body(Body::from(body)).unwrap()
-        }
-        Reply::Never => std::future::pending().await,
-    }
-}
-
+/// The fake Messages API.
 async fn start(script: Vec<Reply>) -> (Url, Fake) {
-    let fake = Fake {
-        received: Arc::default(),
-        script: Arc::new(Mutex::new(script.into())),
-        release: Arc::new(Notify::new()),
-    };
-    let app = axum::Router::new()
-        .route("/v1/messages", axum::routing::post(post_messages))
-        .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, fake)
+    fake_llm::start(
+        "/v1/messages",
+        "",
+        "text/event-stream; charset=utf-8",
+        script,
+    )
+    .await
 }
 
 fn model(base_url: Url, timeout: Duration) -> AnthropicModel {
@@ -168,33 +76,12 @@ fn end(stop_reason: &str) -> Vec<Value> {
     ]
 }
 
-fn tools() -> Vec<ToolSpec> {
-    vec![ToolSpec {
-        name: "list_todos".into(),
-        description: "Lists the person's todos".into(),
-        input_schema: json!({"type": "object", "properties": {"limit": {"type": "integer"}}}),
-    }]
-}
-
-/// Calls `respond`, collecting what reached `on_text`.
+/// Asks `model` with the shared tools.
 async fn ask(
     model: &AnthropicModel,
     messages: &[Message],
 ) -> (Result<ModelReply, LlmError>, Vec<String>) {
-    let seen = Mutex::new(Vec::new());
-    let tools = tools();
-    let reply = model
-        .respond(
-            ModelRequest {
-                system: "You manage todos.",
-                messages,
-                tools: &tools,
-                max_tokens: 1024,
-            },
-            &|text: &str| seen.lock().unwrap().push(text.to_owned()),
-        )
-        .await;
-    (reply, seen.into_inner().unwrap())
+    fake_llm::ask(model, messages, 1024).await
 }
 
 #[tokio::test]

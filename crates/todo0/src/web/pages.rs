@@ -33,10 +33,10 @@ pub(crate) async fn get_index(
 
 /// `GET /login`: to the IdP's authorization endpoint, remembering what the callback needs.
 pub(crate) async fn get_login(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let (url, pending) = app.oidc.begin(app.clock.now(), &[]);
-    let jar = app
-        .cookies
-        .with_pending_login(app.cookies.jar(&headers), &pending);
+    let (jar, url) =
+        app.cookies
+            .inner()
+            .start_login(&app.oidc, &headers, LOGIN_COOKIE, app.clock.now(), &[]);
     (jar, Redirect::to(url.as_str())).into_response()
 }
 
@@ -65,16 +65,12 @@ async fn complete_login(
 ) -> Result<Session, WebError> {
     let Query(params) = params.map_err(|e| WebError::Login(e.body_text()))?;
     let now = app.clock.now();
-    let pending = app.cookies.pending_login(headers, now).ok_or_else(|| {
-        WebError::Login(
-            "no login is in progress in this browser (or it took over 10 minutes); log in again"
-                .into(),
-        )
-    })?;
-    let code = params
-        .code_for(&pending, app.oidc.issuer())
-        .map_err(WebError::Login)?;
-    let identity = app.oidc.finish(code, pending).await?.identity;
+    let identity = app
+        .cookies
+        .inner()
+        .finish_login(&app.oidc, headers, LOGIN_COOKIE, now, params)
+        .await?
+        .identity;
     Ok(Session::new(identity.subject, identity.name, now))
 }
 

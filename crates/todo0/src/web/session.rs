@@ -6,10 +6,9 @@
 
 use axum::http::HeaderMap;
 use axum_extra::extract::PrivateCookieJar;
-use axum_extra::extract::cookie::{Cookie, Key, SameSite};
 use protocol::UnixTime;
 use serde::{Deserialize, Serialize};
-use weblogin::{LOGIN_LIFETIME, PendingLogin, SessionKey, is_same, random_token};
+use weblogin::{SessionKey, is_same, random_token};
 
 use crate::domain::Owner;
 
@@ -57,41 +56,28 @@ impl Session {
 
 /// Reads and writes the two cookies.
 #[derive(Clone)]
-pub(crate) struct Cookies {
-    key: Key,
-    secure: bool,
-}
+pub(crate) struct Cookies(weblogin::Cookies);
 
 impl Cookies {
     pub(crate) fn new(key: &SessionKey, secure: bool) -> Self {
-        Self {
-            key: key.key().clone(),
-            secure,
-        }
+        Self(weblogin::Cookies::new(key, secure))
     }
 
-    /// The request's cookies, for building a response (a cookie can only be removed from the
-    /// browser through a jar that saw it arrive).
+    /// The shared cookie plumbing (jar, removal, the login's two halves).
+    pub(crate) fn inner(&self) -> &weblogin::Cookies {
+        &self.0
+    }
+
+    /// The request's cookies, for building a response.
     pub(crate) fn jar(&self, headers: &HeaderMap) -> PrivateCookieJar {
-        PrivateCookieJar::from_headers(headers, self.key.clone())
+        self.0.jar(headers)
     }
 
     /// The unexpired session in `headers`, if any.
     pub(crate) fn session(&self, headers: &HeaderMap, now: UnixTime) -> Option<Session> {
-        self.read::<Session>(headers, SESSION_COOKIE)
+        self.0
+            .read_json::<Session>(headers, SESSION_COOKIE)
             .filter(|s| now < s.exp && !s.uid.is_empty())
-    }
-
-    /// The unexpired pending login in `headers`, if any.
-    pub(crate) fn pending_login(&self, headers: &HeaderMap, now: UnixTime) -> Option<PendingLogin> {
-        self.read::<PendingLogin>(headers, LOGIN_COOKIE)
-            .filter(|p| now < p.exp)
-    }
-
-    fn read<T: serde::de::DeserializeOwned>(&self, headers: &HeaderMap, name: &str) -> Option<T> {
-        let jar = PrivateCookieJar::from_headers(headers, self.key.clone());
-        let cookie = jar.get(name)?;
-        serde_json::from_str(cookie.value()).ok()
     }
 
     /// Adds the session cookie.
@@ -100,37 +86,13 @@ impl Cookies {
         jar: PrivateCookieJar,
         session: &Session,
     ) -> PrivateCookieJar {
-        jar.add(self.cookie(SESSION_COOKIE, session, SESSION_LIFETIME))
-    }
-
-    /// Adds the pending-login cookie.
-    pub(crate) fn with_pending_login(
-        &self,
-        jar: PrivateCookieJar,
-        pending: &PendingLogin,
-    ) -> PrivateCookieJar {
-        jar.add(self.cookie(LOGIN_COOKIE, pending, LOGIN_LIFETIME))
+        self.0
+            .with_json(jar, SESSION_COOKIE, session, SESSION_LIFETIME)
     }
 
     /// Removes `name` from the browser.
     pub(crate) fn without(&self, jar: PrivateCookieJar, name: &'static str) -> PrivateCookieJar {
-        jar.remove(self.with_attributes(Cookie::new(name, "")))
-    }
-
-    fn cookie<T: Serialize>(&self, name: &'static str, value: &T, max_age: i64) -> Cookie<'static> {
-        // Serialising these plain structs cannot fail; an empty value would simply not decode.
-        let value = serde_json::to_string(value).unwrap_or_default();
-        let mut cookie = self.with_attributes(Cookie::new(name, value));
-        cookie.set_max_age(time::Duration::seconds(max_age));
-        cookie
-    }
-
-    fn with_attributes(&self, mut cookie: Cookie<'static>) -> Cookie<'static> {
-        cookie.set_path("/");
-        cookie.set_http_only(true);
-        cookie.set_same_site(SameSite::Lax);
-        cookie.set_secure(self.secure);
-        cookie
+        self.0.without(jar, name)
     }
 }
 
@@ -151,7 +113,10 @@ mod tests {
         let jar = cookies.with_session(cookies.jar(&HeaderMap::new()), &session);
         let set = jar.get(SESSION_COOKIE).unwrap();
         assert!(set.http_only().unwrap_or(false));
-        assert_eq!(set.same_site(), Some(SameSite::Lax));
+        assert_eq!(
+            set.same_site(),
+            Some(axum_extra::extract::cookie::SameSite::Lax)
+        );
         assert_eq!(set.secure(), Some(true));
         assert_eq!(set.path(), Some("/"));
 
