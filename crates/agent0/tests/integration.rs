@@ -3,6 +3,8 @@
 
 #[path = "integration/browser.rs"]
 mod browser;
+#[path = "integration/connections.rs"]
+mod connections;
 #[path = "integration/fake_llm.rs"]
 mod fake_llm;
 #[path = "integration/faults.rs"]

@@ -203,11 +203,6 @@ impl RelyingParty {
         self.current().client.token_uri().url().to_string()
     }
 
-    /// This app's registered redirect URI.
-    pub fn redirect_uri(&self) -> &str {
-        &self.settings.redirect_uri
-    }
-
     /// The issuer this app logs in with.
     pub fn issuer(&self) -> &str {
         &self.settings.issuer

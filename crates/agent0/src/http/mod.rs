@@ -31,6 +31,8 @@ use crate::mcp::{McpHub, McpServer};
 use crate::session::{Cookies, Session, Sessions};
 use crate::tokens::TokenBroker;
 
+/// The OIDC callback route: the redirect URI registered at the IdP must end in it.
+pub const CALLBACK_PATH: &str = "/callback";
 /// The CSRF header.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The largest request body, in bytes (a message is at most 8000 characters).
@@ -107,6 +109,16 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Discovers the IdP and assembles the app.
     pub async fn new(config: AgentConfig) -> Result<Self, OidcSetupError> {
+        let redirect = url::Url::parse(&config.oidc.redirect_uri).ok();
+        if redirect.as_ref().map(url::Url::path) != Some(CALLBACK_PATH) {
+            return Err(OidcSetupError::Setting {
+                name: "OKTA_REDIRECT_URI",
+                value: config.oidc.redirect_uri.clone(),
+                message: format!(
+                    "it must be an http(s) URL ending in {CALLBACK_PATH}, the route agent0 serves"
+                ),
+            });
+        }
         let https = config.oidc.redirect_uri.starts_with("https://");
         let rp = RelyingParty::discover(config.oidc).await?;
         let broker = Arc::new(TokenBroker::new(
@@ -188,9 +200,6 @@ impl AppState {
 
 /// agent0's router.
 pub fn router(state: AppState) -> Router {
-    let callback_path = url::Url::parse(&state.rp_redirect_uri())
-        .map(|u| u.path().to_owned())
-        .unwrap_or_else(|_| "/callback".to_owned());
     Router::new()
         .route("/", get(assets::get_index))
         .route("/assets/app.js", get(assets::get_app_js))
@@ -198,7 +207,7 @@ pub fn router(state: AppState) -> Router {
         .route("/favicon.ico", get(assets::get_favicon))
         .route("/health", get(get_health))
         .route("/auth/login", get(auth::get_login))
-        .route(&callback_path, get(auth::get_callback))
+        .route(CALLBACK_PATH, get(auth::get_callback))
         .route("/auth/logout", post(auth::post_logout))
         .route("/auth/status", get(auth::get_status))
         .route("/api/me/claims", get(auth::get_claims))
@@ -213,12 +222,6 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(finish))
         .with_state(state)
-}
-
-impl AppState {
-    fn rp_redirect_uri(&self) -> String {
-        self.rp.redirect_uri().to_owned()
-    }
 }
 
 /// `GET /health`.

@@ -18,24 +18,29 @@ use super::harness::AgentStack;
 
 /// Answers from a script, recording what it was asked.
 #[derive(Default)]
-struct Scripted {
+pub struct Scripted {
     replies: Mutex<VecDeque<Result<ModelReply, LlmError>>>,
-    requests: Mutex<Vec<Vec<Message>>>,
+    /// The messages of each request.
+    pub requests: Mutex<Vec<Vec<Message>>>,
+    /// The tool names offered in each request.
+    pub tools: Mutex<Vec<Vec<String>>>,
+    /// The system prompt of each request.
+    pub systems: Mutex<Vec<String>>,
 }
 
 impl Scripted {
-    fn push(&self, reply: Result<ModelReply, LlmError>) {
+    pub fn push(&self, reply: Result<ModelReply, LlmError>) {
         self.replies.lock().unwrap().push_back(reply);
     }
 
-    fn text(text: &str) -> Result<ModelReply, LlmError> {
+    pub fn text(text: &str) -> Result<ModelReply, LlmError> {
         Ok(ModelReply {
             content: vec![Block::Text { text: text.into() }],
             stop_reason: StopReason::EndTurn,
         })
     }
 
-    fn tool(name: &str, input: serde_json::Value) -> Result<ModelReply, LlmError> {
+    pub fn tool(name: &str, input: serde_json::Value) -> Result<ModelReply, LlmError> {
         Ok(ModelReply {
             content: vec![Block::ToolUse {
                 id: format!("call-{name}"),
@@ -65,6 +70,11 @@ impl Model for Scripted {
             .lock()
             .unwrap()
             .push(request.messages.to_vec());
+        self.tools
+            .lock()
+            .unwrap()
+            .push(request.tools.iter().map(|t| t.name.clone()).collect());
+        self.systems.lock().unwrap().push(request.system.to_owned());
         let reply = self
             .replies
             .lock()

@@ -11,6 +11,14 @@ use testkit::{Browser, IdpHandle};
 use super::flow::RESOURCE;
 
 /// Fetches JSON and replaces the run's issuer with a stable placeholder.
+/// Snapshots list object keys in sorted order, whatever order serde_json keeps them in (its
+/// `preserve_order` feature is switched on by other crates' dependencies in a workspace build).
+fn sorted_maps() -> insta::internals::SettingsBindDropGuard {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_sort_maps(true);
+    settings.bind_to_scope()
+}
+
 async fn stable(idp: &IdpHandle, url: &str) -> Value {
     let text = reqwest::get(url).await.unwrap().text().await.unwrap();
     serde_json::from_str(&text.replace(&idp.issuer, "[issuer]")).unwrap()
@@ -25,6 +33,7 @@ fn stable_claims(idp: &IdpHandle, token: &str) -> Value {
 
 #[tokio::test]
 async fn metadata_documents() {
+    let _sorted = sorted_maps();
     let idp = IdpHandle::start().await.unwrap();
     let org_oidc = stable(
         &idp,
@@ -74,6 +83,7 @@ async fn metadata_documents() {
 
 #[tokio::test]
 async fn decoded_token_claims() {
+    let _sorted = sorted_maps();
     let idp = IdpHandle::start().await.unwrap();
     let login = idp.login(&Browser::new(), "alice").await.unwrap();
     let id_token = login.id_token.unwrap();
