@@ -27,6 +27,8 @@ pub const MAX_MESSAGE_CHARS: usize = 8000;
 const HISTORY_MESSAGES: usize = 60;
 /// Turns read back for the model's history (each has at least two messages).
 const HISTORY_TURNS: u32 = 30;
+/// Conversations whose model history is kept in memory between turns.
+const CACHED_CONVERSATIONS: usize = 1024;
 /// Upper bound on a reply, in tokens.
 const MAX_TOKENS: u32 = 4096;
 /// Attempts per model call for retryable failures, and the first backoff.
@@ -132,6 +134,9 @@ pub struct Agent {
     clock: Arc<dyn Clock>,
     max_steps: usize,
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Recent conversations' model history and its turn count: a warm turn reads no turns
+    /// back, only the count, to know the copy is current.
+    recent: std::sync::Mutex<HashMap<String, (u32, Arc<Vec<Message>>)>>,
 }
 
 /// A tool as offered to the model, and where it really lives.
@@ -156,6 +161,7 @@ impl Agent {
             clock,
             max_steps: max_steps.max(1),
             locks: std::sync::Mutex::new(HashMap::new()),
+            recent: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -181,7 +187,7 @@ impl Agent {
         conversation: Option<&str>,
     ) -> Result<String, StoreError> {
         if let Some(id) = conversation {
-            self.store.find_turns(&principal.subject, id, 0).await?;
+            self.store.count_turns(&principal.subject, id).await?;
             return Ok(id.to_owned());
         }
         match self.store.find_latest(&principal.subject).await? {
@@ -203,33 +209,80 @@ impl Agent {
         text: &str,
         events: &UnboundedSender<AgentEvent>,
     ) -> Result<TurnSummary, AgentError> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Err(AgentError::InvalidMessage("the message is empty".into()));
-        }
-        let length = text.chars().count();
-        if length > MAX_MESSAGE_CHARS {
-            return Err(AgentError::InvalidMessage(format!(
-                "the message is {length} characters; the limit is {MAX_MESSAGE_CHARS}"
-            )));
-        }
-        let conversation_id = self.conversation_for(principal, conversation).await?;
+        let text = validate_message(text)?;
+        let conversation_id = match conversation {
+            Some(id) => id.to_owned(),
+            None => self.conversation_for(principal, None).await?,
+        };
         let lock = {
             let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
             locks.entry(conversation_id.clone()).or_default().clone()
         };
         // One turn at a time per conversation, so turns never interleave in the history.
-        let _turn = lock.lock().await;
+        let turn = lock.lock().await;
+        let result = self
+            .run_locked_turn(principal, &conversation_id, text, events)
+            .await;
+        drop(turn);
+        // The lock is dropped from the map once nobody else waits on it.
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        if Arc::strong_count(&lock) == 2 {
+            locks.remove(&conversation_id);
+        }
+        result
+    }
+
+    /// The model history of `conversation_id` (from memory when it is current) and its turns.
+    async fn history(
+        &self,
+        principal: &Principal,
+        conversation_id: &str,
+    ) -> Result<(u32, Vec<Message>), StoreError> {
+        let turns = self
+            .store
+            .count_turns(&principal.subject, conversation_id)
+            .await?;
+        let cached = self
+            .recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(conversation_id)
+            .filter(|(count, _)| *count == turns)
+            .map(|(_, history)| history.clone());
+        if let Some(history) = cached {
+            return Ok((turns, history.to_vec()));
+        }
+        let earlier = self
+            .store
+            .find_turns(&principal.subject, conversation_id, HISTORY_TURNS)
+            .await?;
+        let mut history: Vec<Message> = earlier.into_iter().flat_map(|t| t.messages).collect();
+        history.drain(..history_window(&history));
+        Ok((turns, history))
+    }
+
+    fn remember(&self, conversation_id: &str, turns: u32, mut history: Vec<Message>) {
+        history.drain(..history_window(&history));
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() >= CACHED_CONVERSATIONS && !recent.contains_key(conversation_id) {
+            // Crude but bounded: forget everything; the store has it all.
+            recent.clear();
+        }
+        recent.insert(conversation_id.to_owned(), (turns, Arc::new(history)));
+    }
+
+    async fn run_locked_turn(
+        &self,
+        principal: &Principal,
+        conversation_id: &str,
+        text: &str,
+        events: &UnboundedSender<AgentEvent>,
+    ) -> Result<TurnSummary, AgentError> {
+        let conversation_id = conversation_id.to_owned();
+        let (turns, mut history) = self.history(principal, &conversation_id).await?;
         let _ = events.send(AgentEvent::Conversation {
             conversation_id: conversation_id.clone(),
         });
-        let earlier = self
-            .store
-            .find_turns(&principal.subject, &conversation_id, HISTORY_TURNS)
-            .await?;
-        let mut history: Vec<Message> = earlier.into_iter().flat_map(|t| t.messages).collect();
-        let start = history_window(&history);
-        history.drain(..start);
         let first_new = history.len();
         history.push(Message::user_text(text));
 
@@ -333,7 +386,7 @@ impl Agent {
         let turn = Turn {
             user_text: text.to_owned(),
             reply_text: message.clone(),
-            messages: history.split_off(first_new),
+            messages: history[first_new..].to_vec(),
             tool_results: tool_results.clone(),
         };
         self.store
@@ -344,6 +397,7 @@ impl Agent {
                 self.clock.now(),
             )
             .await?;
+        self.remember(&conversation_id, turns + 1, history);
         let _ = events.send(AgentEvent::Done {
             message: message.clone(),
             tool_results: tool_results.clone(),
@@ -542,6 +596,21 @@ impl Agent {
             }
         }
     }
+}
+
+/// The message, trimmed, if it is neither empty nor longer than [`MAX_MESSAGE_CHARS`].
+pub fn validate_message(text: &str) -> Result<&str, AgentError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(AgentError::InvalidMessage("the message is empty".into()));
+    }
+    let length = text.chars().count();
+    if length > MAX_MESSAGE_CHARS {
+        return Err(AgentError::InvalidMessage(format!(
+            "the message is {length} characters; the limit is {MAX_MESSAGE_CHARS}"
+        )));
+    }
+    Ok(text)
 }
 
 fn assistant_text(text: &str) -> Message {

@@ -90,6 +90,9 @@ pub trait ConversationStore: Send + Sync {
     async fn create(&self, owner: &str, now: UnixTime) -> Result<String, StoreError>;
     /// `owner`'s most recently used conversation, if any.
     async fn find_latest(&self, owner: &str) -> Result<Option<String>, StoreError>;
+    /// How many turns `owner`'s conversation `id` has ([`StoreError::NotFound`] when it is not
+    /// theirs).
+    async fn count_turns(&self, owner: &str, id: &str) -> Result<u32, StoreError>;
     /// The last `last` turns of `owner`'s conversation `id`, oldest first ([`StoreError::NotFound`]
     /// when it is not theirs).
     async fn find_turns(&self, owner: &str, id: &str, last: u32) -> Result<Vec<Turn>, StoreError>;
@@ -292,6 +295,18 @@ impl ConversationStore for SqliteConversations {
         .await?)
     }
 
+    async fn count_turns(&self, owner: &str, id: &str) -> Result<u32, StoreError> {
+        let count: Option<u32> = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM turns WHERE conversation_id = c.id) \
+             FROM conversations c WHERE c.id = ? AND c.owner = ?",
+        )
+        .bind(id)
+        .bind(owner)
+        .fetch_optional(&self.reader)
+        .await?;
+        count.ok_or(StoreError::NotFound)
+    }
+
     async fn find_turns(&self, owner: &str, id: &str, last: u32) -> Result<Vec<Turn>, StoreError> {
         self.owns(owner, id).await?;
         let rows: Vec<(String, String, String, String)> = sqlx::query_as(
@@ -380,6 +395,11 @@ mod tests {
         assert_eq!(store.find_latest("alice").await.unwrap(), Some(id.clone()));
         let turns = store.find_turns("alice", &id, 10).await.unwrap();
         assert_eq!(turns, vec![turn("one"), turn("two")]);
+        assert_eq!(store.count_turns("alice", &id).await.unwrap(), 2);
+        assert!(matches!(
+            store.count_turns("bob", &id).await,
+            Err(StoreError::NotFound)
+        ));
         let last = store.find_turns("alice", &id, 1).await.unwrap();
         assert_eq!(last, vec![turn("two")], "the most recent, in order");
         let newer = store.create("alice", 5).await.unwrap();

@@ -21,7 +21,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::agent::{AgentError, AgentEvent, MAX_MESSAGE_CHARS};
+use crate::agent::{AgentError, AgentEvent, validate_message};
 use crate::connections;
 
 /// Turns shown when the page loads a conversation.
@@ -36,17 +36,9 @@ pub(crate) struct ChatRequest {
     conversation_id: Option<String>,
 }
 
+/// Refuses an empty or oversized message with a 400 before any work starts.
 fn validate(request: &ChatRequest) -> Result<(), ApiError> {
-    let text = request.message.trim();
-    if text.is_empty() {
-        return Err(ApiError::bad_request("the message is empty"));
-    }
-    let length = text.chars().count();
-    if length > MAX_MESSAGE_CHARS {
-        return Err(ApiError::bad_request(format!(
-            "the message is {length} characters; the limit is {MAX_MESSAGE_CHARS}"
-        )));
-    }
+    validate_message(&request.message)?;
     Ok(())
 }
 

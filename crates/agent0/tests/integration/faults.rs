@@ -246,3 +246,47 @@ async fn with_idp0_down_warm_tokens_keep_working_and_new_ones_fail_clearly() {
         "the session survives an IdP outage"
     );
 }
+
+#[tokio::test]
+async fn the_model_always_sees_the_stored_history_even_when_written_elsewhere() {
+    let model = Arc::new(Scripted::default());
+    let stack = AgentStack::start_with(model.clone(), |_| {}).await;
+    let alice = stack.login("alice").await;
+    let first = alice.chat("one").await;
+    let conversation = first["conversationId"].as_str().unwrap().to_owned();
+    // Another replica (or process) appends a turn to the same conversation.
+    let (_, status) = alice.get("/auth/status").await;
+    let subject = status["user"]["sub"].as_str().unwrap();
+    let store = stack.app.agent().store().clone();
+    let injected = agent0::conversations::Turn {
+        user_text: "written elsewhere".into(),
+        reply_text: "noted".into(),
+        messages: vec![
+            Message::user_text("written elsewhere"),
+            Message {
+                role: agent0::llm::Role::Assistant,
+                content: vec![Block::Text {
+                    text: "noted".into(),
+                }],
+            },
+        ],
+        tool_results: vec![],
+    };
+    store
+        .append(subject, &conversation, &injected, 0)
+        .await
+        .unwrap();
+    alice.chat("two").await;
+    let requests = model.requests.lock().unwrap();
+    let seen: Vec<String> = requests.last().unwrap().iter().map(Message::text).collect();
+    assert_eq!(
+        seen,
+        [
+            "one",
+            "(script exhausted)",
+            "written elsewhere",
+            "noted",
+            "two"
+        ]
+    );
+}
