@@ -17,5 +17,7 @@ mod journeys;
 mod llm_anthropic;
 #[path = "integration/llm_openai.rs"]
 mod llm_openai;
+#[path = "integration/logs.rs"]
+mod logs;
 #[path = "integration/sessions.rs"]
 mod sessions;
