@@ -136,8 +136,11 @@ pub struct Agent {
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Recent conversations' model history and its turn count: a warm turn reads no turns
     /// back, only the count, to know the copy is current.
-    recent: std::sync::Mutex<HashMap<String, (u32, Arc<Vec<Message>>)>>,
+    recent: std::sync::Mutex<HashMap<String, CachedHistory>>,
 }
+
+/// A conversation's turn count and its model history (windowed) after those turns.
+type CachedHistory = (u32, Arc<Vec<Message>>);
 
 /// A tool as offered to the model, and where it really lives.
 struct OfferedTool {
