@@ -5,6 +5,7 @@ mod bench;
 mod idp;
 mod keys;
 mod mcp;
+mod memory;
 mod settings;
 mod todo;
 mod token;
@@ -69,6 +70,7 @@ pub(crate) struct ServiceArgs {
 }
 
 fn main() -> std::process::ExitCode {
+    memory::steady_heap();
     let cli = Cli::parse();
     // Benchmarks run the services in-process: their per-request audit lines would be measured
     // too, so only warnings are logged unless RUST_LOG says otherwise.
