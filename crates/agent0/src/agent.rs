@@ -294,6 +294,7 @@ impl Agent {
         let mut tool_results = Vec::new();
         let mut replies: Vec<String> = Vec::new();
         let mut steps = 0;
+        let mut login_expired = false;
         loop {
             if steps == self.max_steps {
                 let note = format!(
@@ -367,9 +368,22 @@ impl Agent {
             }
             let mut results = Vec::with_capacity(calls.len());
             for (id, name, input) in calls {
-                let view = self
-                    .run_tool(principal, &offered, &id, &name, input, events)
-                    .await?;
+                let view = if login_expired {
+                    // Every tool call keeps a result, even the ones no longer run.
+                    not_run(&id, &name, input)
+                } else {
+                    match self
+                        .run_tool(principal, &offered, &id, &name, input.clone(), events)
+                        .await
+                    {
+                        Ok(view) => view,
+                        Err(AgentError::LoginExpired) => {
+                            login_expired = true;
+                            not_run(&id, &name, input)
+                        }
+                        Err(e) => return Err(e),
+                    }
+                };
                 results.push(Block::ToolResult {
                     tool_use_id: id,
                     content: match &view.result {
@@ -384,6 +398,13 @@ impl Agent {
                 role: Role::User,
                 content: results,
             });
+            if login_expired {
+                // What already happened is kept; the person logs in again to go on.
+                let note = "Your login has expired, so I stopped here; log in again to continue.";
+                history.push(assistant_text(note));
+                replies.push(note.to_owned());
+                break;
+            }
         }
         let message = replies.join("\n\n");
         let turn = Turn {
@@ -401,6 +422,9 @@ impl Agent {
             )
             .await?;
         self.remember(&conversation_id, turns + 1, history);
+        if login_expired {
+            return Err(AgentError::LoginExpired);
+        }
         let _ = events.send(AgentEvent::Done {
             message: message.clone(),
             tool_results: tool_results.clone(),
@@ -598,6 +622,19 @@ impl Agent {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// The result of a tool call that was not run because the person's login expired.
+fn not_run(id: &str, name: &str, input: Value) -> ToolResultView {
+    ToolResultView {
+        id: id.to_owned(),
+        tool: name.to_owned(),
+        connection: String::new(),
+        arguments: input,
+        result: Value::String("Not run: the person's login has expired.".into()),
+        is_error: true,
+        step_up: None,
     }
 }
 
