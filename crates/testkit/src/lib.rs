@@ -371,6 +371,25 @@ impl Browser {
         code_from_redirect(&response)
     }
 
+    /// Opens `authorize_url`, logs in with `credentials`, and carries the code, `state` and `iss`
+    /// to `callback` (the app's real callback URL: its registered redirect URI may name another
+    /// port), as a browser following the redirect would. Returns the app's answer.
+    pub async fn log_in_to(
+        &self,
+        authorize_url: &str,
+        credentials: (&str, &str),
+        callback: &str,
+    ) -> anyhow::Result<reqwest::Response> {
+        let code = self.authorize(authorize_url, Some(credentials)).await?;
+        let mut callback = url::Url::parse(callback)?;
+        callback
+            .query_pairs_mut()
+            .append_pair("code", &code.code)
+            .append_pair("state", code.state.as_deref().context("no state")?)
+            .append_pair("iss", code.iss.as_deref().context("no iss")?);
+        Ok(self.http.get(callback).send().await?)
+    }
+
     /// Submits the login form found in `html`.
     pub async fn submit_login(
         &self,

@@ -59,20 +59,11 @@ impl App {
         }
         assert!(params["state"].len() >= 16 && params["nonce"].len() >= 16);
 
-        let code = browser
-            .authorize(
-                authorize.as_str(),
-                Some((user, &self.stack.idp.password(user))),
-            )
+        let password = self.stack.idp.password(user);
+        let done = browser
+            .log_in_to(authorize.as_str(), (user, &password), &self.at("/callback"))
             .await
             .unwrap();
-        let mut callback = url::Url::parse(&self.at("/callback")).unwrap();
-        callback
-            .query_pairs_mut()
-            .append_pair("code", &code.code)
-            .append_pair("state", code.state.as_deref().unwrap())
-            .append_pair("iss", code.iss.as_deref().unwrap());
-        let done = browser.http.get(callback).send().await.unwrap();
         assert_eq!(done.status(), StatusCode::SEE_OTHER);
         assert_eq!(done.headers()[LOCATION], "/");
         let cookie = done

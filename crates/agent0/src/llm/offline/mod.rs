@@ -728,5 +728,4 @@ fn say_text(say: &Say) -> String {
 }
 
 #[cfg(test)]
-#[path = "../offline_tests.rs"]
 mod tests;
