@@ -210,12 +210,12 @@ impl TokenBroker {
             .client
             .exchange_for_id_jag(&self.org_token_endpoint, &self.agent, &request)
             .await
-            .map_err(|e| refused(e, &target.connection, "the identity provider"))?;
+            .map_err(|e| refused(e, &target.connection, Leg::IdentityProvider))?;
         let response = self
             .client
             .redeem_id_jag(&target.as_token_endpoint, &self.agent, &id_jag.access_token)
             .await
-            .map_err(|e| refused(e, &target.connection, "the authorization server"))?;
+            .map_err(|e| refused(e, &target.connection, Leg::AuthorizationServer))?;
         drop(id_jag);
         let granted = match response.scope.as_deref() {
             Some(granted) => Scopes::parse(granted).map_err(|e| {
@@ -238,15 +238,34 @@ impl TokenBroker {
     }
 }
 
-/// Maps a token endpoint failure to what the person and the model are told.
-fn refused(error: TokenClientError, connection: &str, who: &str) -> TokenError {
+/// Which of the two Cross-App Access steps failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leg {
+    /// Step 1: the ID token for an ID-JAG at the org AS.
+    IdentityProvider,
+    /// Step 2: the ID-JAG for an access token at the resource AS.
+    AuthorizationServer,
+}
+
+impl std::fmt::Display for Leg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::IdentityProvider => "the identity provider",
+            Self::AuthorizationServer => "the authorization server",
+        })
+    }
+}
+
+/// Maps a token endpoint failure to what the person and the model are told. The IdP refusing
+/// the ID token (`invalid_grant` at step 1) means the login is no longer good.
+fn refused(error: TokenClientError, connection: &str, who: Leg) -> TokenError {
     match error {
         TokenClientError::OAuth { error, .. } => match (&error.error, error.interaction_uri) {
             (_, Some(interaction_uri)) => TokenError::InteractionRequired {
                 connection: connection.to_owned(),
                 interaction_uri,
             },
-            (ErrorCode::InvalidGrant, None) if who == "the identity provider" => {
+            (ErrorCode::InvalidGrant, None) if who == Leg::IdentityProvider => {
                 TokenError::LoginExpired
             }
             (code, None) => TokenError::Refused(format!(
@@ -263,5 +282,61 @@ fn refused(error: TokenClientError, connection: &str, who: &str) -> TokenError {
         e @ (TokenClientError::Invalid { .. } | TokenClientError::Signing(_)) => {
             TokenError::Refused(format!("getting a token for {connection} failed: {e}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use protocol::oauth::ErrorResponse;
+
+    use super::*;
+
+    fn oauth(code: ErrorCode, interaction_uri: Option<&str>) -> TokenClientError {
+        let mut error = ErrorResponse::new(code, "because");
+        error.interaction_uri = interaction_uri.map(str::to_owned);
+        TokenClientError::OAuth {
+            endpoint: "http://idp/token".into(),
+            status: 400,
+            error,
+        }
+    }
+
+    #[test]
+    fn refusals_say_what_the_person_must_do() {
+        assert!(matches!(
+            refused(
+                oauth(ErrorCode::InvalidGrant, None),
+                "todo0",
+                Leg::IdentityProvider
+            ),
+            TokenError::LoginExpired
+        ));
+        // The resource AS refusing an ID-JAG is not the person's login.
+        let error = refused(
+            oauth(ErrorCode::InvalidGrant, None),
+            "todo0",
+            Leg::AuthorizationServer,
+        );
+        assert_eq!(
+            error.to_string(),
+            "the authorization server refused access to todo0: invalid_grant (because)"
+        );
+        assert!(matches!(
+            refused(
+                oauth(ErrorCode::InteractionRequired, Some("https://idp/consent")),
+                "github",
+                Leg::IdentityProvider
+            ),
+            TokenError::InteractionRequired { connection, interaction_uri }
+                if connection == "github" && interaction_uri == "https://idp/consent"
+        ));
+        let unreachable = TokenClientError::Http {
+            endpoint: "http://idp/token".into(),
+            message: "connection refused".into(),
+        };
+        assert!(matches!(
+            refused(unreachable, "todo0", Leg::IdentityProvider),
+            TokenError::Unavailable(m) if m.contains("could not be reached")
+        ));
     }
 }
