@@ -202,18 +202,13 @@ async fn single_connection(options: SqliteConnectOptions) -> Result<SqlitePool, 
     Ok(pool)
 }
 
-/// The writer task: drains the queue in groups, one transaction (and one fsync) per group.
+/// The writer task: takes whatever is waiting (at least one, at most [`MAX_BATCH`]) as one
+/// group, one transaction (and one fsync) per group; stops when every sender is gone.
 async fn group_commit(writer: SqlitePool, mut queue: mpsc::Receiver<Append>) {
-    while let Some(first) = queue.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let results = commit(&writer, &batch).await;
-        for (append, result) in batch.into_iter().zip(results) {
+        for (append, result) in batch.drain(..).zip(results) {
             let _ = append.done.send(result);
         }
     }

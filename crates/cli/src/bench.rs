@@ -129,12 +129,7 @@ impl Cell {
 
     /// The `q` quantile (nearest rank), in milliseconds.
     fn quantile_ms(&self, q: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return 0.0;
-        }
-        let rank =
-            ((q * self.latencies.len() as f64).ceil() as usize).clamp(1, self.latencies.len());
-        self.latencies[rank - 1] as f64 / 1e6
+        quantile_ms(&self.latencies, q)
     }
 
     /// Server CPU time per measured call, in microseconds.
@@ -698,6 +693,15 @@ fn pass_miss(met: Option<bool>) -> &'static str {
         Some(false) => "MISS",
         None => "n/a",
     }
+}
+
+/// The `q` quantile (nearest rank) of sorted nanoseconds, in milliseconds.
+fn quantile_ms(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1] as f64 / 1e6
 }
 
 fn round2(x: f64) -> f64 {

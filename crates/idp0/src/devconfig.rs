@@ -58,6 +58,29 @@ pub struct DevConfig {
     pub demo_users: Vec<(String, String)>,
 }
 
+/// Points the generated configuration in `data_dir` at services on other addresses (tests and
+/// benchmarks on ephemeral ports): the todo0 authorization server's audience becomes `resource`,
+/// and with `agent_base` (`http://127.0.0.1:PORT`) the `agent0` client's redirect URIs move there.
+pub fn retarget(data_dir: &Path, resource: &str, agent_base: Option<&str>) -> anyhow::Result<()> {
+    let path = data_dir.join(CONFIG_FILE);
+    let quoted = |value: &str| format!("\"{value}\"");
+    let mut text =
+        std::fs::read_to_string(&path)?.replace(&quoted(TODO0_MCP_RESOURCE), &quoted(resource));
+    if let Some(base) = agent_base {
+        text = text
+            .replace(
+                &quoted("http://localhost:3000/callback"),
+                &quoted(&format!("{base}/callback")),
+            )
+            .replace(
+                &quoted("http://localhost:3000/"),
+                &quoted(&format!("{base}/")),
+            );
+    }
+    std::fs::write(&path, text)?;
+    Ok(())
+}
+
 /// Generates the development configuration in `data_dir` unless one is there.
 pub fn ensure(data_dir: &Path) -> anyhow::Result<DevConfig> {
     let path = data_dir.join(CONFIG_FILE);

@@ -61,19 +61,7 @@ impl IdpHandle {
         let temp = tempfile::tempdir()?;
         let dir = temp.path().to_owned();
         idp0::devconfig::ensure(&dir)?;
-        let config = dir.join(idp0::devconfig::CONFIG_FILE);
-        let mut text = std::fs::read_to_string(&config)?;
-        let quoted = format!("\"{}\"", idp0::devconfig::TODO0_MCP_RESOURCE);
-        text = text.replace(&quoted, &format!("\"{resource}\""));
-        if let Some(base) = agent_base {
-            text = text
-                .replace(
-                    &format!("\"{AGENT0_REDIRECT}\""),
-                    &format!("\"{base}/callback\""),
-                )
-                .replace("\"http://localhost:3000/\"", &format!("\"{base}/\""));
-        }
-        std::fs::write(&config, text)?;
+        idp0::devconfig::retarget(&dir, resource, agent_base)?;
         let mut handle = Self::start_in(&dir, protocol::clock::system()).await?;
         handle._temp = Some(temp);
         if let Some(base) = agent_base {

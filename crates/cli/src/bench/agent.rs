@@ -140,7 +140,7 @@ pub(crate) async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
         let (latencies, window) =
             run_for(&agent_base, people, &args.message, args.duration, pace).await?;
         let trips = state.agent().hub().broker().exchange_count() - before;
-        let q = |q: f64| quantile_ms(&latencies, q);
+        let q = |q: f64| super::quantile_ms(&latencies, q);
         let per_s = latencies.len() as f64 / window.as_secs_f64();
         let met = q(0.5) < TARGET_P50_MS && trips == 0;
         let load = match pace {
@@ -187,16 +187,8 @@ fn configure_idp(
 ) -> anyhow::Result<()> {
     idp0::devconfig::ensure(dir)?;
     let path = dir.join(idp0::devconfig::CONFIG_FILE);
-    let text = std::fs::read_to_string(&path)?
-        .replace(
-            &format!("\"{}\"", idp0::devconfig::TODO0_MCP_RESOURCE),
-            &format!("\"{mcp_url}\""),
-        )
-        .replace(
-            "\"http://localhost:3000/callback\"",
-            &format!("\"{agent_base}/callback\""),
-        )
-        .replace("\"http://localhost:3000/\"", &format!("\"{agent_base}/\""));
+    idp0::devconfig::retarget(dir, mcp_url, Some(agent_base))?;
+    let text = std::fs::read_to_string(&path)?;
     let mut config: toml::Table = toml::from_str(&text)?;
     let hash = idp0::password::hash(PASSWORD).map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
     let users = config
@@ -376,13 +368,4 @@ async fn run_for(
     let window = start.elapsed();
     all.sort_unstable();
     Ok((all, window))
-}
-
-/// The `q` quantile (nearest rank) of sorted nanoseconds, in milliseconds.
-fn quantile_ms(sorted: &[u64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1] as f64 / 1e6
 }
