@@ -14,7 +14,6 @@ use agent0::conversations::SqliteConversations;
 use agent0::mcp::{McpAuth, McpServer};
 use agent0::tokens::IdJagTarget;
 use anyhow::{Context, bail};
-use axum::serve::ListenerExt;
 use protocol::assertion::ClientAssertionSigner;
 use protocol::keys::SigningKey;
 use protocol::token_client::ClientAuth;
@@ -88,11 +87,17 @@ fn default_auth() -> String {
 }
 
 pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
-    let (app, listener, banner) = prepare(&args).await?;
+    run_on(args, None).await
+}
+
+/// Serves agent0 on `listener` when `up` already bound its port.
+pub(crate) async fn run_on(
+    args: AgentArgs,
+    listener: Option<tokio::net::TcpListener>,
+) -> anyhow::Result<()> {
+    let (app, listener, banner) = prepare(&args, listener).await?;
     println!("{banner}");
-    axum::serve(listener.tap_io(idp0::no_delay), app)
-        .with_graceful_shutdown(crate::shutdown_signal())
-        .await?;
+    httpserve::serve(listener, app, crate::shutdown_signal()).await?;
     println!("agent0 stopped");
     Ok(())
 }
@@ -100,6 +105,7 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
 /// Resolves settings, opens the store, discovers the IdP and binds the port.
 pub(crate) async fn prepare(
     args: &AgentArgs,
+    listener: Option<tokio::net::TcpListener>,
 ) -> anyhow::Result<(axum::Router, tokio::net::TcpListener, String)> {
     let settings = Settings::load(
         &args.env_files,
@@ -185,9 +191,12 @@ pub(crate) async fn prepare(
     };
     let state = agent0::AppState::new(config).await?;
     let app = agent0::router(state);
-    let listener = tokio::net::TcpListener::bind((args.bind.as_str(), port))
-        .await
-        .with_context(|| format!("binding {}:{port}", args.bind))?;
+    let listener = match listener {
+        Some(listener) => listener,
+        None => tokio::net::TcpListener::bind((args.bind.as_str(), port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{port} (use --port)", args.bind))?,
+    };
     let bound = listener.local_addr()?;
     let public = url::Url::parse(&redirect_uri)?.join("/")?;
     let banner = format!(

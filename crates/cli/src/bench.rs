@@ -223,6 +223,7 @@ async fn run_mcp(args: McpBenchArgs) -> anyhow::Result<()> {
         config: None,
         issuer: org_issuer,
         clock: protocol::clock::system(),
+        topology: None,
     })
     .await
     .context("opening idp0")?;

@@ -65,35 +65,50 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
             println!("{hash}");
             Ok(())
         }
-        None => serve(args, None).await,
+        None => serve(args, Stack::default()).await,
     }
 }
 
-/// Serves idp0 and reports its issuer on `ready` once it listens (for `up`).
-pub(crate) async fn run_until_ready(
-    args: IdpArgs,
-    ready: tokio::sync::oneshot::Sender<String>,
-) -> anyhow::Result<()> {
-    serve(args, Some(ready)).await
+/// What `up` hands idp0: the port it already bound, where the other services run, and a channel
+/// on which idp0 reports its issuer once it listens.
+#[derive(Default)]
+pub(crate) struct Stack {
+    pub(crate) listener: Option<tokio::net::TcpListener>,
+    pub(crate) topology: Option<idp0::devconfig::Topology>,
+    pub(crate) ready: Option<tokio::sync::oneshot::Sender<String>>,
 }
 
-async fn serve(
-    args: IdpArgs,
-    ready: Option<tokio::sync::oneshot::Sender<String>>,
-) -> anyhow::Result<()> {
+/// Serves idp0 as part of the whole stack (for `up`).
+pub(crate) async fn run_in_stack(args: IdpArgs, stack: Stack) -> anyhow::Result<()> {
+    serve(args, stack).await
+}
+
+async fn serve(args: IdpArgs, stack: Stack) -> anyhow::Result<()> {
+    let Stack {
+        listener,
+        topology,
+        ready,
+    } = stack;
     let issuer_for = |port: u16| {
         args.issuer
             .clone()
             .unwrap_or_else(|| format!("http://localhost:{port}"))
     };
     // With a fixed port the configuration is loaded before binding, so a bad config never holds a port.
-    let (listener, opened) = if args.port == 0 {
-        let listener = bind(&args.bind, 0).await?;
-        let issuer = issuer_for(listener.local_addr()?.port());
-        (listener, open(&args, issuer).await?)
-    } else {
-        let opened = open(&args, issuer_for(args.port)).await?;
-        (bind(&args.bind, args.port).await?, opened)
+    let (listener, opened) = match listener {
+        Some(listener) => {
+            let issuer = issuer_for(listener.local_addr()?.port());
+            (listener, open(&args, issuer, topology).await?)
+        }
+        None if args.port == 0 => {
+            let listener = bind(&args.bind, 0).await?;
+            let issuer = issuer_for(listener.local_addr()?.port());
+            (listener, open(&args, issuer, topology).await?)
+        }
+        None => {
+            let opened = open(&args, issuer_for(args.port), topology).await?;
+            (bind(&args.bind, args.port).await?, opened)
+        }
     };
     let idp = opened.idp;
     println!("idp0 is running");
@@ -127,13 +142,18 @@ async fn serve(
     Ok(())
 }
 
-async fn open(args: &IdpArgs, issuer: String) -> anyhow::Result<idp0::Opened> {
+async fn open(
+    args: &IdpArgs,
+    issuer: String,
+    topology: Option<idp0::devconfig::Topology>,
+) -> anyhow::Result<idp0::Opened> {
     url::Url::parse(&issuer).with_context(|| format!("--issuer {issuer:?} is not a URL"))?;
     idp0::open(idp0::Options {
         data_dir: args.service.data_dir.clone(),
         config: args.config.clone(),
         issuer,
         clock: protocol::clock::system(),
+        topology,
     })
     .await
 }

@@ -4,7 +4,6 @@
 //! `secure-agent todo-mcp --data-dir D` and `secure-agent todo-app --data-dir D` work together
 //! with nothing else.
 
-use axum::serve::ListenerExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -157,6 +156,14 @@ impl Common {
 }
 
 pub(crate) async fn run_mcp(args: TodoMcpArgs) -> anyhow::Result<()> {
+    run_mcp_on(args, None).await
+}
+
+/// Serves todo0's MCP server on `listener` when `up` already bound its port.
+pub(crate) async fn run_mcp_on(
+    args: TodoMcpArgs,
+    listener: Option<tokio::net::TcpListener>,
+) -> anyhow::Result<()> {
     let common = Common::resolve(&args.common)?;
     let port = common.port(args.port, "MCP_PORT", 5002)?;
     let (store, jwks) = common.connect(&args.common).await?;
@@ -172,7 +179,10 @@ pub(crate) async fn run_mcp(args: TodoMcpArgs) -> anyhow::Result<()> {
             .collect();
     }
     let app = todo0::mcp::router(&config, Arc::new(jwks), store, protocol::clock::system());
-    let listener = common.listen(&args.common.bind, port).await?;
+    let listener = match listener {
+        Some(listener) => listener,
+        None => common.listen(&args.common.bind, port).await?,
+    };
     let local = listener.local_addr()?;
     println!("todo0 MCP server is running");
     println!(
@@ -181,14 +191,20 @@ pub(crate) async fn run_mcp(args: TodoMcpArgs) -> anyhow::Result<()> {
     );
     println!("  accepts tokens of: {}", common.issuer);
     println!("  store:             {}", redact_url(&common.database));
-    axum::serve(listener.tap_io(idp0::no_delay), app)
-        .with_graceful_shutdown(crate::shutdown_signal())
-        .await?;
+    httpserve::serve(listener, app, crate::shutdown_signal()).await?;
     println!("todo0 MCP server stopped");
     Ok(())
 }
 
 pub(crate) async fn run_app(args: TodoAppArgs) -> anyhow::Result<()> {
+    run_app_on(args, None).await
+}
+
+/// Serves todo0's web app on `listener` when `up` already bound its port.
+pub(crate) async fn run_app_on(
+    args: TodoAppArgs,
+    listener: Option<tokio::net::TcpListener>,
+) -> anyhow::Result<()> {
     let common = Common::resolve(&args.common)?;
     let port = common.port(args.port, "TODO_APP_PORT", 5001)?;
     let oidc = crate::web::oidc_settings(&common.settings, &args.login)?;
@@ -205,7 +221,10 @@ pub(crate) async fn run_app(args: TodoAppArgs) -> anyhow::Result<()> {
     let app = todo0::web::router(config, Arc::new(jwks), store, protocol::clock::system())
         .await
         .context("setting up the login (OKTA_DOMAIN)")?;
-    let listener = common.listen(&args.common.bind, port).await?;
+    let listener = match listener {
+        Some(listener) => listener,
+        None => common.listen(&args.common.bind, port).await?,
+    };
     let local = listener.local_addr()?;
     let public = url::Url::parse(&redirect_uri)?.join("/")?;
     if public.port_or_known_default() != Some(local.port()) {
@@ -224,9 +243,7 @@ pub(crate) async fn run_app(args: TodoAppArgs) -> anyhow::Result<()> {
         common.issuer, common.resource
     );
     println!("  store:             {}", redact_url(&common.database));
-    axum::serve(listener.tap_io(idp0::no_delay), app)
-        .with_graceful_shutdown(crate::shutdown_signal())
-        .await?;
+    httpserve::serve(listener, app, crate::shutdown_signal()).await?;
     println!("todo0 web app stopped");
     Ok(())
 }

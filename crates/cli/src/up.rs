@@ -39,7 +39,35 @@ fn service_args<T: clap::Args>(args: &[String]) -> anyhow::Result<T> {
     Ok(Service::<T>::try_parse_from(args)?.args)
 }
 
+/// Binds one service's port, or says which service could not have it and what to do.
+async fn listen(service: &str, port: u16, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| {
+            format!(
+                "{service} cannot listen on 127.0.0.1:{port}: is another secure-agent (or another \
+                 program) using that port? Stop it, or choose another port with {flag} PORT"
+            )
+        })
+}
+
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
+    // Every port is bound before anything is configured: with port 0 the real ports are only
+    // known now, and every URL in the generated configuration (redirect and logout URIs, the MCP
+    // resource, the env files, the banners) must name the ports actually served.
+    let idp_listener = listen("idp0", args.idp_port, "--idp-port").await?;
+    let mcp_listener = listen("todo0's MCP server", args.mcp_port, "--mcp-port").await?;
+    let app_listener = listen("todo0's web app", args.app_port, "--app-port").await?;
+    let agent_listener = listen("agent0", args.agent_port, "--agent-port").await?;
+    let port = |l: &tokio::net::TcpListener| l.local_addr().map(|a| a.port());
+    let (idp_port, mcp_port, app_port, agent_port) = (
+        port(&idp_listener)?,
+        port(&mcp_listener)?,
+        port(&app_listener)?,
+        port(&agent_listener)?,
+    );
+    let topology = idp0::devconfig::Topology::localhost(agent_port, app_port, mcp_port);
+
     let dir = args.service.data_dir.display().to_string();
     let with = |name: &str, port: u16| {
         vec![
@@ -50,55 +78,83 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             port.to_string(),
         ]
     };
-    let idp_args: crate::idp::IdpArgs = service_args(&with("idp", args.idp_port))?;
+    let idp_args: crate::idp::IdpArgs = service_args(&with("idp", idp_port))?;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let idp = tokio::spawn(crate::idp::run_until_ready(idp_args, ready_tx));
-    let issuer = tokio::time::timeout(Duration::from_secs(30), ready_rx)
-        .await
-        .context("idp0 did not start within 30 s")?
-        .context("idp0 failed to start")?;
-    // The todo services discover idp0; with a port of 0 the generated settings name the
-    // default port, so point them at the issuer that actually runs.
+    let idp = tokio::spawn(crate::idp::run_in_stack(
+        idp_args,
+        crate::idp::Stack {
+            listener: Some(idp_listener),
+            topology: Some(topology),
+            ready: Some(ready_tx),
+        },
+    ));
+    let issuer = match tokio::time::timeout(Duration::from_secs(30), ready_rx).await {
+        Ok(Ok(issuer)) => issuer,
+        // idp0 stopped before it was ready: its own error says why.
+        Ok(Err(_)) => {
+            return Err(joined(idp)
+                .await
+                .err()
+                .unwrap_or_else(|| anyhow::anyhow!("idp0 stopped before it was ready")));
+        }
+        Err(_) => anyhow::bail!("idp0 did not start within 30 s"),
+    };
+    // The other services read the env files idp0 has just written for this topology; the issuer
+    // is passed too, since `--idp-port` moves it.
     let todo_issuer = format!("{issuer}/oauth2/{}", idp0::devconfig::TODO0_SERVER);
-    let mut mcp_args = with("todo-mcp", args.mcp_port);
+    let mut mcp_args = with("todo-mcp", mcp_port);
     mcp_args.extend(["--issuer".into(), todo_issuer.clone()]);
-    let mut app_args = with("todo-app", args.app_port);
+    let mut app_args = with("todo-app", app_port);
     app_args.extend([
         "--issuer".into(),
         todo_issuer,
         "--okta-domain".into(),
         issuer.clone(),
     ]);
-    let mut agent_args = with("agent", args.agent_port);
+    let mut agent_args = with("agent", agent_port);
     agent_args.extend(["--okta-domain".into(), issuer]);
-    let mcp = tokio::spawn(crate::todo::run_mcp(service_args(&mcp_args)?));
-    let app = tokio::spawn(crate::todo::run_app(service_args(&app_args)?));
-    let agent = tokio::spawn(crate::agent::run(service_args(&agent_args)?));
-    if args.agent_port != 0 {
-        tokio::spawn(announce_when_ready(args.agent_port));
-    }
+    let mcp = tokio::spawn(crate::todo::run_mcp_on(
+        service_args(&mcp_args)?,
+        Some(mcp_listener),
+    ));
+    let app = tokio::spawn(crate::todo::run_app_on(
+        service_args(&app_args)?,
+        Some(app_listener),
+    ));
+    let agent = tokio::spawn(crate::agent::run_on(
+        service_args(&agent_args)?,
+        Some(agent_listener),
+    ));
+    tokio::spawn(announce_when_ready([
+        idp_port, mcp_port, app_port, agent_port,
+    ]));
     // The first service to fail stops `up` (and with it the others).
-    let joined = |task: tokio::task::JoinHandle<anyhow::Result<()>>| async move {
-        task.await.context("a service task panicked")?
-    };
     tokio::try_join!(joined(idp), joined(mcp), joined(app), joined(agent))?;
     Ok(())
 }
 
-/// Prints where to start once agent0 answers (after every service's own banner).
-async fn announce_when_ready(port: u16) {
-    let health = format!("http://127.0.0.1:{port}/health");
+async fn joined(task: tokio::task::JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
+    task.await.context("a service task panicked")?
+}
+
+/// Prints where to start once every service answers its health check (after their own banners).
+async fn announce_when_ready(ports: [u16; 4]) {
+    let agent_port = ports[3];
     let http = reqwest::Client::new();
-    for _ in 0..300 {
-        if http
-            .get(&health)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
+    for _ in 0..600 {
+        let mut ready = true;
+        for port in ports {
+            let health = format!("http://127.0.0.1:{port}/health");
+            ready &= http
+                .get(&health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+        }
+        if ready {
             println!(
-                "\nsecure-agent is up: open http://localhost:{port}/ and log in with a demo login \
-                 above (Ctrl-C stops everything)"
+                "\nsecure-agent is up: open http://localhost:{agent_port}/ and log in with a demo \
+                 login above (Ctrl-C stops everything)"
             );
             return;
         }

@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+
 use jsonwebtoken::jwk::JwkSet;
 use protocol::keys::{KeyKind, SigningKey, expose_pem};
 
@@ -58,33 +60,121 @@ pub struct DevConfig {
     pub demo_users: Vec<(String, String)>,
 }
 
-/// Points the generated configuration in `data_dir` at services on other addresses (tests and
-/// benchmarks on ephemeral ports): the todo0 authorization server's audience becomes `resource`,
-/// and with `agent_base` (`http://127.0.0.1:PORT`) the `agent0` client's redirect URIs move there.
-pub fn retarget(data_dir: &Path, resource: &str, agent_base: Option<&str>) -> anyhow::Result<()> {
-    let path = data_dir.join(CONFIG_FILE);
-    let quoted = |value: &str| format!("\"{value}\"");
-    let mut text =
-        std::fs::read_to_string(&path)?.replace(&quoted(TODO0_MCP_RESOURCE), &quoted(resource));
-    if let Some(base) = agent_base {
-        text = text
-            .replace(
-                &quoted("http://localhost:3000/callback"),
-                &quoted(&format!("{base}/callback")),
-            )
-            .replace(
-                &quoted("http://localhost:3000/"),
-                &quoted(&format!("{base}/")),
-            );
+/// Where the other services of the development stack are reached: the URLs written into the
+/// generated configuration (redirect and logout URIs, the MCP resource) and into the env files.
+/// `secure-agent up` builds it from the ports it actually bound, so any ports give one consistent
+/// configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    /// agent0's base URL, no trailing slash (`http://localhost:3000`).
+    pub agent: String,
+    /// todo0's web app base URL, no trailing slash (`http://localhost:5001`).
+    pub todo_app: String,
+    /// todo0's MCP endpoint, which is also its resource identifier (`http://localhost:5002/mcp`).
+    pub mcp_resource: String,
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Self::localhost(3000, 5001, 5002)
     }
-    std::fs::write(&path, text)?;
+}
+
+impl Topology {
+    /// Every service on `localhost` at the given ports.
+    pub fn localhost(agent_port: u16, app_port: u16, mcp_port: u16) -> Self {
+        Self {
+            agent: format!("http://localhost:{agent_port}"),
+            todo_app: format!("http://localhost:{app_port}"),
+            mcp_resource: format!("http://localhost:{mcp_port}/mcp"),
+        }
+    }
+
+    fn redirect_uris(base: &str) -> Vec<String> {
+        vec![format!("{base}/callback")]
+    }
+
+    /// Both spellings of the base URL: the sample sends it without the slash, browsers with it.
+    fn logout_uris(base: &str) -> Vec<String> {
+        vec![format!("{base}/"), base.to_owned()]
+    }
+}
+
+/// A URI on this machine (`localhost`, `127.0.0.1`, `[::1]`): what the development configuration
+/// generates, and so what following the topology may rewrite. Anything else was added by hand.
+fn is_loopback_uri(uri: &str) -> bool {
+    url::Url::parse(uri).is_ok_and(|u| match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    })
+}
+
+/// Replaces the loopback entries of `uris` with `wanted`, keeping the ones added by hand.
+fn follow(uris: &mut Vec<String>, wanted: Vec<String>) -> bool {
+    let mut next: Vec<String> = wanted;
+    next.extend(uris.iter().filter(|u| !is_loopback_uri(u)).cloned());
+    let changed = *uris != next;
+    *uris = next;
+    changed
+}
+
+/// Makes a generated configuration follow `topology`: the `agent0` and `todo0` clients' redirect
+/// and logout URIs and the todo0 authorization server's audience. Only loopback values are
+/// rewritten (hand-added public URLs stay), and a configuration that is not a generated
+/// development one (`development = false`) is left alone. Returns whether the file changed.
+fn follow_topology(file: &mut ConfigFile, topology: &Topology) -> bool {
+    if !file.development {
+        return false;
+    }
+    let mut changed = false;
+    for client in &mut file.clients {
+        let base = match client.client_id.as_str() {
+            AGENT0_CLIENT => &topology.agent,
+            TODO0_CLIENT => &topology.todo_app,
+            _ => continue,
+        };
+        changed |= follow(&mut client.redirect_uris, Topology::redirect_uris(base));
+        changed |= follow(
+            &mut client.post_logout_redirect_uris,
+            Topology::logout_uris(base),
+        );
+    }
+    for server in &mut file.authorization_servers {
+        if server.id == TODO0_SERVER
+            && is_loopback_uri(&server.audience)
+            && server.audience != topology.mcp_resource
+        {
+            server.audience = topology.mcp_resource.clone();
+            changed = true;
+        }
+    }
+    changed
+}
+
+const CONFIG_HEADER: &str = "# idp0 development configuration, generated on first start. Edit freely; see README.\n\
+     # The agent0/todo0 redirect URIs and the todo0 audience follow the ports `secure-agent up` uses.\n";
+
+fn write_config(path: &Path, file: &ConfigFile) -> anyhow::Result<()> {
+    write_private(path, &format!("{CONFIG_HEADER}{}", toml::to_string(file)?))?;
     Ok(())
 }
 
-/// Generates the development configuration in `data_dir` unless one is there.
-pub fn ensure(data_dir: &Path) -> anyhow::Result<DevConfig> {
+/// Generates the development configuration in `data_dir` unless one is there. With a
+/// `topology` (from the command that starts the whole stack) an existing generated configuration
+/// is made to follow it, so a changed port on a later start stays consistent; without one (idp0
+/// started on its own, which does not know the other services' ports) it is left as it is.
+pub fn ensure(data_dir: &Path, topology: Option<&Topology>) -> anyhow::Result<DevConfig> {
     let path = data_dir.join(CONFIG_FILE);
     if path.exists() {
+        if let Some(topology) = topology {
+            let mut file: ConfigFile = toml::from_str(&std::fs::read_to_string(&path)?)
+                .with_context(|| format!("reading {}", path.display()))?;
+            if follow_topology(&mut file, topology) {
+                write_config(&path, &file)?;
+            }
+        }
         let demo_users = crate::state::Idp::read_demo_credentials(&data_dir.join(DEMO_USERS_FILE));
         return Ok(DevConfig {
             path,
@@ -106,15 +196,16 @@ pub fn ensure(data_dir: &Path) -> anyhow::Result<DevConfig> {
         });
         demo_users.push((username.to_owned(), password));
     }
+    let topology = topology.cloned().unwrap_or_default();
     let agent_key = SigningKey::generate(KeyKind::Rsa)?;
     write_private(&data_dir.join(AGENT_KEY_FILE), expose_pem(&agent_key))?;
-    let web_client = |id: &str, port: u16| ClientEntry {
+    let web_client = |id: &str, base: &str| ClientEntry {
         client_id: id.into(),
         name: Some(id.into()),
         client_secret: Some(new_secret()),
         auth_method: AuthMethod::ClientSecretBasic,
-        redirect_uris: vec![format!("http://localhost:{port}/callback")],
-        post_logout_redirect_uris: vec![format!("http://localhost:{port}/")],
+        redirect_uris: Topology::redirect_uris(base),
+        post_logout_redirect_uris: Topology::logout_uris(base),
         jwks: None,
         jwks_file: None,
     };
@@ -127,8 +218,8 @@ pub fn ensure(data_dir: &Path) -> anyhow::Result<DevConfig> {
         session_lifetime_seconds: 12 * 3600,
         users,
         clients: vec![
-            web_client(AGENT0_CLIENT, 3000),
-            web_client(TODO0_CLIENT, 5001),
+            web_client(AGENT0_CLIENT, &topology.agent),
+            web_client(TODO0_CLIENT, &topology.todo_app),
         ],
         agents: vec![AgentEntry {
             client_id: AGENT_ID.into(),
@@ -142,7 +233,7 @@ pub fn ensure(data_dir: &Path) -> anyhow::Result<DevConfig> {
         authorization_servers: vec![AuthorizationServerEntry {
             id: TODO0_SERVER.into(),
             name: Some("todo0 MCP".into()),
-            audience: TODO0_MCP_RESOURCE.into(),
+            audience: topology.mcp_resource.clone(),
             scopes: scopes.clone(),
             default_scopes: vec!["mcp:connect".into()],
             policies: vec![
@@ -161,9 +252,7 @@ pub fn ensure(data_dir: &Path) -> anyhow::Result<DevConfig> {
             ],
         }],
     };
-    let header =
-        "# idp0 development configuration, generated on first start. Edit freely; see README.\n";
-    write_private(&path, &format!("{header}{}", toml::to_string(&file)?))?;
+    write_config(&path, &file)?;
     let lines: String = demo_users
         .iter()
         .map(|(u, p)| format!("{u}:{p}\n"))
@@ -176,16 +265,30 @@ pub fn ensure(data_dir: &Path) -> anyhow::Result<DevConfig> {
     })
 }
 
-/// Writes `agent0.env` and `todo0.env` for `issuer` from the generated configuration.
+/// Writes `agent0.env` and `todo0.env` for `issuer` from the configuration in the data directory:
+/// every URL and port in them comes from that file (the clients' first redirect URIs, the todo0
+/// authorization server's audience), so the env files and idp0 never disagree.
 pub fn write_env_files(data_dir: &Path, issuer: &str) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(data_dir.join(CONFIG_FILE))?;
     let file: ConfigFile = toml::from_str(&text)?;
-    let secret_of = |id: &str| {
+    let client = |id: &str| {
         file.clients
             .iter()
             .find(|c| c.client_id == id)
-            .and_then(|c| c.client_secret.clone())
+            .ok_or_else(|| anyhow::anyhow!("{CONFIG_FILE} has no client {id}"))
+    };
+    let secret_of = |id: &str| {
+        client(id)?
+            .client_secret
+            .clone()
             .ok_or_else(|| anyhow::anyhow!("{CONFIG_FILE} has no secret for client {id}"))
+    };
+    let redirect_of = |id: &str| {
+        client(id)?
+            .redirect_uris
+            .first()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("{CONFIG_FILE}: client {id} has no redirect URI"))
     };
     let agent_kid = file
         .agents
@@ -204,15 +307,14 @@ pub fn write_env_files(data_dir: &Path, issuer: &str) -> anyhow::Result<()> {
         .ok_or_else(|| {
             anyhow::anyhow!("{CONFIG_FILE} has no authorization server {TODO0_SERVER}")
         })?;
+    let agent_redirect = redirect_of(AGENT0_CLIENT)?;
+    let todo_redirect = redirect_of(TODO0_CLIENT)?;
     let as_issuer = format!("{issuer}/oauth2/{TODO0_SERVER}");
-    let agent0 = [
+    let mut agent0 = vec![
         ("OKTA_DOMAIN", issuer.to_owned()),
         ("OKTA_CLIENT_ID", AGENT0_CLIENT.to_owned()),
         ("OKTA_CLIENT_SECRET", secret_of(AGENT0_CLIENT)?),
-        (
-            "OKTA_REDIRECT_URI",
-            "http://localhost:3000/callback".to_owned(),
-        ),
+        ("OKTA_REDIRECT_URI", agent_redirect.clone()),
         ("AI_AGENT_ID", AGENT_ID.to_owned()),
         ("AI_AGENT_PRIVATE_KEY_FILE", key_path.display().to_string()),
         ("AI_AGENT_PRIVATE_KEY_KID", agent_kid),
@@ -228,20 +330,28 @@ pub fn write_env_files(data_dir: &Path, issuer: &str) -> anyhow::Result<()> {
         ("MCP_SERVER_URL", resource.clone()),
         ("MCP_RESOURCE_INDICATOR", resource.clone()),
     ];
-    let todo0 = [
+    agent0.extend(port_of(&agent_redirect).map(|p| ("PORT", p)));
+    let mut todo0 = vec![
         ("OKTA_DOMAIN", issuer.to_owned()),
         ("OKTA_CLIENT_ID", TODO0_CLIENT.to_owned()),
         ("OKTA_CLIENT_SECRET", secret_of(TODO0_CLIENT)?),
-        (
-            "OKTA_REDIRECT_URI",
-            "http://localhost:5001/callback".to_owned(),
-        ),
+        ("OKTA_REDIRECT_URI", todo_redirect.clone()),
         ("MCP_OKTA_ISSUER", as_issuer),
-        ("MCP_EXPECTED_AUDIENCE", resource),
+        ("MCP_EXPECTED_AUDIENCE", resource.clone()),
     ];
+    todo0.extend(port_of(&todo_redirect).map(|p| ("TODO_APP_PORT", p)));
+    todo0.extend(port_of(&resource).map(|p| ("MCP_PORT", p)));
     write_private(&data_dir.join(AGENT0_ENV), &dotenv("agent0", &agent0))?;
     write_private(&data_dir.join(TODO0_ENV), &dotenv("todo0", &todo0))?;
     Ok(())
+}
+
+/// The explicit port of a URL (so a service started on its own listens where its URLs point).
+fn port_of(uri: &str) -> Option<String> {
+    url::Url::parse(uri)
+        .ok()
+        .and_then(|u| u.port())
+        .map(|p| p.to_string())
 }
 
 fn dotenv(service: &str, vars: &[(&str, String)]) -> String {
@@ -283,8 +393,79 @@ pub fn issuer_from_okta_domain(domain: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_generated_config_follows_the_topology_and_keeps_hand_added_uris() {
+        let dir = tempfile::tempdir().unwrap();
+        ensure(dir.path(), None).unwrap();
+        let path = dir.path().join(CONFIG_FILE);
+        let read =
+            || -> ConfigFile { toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap() };
+        let mut file = read();
+        let agent = file
+            .clients
+            .iter_mut()
+            .find(|c| c.client_id == AGENT0_CLIENT)
+            .unwrap();
+        assert_eq!(agent.redirect_uris, ["http://localhost:3000/callback"]);
+        assert_eq!(
+            agent.post_logout_redirect_uris,
+            ["http://localhost:3000/", "http://localhost:3000"]
+        );
+        agent
+            .redirect_uris
+            .push("https://agent.example.com/callback".into());
+        write_config(&path, &file).unwrap();
+
+        let moved = Topology::localhost(23000, 25001, 25002);
+        ensure(dir.path(), Some(&moved)).unwrap();
+        let file = read();
+        let uris = |id: &str| {
+            let c = file.clients.iter().find(|c| c.client_id == id).unwrap();
+            (c.redirect_uris.clone(), c.post_logout_redirect_uris.clone())
+        };
+        assert_eq!(
+            uris(AGENT0_CLIENT).0,
+            [
+                "http://localhost:23000/callback",
+                "https://agent.example.com/callback"
+            ]
+        );
+        assert_eq!(
+            uris(TODO0_CLIENT).1,
+            ["http://localhost:25001/", "http://localhost:25001"]
+        );
+        assert_eq!(
+            file.authorization_servers[0].audience,
+            "http://localhost:25002/mcp"
+        );
+
+        // The env files say the same, ports included.
+        write_env_files(dir.path(), "http://localhost:29400").unwrap();
+        let env: std::collections::HashMap<_, _> = read_env_file(&dir.path().join(AGENT0_ENV))
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert_eq!(env["OKTA_REDIRECT_URI"], "http://localhost:23000/callback");
+        assert_eq!(env["MCP_SERVER_URL"], "http://localhost:25002/mcp");
+        assert_eq!(env["PORT"], "23000");
+    }
+
+    #[test]
+    fn a_hand_written_config_is_never_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        ensure(dir.path(), None).unwrap();
+        let path = dir.path().join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("development = true", "development = false");
+        std::fs::write(&path, &text).unwrap();
+        ensure(dir.path(), Some(&Topology::localhost(1, 2, 3))).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    }
 
     #[test]
     fn okta_domain_accepts_bare_domains_and_urls() {

@@ -24,7 +24,6 @@ pub mod store;
 pub mod token_request;
 pub mod tokens;
 
-use axum::serve::ListenerExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -43,6 +42,9 @@ pub struct Options {
     pub issuer: String,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Where the rest of the development stack runs (`secure-agent up`): a generated
+    /// configuration follows it. `None` leaves an existing one as it is.
+    pub topology: Option<devconfig::Topology>,
 }
 
 /// An opened IdP and what to tell the person starting it.
@@ -61,7 +63,7 @@ pub async fn open(options: Options) -> anyhow::Result<Opened> {
     let (config_path, dev) = match options.config {
         Some(path) => (path, None),
         None => {
-            let dev = devconfig::ensure(&options.data_dir)?;
+            let dev = devconfig::ensure(&options.data_dir, options.topology.as_ref())?;
             (dev.path.clone(), Some(dev))
         }
     };
@@ -89,15 +91,6 @@ pub async fn open(options: Options) -> anyhow::Result<Opened> {
     })
 }
 
-/// Turns off Nagle's algorithm on an accepted connection: a response written in more than one
-/// piece (SSE events, a body after its headers) would otherwise wait for the peer's delayed ACK,
-/// about 40 ms per request. Used by every secure-agent server.
-pub fn no_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "could not set TCP_NODELAY");
-    }
-}
-
 /// Serves idp0 on `listener` until `shutdown` resolves; purges expired state every ten minutes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -116,9 +109,7 @@ pub async fn serve(
             }
         })
     };
-    let result = axum::serve(listener.tap_io(no_delay), router(idp))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = httpserve::serve(listener, router(idp), shutdown).await;
     purger.abort();
     result
 }

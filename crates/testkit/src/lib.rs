@@ -4,7 +4,6 @@
 //! and PKCE helpers.
 #![allow(clippy::unwrap_used)]
 
-use axum::serve::ListenerExt;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,18 +59,32 @@ impl IdpHandle {
     pub async fn start_for(resource: &str, agent_base: Option<&str>) -> anyhow::Result<Self> {
         let temp = tempfile::tempdir()?;
         let dir = temp.path().to_owned();
-        idp0::devconfig::ensure(&dir)?;
-        idp0::devconfig::retarget(&dir, resource, agent_base)?;
-        let mut handle = Self::start_in(&dir, protocol::clock::system()).await?;
-        handle._temp = Some(temp);
+        let mut topology = idp0::devconfig::Topology {
+            mcp_resource: resource.to_owned(),
+            ..Default::default()
+        };
         if let Some(base) = agent_base {
-            handle.agent0_redirect = format!("{base}/callback");
+            topology.agent = base.to_owned();
         }
+        let mut handle =
+            Self::start_with(&dir, protocol::clock::system(), Some(topology.clone())).await?;
+        handle._temp = Some(temp);
+        handle.agent0_redirect = format!("{}/callback", topology.agent);
         Ok(handle)
     }
 
     /// Starts idp0 on `dir` (reusing what is there) with `clock`.
     pub async fn start_in(dir: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        Self::start_with(dir, clock, None).await
+    }
+
+    /// Starts idp0 on `dir` with `clock`, its development configuration following `topology`
+    /// (the product's own mechanism, as `secure-agent up` uses it).
+    pub async fn start_with(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        topology: Option<idp0::devconfig::Topology>,
+    ) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let issuer = format!("http://{}", listener.local_addr()?);
         let opened = idp0::open(idp0::Options {
@@ -79,6 +92,7 @@ impl IdpHandle {
             config: None,
             issuer: issuer.clone(),
             clock,
+            topology,
         })
         .await?;
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -482,7 +496,7 @@ impl Stack {
             store.clone(),
             protocol::clock::system(),
         );
-        tokio::spawn(async move { axum::serve(listener.tap_io(idp0::no_delay), app).await });
+        tokio::spawn(async move { httpserve::serve(listener, app, std::future::pending()).await });
         Ok(Self {
             idp,
             mcp_url,

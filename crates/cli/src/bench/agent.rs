@@ -13,7 +13,6 @@ use agent0::conversations::SqliteConversations;
 use agent0::mcp::{McpAuth, McpServer};
 use agent0::tokens::IdJagTarget;
 use anyhow::{Context, bail};
-use axum::serve::ListenerExt;
 use protocol::assertion::ClientAssertionSigner;
 use protocol::keys::SigningKey;
 use protocol::token_client::ClientAuth;
@@ -77,6 +76,7 @@ pub(crate) async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
         config: None,
         issuer: issuer.clone(),
         clock: clock.clone(),
+        topology: None,
     })
     .await?;
     tokio::spawn(idp0::serve(
@@ -99,14 +99,16 @@ pub(crate) async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
         store,
         clock.clone(),
     );
-    tokio::spawn(async move { axum::serve(mcp_listener.tap_io(idp0::no_delay), mcp).await });
+    tokio::spawn(async move { httpserve::serve(mcp_listener, mcp, std::future::pending()).await });
 
     let state = agent0::AppState::new(
         agent_config(&dir, &issuer, &agent_base, &mcp_url, &todo_issuer, clock).await?,
     )
     .await?;
     let app = agent0::router(state.clone());
-    tokio::spawn(async move { axum::serve(agent_listener.tap_io(idp0::no_delay), app).await });
+    tokio::spawn(
+        async move { httpserve::serve(agent_listener, app, std::future::pending()).await },
+    );
 
     eprintln!("bench: logging in {people} people through idp0's form");
     let mut logged_in = Vec::with_capacity(people);
@@ -185,9 +187,13 @@ fn configure_idp(
     mcp_url: &str,
     people: usize,
 ) -> anyhow::Result<()> {
-    idp0::devconfig::ensure(dir)?;
+    let topology = idp0::devconfig::Topology {
+        agent: agent_base.to_owned(),
+        mcp_resource: mcp_url.to_owned(),
+        ..Default::default()
+    };
+    idp0::devconfig::ensure(dir, Some(&topology))?;
     let path = dir.join(idp0::devconfig::CONFIG_FILE);
-    idp0::devconfig::retarget(dir, mcp_url, Some(agent_base))?;
     let text = std::fs::read_to_string(&path)?;
     let mut config: toml::Table = toml::from_str(&text)?;
     let hash = idp0::password::hash(PASSWORD).map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
