@@ -215,8 +215,9 @@ fn agent_auth(
     agent_id: &str,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<ClientAuth> {
-    if let Some(file) = settings.get(None, "AI_AGENT_PRIVATE_KEY_FILE") {
-        let pem = std::fs::read_to_string(&file)
+    if let Some(path) = settings.path(None, "AI_AGENT_PRIVATE_KEY_FILE") {
+        let file = path.display();
+        let pem = std::fs::read_to_string(&path)
             .with_context(|| format!("AI_AGENT_PRIVATE_KEY_FILE: reading {file}"))?;
         let kid = settings.get(None, "AI_AGENT_PRIVATE_KEY_KID");
         let key = SigningKey::from_pem(&pem, kid).with_context(|| {

@@ -85,11 +85,11 @@ async fn exchange(args: ExchangeArgs) -> anyhow::Result<()> {
     let domain = settings.require(args.issuer.as_deref(), "--issuer", "OKTA_DOMAIN")?;
     let issuer = idp0::devconfig::issuer_from_okta_domain(&domain);
     let agent_id = settings.require(args.agent_id.as_deref(), "--agent-id", "AI_AGENT_ID")?;
-    let key_path = settings.require(
-        args.key.as_ref().and_then(|p| p.to_str()),
-        "--key",
-        "AI_AGENT_PRIVATE_KEY_FILE",
-    )?;
+    let key_path = settings
+        .path(args.key.as_deref(), "AI_AGENT_PRIVATE_KEY_FILE")
+        .context(
+            "missing --key (or AI_AGENT_PRIVATE_KEY_FILE in the environment or an --env-file)",
+        )?;
     let kid = settings.get(args.kid.as_deref(), "AI_AGENT_PRIVATE_KEY_KID");
     let audience = settings.require(
         args.audience.as_deref(),
@@ -103,9 +103,9 @@ async fn exchange(args: ExchangeArgs) -> anyhow::Result<()> {
     );
 
     let pem = std::fs::read_to_string(&key_path)
-        .with_context(|| format!("reading the agent key {key_path}"))?;
+        .with_context(|| format!("reading the agent key {}", key_path.display()))?;
     let key = SigningKey::from_pem(&pem, kid)
-        .with_context(|| format!("loading the agent key {key_path}"))?;
+        .with_context(|| format!("loading the agent key {}", key_path.display()))?;
     let auth = ClientAuth::PrivateKeyJwt(ClientAssertionSigner::new(
         agent_id,
         Arc::new(key),

@@ -20,8 +20,22 @@ pub use rp::{Identity, LoginTokens, OidcSettings, OidcSetupError, RelyingParty, 
 
 /// How long a login may take between `/login` and the callback, in seconds.
 pub const LOGIN_LIFETIME: i64 = 10 * 60;
-/// The least secret material accepted for the cookie key, in bytes.
-pub const MIN_SECRET_BYTES: usize = 64;
+/// The least secret material accepted for the cookie key, in bytes: 256 bits, what the sample's
+/// bootstrap generates (`crypto.randomBytes(32).toString('hex')`).
+pub const MIN_SECRET_BYTES: usize = 32;
+/// The secret material generated for a key file, in bytes.
+const GENERATED_SECRET_BYTES: usize = 64;
+
+/// Hex text (even length, hex digits only) as bytes: the sample writes `SESSION_SECRET` in hex.
+fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    if text.is_empty() || text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
 
 /// The key that encrypts and authenticates the cookies.
 #[derive(Clone)]
@@ -36,19 +50,22 @@ impl std::fmt::Debug for SessionKey {
 /// Why a `SESSION_SECRET` was refused.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "SESSION_SECRET is {0} bytes; it must be at least {MIN_SECRET_BYTES} bytes (after base64 decoding). \
-     Generate one with `openssl rand -base64 64`, or unset it to use a key generated in the data directory"
+    "SESSION_SECRET is {0} bytes; it must be at least {MIN_SECRET_BYTES} bytes (after hex or base64 decoding). \
+     Generate one with `openssl rand -hex 32`, or unset it to use a key generated in the data directory"
 )]
 pub struct SessionSecretError(usize);
 
 impl SessionKey {
-    /// A key from secret material of at least 64 bytes: the base64-decoded bytes when the value
-    /// is base64, else the text itself. All of it counts: the cookie key is its SHA-512.
+    /// A key from secret material of at least 32 bytes: the decoded bytes when the value is hex
+    /// or base64, else the text itself. All of it counts: the cookie key is its SHA-512.
     pub fn from_secret(secret: &SecretString) -> Result<Self, SessionSecretError> {
         let text = secret.expose_secret().trim();
-        let material = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
-            .iter()
-            .find_map(|engine| engine.decode(text).ok())
+        let material = hex_decode(text)
+            .or_else(|| {
+                [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+                    .iter()
+                    .find_map(|engine| engine.decode(text).ok())
+            })
             .unwrap_or_else(|| text.as_bytes().to_vec());
         if material.len() < MIN_SECRET_BYTES {
             return Err(SessionSecretError(material.len()));
@@ -61,7 +78,7 @@ impl SessionKey {
 
     /// Fresh secret material: base64 of 64 random bytes (for a key file).
     pub fn generate_secret() -> SecretString {
-        let mut bytes = [0_u8; MIN_SECRET_BYTES];
+        let mut bytes = [0_u8; GENERATED_SECRET_BYTES];
         rand::rng().fill_bytes(&mut bytes);
         SecretString::from(STANDARD.encode(bytes))
     }
@@ -142,14 +159,19 @@ mod tests {
     #[test]
     fn short_secrets_are_refused_with_the_fix() {
         let error = SessionKey::from_secret(&SecretString::from("hunter2")).unwrap_err();
-        assert!(error.to_string().contains("at least 64 bytes"), "{error}");
-        // Base64 counts decoded: 48 bytes are too few, however long the text.
-        let short = STANDARD.encode([7_u8; 48]);
+        assert!(error.to_string().contains("at least 32 bytes"), "{error}");
+        // Base64 counts decoded: 24 bytes are too few, however long the text.
+        let short = STANDARD.encode([7_u8; 24]);
         assert!(SessionKey::from_secret(&SecretString::from(short)).is_err());
-        let long = STANDARD.encode([7_u8; 64]);
+        let long = STANDARD.encode([7_u8; 32]);
         assert!(SessionKey::from_secret(&SecretString::from(long)).is_ok());
-        // Text that is not base64 counts as it is.
-        let text = format!("{}!", "x".repeat(63));
+        // The sample's secret: 32 random bytes in hex (64 characters).
+        let hex = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        assert!(SessionKey::from_secret(&SecretString::from(hex)).is_ok());
+        // Hex counts decoded too: 62 hex characters are 31 bytes.
+        assert!(SessionKey::from_secret(&SecretString::from(&hex[..62])).is_err());
+        // Text that is neither counts as it is.
+        let text = format!("{}!", "x".repeat(31));
         assert!(SessionKey::from_secret(&SecretString::from(text)).is_ok());
     }
 

@@ -161,16 +161,14 @@ impl AuthArgs {
         };
         Ok(match method {
             ClientAuthMethod::PrivateKeyJwt => {
-                let key_path = settings.require(
-                    self.key.as_ref().and_then(|p| p.to_str()),
-                    "--key",
-                    "AI_AGENT_PRIVATE_KEY_FILE",
-                )?;
+                let key_path = settings
+                    .path(self.key.as_deref(), "AI_AGENT_PRIVATE_KEY_FILE")
+                    .context("missing --key (or AI_AGENT_PRIVATE_KEY_FILE in the environment or an --env-file)")?;
                 let kid = settings.get(self.kid.as_deref(), "AI_AGENT_PRIVATE_KEY_KID");
                 let pem = std::fs::read_to_string(&key_path)
-                    .with_context(|| format!("reading the agent key {key_path}"))?;
+                    .with_context(|| format!("reading the agent key {}", key_path.display()))?;
                 let key = SigningKey::from_pem(&pem, kid)
-                    .with_context(|| format!("loading the agent key {key_path}"))?;
+                    .with_context(|| format!("loading the agent key {}", key_path.display()))?;
                 ClientAuth::PrivateKeyJwt(ClientAssertionSigner::new(
                     client_id,
                     Arc::new(key),
