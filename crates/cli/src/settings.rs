@@ -79,6 +79,27 @@ impl Settings {
         })
     }
 
+    /// The first of `names` that is set (after `flag`): a setting the sample spells several ways.
+    pub(crate) fn get_any(&self, flag: Option<&str>, names: &[&str]) -> Option<String> {
+        flag.map(str::to_owned)
+            .or_else(|| names.iter().find_map(|name| self.get(None, name)))
+    }
+
+    /// [`Self::get_any`], required, with an error that names the flag and every variable.
+    pub(crate) fn require_any(
+        &self,
+        flag: Option<&str>,
+        flag_name: &str,
+        names: &[&str],
+    ) -> anyhow::Result<String> {
+        self.get_any(flag, names).with_context(|| {
+            format!(
+                "missing {flag_name} (or {} in the environment or an --env-file)",
+                names.join(" or ")
+            )
+        })
+    }
+
     /// A required value, with an error that names the flag and the variable.
     pub(crate) fn require(
         &self,
@@ -164,7 +185,7 @@ pub(crate) fn parse_dotenv(text: &str) -> Result<Vec<(String, String)>, DotenvEr
                 let end = rest
                     .char_indices()
                     .find(|&(i, c)| {
-                        c == '#' && rest[..i].ends_with(char::is_whitespace) || i == 0 && c == '#'
+                        c == '#' && (i == 0 || rest[..i].ends_with(char::is_whitespace))
                     })
                     .map_or(rest.len(), |(i, _)| i);
                 rest[..end].trim().to_owned()

@@ -29,10 +29,10 @@ pub(crate) struct TodoCommonArgs {
     /// dotenv files with the sample's variable names (repeatable). Default: <data-dir>/todo0.env.
     #[arg(long = "env-file")]
     env_files: Vec<PathBuf>,
-    /// The authorization server issuer whose tokens are accepted. Env: MCP_OKTA_ISSUER.
+    /// The authorization server issuer whose tokens are accepted. Env: MCP_OKTA_ISSUER (or OKTA_ISSUER).
     #[arg(long)]
     issuer: Option<String>,
-    /// The MCP server's resource identifier (tokens' `aud`). Env: MCP_EXPECTED_AUDIENCE.
+    /// The MCP server's resource identifier (tokens' `aud`). Env: MCP_EXPECTED_AUDIENCE (or EXPECTED_AUDIENCE).
     #[arg(long)]
     resource: Option<String>,
     /// `sqlite://PATH` or `postgres://…`. Env: TODO_DATABASE_URL. Default: <data-dir>/todo0.db.
@@ -62,7 +62,7 @@ pub(crate) struct TodoMcpArgs {
 pub(crate) struct TodoAppArgs {
     #[command(flatten)]
     common: TodoCommonArgs,
-    /// Port to listen on (0 picks a free one). Env: TODO_APP_PORT. Default: 5001.
+    /// Port to listen on (0 picks a free one). Env: TODO_APP_PORT (or the sample's PORT). Default: 5001.
     #[arg(long)]
     port: Option<u16>,
     #[command(flatten)]
@@ -84,14 +84,21 @@ impl Common {
             &args.service.data_dir,
             idp0::devconfig::TODO0_ENV,
         )?;
-        let issuer = settings.require(args.issuer.as_deref(), "--issuer", "MCP_OKTA_ISSUER")?;
-        let resource = settings.require(
+        // The sample's `.env.mcp` says MCP_OKTA_ISSUER / MCP_EXPECTED_AUDIENCE; its todo0
+        // `.env.app` says OKTA_ISSUER / EXPECTED_AUDIENCE for the same two things.
+        let issuer = settings.require_any(
+            args.issuer.as_deref(),
+            "--issuer",
+            &["MCP_OKTA_ISSUER", "OKTA_ISSUER"],
+        )?;
+        let resource = settings.require_any(
             args.resource.as_deref(),
             "--resource",
-            "MCP_EXPECTED_AUDIENCE",
+            &["MCP_EXPECTED_AUDIENCE", "EXPECTED_AUDIENCE"],
         )?;
-        url::Url::parse(&resource)
-            .with_context(|| format!("MCP_EXPECTED_AUDIENCE {resource:?} is not a URL"))?;
+        url::Url::parse(&resource).with_context(|| {
+            format!("the expected audience {resource:?} (MCP_EXPECTED_AUDIENCE) is not a URL")
+        })?;
         let database = settings
             .get(args.database.as_deref(), "TODO_DATABASE_URL")
             .unwrap_or_else(|| {
@@ -108,15 +115,15 @@ impl Common {
         })
     }
 
-    fn port(&self, flag: Option<u16>, name: &str, default: u16) -> anyhow::Result<u16> {
+    fn port(&self, flag: Option<u16>, names: &[&str], default: u16) -> anyhow::Result<u16> {
         match flag {
             Some(port) => Ok(port),
             None => self
                 .settings
-                .get(None, name)
+                .get_any(None, names)
                 .map(|p| {
                     p.parse::<u16>()
-                        .with_context(|| format!("{name} {p:?} is not a port"))
+                        .with_context(|| format!("{} {p:?} is not a port", names[0]))
                 })
                 .transpose()
                 .map(|p| p.unwrap_or(default)),
@@ -165,7 +172,7 @@ pub(crate) async fn run_mcp_on(
     listener: Option<tokio::net::TcpListener>,
 ) -> anyhow::Result<()> {
     let common = Common::resolve(&args.common)?;
-    let port = common.port(args.port, "MCP_PORT", 5002)?;
+    let port = common.port(args.port, &["MCP_PORT"], 5002)?;
     let (store, jwks) = common.connect(&args.common).await?;
 
     let mut config = todo0::mcp::McpConfig::new(&common.issuer, &common.resource);
@@ -206,7 +213,7 @@ pub(crate) async fn run_app_on(
     listener: Option<tokio::net::TcpListener>,
 ) -> anyhow::Result<()> {
     let common = Common::resolve(&args.common)?;
-    let port = common.port(args.port, "TODO_APP_PORT", 5001)?;
+    let port = common.port(args.port, &["TODO_APP_PORT", "PORT"], 5001)?;
     let oidc = crate::web::oidc_settings(&common.settings, &args.login)?;
     let session_key = crate::web::session_key(
         &common.settings,

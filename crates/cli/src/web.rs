@@ -26,7 +26,12 @@ pub(crate) struct LoginArgs {
 
 /// The client registration; the client secret comes only from the environment or a file.
 pub(crate) fn oidc_settings(settings: &Settings, args: &LoginArgs) -> anyhow::Result<OidcSettings> {
-    let domain = settings.require(args.okta_domain.as_deref(), "--okta-domain", "OKTA_DOMAIN")?;
+    // The sample's agent0 names the IdP by OKTA_DOMAIN, its todo0 app by OKTA_ISSUER.
+    let domain = settings.require_any(
+        args.okta_domain.as_deref(),
+        "--okta-domain",
+        &["OKTA_DOMAIN", "OKTA_ISSUER"],
+    )?;
     let client_id = settings.require(args.client_id.as_deref(), "--client-id", "OKTA_CLIENT_ID")?;
     let client_secret = settings.get(None, "OKTA_CLIENT_SECRET").context(
         "missing OKTA_CLIENT_SECRET (in the environment or an --env-file; it is never a flag)",

@@ -28,7 +28,10 @@ const GENERATED_SECRET_BYTES: usize = 64;
 
 /// Hex text (even length, hex digits only) as bytes: the sample writes `SESSION_SECRET` in hex.
 fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if text.is_empty() || text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if text.is_empty()
+        || !text.len().is_multiple_of(2)
+        || !text.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return None;
     }
     (0..text.len())

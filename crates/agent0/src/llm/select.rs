@@ -32,7 +32,9 @@ pub fn from_settings(
         None => "offline".into(),
     };
     let require = |name: &str| {
-        get(name).ok_or_else(|| format!("LLM_PROVIDER={provider} needs {name} to be set"))
+        let value =
+            get(name).ok_or_else(|| format!("LLM_PROVIDER={provider} needs {name} to be set"))?;
+        not_placeholder(name, value)
     };
     let url = |name: &str, value: String| {
         Url::parse(&value).map_err(|e| format!("{name} {value:?} is not a URL: {e}"))
@@ -68,7 +70,10 @@ pub fn from_settings(
         "openai" => {
             let base = url("OPENAI_BASE_URL", require("OPENAI_BASE_URL")?)?;
             let mut config = OpenAiConfig::new(base, require("OPENAI_MODEL")?);
-            config.api_key = get("OPENAI_API_KEY").map(SecretString::from);
+            config.api_key = get("OPENAI_API_KEY")
+                .map(|key| not_placeholder("OPENAI_API_KEY", key))
+                .transpose()?
+                .map(SecretString::from);
             Ok(Arc::new(OpenAiModel::new(config).map_err(refused)?))
         }
         "offline" => Ok(Arc::new(OfflineModel::new())),
@@ -76,6 +81,28 @@ pub fn from_settings(
             "LLM_PROVIDER {other:?} is not one of anthropic, bedrock, openai, offline"
         )),
     }
+}
+
+/// Refuses the placeholders the sample's bootstrap and templates write (such as
+/// `ANTHROPIC_API_KEY=your_anthropic_api_key_here`): started with one, every chat would fail
+/// with a provider error much later; at start the fix is one sentence.
+fn not_placeholder(name: &str, value: String) -> Result<String, String> {
+    let lower = value.trim().to_ascii_lowercase();
+    let placeholder = lower.starts_with("your_")
+        || lower.starts_with("your-")
+        || lower.ends_with("_here")
+        || lower.contains("placeholder")
+        || lower.contains("changeme")
+        || lower.contains("replace_me")
+        || (lower.starts_with('<') && lower.ends_with('>'));
+    if placeholder {
+        // Only a short, recognisable placeholder is echoed; a real value never reaches here.
+        return Err(format!(
+            "{name} still holds the placeholder {value:?}: put your real value there, or remove \
+             the line (and LLM_PROVIDER) to use the built-in offline model"
+        ));
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -132,6 +159,19 @@ mod tests {
         assert!(error.contains("OPENAI_MODEL"), "{error}");
         let error = pick(&[("OPENAI_BASE_URL", "nope"), ("OPENAI_MODEL", "m")]).unwrap_err();
         assert!(error.contains("is not a URL"), "{error}");
+        let error = pick(&[("ANTHROPIC_API_KEY", "your_anthropic_api_key_here")]).unwrap_err();
+        assert!(
+            error.contains("ANTHROPIC_API_KEY still holds the placeholder")
+                && error.contains("offline model"),
+            "{error}"
+        );
+        let error = pick(&[
+            ("BEDROCK_MODEL_ID", "m"),
+            ("AWS_ACCESS_KEY_ID", "<your access key>"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+        ])
+        .unwrap_err();
+        assert!(error.contains("AWS_ACCESS_KEY_ID"), "{error}");
         let error = pick(&[("LLM_PROVIDER", "gpt")]).unwrap_err();
         assert!(error.contains("not one of"), "{error}");
     }
