@@ -774,3 +774,21 @@ async fn the_samples_env_files_start_every_service_unchanged() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idp_subcommands_take_the_data_dir_on_either_side() {
+    let idp = IdpHandle::start().await.unwrap();
+    let dir = idp.data_dir.display().to_string();
+    for args in [
+        vec!["idp", "rotate-keys", "--data-dir", &dir],
+        vec!["idp", "--data-dir", &dir, "rotate-keys", "--server", "todo0"],
+    ] {
+        let output = Command::new(BIN).args(&args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(String::from_utf8_lossy(&output.stdout).contains("now signing with kid"));
+    }
+}
