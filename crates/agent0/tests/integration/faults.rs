@@ -181,6 +181,7 @@ async fn an_unreachable_mcp_server_is_reported_while_the_others_keep_working() {
                 label: "Ghost MCP Server".into(),
                 url: "http://127.0.0.1:9/mcp".into(),
                 auth: McpAuth::None,
+                auto_approve: Vec::new(),
             });
         },
     )

@@ -179,6 +179,7 @@ pub async fn config(stack: &Stack, base: &str, model: Arc<dyn Model>) -> agent0:
                 initial_scopes: Scopes::parse(&env["AI_AGENT_TODO_MCP_SERVER_SCOPES_TO_REQUEST"])
                     .unwrap(),
             },
+            auto_approve: Vec::new(),
         }],
         disabled: Default::default(),
         model,
