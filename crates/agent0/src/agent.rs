@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::Clock;
+use protocol::Scopes;
 use serde::Serialize;
 use serde_json::Value;
-use protocol::Scopes;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::confirm::{
@@ -663,7 +663,9 @@ impl Agent {
                 "The person declined this tool call, so it did not run. Do not try it again \
                  unless they ask for it again."
             }
-            Verdict::Expired => "The person did not confirm this tool call in time, so it did not run.",
+            Verdict::Expired => {
+                "The person did not confirm this tool call in time, so it did not run."
+            }
             Verdict::Superseded => {
                 "The person sent a new message instead of confirming this tool call, so it did \
                  not run."

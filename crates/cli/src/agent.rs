@@ -130,8 +130,10 @@ pub(crate) async fn prepare(
     if let Some(path) = &args.config {
         servers.extend(file_servers(path)?);
     }
-    if let Some(list) = settings.get(args.auto_approve_tools.as_deref(), "AGENT_AUTO_APPROVE_TOOLS")
-    {
+    if let Some(list) = settings.get(
+        args.auto_approve_tools.as_deref(),
+        "AGENT_AUTO_APPROVE_TOOLS",
+    ) {
         apply_auto_approve(&mut servers, &list)?;
     }
     let mut names = BTreeSet::new();
@@ -289,11 +291,18 @@ fn file_servers(path: &Path) -> anyhow::Result<Vec<McpServer>> {
 /// Adds `list` (`<connection>:<tool>`, comma-separated) to the servers' `auto_approve`.
 fn apply_auto_approve(servers: &mut [McpServer], list: &str) -> anyhow::Result<()> {
     for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let Some((connection, tool)) = item.split_once(':').filter(|(c, t)| !c.is_empty() && !t.is_empty()) else {
-            bail!("AGENT_AUTO_APPROVE_TOOLS: {item:?} is not <connection>:<tool>, e.g. todo0:toggle-todo");
+        let Some((connection, tool)) = item
+            .split_once(':')
+            .filter(|(c, t)| !c.is_empty() && !t.is_empty())
+        else {
+            bail!(
+                "AGENT_AUTO_APPROVE_TOOLS: {item:?} is not <connection>:<tool>, e.g. todo0:toggle-todo"
+            );
         };
         let Some(server) = servers.iter_mut().find(|s| s.name == connection) else {
-            bail!("AGENT_AUTO_APPROVE_TOOLS: {item:?} names no configured MCP server {connection:?}");
+            bail!(
+                "AGENT_AUTO_APPROVE_TOOLS: {item:?} names no configured MCP server {connection:?}"
+            );
         };
         if !server.auto_approve.iter().any(|t| t == tool) {
             server.auto_approve.push(tool.to_owned());
@@ -429,7 +438,9 @@ mod tests {
             ("delete-todo", "is not <connection>:<tool>"),
             ("open:", "is not <connection>:<tool>"),
         ] {
-            let error = apply_auto_approve(&mut servers, list).unwrap_err().to_string();
+            let error = apply_auto_approve(&mut servers, list)
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(expected), "{list}: {error}");
         }
     }

@@ -222,7 +222,10 @@ mod tests {
         let error = params("code=c&state=s1")
             .code_for(&advertised, issuer)
             .unwrap_err();
-        assert!(error.contains("does not say which identity provider"), "{error}");
+        assert!(
+            error.contains("does not say which identity provider"),
+            "{error}"
+        );
         assert_eq!(
             params("code=c&state=s1&iss=http%3A%2F%2Fidp").code_for(&advertised, issuer),
             Ok("c".to_owned())

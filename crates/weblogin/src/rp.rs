@@ -21,11 +21,12 @@ use openidconnect::core::{
     CoreResponseType, CoreSubjectIdentifierType, CoreTokenResponse,
 };
 use openidconnect::{
-    AdditionalProviderMetadata, AsyncHttpClient, AuthenticationFlow, AuthorizationCode, ClaimsVerificationError, ClientId,
-    ClientSecret, CsrfToken, EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet,
-    HttpRequest, HttpResponse, IssuerUrl, LogoutProviderMetadata, LogoutRequest, Nonce,
-    NonceVerifier, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    PostLogoutRedirectUrl, ProviderMetadata, RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardErrorResponse, TokenResponse,
+    AdditionalProviderMetadata, AsyncHttpClient, AuthenticationFlow, AuthorizationCode,
+    ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, EndSessionUrl, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, HttpRequest, HttpResponse, IssuerUrl, LogoutProviderMetadata,
+    LogoutRequest, Nonce, NonceVerifier, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    PostLogoutRedirectUrl, ProviderMetadata, RedirectUrl, RefreshToken, RequestTokenError, Scope,
+    StandardErrorResponse, TokenResponse,
 };
 use protocol::UnixTime;
 use secrecy::{ExposeSecret, SecretString};

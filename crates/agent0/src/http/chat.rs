@@ -168,7 +168,9 @@ async fn answer(
                 "conversationId": request.conversation_id,
                 "confirmation": request,
             }))),
-            None => Err(ApiError::Internal("the turn ended without an answer".into())),
+            None => Err(ApiError::Internal(
+                "the turn ended without an answer".into(),
+            )),
         },
     }
 }

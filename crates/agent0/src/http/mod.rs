@@ -46,9 +46,10 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 fn content_security_policy(end_session_origin: Option<&str>) -> HeaderValue {
     end_session_origin
         .and_then(|origin| {
-            HeaderValue::from_str(
-                &CSP.replace("form-action 'self'", &format!("form-action 'self' {origin}")),
-            )
+            HeaderValue::from_str(&CSP.replace(
+                "form-action 'self'",
+                &format!("form-action 'self' {origin}"),
+            ))
             .ok()
         })
         .unwrap_or_else(|| HeaderValue::from_static(CSP))
