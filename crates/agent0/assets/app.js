@@ -1125,6 +1125,7 @@
     let frame = 0;
     const chips = new Map();
     const consentCards = new Map();
+    let confirmCards = 0;
     let finished = false;
 
     const renderNow = () => {
@@ -1166,6 +1167,7 @@
       },
       /** A tool call waits for the person: the card with Approve / Deny. */
       confirm(ev) {
+        confirmCards += 1;
         extras.appendChild(createConfirmCard(ev || {}).el);
         scrollToBottom();
       },
@@ -1209,7 +1211,7 @@
         }
       },
       isEmpty() {
-        return !text.trim() && chips.size === 0 && consentCards.size === 0;
+        return !text.trim() && chips.size === 0 && consentCards.size === 0 && confirmCards === 0;
       },
     };
   }

@@ -320,5 +320,43 @@ async fn journey(stack: &AgentStack, browser: &WebDriver) -> WebDriverResult<()>
     wait_for(browser, "#chat-input").await;
     wait_for(browser, "#send-button").await;
     browser.screenshot(&artifact("agent0-phone.png")).await?;
+
+    // Logout: the page posts a form, agent0 redirects straight to idp0's end-session endpoint
+    // (allowed by the CSP's form-action) and idp0 back to the app, logged out.
+    browser.set_window_rect(0, 0, 1280, 900).await?;
+    wait_for(browser, "#logout-button").await.click().await?;
+    // The page navigates away and back, so elements found on the way go stale: poll.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let shown = match browser.find(By::Css("#login-button")).await {
+            Ok(button) => button.is_displayed().await.unwrap_or(false),
+            Err(_) => false,
+        };
+        if shown
+            && browser
+                .current_url()
+                .await?
+                .as_str()
+                .starts_with(&stack.base)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the login button did not come back after logout"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        browser
+            .current_url()
+            .await?
+            .as_str()
+            .starts_with(&stack.base)
+    );
+    assert!(
+        !browser.source().await?.contains("eyJ"),
+        "no JWT in the page"
+    );
     Ok(())
 }
