@@ -52,13 +52,13 @@ fn last_tool_result(model: &Scripted) -> (String, bool) {
         .unwrap()
         .iter()
         .flat_map(|m| &m.content)
-        .filter_map(|b| match b {
+        .rev()
+        .find_map(|b| match b {
             Block::ToolResult {
                 content, is_error, ..
             } => Some((content.clone(), *is_error)),
             _ => None,
         })
-        .last()
         .unwrap()
 }
 
