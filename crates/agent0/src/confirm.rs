@@ -270,6 +270,27 @@ impl Confirmations {
         }
     }
 
+    /// Declines everything waiting for `session` (it logged out): those turns finish without
+    /// their calls instead of waiting out the lifetime.
+    pub fn forget_session(&self, session: &str) {
+        let taken: Vec<Pending> = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let ids: Vec<String> = pending
+                .iter()
+                .filter(|(_, p)| p.session == session)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.iter().filter_map(|id| pending.remove(id)).collect()
+        };
+        for entry in taken {
+            audit(&entry, Verdict::Denied);
+            let _ = entry.resume.send(Resume {
+                verdict: Verdict::Denied,
+                sink: Sink::detached(),
+            });
+        }
+    }
+
     /// Forgets confirmation `id` (its turn stopped waiting), logging that it expired.
     pub fn expire(&self, id: &str) {
         let entry = self

@@ -94,6 +94,7 @@ pub(crate) async fn post_logout(
                 return Err(ApiError::Csrf);
             }
             app.sessions.remove(&session.id);
+            app.agent.confirmations().forget_session(&session.id);
             app.agent
                 .hub()
                 .forget_person(&session.principal.subject)

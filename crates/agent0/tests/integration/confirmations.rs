@@ -252,3 +252,27 @@ async fn a_new_message_declines_what_was_waiting_and_auto_approve_skips_the_card
     );
     assert!(stack.app.agent().confirmations().is_empty());
 }
+
+#[tokio::test]
+async fn logging_out_declines_what_was_waiting() {
+    let model = Arc::new(Scripted::default());
+    let stack = AgentStack::start_with(model.clone(), |_| {}).await;
+    let alice = stack.login("alice").await;
+    let owner = subject(&alice).await;
+    let id = add(&stack, &owner, "survives logout").await;
+    model.push(Scripted::tool("delete-todo", json!({"id": id})));
+    model.push(Scripted::text("(logged out)"));
+    let reply = alice.chat("delete it").await;
+    let card = reply["confirmation"].clone();
+    assert!(card.is_object(), "{reply}");
+
+    let (status, _) = alice.post("/auth/logout", &json!({})).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(stack.app.agent().confirmations().is_empty());
+    let again = stack.login("alice").await;
+    let stored = wait_for_stored_turn(&again).await;
+    assert_eq!(stored["toolResults"][0]["isError"], true, "{stored}");
+    let (status, _) = again.decide(&card, "approve").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(titles(&stack, &owner).await, ["survives logout"]);
+}

@@ -53,6 +53,10 @@ async fn no_token_secret_password_or_cookie_is_logged() {
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(text.contains("agent0::audit"), "the audit lines are there");
     assert!(text.contains("tool call"), "and so are the tool calls");
+    assert!(
+        text.contains("tool call confirmation") && text.contains("approved"),
+        "and the person's decisions"
+    );
     let env = stack.stack.idp.env(idp0::devconfig::AGENT0_ENV);
     for (what, secret) in [
         ("a JWT", "eyJ".to_owned()),
