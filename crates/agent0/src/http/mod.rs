@@ -1,5 +1,6 @@
 //! agent0's HTTP surface: the embedded UI, login (`/auth/*`, the OIDC callback), the chat API
-//! (`/api/chat`, its SSE variant `/api/chat/stream`, conversations), the connections panel's
+//! (`/api/chat`, its SSE variant `/api/chat/stream`, `/api/chat/confirm[/stream]` for the
+//! person's decision on a tool call that waits for it, conversations), the connections panel's
 //! `/api/connections/status`, the ID token claims viewer, and `/health`. State-changing
 //! requests need the session's CSRF token in `X-CSRF-Token` (and JSON bodies, which browsers
 //! cannot send cross-site without a preflight).
