@@ -1125,6 +1125,7 @@
     let frame = 0;
     const chips = new Map();
     const consentCards = new Map();
+    let confirmCards = 0;
     let finished = false;
 
     const renderNow = () => {
@@ -1163,6 +1164,12 @@
       },
       toolStart(ev) {
         chipFor(ev).setInfo(ev);
+      },
+      /** A tool call waits for the person: the card with Approve / Deny. */
+      confirm(ev) {
+        confirmCards += 1;
+        extras.appendChild(createConfirmCard(ev || {}).el);
+        scrollToBottom();
       },
       stepUp(ev) {
         chipFor(ev).setStepUp(ev.from, ev.to);
@@ -1204,9 +1211,55 @@
         }
       },
       isEmpty() {
-        return !text.trim() && chips.size === 0 && consentCards.size === 0;
+        return !text.trim() && chips.size === 0 && consentCards.size === 0 && confirmCards === 0;
       },
     };
+  }
+
+  /**
+   * The card for a tool call that waits for the person's decision: the tool, its connection,
+   * exactly the arguments it would run with, and Approve / Deny. The decision is posted once;
+   * the rest of the turn streams into a new message below.
+   */
+  function createConfirmCard(ev) {
+    const card = el('div', 'consent-card confirm-card');
+    card.dataset.state = 'pending';
+    card.dataset.tool = String(ev.tool || '');
+    const head = el('div', 'consent-head');
+    head.append(
+      icon(ev.destructive ? ICONS.alert : ICONS.lock, 'consent-icon'),
+      el('span', 'consent-title', ev.destructive ? 'Confirm a change that cannot be undone' : 'Confirm this action'),
+    );
+    const textP = el('p', 'consent-text');
+    textP.append('agent0 wants to run ');
+    textP.appendChild(el('strong', 'confirm-tool', String(ev.tool || '')));
+    textP.append(' on ');
+    textP.appendChild(el('strong', '', connectionLabel(String(ev.connection || ''))));
+    textP.append(' with these arguments:');
+    const args = el('pre', 'confirm-arguments', prettyJson(ev.arguments === undefined ? {} : ev.arguments));
+    const actions = el('div', 'consent-actions');
+    const approve = el('button', 'button primary confirm-approve', 'Approve');
+    approve.type = 'button';
+    const deny = el('button', 'button secondary confirm-deny', 'Deny');
+    deny.type = 'button';
+    actions.append(approve, deny);
+    const note = el('p', 'consent-note muted', 'Nothing runs until you decide.');
+    card.append(head, textP, args);
+    if (typeof ev.scope === 'string' && ev.scope) {
+      card.appendChild(el('p', 'consent-note muted confirm-scope', `It needs the permission: ${ev.scope}`));
+    }
+    card.append(actions, note);
+    const decide = (decision) => {
+      if (card.dataset.state !== 'pending' || state.streaming) return;
+      card.dataset.state = decision === 'approve' ? 'approved' : 'denied';
+      approve.disabled = true;
+      deny.disabled = true;
+      note.textContent = decision === 'approve' ? 'Approved.' : 'Denied — it did not run.';
+      continueTurn({ id: String(ev.id || ''), conversationId: String(ev.conversationId || ''), decision }, note);
+    };
+    approve.addEventListener('click', () => decide('approve'));
+    deny.addEventListener('click', () => decide('deny'));
+    return { el: card };
   }
 
   function createConsentCard(connection, userText) {
@@ -1359,6 +1412,9 @@
       case 'consent_required':
         view.consent(p);
         return false;
+      case 'confirm_required':
+        view.confirm(p);
+        return false;
       case 'error':
         appendErrorMessage(typeof p.message === 'string' && p.message ? p.message : 'Something went wrong.');
         return false;
@@ -1372,21 +1428,36 @@
     }
   }
 
-  async function chatOnce(text, view) {
-    const data = await api('/api/chat', { method: 'POST', body: { message: text } });
+  /** One turn (or its continuation) as a single JSON answer. */
+  async function turnOnce(path, body, view) {
+    const data = await api(path, { method: 'POST', body });
     view.setText(typeof data.message === 'string' ? data.message : '');
     view.applyToolResults(data.toolResults);
+    if (data.confirmation && typeof data.confirmation === 'object') {
+      view.confirm(data.confirmation);
+      return 'paused';
+    }
     view.finish(data.toolResults);
+    return 'done';
   }
 
-  async function streamChat(text, view) {
-    if (!supportsStreaming()) return chatOnce(text, view);
-    const res = await request('/api/chat/stream', {
+  function streamChat(text, view) {
+    return streamTurn('/api/chat/stream', '/api/chat', { message: text }, view);
+  }
+
+  /**
+   * Streams a turn from `path` (falling back to the JSON `fallback`). Returns 'done', 'paused'
+   * (a tool call waits for the person's decision) or 'failed'.
+   */
+  async function streamTurn(path, fallback, body, view) {
+    if (!supportsStreaming()) return turnOnce(fallback, body, view);
+    const res = await request(path, {
       method: 'POST',
-      body: { message: text },
+      body,
       accept: 'text/event-stream',
     });
-    if (res.status === 404 || res.status === 405 || res.status === 406) return chatOnce(text, view);
+    if (res.status === 404 && path !== '/api/chat/stream') throw await errorFromResponse(res);
+    if (res.status === 404 || res.status === 405 || res.status === 406) return turnOnce(fallback, body, view);
     if (!res.ok) throw await errorFromResponse(res);
 
     const type = (res.headers.get('content-type') || '').toLowerCase();
@@ -1395,14 +1466,16 @@
       view.setText(typeof data.message === 'string' ? data.message : '');
       view.applyToolResults(data.toolResults);
       view.finish(data.toolResults);
-      return;
+      return 'done';
     }
 
     let gotDone = false;
     let gotError = false;
+    let gotConfirm = false;
     const parser = createSseParser((name, data) => {
       if (gotDone) return;
       if (name === 'error') gotError = true;
+      if (name === 'confirm_required') gotConfirm = true;
       if (handleStreamEvent(name, data, view)) gotDone = true;
     });
 
@@ -1425,16 +1498,51 @@
         parser.push(decoder.decode());
         parser.end();
       } catch (_) {
-        if (!gotDone && !gotError) {
+        if (!gotDone && !gotError && !gotConfirm) {
           throw new ApiError(0, 'interrupted', 'The connection to agent0 was lost before the reply finished. Your conversation is kept; try again.', false);
         }
       }
     }
-    if (!gotDone && !gotError) {
+    if (!gotDone && !gotError && !gotConfirm) {
       throw new ApiError(0, 'interrupted', 'The reply ended before it finished. Your conversation is kept; try again.', false);
     }
+    if (gotDone) return 'done';
     // A turn that failed outright (an `error` and no `done`) may have ended the login.
-    return gotDone ? 'done' : 'failed';
+    return gotConfirm && !gotError ? 'paused' : 'failed';
+  }
+
+  /** Sends the person's decision on a paused tool call; the turn continues in a new message. */
+  async function continueTurn(body, note) {
+    if (state.streaming || !state.authenticated) return;
+    setStreaming(true);
+    const view = createAssistantMessage('');
+    scrollToBottom(true);
+    let outcome = 'done';
+    try {
+      outcome = await streamTurn('/api/chat/confirm/stream', '/api/chat/confirm', body, view);
+    } catch (e) {
+      const err = e instanceof ApiError ? e : new ApiError(0, 'client', 'Something went wrong in this page. Try again.', false);
+      if (err.status === 401) {
+        view.finish();
+        view.root.remove();
+        handleUnauthenticated();
+      } else {
+        note.textContent = err.message;
+        appendErrorMessage(err.message);
+      }
+    } finally {
+      view.finish();
+      if (view.isEmpty()) view.root.remove();
+      updateEmptyState();
+      setStreaming(false);
+      scrollToBottom();
+      if (outcome === 'failed') await checkSession();
+      if (state.authenticated) {
+        refreshConnections({ quiet: true });
+        const active = document.activeElement;
+        if (!active || active === document.body) ui.input.focus();
+      }
+    }
   }
 
   async function sendMessage(raw) {
@@ -1548,20 +1656,21 @@
     }
   }
 
-  async function logout() {
+  // A real form post: the server ends the session and redirects (303) straight on to the
+  // IdP's end-session endpoint, so the ID token never reaches this page.
+  function logout() {
     ui.logoutButton.disabled = true;
-    try {
-      const r = await api('/auth/logout', { method: 'POST', body: {} });
-      const target = (r && safeHttpUrl(r.redirect, window.location.href)) || '/';
-      window.location.assign(target);
-    } catch (e) {
-      ui.logoutButton.disabled = false;
-      if (e.status === 401) {
-        handleUnauthenticated('You are logged out.');
-        return;
-      }
-      appendErrorMessage(`Logging out failed: ${e.message}`);
-    }
+    const form = document.createElement('form');
+    form.method = 'post';
+    form.action = '/auth/logout';
+    form.hidden = true;
+    const field = document.createElement('input');
+    field.type = 'hidden';
+    field.name = 'csrf';
+    field.value = state.csrf || '';
+    form.appendChild(field);
+    document.body.appendChild(form);
+    form.submit();
   }
 
   // ---- composer -------------------------------------------------------------

@@ -56,6 +56,9 @@ pub struct McpServer {
     pub url: String,
     /// How it is authorized.
     pub auth: McpAuth,
+    /// Tools (by their name at this server) that run without asking the person, even when
+    /// destructive or needing a scope they have not approved (see [`crate::confirm`]).
+    pub auto_approve: Vec<String>,
 }
 
 /// What a tool call came to.

@@ -3,6 +3,8 @@
 
 #[path = "integration/browser.rs"]
 mod browser;
+#[path = "integration/confirmations.rs"]
+mod confirmations;
 #[path = "integration/connections.rs"]
 mod connections;
 #[path = "integration/fake_llm.rs"]
@@ -17,6 +19,8 @@ mod journeys;
 mod llm_anthropic;
 #[path = "integration/llm_openai.rs"]
 mod llm_openai;
+#[path = "integration/login.rs"]
+mod login;
 #[path = "integration/logs.rs"]
 mod logs;
 #[path = "integration/sessions.rs"]

@@ -52,6 +52,12 @@ pub(crate) struct AgentArgs {
     /// Model calls per chat turn. Env: AGENT_MAX_STEPS.
     #[arg(long)]
     max_steps: Option<usize>,
+    /// Tools that run without the person's confirmation, as comma-separated
+    /// `<connection>:<tool>` (e.g. `todo0:toggle-todo`). By default a tool call waits for the
+    /// person when the tool is destructive or needs a scope they have not approved in the
+    /// conversation. Env: AGENT_AUTO_APPROVE_TOOLS.
+    #[arg(long, value_name = "LIST")]
+    auto_approve_tools: Option<String>,
     /// Do not ask for `offline_access`: ID tokens are then not renewed, and the person logs in
     /// again when theirs expires. Env: AGENT_NO_REFRESH.
     #[arg(long)]
@@ -80,6 +86,9 @@ struct ServerEntry {
     authorization_server: Option<String>,
     token_endpoint: Option<String>,
     scopes: Option<String>,
+    /// Tools of this server that run without the person's confirmation.
+    #[serde(default)]
+    auto_approve: Vec<String>,
 }
 
 fn default_auth() -> String {
@@ -126,6 +135,12 @@ pub(crate) async fn prepare(
     let (authorization_server, mut servers) = todo0_server(&settings, args)?;
     if let Some(path) = &args.config {
         servers.extend(file_servers(path)?);
+    }
+    if let Some(list) = settings.get(
+        args.auto_approve_tools.as_deref(),
+        "AGENT_AUTO_APPROVE_TOOLS",
+    ) {
+        apply_auto_approve(&mut servers, &list)?;
     }
     let mut names = BTreeSet::new();
     for server in &servers {
@@ -259,6 +274,7 @@ fn todo0_server(
         scopes: settings.get(None, "AI_AGENT_TODO_MCP_SERVER_SCOPES_TO_REQUEST"),
         url,
         auth: "id-jag".into(),
+        auto_approve: Vec::new(),
     };
     let server = server_from(entry, "MCP_")?;
     let authorization_server = match &server.auth {
@@ -280,6 +296,29 @@ fn file_servers(path: &Path) -> anyhow::Result<Vec<McpServer>> {
         .into_iter()
         .map(|entry| server_from(entry, "[[mcp_servers]]"))
         .collect()
+}
+
+/// Adds `list` (`<connection>:<tool>`, comma-separated) to the servers' `auto_approve`.
+fn apply_auto_approve(servers: &mut [McpServer], list: &str) -> anyhow::Result<()> {
+    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((connection, tool)) = item
+            .split_once(':')
+            .filter(|(c, t)| !c.is_empty() && !t.is_empty())
+        else {
+            bail!(
+                "AGENT_AUTO_APPROVE_TOOLS: {item:?} is not <connection>:<tool>, e.g. todo0:toggle-todo"
+            );
+        };
+        let Some(server) = servers.iter_mut().find(|s| s.name == connection) else {
+            bail!(
+                "AGENT_AUTO_APPROVE_TOOLS: {item:?} names no configured MCP server {connection:?}"
+            );
+        };
+        if !server.auto_approve.iter().any(|t| t == tool) {
+            server.auto_approve.push(tool.to_owned());
+        }
+    }
+    Ok(())
 }
 
 fn server_from(entry: ServerEntry, origin: &str) -> anyhow::Result<McpServer> {
@@ -328,6 +367,7 @@ fn server_from(entry: ServerEntry, origin: &str) -> anyhow::Result<McpServer> {
         name,
         url: entry.url,
         auth,
+        auto_approve: entry.auto_approve,
     })
 }
 
@@ -392,5 +432,26 @@ mod tests {
                 .unwrap();
         assert!(matches!(open[0].auth, McpAuth::None));
         assert_eq!(open[0].label, "open");
+    }
+
+    #[test]
+    fn auto_approve_comes_from_the_file_and_the_setting() {
+        let mut servers = parse(
+            "[[mcp_servers]]\nname = \"open\"\nurl = \"http://h/mcp\"\nauth = \"none\"\nauto_approve = [\"get-notes\"]\n",
+        )
+        .unwrap();
+        assert_eq!(servers[0].auto_approve, ["get-notes"]);
+        apply_auto_approve(&mut servers, "open:delete-note, open:get-notes").unwrap();
+        assert_eq!(servers[0].auto_approve, ["get-notes", "delete-note"]);
+        for (list, expected) in [
+            ("todo0:delete-todo", "names no configured MCP server"),
+            ("delete-todo", "is not <connection>:<tool>"),
+            ("open:", "is not <connection>:<tool>"),
+        ] {
+            let error = apply_auto_approve(&mut servers, list)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(expected), "{list}: {error}");
+        }
     }
 }

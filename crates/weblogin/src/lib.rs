@@ -103,6 +103,10 @@ pub struct PendingLogin {
     pub verifier: String,
     /// When the login attempt lapses.
     pub exp: UnixTime,
+    /// The IdP advertised RFC 9207 support when the login began, so the response must carry
+    /// `iss`. (No serde default: a pending login from before this field is refused, not
+    /// relaxed.)
+    pub requires_iss: bool,
 }
 
 /// The authorization response (OIDC Core §3.1.2.5–6, RFC 9207).
@@ -117,8 +121,9 @@ pub struct CallbackParams {
 
 impl CallbackParams {
     /// The authorization code, once the response is checked against the pending login: no
-    /// error, the same `state`, and (RFC 9207) the expected issuer when `iss` is present.
-    /// The error text is for the person.
+    /// error, the same `state`, and (RFC 9207 §2.4) the expected issuer in `iss` — which must
+    /// be present when the IdP advertises `authorization_response_iss_parameter_supported`,
+    /// and is always refused when it names another issuer. The error text is for the person.
     pub fn code_for(self, pending: &PendingLogin, issuer: &str) -> Result<String, String> {
         if let Some(error) = self.error {
             let description = self.error_description.unwrap_or_default();
@@ -133,10 +138,17 @@ impl CallbackParams {
         if !state_matches {
             return Err("the state does not match this browser's login; log in again".into());
         }
-        if let Some(iss) = &self.iss
-            && iss != issuer
-        {
-            return Err(format!("the response came from {iss}, not {issuer}"));
+        match &self.iss {
+            Some(iss) if iss != issuer => {
+                return Err(format!("the response came from {iss}, not {issuer}"));
+            }
+            None if pending.requires_iss => {
+                return Err(format!(
+                    "the response does not say which identity provider sent it, although {issuer} \
+                     always does; log in again"
+                ));
+            }
+            _ => {}
         }
         self.code.ok_or_else(|| "the response has no code".into())
     }
@@ -184,6 +196,7 @@ mod tests {
             nonce: "n".into(),
             verifier: "v".into(),
             exp: 0,
+            requires_iss: false,
         }
     }
 
@@ -222,5 +235,34 @@ mod tests {
             let error = params(query).code_for(&pending(), issuer).unwrap_err();
             assert!(error.contains(expected), "{query}: {error}");
         }
+    }
+
+    #[test]
+    fn a_missing_iss_is_refused_when_the_idp_advertises_rfc_9207() {
+        let issuer = "http://idp";
+        let advertised = PendingLogin {
+            requires_iss: true,
+            ..pending()
+        };
+        let error = params("code=c&state=s1")
+            .code_for(&advertised, issuer)
+            .unwrap_err();
+        assert!(
+            error.contains("does not say which identity provider"),
+            "{error}"
+        );
+        assert_eq!(
+            params("code=c&state=s1&iss=http%3A%2F%2Fidp").code_for(&advertised, issuer),
+            Ok("c".to_owned())
+        );
+        let error = params("code=c&state=s1&iss=http%3A%2F%2Fevil")
+            .code_for(&advertised, issuer)
+            .unwrap_err();
+        assert!(error.contains("came from http://evil"), "{error}");
+        // Without the advertisement a missing iss is still accepted (checked above too).
+        assert_eq!(
+            params("code=c&state=s1").code_for(&pending(), issuer),
+            Ok("c".to_owned())
+        );
     }
 }

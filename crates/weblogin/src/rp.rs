@@ -3,7 +3,9 @@
 //! PKCE S256, `state` and `nonce`, scopes `openid profile email`, and ID token verification
 //! (signature via the discovered JWKS, `iss`, `aud`, `exp`, `nonce`). When a signature does not
 //! verify, the metadata and keys are fetched again once, so a key rotation at the IdP needs no
-//! restart. HTTP goes through a small reqwest adapter that never follows redirects and bounds
+//! restart. An IdP whose discovery metadata advertises RFC 9207's
+//! `authorization_response_iss_parameter_supported` must send `iss` in its authorization
+//! responses (checked in [`crate::CallbackParams::code_for`]). HTTP goes through a small reqwest adapter that never follows redirects and bounds
 //! every body. Refresh (OIDC Core §12) verifies the new ID token the same way, without a nonce.
 
 use std::future::Future;
@@ -13,17 +15,22 @@ use std::sync::{Arc, RwLock};
 use std::str::FromStr;
 
 use openidconnect::core::{
-    CoreClient, CoreErrorResponseType, CoreIdToken, CoreResponseType, CoreTokenResponse,
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod,
+    CoreErrorResponseType, CoreGrantType, CoreIdToken, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreResponseMode,
+    CoreResponseType, CoreSubjectIdentifierType, CoreTokenResponse,
 };
 use openidconnect::{
-    AsyncHttpClient, AuthenticationFlow, AuthorizationCode, ClaimsVerificationError, ClientId,
-    ClientSecret, CsrfToken, EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet,
-    HttpRequest, HttpResponse, IssuerUrl, LogoutRequest, Nonce, NonceVerifier, OAuth2TokenResponse,
-    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout,
-    RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardErrorResponse, TokenResponse,
+    AdditionalProviderMetadata, AsyncHttpClient, AuthenticationFlow, AuthorizationCode,
+    ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, EndSessionUrl, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, HttpRequest, HttpResponse, IssuerUrl, LogoutProviderMetadata,
+    LogoutRequest, Nonce, NonceVerifier, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    PostLogoutRedirectUrl, ProviderMetadata, RedirectUrl, RefreshToken, RequestTokenError, Scope,
+    StandardErrorResponse, TokenResponse,
 };
 use protocol::UnixTime;
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::{LOGIN_LIFETIME, PendingLogin};
@@ -125,9 +132,37 @@ type OidcClient = CoreClient<
     EndpointMaybeSet,
 >;
 
+/// RFC 9207 §3: whether the IdP puts `iss` in every authorization response.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+struct IssParameterMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    authorization_response_iss_parameter_supported: Option<bool>,
+}
+
+impl AdditionalProviderMetadata for IssParameterMetadata {}
+
+/// Discovery metadata with RP-Initiated Logout's and RFC 9207's fields.
+type Metadata = ProviderMetadata<
+    LogoutProviderMetadata<IssParameterMetadata>,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
 struct Discovered {
     client: OidcClient,
     end_session: Option<EndSessionUrl>,
+    /// The IdP advertises `authorization_response_iss_parameter_supported: true`, so a
+    /// response without `iss` is refused (RFC 9207 §2.4).
+    requires_iss: bool,
 }
 
 /// The relying party.
@@ -194,6 +229,7 @@ impl RelyingParty {
             nonce: nonce.secret().clone(),
             verifier: verifier.secret().clone(),
             exp: now + LOGIN_LIFETIME,
+            requires_iss: current.requires_iss,
         };
         (url, pending)
     }
@@ -331,10 +367,15 @@ async fn discover(settings: &OidcSettings, http: &OidcHttp) -> Result<Discovered
         message,
     };
     let issuer = IssuerUrl::new(settings.issuer.clone()).map_err(|e| failed(e.to_string()))?;
-    let metadata = ProviderMetadataWithLogout::discover_async(issuer, http)
+    let metadata = Metadata::discover_async(issuer, http)
         .await
         .map_err(|e| failed(error_chain(&e)))?;
     let end_session = metadata.additional_metadata().end_session_endpoint.clone();
+    let requires_iss = metadata
+        .additional_metadata()
+        .additional_metadata
+        .authorization_response_iss_parameter_supported
+        == Some(true);
     let token_url = metadata
         .token_endpoint()
         .cloned()
@@ -353,6 +394,7 @@ async fn discover(settings: &OidcSettings, http: &OidcHttp) -> Result<Discovered
     Ok(Discovered {
         client,
         end_session,
+        requires_iss,
     })
 }
 

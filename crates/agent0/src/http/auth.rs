@@ -2,10 +2,11 @@
 //! authorization code + PKCE S256 + `state` + `nonce` (+ `offline_access` when enabled), the
 //! callback checks `state` and RFC 9207 `iss`, verifies the ID token and creates a fresh
 //! server-side session; `/auth/logout` ends it here (dropping its tokens and MCP sessions) and
-//! continues with RP-initiated logout at the IdP (`id_token_hint`). `/auth/status` and
+//! redirects (303) to RP-initiated logout at the IdP (`id_token_hint` only in that `Location`). `/auth/status` and
 //! `/api/me/claims` tell the page who is logged in — never a token.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -13,8 +14,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 use weblogin::CallbackParams;
 
-use super::AppState;
 use super::error::ApiError;
+use super::{AppState, CSRF_HEADER};
 use crate::session::{LOGIN_COOKIE, SESSION_COOKIE};
 
 /// `GET /auth/login`.
@@ -72,14 +73,28 @@ async fn complete_login(
     Ok(session.id.clone())
 }
 
-/// `POST /auth/logout` → `{"redirect": "<where the browser goes next>"}`.
+/// `POST /auth/logout` (the page's form with a `csrf` field, or the `X-CSRF-Token` header): ends
+/// the session here, then `303` straight on to the IdP's end-session endpoint. The ID token
+/// (`id_token_hint`) travels only in that `Location`, as RP-Initiated Logout 1.0 §2 has it;
+/// no response body, JSON or page ever carries it.
 pub(crate) async fn post_logout(
     State(app): State<AppState>,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
-    let redirect = match app.require_csrf(&headers).await {
+    let target = match app.require_session(&headers).await {
         Ok(session) => {
+            let from_form = form_field(&body, "csrf");
+            let presented = headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .or(from_form.as_deref());
+            if !presented.is_some_and(|p| weblogin::is_same(p.as_bytes(), session.csrf.as_bytes()))
+            {
+                return Err(ApiError::Csrf);
+            }
             app.sessions.remove(&session.id);
+            app.agent.confirmations().forget_session(&session.id);
             app.agent
                 .hub()
                 .forget_person(&session.principal.subject)
@@ -97,7 +112,16 @@ pub(crate) async fn post_logout(
     let jar = app
         .cookies
         .without(app.cookies.jar(&headers), SESSION_COOKIE);
-    Ok((jar, Json(json!({"redirect": redirect}))).into_response())
+    Ok((jar, Redirect::to(&target)).into_response())
+}
+
+/// The one value of `name` in a form body (none when absent or repeated).
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    let mut values = url::form_urlencoded::parse(body)
+        .filter(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned());
+    let value = values.next()?;
+    values.next().is_none().then_some(value)
 }
 
 /// `GET /auth/status`.

@@ -1,10 +1,13 @@
 //! The chat API: `POST /api/chat` (the sample's shape: `{"message"}` in, `{"message",
-//! "toolResults": [{tool, arguments, result, …}]}` out), `POST /api/chat/stream` (the same turn
-//! as server-sent events: conversation, text, tool_start, step_up, tool_done,
-//! consent_required, error, done), conversations, and the connections' status. A turn runs to
-//! completion and is stored even if the browser goes away mid-stream.
+//! "toolResults": [{tool, arguments, result, …}], "confirmation"}` out), `POST /api/chat/stream`
+//! (the same turn as server-sent events: conversation, text, tool_start, step_up, tool_done,
+//! confirm_required, consent_required, error, done), `POST /api/chat/confirm[/stream]` (the
+//! person approves or denies the tool call a turn paused at, and the turn goes on),
+//! conversations, and the connections' status. A turn runs to completion and is stored even if
+//! the browser goes away mid-stream.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
@@ -15,14 +18,16 @@ use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::agent::{AgentError, AgentEvent, validate_message};
+use crate::agent::{AgentError, AgentEvent, TurnSummary, validate_message};
+use crate::confirm::{Decision, Owner, Sink};
 use crate::connections;
+use crate::session::Session;
 
 /// Turns shown when the page loads a conversation.
 const SHOWN_TURNS: u32 = 200;
@@ -36,13 +41,158 @@ pub(crate) struct ChatRequest {
     conversation_id: Option<String>,
 }
 
+/// The person's decision on a paused tool call.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ConfirmRequest {
+    /// The confirmation's id (from `confirm_required`).
+    id: String,
+    /// The conversation it belongs to.
+    conversation_id: String,
+    /// `approve` or `deny`.
+    decision: DecisionField,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum DecisionField {
+    Approve,
+    Deny,
+}
+
+impl From<DecisionField> for Decision {
+    fn from(field: DecisionField) -> Self {
+        match field {
+            DecisionField::Approve => Self::Approve,
+            DecisionField::Deny => Self::Deny,
+        }
+    }
+}
+
 /// Refuses an empty or oversized message with a 400 before any work starts.
 fn validate(request: &ChatRequest) -> Result<(), ApiError> {
     validate_message(&request.message)?;
     Ok(())
 }
 
-/// `POST /api/chat`.
+type Finished = oneshot::Receiver<Result<TurnSummary, AgentError>>;
+
+/// Starts a turn in its own task (it completes even if the browser goes away): its events, and
+/// its end (dropped unanswered when the turn pauses for a confirmation).
+fn spawn_turn(
+    app: &AppState,
+    session: Arc<Session>,
+    conversation: String,
+    message: String,
+) -> (mpsc::UnboundedReceiver<AgentEvent>, Finished) {
+    let (events, receiver) = mpsc::unbounded_channel();
+    let (finished, end) = oneshot::channel();
+    let app = app.clone();
+    tokio::spawn(async move {
+        let sink = Sink {
+            events,
+            finished: Some(finished),
+        };
+        app.agent
+            .run_turn(
+                &session.principal,
+                &session.id,
+                Some(&conversation),
+                &message,
+                sink,
+            )
+            .await;
+    });
+    (receiver, end)
+}
+
+/// Resumes the paused turn of confirmation `request.id` with the person's decision.
+fn resume_turn(
+    app: &AppState,
+    session: &Session,
+    request: &ConfirmRequest,
+) -> Result<(mpsc::UnboundedReceiver<AgentEvent>, Finished), ApiError> {
+    let (events, receiver) = mpsc::unbounded_channel();
+    let (finished, end) = oneshot::channel();
+    let owner = Owner {
+        subject: &session.principal.subject,
+        session: &session.id,
+        conversation: &request.conversation_id,
+    };
+    let sink = Sink {
+        events,
+        finished: Some(finished),
+    };
+    app.agent
+        .confirmations()
+        .decide(&request.id, &owner, request.decision.into(), sink)?;
+    Ok((receiver, end))
+}
+
+/// Waits for a turn to end or pause: the JSON answer of `/api/chat` and `/api/chat/confirm`.
+async fn answer(
+    app: &AppState,
+    session: &Session,
+    mut receiver: mpsc::UnboundedReceiver<AgentEvent>,
+    end: Finished,
+) -> Result<Json<Value>, ApiError> {
+    let mut text = String::new();
+    let mut tool_results = Vec::new();
+    let mut confirmation = None;
+    while let Some(event) = receiver.recv().await {
+        match event {
+            AgentEvent::Text { delta } => text.push_str(&delta),
+            AgentEvent::ToolDone(view) => tool_results.push(view),
+            AgentEvent::ConfirmRequired(request) => confirmation = Some(request),
+            _ => {}
+        }
+    }
+    match end.await {
+        Ok(Ok(summary)) => Ok(Json(json!({
+            "message": summary.message,
+            "toolResults": summary.tool_results,
+            "conversationId": summary.conversation_id,
+            "confirmation": null,
+        }))),
+        Ok(Err(e)) => {
+            if matches!(e, AgentError::LoginExpired) {
+                app.sessions.remove(&session.id);
+            }
+            Err(e.into())
+        }
+        // The turn paused: what it did so far, and the card.
+        Err(_) => match confirmation {
+            Some(request) => Ok(Json(json!({
+                "message": text,
+                "toolResults": tool_results,
+                "conversationId": request.conversation_id,
+                "confirmation": request,
+            }))),
+            None => Err(ApiError::Internal(
+                "the turn ended without an answer".into(),
+            )),
+        },
+    }
+}
+
+/// The events of a turn as server-sent events (the session ends if the login expired).
+fn stream(
+    app: &AppState,
+    session: Arc<Session>,
+    receiver: mpsc::UnboundedReceiver<AgentEvent>,
+    end: Finished,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
+    let app = app.clone();
+    tokio::spawn(async move {
+        if let Ok(Err(AgentError::LoginExpired)) = end.await {
+            app.sessions.remove(&session.id);
+        }
+    });
+    let stream = UnboundedReceiverStream::new(receiver).map(|event| Ok(to_sse(&event)));
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// `POST /api/chat`: the turn's reply, or (`"confirmation"`) the tool call it paused at.
 pub(crate) async fn post_chat(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -51,26 +201,12 @@ pub(crate) async fn post_chat(
     let session = app.require_csrf(&headers).await?;
     let Json(request) = body?;
     validate(&request)?;
-    let (events, _ignored) = mpsc::unbounded_channel();
-    let summary = app
+    let conversation = app
         .agent
-        .run_turn(
-            &session.principal,
-            request.conversation_id.as_deref(),
-            &request.message,
-            &events,
-        )
-        .await
-        .inspect_err(|e| {
-            if matches!(e, AgentError::LoginExpired) {
-                app.sessions.remove(&session.id);
-            }
-        })?;
-    Ok(Json(json!({
-        "message": summary.message,
-        "toolResults": summary.tool_results,
-        "conversationId": summary.conversation_id,
-    })))
+        .conversation_for(&session.principal, request.conversation_id.as_deref())
+        .await?;
+    let (receiver, end) = spawn_turn(&app, session.clone(), conversation, request.message);
+    answer(&app, &session, receiver, end).await
 }
 
 /// `POST /api/chat/stream`.
@@ -87,30 +223,33 @@ pub(crate) async fn post_chat_stream(
         .agent
         .conversation_for(&session.principal, request.conversation_id.as_deref())
         .await?;
-    let (events, receiver) = mpsc::unbounded_channel();
-    let turn_app = app.clone();
-    tokio::spawn(async move {
-        let result = turn_app
-            .agent
-            .run_turn(
-                &session.principal,
-                Some(&conversation),
-                &request.message,
-                &events,
-            )
-            .await;
-        if let Err(e) = result {
-            if matches!(e, AgentError::LoginExpired) {
-                turn_app.sessions.remove(&session.id);
-            }
-            tracing::warn!(error = %e, "turn failed");
-            let _ = events.send(AgentEvent::Error {
-                message: e.to_string(),
-            });
-        }
-    });
-    let stream = UnboundedReceiverStream::new(receiver).map(|event| Ok(to_sse(&event)));
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    let (receiver, end) = spawn_turn(&app, session.clone(), conversation, request.message);
+    Ok(stream(&app, session, receiver, end))
+}
+
+/// `POST /api/chat/confirm`: approves or denies a paused tool call, and answers like
+/// `/api/chat` once the turn ends (or pauses again).
+pub(crate) async fn post_chat_confirm(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<ConfirmRequest>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let session = app.require_csrf(&headers).await?;
+    let Json(request) = body?;
+    let (receiver, end) = resume_turn(&app, &session, &request)?;
+    answer(&app, &session, receiver, end).await
+}
+
+/// `POST /api/chat/confirm/stream`: the same, the rest of the turn as server-sent events.
+pub(crate) async fn post_chat_confirm_stream(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<ConfirmRequest>, JsonRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let session = app.require_csrf(&headers).await?;
+    let Json(request) = body?;
+    let (receiver, end) = resume_turn(&app, &session, &request)?;
+    Ok(stream(&app, session, receiver, end))
 }
 
 fn to_sse(event: &AgentEvent) -> Event {

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::agent::AgentError;
+use crate::confirm::ConfirmError;
 use crate::conversations::StoreError;
 
 /// Why a request failed.
@@ -38,6 +39,9 @@ pub enum ApiError {
     /// A dependency is down.
     #[error("{0} is unavailable; try again shortly")]
     Unavailable(&'static str),
+    /// A tool-call confirmation that is not (or no longer) waiting for this person.
+    #[error(transparent)]
+    Confirmation(#[from] ConfirmError),
     /// Our own failure (details in the log only).
     #[error("something went wrong on our side")]
     Internal(String),
@@ -62,6 +66,13 @@ impl ApiError {
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::Login(_) => (StatusCode::BAD_REQUEST, "login_failed"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Confirmation(ConfirmError::NotFound) => {
+                (StatusCode::NOT_FOUND, "confirmation_not_found")
+            }
+            Self::Confirmation(ConfirmError::Expired) => (StatusCode::GONE, "confirmation_expired"),
+            Self::Confirmation(ConfirmError::Full) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -1,5 +1,6 @@
 //! agent0's HTTP surface: the embedded UI, login (`/auth/*`, the OIDC callback), the chat API
-//! (`/api/chat`, its SSE variant `/api/chat/stream`, conversations), the connections panel's
+//! (`/api/chat`, its SSE variant `/api/chat/stream`, `/api/chat/confirm[/stream]` for the
+//! person's decision on a tool call that waits for it, conversations), the connections panel's
 //! `/api/connections/status`, the ID token claims viewer, and `/health`. State-changing
 //! requests need the session's CSRF token in `X-CSRF-Token` (and JSON bodies, which browsers
 //! cannot send cross-site without a preflight).
@@ -37,9 +38,23 @@ pub const CALLBACK_PATH: &str = "/callback";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The largest request body, in bytes (a message is at most 8000 characters).
 const MAX_BODY_BYTES: usize = 64 * 1024;
-/// The Content-Security-Policy of every response: scripts and styles from the app only.
+/// The Content-Security-Policy of every response: scripts and styles from the app only. Forms
+/// post to the app itself, and the logout form is redirected on to the IdP's end-session
+/// endpoint, whose origin is added (browsers apply `form-action` to redirects too).
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn content_security_policy(end_session_origin: Option<&str>) -> HeaderValue {
+    end_session_origin
+        .and_then(|origin| {
+            HeaderValue::from_str(&CSP.replace(
+                "form-action 'self'",
+                &format!("form-action 'self' {origin}"),
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| HeaderValue::from_static(CSP))
+}
 
 /// Everything agent0 needs to run.
 pub struct AgentConfig {
@@ -96,6 +111,7 @@ pub struct Inner {
     pub(crate) disabled: BTreeSet<ConnectionKind>,
     pub(crate) offline_access: bool,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) csp: HeaderValue,
 }
 
 impl std::ops::Deref for AppState {
@@ -149,7 +165,9 @@ impl AppState {
                     org_issuer: rp.issuer().to_owned(),
                     agent_id: config.agent_id.clone(),
                 });
+        let csp = content_security_policy(rp.end_session_origin().as_deref());
         Ok(Self(Arc::new(Inner {
+            csp,
             sessions: Sessions::new(config.clock.clone()),
             cookies: Cookies::new(&config.session_key, https),
             rp,
@@ -213,6 +231,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/me/claims", get(auth::get_claims))
         .route("/api/chat", post(chat::post_chat))
         .route("/api/chat/stream", post(chat::post_chat_stream))
+        .route("/api/chat/confirm", post(chat::post_chat_confirm))
+        .route(
+            "/api/chat/confirm/stream",
+            post(chat::post_chat_confirm_stream),
+        )
         .route("/api/conversations", post(chat::post_conversation))
         .route(
             "/api/conversations/current",
@@ -220,7 +243,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/connections/status", get(chat::get_connections_status))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(finish))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), finish))
         .with_state(state)
 }
 
@@ -234,7 +257,7 @@ async fn get_health(State(app): State<AppState>) -> axum::Json<serde_json::Value
 }
 
 /// Logs each failure once (never a token: errors carry none) and sets the security headers.
-async fn finish(request: Request, next: Next) -> Response {
+async fn finish(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let mut response = next.run(request).await;
@@ -247,8 +270,8 @@ async fn finish(request: Request, next: Next) -> Response {
         }
     }
     let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, app.csp.clone());
     for (name, value) in [
-        (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
         (header::X_FRAME_OPTIONS, "DENY"),

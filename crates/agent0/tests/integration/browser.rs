@@ -109,6 +109,13 @@ async fn wait_for(browser: &WebDriver, css: &str) -> WebElement {
         .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
 }
 
+/// `user`'s subject (from a login of their own beside the browser's).
+async fn subject(stack: &AgentStack, user: &str) -> String {
+    let person = stack.login(user).await;
+    let (_, status) = person.get("/auth/status").await;
+    status["user"]["sub"].as_str().unwrap().to_owned()
+}
+
 async fn send(browser: &WebDriver, message: &str) {
     let input = wait_for(browser, "#chat-input").await;
     input.send_keys(message).await.unwrap();
@@ -194,7 +201,18 @@ async fn journey(stack: &AgentStack, browser: &WebDriver) -> WebDriverResult<()>
         ".tool-chip[data-tool='get-todos'][data-state='ok']",
     )
     .await;
+    // The first write needs a scope not yet approved here: a card, approved by a click.
     send(browser, "add a todo \"prep the demo\"").await;
+    let card = wait_for(
+        browser,
+        ".confirm-card[data-tool='create-todo'][data-state='pending']",
+    )
+    .await;
+    assert!(card.text().await?.contains("prep the demo"));
+    card.find(By::Css(".confirm-approve"))
+        .await?
+        .click()
+        .await?;
     let chip = wait_for(
         browser,
         ".tool-chip[data-tool='create-todo'][data-state='ok']",
@@ -208,6 +226,65 @@ async fn journey(stack: &AgentStack, browser: &WebDriver) -> WebDriverResult<()>
         "{expanded}"
     );
     browser.screenshot(&artifact("agent0-j2-chat.png")).await?;
+
+    // Deleting is destructive: the card names the tool and its arguments, and nothing is
+    // deleted until Approve is clicked.
+    let owner = todo0::domain::Owner::new(subject(stack, "alice").await).unwrap();
+    let id = stack
+        .stack
+        .store
+        .list(&owner, &todo0::domain::Filter::default())
+        .await
+        .unwrap()[0]
+        .id;
+    send(browser, &format!("delete todo {id}")).await;
+    let card = wait_for(
+        browser,
+        ".confirm-card[data-tool='delete-todo'][data-state='pending']",
+    )
+    .await;
+    let text = card.text().await?;
+    assert!(
+        text.contains("delete-todo") && text.contains(&format!("\"id\": {id}")),
+        "{text}"
+    );
+    card.find(By::Css(".confirm-deny")).await?;
+    browser
+        .screenshot(&artifact("agent0-confirm-card.png"))
+        .await?;
+    assert_eq!(
+        stack
+            .stack
+            .store
+            .list(&owner, &todo0::domain::Filter::default())
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "nothing deleted before the click"
+    );
+    card.find(By::Css(".confirm-approve"))
+        .await?
+        .click()
+        .await?;
+    wait_for(
+        browser,
+        ".tool-chip[data-tool='delete-todo'][data-state='ok']",
+    )
+    .await;
+    assert!(
+        stack
+            .stack
+            .store
+            .list(&owner, &todo0::domain::Filter::default())
+            .await
+            .unwrap()
+            .is_empty(),
+        "the todo is gone"
+    );
+    browser
+        .screenshot(&artifact("agent0-confirm-approved.png"))
+        .await?;
 
     // The Managed Connections panel: both connections LIVE.
     wait_for(browser, "#connections-button")
@@ -243,5 +320,43 @@ async fn journey(stack: &AgentStack, browser: &WebDriver) -> WebDriverResult<()>
     wait_for(browser, "#chat-input").await;
     wait_for(browser, "#send-button").await;
     browser.screenshot(&artifact("agent0-phone.png")).await?;
+
+    // Logout: the page posts a form, agent0 redirects straight to idp0's end-session endpoint
+    // (allowed by the CSP's form-action) and idp0 back to the app, logged out.
+    browser.set_window_rect(0, 0, 1280, 900).await?;
+    wait_for(browser, "#logout-button").await.click().await?;
+    // The page navigates away and back, so elements found on the way go stale: poll.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let shown = match browser.find(By::Css("#login-button")).await {
+            Ok(button) => button.is_displayed().await.unwrap_or(false),
+            Err(_) => false,
+        };
+        if shown
+            && browser
+                .current_url()
+                .await?
+                .as_str()
+                .starts_with(&stack.base)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the login button did not come back after logout"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        browser
+            .current_url()
+            .await?
+            .as_str()
+            .starts_with(&stack.base)
+    );
+    assert!(
+        !browser.source().await?.contains("eyJ"),
+        "no JWT in the page"
+    );
     Ok(())
 }

@@ -102,7 +102,7 @@ async fn model_failures_and_invented_tools_are_reported_and_the_conversation_goe
     model.push(Err(LlmError::Overloaded));
     model.push(Scripted::tool("launch-rockets", json!({})));
     model.push(Scripted::text("I can't do that."));
-    let reply = alice.chat("launch the rockets").await;
+    let reply = alice.chat_approved("launch the rockets").await;
     let chip = &reply["toolResults"][0];
     assert_eq!(chip["tool"], "launch-rockets");
     assert_eq!(chip["isError"], true);
@@ -128,7 +128,7 @@ async fn model_failures_and_invented_tools_are_reported_and_the_conversation_goe
         status: 400,
         message: "bad request".into(),
     }));
-    let reply = alice.chat("hello?").await;
+    let reply = alice.chat_approved("hello?").await;
     let message = reply["message"].as_str().unwrap();
     assert!(
         message.starts_with("I couldn't finish that") && message.contains("refused"),
@@ -141,7 +141,7 @@ async fn model_failures_and_invented_tools_are_reported_and_the_conversation_goe
             retry_after: Some(std::time::Duration::from_millis(10)),
         }));
     }
-    let reply = alice.chat("still there?").await;
+    let reply = alice.chat_approved("still there?").await;
     assert!(
         reply["message"].as_str().unwrap().contains("rate limiting"),
         "{reply}"
@@ -150,12 +150,12 @@ async fn model_failures_and_invented_tools_are_reported_and_the_conversation_goe
     // A tool call with arguments that are not an object is the model's error, not ours.
     model.push(Scripted::tool("get-todos", json!("everything")));
     model.push(Scripted::text("Sorry."));
-    let reply = alice.chat("list").await;
+    let reply = alice.chat_approved("list").await;
     assert_eq!(reply["toolResults"][0]["isError"], true);
 
     // And then it simply works again; all four turns are in the conversation, in order.
     model.push(Scripted::text("Back to normal."));
-    let reply = alice.chat("ok").await;
+    let reply = alice.chat_approved("ok").await;
     assert_eq!(reply["message"], "Back to normal.");
     let (_, conversation) = alice.get("/api/conversations/current").await;
     let texts: Vec<&str> = conversation["messages"]
@@ -181,6 +181,7 @@ async fn an_unreachable_mcp_server_is_reported_while_the_others_keep_working() {
                 label: "Ghost MCP Server".into(),
                 url: "http://127.0.0.1:9/mcp".into(),
                 auth: McpAuth::None,
+                auto_approve: Vec::new(),
             });
         },
     )
@@ -213,17 +214,17 @@ async fn with_idp0_down_warm_tokens_keep_working_and_new_ones_fail_clearly() {
     let alice = stack.login("alice").await;
     let (_, status) = alice.get("/auth/status").await;
     let owner = Owner::new(status["user"]["sub"].as_str().unwrap().to_owned()).unwrap();
-    alice.chat("list my todos").await;
+    alice.chat_approved("list my todos").await;
 
     stack.stack.idp.halt().await.unwrap();
-    let reply = alice.chat("list my todos").await;
+    let reply = alice.chat_approved("list my todos").await;
     assert_eq!(
         reply["toolResults"][0]["isError"], false,
         "a warm token needs no IdP"
     );
 
     // Adding needs a step-up, which needs the IdP: a clear failure, nothing created.
-    let reply = alice.chat("add \"while the IdP is down\"").await;
+    let reply = alice.chat_approved("add \"while the IdP is down\"").await;
     let chip = &reply["toolResults"][0];
     assert_eq!(chip["isError"], true);
     assert!(
@@ -252,7 +253,7 @@ async fn the_model_always_sees_the_stored_history_even_when_written_elsewhere() 
     let model = Arc::new(Scripted::default());
     let stack = AgentStack::start_with(model.clone(), |_| {}).await;
     let alice = stack.login("alice").await;
-    let first = alice.chat("one").await;
+    let first = alice.chat_approved("one").await;
     let conversation = first["conversationId"].as_str().unwrap().to_owned();
     // Another replica (or process) appends a turn to the same conversation.
     let (_, status) = alice.get("/auth/status").await;
@@ -276,7 +277,7 @@ async fn the_model_always_sees_the_stored_history_even_when_written_elsewhere() 
         .append(subject, &conversation, &injected, 0)
         .await
         .unwrap();
-    alice.chat("two").await;
+    alice.chat_approved("two").await;
     let requests = model.requests.lock().unwrap();
     let seen: Vec<String> = requests.last().unwrap().iter().map(Message::text).collect();
     assert_eq!(

@@ -179,6 +179,7 @@ pub async fn config(stack: &Stack, base: &str, model: Arc<dyn Model>) -> agent0:
                 initial_scopes: Scopes::parse(&env["AI_AGENT_TODO_MCP_SERVER_SCOPES_TO_REQUEST"])
                     .unwrap(),
             },
+            auto_approve: Vec::new(),
         }],
         disabled: Default::default(),
         model,
@@ -231,6 +232,54 @@ impl Person {
         let (status, body) = self.post("/api/chat", &json!({"message": message})).await;
         assert_eq!(status, StatusCode::OK, "{message}: {body}");
         body
+    }
+
+    /// One chat turn through `POST /api/chat`, approving every tool call it pauses at (as a
+    /// person clicking Approve on each card would); the final reply.
+    pub async fn chat_approved(&self, message: &str) -> Value {
+        let mut reply = self.chat(message).await;
+        while reply["confirmation"].is_object() {
+            let (status, next) = self.decide(&reply["confirmation"], "approve").await;
+            assert_eq!(status, StatusCode::OK, "{message}: {next}");
+            reply = next;
+        }
+        reply
+    }
+
+    /// `POST /api/chat/confirm` with `decision` (`approve` or `deny`) on `confirmation`.
+    pub async fn decide(&self, confirmation: &Value, decision: &str) -> (StatusCode, Value) {
+        self.post(
+            "/api/chat/confirm",
+            &json!({
+                "id": confirmation["id"],
+                "conversationId": confirmation["conversationId"],
+                "decision": decision,
+            }),
+        )
+        .await
+    }
+
+    /// `POST /api/chat/confirm/stream`: the rest of the turn's events, in order.
+    pub async fn decide_stream(
+        &self,
+        confirmation: &Value,
+        decision: &str,
+    ) -> Vec<(String, Value)> {
+        let response = self
+            .browser
+            .http
+            .post(format!("{}/api/chat/confirm/stream", self.base))
+            .header("x-csrf-token", &self.csrf)
+            .json(&json!({
+                "id": confirmation["id"],
+                "conversationId": confirmation["conversationId"],
+                "decision": decision,
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        parse_sse(&response.text().await.unwrap())
     }
 
     /// One chat turn through `POST /api/chat/stream`: the events, in order.

@@ -41,7 +41,7 @@ async fn j2_delegated_todos_with_step_ups_isolation_and_the_todo_app() {
     assert!(status.get("idToken").is_none() && !status.to_string().contains("eyJ"));
 
     // 1. list: no todos yet, one get-todos chip with the raw arguments and result.
-    let reply = alice.chat("list my todos").await;
+    let reply = alice.chat_approved("list my todos").await;
     let chip = only_tool(&reply);
     assert_eq!(chip["tool"], "get-todos");
     assert_eq!(chip["connection"], "todo0");
@@ -61,8 +61,18 @@ async fn j2_delegated_todos_with_step_ups_isolation_and_the_todo_app() {
         "one ID-JAG exchange for the read token"
     );
 
-    // 2. add: the first write steps up from read to manage, without asking.
+    // 2. add: the first write in this conversation needs a scope the person has not approved
+    // here yet, so it waits for them; once approved it steps up from read to manage.
     let reply = alice.chat("add a todo \"prep the demo\"").await;
+    let card = &reply["confirmation"];
+    assert_eq!(card["tool"], "create-todo", "{reply}");
+    assert_eq!(card["arguments"], json!({"title": "prep the demo"}));
+    assert_eq!(card["scope"], "mcp:connect mcp:tools:manage");
+    assert_eq!(card["destructive"], false);
+    assert!(todos_in_store(&stack, &subject).await.is_empty());
+    let (status, reply) = alice.decide(card, "approve").await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert!(reply["confirmation"].is_null(), "{reply}");
     let chip = only_tool(&reply);
     assert_eq!(chip["tool"], "create-todo");
     assert_eq!(chip["arguments"], json!({"title": "prep the demo"}));
@@ -77,9 +87,11 @@ async fn j2_delegated_todos_with_step_ups_isolation_and_the_todo_app() {
         vec![("prep the demo".into(), false)]
     );
 
-    // A second write needs no further step-up (the scope it needs is remembered and cached).
+    // A second write needs no further step-up (the scope it needs is remembered and cached),
+    // and no question: the person approved that scope in this conversation.
     let before = stack.app.agent().hub().broker().exchange_count();
     let reply = alice.chat("add \"buy milk\"").await;
+    assert!(reply["confirmation"].is_null(), "{reply}");
     let milk = only_tool(&reply)["result"]["todo"]["id"].as_i64().unwrap();
     assert!(only_tool(&reply)["stepUp"].is_null(), "{reply}");
     assert_eq!(
@@ -89,11 +101,21 @@ async fn j2_delegated_todos_with_step_ups_isolation_and_the_todo_app() {
     );
 
     // 3. mark done, then delete (which steps up to the delete scope).
-    let reply = alice.chat(&format!("mark todo {id} as done")).await;
+    let reply = alice
+        .chat_approved(&format!("mark todo {id} as done"))
+        .await;
     let chip = only_tool(&reply);
     assert_eq!(chip["tool"], "update-todo");
     assert_eq!(chip["result"]["todo"]["completed"], true, "{reply}");
+    // Deleting is destructive: it always waits for the person, and nothing is deleted before.
     let reply = alice.chat(&format!("delete todo {milk}")).await;
+    let card = &reply["confirmation"];
+    assert_eq!(card["tool"], "delete-todo", "{reply}");
+    assert_eq!(card["arguments"]["id"], milk, "{reply}");
+    assert_eq!(card["destructive"], true);
+    assert_eq!(todos_in_store(&stack, &subject).await.len(), 2);
+    let (status, reply) = alice.decide(card, "approve").await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
     let chip = only_tool(&reply);
     assert_eq!(chip["tool"], "delete-todo");
     assert_eq!(chip["isError"], false, "{reply}");
@@ -131,13 +153,15 @@ async fn j2_delegated_todos_with_step_ups_isolation_and_the_todo_app() {
         bob_panel["connections"][1]["state"], "idle",
         "bob has not used it yet"
     );
-    let reply = bob.chat("list my todos").await;
+    let reply = bob.chat_approved("list my todos").await;
     assert_eq!(only_tool(&reply)["result"]["count"], 0, "{reply}");
-    let reply = bob.chat(&format!("delete todo {id}")).await;
+    let reply = bob.chat_approved(&format!("delete todo {id}")).await;
     assert_eq!(only_tool(&reply)["isError"], true, "{reply}");
-    let reply = bob.chat(&format!("mark todo {id} as not done")).await;
+    let reply = bob
+        .chat_approved(&format!("mark todo {id} as not done"))
+        .await;
     assert_eq!(only_tool(&reply)["isError"], true, "{reply}");
-    let reply = bob.chat("show alice's todos").await;
+    let reply = bob.chat_approved("show alice's todos").await;
     assert!(
         reply["toolResults"].as_array().unwrap().is_empty(),
         "{reply}"
@@ -172,7 +196,7 @@ async fn j2_delegated_todos_with_step_ups_isolation_and_the_todo_app() {
         .await
         .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
-    let reply = alice.chat("list my todos").await;
+    let reply = alice.chat_approved("list my todos").await;
     assert_eq!(only_tool(&reply)["result"]["count"], 2, "{reply}");
     assert!(
         reply["message"]
@@ -200,9 +224,16 @@ async fn j2_delegated_todos_with_step_ups_isolation_and_the_todo_app() {
 async fn the_stream_reports_text_tools_step_ups_and_done() {
     let stack = AgentStack::start().await;
     let alice = stack.login("alice").await;
-    let events = alice.chat_stream("add a todo \"stream it\"").await;
+    let first = alice.chat_stream("add a todo \"stream it\"").await;
+    // The stream pauses at the card and ends; the decision's stream carries the rest.
+    let names: Vec<&str> = first.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["conversation", "confirm_required"], "{first:?}");
+    let card = &first[1].1;
+    assert_eq!(card["tool"], "create-todo");
+    assert_eq!(card["arguments"], json!({"title": "stream it"}));
+    let events = alice.decide_stream(card, "approve").await;
     let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
-    assert_eq!(names.first(), Some(&"conversation"), "{names:?}");
+    assert_eq!(names.first(), Some(&"tool_start"), "{names:?}");
     assert_eq!(names.last(), Some(&"done"), "{names:?}");
     let position = |name: &str| names.iter().position(|n| *n == name).unwrap();
     assert!(position("tool_start") < position("step_up"));
@@ -288,9 +319,9 @@ async fn bad_input_and_logged_out_requests_get_clear_errors_and_change_nothing()
     assert_eq!(conversation["messages"], json!([]), "nothing was stored");
 
     // An unknown request: an honest answer, no tool call; the conversation goes on.
-    let reply = alice.chat("what's the weather like?").await;
+    let reply = alice.chat_approved("what's the weather like?").await;
     assert!(reply["toolResults"].as_array().unwrap().is_empty());
-    let reply = alice.chat("delete todo 999999").await;
+    let reply = alice.chat_approved("delete todo 999999").await;
     assert_eq!(only_tool(&reply)["isError"], true);
     assert!(
         reply["message"].as_str().unwrap().contains("999999"),
@@ -300,11 +331,10 @@ async fn bad_input_and_logged_out_requests_get_clear_errors_and_change_nothing()
     assert_eq!(conversation["messages"].as_array().unwrap().len(), 4);
 
     // Logout ends the session here and at the IdP.
+    // (login.rs follows the redirect to the IdP.)
     let (status, out) = alice.post("/auth/logout", &json!({})).await;
-    assert_eq!(status, StatusCode::OK);
-    let redirect = out["redirect"].as_str().unwrap();
-    assert!(redirect.starts_with(&stack.stack.idp.issuer), "{redirect}");
-    assert!(redirect.contains("id_token_hint="), "{redirect}");
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(out.is_null(), "no body: {out}");
     let (_, status) = alice.get("/auth/status").await;
     assert_eq!(status["authenticated"], false);
     let (code, _) = alice.get("/api/connections/status").await;
@@ -362,7 +392,7 @@ async fn security_headers_and_the_ui_are_served() {
 async fn a_restarted_agent_keeps_conversations_and_asks_for_a_new_login() {
     let mut stack = AgentStack::start().await;
     let alice = stack.login("alice").await;
-    alice.chat("add \"survive a restart\"").await;
+    alice.chat_approved("add \"survive a restart\"").await;
 
     stack.restart().await;
     let (_, status) = alice.get("/auth/status").await;
@@ -376,7 +406,7 @@ async fn a_restarted_agent_keeps_conversations_and_asks_for_a_new_login() {
     assert_eq!(messages.len(), 2, "{conversation}");
     assert_eq!(messages[0]["text"], "add \"survive a restart\"");
     assert_eq!(messages[1]["toolResults"][0]["tool"], "create-todo");
-    let reply = again.chat("list my todos").await;
+    let reply = again.chat_approved("list my todos").await;
     assert!(
         reply["message"]
             .as_str()

@@ -43,9 +43,9 @@ async fn no_token_secret_password_or_cookie_is_logged() {
     let logs = capture();
     let stack = AgentStack::start().await;
     let alice = stack.login("alice").await;
-    alice.chat("list my todos").await;
-    alice.chat("add \"log me not\"").await;
-    alice.chat("delete todo 999999").await;
+    alice.chat_approved("list my todos").await;
+    alice.chat_approved("add \"log me not\"").await;
+    alice.chat_approved("delete todo 999999").await;
     let (_, status) = alice.get("/auth/status").await;
     assert_eq!(status["authenticated"], true);
     alice.post("/auth/logout", &serde_json::json!({})).await;
@@ -53,6 +53,10 @@ async fn no_token_secret_password_or_cookie_is_logged() {
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(text.contains("agent0::audit"), "the audit lines are there");
     assert!(text.contains("tool call"), "and so are the tool calls");
+    assert!(
+        text.contains("tool call confirmation") && text.contains("approved"),
+        "and the person's decisions"
+    );
     let env = stack.stack.idp.env(idp0::devconfig::AGENT0_ENV);
     for (what, secret) in [
         ("a JWT", "eyJ".to_owned()),

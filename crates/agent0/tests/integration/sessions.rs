@@ -25,7 +25,7 @@ async fn an_expiring_id_token_is_renewed_with_the_refresh_token() {
     .await;
     let alice = stack.login("alice").await;
     let (_, before) = alice.get("/api/me/claims").await;
-    alice.chat("add \"before the refresh\"").await;
+    alice.chat_approved("add \"before the refresh\"").await;
 
     // Just inside the renewal margin of the first ID token, from agent0's point of view.
     clock.advance(ID_TOKEN_LIFETIME - 30);
@@ -38,7 +38,7 @@ async fn an_expiring_id_token_is_renewed_with_the_refresh_token() {
         "a renewed ID token"
     );
     // The agent keeps working for the person with the renewed login.
-    let reply = alice.chat("list my todos").await;
+    let reply = alice.chat_approved("list my todos").await;
     assert!(
         reply["message"]
             .as_str()
@@ -58,7 +58,7 @@ async fn without_a_refresh_token_an_expired_login_asks_to_log_in_again() {
     })
     .await;
     let alice = stack.login("alice").await;
-    alice.chat("list my todos").await;
+    alice.chat_approved("list my todos").await;
     clock.advance(ID_TOKEN_LIFETIME);
     let (status, body) = alice
         .post("/api/chat", &json!({"message": "list my todos"}))

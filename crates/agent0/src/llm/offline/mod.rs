@@ -153,7 +153,7 @@ fn find_result<'m>(after: &'m [Message], id: &str) -> Outcome<'m> {
                 content,
                 is_error,
             } if tool_use_id == id => Some(Outcome {
-                content,
+                content: crate::agent::unwrap_tool_result(content),
                 is_error: *is_error,
             }),
             _ => None,
