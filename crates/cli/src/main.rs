@@ -65,7 +65,12 @@ enum Command {
 #[derive(clap::Args, Clone)]
 pub(crate) struct ServiceArgs {
     /// Where keys, configuration and databases live (created 0700).
-    #[arg(long, global = true, env = "SECURE_AGENT_DATA_DIR", default_value = ".secure-agent")]
+    #[arg(
+        long,
+        global = true,
+        env = "SECURE_AGENT_DATA_DIR",
+        default_value = ".secure-agent"
+    )]
     pub(crate) data_dir: PathBuf,
 }
 

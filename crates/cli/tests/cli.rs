@@ -393,15 +393,25 @@ async fn log_in_to_agent0(browser: &Browser, agent: &str, user: &str, password: 
 }
 
 async fn chat(browser: &Browser, agent: &str, csrf: &str, message: &str) -> serde_json::Value {
+    let body = serde_json::json!({ "message": message });
+    post_json(browser, &format!("{agent}/api/chat"), csrf, &body).await
+}
+
+async fn post_json(
+    browser: &Browser,
+    url: &str,
+    csrf: &str,
+    body: &serde_json::Value,
+) -> serde_json::Value {
     let response = browser
         .http
-        .post(format!("{agent}/api/chat"))
+        .post(url)
         .header("x-csrf-token", csrf)
-        .json(&serde_json::json!({ "message": message }))
+        .json(body)
         .send()
         .await
         .unwrap();
-    assert!(response.status().is_success(), "{message}");
+    assert!(response.status().is_success(), "{url}: {body}");
     response.json().await.unwrap()
 }
 
@@ -467,7 +477,20 @@ async fn up_on_other_ports_sends_every_redirect_and_token_to_those_ports() {
         assert_eq!(chip["tool"], "get-todos", "{reply}");
         assert_eq!(chip["isError"], false, "{reply}");
         assert_eq!(chip["result"]["count"], round, "{reply}");
-        let reply = chat(&browser, &agent, &csrf, "add a todo \"prep the demo\"").await;
+        let card = chat(&browser, &agent, &csrf, "add a todo \"prep the demo\"").await;
+        let card = &card["confirmation"];
+        assert_eq!(card["tool"], "create-todo", "the first write asks: {card}");
+        let reply = post_json(
+            &browser,
+            &format!("{agent}/api/chat/confirm"),
+            &csrf,
+            &serde_json::json!({
+                "id": card["id"],
+                "conversationId": card["conversationId"],
+                "decision": "approve",
+            }),
+        )
+        .await;
         let chip = &reply["toolResults"][0];
         assert_eq!(chip["tool"], "create-todo", "{reply}");
         assert_eq!(chip["isError"], false, "{reply}");
@@ -781,7 +804,14 @@ async fn idp_subcommands_take_the_data_dir_on_either_side() {
     let dir = idp.data_dir.display().to_string();
     for args in [
         vec!["idp", "rotate-keys", "--data-dir", &dir],
-        vec!["idp", "--data-dir", &dir, "rotate-keys", "--server", "todo0"],
+        vec![
+            "idp",
+            "--data-dir",
+            &dir,
+            "rotate-keys",
+            "--server",
+            "todo0",
+        ],
     ] {
         let output = Command::new(BIN).args(&args).output().unwrap();
         assert!(
