@@ -183,7 +183,35 @@ async fn commit(writer: &SqlitePool, batch: &[Pending]) -> Vec<Result<Todo, Todo
 
 impl SqliteStore {
     /// Opens the database file (creating it if missing) and applies migrations.
+    ///
+    /// Another opener of the same new file (the MCP server and the web app of one `up`, or two
+    /// processes) can hold a lock that SQLite does not wait for with `busy_timeout`: switching
+    /// the journal to WAL needs an exclusive lock, and a migration's deferred transaction can
+    /// find its snapshot stale. Such a busy or locked database is retried from the start until
+    /// [`OPEN_DEADLINE`]; any other failure stops at once.
     pub async fn open(path: &Path) -> Result<Self, TodoError> {
+        let deadline = tokio::time::Instant::now() + OPEN_DEADLINE;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match Self::open_once(path).await {
+                Ok(store) => return Ok(store),
+                Err(OpenError::Busy(message)) => {
+                    if tokio::time::Instant::now() + pause >= deadline {
+                        return Err(TodoError::Unavailable(format!(
+                            "the database stayed locked for {}s: {message}",
+                            OPEN_DEADLINE.as_secs()
+                        )));
+                    }
+                    tracing::debug!(%message, "todo store busy while opening; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(250));
+                }
+                Err(OpenError::Failed(e)) => return Err(e),
+            }
+        }
+    }
+
+    async fn open_once(path: &Path) -> Result<Self, OpenError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -197,16 +225,19 @@ impl SqliteStore {
             // A local file cannot go stale like a network connection: skip the ping per checkout.
             .test_before_acquire(false)
             .connect_with(options.clone())
-            .await?;
+            .await
+            .map_err(OpenError::from_sqlx)?;
         Self::migrate(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
             .acquire_timeout(WAIT)
             .test_before_acquire(false)
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(OpenError::from_sqlx)?;
+        let readers = Readers::open(path)?;
         let mut store = Self::with_writer(pool, writer);
-        store.readers = Some(std::sync::Arc::new(Readers::open(path)?));
+        store.readers = Some(std::sync::Arc::new(readers));
         Ok(store)
     }
 
@@ -248,26 +279,69 @@ impl SqliteStore {
         Ok(Self::with_writer(pool.clone(), pool))
     }
 
-    /// Applies migrations. SQLite has no migration lock, so two processes opening a new file at
-    /// once (`todo-mcp` and `todo-app`) can race; the loser's transaction rolls back and a retry
-    /// finds the migration applied.
-    async fn migrate(pool: &SqlitePool) -> Result<(), TodoError> {
-        let mut attempt = 0;
-        loop {
-            match sqlx::migrate!("./migrations/sqlite").run(pool).await {
-                Ok(()) => return Ok(()),
-                Err(_) if attempt < 5 => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
-                }
-                Err(e) => {
-                    return Err(TodoError::Unavailable(format!(
-                        "database migration failed: {e}"
-                    )));
-                }
-            }
+    /// Applies migrations. SQLite has no migration lock, so two openers of a new file can race;
+    /// the loser's transaction rolls back with "busy" and [`Self::open`] retries, finding the
+    /// migration applied.
+    async fn migrate(pool: &SqlitePool) -> Result<(), OpenError> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(pool)
+            .await
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(e) => OpenError::from_sqlx(e),
+                other => OpenError::Failed(TodoError::Unavailable(format!(
+                    "database migration failed: {other}"
+                ))),
+            })
+    }
+}
+
+/// How long opening waits for other openers of the same database.
+const OPEN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Why one attempt to open failed.
+#[derive(Debug)]
+enum OpenError {
+    /// Another connection holds a lock (SQLITE_BUSY / SQLITE_LOCKED): worth another try.
+    Busy(String),
+    /// Anything else.
+    Failed(TodoError),
+}
+
+impl OpenError {
+    fn from_sqlx(e: sqlx::Error) -> Self {
+        let busy = match &e {
+            sqlx::Error::Database(db) => db
+                .code()
+                .and_then(|code| code.parse::<i32>().ok())
+                .is_some_and(is_busy_code),
+            _ => false,
+        };
+        if busy {
+            Self::Busy(e.to_string())
+        } else {
+            Self::Failed(e.into())
         }
     }
+}
+
+impl From<OpenError> for TodoError {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::Busy(message) => TodoError::Unavailable(message),
+            OpenError::Failed(e) => e,
+        }
+    }
+}
+
+impl From<TodoError> for OpenError {
+    fn from(e: TodoError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6), with any extended code.
+fn is_busy_code(code: i32) -> bool {
+    matches!(code & 0xff, 5 | 6)
 }
 
 /// Read-only connections used directly on the calling task's thread. A list or get of a
@@ -289,17 +363,25 @@ impl std::fmt::Debug for Readers {
 const READERS: usize = 4;
 
 impl Readers {
-    fn open(path: &Path) -> Result<Self, TodoError> {
+    fn open(path: &Path) -> Result<Self, OpenError> {
         use rusqlite::OpenFlags;
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let failed = |e: rusqlite::Error| match e.sqlite_error() {
+            Some(sqlite) if is_busy_code(sqlite.extended_code) => OpenError::Busy(e.to_string()),
+            _ => OpenError::Failed(unavailable(e)),
+        };
         let connections = (0..READERS)
             .map(|_| {
                 let connection =
-                    rusqlite::Connection::open_with_flags(path, flags).map_err(unavailable)?;
-                connection.busy_timeout(WAIT).map_err(unavailable)?;
+                    rusqlite::Connection::open_with_flags(path, flags).map_err(failed)?;
+                connection.busy_timeout(WAIT).map_err(failed)?;
+                // Touch the schema now, so a busy file is met here rather than on a first read.
+                connection
+                    .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+                    .map_err(failed)?;
                 Ok(std::sync::Mutex::new(connection))
             })
-            .collect::<Result<_, TodoError>>()?;
+            .collect::<Result<_, OpenError>>()?;
         Ok(Self {
             connections,
             next: std::sync::atomic::AtomicUsize::new(0),

@@ -74,7 +74,7 @@ impl FromRequestParts<AppState> for Principal {
                 .authenticate(token?)
                 .await
                 .map(Self::Bearer)
-                .map_err(WebError::from_jwt);
+                .map_err(WebError::from_refusal);
         }
         let session = SignedIn::from_request_parts(parts, app).await?.0;
         let owner = session.owner()?;
