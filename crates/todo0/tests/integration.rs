@@ -7,6 +7,10 @@ mod harness;
 mod mcp_behaviour;
 #[path = "integration/mcp_scopes.rs"]
 mod mcp_scopes;
+#[path = "integration/mcp_sessions.rs"]
+mod mcp_sessions;
+#[path = "integration/mcp_wire_errors.rs"]
+mod mcp_wire_errors;
 #[path = "integration/python_sdk.rs"]
 mod python_sdk;
 #[path = "integration/web.rs"]
