@@ -61,6 +61,8 @@ pub struct Server {
     pub clock: Arc<dyn Clock>,
     /// The MCP sessions and their owners.
     pub sessions: Arc<todo0::mcp::OwnedSessions>,
+    /// The token guard.
+    pub guard: todo0::mcp::auth::Guard,
     _schema: Option<SchemaGuard>,
 }
 
@@ -96,6 +98,7 @@ impl Server {
             store,
             clock,
             sessions: mcp.sessions,
+            guard: mcp.guard,
             _schema: schema,
         }
     }
