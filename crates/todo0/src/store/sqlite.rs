@@ -49,6 +49,8 @@ pub struct SqliteStore {
     readers: Option<std::sync::Arc<Readers>>,
     /// The queue of the group-commit writer task.
     writes: mpsc::Sender<Pending>,
+    /// The write connection, for writes outside the todo group commit (ended sessions).
+    writer: SqlitePool,
 }
 
 /// A write, owned so it can wait in the queue.
@@ -245,10 +247,11 @@ impl SqliteStore {
 
     fn with_writer(pool: SqlitePool, writer: SqlitePool) -> Self {
         let (writes, queue) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(group_commit(writer, queue));
+        tokio::spawn(group_commit(writer.clone(), queue));
         Self {
             pool,
             writes,
+            writer,
             readers: None,
         }
     }
@@ -571,11 +574,52 @@ impl TodoStore for SqliteStore {
         .await
     }
 
+    async fn end_session(
+        &self,
+        sid: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<(), TodoError> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO ended_sessions (sid, expires_at) VALUES (?, ?) ON CONFLICT (sid) DO NOTHING",
+        )
+        .bind(sid)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM ended_sessions WHERE expires_at < ?")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn is_session_ended(&self, sid: &str) -> Result<bool, TodoError> {
+        if let Some(readers) = &self.readers {
+            return readers.with(|c| {
+                use rusqlite::OptionalExtension;
+                c.prepare_cached(ENDED_SQL)?
+                    .query_row([sid], |_| Ok(()))
+                    .optional()
+                    .map(|row| row.is_some())
+            });
+        }
+        Ok(sqlx::query(ENDED_SQL)
+            .bind(sid)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+
     async fn ping(&self) -> Result<(), TodoError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 }
+
+const ENDED_SQL: &str = "SELECT 1 FROM ended_sessions WHERE sid = ?1";
 
 #[cfg(test)]
 mod tests {

@@ -89,8 +89,8 @@ impl FromRequestParts<AppState> for SignedIn {
     type Rejection = WebError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, WebError> {
-        app.cookies
-            .session(&parts.headers, app.clock.now())
+        app.live_session(&parts.headers)
+            .await?
             .map(Self)
             .ok_or(WebError::Unauthenticated)
     }
