@@ -315,28 +315,47 @@ async fn revocation(
             "OKTA_CLIENT_SECRET is set but OKTA_CLIENT_ID is not (set both to check revoked tokens, or neither)"
         ),
     };
-    let http = protocol::discovery::http_client();
-    let metadata = protocol::discovery::discover(&http, &common.issuer)
-        .await
-        .with_context(|| format!("discovering the authorization server {}", common.issuer))?;
-    let endpoint = metadata.introspection_endpoint.with_context(|| {
+    let endpoint = introspection_endpoint(common).await?.with_context(|| {
         format!(
             "{} publishes no introspection_endpoint, so revoked tokens cannot be checked",
             common.issuer
         )
     })?;
-    let mut config =
-        todo0::mcp::RevocationConfig::new(endpoint, client_id, secrecy::SecretString::from(secret))
-            .context("building the introspection HTTP client")?;
+    Ok(Some(introspection(
+        settings,
+        endpoint,
+        client_id,
+        secrecy::SecretString::from(secret),
+        args.revocation_check_interval,
+    )?))
+}
+
+async fn introspection_endpoint(common: &Common) -> anyhow::Result<Option<String>> {
+    let http = protocol::discovery::http_client();
+    let metadata = protocol::discovery::discover(&http, &common.issuer)
+        .await
+        .with_context(|| format!("discovering the authorization server {}", common.issuer))?;
+    Ok(metadata.introspection_endpoint)
+}
+
+fn introspection(
+    settings: &Settings,
+    endpoint: String,
+    client_id: String,
+    secret: secrecy::SecretString,
+    interval: Option<Duration>,
+) -> anyhow::Result<todo0::mcp::RevocationConfig> {
+    let mut config = todo0::mcp::RevocationConfig::new(endpoint, client_id, secret)
+        .context("building the introspection HTTP client")?;
     if let Some(interval) = setting(
         settings,
-        args.revocation_check_interval,
+        interval,
         "MCP_REVOCATION_CHECK_INTERVAL",
         parse_duration,
     )? {
         config.interval = interval;
     }
-    Ok(Some(config))
+    Ok(config)
 }
 
 pub(crate) async fn run_app(args: TodoAppArgs) -> anyhow::Result<()> {
@@ -352,7 +371,21 @@ pub(crate) async fn run_app(args: TodoAppArgs) -> anyhow::Result<()> {
 
     let login_issuer = oidc.issuer.clone();
     let redirect_uri = oidc.redirect_uri.clone();
-    let config = WebConfig::new(oidc, session_key, &common.issuer, &common.resource);
+    let revocation = match introspection_endpoint(&common).await? {
+        Some(endpoint) => Some(introspection(
+            &common.settings,
+            endpoint,
+            oidc.client_id.clone(),
+            oidc.client_secret.clone(),
+            None,
+        )?),
+        None => {
+            tracing::warn!(issuer = %common.issuer, "no introspection_endpoint: revoked access tokens are accepted by the REST API until they expire");
+            None
+        }
+    };
+    let mut config = WebConfig::new(oidc, session_key, &common.issuer, &common.resource);
+    config.revocation = revocation;
     let app = todo0::web::router(config, Arc::new(jwks), store, protocol::clock::system())
         .await
         .context("setting up the login (OKTA_DOMAIN)")?;

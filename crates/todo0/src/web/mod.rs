@@ -56,6 +56,9 @@ pub struct WebConfig {
     pub api_audience: String,
     /// The largest request body.
     pub max_body_bytes: usize,
+    /// How revoked access tokens are detected on the REST API; `None`: accepted until they
+    /// expire.
+    pub revocation: Option<crate::mcp::RevocationConfig>,
 }
 
 impl WebConfig {
@@ -72,6 +75,7 @@ impl WebConfig {
             api_issuer: api_issuer.into(),
             api_audience: api_audience.into(),
             max_body_bytes: MAX_BODY_BYTES,
+            revocation: None,
         }
     }
 
@@ -115,6 +119,9 @@ pub async fn router(
         clock.clone(),
         config.max_body_bytes,
     );
+    if let Some(revocation) = config.revocation {
+        guard.check_revocation(revocation);
+    }
     let state = AppState {
         store,
         clock,
