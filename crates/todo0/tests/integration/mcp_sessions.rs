@@ -144,3 +144,82 @@ async fn idle_sessions_expire_and_busy_ones_do_not() {
     assert_eq!(expired.status, 404, "{}", expired.text);
     assert!(server.sessions.owner_of(&busy).is_some());
 }
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Opens and deletes many sessions, twice: every one is released and the second round reuses
+/// the first one's memory (the RSS figures are printed for the record; allocator behaviour makes
+/// them unfit for a tight assertion).
+#[tokio::test]
+async fn many_sessions_opened_and_deleted_leave_nothing_behind() {
+    const N: usize = 500;
+    let server = with_limits(Duration::from_secs(600), N, N).await;
+    let alice = server.token("alice", ALL);
+    let http = reqwest::Client::new();
+    let post = |body: Value, session: Option<String>| {
+        let mut request = http
+            .post(&server.url)
+            .bearer_auth(&alice)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&body);
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        request.send()
+    };
+    let before = rss_kib();
+    let mut figures = vec![];
+    for _round in 0..3 {
+        let mut ids = Vec::with_capacity(N);
+        for _ in 0..N {
+            let reply = post(init_body(), None).await.unwrap();
+            assert_eq!(reply.status(), 200);
+            let id = reply.headers()["mcp-session-id"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            reply.bytes().await.unwrap();
+            let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+            post(done, Some(id.clone()))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        assert_eq!(server.sessions.len(), N);
+        let open = rss_kib();
+        for id in &ids {
+            let status = http
+                .delete(&server.url)
+                .bearer_auth(&alice)
+                .header("mcp-session-id", id)
+                .header("mcp-protocol-version", "2025-11-25")
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert!(status.is_success(), "{status}");
+        }
+        assert!(server.sessions.is_empty());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        figures.push((open, rss_kib()));
+    }
+    eprintln!("RSS before: {before} KiB; with {N} sessions / after deleting them: {figures:?} KiB");
+    let ((open1, _), (open3, _)) = (figures[0], figures[2]);
+    assert!(
+        open3 < open1 + (open1 - before),
+        "later rounds reuse the first round's memory: {figures:?}"
+    );
+    // The slots are free again.
+    server.initialize(&alice).await.unwrap();
+}
