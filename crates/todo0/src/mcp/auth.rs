@@ -4,6 +4,11 @@
 //! request, so a missing scope is a real `403` with an `insufficient_scope` challenge naming
 //! every scope the call needs. The caller's identity travels to the tools in the request's
 //! extensions; the token itself goes no further.
+//!
+//! Verified tokens are cached until they expire and checked for revocation in the background
+//! ([`super::revocation`]). A request naming an MCP session is refused (`403`) unless the caller
+//! owns it ([`super::sessions`]); a POST that is not JSON, or not one JSON-RPC message, gets a
+//! JSON-RPC error body ([`super::jsonrpc`]).
 
 use std::sync::Arc;
 use std::time::Duration;

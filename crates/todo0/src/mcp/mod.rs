@@ -1,5 +1,7 @@
 //! todo0's MCP server: rmcp Streamable HTTP at `/mcp`, guarded by [`auth`], with protected
-//! resource metadata (RFC 9728) at the well-known URLs.
+//! resource metadata (RFC 9728) at the well-known URLs. Sessions carry their owner and end when
+//! idle, within per-person and server-wide caps ([`sessions`]); revoked tokens are found by
+//! introspection in the background when the server has client credentials ([`revocation`]).
 
 pub mod auth;
 pub mod jsonrpc;

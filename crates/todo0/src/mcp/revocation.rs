@@ -1,9 +1,9 @@
 //! Verified tokens, and how todo0 learns that one was revoked (RFC 7662 token introspection;
 //! RFC 7009 revocation happens at the authorization server).
 //!
-//! A verified access token is remembered by its SHA-256 until it expires ([`TokenCache`]), so a
+//! A verified access token is remembered by its SHA-256 until it expires (`TokenCache`), so a
 //! warm call costs a hash, not a signature check, and never waits on the network. When the MCP
-//! server has client credentials, a background sweep ([`spawn_sweep`]) asks the authorization
+//! server has client credentials, a background sweep (`spawn_sweep`) asks the authorization
 //! server's introspection endpoint, every [`RevocationConfig::interval`], about each cached token
 //! used since the previous sweep; one that comes back `active: false` is dropped from the cache
 //! and denied until it would have expired. A revoked token therefore stops working within one

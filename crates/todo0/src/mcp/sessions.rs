@@ -10,7 +10,7 @@
 //! * the server holds at most [`SessionLimits::total`] sessions (`503`).
 //!
 //! Who is asking reaches [`SessionManager::create_session`] (which takes no request) through a
-//! task-local [`RequestScope`] set by the MCP guard around each request; calls made by rmcp's own
+//! task-local `RequestScope` set by the MCP guard around each request; calls made by rmcp's own
 //! tasks (closing a finished session) carry no scope.
 
 use std::collections::HashMap;

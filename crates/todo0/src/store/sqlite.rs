@@ -190,7 +190,7 @@ impl SqliteStore {
     /// turns: each holds an exclusive lock on `<file>.lock` while it sets WAL mode and migrates,
     /// since SQLite has no migration lock and switching to WAL needs an exclusive lock that
     /// `busy_timeout` does not wait for. A database that is still busy or locked (another
-    /// program holding it) is retried from the start until [`OPEN_DEADLINE`]; any other failure
+    /// program holding it) is retried from the start until `OPEN_DEADLINE` (30 s); any other failure
     /// stops at once.
     pub async fn open(path: &Path) -> Result<Self, TodoError> {
         let deadline = tokio::time::Instant::now() + OPEN_DEADLINE;

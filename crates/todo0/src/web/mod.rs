@@ -1,6 +1,6 @@
 //! todo0's web app and REST API (ARCHITECTURE §1, §5.1, §6), `secure-agent todo-app` on :5001:
-//! OIDC login against any issuer by discovery ([`oidc`]), sessions in an encrypted cookie
-//! ([`session`]), server-rendered pages with CSRF-checked forms, and a JSON REST API over the
+//! OIDC login against any issuer by discovery ([`oidc`]), sessions in an encrypted cookie that
+//! logout ends server-side ([`session`]), server-rendered pages with CSRF-checked forms, and a JSON REST API over the
 //! same store as the MCP server, authenticated by that cookie or by an access token checked by
 //! the MCP server's own guard ([`crate::mcp::auth::Guard`]). `GET /openapi.json` describes the
 //! API.

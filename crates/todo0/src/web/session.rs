@@ -2,7 +2,7 @@
 //! private jar, the cookie name bound as associated data) holding a random session id, the user
 //! id, display name, a CSRF token and an expiry. Logging out records the session id (hashed) in
 //! the store's ended sessions until the session would have expired, and every authenticated
-//! request looks it up ([`AppState::live_session`]): a copy of the cookie taken before logout is
+//! request looks it up (`AppState::live_session`): a copy of the cookie taken before logout is
 //! dead at once, across restarts too. The pre-login state (OIDC `state`, `nonce`,
 //! PKCE verifier) travels in a second, short-lived encrypted cookie. Both are `HttpOnly`,
 //! `SameSite=Lax`, `Path=/`, and `Secure` when the app is served over https.
