@@ -313,7 +313,7 @@ pub async fn require_token(State(guard): State<Guard>, request: Request, next: N
         )
         .await;
     match scope.refusal() {
-        None => response,
+        None => jsonrpc::json_refusals(response).await,
         Some(refusal) => session_refused(refusal),
     }
 }

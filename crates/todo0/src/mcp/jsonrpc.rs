@@ -26,6 +26,35 @@ fn error_for(status: StatusCode, code: i64, message: &str, id: Value) -> Respons
     (status, axum::Json(body)).into_response()
 }
 
+/// The most of a plain-text refusal carried over into a JSON-RPC error message.
+const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// rmcp answers some refusals (`404` unknown session, `406` wrong `Accept`, `405`) in plain text;
+/// they are rewritten as JSON-RPC errors with the same status and message. Anything else passes.
+pub async fn json_refusals(response: Response) -> Response {
+    let status = response.status();
+    let is_plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !status.is_client_error() || !is_plain {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, MAX_MESSAGE_BYTES).await {
+        Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).into_owned(),
+        _ => status.canonical_reason().unwrap_or("refused").to_owned(),
+    };
+    let mut json = error(status, INVALID_REQUEST, text.trim());
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            json.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    json
+}
+
 /// Why a POST body is not one JSON-RPC message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BadBody {

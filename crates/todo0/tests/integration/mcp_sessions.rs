@@ -154,9 +154,9 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Opens and deletes many sessions, twice: every one is released and the second round reuses
-/// the first one's memory (the RSS figures are printed for the record; allocator behaviour makes
-/// them unfit for a tight assertion).
+/// Opens and deletes many sessions, three times: every one is released, binding and all. The
+/// RSS figures are printed for the record only: the test binary's other tests share the process,
+/// and the allocator keeps freed pages, so they are unfit for an assertion.
 #[tokio::test]
 async fn many_sessions_opened_and_deleted_leave_nothing_behind() {
     const N: usize = 500;
@@ -215,11 +215,6 @@ async fn many_sessions_opened_and_deleted_leave_nothing_behind() {
         figures.push((open, rss_kib()));
     }
     eprintln!("RSS before: {before} KiB; with {N} sessions / after deleting them: {figures:?} KiB");
-    let ((open1, _), (open3, _)) = (figures[0], figures[2]);
-    assert!(
-        open3 < open1 + (open1 - before),
-        "later rounds reuse the first round's memory: {figures:?}"
-    );
     // The slots are free again.
     server.initialize(&alice).await.unwrap();
 }

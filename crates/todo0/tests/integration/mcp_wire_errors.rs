@@ -54,3 +54,37 @@ async fn a_non_json_content_type_gets_415_with_a_json_rpc_body() {
         "a parameter does not hide the JSON type"
     );
 }
+
+#[tokio::test]
+async fn rmcps_own_refusals_also_carry_json_rpc_bodies() {
+    let server = Server::start(Backend::Sqlite, false).await;
+    let token = server.token("alice", ALL);
+    let unknown = server
+        .rpc(
+            Some(&token),
+            Some("no-such-session"),
+            &crate::harness::call("get-todos", serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.text);
+    assert_eq!(unknown.json["jsonrpc"], "2.0", "{}", unknown.text);
+    assert_eq!(unknown.json["error"]["code"], -32600);
+    let not_acceptable = reqwest::Client::new()
+        .post(&server.url)
+        .bearer_auth(&token)
+        .header("accept", "text/html")
+        .header("content-type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_acceptable.status(), 406);
+    let body: serde_json::Value = not_acceptable.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("text/event-stream"),
+        "{body}"
+    );
+}
