@@ -160,7 +160,29 @@ async fn wrong_client_credentials_revoke_nothing() {
     assert_eq!((report.checked, report.revoked, report.failed), (1, 0, 1));
 }
 
-/// A raw client for an MCP endpoint, with tokens from the real ID-JAG chain.
+/// Revokes `token` at `endpoint` as the agent it was issued to (`private_key_jwt`).
+async fn revoke_as_agent(idp: &IdpHandle, endpoint: &str, token: &SecretString) {
+    let auth = idp.agent_auth();
+    let protocol::token_client::ClientAuth::PrivateKeyJwt(signer) = &auth else {
+        panic!("the agent authenticates with private_key_jwt");
+    };
+    let mut form: Vec<(String, String)> = signer
+        .form_fields(endpoint)
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.expose_secret().to_owned()))
+        .collect();
+    form.push(("token".into(), token.expose_secret().to_owned()));
+    let response = reqwest::Client::new()
+        .post(endpoint)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+}
+
+/// An access token from the real ID-JAG chain.
 async fn real_token(idp: &IdpHandle, mcp_url: &str, user: &str) -> SecretString {
     let login = idp.login(&Browser::new(), user).await.unwrap();
     let id_token = login.id_token.unwrap();
@@ -213,24 +235,7 @@ async fn a_token_revoked_at_idp0_is_refused_within_the_sweep_interval() {
 
     // The agent revokes its token at the todo0 authorization server (RFC 7009).
     let revoke = metadata.revocation_endpoint.clone().unwrap();
-    let testkit_auth = idp.agent_auth();
-    let protocol::token_client::ClientAuth::PrivateKeyJwt(signer) = &testkit_auth else {
-        panic!("the agent authenticates with private_key_jwt");
-    };
-    let mut form: Vec<(String, String)> = signer
-        .form_fields(&revoke)
-        .unwrap()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.expose_secret().to_owned()))
-        .collect();
-    form.push(("token".into(), revoked.expose_secret().to_owned()));
-    let response = reqwest::Client::new()
-        .post(&revoke)
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    revoke_as_agent(&idp, &revoke, &revoked).await;
     let revoked_at = Instant::now();
 
     let session = client.initialize(kept.expose_secret()).await;
@@ -271,4 +276,78 @@ async fn a_token_revoked_at_idp0_is_refused_within_the_sweep_interval() {
         1,
         "the revoked token left the cache"
     );
+}
+
+#[tokio::test]
+async fn the_rest_api_refuses_a_token_revoked_at_idp0_too() {
+    let stack = testkit::Stack::start().await.unwrap();
+    let http = protocol::discovery::http_client();
+    let metadata = protocol::discovery::discover(&http, &stack.idp.todo0_issuer())
+        .await
+        .unwrap();
+    let mut revocation = RevocationConfig::new(
+        metadata.introspection_endpoint.clone().unwrap(),
+        "todo0",
+        stack.idp.client_secret("todo0"),
+    )
+    .unwrap();
+    revocation.interval = Duration::from_millis(200);
+    let oidc = todo0::web::OidcSettings {
+        issuer: stack.idp.issuer.clone(),
+        client_id: "todo0".into(),
+        client_secret: stack.idp.client_secret("todo0"),
+        redirect_uri: testkit::TODO0_REDIRECT.into(),
+        post_logout_redirect_uri: "http://localhost:5001/".into(),
+    };
+    let key =
+        todo0::web::SessionKey::from_secret(&todo0::web::SessionKey::generate_secret()).unwrap();
+    let mut config =
+        todo0::web::WebConfig::new(oidc, key, stack.idp.todo0_issuer(), &stack.mcp_url);
+    config.revocation = Some(revocation);
+    let jwks = protocol::verify::RemoteJwks::discover(
+        http,
+        &stack.idp.todo0_issuer(),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let router = todo0::web::router(
+        config,
+        Arc::new(jwks),
+        stack.store.clone(),
+        protocol::clock::system(),
+    )
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let todos = format!("http://{}/todos", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let token = stack.mcp_token("alice", READ).await.unwrap();
+    let get = || {
+        reqwest::Client::new()
+            .get(&todos)
+            .bearer_auth(token.expose_secret())
+            .send()
+    };
+    assert_eq!(get().await.unwrap().status(), 200);
+    revoke_as_agent(
+        &stack.idp,
+        metadata.revocation_endpoint.as_deref().unwrap(),
+        &token,
+    )
+    .await;
+    let revoked_at = Instant::now();
+    loop {
+        let status = get().await.unwrap().status();
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(2),
+            "still accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
