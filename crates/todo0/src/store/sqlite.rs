@@ -688,6 +688,26 @@ mod tests {
         Ok(())
     }
 
+    /// Another program holds a read transaction on the new database while it is opened (the WAL
+    /// switch and the migration need it gone): opening waits for it instead of failing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn opening_waits_out_a_reader_holding_the_new_file() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("todo0.db");
+        let holder = rusqlite::Connection::open(&path)?;
+        holder.execute_batch("CREATE TABLE other (x); BEGIN; SELECT count(*) FROM other;")?;
+        let opening = tokio::spawn({
+            let path = path.clone();
+            async move { SqliteStore::open(&path).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        holder.execute_batch("COMMIT;")?;
+        drop(holder);
+        let store = opening.await??;
+        store.ping().await?;
+        Ok(())
+    }
+
     #[test]
     fn only_busy_and_locked_codes_are_retried() {
         assert!(is_busy_code(5), "SQLITE_BUSY");
