@@ -56,6 +56,48 @@ pub(crate) struct TodoMcpArgs {
     /// Accepted browser `Origin`s (requests without Origin always pass).
     #[arg(long = "allowed-origin")]
     allowed_origins: Vec<String>,
+    /// This server's client at the authorization server, for introspecting tokens (revocation
+    /// checks). Env: OKTA_CLIENT_ID; its secret only ever from OKTA_CLIENT_SECRET (environment or
+    /// env file), never a flag. Without both, revoked tokens are accepted until they expire.
+    #[arg(long)]
+    client_id: Option<String>,
+    /// How often tokens used since the last check are introspected, e.g. `15s`, `500ms`.
+    /// Env: MCP_REVOCATION_CHECK_INTERVAL. Default: 15s.
+    #[arg(long, value_parser = parse_duration)]
+    revocation_check_interval: Option<Duration>,
+    /// A session with no request for this long ends, e.g. `30m`. Env: MCP_SESSION_IDLE_TIMEOUT.
+    /// Default: 30m.
+    #[arg(long, value_parser = parse_duration)]
+    session_idle_timeout: Option<Duration>,
+    /// Open MCP sessions one person may hold. Env: MCP_MAX_SESSIONS_PER_USER. Default: 64.
+    #[arg(long)]
+    max_sessions_per_user: Option<usize>,
+    /// Open MCP sessions in all. Env: MCP_MAX_SESSIONS. Default: 10000.
+    #[arg(long)]
+    max_sessions: Option<usize>,
+}
+
+/// `250ms`, `15s`, `30m`, `1h`, or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 15s, 30m or 1h"))?;
+    let duration = match unit.trim() {
+        "ms" => Duration::from_millis(number),
+        "" | "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        "h" => Duration::from_secs(number.saturating_mul(3600)),
+        _ => return Err(format!("{text:?}: the unit must be ms, s, m or h")),
+    };
+    if duration.is_zero() {
+        return Err("the duration must be more than zero".into());
+    }
+    Ok(duration)
 }
 
 #[derive(clap::Args)]
@@ -176,6 +218,8 @@ pub(crate) async fn run_mcp_on(
     let (store, jwks) = common.connect(&args.common).await?;
 
     let mut config = todo0::mcp::McpConfig::new(&common.issuer, &common.resource);
+    config.sessions = session_limits(&common.settings, &args)?;
+    config.revocation = revocation(&common, &args).await?;
     config.stateless = args.stateless;
     config.allowed_origins = args.allowed_origins;
     if !args.allowed_hosts.is_empty() {
@@ -185,6 +229,7 @@ pub(crate) async fn run_mcp_on(
             .chain(args.allowed_hosts)
             .collect();
     }
+    let checks_revocation = config.revocation.as_ref().map(|r| r.interval);
     let app = todo0::mcp::router(&config, Arc::new(jwks), store, protocol::clock::system());
     let listener = match listener {
         Some(listener) => listener,
@@ -197,10 +242,135 @@ pub(crate) async fn run_mcp_on(
         common.resource
     );
     println!("  accepts tokens of: {}", common.issuer);
+    match checks_revocation {
+        Some(interval) => println!(
+            "  revoked tokens:    refused within {} of their next use (introspection)",
+            show_duration(interval)
+        ),
+        None => println!(
+            "  revoked tokens:    NOT checked (no OKTA_CLIENT_ID/OKTA_CLIENT_SECRET): accepted until they expire"
+        ),
+    }
     println!("  store:             {}", redact_url(&common.database));
     httpserve::serve(listener, app, crate::shutdown_signal()).await?;
     println!("todo0 MCP server stopped");
     Ok(())
+}
+
+fn show_duration(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
+    }
+}
+
+fn setting<T>(
+    settings: &Settings,
+    flag: Option<T>,
+    name: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> anyhow::Result<Option<T>> {
+    match flag {
+        Some(value) => Ok(Some(value)),
+        None => settings
+            .get(None, name)
+            .map(|v| parse(&v).map_err(|e| anyhow::anyhow!("{name}: {e}")))
+            .transpose(),
+    }
+}
+
+fn session_limits(
+    settings: &Settings,
+    args: &TodoMcpArgs,
+) -> anyhow::Result<todo0::mcp::SessionLimits> {
+    let count = |text: &str| {
+        text.parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{text:?} is not a positive number"))
+    };
+    let defaults = todo0::mcp::SessionLimits::default();
+    Ok(todo0::mcp::SessionLimits {
+        idle: setting(
+            settings,
+            args.session_idle_timeout,
+            "MCP_SESSION_IDLE_TIMEOUT",
+            parse_duration,
+        )?
+        .unwrap_or(defaults.idle),
+        per_owner: setting(
+            settings,
+            args.max_sessions_per_user,
+            "MCP_MAX_SESSIONS_PER_USER",
+            count,
+        )?
+        .unwrap_or(defaults.per_owner),
+        total: setting(settings, args.max_sessions, "MCP_MAX_SESSIONS", count)?
+            .unwrap_or(defaults.total),
+    })
+}
+
+/// The revocation checks, when this server has client credentials: the introspection endpoint
+/// from the authorization server's metadata (RFC 8414), which must exist then.
+async fn revocation(
+    common: &Common,
+    args: &TodoMcpArgs,
+) -> anyhow::Result<Option<todo0::mcp::RevocationConfig>> {
+    let settings = &common.settings;
+    let client_id = settings.get(args.client_id.as_deref(), "OKTA_CLIENT_ID");
+    let secret = settings.get(None, "OKTA_CLIENT_SECRET");
+    let (client_id, secret) = match (client_id, secret) {
+        (Some(id), Some(secret)) => (id, secret),
+        (None, None) => return Ok(None),
+        (Some(_), None) => anyhow::bail!(
+            "OKTA_CLIENT_ID is set but OKTA_CLIENT_SECRET is not (set both to check revoked tokens, or neither)"
+        ),
+        (None, Some(_)) => anyhow::bail!(
+            "OKTA_CLIENT_SECRET is set but OKTA_CLIENT_ID is not (set both to check revoked tokens, or neither)"
+        ),
+    };
+    let endpoint = introspection_endpoint(common).await?.with_context(|| {
+        format!(
+            "{} publishes no introspection_endpoint, so revoked tokens cannot be checked",
+            common.issuer
+        )
+    })?;
+    Ok(Some(introspection(
+        settings,
+        endpoint,
+        client_id,
+        secrecy::SecretString::from(secret),
+        args.revocation_check_interval,
+    )?))
+}
+
+async fn introspection_endpoint(common: &Common) -> anyhow::Result<Option<String>> {
+    let http = protocol::discovery::http_client();
+    let metadata = protocol::discovery::discover(&http, &common.issuer)
+        .await
+        .with_context(|| format!("discovering the authorization server {}", common.issuer))?;
+    Ok(metadata.introspection_endpoint)
+}
+
+fn introspection(
+    settings: &Settings,
+    endpoint: String,
+    client_id: String,
+    secret: secrecy::SecretString,
+    interval: Option<Duration>,
+) -> anyhow::Result<todo0::mcp::RevocationConfig> {
+    let mut config = todo0::mcp::RevocationConfig::new(endpoint, client_id, secret)
+        .context("building the introspection HTTP client")?;
+    if let Some(interval) = setting(
+        settings,
+        interval,
+        "MCP_REVOCATION_CHECK_INTERVAL",
+        parse_duration,
+    )? {
+        config.interval = interval;
+    }
+    Ok(config)
 }
 
 pub(crate) async fn run_app(args: TodoAppArgs) -> anyhow::Result<()> {
@@ -224,7 +394,21 @@ pub(crate) async fn run_app_on(
 
     let login_issuer = oidc.issuer.clone();
     let redirect_uri = oidc.redirect_uri.clone();
-    let config = WebConfig::new(oidc, session_key, &common.issuer, &common.resource);
+    let revocation = match introspection_endpoint(&common).await? {
+        Some(endpoint) => Some(introspection(
+            &common.settings,
+            endpoint,
+            oidc.client_id.clone(),
+            oidc.client_secret.clone(),
+            None,
+        )?),
+        None => {
+            tracing::warn!(issuer = %common.issuer, "no introspection_endpoint: revoked access tokens are accepted by the REST API until they expire");
+            None
+        }
+    };
+    let mut config = WebConfig::new(oidc, session_key, &common.issuer, &common.resource);
+    config.revocation = revocation;
     let app = todo0::web::router(config, Arc::new(jwks), store, protocol::clock::system())
         .await
         .context("setting up the login (OKTA_DOMAIN)")?;
@@ -263,5 +447,23 @@ fn redact_url(url: &str) -> String {
             parsed.to_string()
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_with_their_unit() {
+        assert_eq!(parse_duration("200ms").unwrap(), Duration::from_millis(200));
+        assert_eq!(parse_duration("15s").unwrap(), Duration::from_secs(15));
+        assert_eq!(parse_duration("15").unwrap(), Duration::from_secs(15));
+        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 days").is_err());
+        assert!(parse_duration("-1s").is_err());
     }
 }

@@ -5,8 +5,14 @@
 mod harness;
 #[path = "integration/mcp_behaviour.rs"]
 mod mcp_behaviour;
+#[path = "integration/mcp_revocation.rs"]
+mod mcp_revocation;
 #[path = "integration/mcp_scopes.rs"]
 mod mcp_scopes;
+#[path = "integration/mcp_sessions.rs"]
+mod mcp_sessions;
+#[path = "integration/mcp_wire_errors.rs"]
+mod mcp_wire_errors;
 #[path = "integration/python_sdk.rs"]
 mod python_sdk;
 #[path = "integration/web.rs"]

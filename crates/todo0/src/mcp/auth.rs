@@ -4,9 +4,14 @@
 //! request, so a missing scope is a real `403` with an `insufficient_scope` challenge naming
 //! every scope the call needs. The caller's identity travels to the tools in the request's
 //! extensions; the token itself goes no further.
+//!
+//! Verified tokens are cached until they expire and checked for revocation in the background
+//! ([`super::revocation`]). A request naming an MCP session is refused (`403`) unless the caller
+//! owns it ([`super::sessions`]); a POST that is not JSON, or not one JSON-RPC message, gets a
+//! JSON-RPC error body ([`super::jsonrpc`]).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -19,7 +24,9 @@ use protocol::www_authenticate::Challenge;
 use protocol::{Clock, Scopes};
 use sha2::{Digest, Sha256};
 
-use super::scopes;
+use super::revocation::{self, RevocationConfig, TokenCache};
+use super::sessions::{OwnedSessions, Refusal, RequestScope, SCOPE};
+use super::{jsonrpc, scopes};
 use crate::domain::Owner;
 
 /// Who is calling, as established from a verified access token.
@@ -33,6 +40,17 @@ pub struct Caller {
     pub scopes: Scopes,
 }
 
+/// Why a bearer token was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenRefusal {
+    /// It does not verify.
+    #[error(transparent)]
+    Jwt(#[from] JwtError),
+    /// The authorization server revoked it (found by the revocation sweep).
+    #[error("token revoked")]
+    Revoked,
+}
+
 /// Token checks shared by all requests.
 #[derive(Clone)]
 pub struct Guard(Arc<GuardInner>);
@@ -43,16 +61,15 @@ struct GuardInner {
     resource_metadata: String,
     clock: Arc<dyn Clock>,
     max_body: usize,
-    verified: Mutex<HashMap<[u8; 32], (Caller, i64)>>,
-    sessions: Mutex<HashMap<String, Owner>>,
+    /// Verified and revoked tokens; the revocation sweep holds it weakly.
+    tokens: Arc<TokenCache>,
+    /// The MCP sessions and their owners (none for the web app's guard).
+    sessions: Option<Arc<OwnedSessions>>,
 }
 
-/// Verified tokens are remembered (by SHA-256) until they expire, so a warm call costs a hash
-/// instead of a signature check; the map is cleared when it reaches this size.
-const VERIFIED_CACHE_LIMIT: usize = 10_000;
-/// Session bindings kept at most; the oldest are dropped first (by clearing half at random).
-const SESSION_LIMIT: usize = 10_000;
 const SESSION_HEADER: &str = "mcp-session-id";
+/// What a client refused for too many sessions is told to wait, in seconds.
+const SESSION_RETRY_AFTER: &str = "60";
 
 impl Guard {
     /// A guard for `expect` (issuer, audience = this resource, access-token type).
@@ -69,25 +86,57 @@ impl Guard {
             resource_metadata,
             clock,
             max_body,
-            verified: Mutex::new(HashMap::new()),
-            sessions: Mutex::new(HashMap::new()),
+            tokens: Arc::new(TokenCache::new()),
+            sessions: None,
         }))
     }
 
-    /// Verifies a bearer token and derives the caller.
-    pub async fn authenticate(&self, token: &str) -> Result<Caller, JwtError> {
+    /// This guard, also enforcing session ownership for `sessions`.
+    pub fn with_sessions(self, sessions: Arc<OwnedSessions>) -> Self {
+        let inner = Arc::try_unwrap(self.0).unwrap_or_else(|shared| GuardInner {
+            verifier: shared.verifier.clone(),
+            expect: shared.expect.clone(),
+            resource_metadata: shared.resource_metadata.clone(),
+            clock: shared.clock.clone(),
+            max_body: shared.max_body,
+            tokens: shared.tokens.clone(),
+            sessions: shared.sessions.clone(),
+        });
+        Self(Arc::new(GuardInner {
+            sessions: Some(sessions),
+            ..inner
+        }))
+    }
+
+    /// Starts the background revocation sweep over this guard's verified tokens (see
+    /// [`revocation`]); it stops when the guard is dropped.
+    pub fn check_revocation(&self, config: RevocationConfig) {
+        revocation::spawn_sweep(Arc::downgrade(&self.0.tokens), config, self.0.clock.clone());
+    }
+
+    /// Runs one revocation sweep now (tests).
+    pub async fn sweep_revocations(&self, config: &RevocationConfig) -> revocation::SweepReport {
+        revocation::sweep(&self.0.tokens, config, self.0.clock.now()).await
+    }
+
+    /// Verified tokens held (tests and diagnostics).
+    pub fn cached_tokens(&self) -> u64 {
+        self.0.tokens.len()
+    }
+
+    /// Verifies a bearer token and derives the caller. A warm call is a hash and two cache
+    /// lookups, with no network I/O.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, TokenRefusal> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if self.0.tokens.is_denied(&key) {
+            return Err(TokenRefusal::Revoked);
+        }
         let now = self.0.clock.now();
-        let cached = self
-            .0
-            .verified
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&key).cloned());
-        if let Some((caller, exp)) = cached
-            && now <= exp + self.0.expect.leeway
+        if let Some(verified) = self.0.tokens.get(&key)
+            && now <= verified.exp + self.0.expect.leeway
         {
-            return Ok(caller);
+            verified.mark_used();
+            return Ok(verified.caller.clone());
         }
         let claims = self
             .0
@@ -101,12 +150,14 @@ impl Guard {
             client_id: claims.client().map(str::to_owned),
             scopes: claims.scopes(),
         };
-        if let Ok(mut cache) = self.0.verified.lock() {
-            if cache.len() >= VERIFIED_CACHE_LIMIT {
-                cache.clear();
-            }
-            cache.insert(key, (caller.clone(), claims.exp));
-        }
+        let left = claims
+            .exp
+            .saturating_add(self.0.expect.leeway)
+            .saturating_sub(now);
+        let ttl = Duration::from_secs(u64::try_from(left).unwrap_or(0));
+        self.0
+            .tokens
+            .insert(key, token, caller.clone(), claims.exp, ttl);
         Ok(caller)
     }
 
@@ -138,48 +189,6 @@ impl Guard {
         )
             .into_response()
     }
-
-    fn bind_session(&self, session: &str, owner: &Owner) {
-        if let Ok(mut sessions) = self.0.sessions.lock() {
-            if sessions.len() >= SESSION_LIMIT {
-                let drop: Vec<String> = sessions.keys().take(SESSION_LIMIT / 2).cloned().collect();
-                for key in drop {
-                    sessions.remove(&key);
-                }
-            }
-            sessions.insert(session.to_owned(), owner.clone());
-        }
-    }
-
-    fn session_owner(&self, session: &str) -> Option<Owner> {
-        self.0
-            .sessions
-            .lock()
-            .ok()
-            .and_then(|s| s.get(session).cloned())
-    }
-}
-
-/// The JSON-RPC method and tool name(s) of a request body (a single message or a batch).
-fn calls(body: &[u8]) -> Vec<(String, Option<String>)> {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return vec![];
-    };
-    let messages = match value {
-        serde_json::Value::Array(items) => items,
-        other => vec![other],
-    };
-    messages
-        .iter()
-        .filter_map(|m| {
-            let method = m.get("method")?.as_str()?.to_owned();
-            let tool = m
-                .pointer("/params/name")
-                .and_then(|n| n.as_str())
-                .map(str::to_owned);
-            Some((method, tool))
-        })
-        .collect()
 }
 
 fn bearer(request: &Request) -> Option<&str> {
@@ -195,6 +204,16 @@ fn bearer(request: &Request) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Whether a POST body is declared as JSON (`application/json`, any parameters).
+fn is_json_content_type(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
 /// axum middleware in front of the MCP service.
 pub async fn require_token(State(guard): State<Guard>, request: Request, next: Next) -> Response {
     let connect: Scopes = [scopes::CONNECT].into_iter().collect();
@@ -203,7 +222,7 @@ pub async fn require_token(State(guard): State<Guard>, request: Request, next: N
     };
     let caller = match guard.authenticate(token).await {
         Ok(caller) => caller,
-        Err(JwtError::KeysUnavailable(e)) => {
+        Err(TokenRefusal::Jwt(JwtError::KeysUnavailable(e))) => {
             tracing::error!(error = %e, "cannot fetch the authorization server's keys");
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -221,19 +240,39 @@ pub async fn require_token(State(guard): State<Guard>, request: Request, next: N
         }
     };
 
+    if request.method() == Method::POST && !is_json_content_type(&request) {
+        // MCP Streamable HTTP: a POST carries one JSON-RPC message as `application/json`.
+        return jsonrpc::error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            jsonrpc::INVALID_REQUEST,
+            "Content-Type must be application/json",
+        );
+    }
     let (mut parts, body) = request.into_parts();
     let bytes = if parts.method == Method::POST {
         match axum::body::to_bytes(body, guard.0.max_body).await {
             Ok(bytes) => bytes,
             Err(_) => {
-                return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
+                return jsonrpc::error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    jsonrpc::INVALID_REQUEST,
+                    "request body too large",
+                );
             }
         }
     } else {
         axum::body::Bytes::new()
     };
+    let messages = if parts.method == Method::POST {
+        match jsonrpc::read(&bytes) {
+            Ok(messages) => messages,
+            Err(bad) => return bad.into_response(),
+        }
+    } else {
+        vec![]
+    };
     let mut needed = connect.clone();
-    for (method, tool) in calls(&bytes) {
+    for (method, tool) in messages {
         needed = needed.union(&scopes::required(&method, tool.as_deref()));
     }
     if !caller.scopes.contains_all(&needed) {
@@ -246,55 +285,58 @@ pub async fn require_token(State(guard): State<Guard>, request: Request, next: N
         );
     }
 
-    let session = parts
-        .headers
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    if let Some(session) = &session
-        && guard
-            .session_owner(session)
+    if let Some(sessions) = &guard.0.sessions
+        && let Some(session) = parts
+            .headers
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+        && sessions
+            .owner_of(session)
             .is_some_and(|owner| owner != caller.owner)
     {
         tracing::warn!(
             client_id = caller.client_id.as_deref().unwrap_or("-"),
             "session used with another user's token"
         );
-        return (
+        return jsonrpc::error(
             StatusCode::FORBIDDEN,
+            jsonrpc::INVALID_REQUEST,
             "this session belongs to another user",
-        )
-            .into_response();
+        );
     }
-    let owner = caller.owner.clone();
+    let scope = RequestScope::new(caller.owner.clone());
     parts.extensions.insert(caller);
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
+    let response = SCOPE
+        .scope(
+            scope.clone(),
+            next.run(Request::from_parts(parts, Body::from(bytes))),
+        )
         .await;
-    if session.is_none()
-        && let Some(new_session) = response
-            .headers()
-            .get(SESSION_HEADER)
-            .and_then(|v| v.to_str().ok())
-    {
-        guard.bind_session(new_session, &owner);
+    match scope.refusal() {
+        None => jsonrpc::json_refusals(response).await,
+        Some(refusal) => session_refused(refusal),
     }
-    response
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tool_calls_are_read_from_single_and_batched_bodies() {
-        let single = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete-todo","arguments":{"id":1}}}"#;
-        assert_eq!(
-            calls(single),
-            vec![("tools/call".into(), Some("delete-todo".into()))]
-        );
-        let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get-todos"}}]"#;
-        assert_eq!(calls(batch).len(), 2);
-        assert!(calls(b"not json").is_empty());
-    }
+/// The answer to an `initialize` refused by a session limit.
+fn session_refused(refusal: Refusal) -> Response {
+    let (status, message) = match refusal {
+        Refusal::OwnerLimit(limit) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "you have {limit} open MCP sessions, the most allowed: end one (HTTP DELETE with its Mcp-Session-Id) or wait for an idle one to expire"
+            ),
+        ),
+        Refusal::ServerFull(limit) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the server holds its maximum of {limit} MCP sessions: try again later"),
+        ),
+    };
+    tracing::warn!(?refusal, "new MCP session refused");
+    let mut response = jsonrpc::error(status, jsonrpc::SERVER_BUSY, &message);
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(SESSION_RETRY_AFTER),
+    );
+    response
 }

@@ -1,9 +1,14 @@
 //! todo0's MCP server: rmcp Streamable HTTP at `/mcp`, guarded by [`auth`], with protected
-//! resource metadata (RFC 9728) at the well-known URLs.
+//! resource metadata (RFC 9728) at the well-known URLs. Sessions carry their owner and end when
+//! idle, within per-person and server-wide caps ([`sessions`]); revoked tokens are found by
+//! introspection in the background when the server has client credentials ([`revocation`]).
 
 pub mod auth;
+pub mod jsonrpc;
 pub mod metadata;
+pub mod revocation;
 pub mod scopes;
+pub mod sessions;
 pub mod tools;
 
 use std::sync::Arc;
@@ -13,8 +18,10 @@ use axum::Router;
 use axum::routing::get;
 use protocol::Clock;
 use protocol::verify::{Expectations, JwtVerifier, KeyResolver, TypeRule};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+
+pub use revocation::{RevocationConfig, SweepReport};
+pub use sessions::{OwnedSessions, SessionLimits};
 
 use crate::store::TodoStore;
 
@@ -33,6 +40,10 @@ pub struct McpConfig {
     pub stateless: bool,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Session idle time and caps.
+    pub sessions: SessionLimits,
+    /// How revoked tokens are detected; `None`: they are accepted until they expire.
+    pub revocation: Option<RevocationConfig>,
 }
 
 impl McpConfig {
@@ -45,8 +56,20 @@ impl McpConfig {
             allowed_origins: vec![],
             stateless: false,
             max_body_bytes: 1024 * 1024,
+            sessions: SessionLimits::default(),
+            revocation: None,
         }
     }
+}
+
+/// The MCP server, with handles on its state for tests and diagnostics.
+pub struct Mcp {
+    /// `/mcp`, the protected resource metadata, and `/health`.
+    pub router: Router,
+    /// The open sessions and their owners.
+    pub sessions: Arc<OwnedSessions>,
+    /// The token guard (and its verified-token cache).
+    pub guard: auth::Guard,
 }
 
 /// The MCP router: `/mcp`, the protected resource metadata, and `/health`.
@@ -56,6 +79,16 @@ pub fn router(
     store: Arc<dyn TodoStore>,
     clock: Arc<dyn Clock>,
 ) -> Router {
+    build(config, keys, store, clock).router
+}
+
+/// The MCP server; starts the revocation sweep when `config.revocation` is set.
+pub fn build(
+    config: &McpConfig,
+    keys: Arc<dyn KeyResolver>,
+    store: Arc<dyn TodoStore>,
+    clock: Arc<dyn Clock>,
+) -> Mcp {
     let prm_url = metadata::metadata_url(&config.resource);
     let expect = Expectations::new(&config.issuer, &config.resource, TypeRule::ACCESS_TOKEN);
     let guard = auth::Guard::new(
@@ -65,6 +98,21 @@ pub fn router(
         clock.clone(),
         config.max_body_bytes,
     );
+    let sessions = Arc::new(OwnedSessions::new(config.sessions));
+    let guard = guard.with_sessions(sessions.clone());
+    match &config.revocation {
+        Some(revocation) => {
+            tracing::info!(
+                interval_ms = u64::try_from(revocation.interval.as_millis()).unwrap_or(u64::MAX),
+                client_id = %revocation.client_id,
+                "revoked access tokens are detected by introspection"
+            );
+            guard.check_revocation(revocation.clone());
+        }
+        None => tracing::warn!(
+            "no client credentials: access tokens revoked at the authorization server are accepted until they expire"
+        ),
+    }
 
     let mut server_config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(!config.stateless)
@@ -77,11 +125,8 @@ pub fn router(
     }
     server_config.allowed_origins = config.allowed_origins.clone();
     let tools = tools::TodoTools::new(store.clone(), clock);
-    let service = StreamableHttpService::new(
-        move || Ok(tools.clone()),
-        Arc::new(LocalSessionManager::default()),
-        server_config,
-    );
+    let service =
+        StreamableHttpService::new(move || Ok(tools.clone()), sessions.clone(), server_config);
 
     let document = metadata::document(&config.resource, &config.issuer);
     let well_known = {
@@ -97,10 +142,10 @@ pub fn router(
     let mcp = Router::new()
         .nest_service(if path.is_empty() { "/mcp" } else { &path }, service)
         .layer(axum::middleware::from_fn_with_state(
-            guard,
+            guard.clone(),
             auth::require_token,
         ));
-    Router::new()
+    let router = Router::new()
         .route(
             &format!("/.well-known/oauth-protected-resource{path}"),
             well_known.clone(),
@@ -121,5 +166,10 @@ pub fn router(
                 }
             }),
         )
-        .merge(mcp)
+        .merge(mcp);
+    Mcp {
+        router,
+        sessions,
+        guard,
+    }
 }

@@ -42,6 +42,16 @@ pub trait TodoStore: Send + Sync {
     ) -> Result<Todo, TodoError>;
     /// Deletes a todo, returning it.
     async fn delete(&self, owner: &Owner, id: i64) -> Result<Todo, TodoError>;
+    /// Records that the web session `sid` ended (logout) and is refused from now on, until
+    /// `expires_at`, when it would have expired anyway; also purges rows past `now`.
+    async fn end_session(
+        &self,
+        sid: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<(), TodoError>;
+    /// Whether the web session `sid` was ended.
+    async fn is_session_ended(&self, sid: &str) -> Result<bool, TodoError>;
     /// Checks the database answers (health).
     async fn ping(&self) -> Result<(), TodoError>;
 }

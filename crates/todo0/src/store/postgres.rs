@@ -241,6 +241,36 @@ impl TodoStore for PostgresStore {
         found(row, id)
     }
 
+    async fn end_session(
+        &self,
+        sid: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<(), TodoError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO ended_sessions (sid, expires_at) VALUES ($1, $2) ON CONFLICT (sid) DO NOTHING",
+        )
+        .bind(sid)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM ended_sessions WHERE expires_at < $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn is_session_ended(&self, sid: &str) -> Result<bool, TodoError> {
+        Ok(sqlx::query("SELECT 1 FROM ended_sessions WHERE sid = $1")
+            .bind(sid)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+
     async fn ping(&self) -> Result<(), TodoError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

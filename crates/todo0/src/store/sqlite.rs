@@ -49,6 +49,8 @@ pub struct SqliteStore {
     readers: Option<std::sync::Arc<Readers>>,
     /// The queue of the group-commit writer task.
     writes: mpsc::Sender<Pending>,
+    /// The write connection, for writes outside the todo group commit (ended sessions).
+    writer: SqlitePool,
 }
 
 /// A write, owned so it can wait in the queue.
@@ -183,7 +185,37 @@ async fn commit(writer: &SqlitePool, batch: &[Pending]) -> Vec<Result<Todo, Todo
 
 impl SqliteStore {
     /// Opens the database file (creating it if missing) and applies migrations.
+    ///
+    /// Openers of one file (the MCP server and the web app of one `up`, or two processes) take
+    /// turns: each holds an exclusive lock on `<file>.lock` while it sets WAL mode and migrates,
+    /// since SQLite has no migration lock and switching to WAL needs an exclusive lock that
+    /// `busy_timeout` does not wait for. A database that is still busy or locked (another
+    /// program holding it) is retried from the start until `OPEN_DEADLINE` (30 s); any other failure
+    /// stops at once.
     pub async fn open(path: &Path) -> Result<Self, TodoError> {
+        let deadline = tokio::time::Instant::now() + OPEN_DEADLINE;
+        let _turn = open_lock(path, deadline).await?;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match Self::open_once(path).await {
+                Ok(store) => return Ok(store),
+                Err(OpenError::Busy(message)) => {
+                    if tokio::time::Instant::now() + pause >= deadline {
+                        return Err(TodoError::Unavailable(format!(
+                            "the database stayed locked for {}s: {message}",
+                            OPEN_DEADLINE.as_secs()
+                        )));
+                    }
+                    tracing::debug!(%message, "todo store busy while opening; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(250));
+                }
+                Err(OpenError::Failed(e)) => return Err(e),
+            }
+        }
+    }
+
+    async fn open_once(path: &Path) -> Result<Self, OpenError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -197,25 +229,29 @@ impl SqliteStore {
             // A local file cannot go stale like a network connection: skip the ping per checkout.
             .test_before_acquire(false)
             .connect_with(options.clone())
-            .await?;
+            .await
+            .map_err(OpenError::from_sqlx)?;
         Self::migrate(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
             .acquire_timeout(WAIT)
             .test_before_acquire(false)
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(OpenError::from_sqlx)?;
+        let readers = Readers::open(path)?;
         let mut store = Self::with_writer(pool, writer);
-        store.readers = Some(std::sync::Arc::new(Readers::open(path)?));
+        store.readers = Some(std::sync::Arc::new(readers));
         Ok(store)
     }
 
     fn with_writer(pool: SqlitePool, writer: SqlitePool) -> Self {
         let (writes, queue) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(group_commit(writer, queue));
+        tokio::spawn(group_commit(writer.clone(), queue));
         Self {
             pool,
             writes,
+            writer,
             readers: None,
         }
     }
@@ -248,26 +284,106 @@ impl SqliteStore {
         Ok(Self::with_writer(pool.clone(), pool))
     }
 
-    /// Applies migrations. SQLite has no migration lock, so two processes opening a new file at
-    /// once (`todo-mcp` and `todo-app`) can race; the loser's transaction rolls back and a retry
-    /// finds the migration applied.
-    async fn migrate(pool: &SqlitePool) -> Result<(), TodoError> {
-        let mut attempt = 0;
-        loop {
-            match sqlx::migrate!("./migrations/sqlite").run(pool).await {
-                Ok(()) => return Ok(()),
-                Err(_) if attempt < 5 => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
-                }
-                Err(e) => {
-                    return Err(TodoError::Unavailable(format!(
-                        "database migration failed: {e}"
-                    )));
-                }
+    /// Applies migrations. SQLite has no migration lock, so two openers of a new file can race;
+    /// the loser's transaction rolls back with "busy" and [`Self::open`] retries, finding the
+    /// migration applied.
+    async fn migrate(pool: &SqlitePool) -> Result<(), OpenError> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(pool)
+            .await
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(e) => OpenError::from_sqlx(e),
+                other => OpenError::Failed(TodoError::Unavailable(format!(
+                    "database migration failed: {other}"
+                ))),
+            })
+    }
+}
+
+/// How long opening waits for other openers of the same database.
+const OPEN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Waits (until `deadline`) for the exclusive lock on `<path>.lock`, held while opening.
+async fn open_lock(
+    path: &Path,
+    deadline: tokio::time::Instant,
+) -> Result<std::fs::File, TodoError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&name)
+        .map_err(|e| TodoError::Unavailable(format!("cannot open {}: {e}", name.display())))?;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(TodoError::Unavailable(format!(
+                    "another process kept {} locked for {}s",
+                    name.display(),
+                    OPEN_DEADLINE.as_secs()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(TodoError::Unavailable(format!(
+                    "cannot lock {}: {e}",
+                    name.display()
+                )));
             }
         }
     }
+}
+
+/// Why one attempt to open failed.
+#[derive(Debug)]
+enum OpenError {
+    /// Another connection holds a lock (SQLITE_BUSY / SQLITE_LOCKED): worth another try.
+    Busy(String),
+    /// Anything else.
+    Failed(TodoError),
+}
+
+impl OpenError {
+    fn from_sqlx(e: sqlx::Error) -> Self {
+        let busy = match &e {
+            sqlx::Error::Database(db) => db
+                .code()
+                .and_then(|code| code.parse::<i32>().ok())
+                .is_some_and(is_busy_code),
+            _ => false,
+        };
+        if busy {
+            Self::Busy(e.to_string())
+        } else {
+            Self::Failed(e.into())
+        }
+    }
+}
+
+impl From<OpenError> for TodoError {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::Busy(message) => TodoError::Unavailable(message),
+            OpenError::Failed(e) => e,
+        }
+    }
+}
+
+impl From<TodoError> for OpenError {
+    fn from(e: TodoError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6), with any extended code.
+fn is_busy_code(code: i32) -> bool {
+    matches!(code & 0xff, 5 | 6)
 }
 
 /// Read-only connections used directly on the calling task's thread. A list or get of a
@@ -289,17 +405,25 @@ impl std::fmt::Debug for Readers {
 const READERS: usize = 4;
 
 impl Readers {
-    fn open(path: &Path) -> Result<Self, TodoError> {
+    fn open(path: &Path) -> Result<Self, OpenError> {
         use rusqlite::OpenFlags;
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let failed = |e: rusqlite::Error| match e.sqlite_error() {
+            Some(sqlite) if is_busy_code(sqlite.extended_code) => OpenError::Busy(e.to_string()),
+            _ => OpenError::Failed(unavailable(e)),
+        };
         let connections = (0..READERS)
             .map(|_| {
                 let connection =
-                    rusqlite::Connection::open_with_flags(path, flags).map_err(unavailable)?;
-                connection.busy_timeout(WAIT).map_err(unavailable)?;
+                    rusqlite::Connection::open_with_flags(path, flags).map_err(failed)?;
+                connection.busy_timeout(WAIT).map_err(failed)?;
+                // Touch the schema now, so a busy file is met here rather than on a first read.
+                connection
+                    .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+                    .map_err(failed)?;
                 Ok(std::sync::Mutex::new(connection))
             })
-            .collect::<Result<_, TodoError>>()?;
+            .collect::<Result<_, OpenError>>()?;
         Ok(Self {
             connections,
             next: std::sync::atomic::AtomicUsize::new(0),
@@ -450,11 +574,52 @@ impl TodoStore for SqliteStore {
         .await
     }
 
+    async fn end_session(
+        &self,
+        sid: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<(), TodoError> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO ended_sessions (sid, expires_at) VALUES (?, ?) ON CONFLICT (sid) DO NOTHING",
+        )
+        .bind(sid)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM ended_sessions WHERE expires_at < ?")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn is_session_ended(&self, sid: &str) -> Result<bool, TodoError> {
+        if let Some(readers) = &self.readers {
+            return readers.with(|c| {
+                use rusqlite::OptionalExtension;
+                c.prepare_cached(ENDED_SQL)?
+                    .query_row([sid], |_| Ok(()))
+                    .optional()
+                    .map(|row| row.is_some())
+            });
+        }
+        Ok(sqlx::query(ENDED_SQL)
+            .bind(sid)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+
     async fn ping(&self) -> Result<(), TodoError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 }
+
+const ENDED_SQL: &str = "SELECT 1 FROM ended_sessions WHERE sid = ?1";
 
 #[cfg(test)]
 mod tests {
@@ -489,6 +654,77 @@ mod tests {
         }
         assert_eq!((created, missing), (50, 50));
         assert_eq!(store.list(&alice, &Filter::default()).await?.len(), 50);
+        Ok(())
+    }
+
+    /// `up` opens one new file from the MCP server and the web app at once; neither may fail
+    /// because of the other (it once did, about 1 start in 45, with "database is locked").
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_openers_of_a_new_file_both_succeed_every_time() -> anyhow::Result<()> {
+        let alice = Owner::new("alice")?;
+        let title = Title::parse("t")?;
+        for round in 0..50 {
+            let dir = tempfile::tempdir()?;
+            let path = dir.path().join("todo0.db");
+            let (a, b) = tokio::join!(
+                tokio::spawn({
+                    let path = path.clone();
+                    async move { SqliteStore::open(&path).await }
+                }),
+                tokio::spawn({
+                    let path = path.clone();
+                    async move { SqliteStore::open(&path).await }
+                }),
+            );
+            let (a, b) = (a?, b?);
+            let (a, b) = match (a, b) {
+                (Ok(a), Ok(b)) => (a, b),
+                (a, b) => anyhow::bail!("round {round}: {:?} / {:?}", a.err(), b.err()),
+            };
+            // Both work on the same, fully migrated database.
+            a.create(&alice, &title, 1).await?;
+            assert_eq!(b.list(&alice, &Filter::default()).await?.len(), 1);
+        }
+        Ok(())
+    }
+
+    /// Another program holds a read transaction on the new database while it is opened (the WAL
+    /// switch and the migration need it gone): opening waits for it instead of failing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn opening_waits_out_a_reader_holding_the_new_file() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("todo0.db");
+        let holder = rusqlite::Connection::open(&path)?;
+        holder.execute_batch("CREATE TABLE other (x); BEGIN; SELECT count(*) FROM other;")?;
+        let opening = tokio::spawn({
+            let path = path.clone();
+            async move { SqliteStore::open(&path).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        holder.execute_batch("COMMIT;")?;
+        drop(holder);
+        let store = opening.await??;
+        store.ping().await?;
+        Ok(())
+    }
+
+    #[test]
+    fn only_busy_and_locked_codes_are_retried() {
+        assert!(is_busy_code(5), "SQLITE_BUSY");
+        assert!(is_busy_code(6), "SQLITE_LOCKED");
+        assert!(is_busy_code(517), "SQLITE_BUSY_SNAPSHOT");
+        assert!(!is_busy_code(14), "SQLITE_CANTOPEN");
+        assert!(!is_busy_code(11), "SQLITE_CORRUPT");
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_a_database_fails_at_once() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("todo0.db");
+        std::fs::write(&path, vec![b'x'; 8192])?;
+        let started = std::time::Instant::now();
+        assert!(SqliteStore::open(&path).await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(5), "not retried");
         Ok(())
     }
 

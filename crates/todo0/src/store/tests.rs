@@ -686,3 +686,41 @@ async fn an_unreachable_postgres_is_unavailable_without_leaking_the_url() {
     };
     assert_safe_unavailable(&err, &["hunter2", "127.0.0.1:1"]);
 }
+
+#[rstest]
+#[case::sqlite_memory(Backend::SqliteMemory)]
+#[case::sqlite_file(Backend::SqliteFile)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn ended_sessions_are_remembered_until_they_expire(
+    #[case] backend: Backend,
+) -> anyhow::Result<()> {
+    let store = backend.open().await?;
+    assert!(!store.is_session_ended("s1").await?);
+    store.end_session("s1", T0 + 100, T0).await?;
+    store.end_session("s1", T0 + 100, T0).await?;
+    assert!(store.is_session_ended("s1").await?, "ending twice is fine");
+    assert!(!store.is_session_ended("s2").await?);
+    // A later logout purges rows whose sessions have expired by now.
+    store.end_session("s2", T0 + 10_000, T0 + 101).await?;
+    assert!(
+        !store.is_session_ended("s1").await?,
+        "purged after its expiry"
+    );
+    assert!(store.is_session_ended("s2").await?);
+    Ok(())
+}
+
+#[tokio::test]
+async fn ended_sessions_survive_reopening_a_sqlite_file() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("todo0.db");
+    {
+        let store = SqliteStore::open(&path).await?;
+        store.end_session("gone", T0 + 3600, T0).await?;
+    }
+    let reopened = SqliteStore::open(&path).await?;
+    assert!(reopened.is_session_ended("gone").await?);
+    assert!(!reopened.is_session_ended("other").await?);
+    Ok(())
+}

@@ -9,6 +9,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use protocol::verify::JwtError;
 use protocol::www_authenticate::Challenge;
+
+use crate::mcp::auth::TokenRefusal;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::TodoError;
@@ -112,9 +114,9 @@ impl WebError {
     }
 
     /// A bearer token refused by the guard.
-    pub(crate) fn from_jwt(error: JwtError) -> Self {
+    pub(crate) fn from_refusal(error: TokenRefusal) -> Self {
         match error {
-            JwtError::KeysUnavailable(e) => {
+            TokenRefusal::Jwt(JwtError::KeysUnavailable(e)) => {
                 tracing::error!(error = %e, "cannot fetch the authorization server's keys");
                 Self::Unavailable("the authorization server")
             }

@@ -74,7 +74,7 @@ impl FromRequestParts<AppState> for Principal {
                 .authenticate(token?)
                 .await
                 .map(Self::Bearer)
-                .map_err(WebError::from_jwt);
+                .map_err(WebError::from_refusal);
         }
         let session = SignedIn::from_request_parts(parts, app).await?.0;
         let owner = session.owner()?;
@@ -89,8 +89,8 @@ impl FromRequestParts<AppState> for SignedIn {
     type Rejection = WebError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, WebError> {
-        app.cookies
-            .session(&parts.headers, app.clock.now())
+        app.live_session(&parts.headers)
+            .await?
             .map(Self)
             .ok_or(WebError::Unauthenticated)
     }

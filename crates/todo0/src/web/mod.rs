@@ -1,6 +1,6 @@
 //! todo0's web app and REST API (ARCHITECTURE §1, §5.1, §6), `secure-agent todo-app` on :5001:
-//! OIDC login against any issuer by discovery ([`oidc`]), sessions in an encrypted cookie
-//! ([`session`]), server-rendered pages with CSRF-checked forms, and a JSON REST API over the
+//! OIDC login against any issuer by discovery ([`oidc`]), sessions in an encrypted cookie that
+//! logout ends server-side ([`session`]), server-rendered pages with CSRF-checked forms, and a JSON REST API over the
 //! same store as the MCP server, authenticated by that cookie or by an access token checked by
 //! the MCP server's own guard ([`crate::mcp::auth::Guard`]). `GET /openapi.json` describes the
 //! API.
@@ -56,6 +56,9 @@ pub struct WebConfig {
     pub api_audience: String,
     /// The largest request body.
     pub max_body_bytes: usize,
+    /// How revoked access tokens are detected on the REST API; `None`: accepted until they
+    /// expire.
+    pub revocation: Option<crate::mcp::RevocationConfig>,
 }
 
 impl WebConfig {
@@ -72,6 +75,7 @@ impl WebConfig {
             api_issuer: api_issuer.into(),
             api_audience: api_audience.into(),
             max_body_bytes: MAX_BODY_BYTES,
+            revocation: None,
         }
     }
 
@@ -115,6 +119,9 @@ pub async fn router(
         clock.clone(),
         config.max_body_bytes,
     );
+    if let Some(revocation) = config.revocation {
+        guard.check_revocation(revocation);
+    }
     let state = AppState {
         store,
         clock,

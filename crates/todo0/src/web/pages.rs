@@ -1,8 +1,8 @@
 //! The pages and the login flow (ARCHITECTURE §5.1): `/` (the todo list, or "Log in"),
 //! `/login` (starts OIDC authorization code + PKCE S256 + `state` + `nonce`), `/callback`
 //! (checks `state` and RFC 9207 `iss`, redeems the code, verifies the ID token, sets a fresh
-//! session with a fresh CSRF token), and `/logout` (clears the session and continues with the
-//! IdP's RP-initiated logout). The forms on `/` post to the REST routes in [`super::api`].
+//! session with a fresh CSRF token), and `/logout` (ends the session server-side, clears the
+//! cookie and continues with the IdP's RP-initiated logout). The forms on `/` post to the REST routes in [`super::api`].
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -23,7 +23,7 @@ pub(crate) async fn get_index(
     State(app): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Html<String>, WebError> {
-    let Some(session) = app.cookies.session(&headers, app.clock.now()) else {
+    let Some(session) = app.live_session(&headers).await? else {
         return Ok(Html(html::welcome()));
     };
     let owner = Owner::new(session.uid.clone())?;
@@ -80,13 +80,15 @@ pub(crate) async fn post_logout(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let session = app.cookies.session(&headers, app.clock.now());
+    let session = app.live_session(&headers).await?;
     let target = match &session {
         Some(session) => {
             let (_, csrf) = form_fields(&body);
             if !session.is_csrf_token(csrf.as_deref()) {
                 return Err(WebError::Csrf);
             }
+            // Ended here first: if that fails the person is told, and stays logged in.
+            app.end_session(session).await?;
             tracing::info!(user = %session.uid, "logout");
             app.oidc
                 .logout_url(None)

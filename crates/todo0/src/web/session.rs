@@ -1,6 +1,9 @@
-//! Sessions without server-side state (ARCHITECTURE §5.1): an encrypted, authenticated cookie
-//! (AES-256-GCM via `cookie`'s private jar, the cookie name bound as associated data) holding the
-//! user id, display name, a CSRF token and an expiry. The pre-login state (OIDC `state`, `nonce`,
+//! Sessions in an encrypted, authenticated cookie (ARCHITECTURE §5.1; AES-256-GCM via `cookie`'s
+//! private jar, the cookie name bound as associated data) holding a random session id, the user
+//! id, display name, a CSRF token and an expiry. Logging out records the session id (hashed) in
+//! the store's ended sessions until the session would have expired, and every authenticated
+//! request looks it up (`AppState::live_session`): a copy of the cookie taken before logout is
+//! dead at once, across restarts too. The pre-login state (OIDC `state`, `nonce`,
 //! PKCE verifier) travels in a second, short-lived encrypted cookie. Both are `HttpOnly`,
 //! `SameSite=Lax`, `Path=/`, and `Secure` when the app is served over https.
 
@@ -8,8 +11,11 @@ use axum::http::HeaderMap;
 use axum_extra::extract::PrivateCookieJar;
 use protocol::UnixTime;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use weblogin::{SessionKey, is_same, random_token};
 
+use super::AppState;
+use super::error::WebError;
 use crate::domain::Owner;
 
 /// The session cookie's name.
@@ -22,6 +28,8 @@ pub const SESSION_LIFETIME: i64 = 8 * 3600;
 /// A signed-in person, as kept in the session cookie (no `Debug`: it holds the CSRF token).
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Session {
+    /// This session's random id (a new one every login); logout ends it server-side.
+    pub(crate) sid: String,
     /// Whose todos: the ID token's `sub`.
     pub(crate) uid: String,
     /// A name to greet them by.
@@ -36,6 +44,7 @@ impl Session {
     /// A new session (a new CSRF token every login).
     pub(crate) fn new(uid: String, name: String, now: UnixTime) -> Self {
         Self {
+            sid: random_token(),
             uid,
             name,
             csrf: random_token(),
@@ -46,6 +55,14 @@ impl Session {
     /// The owner of the session's todos.
     pub(crate) fn owner(&self) -> Result<Owner, crate::domain::TodoError> {
         Owner::new(self.uid.clone())
+    }
+
+    /// The key the store knows the session by once it has ended: the SHA-256 of its id.
+    pub(crate) fn ended_key(&self) -> String {
+        Sha256::digest(self.sid.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// Whether `presented` is this session's CSRF token (constant time).
@@ -77,7 +94,7 @@ impl Cookies {
     pub(crate) fn session(&self, headers: &HeaderMap, now: UnixTime) -> Option<Session> {
         self.0
             .read_json::<Session>(headers, SESSION_COOKIE)
-            .filter(|s| now < s.exp && !s.uid.is_empty())
+            .filter(|s| now < s.exp && !s.uid.is_empty() && !s.sid.is_empty())
     }
 
     /// Adds the session cookie.
@@ -93,6 +110,32 @@ impl Cookies {
     /// Removes `name` from the browser.
     pub(crate) fn without(&self, jar: PrivateCookieJar, name: &'static str) -> PrivateCookieJar {
         self.0.without(jar, name)
+    }
+}
+
+impl AppState {
+    /// The request's session, unless it expired or was ended by a logout (a store lookup; a
+    /// store that cannot answer fails the request rather than admit an ended session).
+    pub(crate) async fn live_session(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<Session>, WebError> {
+        let Some(session) = self.cookies.session(headers, self.clock.now()) else {
+            return Ok(None);
+        };
+        if self.store.is_session_ended(&session.ended_key()).await? {
+            tracing::info!(user = %session.uid, "a logged-out session's cookie was presented");
+            return Ok(None);
+        }
+        Ok(Some(session))
+    }
+
+    /// Ends `session` server-side: its cookie, and every copy of it, is refused from now on.
+    pub(crate) async fn end_session(&self, session: &Session) -> Result<(), WebError> {
+        self.store
+            .end_session(&session.ended_key(), session.exp, self.clock.now())
+            .await?;
+        Ok(())
     }
 }
 

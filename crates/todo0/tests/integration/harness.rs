@@ -59,11 +59,23 @@ pub struct Server {
     pub key: SigningKey,
     pub store: Arc<dyn TodoStore>,
     pub clock: Arc<dyn Clock>,
+    /// The MCP sessions and their owners.
+    pub sessions: Arc<todo0::mcp::OwnedSessions>,
+    /// The token guard.
+    pub guard: todo0::mcp::auth::Guard,
     _schema: Option<SchemaGuard>,
 }
 
 impl Server {
     pub async fn start(backend: Backend, stateless: bool) -> Self {
+        Self::start_with(backend, |config| config.stateless = stateless).await
+    }
+
+    /// A server whose configuration `configure` adjusts.
+    pub async fn start_with(
+        backend: Backend,
+        configure: impl FnOnce(&mut todo0::mcp::McpConfig),
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let resource = format!("http://{addr}/mcp");
@@ -72,8 +84,9 @@ impl Server {
         let (store, schema) = store(backend).await;
         let clock = protocol::clock::system();
         let mut config = todo0::mcp::McpConfig::new(ISSUER, &resource);
-        config.stateless = stateless;
-        let app = todo0::mcp::router(&config, keys, store.clone(), clock.clone());
+        configure(&mut config);
+        let mcp = todo0::mcp::build(&config, keys, store.clone(), clock.clone());
+        let app = mcp.router;
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self {
             client: McpClient {
@@ -84,6 +97,8 @@ impl Server {
             key,
             store,
             clock,
+            sessions: mcp.sessions,
+            guard: mcp.guard,
             _schema: schema,
         }
     }
@@ -179,6 +194,43 @@ impl McpClient {
         let ack = self.rpc(Some(token), session.as_deref(), &done).await;
         assert!(ack.status == 202 || ack.status == 200, "{}", ack.text);
         session
+    }
+
+    /// Ends session `session` (HTTP DELETE); returns the status.
+    pub async fn delete_session(&self, token: &str, session: &str) -> u16 {
+        reqwest::Client::new()
+            .delete(&self.url)
+            .bearer_auth(token)
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// POSTs raw `body` with `content_type`; returns status, headers and the JSON body.
+    pub async fn post_raw(&self, token: &str, content_type: &str, body: &str) -> Reply {
+        let response = reqwest::Client::new()
+            .post(&self.url)
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", content_type)
+            .header("mcp-protocol-version", "2025-11-25")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        Reply {
+            status,
+            headers,
+            json: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
     }
 
     /// Calls a tool in a fresh session.

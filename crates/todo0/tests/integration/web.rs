@@ -83,6 +83,7 @@ impl App {
             browser,
             url: self.url.clone(),
             csrf: String::new(),
+            cookie: cookie.split(';').next().unwrap().to_owned(),
         };
         let page = person.page().await;
         let csrf = hidden_fields(&page)
@@ -99,6 +100,8 @@ struct Person {
     browser: Browser,
     url: String,
     csrf: String,
+    /// The session cookie as the browser sends it (`todo0_session=…`).
+    cookie: String,
 }
 
 impl Person {
@@ -289,6 +292,102 @@ async fn a_person_logs_in_and_adds_completes_and_deletes_a_todo_with_csrf_checke
         post(Some(&alice.csrf)).await.unwrap().status(),
         StatusCode::CREATED
     );
+}
+
+#[tokio::test]
+async fn a_copy_of_the_session_cookie_is_dead_after_logout() {
+    let app = App::start().await;
+    let alice = app.login("alice").await;
+    let owner = alice.owner().await;
+    let store = &app.stack.store;
+    let added = alice
+        .submit(
+            "/todos",
+            &[("csrf_token", &alice.csrf), ("title", "keep me")],
+        )
+        .await;
+    assert_eq!(added.status(), StatusCode::SEE_OTHER);
+    let id = store.list(&owner, &Filter::default()).await.unwrap()[0].id;
+
+    // Someone copies the cookie (and the CSRF token from the page) before Alice logs out.
+    let copy = alice.cookie.clone();
+    let thief = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let read = |path: &str| {
+        thief
+            .get(app.at(path))
+            .header("cookie", &copy)
+            .header("accept", "application/json")
+    };
+    assert_eq!(
+        read("/todos").send().await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    let out = alice
+        .submit("/logout", &[("csrf_token", &alice.csrf)])
+        .await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+
+    for path in ["/todos", "/session", &format!("/todos/{id}")] {
+        let refused = read(path).send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let page = thief
+        .get(app.at("/"))
+        .header("cookie", &copy)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Log in") && !page.contains("keep me"),
+        "{page}"
+    );
+
+    let create = thief
+        .post(app.at("/todos"))
+        .header("cookie", &copy)
+        .header("x-csrf-token", &alice.csrf)
+        .json(&json!({"title": "written after logout"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(create.status(), StatusCode::UNAUTHORIZED);
+    let delete = thief
+        .post(app.at(&format!("/todos/{id}/delete")))
+        .header("cookie", &copy)
+        .form(&[("csrf_token", alice.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        delete.status() == StatusCode::UNAUTHORIZED || delete.status() == StatusCode::SEE_OTHER,
+        "{}",
+        delete.status()
+    );
+    let logout_again = thief
+        .post(app.at("/logout"))
+        .header("cookie", &copy)
+        .form(&[("csrf_token", alice.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout_again.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        titles(&store.list(&owner, &Filter::default()).await.unwrap()),
+        ["keep me"],
+        "nothing written or deleted with the copy"
+    );
+
+    // Logging in again gives a new session that works.
+    let again = app.login("alice").await;
+    assert_ne!(again.cookie, copy);
+    assert!(again.page().await.contains("keep me"));
 }
 
 #[tokio::test]
