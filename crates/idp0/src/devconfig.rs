@@ -145,6 +145,7 @@ pub fn ensure(data_dir: &Path) -> anyhow::Result<DevConfig> {
             audience: TODO0_MCP_RESOURCE.into(),
             scopes: scopes.clone(),
             default_scopes: vec!["mcp:connect".into()],
+            resource_clients: vec![TODO0_CLIENT.into()],
             policies: vec![
                 PolicyEntry {
                     clients: vec![AGENT_ID.into()],

@@ -9,6 +9,7 @@
 
 pub mod client_auth;
 pub mod config;
+pub mod csrf;
 pub mod devconfig;
 pub mod error;
 pub mod fsutil;
@@ -17,6 +18,7 @@ pub mod html;
 pub mod http;
 pub mod keyring;
 pub mod login_form;
+pub mod login_guard;
 pub mod password;
 pub mod server;
 pub mod state;
@@ -116,7 +118,9 @@ pub async fn serve(
             }
         })
     };
-    let result = axum::serve(listener.tap_io(no_delay), router(idp))
+    // The peer address feeds login throttling per client address (login_guard.rs).
+    let app = router(idp).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener.tap_io(no_delay), app)
         .with_graceful_shutdown(shutdown)
         .await;
     purger.abort();
