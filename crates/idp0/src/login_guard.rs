@@ -16,7 +16,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use moka::sync::Cache;
@@ -362,6 +362,7 @@ pub struct PasswordGate {
     waiting: Arc<AtomicUsize>,
     running: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
+    started: AtomicU64,
 }
 
 /// Decrements a counter when dropped (also when a request is cancelled mid-wait).
@@ -390,6 +391,7 @@ impl PasswordGate {
             waiting: Arc::new(AtomicUsize::new(0)),
             running: Arc::new(AtomicUsize::new(0)),
             peak: Arc::new(AtomicUsize::new(0)),
+            started: AtomicU64::new(0),
         }
     }
 
@@ -409,16 +411,23 @@ impl PasswordGate {
                 Ok(Err(_)) | Err(_) => return Err(busy),
             }
         };
+        self.started.fetch_add(1, Ordering::SeqCst);
         let (running, now_running) = Counted::enter(&self.running);
         self.peak.fetch_max(now_running, Ordering::SeqCst);
         let (password, phc) = (password.clone(), phc.to_owned());
         let verified = tokio::task::spawn_blocking(move || {
-            let _slot = (permit, running);
+            // Fields drop in order: the check stops counting as running before its slot frees.
+            let _slot = (running, permit);
             crate::password::verify_now(password.expose_secret(), &phc)
         })
         .await
         .unwrap_or(false);
         Ok(verified)
+    }
+
+    /// How many checks have started (a throttled login must not add one).
+    pub fn checks_started(&self) -> u64 {
+        self.started.load(Ordering::SeqCst)
     }
 
     /// The most checks that ever ran at once (observability and tests).
