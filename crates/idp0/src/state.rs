@@ -107,7 +107,7 @@ impl Idp {
             .collect();
         Ok(Self(Arc::new(Inner {
             secure_cookies: issuer.starts_with("https://"),
-            password_gate: PasswordGate::new(&parts.config.login),
+            password_gate: PasswordGate::new(&parts.config.login)?,
             login_throttle: LoginThrottle::new(&parts.config.login, parts.config.users.len()),
             csrf: CsrfKey::random(),
             config: parts.config,

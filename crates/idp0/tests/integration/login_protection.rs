@@ -92,6 +92,15 @@ async fn genuine_form(issuer: &str) -> (String, Vec<(String, String)>) {
     (cookie, fields)
 }
 
+/// A client that keeps no cookies and follows no redirects, shared by a flood's requests (one
+/// client per request would measure the clients' TLS root stores, not the server).
+fn plain_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
 /// Posts the login form with exactly this cookie, fields and credentials.
 async fn post_login(
     issuer: &str,
@@ -100,10 +109,17 @@ async fn post_login(
     credentials: (&str, &str),
     origin: Option<&str>,
 ) -> reqwest::Response {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    post_login_with(&plain_client(), issuer, cookie, fields, credentials, origin).await
+}
+
+async fn post_login_with(
+    http: &reqwest::Client,
+    issuer: &str,
+    cookie: Option<&str>,
+    fields: &[(String, String)],
+    credentials: (&str, &str),
+    origin: Option<&str>,
+) -> reqwest::Response {
     let mut form = fields.to_vec();
     form.push(("username".into(), credentials.0.into()));
     form.push(("password".into(), credentials.1.into()));
@@ -145,17 +161,26 @@ async fn two_hundred_concurrent_wrong_passwords_run_at_most_n_checks_then_503_wi
     .await;
     let (cookie, fields) = genuine_form(&served.issuer).await;
     let started = Instant::now();
+    let http = plain_client();
     let posts: Vec<_> = (0..200)
         .map(|i| {
             let (issuer, cookie, fields) = (served.issuer.clone(), cookie.clone(), fields.clone());
+            let http = http.clone();
             tokio::spawn(async move {
                 let user = if i % 2 == 0 {
                     "alice".to_owned()
                 } else {
                     format!("nobody{i}")
                 };
-                let response =
-                    post_login(&issuer, Some(&cookie), &fields, (&user, "wrong"), None).await;
+                let response = post_login_with(
+                    &http,
+                    &issuer,
+                    Some(&cookie),
+                    &fields,
+                    (&user, "wrong"),
+                    None,
+                )
+                .await;
                 let retry_after = response
                     .headers()
                     .get("retry-after")
@@ -209,14 +234,23 @@ async fn a_flood_with_default_limits_is_mostly_throttled_before_argon2() {
     // A frozen clock: no delay expires while the flood is in flight.
     let served = serve_with(LoginLimits::default(), FixedClock::frozen_now()).await;
     let (cookie, fields) = genuine_form(&served.issuer).await;
+    let http = plain_client();
     let posts: Vec<_> = (0..200)
         .map(|_| {
             let (issuer, cookie, fields) = (served.issuer.clone(), cookie.clone(), fields.clone());
+            let http = http.clone();
             tokio::spawn(async move {
-                post_login(&issuer, Some(&cookie), &fields, ("alice", "wrong"), None)
-                    .await
-                    .status()
-                    .as_u16()
+                post_login_with(
+                    &http,
+                    &issuer,
+                    Some(&cookie),
+                    &fields,
+                    ("alice", "wrong"),
+                    None,
+                )
+                .await
+                .status()
+                .as_u16()
             })
         })
         .collect();
