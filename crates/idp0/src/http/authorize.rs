@@ -413,41 +413,29 @@ pub(super) async fn post_login(
         let message = "Your sign-in form expired. Please try again.";
         return page(jar, message, StatusCode::FORBIDDEN);
     }
-    let user = idp.config.users.get(form.username.trim());
-    let account = Account::named(user.map(|u| u.id.as_str()), &form.username);
-    let attempt = match idp.login_throttle.begin(account, address, now) {
-        Ok(attempt) => attempt,
-        Err(throttled) => {
+    let user = match check_credentials(&idp, &form, address, now).await {
+        Ok(user) => user,
+        Err(LoginRefusal::Throttled(seconds)) => {
             let message = format!(
                 "Too many failed sign-in attempts. Please try again in {}.",
-                in_words(throttled.retry_after)
+                in_words(seconds)
             );
             let response = page(jar, &message, StatusCode::TOO_MANY_REQUESTS);
-            return with_retry_after(response, throttled.retry_after);
+            return with_retry_after(response, seconds);
         }
-    };
-    // Unknown users cost the same Argon2id check, so timing does not reveal who exists.
-    let phc = match user {
-        Some(user) => user.password_hash.as_str(),
-        None => password::DUMMY_HASH.as_str(),
-    };
-    let verified = match idp.password_gate.verify(&form.password, phc).await {
-        Ok(verified) => verified && user.is_some(),
-        Err(busy) => {
-            idp.login_throttle.abandoned(attempt);
+        Err(LoginRefusal::Busy(seconds)) => {
             tracing::warn!(client_id = %request.client.client_id, "password checks are saturated");
             let message = "Sign-in is busy right now. Please try again in a moment.";
             let response = page(jar, message, StatusCode::SERVICE_UNAVAILABLE);
-            return with_retry_after(response, i64::try_from(busy.retry_after).unwrap_or(1));
+            return with_retry_after(response, seconds);
+        }
+        Err(LoginRefusal::Invalid) => {
+            tracing::info!(client_id = %request.client.client_id, "login failed");
+            let message = "Invalid username or password.";
+            return page(jar, message, StatusCode::UNAUTHORIZED);
         }
     };
-    let Some(user) = user.filter(|_| verified) else {
-        idp.login_throttle.failed(&attempt);
-        tracing::info!(client_id = %request.client.client_id, "login failed");
-        let message = "Invalid username or password.";
-        return page(jar, message, StatusCode::UNAUTHORIZED);
-    };
-    idp.login_throttle.succeeded(attempt);
+    let now = idp.clock.now();
     let cookie_value = new_secret();
     let session = SsoSession {
         sid: new_id(),
@@ -482,6 +470,55 @@ pub(super) async fn post_login(
     tracing::info!(client_id = %request.client.client_id, "login succeeded");
     let response = issue_code(&idp, &server, &request, &session).await;
     (jar, [(header::CACHE_CONTROL, "no-store")], response).into_response()
+}
+
+/// Why a login's credentials were not accepted.
+enum LoginRefusal {
+    /// Too many recent failures for the account or address: retry after this many seconds.
+    Throttled(i64),
+    /// Every password-check slot stayed taken for the whole wait: retry after this many seconds.
+    Busy(i64),
+    /// Unknown user or wrong password (indistinguishable on purpose).
+    Invalid,
+}
+
+/// The throttle, then the bounded Argon2id check; knows nothing of HTTP.
+async fn check_credentials<'a>(
+    idp: &'a Idp,
+    form: &LoginForm,
+    address: Option<std::net::IpAddr>,
+    now: protocol::UnixTime,
+) -> Result<&'a crate::config::User, LoginRefusal> {
+    let user = idp.config.users.get(form.username.trim());
+    let account = Account::named(user.map(|u| u.id.as_str()), &form.username);
+    let attempt = idp
+        .login_throttle
+        .begin(account, address, now)
+        .map_err(|t| LoginRefusal::Throttled(t.retry_after))?;
+    // Unknown users cost the same Argon2id check, so timing does not reveal who exists.
+    let phc = match user {
+        Some(user) => user.password_hash.as_str(),
+        None => password::DUMMY_HASH.as_str(),
+    };
+    let verified = match idp.password_gate.verify(&form.password, phc).await {
+        Ok(verified) => verified,
+        Err(busy) => {
+            idp.login_throttle.abandoned(attempt);
+            return Err(LoginRefusal::Busy(
+                i64::try_from(busy.retry_after).unwrap_or(1),
+            ));
+        }
+    };
+    match user.filter(|_| verified) {
+        Some(user) => {
+            idp.login_throttle.succeeded(attempt);
+            Ok(user)
+        }
+        None => {
+            idp.login_throttle.failed(&attempt);
+            Err(LoginRefusal::Invalid)
+        }
+    }
 }
 
 /// Adds `Retry-After` (RFC 9110 §10.2.3) in seconds.

@@ -124,8 +124,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 }
 
 /// Whether a form post carries an `Origin` other than idp0's own (RFC 6454; browsers send it on
-/// cross-origin posts): refused as CSRF regardless of the token. No `Origin` is allowed (older
-/// browsers, non-browser clients), the anti-CSRF token still applies.
+/// every form post), `null` included: refused as CSRF regardless of the token. No `Origin` is
+/// allowed (older browsers, non-browser clients); the anti-CSRF token still applies.
 pub(crate) fn is_cross_origin(headers: &axum::http::HeaderMap, issuer: &str) -> bool {
     let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
         return false;
@@ -148,7 +148,10 @@ fn html_response(status: StatusCode, body: String) -> Response {
             ),
             (axum::http::header::X_FRAME_OPTIONS, "DENY"),
             (axum::http::header::CACHE_CONTROL, "no-store"),
-            (axum::http::header::REFERRER_POLICY, "no-referrer"),
+            // Not `no-referrer`: under it browsers send `Origin: null` even on same-origin form
+            // posts (Fetch §3.1 "append a request Origin header"), and the login and logout
+            // forms refuse any foreign Origin. `same-origin` still sends nothing to other sites.
+            (axum::http::header::REFERRER_POLICY, "same-origin"),
         ],
         Html(body),
     )

@@ -422,6 +422,7 @@ enum Forgery {
     NoCookie,
     MadeUpMac,
     GenuinePairFromAForeignOrigin,
+    GenuinePairFromAnOpaqueOrigin,
 }
 
 type Forged = (Option<String>, Vec<(String, String)>, Option<&'static str>);
@@ -445,6 +446,9 @@ fn forge(how: Forgery, cookie: &str, fields: &[(String, String)]) -> Forged {
             fields.to_vec(),
             Some("http://localhost:9999"),
         ),
+        Forgery::GenuinePairFromAnOpaqueOrigin => {
+            (Some(cookie.into()), fields.to_vec(), Some("null"))
+        }
     }
 }
 
@@ -455,6 +459,7 @@ fn forge(how: Forgery, cookie: &str, fields: &[(String, String)]) -> Forged {
 #[case::no_cookie(Forgery::NoCookie)]
 #[case::made_up_mac(Forgery::MadeUpMac)]
 #[case::genuine_pair_from_a_foreign_origin(Forgery::GenuinePairFromAForeignOrigin)]
+#[case::genuine_pair_from_an_opaque_origin(Forgery::GenuinePairFromAnOpaqueOrigin)]
 #[tokio::test]
 async fn a_login_csrf_pair_not_made_by_idp0_is_refused(#[case] how: Forgery) {
     let served = serve_with(LoginLimits::default(), protocol::clock::system()).await;
@@ -500,6 +505,10 @@ fn location_of(response: &reqwest::Response) -> String {
 async fn the_real_login_flow_still_works_through_the_browser() {
     let idp = IdpHandle::start().await.unwrap();
     let url = idp.authorize_url("agent0", CALLBACK, "openid", &Pkce::new(), "s", "n");
+    // Browsers send `Origin: null` on form posts from a `no-referrer` page, which the form
+    // refuses; the page must let them send the real origin.
+    let page = reqwest::get(&url).await.unwrap();
+    assert_eq!(page.headers()["referrer-policy"], "same-origin");
     let response = Browser::new()
         .authorize(&url, Some(("alice", &idp.password("alice"))))
         .await;
