@@ -146,7 +146,7 @@ fn relaxed_throttle() -> ThrottlePolicy {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_concurrent_wrong_passwords_run_at_most_n_checks_then_503_with_retry_after() {
     const N: usize = 2;
-    let wait = Duration::from_millis(1_500);
+    let wait = Duration::from_millis(250);
     // Throttling off, so every request reaches the password gate.
     let served = serve_with(
         LoginLimits {
