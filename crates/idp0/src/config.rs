@@ -32,6 +32,9 @@
 //! scopes = ["mcp:connect", "mcp:tools:read", "mcp:tools:manage", "mcp:tools:delete"]
 //! access_token_lifetime_seconds = 3600
 //! ```
+//!
+//! An authorization server entry may also name `resource_clients = ["todo0"]`: the clients
+//! (resource servers) allowed to introspect any of its access tokens (RFC 7662 §4).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -234,6 +237,10 @@ pub struct AuthorizationServerEntry {
     /// Scopes granted when a request names none.
     #[serde(default)]
     pub default_scopes: Vec<String>,
+    /// Clients (resource servers) that may introspect this server's access tokens whoever they
+    /// were issued to (RFC 7662 §4); any other client sees only its own tokens as active.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_clients: Vec<String>,
     /// Access policies, first match wins.
     #[serde(default)]
     pub policies: Vec<PolicyEntry>,
@@ -316,6 +323,8 @@ pub struct CustomServer {
     pub default_scopes: Scopes,
     /// Policies in order.
     pub policies: Vec<Policy>,
+    /// Clients that may introspect any of this server's access tokens.
+    pub resource_clients: HashSet<String>,
 }
 
 impl CustomServer {
@@ -346,6 +355,8 @@ pub struct Config {
     pub clients: HashMap<String, Client>,
     /// Custom servers by id.
     pub servers: Vec<CustomServer>,
+    /// Login protection (concurrency of password checks, throttling); not in the file yet.
+    pub login: crate::login_guard::LoginLimits,
 }
 
 impl Config {
@@ -536,12 +547,21 @@ impl Config {
                     access_token_lifetime: p.access_token_lifetime_seconds,
                 });
             }
+            for c in &s.resource_clients {
+                if !clients.contains_key(c) {
+                    return Err(invalid(
+                        format!("{key}.resource_clients"),
+                        format!("{c:?} is not a configured client or agent"),
+                    ));
+                }
+            }
             servers.push(CustomServer {
                 id: s.id,
                 audience: s.audience,
                 scopes,
                 default_scopes,
                 policies,
+                resource_clients: s.resource_clients.into_iter().collect(),
             });
         }
 
@@ -584,6 +604,7 @@ impl Config {
             users,
             clients,
             servers,
+            login: crate::login_guard::LoginLimits::default(),
         })
     }
 

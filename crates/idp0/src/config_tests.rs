@@ -112,6 +112,24 @@ fn policies_must_stay_within_the_servers_scopes_and_clients() {
 }
 
 #[test]
+fn resource_clients_must_be_configured_clients() -> Result<(), ConfigError> {
+    let base = "[[clients]]\nclient_id = \"c\"\nauth_method = \"none\"\n[[authorization_servers]]\nid = \"x\"\naudience = \"https://api\"\nscopes = [\"a\"]\n";
+    let m = message(&format!("{base}resource_clients = [\"ghost\"]\n"));
+    assert!(
+        m.contains("authorization_servers[0].resource_clients") && m.contains("ghost"),
+        "{m}"
+    );
+    let config = load(&format!("{base}resource_clients = [\"c\"]\n"))?;
+    assert!(config.servers[0].resource_clients.contains("c"));
+    let config = load(base)?;
+    assert!(
+        config.servers[0].resource_clients.is_empty(),
+        "defaults to none"
+    );
+    Ok(())
+}
+
+#[test]
 fn malformed_values_are_refused() {
     let m = message(
         "[[users]]\nusername = \"a\"\nname = \"A\"\nemail = \"e\"\npassword_hash = \"plain\"\n",

@@ -236,6 +236,7 @@ pub fn ensure(data_dir: &Path, topology: Option<&Topology>) -> anyhow::Result<De
             audience: topology.mcp_resource.clone(),
             scopes: scopes.clone(),
             default_scopes: vec!["mcp:connect".into()],
+            resource_clients: vec![TODO0_CLIENT.into()],
             policies: vec![
                 PolicyEntry {
                     clients: vec![AGENT_ID.into()],

@@ -1,5 +1,5 @@
-//! The few HTML pages idp0 serves: the login form (fields `username` and `password`), error and
-//! signed-out pages. Every interpolated value is escaped.
+//! The few HTML pages idp0 serves: the login form (fields `username` and `password`), the logout
+//! confirmation, error and signed-out pages. Every interpolated value is escaped.
 
 /// Escapes text for HTML element content and double-quoted attributes.
 pub fn escape(text: &str) -> String {
@@ -102,6 +102,31 @@ pub fn error(title: &str, message: &str) -> String {
     page(
         title,
         &format!("<h1>{}</h1><p>{}</p>", escape(title), escape(message)),
+    )
+}
+
+/// The logout confirmation (RP-Initiated Logout 1.0 §6): a POST form back to the logout
+/// endpoint with the anti-CSRF token and the already validated redirect.
+pub fn confirm_logout(action: &str, hidden: &[(&str, &str)]) -> String {
+    let fields: String = hidden
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                escape(name),
+                escape(value)
+            )
+        })
+        .collect();
+    page(
+        "Sign out? — idp0",
+        &format!(
+            "<h1>Sign out of idp0?</h1><p>An application asked to end your idp0 session. \
+             Sign out only if you meant to.</p>\
+             <form method=\"post\" action=\"{action}\">{fields}\
+             <button type=\"submit\">Sign out</button></form>",
+            action = escape(action),
+        ),
     )
 }
 

@@ -9,6 +9,7 @@
 
 pub mod client_auth;
 pub mod config;
+pub mod csrf;
 pub mod devconfig;
 pub mod error;
 pub mod fsutil;
@@ -17,6 +18,7 @@ pub mod html;
 pub mod http;
 pub mod keyring;
 pub mod login_form;
+pub mod login_guard;
 pub mod password;
 pub mod server;
 pub mod state;
@@ -109,6 +111,7 @@ pub async fn serve(
             }
         })
     };
+    // httpserve records the peer address (ConnectInfo), which login throttling keys on.
     let result = httpserve::serve(listener, router(idp), shutdown).await;
     purger.abort();
     result

@@ -1,5 +1,6 @@
-//! Password hashing with Argon2id (RFC 9106; the `argon2` crate's defaults: m=19 MiB, t=2, p=1),
-//! run on the blocking pool so a login never stalls the async runtime.
+//! Password hashing with Argon2id (RFC 9106; the `argon2` crate's defaults: m=19 MiB, t=2, p=1).
+//! Logins check passwords only through [`crate::login_guard::PasswordGate`], which runs
+//! [`verify_now`] on the blocking pool with a fixed number of checks at once.
 
 use std::sync::LazyLock;
 
@@ -20,31 +21,27 @@ pub fn hash(password: &str) -> Result<String, argon2::password_hash::Error> {
         .to_string())
 }
 
-/// Checks a password against a PHC string.
-pub async fn verify(password: &str, phc: &str) -> bool {
-    let (password, phc) = (password.to_owned(), phc.to_owned());
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&phc).is_ok_and(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
+/// Checks a password against a PHC string, on the calling thread (≈19 MiB, tens of ms): call it
+/// through the gate, never directly from a request.
+pub fn verify_now(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
     })
-    .await
-    .unwrap_or(false)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_hash_verifies_only_its_password() -> Result<(), argon2::password_hash::Error> {
+    #[test]
+    fn a_hash_verifies_only_its_password() -> Result<(), argon2::password_hash::Error> {
         let phc = hash("correct horse")?;
         assert!(phc.starts_with("$argon2id$"));
-        assert!(verify("correct horse", &phc).await);
-        assert!(!verify("wrong", &phc).await);
-        assert!(!verify("x", "not a phc string").await);
+        assert!(verify_now("correct horse", &phc));
+        assert!(!verify_now("wrong", &phc));
+        assert!(!verify_now("x", "not a phc string"));
         Ok(())
     }
 }

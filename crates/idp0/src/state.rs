@@ -10,7 +10,9 @@ use protocol::Clock;
 use protocol::verify::{JwtVerifier, StaticKeys};
 
 use crate::config::{Client, Config, User};
+use crate::csrf::CsrfKey;
 use crate::keyring::KeyRing;
+use crate::login_guard::{LoginThrottle, PasswordGate};
 use crate::server::AuthServer;
 use crate::store::Store;
 
@@ -34,6 +36,12 @@ pub struct Inner {
     pub demo_credentials: Vec<(String, String)>,
     /// Whether cookies get `Secure` (issuer is https).
     pub secure_cookies: bool,
+    /// At most a fixed number of password checks at once.
+    pub password_gate: PasswordGate,
+    /// Failed-login counters per account and client address.
+    pub login_throttle: LoginThrottle,
+    /// Key of the anti-CSRF tokens of idp0's forms.
+    pub csrf: CsrfKey,
     client_verifiers: HashMap<String, JwtVerifier>,
 }
 
@@ -99,6 +107,9 @@ impl Idp {
             .collect();
         Ok(Self(Arc::new(Inner {
             secure_cookies: issuer.starts_with("https://"),
+            password_gate: PasswordGate::new(&parts.config.login)?,
+            login_throttle: LoginThrottle::new(&parts.config.login, parts.config.users.len()),
+            csrf: CsrfKey::random(),
             config: parts.config,
             org,
             servers,

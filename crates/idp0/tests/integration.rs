@@ -7,7 +7,11 @@ mod flow;
 mod interop;
 #[path = "integration/lifecycle.rs"]
 mod lifecycle;
+#[path = "integration/login_protection.rs"]
+mod login_protection;
 #[path = "integration/negative.rs"]
 mod negative;
+#[path = "integration/session_end.rs"]
+mod session_end;
 #[path = "integration/snapshots.rs"]
 mod snapshots;

@@ -1,7 +1,8 @@
 //! Strict JWT verification (RFC 7519 §7.2, RFC 8725 best practices) against a key set.
 //!
 //! Order of checks: size limit before any parsing; header parsed by us (so `alg: none` and HMAC
-//! are refused by name); key found by `kid` (a JWKS cache may refresh once, rate-limited); the
+//! are refused by name, and any `crit` header is refused: RFC 7515 §4.1.11 lets a recipient
+//! accept only extensions it understands, and we understand none); key found by `kid` (a JWKS cache may refresh once, rate-limited); the
 //! token's `alg` must be the key's pinned algorithm; signature; `typ`; then `iss`, `aud`, `exp`,
 //! `nbf` and `iat` against an injected [`Clock`]. Warm verification does no I/O.
 
@@ -38,6 +39,9 @@ pub enum JwtError {
     /// `alg` is `none`, an HMAC algorithm, or unknown.
     #[error("algorithm {0:?} is not accepted")]
     DisallowedAlgorithm(String),
+    /// The header has a `crit` parameter; we understand no critical extension (RFC 7515 §4.1.11).
+    #[error("token header names critical extensions we do not understand")]
+    UnsupportedCritical,
     /// The header has no `kid`.
     #[error("token header has no kid")]
     MissingKid,
@@ -344,6 +348,10 @@ struct RawHeader {
     kid: Option<String>,
     #[serde(default)]
     typ: Option<String>,
+    /// Whether the header has a `crit` parameter at all (any value, even `null` or an empty
+    /// list, which §4.1.11 forbids anyway): set by [`read_header`].
+    #[serde(skip)]
+    has_crit: bool,
 }
 
 #[derive(Deserialize)]
@@ -383,6 +391,9 @@ impl JwtVerifier {
             return Err(JwtError::TooLarge(expect.max_bytes));
         }
         let header = read_header(token)?;
+        if header.has_crit {
+            return Err(JwtError::UnsupportedCritical);
+        }
         let alg = accepted_algorithm(&header.alg)?;
         let kid = header.kid.ok_or(JwtError::MissingKid)?;
         let key = self.keys.resolve(&kid).await?;
@@ -451,7 +462,14 @@ fn read_header(token: &str) -> Result<RawHeader, JwtError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(header)
         .map_err(|_| JwtError::Malformed("header is not base64url"))?;
-    serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed("header is not a JSON object"))
+    let not_json = || JwtError::Malformed("header is not a JSON object");
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(|_| not_json())?;
+    let has_crit = object.contains_key("crit");
+    let mut header: RawHeader =
+        serde_json::from_value(serde_json::Value::Object(object)).map_err(|_| not_json())?;
+    header.has_crit = has_crit;
+    Ok(header)
 }
 
 /// Asymmetric signature algorithms only: `none` and HMAC are refused by name.

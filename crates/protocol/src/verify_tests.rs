@@ -79,6 +79,12 @@ enum Case {
 #[case::two_segments(Case::Raw(|_| "abc.def".into()), Err(JwtError::Malformed("not a compact JWS")))]
 #[case::header_not_json(Case::Raw(|_| "bm90LWpzb24.e30.c2ln".into()), Err(JwtError::Malformed("header is not a JSON object")))]
 #[case::too_large(Case::Raw(|f| f.key.sign("oauth-id-jag+jwt", &with(claims(), "pad", json!("x".repeat(20_000)))).expect("sign")), Err(JwtError::TooLarge(DEFAULT_MAX_TOKEN_BYTES)))]
+#[case::crit_unknown_extension(Case::Raw(|f| signed_with_header(f, json!({"crit": ["exp"], "exp": NOW}))), Err(JwtError::UnsupportedCritical))]
+#[case::crit_b64_false(Case::Raw(|f| signed_with_header(f, json!({"crit": ["b64"], "b64": false}))), Err(JwtError::UnsupportedCritical))]
+#[case::crit_empty_list(Case::Raw(|f| signed_with_header(f, json!({"crit": []}))), Err(JwtError::UnsupportedCritical))]
+#[case::crit_not_a_list(Case::Raw(|f| signed_with_header(f, json!({"crit": "x"}))), Err(JwtError::UnsupportedCritical))]
+#[case::crit_null(Case::Raw(|f| signed_with_header(f, json!({"crit": null}))), Err(JwtError::UnsupportedCritical))]
+#[case::extra_non_critical_header(Case::Raw(|f| signed_with_header(f, json!({"x-note": "hi"}))), Ok(()))]
 #[tokio::test]
 async fn verify_cases(#[case] case: Case, #[case] expected: Result<(), JwtError>) {
     let f = fixture();
@@ -99,6 +105,21 @@ fn hmac_with_public_key(f: &Fixture) -> String {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(f.key.kid().to_owned());
     jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_secret(&public)).expect("hs256")
+}
+
+/// A token correctly signed by the fixture's key whose header carries `extra` parameters, so a
+/// refusal can only come from the header's content.
+fn signed_with_header(f: &Fixture, extra: Value) -> String {
+    let mut header = json!({"alg": "RS256", "kid": f.key.kid(), "typ": "oauth-id-jag+jwt"});
+    for (name, value) in extra.as_object().expect("object") {
+        header[name] = value.clone();
+    }
+    let enc = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).expect("json"));
+    let message = format!("{}.{}", enc(&header), enc(&claims()));
+    let key = EncodingKey::from_rsa_pem(crate::keys::expose_pem(&f.key).as_bytes()).expect("pem");
+    let signature =
+        jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::RS256).expect("sign");
+    format!("{message}.{signature}")
 }
 
 fn tampered(f: &Fixture) -> String {

@@ -116,7 +116,13 @@ async fn issue_for_grant(
             sid: grant.sid.as_deref(),
             lifetime: idp.config.id_token_lifetime,
         };
-        Some(tokens::id_token(server, user, &input, now)?.token)
+        let minted = tokens::id_token(server, user, &input, now)?;
+        // Recorded in the family so that revoking the grant (code replay, refresh reuse) also
+        // stops the ID token from being exchanged (token_exchange.rs).
+        idp.store
+            .record_access_token(&minted.jti, &grant.family, minted.expires_at)
+            .await?;
+        Some(minted.token)
     } else {
         None
     };

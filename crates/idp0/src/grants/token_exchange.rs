@@ -1,6 +1,9 @@
 //! Token exchange for an ID-JAG at the org AS (RFC 8693 §2, profiled by
 //! draft-ietf-oauth-identity-assertion-authz-grant §4.3).
 //!
+//! An ID token subject must come from a grant that is not revoked and an SSO session (`sid`)
+//! that has not ended; a refresh token subject must be unused, unexpired and not revoked.
+//!
 //! Error codes: an invalid or foreign subject token is `invalid_grant` (the draft's §4.3.4.3
 //! example; RFC 8693 §2.2.2 would say `invalid_request`, but clients such as rmcp treat
 //! `invalid_grant` as "log the user in again", which is the right reaction); an `audience` or
@@ -139,10 +142,28 @@ async fn subject<'a>(
                 .verify::<IdTokenClaims>(token.expose_secret(), &expect)
                 .await
                 .map_err(|e| OAuthError::InvalidGrant(format!("subject token rejected: {e}")))?;
+            let claims = verified.claims;
+            // An ID token stands for its user only while its grant stands and its SSO session
+            // lives: a replayed code (revoked family) or a logout ends it (OIDC Back-Channel
+            // Logout 1.0 §2.4 defines `sid` for this). One indexed lookup.
+            let (Some(jti), Some(sid)) = (claims.jti.as_deref(), claims.sid.as_deref()) else {
+                return Err(OAuthError::InvalidGrant(
+                    "subject token rejected: it names no session".into(),
+                ));
+            };
+            if !idp
+                .store
+                .is_id_token_active(jti, sid, idp.clock.now())
+                .await?
+            {
+                return Err(OAuthError::InvalidGrant(
+                    "subject token rejected: its grant was revoked or its session ended".into(),
+                ));
+            }
             let user = idp
-                .user(&verified.claims.sub)
+                .user(&claims.sub)
                 .ok_or_else(|| OAuthError::InvalidGrant("unknown subject".into()))?;
-            Ok((user, verified.claims.auth_time))
+            Ok((user, claims.auth_time))
         }
         TokenType::RefreshToken => {
             let record = idp

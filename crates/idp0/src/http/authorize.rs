@@ -6,10 +6,15 @@
 //! client as `error`, `error_description`, `state` and `iss` (RFC 9207) query parameters.
 //! The login form carries the original request; after a successful login the same validation
 //! runs again and the code is issued directly, so there is no redirect loop and no `return_to`.
+//!
+//! A login post must carry an anti-CSRF token that is a MAC of its HttpOnly cookie under a server
+//! key ([`crate::csrf`]) and no foreign `Origin`; then the throttle ([`crate::login_guard`]) may
+//! refuse it (429 + `Retry-After`) before any password check, and the password gate may answer
+//! 503 + `Retry-After` when too many checks are queued. A live SSO session never reaches this form.
 
 use axum::Form as AxumForm;
 use axum::extract::{RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
@@ -17,9 +22,10 @@ use protocol::Scopes;
 use protocol::oauth::GrantType;
 use serde::Deserialize;
 
-use super::{Server, html_response};
+use super::{ClientAddr, Server, html_response, is_cross_origin};
 use crate::config::Client;
 use crate::html::{self, LoginPage};
+use crate::login_guard::Account;
 use crate::password;
 use crate::server::{AuthServer, ORG_SCOPES};
 use crate::state::Idp;
@@ -30,6 +36,8 @@ use crate::tokens::{new_id, new_secret};
 /// SSO session cookie.
 pub(crate) const SESSION_COOKIE: &str = "idp0_session";
 const CSRF_COOKIE: &str = "idp0_csrf";
+/// What the login form's anti-CSRF token is for (see [`crate::csrf`]).
+const LOGIN_CSRF_PURPOSE: &str = "login";
 /// Authorization codes live this long.
 const CODE_LIFETIME: i64 = 120;
 
@@ -196,7 +204,7 @@ fn redirect_with(uri: &str, params: &[(&str, String)]) -> Response {
 }
 
 /// The live SSO session behind the cookie, if any.
-async fn current_session(idp: &Idp, jar: &CookieJar) -> Option<SsoSession> {
+pub(super) async fn current_session(idp: &Idp, jar: &CookieJar) -> Option<SsoSession> {
     let cookie = jar.get(SESSION_COOKIE)?;
     let session = idp
         .store
@@ -281,7 +289,10 @@ fn login_page(
     username: &str,
     status: StatusCode,
 ) -> Response {
-    let csrf = new_secret();
+    let cookie_value = new_secret();
+    let csrf = idp
+        .csrf
+        .token(LOGIN_CSRF_PURPOSE, &cookie_value, idp.clock.now());
     let demo: &[(String, String)] = if idp.config.development {
         &idp.demo_credentials
     } else {
@@ -296,7 +307,7 @@ fn login_page(
         username,
         demo_credentials: demo,
     });
-    let cookie = Cookie::build((CSRF_COOKIE, csrf))
+    let cookie = Cookie::build((CSRF_COOKIE, cookie_value))
         .path("/login")
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -352,7 +363,7 @@ async fn issue_code(
 #[derive(Deserialize)]
 pub(super) struct LoginForm {
     username: String,
-    password: String,
+    password: secrecy::SecretString,
     authorize_query: String,
     #[serde(default)]
     server: String,
@@ -362,6 +373,8 @@ pub(super) struct LoginForm {
 /// `POST /login`: checks the password, starts an SSO session, and completes the authorization.
 pub(super) async fn post_login(
     State(idp): State<Idp>,
+    ClientAddr(address): ClientAddr,
+    headers: HeaderMap,
     jar: CookieJar,
     AxumForm(form): AxumForm<LoginForm>,
 ) -> Response {
@@ -378,44 +391,49 @@ pub(super) async fn post_login(
         Ok(request) => request,
         Err(refusal) => return refusal_response(&server, refusal),
     };
-    let csrf_ok = jar
-        .get(CSRF_COOKIE)
-        .is_some_and(|c| !form.csrf.is_empty() && c.value() == form.csrf);
+    let page = |jar: CookieJar, message: &str, status: StatusCode| {
+        login_page(
+            &idp,
+            &server,
+            jar,
+            &form.authorize_query,
+            request.client,
+            Some(message),
+            &form.username,
+            status,
+        )
+    };
+    let now = idp.clock.now();
+    let csrf_ok = !is_cross_origin(&headers, idp.issuer())
+        && jar.get(CSRF_COOKIE).is_some_and(|c| {
+            idp.csrf
+                .is_valid(LOGIN_CSRF_PURPOSE, c.value(), &form.csrf, now)
+        });
     if !csrf_ok {
         let message = "Your sign-in form expired. Please try again.";
-        return login_page(
-            &idp,
-            &server,
-            jar,
-            &form.authorize_query,
-            request.client,
-            Some(message),
-            &form.username,
-            StatusCode::FORBIDDEN,
-        );
+        return page(jar, message, StatusCode::FORBIDDEN);
     }
-    let user = idp.config.users.get(form.username.trim());
-    let verified = match user {
-        Some(user) => password::verify(&form.password, &user.password_hash).await,
-        // Spend the same time on unknown users, so timing does not reveal who exists.
-        None => {
-            let _ = password::verify(&form.password, &password::DUMMY_HASH).await;
-            false
+    let user = match check_credentials(&idp, &form, address, now).await {
+        Ok(user) => user,
+        Err(LoginRefusal::Throttled(seconds)) => {
+            let message = format!(
+                "Too many failed sign-in attempts. Please try again in {}.",
+                in_words(seconds)
+            );
+            let response = page(jar, &message, StatusCode::TOO_MANY_REQUESTS);
+            return with_retry_after(response, seconds);
         }
-    };
-    let Some(user) = user.filter(|_| verified) else {
-        tracing::info!(client_id = %request.client.client_id, "login failed");
-        let message = "Invalid username or password.";
-        return login_page(
-            &idp,
-            &server,
-            jar,
-            &form.authorize_query,
-            request.client,
-            Some(message),
-            &form.username,
-            StatusCode::UNAUTHORIZED,
-        );
+        Err(LoginRefusal::Busy(seconds)) => {
+            tracing::warn!(client_id = %request.client.client_id, "password checks are saturated");
+            let message = "Sign-in is busy right now. Please try again in a moment.";
+            let response = page(jar, message, StatusCode::SERVICE_UNAVAILABLE);
+            return with_retry_after(response, seconds);
+        }
+        Err(LoginRefusal::Invalid) => {
+            tracing::info!(client_id = %request.client.client_id, "login failed");
+            let message = "Invalid username or password.";
+            return page(jar, message, StatusCode::UNAUTHORIZED);
+        }
     };
     let now = idp.clock.now();
     let cookie_value = new_secret();
@@ -452,4 +470,70 @@ pub(super) async fn post_login(
     tracing::info!(client_id = %request.client.client_id, "login succeeded");
     let response = issue_code(&idp, &server, &request, &session).await;
     (jar, [(header::CACHE_CONTROL, "no-store")], response).into_response()
+}
+
+/// Why a login's credentials were not accepted.
+enum LoginRefusal {
+    /// Too many recent failures for the account or address: retry after this many seconds.
+    Throttled(i64),
+    /// Every password-check slot stayed taken for the whole wait: retry after this many seconds.
+    Busy(i64),
+    /// Unknown user or wrong password (indistinguishable on purpose).
+    Invalid,
+}
+
+/// The throttle, then the bounded Argon2id check; knows nothing of HTTP.
+async fn check_credentials<'a>(
+    idp: &'a Idp,
+    form: &LoginForm,
+    address: Option<std::net::IpAddr>,
+    now: protocol::UnixTime,
+) -> Result<&'a crate::config::User, LoginRefusal> {
+    let user = idp.config.users.get(form.username.trim());
+    let account = Account::named(user.map(|u| u.id.as_str()), &form.username);
+    let attempt = idp
+        .login_throttle
+        .begin(account, address, now)
+        .map_err(|t| LoginRefusal::Throttled(t.retry_after))?;
+    // Unknown users cost the same Argon2id check, so timing does not reveal who exists.
+    let phc = match user {
+        Some(user) => user.password_hash.as_str(),
+        None => password::DUMMY_HASH.as_str(),
+    };
+    let verified = match idp.password_gate.verify(&form.password, phc).await {
+        Ok(verified) => verified,
+        Err(busy) => {
+            idp.login_throttle.abandoned(attempt);
+            return Err(LoginRefusal::Busy(
+                i64::try_from(busy.retry_after).unwrap_or(1),
+            ));
+        }
+    };
+    match user.filter(|_| verified) {
+        Some(user) => {
+            idp.login_throttle.succeeded(attempt);
+            Ok(user)
+        }
+        None => {
+            idp.login_throttle.failed(&attempt);
+            Err(LoginRefusal::Invalid)
+        }
+    }
+}
+
+/// Adds `Retry-After` (RFC 9110 §10.2.3) in seconds.
+fn with_retry_after(mut response: Response, seconds: i64) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
+}
+
+/// "1 second", "40 seconds", "5 minutes": for the person reading the page.
+fn in_words(seconds: i64) -> String {
+    match seconds.max(1) {
+        1 => "1 second".into(),
+        s if s < 90 => format!("{s} seconds"),
+        s => format!("{} minutes", (s + 59) / 60),
+    }
 }

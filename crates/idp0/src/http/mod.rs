@@ -7,9 +7,10 @@ mod metadata;
 mod token;
 mod userinfo;
 
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, FromRequestParts, RawPathParams};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, RawPathParams};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{Html, IntoResponse, Response};
@@ -37,7 +38,7 @@ pub fn router(idp: Idp) -> Router {
             "/userinfo",
             get(userinfo::get_userinfo).post(userinfo::get_userinfo),
         )
-        .route("/logout", get(logout::get_logout));
+        .route("/logout", get(logout::get_logout).post(logout::post_logout));
     Router::new()
         .nest("/oauth2/v1", endpoints.clone())
         .nest("/oauth2/{server}/v1", endpoints)
@@ -99,6 +100,43 @@ async fn get_home(axum::extract::State(idp): axum::extract::State<Idp>) -> Html<
     Html(crate::html::home(idp.issuer(), &servers))
 }
 
+/// The peer's IP address when the server was started with connect info ([`crate::serve`]); an
+/// IPv6 address counts by its /64 (one host usually holds a whole /64), an IPv4-mapped one as
+/// IPv4.
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| match c.0.ip() {
+                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(v4) => IpAddr::V4(v4),
+                    None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+                },
+                v4 => v4,
+            });
+        Ok(Self(ip))
+    }
+}
+
+/// Whether a form post carries an `Origin` other than idp0's own (RFC 6454; browsers send it on
+/// every form post), `null` included: refused as CSRF regardless of the token. No `Origin` is
+/// allowed (older browsers, non-browser clients); the anti-CSRF token still applies.
+pub(crate) fn is_cross_origin(headers: &axum::http::HeaderMap, issuer: &str) -> bool {
+    let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+        return false;
+    };
+    let own = url::Url::parse(issuer).map(|u| u.origin().ascii_serialization());
+    match (origin.to_str(), own) {
+        (Ok(origin), Ok(own)) => origin != own,
+        _ => true,
+    }
+}
+
 /// Adds the pages' security headers.
 fn html_response(status: StatusCode, body: String) -> Response {
     (
@@ -110,7 +148,10 @@ fn html_response(status: StatusCode, body: String) -> Response {
             ),
             (axum::http::header::X_FRAME_OPTIONS, "DENY"),
             (axum::http::header::CACHE_CONTROL, "no-store"),
-            (axum::http::header::REFERRER_POLICY, "no-referrer"),
+            // Not `no-referrer`: under it browsers send `Origin: null` even on same-origin form
+            // posts (Fetch §3.1 "append a request Origin header"), and the login and logout
+            // forms refuse any foreign Origin. `same-origin` still sends nothing to other sites.
+            (axum::http::header::REFERRER_POLICY, "same-origin"),
         ],
         Html(body),
     )

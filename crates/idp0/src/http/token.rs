@@ -1,4 +1,5 @@
-//! The token endpoint (RFC 6749 §3.2), introspection (RFC 7662) and revocation (RFC 7009).
+//! The token endpoint (RFC 6749 §3.2), introspection (RFC 7662, limited per §4 to the token's
+//! own client and the issuing server's registered resource clients) and revocation (RFC 7009).
 //! Each reads the form once, parses it into a typed request, authenticates the client, and hands
 //! over to a service function; failures are RFC 6749 §5.2 bodies with `Cache-Control: no-store`.
 
@@ -103,8 +104,8 @@ pub(super) async fn post_introspect(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let (token, _) = token_and_client(&idp, &server, "introspect", &headers, body).await?;
-        introspect(&idp, &server, &token).await
+        let (token, client) = token_and_client(&idp, &server, "introspect", &headers, body).await?;
+        introspect(&idp, &server, client, &token).await
     }
     .await;
     match result {
@@ -113,13 +114,29 @@ pub(super) async fn post_introspect(
     }
 }
 
+/// Whether `caller` may learn about an access token issued to `issued_to` at `server`
+/// (RFC 7662 §4): the client it was issued to, or a resource server registered for `server`.
+fn may_introspect(server: &AuthServer, caller: &Client, issued_to: Option<&str>) -> bool {
+    issued_to == Some(caller.client_id.as_str())
+        || server
+            .custom
+            .as_ref()
+            .is_some_and(|c| c.resource_clients.contains(&caller.client_id))
+}
+
+/// RFC 7662 §2.2. A token the caller may not see is reported exactly like an unknown one.
 async fn introspect(
     idp: &Idp,
     server: &AuthServer,
+    caller: &Client,
     token: &str,
 ) -> Result<serde_json::Value, OAuthError> {
     let inactive = serde_json::json!({"active": false});
     if let Some(claims) = verify_own_access_token(idp, server, token).await {
+        if !may_introspect(server, caller, claims.client()) {
+            tracing::info!(client_id = %caller.client_id, "introspection of another client's token refused");
+            return Ok(inactive);
+        }
         if idp
             .store
             .is_access_token_revoked(claims.jti.as_deref().unwrap_or_default())
@@ -149,7 +166,10 @@ async fn introspect(
         }));
     }
     if let Some(record) = idp.store.find_refresh_token(&secret_hash(token)).await? {
+        // Refresh tokens are only ever shown to the client holding them (no resource server
+        // needs one).
         let active = !record.used
+            && record.grant.client_id == caller.client_id
             && record.grant.server == server.store_id()
             && record.expires_at > idp.clock.now()
             && !idp.store.is_family_revoked(&record.grant.family).await?;

@@ -119,7 +119,8 @@ pub trait Store: Send + Sync {
     async fn revoke_family(&self, family: &str, now: UnixTime) -> Result<(), StoreError>;
     /// Whether a family is revoked.
     async fn is_family_revoked(&self, family: &str) -> Result<bool, StoreError>;
-    /// Records an access token issued within a family.
+    /// Records an access or ID token (by `jti`) issued within a family, so revoking the family
+    /// revokes it too.
     async fn record_access_token(
         &self,
         jti: &str,
@@ -130,6 +131,15 @@ pub trait Store: Send + Sync {
     async fn revoke_access_token(&self, jti: &str, expires_at: UnixTime) -> Result<(), StoreError>;
     /// Whether an access token is revoked (directly or through its family).
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+
+    /// Whether an ID token may still stand for its user: its `jti` was recorded in a family that
+    /// is not revoked, and the SSO session `sid` it came from is live at `now` (one query).
+    async fn is_id_token_active(
+        &self,
+        jti: &str,
+        sid: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
 
     /// Remembers `jti` in `namespace` until `expires_at`; `false` if it was already there.
     async fn remember_jti(

@@ -236,6 +236,27 @@ impl Store for SqliteStore {
         Ok(row.is_some())
     }
 
+    async fn is_id_token_active(
+        &self,
+        jti: &str,
+        sid: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 FROM issued_access_tokens t \
+             WHERE t.jti = ?1 \
+             AND NOT EXISTS (SELECT 1 FROM revoked_families f WHERE f.family = t.family) \
+             AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = ?1) \
+             AND EXISTS (SELECT 1 FROM sso_sessions s WHERE s.sid = ?2 AND s.expires_at > ?3)",
+        )
+        .bind(jti)
+        .bind(sid)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     async fn remember_jti(
         &self,
         namespace: &str,
@@ -361,6 +382,39 @@ mod tests {
         store.revoke_family("fam1", 5).await?;
         assert!(store.is_access_token_revoked("jti-1").await?);
         assert!(store.is_family_revoked("fam1").await?);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_id_token_is_active_only_while_its_family_and_session_live() -> Result<(), StoreError>
+    {
+        let store = SqliteStore::in_memory().await?;
+        let session = SsoSession {
+            sid: "sid1".into(),
+            user_id: "u".into(),
+            auth_time: 1,
+            expires_at: 100,
+        };
+        store.create_session("cookie-hash", &session).await?;
+        store.record_access_token("id-jti", "fam1", 100).await?;
+        assert!(store.is_id_token_active("id-jti", "sid1", 50).await?);
+        assert!(!store.is_id_token_active("unrecorded", "sid1", 50).await?);
+        assert!(!store.is_id_token_active("id-jti", "other-sid", 50).await?);
+        assert!(
+            !store.is_id_token_active("id-jti", "sid1", 100).await?,
+            "session expired"
+        );
+        store.delete_sessions_by_sid("sid1").await?;
+        assert!(
+            !store.is_id_token_active("id-jti", "sid1", 50).await?,
+            "logged out"
+        );
+        store.create_session("cookie-hash", &session).await?;
+        store.revoke_family("fam1", 60).await?;
+        assert!(
+            !store.is_id_token_active("id-jti", "sid1", 50).await?,
+            "family revoked"
+        );
         Ok(())
     }
 

@@ -202,6 +202,21 @@ fn hmac_signed(kid: &str, claims: &Value, secret: &[u8]) -> String {
     .unwrap()
 }
 
+/// A token correctly signed by `key` whose header also carries `crit` (RFC 7515 §4.1.11), so a
+/// refusal can only come from the header.
+fn signed_with_crit(key: &SigningKey, typ: &str, claims: &Value) -> String {
+    let header = json!({"alg": key.alg(), "kid": key.kid(), "typ": typ, "crit": ["exp"], "exp": 0});
+    let enc = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+    let message = format!("{}.{}", enc(&header), enc(claims));
+    let pem = protocol::keys::expose_pem(key).as_bytes();
+    let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(pem)
+        .or_else(|_| jsonwebtoken::EncodingKey::from_ec_pem(pem))
+        .or_else(|_| jsonwebtoken::EncodingKey::from_ed_pem(pem))
+        .unwrap();
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &encoding, key.alg()).unwrap();
+    format!("{message}.{signature}")
+}
+
 fn with(mut value: Value, key: &str, new: Value) -> Value {
     value[key] = new;
     value
@@ -223,6 +238,7 @@ type Build = fn(&Ctx) -> Req;
 #[case::client_assertion_hmac_with_public_key(|c: &Ctx| { let jwk = serde_json::to_vec(c.idp.agent_key().public_jwk()).unwrap(); let a = hmac_signed(c.idp.agent_key().kid(), &json!({"iss": "agent0-agent", "sub": "agent0-agent", "aud": c.idp.org_token_endpoint(), "jti": "h", "exp": c.now + 60}), &jwk); c.good_exchange().set("client_assertion", &a) }, 401, "invalid_client")]
 #[case::client_assertion_unknown_kid(|c: &Ctx| { let stranger = SigningKey::generate(KeyKind::Rsa).unwrap(); let a = stranger.sign("JWT", &json!({"iss": "agent0-agent", "sub": "agent0-agent", "aud": c.idp.org_token_endpoint(), "jti": "k", "exp": c.now + 60})).unwrap(); c.good_exchange().set("client_assertion", &a) }, 401, "invalid_client")]
 #[case::client_assertion_lives_too_long(|c: &Ctx| { let a = c.idp.agent_key().sign("JWT", &json!({"iss": "agent0-agent", "sub": "agent0-agent", "aud": c.idp.org_token_endpoint(), "jti": "long", "iat": c.now, "exp": c.now + 3600})).unwrap(); c.good_exchange().set("client_assertion", &a) }, 401, "invalid_client")]
+#[case::client_assertion_with_crit_header(|c: &Ctx| { let a = signed_with_crit(&c.idp.agent_key(), "JWT", &json!({"iss": "agent0-agent", "sub": "agent0-agent", "aud": c.idp.org_token_endpoint(), "jti": "crit", "iat": c.now, "exp": c.now + 60})); c.good_exchange().set("client_assertion", &a) }, 401, "invalid_client")]
 #[case::client_secret_for_a_private_key_jwt_client(|c: &Ctx| c.good_exchange().without("client_assertion").without("client_assertion_type").set("client_secret", "guess"), 401, "invalid_client")]
 #[case::wrong_basic_secret(|c: &Ctx| { let mut r = c.good_exchange().without("client_assertion").without("client_assertion_type").without("client_id"); r.basic = Some(("agent0".into(), "wrong".into())); r }, 401, "invalid_client")]
 #[case::two_client_authentication_methods(|c: &Ctx| { let mut r = c.good_exchange(); r.basic = Some(("agent0".into(), "x".into())); r }, 400, "invalid_request")]
@@ -241,6 +257,8 @@ type Build = fn(&Ctx) -> Req;
 #[case::unknown_scope(|c: &Ctx| c.good_exchange().set("scope", "mcp:connect admin:everything"), 400, "invalid_scope")]
 #[case::id_jag_requested_at_a_custom_server(|c: &Ctx| { let mut r = c.good_exchange(); r.url = c.idp.todo0_token_endpoint(); let a = c.assertion(&r.url); r.set("client_assertion", &a) }, 400, "unsupported_grant_type")]
 // The ID-JAG (step 2).
+#[case::id_jag_with_crit_header(|c: &Ctx| { let j = signed_with_crit(c.idp.idp.org.keys.signing_key(), "oauth-id-jag+jwt", &c.id_jag_claims()); c.redeem(&j) }, 400, "invalid_grant")]
+#[case::id_token_with_crit_header(|c: &Ctx| { let t = signed_with_crit(c.idp.idp.org.keys.signing_key(), "JWT", &c.id_token_claims()); c.exchange(&t) }, 400, "invalid_grant")]
 #[case::id_jag_issued_to_another_client(|c: &Ctx| { let j = c.org_signed("oauth-id-jag+jwt", &with(c.id_jag_claims(), "client_id", json!("todo0"))); c.redeem(&j) }, 400, "invalid_grant")]
 #[case::id_jag_for_another_server(|c: &Ctx| { let j = c.org_signed("oauth-id-jag+jwt", &with(c.id_jag_claims(), "aud", json!(c.idp.issuer.clone()))); c.redeem(&j) }, 400, "invalid_grant")]
 #[case::id_jag_with_two_audiences(|c: &Ctx| { let j = c.org_signed("oauth-id-jag+jwt", &with(c.id_jag_claims(), "aud", json!([c.idp.todo0_issuer(), "x"]))); c.redeem(&j) }, 400, "invalid_grant")]

@@ -1,0 +1,246 @@
+//! The throttle's schedule with a moved clock (no sleeping), and the gate's bound.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Mutex;
+
+use rstest::rstest;
+
+use super::*;
+
+const T0: UnixTime = 1_800_000_000;
+
+fn alice() -> Account {
+    Account::Known("00ualice".into())
+}
+
+fn addr(last: u8) -> Option<IpAddr> {
+    Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, last)))
+}
+
+/// Fails `n` attempts at `at`, all allowed.
+fn fail(throttle: &LoginThrottle, account: Account, address: Option<IpAddr>, n: u32, at: UnixTime) {
+    for i in 0..n {
+        let attempt = throttle
+            .begin(account.clone(), address, at)
+            .unwrap_or_else(|t| panic!("attempt {i} was refused: {t:?}"));
+        throttle.failed(&attempt);
+    }
+}
+
+#[rstest]
+// (failures so far, seconds later, expected)
+#[case::four_failures_are_free(4, 0, None)]
+#[case::the_sixth_attempt_waits_a_second(5, 0, Some((1, false)))]
+#[case::a_second_later_it_runs(5, 1, None)]
+#[case::delays_double(7, 0, Some((4, false)))]
+#[case::the_tenth_failure_locks(10, 0, Some((300, true)))]
+#[case::the_lock_holds_for_its_duration(10, 299, Some((1, true)))]
+#[case::the_lock_expires(10, 300, None)]
+#[case::old_failures_are_forgotten(9, 3600, None)]
+fn the_account_schedule(
+    #[case] failures: u32,
+    #[case] later: i64,
+    #[case] expected: Option<(i64, bool)>,
+) {
+    let throttle = LoginThrottle::new(&LoginLimits::default(), 2);
+    let mut now = T0;
+    for _ in 0..failures {
+        // Each failure as early as the schedule allows.
+        let attempt = loop {
+            match throttle.begin(alice(), addr(1), now) {
+                Ok(a) => break a,
+                Err(t) => now += t.retry_after,
+            }
+        };
+        throttle.failed(&attempt);
+    }
+    let got = throttle
+        .begin(alice(), addr(1), now + later)
+        .err()
+        .map(|t| (t.retry_after, t.locked));
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn a_lock_refuses_the_right_password_too_and_refusals_do_not_extend_it() {
+    let throttle = LoginThrottle::new(&LoginLimits::default(), 2);
+    let limits = LoginLimits::default();
+    // Ten failures, each from a different address, spaced past every delay.
+    let mut now = T0;
+    for i in 0..limits.account.lock_after {
+        let attempt = throttle
+            .begin(alice(), addr(u8::try_from(i).unwrap_or(0)), now)
+            .expect("allowed");
+        throttle.failed(&attempt);
+        now += limits.account.max_delay_seconds;
+    }
+    let locked_at = now - limits.account.max_delay_seconds;
+    // Hammering during the lock is refused and does not move its end.
+    for s in (0..300).step_by(30) {
+        let refused = throttle.begin(alice(), addr(200), locked_at + s);
+        assert_eq!(
+            refused.err().map(|t| (t.locked, t.retry_after)),
+            Some((true, 300 - s))
+        );
+    }
+    // After the lock, the right password works and clears the account.
+    let attempt = throttle
+        .begin(alice(), addr(200), locked_at + 300)
+        .expect("lock expired");
+    throttle.succeeded(attempt);
+    fail(&throttle, alice(), addr(201), 4, locked_at + 301);
+}
+
+#[test]
+fn accounts_and_addresses_are_independent_keys() {
+    let throttle = LoginThrottle::new(&LoginLimits::default(), 2);
+    fail(&throttle, alice(), addr(1), 5, T0);
+    assert!(throttle.begin(alice(), addr(2), T0).is_err(), "per account");
+    let bob = Account::Known("00ubob".into());
+    assert!(throttle.begin(bob, addr(1), T0).is_ok(), "bob is not alice");
+    // One address spraying many accounts is slowed after its own free failures.
+    let throttle = LoginThrottle::new(&LoginLimits::default(), 2);
+    for i in 0..20 {
+        fail(
+            &throttle,
+            Account::named(None, &format!("user{i}")),
+            addr(9),
+            1,
+            T0,
+        );
+    }
+    let sprayed = throttle.begin(Account::named(None, "user99"), addr(9), T0);
+    assert_eq!(sprayed.err().map(|t| t.locked), Some(false));
+    assert!(
+        throttle
+            .begin(Account::named(None, "user99"), addr(10), T0)
+            .is_ok(),
+        "another address is not slowed"
+    );
+}
+
+#[test]
+fn unknown_usernames_are_throttled_like_real_ones() {
+    let throttle = LoginThrottle::new(&LoginLimits::default(), 2);
+    fail(&throttle, Account::named(None, "ghost"), addr(1), 5, T0);
+    let refused = throttle.begin(Account::named(None, " Ghost "), addr(2), T0);
+    assert_eq!(refused.err().map(|t| t.retry_after), Some(1));
+}
+
+#[test]
+fn an_abandoned_attempt_is_not_held_against_anyone() {
+    let throttle = LoginThrottle::new(&LoginLimits::default(), 2);
+    for _ in 0..50 {
+        let attempt = throttle.begin(alice(), addr(1), T0).expect("allowed");
+        throttle.abandoned(attempt);
+    }
+    fail(&throttle, alice(), addr(1), 5, T0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_gate_runs_at_most_its_limit_and_answers_busy_after_the_deadline()
+-> Result<(), argon2::password_hash::Error> {
+    let limits = LoginLimits {
+        max_concurrent_checks: 2,
+        max_waiting_checks: 1_000,
+        check_wait: Duration::from_millis(300),
+        ..LoginLimits::default()
+    };
+    let gate = Arc::new(PasswordGate::new(&limits).expect("worker threads"));
+    let phc = crate::password::hash("right")?;
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let (gate, phc) = (gate.clone(), phc.clone());
+            tokio::spawn(async move { gate.verify(&SecretString::from("wrong"), &phc).await })
+        })
+        .collect();
+    let mut busy = 0;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(verified)) => assert!(!verified),
+            Ok(Err(b)) => {
+                assert_eq!(b.retry_after, 1);
+                busy += 1;
+            }
+            Err(e) => panic!("task failed: {e}"),
+        }
+    }
+    assert!(gate.peak_concurrency() <= 2, "{}", gate.peak_concurrency());
+    assert!(gate.peak_concurrency() >= 1);
+    assert!(
+        busy > 0,
+        "200 checks cannot all finish within 300 ms on 2 slots"
+    );
+    assert_eq!(
+        gate.verify(&SecretString::from("right"), &phc).await,
+        Ok(true)
+    );
+    Ok(())
+}
+
+/// Collects what a `fmt` subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+#[test]
+fn failures_locks_and_refusals_are_audit_events_that_name_no_secret() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let throttle = LoginThrottle::new(&LoginLimits::default(), 2);
+        let mut now = T0;
+        for _ in 0..10 {
+            let attempt = loop {
+                match throttle.begin(alice(), addr(1), now) {
+                    Ok(a) => break a,
+                    Err(t) => now += t.retry_after,
+                }
+            };
+            throttle.failed(&attempt);
+        }
+        assert!(throttle.begin(alice(), addr(1), now).is_err());
+        // People sometimes type their password into the username field.
+        let typo = Account::named(None, "hunter2-correct-horse");
+        let attempt = throttle.begin(typo, addr(1), now).expect("allowed");
+        throttle.failed(&attempt);
+    });
+    let log = String::from_utf8(captured.0.lock().map(|b| b.clone()).unwrap_or_default())
+        .unwrap_or_default();
+    for needle in [
+        "idp0::audit",
+        "event=\"login_failed\"",
+        "event=\"account_locked\"",
+        "event=\"login_throttled\"",
+        "user_id=\"00ualice\"",
+        "192.0.2.1",
+    ] {
+        assert!(log.contains(needle), "{needle} missing from:\n{log}");
+    }
+    assert!(
+        !log.contains("hunter2"),
+        "an unknown username is never logged:\n{log}"
+    );
+}
