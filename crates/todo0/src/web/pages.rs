@@ -65,13 +65,14 @@ async fn complete_login(
 ) -> Result<Session, WebError> {
     let Query(params) = params.map_err(|e| WebError::Login(e.body_text()))?;
     let now = app.clock.now();
-    let identity = app
+    let tokens = app
         .cookies
         .inner()
         .finish_login(&app.oidc, headers, LOGIN_COOKIE, now, params)
-        .await?
-        .identity;
-    Ok(Session::new(identity.subject, identity.name, now))
+        .await?;
+    let mut session = Session::new(tokens.identity.subject, tokens.identity.name, now);
+    session.id_token = Some(tokens.id_token);
+    Ok(session)
 }
 
 /// `POST /logout` (a form with the CSRF field): ends the session here, then at the IdP.
@@ -91,7 +92,7 @@ pub(crate) async fn post_logout(
             app.end_session(session).await?;
             tracing::info!(user = %session.uid, "logout");
             app.oidc
-                .logout_url(None)
+                .logout_url(session.id_token.as_ref())
                 .map_or_else(|| "/".to_owned(), String::from)
         }
         // Nothing to end here; without a session there is no CSRF token to check either, so

@@ -38,6 +38,15 @@ pub(crate) struct Session {
     pub(crate) csrf: String,
     /// When the session ends.
     pub(crate) exp: UnixTime,
+    /// The login's ID token, sent back to the IdP as `id_token_hint` at logout (RP-Initiated
+    /// Logout §2): without it the IdP must ask the person before ending their session. It stays
+    /// inside the encrypted cookie and is never shown to the page.
+    #[serde(
+        default,
+        serialize_with = "protocol::secret_serde::serialize_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) id_token: Option<secrecy::SecretString>,
 }
 
 impl Session {
@@ -49,6 +58,7 @@ impl Session {
             name,
             csrf: random_token(),
             exp: now + SESSION_LIFETIME,
+            id_token: None,
         }
     }
 
