@@ -822,3 +822,101 @@ async fn idp_subcommands_take_the_data_dir_on_either_side() {
         assert!(String::from_utf8_lossy(&output.stdout).contains("now signing with kid"));
     }
 }
+
+/// The peak resident memory of process `pid` in MB (`VmHWM`).
+fn peak_rss_mb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb / 1024
+}
+
+/// 200 concurrent wrong-password posts with a genuine CSRF pair (as an attacker would fetch
+/// one) against the real `secure-agent idp` process: every answer is 401, 429 or 503 within its
+/// deadline, and the process's peak memory stays under 150 MB (Argon2id runs on a bounded set of
+/// threads; each check costs ≈ 19 MiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_wrong_passwords_keep_idp0_under_150_mb() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["idp", "--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let issuer = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("org issuer:")
+                .map(|i| i.trim().to_owned())
+        })
+        .unwrap();
+    std::thread::spawn(move || lines.for_each(drop));
+    let pkce = testkit::Pkce::new();
+    let mut authorize = url::Url::parse(&format!("{issuer}/oauth2/v1/authorize")).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("client_id", "agent0")
+        .append_pair("redirect_uri", "http://localhost:3000/callback")
+        .append_pair("response_type", "code")
+        .append_pair("scope", "openid")
+        .append_pair("state", "s")
+        .append_pair("code_challenge", &pkce.challenge)
+        .append_pair("code_challenge_method", "S256");
+    let browser = Browser::new();
+    let page = browser.http.get(authorize.clone()).send().await.unwrap();
+    let html = page.text().await.unwrap();
+    let action = testkit::form_action(authorize.as_str(), &html).unwrap();
+    let fields = testkit::hidden_fields(&html);
+    let before = peak_rss_mb(pid);
+    let started = std::time::Instant::now();
+    let posts: Vec<_> = (0..200)
+        .map(|i| {
+            let (http, action) = (browser.http.clone(), action.clone());
+            let mut form = fields.clone();
+            let user = if i % 2 == 0 {
+                "alice".to_owned()
+            } else {
+                format!("user{i}")
+            };
+            form.push(("username".into(), user));
+            form.push(("password".into(), format!("wrong-{i}")));
+            tokio::spawn(async move {
+                let response = http
+                    .post(action)
+                    .form(&form)
+                    .timeout(Duration::from_secs(60))
+                    .send()
+                    .await
+                    .unwrap();
+                let retry_after = response.headers().contains_key("retry-after");
+                (response.status().as_u16(), retry_after)
+            })
+        })
+        .collect();
+    let mut seen = std::collections::BTreeMap::new();
+    for post in posts {
+        let (status, retry_after) = post.await.unwrap();
+        assert!(matches!(status, 401 | 429 | 503), "status {status}");
+        if status != 401 {
+            assert!(retry_after, "{status} says when to retry");
+        }
+        *seen.entry(status).or_insert(0) += 1;
+    }
+    let elapsed = started.elapsed();
+    let peak = peak_rss_mb(pid);
+    eprintln!("200 wrong passwords: {seen:?} in {elapsed:?}; peak RSS {before} MB -> {peak} MB");
+    assert!(peak < 150, "peak RSS {peak} MB");
+    assert!(elapsed < Duration::from_secs(60), "{elapsed:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
