@@ -143,7 +143,7 @@ async fn execute(args: &ConnectArgs, op: Op) -> anyhow::Result<Outcome> {
         };
     }
 
-    let http = protocol::discovery::http_client();
+    let http = protocol::discovery::http_client().context("building the HTTP client")?;
     let protection = match discovery::probe(&http, &server_url).await? {
         Probe::Open => {
             tracing::info!("{server} asks for no authorization; connecting without a token");

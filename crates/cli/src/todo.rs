@@ -182,7 +182,7 @@ impl Common {
         let store = todo0::store::open(&self.database)
             .await
             .context("opening the todo store")?;
-        let http = protocol::discovery::http_client();
+        let http = protocol::discovery::http_client().context("building the HTTP client")?;
         let jwks = RemoteJwks::discover(http, &self.issuer, Duration::from_secs(30))
             .await
             .with_context(|| {
@@ -346,7 +346,7 @@ async fn revocation(
 }
 
 async fn introspection_endpoint(common: &Common) -> anyhow::Result<Option<String>> {
-    let http = protocol::discovery::http_client();
+    let http = protocol::discovery::http_client().context("building the HTTP client")?;
     let metadata = protocol::discovery::discover(&http, &common.issuer)
         .await
         .with_context(|| format!("discovering the authorization server {}", common.issuer))?;

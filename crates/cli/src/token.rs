@@ -112,7 +112,7 @@ async fn exchange(args: ExchangeArgs) -> anyhow::Result<()> {
         protocol::clock::system(),
     ));
 
-    let http = protocol::discovery::http_client();
+    let http = protocol::discovery::http_client().context("building the HTTP client")?;
     let org = protocol::discovery::discover(&http, &issuer)
         .await
         .context("discovering the org authorization server")?;

@@ -141,7 +141,7 @@ fn verify_warm_remote_jwks(c: &mut Criterion) {
     let server = rt.spawn(async move { axum::serve(listener, app).await });
 
     let remote = RemoteJwks::new(
-        protocol::discovery::http_client(),
+        protocol::discovery::http_client().expect("HTTP client"),
         format!("http://{addr}/keys"),
         Duration::from_secs(300),
     );

@@ -51,12 +51,15 @@ pub enum DiscoveryError {
 }
 
 /// A reqwest client suitable for metadata fetches: no redirects, bounded time.
-pub fn http_client() -> reqwest::Client {
+///
+/// Fails closed: if the builder fails (no TLS backend, unreadable system configuration), the
+/// caller gets the error rather than a default client, which would follow redirects and wait
+/// forever — the settings a client that sends secrets to discovered endpoints needs most.
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
         .build()
-        .unwrap_or_default()
 }
 
 /// GETs `url` and parses a bounded JSON body.
@@ -125,4 +128,47 @@ pub async fn discover(
         }
     }
     Err(last_error.unwrap_or_else(|| DiscoveryError::NotFound(issuer.to_owned())))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use axum::Router;
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+
+    use super::*;
+
+    /// A client that followed the redirect would reach `/secret-sink` and see 200; ours must stop
+    /// at the 302 so a metadata URL cannot bounce a request (and what follows it) elsewhere.
+    #[tokio::test]
+    async fn the_client_does_not_follow_redirects() {
+        let app = Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(|| async {
+                    (StatusCode::FOUND, [(header::LOCATION, "/secret-sink")]).into_response()
+                }),
+            )
+            .route("/secret-sink", get(|| async { "followed" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let http = http_client().unwrap();
+        let url = format!("http://{addr}/.well-known/openid-configuration");
+        let response = http.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FOUND);
+        assert_eq!(
+            response.headers().get(header::LOCATION).unwrap(),
+            "/secret-sink"
+        );
+        let refused = get_json::<serde_json::Value>(&http, &url).await;
+        assert!(
+            matches!(refused, Err(DiscoveryError::Status { status: 302, .. })),
+            "{refused:?}"
+        );
+        server.abort();
+    }
 }

@@ -483,7 +483,7 @@ impl Stack {
         ))
         .await?;
         let jwks = protocol::verify::RemoteJwks::discover(
-            protocol::discovery::http_client(),
+            protocol::discovery::http_client()?,
             &idp.todo0_issuer(),
             std::time::Duration::from_secs(30),
         )
@@ -521,7 +521,7 @@ impl Stack {
         let key = todo0::web::SessionKey::from_secret(&todo0::web::SessionKey::generate_secret())?;
         let config = todo0::web::WebConfig::new(oidc, key, self.idp.todo0_issuer(), &self.mcp_url);
         let jwks = protocol::verify::RemoteJwks::discover(
-            protocol::discovery::http_client(),
+            protocol::discovery::http_client()?,
             &self.idp.todo0_issuer(),
             std::time::Duration::from_secs(30),
         )

@@ -190,7 +190,12 @@ impl RelyingParty {
                 &e,
             )
         })?;
-        let http = OidcHttp(protocol::discovery::http_client());
+        let http = OidcHttp(protocol::discovery::http_client().map_err(|e| {
+            OidcSetupError::Discovery {
+                issuer: settings.issuer.clone(),
+                message: format!("building the HTTP client: {e}"),
+            }
+        })?);
         let discovered = discover(&settings, &http).await?;
         Ok(Self {
             settings,

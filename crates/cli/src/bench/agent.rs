@@ -88,7 +88,7 @@ pub(crate) async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
 
     let store = todo0::store::open(&format!("sqlite://{}", dir.join("todo0.db").display())).await?;
     let jwks = protocol::verify::RemoteJwks::discover(
-        protocol::discovery::http_client(),
+        protocol::discovery::http_client().context("building the HTTP client")?,
         &todo_issuer,
         Duration::from_secs(30),
     )

@@ -17,7 +17,7 @@ pub const RESOURCE: &str = "http://localhost:5002/mcp";
 
 /// Discovers an issuer and builds a verifier over its JWKS, as a resource server would.
 pub async fn remote_verifier(issuer: &str) -> JwtVerifier {
-    let http = protocol::discovery::http_client();
+    let http = protocol::discovery::http_client().unwrap();
     let jwks = RemoteJwks::discover(http, issuer, Duration::from_secs(30))
         .await
         .unwrap();

@@ -203,7 +203,7 @@ async fn a_token_revoked_at_idp0_is_refused_within_the_sweep_interval() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mcp_url = format!("http://{}/mcp", listener.local_addr().unwrap());
     let idp = IdpHandle::start_for_resource(&mcp_url).await.unwrap();
-    let http = protocol::discovery::http_client();
+    let http = protocol::discovery::http_client().unwrap();
     let metadata = protocol::discovery::discover(&http, &idp.todo0_issuer())
         .await
         .unwrap();
@@ -281,7 +281,7 @@ async fn a_token_revoked_at_idp0_is_refused_within_the_sweep_interval() {
 #[tokio::test]
 async fn the_rest_api_refuses_a_token_revoked_at_idp0_too() {
     let stack = testkit::Stack::start().await.unwrap();
-    let http = protocol::discovery::http_client();
+    let http = protocol::discovery::http_client().unwrap();
     let metadata = protocol::discovery::discover(&http, &stack.idp.todo0_issuer())
         .await
         .unwrap();
