@@ -1,16 +1,39 @@
-//! Anti-CSRF tokens for idp0's own forms (the login form, the logout confirmation), bound to a
-//! server-side key: a token is `issued_at "." base64url(HMAC-SHA256(key, purpose ‖ binding ‖
-//! issued_at))` (OWASP's "signed double-submit cookie"). `binding` is a value the browser holds in
-//! an HttpOnly cookie (the login form's random cookie; the SSO session for logout), so a page that
-//! can set cookies for idp0's host (another local port) cannot make up a cookie and field that
-//! match: without the key it cannot compute the MAC. Tokens expire after [`MAX_AGE`].
+//! Anti-CSRF checks for idp0's own state-changing forms (the login form, the logout
+//! confirmation): a signed token, and what the browser says about where a post came from.
+//!
+//! The token is `issued_at "." base64url(HMAC-SHA256(key, purpose ‖ binding ‖ issued_at))`
+//! (OWASP's "signed double-submit cookie"), where `binding` is a value the browser holds in an
+//! HttpOnly cookie (the login form's random cookie; the SSO session for logout). The MAC proves
+//! only that idp0 issued this token for this binding within [`MAX_AGE`]: nobody without the key
+//! can forge one. It does not prove the post came from idp0's page. Cookies are not isolated by
+//! port, so a page on another local port can fetch idp0's login form itself, get a genuine
+//! cookie and token pair, plant the cookie in the browser and post the token — a login CSRF the
+//! token cannot see. What stops that is [`is_foreign_post`]: the browser's `Origin` and
+//! `Sec-Fetch-Site` headers (Fetch Metadata), which a page cannot set. Clients that send neither
+//! (non-browser tools, old browsers) are let through; every current browser sends them.
 
+use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use protocol::UnixTime;
 use secrecy::{ExposeSecret, SecretBox};
 use sha2::Sha256;
+
+/// Whether the browser says a form post did not come from one of idp0's own pages: an `Origin`
+/// other than the issuer's (or `null`), or a `Sec-Fetch-Site` other than `same-origin` (or
+/// `none`, a navigation the person started). Another port on the same host is `same-site`, not
+/// `same-origin`, so it is refused too. Without either header nothing is known, and the post is
+/// let through to the token check.
+pub fn is_foreign_post(headers: &HeaderMap, issuer: &str) -> bool {
+    crate::http::is_cross_origin(headers, issuer)
+        || headers
+            .get(SEC_FETCH_SITE)
+            .is_some_and(|site| !matches!(site.as_bytes(), b"same-origin" | b"none"))
+}
+
+/// The Fetch Metadata request header (W3C Fetch Metadata Request Headers §2.4).
+const SEC_FETCH_SITE: &str = "sec-fetch-site";
 
 /// A token is accepted for this long after it was issued (the form's lifetime).
 pub const MAX_AGE: i64 = 3600;
@@ -67,6 +90,7 @@ impl CsrfKey {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderValue;
     use rstest::rstest;
 
     use super::*;
@@ -99,5 +123,34 @@ mod tests {
         assert_eq!(key.is_valid(purpose, binding, &token, NOW + later), valid);
         let other = CsrfKey::random();
         assert!(!other.is_valid(purpose, binding, &token, NOW + later));
+    }
+
+    const ISSUER: &str = "http://127.0.0.1:9000/oauth2/default";
+
+    #[rstest]
+    #[case::no_headers(None, None, false)]
+    #[case::same_origin(Some("http://127.0.0.1:9000"), Some("same-origin"), false)]
+    #[case::user_initiated(None, Some("none"), false)]
+    #[case::fetch_metadata_only(None, Some("same-origin"), false)]
+    #[case::origin_only(Some("http://127.0.0.1:9000"), None, false)]
+    #[case::another_port_same_site(None, Some("same-site"), true)]
+    #[case::cross_site_without_origin(None, Some("cross-site"), true)]
+    #[case::cross_site_with_our_origin(Some("http://127.0.0.1:9000"), Some("cross-site"), true)]
+    #[case::unknown_value(None, Some("elsewhere"), true)]
+    #[case::foreign_origin(Some("http://127.0.0.1:9001"), Some("same-origin"), true)]
+    #[case::null_origin(Some("null"), None, true)]
+    fn posts_are_foreign_when_the_browser_says_so(
+        #[case] origin: Option<&'static str>,
+        #[case] site: Option<&'static str>,
+        #[case] foreign: bool,
+    ) {
+        let mut headers = HeaderMap::new();
+        if let Some(origin) = origin {
+            headers.insert("origin", HeaderValue::from_static(origin));
+        }
+        if let Some(site) = site {
+            headers.insert(SEC_FETCH_SITE, HeaderValue::from_static(site));
+        }
+        assert_eq!(is_foreign_post(&headers, ISSUER), foreign);
     }
 }

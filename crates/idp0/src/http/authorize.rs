@@ -22,8 +22,9 @@ use protocol::Scopes;
 use protocol::oauth::GrantType;
 use serde::Deserialize;
 
-use super::{ClientAddr, Server, html_response, is_cross_origin};
+use super::{ClientAddr, Server, html_response};
 use crate::config::Client;
+use crate::csrf::is_foreign_post;
 use crate::html::{self, LoginPage};
 use crate::login_guard::Account;
 use crate::password;
@@ -404,7 +405,7 @@ pub(super) async fn post_login(
         )
     };
     let now = idp.clock.now();
-    let csrf_ok = !is_cross_origin(&headers, idp.issuer())
+    let csrf_ok = !is_foreign_post(&headers, idp.issuer())
         && jar.get(CSRF_COOKIE).is_some_and(|c| {
             idp.csrf
                 .is_valid(LOGIN_CSRF_PURPOSE, c.value(), &form.csrf, now)

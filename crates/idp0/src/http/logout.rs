@@ -20,7 +20,8 @@ use protocol::verify::{Expectations, TypeRule};
 use serde::Deserialize;
 
 use super::authorize::{SESSION_COOKIE, current_session};
-use super::{Server, html_response, is_cross_origin};
+use super::{Server, html_response};
+use crate::csrf::is_foreign_post;
 use crate::html;
 use crate::server::AuthServer;
 use crate::state::Idp;
@@ -192,7 +193,7 @@ async fn confirmed(
 ) -> Response {
     let session = current_session(idp, &jar).await;
     let binding = jar.get(SESSION_COOKIE).map(|c| secret_hash(c.value()));
-    let valid = !is_cross_origin(headers, idp.issuer())
+    let valid = !is_foreign_post(headers, idp.issuer())
         && binding.is_some_and(|b| {
             idp.csrf
                 .is_valid(LOGOUT_CSRF_PURPOSE, &b, csrf, idp.clock.now())

@@ -497,6 +497,55 @@ async fn a_login_csrf_pair_not_made_by_idp0_is_refused(#[case] how: Forgery) {
     assert!(location_of(&ok).starts_with(CALLBACK));
 }
 
+/// A page on another local port can fetch idp0's form itself and plant the genuine cookie and
+/// token in the browser, and a form post need not carry `Origin`: the browser's
+/// `Sec-Fetch-Site` (which no page can set) decides. Another port is `same-site`, not
+/// `same-origin`.
+#[rstest]
+#[case::cross_site("cross-site", 403)]
+#[case::another_port_on_the_same_host("same-site", 403)]
+#[case::same_origin("same-origin", 303)]
+#[case::typed_by_the_person("none", 303)]
+#[tokio::test]
+async fn a_genuine_pair_posted_without_origin_counts_sec_fetch_site(
+    #[case] site: &str,
+    #[case] status: u16,
+) {
+    let served = serve_with(LoginLimits::default(), protocol::clock::system()).await;
+    let (cookie, fields) = genuine_form(&served.issuer).await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("sec-fetch-site", site.parse().unwrap());
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    let checks = served.idp.password_gate.checks_started();
+    let response = post_login_with(
+        &browser,
+        &served.issuer,
+        Some(&cookie),
+        &fields,
+        ("alice", &served.password),
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), status, "Sec-Fetch-Site: {site}");
+    if status == 403 {
+        assert!(
+            response.headers().get("location").is_none(),
+            "no code issued"
+        );
+        assert_eq!(
+            served.idp.password_gate.checks_started(),
+            checks,
+            "no password check"
+        );
+    } else {
+        assert!(location_of(&response).starts_with(CALLBACK));
+    }
+}
+
 fn location_of(response: &reqwest::Response) -> String {
     response.headers()["location"].to_str().unwrap().to_owned()
 }
