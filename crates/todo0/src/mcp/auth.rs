@@ -224,11 +224,7 @@ pub async fn require_token(State(guard): State<Guard>, request: Request, next: N
         Ok(caller) => caller,
         Err(TokenRefusal::Jwt(JwtError::KeysUnavailable(e))) => {
             tracing::error!(error = %e, "cannot fetch the authorization server's keys");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "authorization server keys unavailable",
-            )
-                .into_response();
+            return keys_unavailable();
         }
         Err(e) => {
             tracing::info!(error = %e, "access token refused");
@@ -316,6 +312,25 @@ pub async fn require_token(State(guard): State<Guard>, request: Request, next: N
         None => jsonrpc::json_refusals(response).await,
         Some(refusal) => session_refused(refusal),
     }
+}
+
+/// How long a client should wait before retrying when the authorization server's keys could
+/// not be fetched.
+const KEYS_RETRY_AFTER: &str = "30";
+
+/// The answer when the token cannot be checked because the authorization server's keys could not
+/// be fetched: like every `/mcp` answer, a JSON-RPC error (the cause is in the log).
+fn keys_unavailable() -> Response {
+    let mut response = jsonrpc::error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        jsonrpc::SERVER_BUSY,
+        "the server cannot check access tokens right now (its authorization server's keys are unavailable): try again shortly",
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(KEYS_RETRY_AFTER),
+    );
+    response
 }
 
 /// The answer to an `initialize` refused by a session limit.

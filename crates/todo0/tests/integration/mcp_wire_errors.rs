@@ -88,3 +88,80 @@ async fn rmcps_own_refusals_also_carry_json_rpc_bodies() {
         "{body}"
     );
 }
+
+/// An authorization server whose JWKS endpoint fails: the token cannot be checked, and `/mcp`
+/// says so as a JSON-RPC error (503, server busy, `Retry-After`), not as plain text.
+#[tokio::test]
+async fn unavailable_keys_get_503_with_a_json_rpc_body_and_retry_after() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use protocol::claims::{AccessTokenClaims, Audience};
+    use protocol::keys::{KeyKind, SigningKey};
+    use protocol::verify::RemoteJwks;
+
+    let jwks = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks_uri = format!("http://{}/keys", jwks.local_addr().unwrap());
+    let failing = axum::Router::new().route(
+        "/keys",
+        axum::routing::get(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }),
+    );
+    tokio::spawn(async move { axum::serve(jwks, failing).await });
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let resource = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let keys = RemoteJwks::new(
+        protocol::discovery::http_client().unwrap(),
+        jwks_uri,
+        Duration::from_secs(30),
+    );
+    let (store, _schema) = crate::harness::store(Backend::Sqlite).await;
+    let config = todo0::mcp::McpConfig::new(crate::harness::ISSUER, &resource);
+    let mcp = todo0::mcp::build(&config, Arc::new(keys), store, protocol::clock::system());
+    tokio::spawn(async move { axum::serve(listener, mcp.router).await });
+
+    // A well-formed token whose key the server would have to fetch.
+    let key = SigningKey::generate(KeyKind::Rsa).unwrap();
+    let now = protocol::clock::system().now();
+    let claims = AccessTokenClaims {
+        iss: crate::harness::ISSUER.into(),
+        aud: Audience::One(resource.clone()),
+        sub: "alice".into(),
+        exp: now + 600,
+        iat: now,
+        jti: Some("keys-unavailable".into()),
+        uid: Some("alice".into()),
+        cid: Some("agent0-agent".into()),
+        client_id: Some("agent0-agent".into()),
+        scp: Some(vec!["mcp:connect".into()]),
+        scope: Some("mcp:connect".into()),
+        auth_time: None,
+        act: None,
+    };
+    let token = key.sign("at+jwt", &claims).unwrap();
+    let client = crate::harness::Server::attach(&resource);
+    let reply = client
+        .rpc(
+            Some(&token),
+            None,
+            &serde_json::json!({"jsonrpc":"2.0","id":1,"method":"ping"}),
+        )
+        .await;
+    assert_eq!(reply.status, 503, "{}", reply.text);
+    assert_eq!(reply.json["jsonrpc"], "2.0", "{}", reply.text);
+    assert_eq!(reply.json["error"]["code"], -32000);
+    assert!(
+        reply.json["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("try again")),
+        "{}",
+        reply.text
+    );
+    assert_eq!(reply.headers["retry-after"], "30");
+    assert!(
+        reply.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+}
