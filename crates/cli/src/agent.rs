@@ -15,7 +15,6 @@ use agent0::mcp::{McpAuth, McpServer};
 use agent0::tokens::IdJagTarget;
 use anyhow::{Context, bail};
 use protocol::assertion::ClientAssertionSigner;
-use protocol::keys::SigningKey;
 use protocol::token_client::ClientAuth;
 use protocol::{Clock, Scopes, SystemClock};
 use serde::Deserialize;
@@ -230,14 +229,7 @@ fn agent_auth(
     agent_id: &str,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<ClientAuth> {
-    if let Some(path) = settings.path(None, "AI_AGENT_PRIVATE_KEY_FILE") {
-        let file = path.display();
-        let pem = std::fs::read_to_string(&path)
-            .with_context(|| format!("AI_AGENT_PRIVATE_KEY_FILE: reading {file}"))?;
-        let kid = settings.get(None, "AI_AGENT_PRIVATE_KEY_KID");
-        let key = SigningKey::from_pem(&pem, kid).with_context(|| {
-            format!("AI_AGENT_PRIVATE_KEY_FILE {file} is not a usable private key")
-        })?;
+    if let Some(key) = settings.agent_key(None, None)? {
         return Ok(ClientAuth::PrivateKeyJwt(ClientAssertionSigner::new(
             agent_id,
             Arc::new(key),

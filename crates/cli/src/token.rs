@@ -9,7 +9,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Subcommand;
 use protocol::assertion::ClientAssertionSigner;
-use protocol::keys::SigningKey;
 use protocol::oauth::TokenType;
 use protocol::token_client::{ClientAuth, IdJagRequest, TokenClient};
 use secrecy::{ExposeSecret, SecretString};
@@ -85,12 +84,7 @@ async fn exchange(args: ExchangeArgs) -> anyhow::Result<()> {
     let domain = settings.require(args.issuer.as_deref(), "--issuer", "OKTA_DOMAIN")?;
     let issuer = idp0::devconfig::issuer_from_okta_domain(&domain);
     let agent_id = settings.require(args.agent_id.as_deref(), "--agent-id", "AI_AGENT_ID")?;
-    let key_path = settings
-        .path(args.key.as_deref(), "AI_AGENT_PRIVATE_KEY_FILE")
-        .context(
-            "missing --key (or AI_AGENT_PRIVATE_KEY_FILE in the environment or an --env-file)",
-        )?;
-    let kid = settings.get(args.kid.as_deref(), "AI_AGENT_PRIVATE_KEY_KID");
+    let key = settings.require_agent_key(args.key.as_deref(), args.kid.as_deref())?;
     let audience = settings.require(
         args.audience.as_deref(),
         "--audience",
@@ -102,10 +96,6 @@ async fn exchange(args: ExchangeArgs) -> anyhow::Result<()> {
         "AI_AGENT_TODO_MCP_SERVER_SCOPES_TO_REQUEST",
     );
 
-    let pem = std::fs::read_to_string(&key_path)
-        .with_context(|| format!("reading the agent key {}", key_path.display()))?;
-    let key = SigningKey::from_pem(&pem, kid)
-        .with_context(|| format!("loading the agent key {}", key_path.display()))?;
     let auth = ClientAuth::PrivateKeyJwt(ClientAssertionSigner::new(
         agent_id,
         Arc::new(key),

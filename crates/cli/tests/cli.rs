@@ -778,7 +778,7 @@ async fn the_samples_env_files_start_every_service_unchanged() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("ANTHROPIC_API_KEY still holds the placeholder"),
+        stderr.contains("ANTHROPIC_API_KEY still holds a placeholder"),
         "{stderr}"
     );
 

@@ -11,6 +11,7 @@ pub mod client_auth;
 pub mod config;
 pub mod csrf;
 pub mod devconfig;
+pub mod dotenv;
 pub mod error;
 pub mod fsutil;
 pub mod grants;

@@ -20,9 +20,12 @@ pub use rp::{Identity, LoginTokens, OidcSettings, OidcSetupError, RelyingParty, 
 
 /// How long a login may take between `/login` and the callback, in seconds.
 pub const LOGIN_LIFETIME: i64 = 10 * 60;
-/// The least secret material accepted for the cookie key, in bytes: 256 bits, what the sample's
-/// bootstrap generates (`crypto.randomBytes(32).toString('hex')`).
+/// The least secret material accepted for the cookie key when it is given as hex or base64, in
+/// bytes: 256 random bits, what the sample's bootstrap generates
+/// (`crypto.randomBytes(32).toString('hex')`).
 pub const MIN_SECRET_BYTES: usize = 32;
+/// The least accepted when it is plain text (a passphrase has far less entropy per byte).
+pub const MIN_TEXT_SECRET_BYTES: usize = 64;
 /// The secret material generated for a key file, in bytes.
 const GENERATED_SECRET_BYTES: usize = 64;
 
@@ -53,30 +56,38 @@ impl std::fmt::Debug for SessionKey {
 /// Why a `SESSION_SECRET` was refused.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "SESSION_SECRET is {0} bytes; it must be at least {MIN_SECRET_BYTES} bytes (after hex or base64 decoding). \
-     Generate one with `openssl rand -hex 32`, or unset it to use a key generated in the data directory"
+    "SESSION_SECRET is {got} bytes; it must be at least {MIN_SECRET_BYTES} bytes of hex or base64, \
+     or {MIN_TEXT_SECRET_BYTES} characters of text. Generate one with `openssl rand -hex 32`, or \
+     unset it to use a key generated in the data directory"
 )]
-pub struct SessionSecretError(usize);
+pub struct SessionSecretError {
+    got: usize,
+}
 
 impl SessionKey {
-    /// A key from secret material of at least 32 bytes: the decoded bytes when the value is hex
-    /// or base64, else the text itself. All of it counts: the cookie key is its SHA-512.
+    /// A key from secret material: the decoded bytes when the value is hex or base64 (at least
+    /// 32 bytes), else the text itself (at least 64 characters). All of it counts: the cookie key
+    /// is its SHA-512.
     pub fn from_secret(secret: &SecretString) -> Result<Self, SessionSecretError> {
         let text = secret.expose_secret().trim();
-        let material = hex_decode(text)
-            .or_else(|| {
-                [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
-                    .iter()
-                    .find_map(|engine| engine.decode(text).ok())
-            })
-            .unwrap_or_else(|| text.as_bytes().to_vec());
-        if material.len() < MIN_SECRET_BYTES {
-            return Err(SessionSecretError(material.len()));
+        let decoded = hex_decode(text).or_else(|| {
+            [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+                .iter()
+                .find_map(|engine| engine.decode(text).ok())
+        });
+        let (material, minimum) = match decoded {
+            Some(bytes) => (bytes, MIN_SECRET_BYTES),
+            None => (text.as_bytes().to_vec(), MIN_TEXT_SECRET_BYTES),
+        };
+        if material.len() < minimum {
+            return Err(SessionSecretError {
+                got: material.len(),
+            });
         }
         let digest = Sha512::digest(&material);
         Key::try_from(digest.as_slice())
             .map(Self)
-            .map_err(|_| SessionSecretError(digest.len()))
+            .map_err(|_| SessionSecretError { got: digest.len() })
     }
 
     /// Fresh secret material: base64 of 64 random bytes (for a key file).
@@ -185,8 +196,10 @@ mod tests {
         assert!(SessionKey::from_secret(&SecretString::from(hex)).is_ok());
         // Hex counts decoded too: 62 hex characters are 31 bytes.
         assert!(SessionKey::from_secret(&SecretString::from(&hex[..62])).is_err());
-        // Text that is neither counts as it is.
-        let text = format!("{}!", "x".repeat(31));
+        // Text that is neither counts as it is, and needs 64 characters.
+        let text = format!("{}!", "x".repeat(62));
+        assert!(SessionKey::from_secret(&SecretString::from(text)).is_err());
+        let text = format!("{}!", "x".repeat(63));
         assert!(SessionKey::from_secret(&SecretString::from(text)).is_ok());
     }
 

@@ -96,10 +96,9 @@ fn not_placeholder(name: &str, value: String) -> Result<String, String> {
         || lower.contains("replace_me")
         || (lower.starts_with('<') && lower.ends_with('>'));
     if placeholder {
-        // Only a short, recognisable placeholder is echoed; a real value never reaches here.
         return Err(format!(
-            "{name} still holds the placeholder {value:?}: put your real value there, or remove \
-             the line (and LLM_PROVIDER) to use the built-in offline model"
+            "{name} still holds a placeholder, not a real value: put your real value there, or \
+             remove the line (and LLM_PROVIDER) to use the built-in offline model"
         ));
     }
     Ok(value)
@@ -161,7 +160,7 @@ mod tests {
         assert!(error.contains("is not a URL"), "{error}");
         let error = pick(&[("ANTHROPIC_API_KEY", "your_anthropic_api_key_here")]).unwrap_err();
         assert!(
-            error.contains("ANTHROPIC_API_KEY still holds the placeholder")
+            error.contains("ANTHROPIC_API_KEY still holds a placeholder")
                 && error.contains("offline model"),
             "{error}"
         );

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use protocol::Scopes;
 use protocol::assertion::ClientAssertionSigner;
-use protocol::keys::SigningKey;
 use protocol::oauth::TokenType;
 use protocol::token_client::{ClientAuth, IdJagRequest, TokenClient};
 use secrecy::SecretString;
@@ -161,14 +160,7 @@ impl AuthArgs {
         };
         Ok(match method {
             ClientAuthMethod::PrivateKeyJwt => {
-                let key_path = settings
-                    .path(self.key.as_deref(), "AI_AGENT_PRIVATE_KEY_FILE")
-                    .context("missing --key (or AI_AGENT_PRIVATE_KEY_FILE in the environment or an --env-file)")?;
-                let kid = settings.get(self.kid.as_deref(), "AI_AGENT_PRIVATE_KEY_KID");
-                let pem = std::fs::read_to_string(&key_path)
-                    .with_context(|| format!("reading the agent key {}", key_path.display()))?;
-                let key = SigningKey::from_pem(&pem, kid)
-                    .with_context(|| format!("loading the agent key {}", key_path.display()))?;
+                let key = settings.require_agent_key(self.key.as_deref(), self.kid.as_deref())?;
                 ClientAuth::PrivateKeyJwt(ClientAssertionSigner::new(
                     client_id,
                     Arc::new(key),
