@@ -7,9 +7,11 @@
 //!
 //! A call that needs the person's confirmation ([`crate::confirm`]) pauses the turn: the chat is
 //! sent a `confirm_required` event and its stream ends; the turn resumes (reporting to whoever
-//! decided) once the person approves or denies, or goes on without the call when the
-//! confirmation lapses. Tool results reach the model wrapped as untrusted data
-//! ([`wrap_tool_result`]), and the system prompt says they are data, not instructions.
+//! decided) once the person approves or denies. When the confirmation ends any other way
+//! (a new message, expiry, logout), nobody watches the turn any more: it stops there, its
+//! remaining calls not run and the model not asked again, and is stored as it stands. Tool
+//! results reach the model wrapped as untrusted data ([`wrap_tool_result`]), and the system
+//! prompt says they are data, not instructions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -353,6 +355,10 @@ impl Agent {
         let mut replies: Vec<String> = Vec::new();
         let mut steps = 0;
         let mut login_expired = false;
+        // Set when a confirmation ends without the person deciding on a live chat (superseded
+        // by a new message, expired, or their logout): nobody watches this turn any more, so
+        // it stops — no more cards nobody sees, no more model calls, the lock freed at once.
+        let mut abandoned: Option<Verdict> = None;
         loop {
             if steps == self.max_steps {
                 let note = format!(
@@ -426,26 +432,42 @@ impl Agent {
             }
             let mut results = Vec::with_capacity(calls.len());
             for (id, name, input) in calls {
-                let view = if login_expired {
-                    // Every tool call keeps a result, even the ones no longer run.
-                    not_run(&id, &name, input)
-                } else if let Some(declined) = self
-                    .confirm(owner, &offered, &id, &name, &input, sink)
-                    .await
-                {
-                    declined
+                let gate = if login_expired || abandoned.is_some() {
+                    Gate::Skip
                 } else {
-                    match self
+                    self.confirm(owner, &offered, &id, &name, &input, sink)
+                        .await
+                };
+                let view = match gate {
+                    Gate::Skip => {
+                        // Every tool call keeps a result, even the ones no longer run.
+                        let reason = match abandoned {
+                            Some(verdict) => stopped_reason(verdict),
+                            None => "Not run: the person's login has expired.",
+                        };
+                        not_run(&id, &name, input, reason)
+                    }
+                    Gate::Declined(view) => view,
+                    Gate::Abandoned(view, verdict) => {
+                        abandoned = Some(verdict);
+                        view
+                    }
+                    Gate::Run => match self
                         .run_tool(principal, &offered, &id, &name, input.clone(), &sink.events)
                         .await
                     {
                         Ok(view) => view,
                         Err(AgentError::LoginExpired) => {
                             login_expired = true;
-                            not_run(&id, &name, input)
+                            not_run(
+                                &id,
+                                &name,
+                                input,
+                                "Not run: the person's login has expired.",
+                            )
                         }
                         Err(e) => return Err(e),
-                    }
+                    },
                 };
                 results.push(Block::ToolResult {
                     tool_use_id: id,
@@ -461,6 +483,13 @@ impl Agent {
             if login_expired {
                 // What already happened is kept; the person logs in again to go on.
                 let note = "Your login has expired, so I stopped here; log in again to continue.";
+                history.push(assistant_text(note));
+                replies.push(note.to_owned());
+                break;
+            }
+            if let Some(verdict) = abandoned {
+                // What already happened is kept; the model is not asked again.
+                let note = stopped_note(verdict);
                 history.push(assistant_text(note));
                 replies.push(note.to_owned());
                 break;
@@ -561,8 +590,9 @@ impl Agent {
         Ok((specs, offered))
     }
 
-    /// Asks the person before a call that needs it (pausing the turn until they decide): `None`
-    /// when the call may run, else its result as the model and the chips see it.
+    /// Asks the person before a call that needs it (pausing the turn until they decide): whether
+    /// the call may run, else its result as the model and the chips see it — and whether the
+    /// turn must stop there because nobody decided on a live chat.
     async fn confirm(
         &self,
         owner: TurnOwner<'_>,
@@ -571,9 +601,11 @@ impl Agent {
         name: &str,
         input: &Value,
         sink: &mut Sink,
-    ) -> Option<ToolResultView> {
+    ) -> Gate {
         // Unknown tools and malformed arguments are reported by `run_tool`, without running.
-        let target = offered.get(name).filter(|_| input.is_object())?;
+        let Some(target) = offered.get(name).filter(|_| input.is_object()) else {
+            return Gate::Run;
+        };
         let subject = &owner.principal.subject;
         let connection = target.server.name.as_str();
         let first = match &target.server.auth {
@@ -586,7 +618,7 @@ impl Agent {
             connection,
         ));
         if !target.policy.needs_confirmation(&approved) {
-            return None;
+            return Gate::Run;
         }
         let mut view = ToolResultView {
             id: id.to_owned(),
@@ -609,9 +641,10 @@ impl Agent {
             {
                 Ok(opened) => opened,
                 Err(e) => {
+                    // No card was opened and the chat still listens: the turn goes on.
                     view.result = Value::String(format!("Not run: {e}."));
                     let _ = sink.events.send(AgentEvent::ToolDone(view.clone()));
-                    return Some(view);
+                    return Gate::Declined(view);
                 }
             };
         tracing::info!(target: "agent0::audit", user = %subject, connection, tool = %target.tool, "tool call awaits confirmation");
@@ -657,7 +690,7 @@ impl Agent {
                         scopes,
                     );
                 }
-                return None;
+                return Gate::Run;
             }
             Verdict::Denied => {
                 "The person declined this tool call, so it did not run. Do not try it again \
@@ -670,10 +703,17 @@ impl Agent {
                 "The person sent a new message instead of confirming this tool call, so it did \
                  not run."
             }
+            Verdict::LoggedOut => {
+                "The person logged out before confirming this tool call, so it did not run."
+            }
         };
         view.result = Value::String(reason.to_owned());
         let _ = sink.events.send(AgentEvent::ToolDone(view.clone()));
-        Some(view)
+        if verdict.is_decision() {
+            Gate::Declined(view)
+        } else {
+            Gate::Abandoned(view, verdict)
+        }
     }
 
     async fn run_tool(
@@ -827,15 +867,56 @@ pub fn unwrap_tool_result(content: &str) -> &str {
 }
 
 /// The result of a tool call that was not run because the person's login expired.
-fn not_run(id: &str, name: &str, input: Value) -> ToolResultView {
+/// What [`Agent::confirm`] lets happen to a tool call.
+enum Gate {
+    /// Run it.
+    Run,
+    /// Not run (the person declined, or no card could be opened); the turn goes on.
+    Declined(ToolResultView),
+    /// Not run, and the turn stops: the confirmation ended without the person's decision.
+    Abandoned(ToolResultView, Verdict),
+    /// Not asked about: the turn already stopped.
+    Skip,
+}
+
+fn not_run(id: &str, name: &str, input: Value, reason: &str) -> ToolResultView {
     ToolResultView {
         id: id.to_owned(),
         tool: name.to_owned(),
         connection: String::new(),
         arguments: input,
-        result: Value::String("Not run: the person's login has expired.".into()),
+        result: Value::String(reason.to_owned()),
         is_error: true,
         step_up: None,
+    }
+}
+
+/// The result of a call left unasked because an earlier confirmation ended with `verdict`.
+fn stopped_reason(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Superseded => {
+            "Not run: the person sent a new message instead of confirming an earlier tool call."
+        }
+        Verdict::LoggedOut => "Not run: the person logged out before confirming an earlier call.",
+        _ => "Not run: the person did not confirm an earlier tool call in time.",
+    }
+}
+
+/// The turn's last words when it stops at a confirmation nobody decided.
+fn stopped_note(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Superseded => {
+            "You sent a new message instead of confirming, so I stopped here without running \
+             the remaining tool calls."
+        }
+        Verdict::LoggedOut => {
+            "You logged out before confirming, so I stopped here without running the remaining \
+             tool calls."
+        }
+        _ => {
+            "The tool call was not confirmed in time, so I stopped here without running the \
+             remaining tool calls."
+        }
     }
 }
 

@@ -9,7 +9,9 @@
 //! The turn pauses at such a call: [`Confirmations::open`] records who may decide (the person,
 //! their session and the conversation), for how long, and how to resume the paused turn; a
 //! decision is used once ([`Confirmations::decide`]). A new message in the same conversation
-//! denies what is still pending, so a forgotten card never blocks the conversation.
+//! denies what is still pending, so a forgotten card never blocks the conversation (the turn
+//! that waited on it stops, opening no further card). One person may have at most
+//! [`MAX_PENDING_PER_PERSON`] cards waiting, so nobody can use up everyone's slots.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +28,9 @@ use crate::agent::{AgentError, AgentEvent, TurnSummary};
 pub const CONFIRMATION_LIFETIME: i64 = 10 * 60;
 /// Confirmations waiting at once, for everyone (a turn waits on at most one).
 const MAX_PENDING: usize = 4096;
+/// Confirmations waiting at once for one person (across their conversations and sessions), so
+/// nobody can use up everyone's slots.
+pub const MAX_PENDING_PER_PERSON: usize = 8;
 /// Conversations whose approved scopes are remembered (forgetting only asks again).
 const MAX_APPROVALS: usize = 16 * 1024;
 
@@ -100,6 +105,8 @@ pub enum Verdict {
     Expired,
     /// The person sent a new message instead.
     Superseded,
+    /// The person's session ended (logout) before they decided.
+    LoggedOut,
 }
 
 impl Verdict {
@@ -110,7 +117,14 @@ impl Verdict {
             Self::Denied => "denied",
             Self::Expired => "expired",
             Self::Superseded => "superseded",
+            Self::LoggedOut => "logged_out",
         }
+    }
+
+    /// Whether the person decided on a live chat, so the turn goes on; any other ending means
+    /// nobody watches the turn any more, and it stops without further calls or cards.
+    pub fn is_decision(self) -> bool {
+        matches!(self, Self::Approved | Self::Denied)
     }
 }
 
@@ -134,6 +148,12 @@ pub enum ConfirmError {
     /// Too many confirmations wait at once.
     #[error("too many confirmations are waiting; try again shortly")]
     Full,
+    /// Too many of this person's confirmations wait at once.
+    #[error(
+        "you have too many tool calls waiting for your confirmation; decide on them (or send a \
+         new message in their conversations) first"
+    )]
+    PersonFull,
 }
 
 struct Pending {
@@ -185,6 +205,15 @@ impl Confirmations {
         pending.retain(|_, p| now < p.expires_at && !p.resume.is_closed());
         if pending.len() >= MAX_PENDING {
             return Err(ConfirmError::Full);
+        }
+        // The new one is refused rather than the person's oldest evicted: a card they are
+        // looking at never disappears because of another one.
+        let theirs = pending
+            .values()
+            .filter(|p| p.subject == owner.subject)
+            .count();
+        if theirs >= MAX_PENDING_PER_PERSON {
+            return Err(ConfirmError::PersonFull);
         }
         let id = weblogin::random_token();
         let expires_at = now + CONFIRMATION_LIFETIME;
@@ -270,7 +299,7 @@ impl Confirmations {
         }
     }
 
-    /// Declines everything waiting for `session` (it logged out): those turns finish without
+    /// Declines everything waiting for `session` (it logged out): those turns stop without
     /// their calls instead of waiting out the lifetime.
     pub fn forget_session(&self, session: &str) {
         let taken: Vec<Pending> = {
@@ -283,9 +312,9 @@ impl Confirmations {
             ids.iter().filter_map(|id| pending.remove(id)).collect()
         };
         for entry in taken {
-            audit(&entry, Verdict::Denied);
+            audit(&entry, Verdict::LoggedOut);
             let _ = entry.resume.send(Resume {
-                verdict: Verdict::Denied,
+                verdict: Verdict::LoggedOut,
                 sink: Sink::detached(),
             });
         }
@@ -455,5 +484,56 @@ mod tests {
         assert!(ToolPolicy::of(&tool(None, None), false).needs_confirmation(&approved));
         // Unless the connection's configuration says otherwise.
         assert!(!ToolPolicy::of(&tool(None, None), true).needs_confirmation(&read));
+    }
+
+    #[test]
+    fn one_person_cannot_use_up_everyones_confirmations() {
+        let confirmations = Confirmations::new(protocol::clock::FixedClock::frozen_now());
+        fn owner<'a>(subject: &'a str, conversation: &'a str) -> Owner<'a> {
+            Owner {
+                subject,
+                session: "session",
+                conversation,
+            }
+        }
+        // Alice fills her share across conversations; each waiting turn keeps its receiver.
+        let mut waiting = Vec::new();
+        for i in 0..MAX_PENDING_PER_PERSON {
+            let conversation = format!("c{i}");
+            let opened = confirmations
+                .open(&owner("alice", &conversation), "todo0", "delete-todo")
+                .unwrap();
+            waiting.push(opened);
+        }
+        // One more is refused, with its own reason; none of hers is evicted.
+        let refused = confirmations.open(&owner("alice", "c-more"), "todo0", "delete-todo");
+        assert!(matches!(refused, Err(ConfirmError::PersonFull)));
+        assert!(
+            ConfirmError::PersonFull
+                .to_string()
+                .contains("too many tool calls waiting for your confirmation")
+        );
+        assert_eq!(confirmations.len(), MAX_PENDING_PER_PERSON);
+        // Bob is not affected.
+        let bob = confirmations
+            .open(&owner("bob", "b"), "todo0", "delete-todo")
+            .unwrap();
+        assert_eq!(confirmations.len(), MAX_PENDING_PER_PERSON + 1);
+        // Once one of hers is decided, she may open another.
+        let (first, _, _) = &waiting[0];
+        confirmations
+            .decide(
+                first,
+                &owner("alice", "c0"),
+                Decision::Deny,
+                Sink::detached(),
+            )
+            .unwrap();
+        let more = confirmations
+            .open(&owner("alice", "c-more"), "todo0", "delete-todo")
+            .unwrap();
+        let refused = confirmations.open(&owner("alice", "c-again"), "todo0", "delete-todo");
+        assert!(matches!(refused, Err(ConfirmError::PersonFull)));
+        drop((bob, more));
     }
 }

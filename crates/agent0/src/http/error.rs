@@ -70,7 +70,7 @@ impl ApiError {
                 (StatusCode::NOT_FOUND, "confirmation_not_found")
             }
             Self::Confirmation(ConfirmError::Expired) => (StatusCode::GONE, "confirmation_expired"),
-            Self::Confirmation(ConfirmError::Full) => {
+            Self::Confirmation(ConfirmError::Full | ConfirmError::PersonFull) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

@@ -100,13 +100,32 @@ fn artifact(name: &str) -> PathBuf {
 }
 
 async fn wait_for(browser: &WebDriver, css: &str) -> WebElement {
-    browser
-        .query(By::Css(css))
-        .wait(WAIT, Duration::from_millis(100))
-        .and_displayed()
-        .first()
-        .await
-        .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
+    // A panel re-rendered while the query looks at it (the connections refresh after each
+    // turn) leaves a stale element behind: look again, within the same overall wait.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let found = browser
+            .query(By::Css(css))
+            .wait(
+                deadline.saturating_duration_since(std::time::Instant::now()),
+                Duration::from_millis(100),
+            )
+            .and_displayed()
+            .first()
+            .await;
+        match found {
+            Ok(element) => return element,
+            Err(e)
+                if matches!(
+                    *e,
+                    thirtyfour::error::WebDriverErrorInner::StaleElementReference(..)
+                ) && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{css} did not appear: {e}"),
+        }
+    }
 }
 
 /// `user`'s subject (from a login of their own beside the browser's).

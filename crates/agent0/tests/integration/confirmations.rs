@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use agent0::llm::Block;
+use agent0::llm::{Block, ModelReply, StopReason};
 use protocol::UnixTime;
 use protocol::clock::FixedClock;
 use reqwest::StatusCode;
@@ -231,8 +231,8 @@ async fn a_new_message_declines_what_was_waiting_and_auto_approve_skips_the_card
     let owner = subject(&alice).await;
     let id = add(&stack, &owner, "stays").await;
 
+    // The superseded turn stops at its card: the model is not asked again in it.
     model.push(Scripted::tool("delete-todo", json!({"id": id})));
-    model.push(Scripted::text("(declined)"));
     let reply = alice.chat("delete it").await;
     assert!(reply["confirmation"].is_object(), "{reply}");
     // Instead of deciding, the person writes again: the waiting call is declined first.
@@ -275,4 +275,89 @@ async fn logging_out_declines_what_was_waiting() {
     let (status, _) = again.decide(&card, "approve").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(titles(&stack, &owner).await, ["survives logout"]);
+}
+
+#[tokio::test]
+async fn a_new_message_stops_a_turn_with_more_calls_waiting_without_hidden_cards() {
+    let model = Arc::new(Scripted::default());
+    let stack = AgentStack::start_with(model.clone(), |_| {}).await;
+    let alice = stack.login("alice").await;
+    let owner = subject(&alice).await;
+    let first = add(&stack, &owner, "first").await;
+    let second = add(&stack, &owner, "second").await;
+
+    // One model reply with two deletions: the first waits for the person.
+    let delete = |call: &str, id: i64| Block::ToolUse {
+        id: call.into(),
+        name: "delete-todo".into(),
+        input: json!({"id": id}),
+    };
+    model.push(Ok(ModelReply {
+        content: vec![delete("call-1", first), delete("call-2", second)],
+        stop_reason: StopReason::ToolUse,
+    }));
+    // Should the stopped turn ask the model again, it would get this (and the test would see).
+    model.push(Scripted::tool("delete-todo", json!({"id": first})));
+    let reply = alice.chat("delete both").await;
+    let card = reply["confirmation"].clone();
+    assert_eq!(card["arguments"], json!({"id": first}), "{reply}");
+    let requests = model.requests.lock().unwrap().len();
+
+    // Instead of deciding, the person writes again. The paused turn stops at once: no hidden
+    // card for the second deletion holds the conversation for its lifetime.
+    let again = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        alice.post("/api/chat", &json!({"message": "never mind"})),
+    )
+    .await
+    .expect("the new message is answered promptly");
+    let (status, reply) = again;
+    assert_eq!(status, reqwest::StatusCode::OK, "{reply}");
+    // Its own model call took the scripted deletion: a card of its own, on its live chat.
+    assert_eq!(
+        reply["confirmation"]["arguments"],
+        json!({"id": first}),
+        "{reply}"
+    );
+    assert_eq!(
+        model.requests.lock().unwrap().len(),
+        requests + 1,
+        "the stopped turn asked the model nothing more"
+    );
+    assert_eq!(titles(&stack, &owner).await, ["first", "second"]);
+    // Only the new turn's card waits; the stopped turn opened none for its second call.
+    assert_eq!(stack.app.agent().confirmations().len(), 1);
+
+    // The stopped turn was stored as it stood: both calls not run, the second never asked.
+    let (_, conversation) = alice.get("/api/conversations/current").await;
+    let stopped = &conversation["messages"][1];
+    let results = stopped["toolResults"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{conversation}");
+    assert!(
+        results.iter().all(|r| r["isError"] == true),
+        "{conversation}"
+    );
+    assert!(
+        results[0]["result"]
+            .as_str()
+            .unwrap()
+            .contains("new message"),
+        "{conversation}"
+    );
+    assert!(
+        results[1]["result"].as_str().unwrap().contains("Not run"),
+        "{conversation}"
+    );
+    assert!(
+        stopped["text"].as_str().unwrap().contains("stopped here"),
+        "{conversation}"
+    );
+
+    // Denying the new card: still nothing deleted, the conversation goes on.
+    model.push(Scripted::text("Left as is."));
+    let (status, reply) = alice.decide(&reply["confirmation"], "deny").await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{reply}");
+    assert_eq!(reply["message"], "Left as is.");
+    assert_eq!(titles(&stack, &owner).await, ["first", "second"]);
+    assert!(stack.app.agent().confirmations().is_empty());
 }
