@@ -35,6 +35,13 @@
 //!
 //! An authorization server entry may also name `resource_clients = ["todo0"]`: the clients
 //! (resource servers) allowed to introspect any of its access tokens (RFC 7662 §4).
+//!
+//! A client with `application_type = "native"` (a public client, `auth_method = "none"`) may
+//! register loopback redirect URIs such as `http://127.0.0.1/callback`: a request naming the
+//! same scheme, IP literal and path with any port matches (RFC 8252 §7.3), because a command-line
+//! app listens on whatever ephemeral port it gets. Only `127.0.0.1` and `[::1]` are treated so
+//! (RFC 8252 §8.3), and every other part of the URI still matches exactly; web clients always
+//! match exactly.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -199,6 +206,28 @@ pub struct ClientEntry {
     /// File holding a JWKS or a single public JWK, relative to the config file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_file: Option<PathBuf>,
+    /// `web` (default) or `native`: a native app's loopback redirect URIs match on any port.
+    #[serde(default, skip_serializing_if = "ApplicationType::is_web")]
+    pub application_type: ApplicationType,
+}
+
+/// What kind of application a client is (OIDC Dynamic Client Registration §2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplicationType {
+    /// A web application: redirect URIs match exactly.
+    #[default]
+    Web,
+    /// A native application (a command-line or desktop app, RFC 8252): a public client whose
+    /// loopback redirect URIs match on any port.
+    Native,
+}
+
+impl ApplicationType {
+    /// Whether this is the default, `web`.
+    pub fn is_web(&self) -> bool {
+        *self == Self::Web
+    }
 }
 
 /// An AI agent identity (a workload principal): authenticates with `private_key_jwt` only.
@@ -291,10 +320,52 @@ pub struct Client {
     pub redirect_uris: Vec<String>,
     /// Exact post-logout redirect URIs.
     pub post_logout_redirect_uris: Vec<String>,
+    /// `native`: loopback redirect URIs match on any port.
+    pub application_type: ApplicationType,
     /// Whether this is an AI agent identity.
     pub is_agent: bool,
     /// For agents: applications whose users' ID tokens it may exchange.
     pub linked_clients: HashSet<String>,
+}
+
+impl Client {
+    /// Whether `uri` is one of this client's redirect URIs: exactly, or, for a native
+    /// application, a registered loopback URI on another port (RFC 8252 §7.3).
+    pub fn is_redirect_uri(&self, uri: &str) -> bool {
+        self.redirect_uris.iter().any(|registered| {
+            registered == uri
+                || (self.application_type == ApplicationType::Native
+                    && is_loopback_match(registered, uri))
+        })
+    }
+}
+
+/// `requested` is `registered` with only the port changed (or added), and both name the loopback
+/// IP literal `127.0.0.1` or `[::1]` over plain `http` (RFC 8252 §7.3, §8.3: not `localhost`,
+/// which a resolver may send elsewhere). Everything after the port is compared as written.
+fn is_loopback_match(registered: &str, requested: &str) -> bool {
+    let Some(host) = ["http://127.0.0.1", "http://[::1]"]
+        .into_iter()
+        .find(|host| registered.starts_with(host))
+    else {
+        return false;
+    };
+    let rest = |uri: &str| -> Option<String> {
+        let after_host = uri.strip_prefix(host)?;
+        let after_port = match after_host.strip_prefix(':') {
+            Some(port) => {
+                let digits = port.bytes().take_while(u8::is_ascii_digit).count();
+                port[..digits].parse::<u16>().ok().filter(|p| *p != 0)?;
+                &port[digits..]
+            }
+            None => after_host,
+        };
+        after_port.starts_with('/').then(|| after_port.to_owned())
+    };
+    match (rest(registered), rest(requested)) {
+        (Some(a), Some(b)) => a == b && !b.contains('#'),
+        _ => false,
+    }
 }
 
 /// A policy at run time.
@@ -432,6 +503,12 @@ impl Config {
                 }
                 _ => {}
             }
+            if c.application_type == ApplicationType::Native && c.auth_method != AuthMethod::None {
+                return Err(invalid(
+                    format!("{key}.auth_method"),
+                    "a native application is a public client (RFC 8252 §8.4): use auth_method = \"none\"",
+                ));
+            }
             for uri in c.redirect_uris.iter().chain(&c.post_logout_redirect_uris) {
                 check_redirect_uri(&key, uri)?;
             }
@@ -442,6 +519,7 @@ impl Config {
                 jwks,
                 redirect_uris: c.redirect_uris,
                 post_logout_redirect_uris: c.post_logout_redirect_uris,
+                application_type: c.application_type,
                 is_agent: false,
                 linked_clients: HashSet::new(),
             };
@@ -471,6 +549,7 @@ impl Config {
                 jwks: Some(jwks),
                 redirect_uris: vec![],
                 post_logout_redirect_uris: vec![],
+                application_type: ApplicationType::Web,
                 is_agent: true,
                 linked_clients: a.linked_clients.into_iter().collect(),
             };

@@ -167,3 +167,77 @@ fn the_documented_example_parses() -> Result<(), Box<dyn std::error::Error>> {
     assert!(config.clients["agent0-agent"].is_agent);
     Ok(())
 }
+
+fn client_of(application_type: &str, redirect: &str) -> Client {
+    let config = load(&format!(
+        "[[clients]]\nclient_id = \"c\"\nauth_method = \"none\"\napplication_type = \
+         \"{application_type}\"\nredirect_uris = [\"{redirect}\"]\n"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    config.clients["c"].clone()
+}
+
+#[test]
+fn a_native_clients_loopback_redirect_matches_any_port_and_nothing_else() {
+    let cli = client_of("native", "http://127.0.0.1/callback");
+    for ok in [
+        "http://127.0.0.1/callback",
+        "http://127.0.0.1:1/callback",
+        "http://127.0.0.1:49152/callback",
+        "http://127.0.0.1:65535/callback",
+    ] {
+        assert!(cli.is_redirect_uri(ok), "{ok}");
+    }
+    for refused in [
+        "http://127.0.0.1:0/callback",
+        "http://127.0.0.1:65536/callback",
+        "http://127.0.0.1:8080/other",
+        "http://127.0.0.1:8080/callback/",
+        "http://127.0.0.1:8080/callback?next=x",
+        "http://127.0.0.1:8080/callback#x",
+        "http://localhost:8080/callback",
+        "http://127.0.0.2:8080/callback",
+        "http://127.0.0.1.evil.example:8080/callback",
+        "http://127.0.0.1:8080@evil.example/callback",
+        "https://127.0.0.1:8080/callback",
+        "http://[::1]:8080/callback",
+    ] {
+        assert!(!cli.is_redirect_uri(refused), "{refused}");
+    }
+    let v6 = client_of("native", "http://[::1]:9999/callback");
+    assert!(v6.is_redirect_uri("http://[::1]:4321/callback"));
+    assert!(!v6.is_redirect_uri("http://127.0.0.1:4321/callback"));
+}
+
+#[test]
+fn only_loopback_ip_literals_get_any_port() {
+    let localhost = client_of("native", "http://localhost/callback");
+    assert!(localhost.is_redirect_uri("http://localhost/callback"));
+    assert!(!localhost.is_redirect_uri("http://localhost:8080/callback"));
+    let remote = client_of("native", "https://app.example/callback");
+    assert!(!remote.is_redirect_uri("https://app.example:8443/callback"));
+}
+
+#[test]
+fn a_web_client_gets_no_port_leniency() {
+    let web = client_of("web", "http://127.0.0.1:3000/callback");
+    assert!(web.is_redirect_uri("http://127.0.0.1:3000/callback"));
+    assert!(!web.is_redirect_uri("http://127.0.0.1:3001/callback"));
+    assert!(!web.is_redirect_uri("http://127.0.0.1/callback"));
+}
+
+#[test]
+fn a_native_client_must_be_public() {
+    let m = message(
+        "[[clients]]\nclient_id = \"a\"\nclient_secret = \"s\"\nauth_method = \
+         \"client_secret_basic\"\napplication_type = \"native\"\n",
+    );
+    assert!(
+        m.contains("clients[0].auth_method") && m.contains("none"),
+        "{m}"
+    );
+    let m = message(
+        "[[clients]]\nclient_id = \"a\"\nauth_method = \"none\"\napplication_type = \"spa\"\n",
+    );
+    assert!(m.contains("application_type") || m.contains("spa"), "{m}");
+}

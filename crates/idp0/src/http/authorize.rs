@@ -82,7 +82,7 @@ fn validate<'a>(
     let redirect_uri = form
         .get("redirect_uri")
         .ok_or_else(|| Refusal::Page("The request has no redirect_uri.".into()))?;
-    if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
+    if !client.is_redirect_uri(redirect_uri) {
         return Err(Refusal::Page(
             "The redirect_uri is not registered for this application.".into(),
         ));

@@ -180,3 +180,61 @@ async fn a_refresh_token_can_be_the_subject_token() {
     assert_eq!(claims["sub"], idp0::config::user_id_for("alice"));
     assert_eq!(claims["scope"], "mcp:connect");
 }
+
+/// `secure-agent login`'s client: a native app on an ephemeral loopback port (RFC 8252 §7.3) gets
+/// a code on any port, redeems it as a public client with the same redirect URI, and the agent
+/// may exchange its ID token; another host or path is refused as a page, never redirected to,
+/// and a web client registered on one port gets no such leniency.
+#[tokio::test]
+async fn a_native_client_redirects_to_any_loopback_port_and_only_there() {
+    let idp = IdpHandle::start().await.unwrap();
+    let cli = idp0::devconfig::CLI_CLIENT;
+    let scope = "openid profile email offline_access";
+    for port in [1024_u16, 49_153, 65_535] {
+        let redirect = format!("http://127.0.0.1:{port}/callback");
+        let pkce = testkit::Pkce::new();
+        let url = idp.authorize_url(cli, &redirect, scope, &pkce, "s", "n");
+        let code = Browser::new()
+            .authorize(&url, Some(("alice", &idp.password("alice"))))
+            .await
+            .unwrap();
+        let tokens = TokenClient::new()
+            .request(
+                &idp.org_token_endpoint(),
+                &protocol::token_client::ClientAuth::None {
+                    client_id: cli.into(),
+                },
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code.code),
+                    ("redirect_uri", &redirect),
+                    ("code_verifier", pkce.verifier.expose_secret()),
+                ],
+            )
+            .await
+            .unwrap();
+        let id_token = tokens.id_token.unwrap();
+        let claims = protocol::verify::decode_unverified(id_token.expose_secret()).unwrap();
+        assert_eq!(claims["aud"], cli);
+        // The agent is linked to the CLI: its ID token is exchangeable for an ID-JAG.
+        idp.id_jag(&id_token, TokenType::IdToken, RESOURCE, "mcp:connect")
+            .await
+            .unwrap();
+    }
+
+    // agent0 is a web client registered at http://localhost:3000/callback: exact match only.
+    for (client, redirect) in [
+        (cli, "http://127.0.0.1:8080/other"),
+        (cli, "http://localhost:8080/callback"),
+        (cli, "http://evil.example:8080/callback"),
+        (cli, "http://127.0.0.1.evil.example:8080/callback"),
+        ("agent0", "http://localhost:3001/callback"),
+        ("agent0", "http://127.0.0.1:3000/callback"),
+    ] {
+        let pkce = testkit::Pkce::new();
+        let url = idp.authorize_url(client, redirect, scope, &pkce, "s", "n");
+        let response = Browser::new().http.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{client} {redirect}");
+        assert!(response.headers().get("location").is_none());
+    }
+}
