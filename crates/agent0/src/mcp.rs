@@ -171,6 +171,23 @@ impl McpHub {
             .is_some_and(|until| now < *until)
     }
 
+    /// Ends every open MCP session (HTTP `DELETE` to each server), waiting at most `limit`:
+    /// called when agent0 stops, so servers are told while they still listen instead of keeping
+    /// the sessions until they expire.
+    pub async fn close_all(&self, limit: std::time::Duration) {
+        let sessions: Vec<Arc<LiveSession>> =
+            self.sessions.lock().await.drain().map(|(_, s)| s).collect();
+        let closing = sessions
+            .into_iter()
+            .filter_map(Arc::into_inner)
+            .map(|s| async move {
+                // A session still in use by a request is dropped instead: rmcp closes it in the
+                // background.
+                let _ = s.service.cancel().await;
+            });
+        let _ = tokio::time::timeout(limit, futures::future::join_all(closing)).await;
+    }
+
     /// Closes `subject`'s sessions and forgets their tool lists (at logout).
     pub async fn forget_person(&self, subject: &str) {
         self.sessions.lock().await.retain(|(s, _), _| s != subject);

@@ -95,17 +95,24 @@ fn default_auth() -> String {
 }
 
 pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
-    run_on(args, None).await
+    run_on(args, None, crate::shutdown_signal()).await
 }
 
-/// Serves agent0 on `listener` when `up` already bound its port.
+/// Serves agent0 on `listener` when `up` already bound its port, until `shutdown`; then ends
+/// its MCP sessions at the servers.
 pub(crate) async fn run_on(
     args: AgentArgs,
     listener: Option<tokio::net::TcpListener>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (app, listener, banner) = prepare(&args, listener).await?;
+    let (state, listener, banner) = prepare(&args, listener).await?;
     println!("{banner}");
-    httpserve::serve(listener, app, crate::shutdown_signal()).await?;
+    httpserve::serve(listener, agent0::router(state.clone()), shutdown).await?;
+    state
+        .agent()
+        .hub()
+        .close_all(std::time::Duration::from_secs(3))
+        .await;
     println!("agent0 stopped");
     Ok(())
 }
@@ -114,7 +121,7 @@ pub(crate) async fn run_on(
 pub(crate) async fn prepare(
     args: &AgentArgs,
     listener: Option<tokio::net::TcpListener>,
-) -> anyhow::Result<(axum::Router, tokio::net::TcpListener, String)> {
+) -> anyhow::Result<(agent0::AppState, tokio::net::TcpListener, String)> {
     let settings = Settings::load(
         &args.env_files,
         &args.service.data_dir,
@@ -204,7 +211,6 @@ pub(crate) async fn prepare(
         clock,
     };
     let state = agent0::AppState::new(config).await?;
-    let app = agent0::router(state);
     let listener = match listener {
         Some(listener) => listener,
         None => tokio::net::TcpListener::bind((args.bind.as_str(), port))
@@ -219,7 +225,7 @@ pub(crate) async fn prepare(
         model_info.model,
         server_lines.join("\n")
     );
-    Ok((app, listener, banner))
+    Ok((state, listener, banner))
 }
 
 /// `private_key_jwt` with `AI_AGENT_PRIVATE_KEY_FILE` + `AI_AGENT_PRIVATE_KEY_KID`, or a client

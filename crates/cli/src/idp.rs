@@ -69,13 +69,14 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
     }
 }
 
-/// What `up` hands idp0: the port it already bound, where the other services run, and a channel
-/// on which idp0 reports its issuer once it listens.
+/// What `up` hands idp0: the port it already bound, where the other services run, a channel on
+/// which idp0 reports its issuer once it listens, and when to stop (default: Ctrl-C / SIGTERM).
 #[derive(Default)]
 pub(crate) struct Stack {
     pub(crate) listener: Option<tokio::net::TcpListener>,
     pub(crate) topology: Option<idp0::devconfig::Topology>,
     pub(crate) ready: Option<tokio::sync::oneshot::Sender<String>>,
+    pub(crate) shutdown: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 }
 
 /// Serves idp0 as part of the whole stack (for `up`).
@@ -88,7 +89,9 @@ async fn serve(args: IdpArgs, stack: Stack) -> anyhow::Result<()> {
         listener,
         topology,
         ready,
+        shutdown,
     } = stack;
+    let shutdown = shutdown.unwrap_or_else(|| Box::pin(crate::shutdown_signal()));
     let issuer_for = |port: u16| {
         args.issuer
             .clone()
@@ -137,7 +140,7 @@ async fn serve(args: IdpArgs, stack: Stack) -> anyhow::Result<()> {
     if let Some(ready) = ready {
         let _ = ready.send(idp.issuer().to_owned());
     }
-    idp0::serve(listener, idp, crate::shutdown_signal()).await?;
+    idp0::serve(listener, idp, shutdown).await?;
     println!("idp0 stopped");
     Ok(())
 }

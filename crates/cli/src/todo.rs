@@ -205,13 +205,14 @@ impl Common {
 }
 
 pub(crate) async fn run_mcp(args: TodoMcpArgs) -> anyhow::Result<()> {
-    run_mcp_on(args, None).await
+    run_mcp_on(args, None, crate::shutdown_signal()).await
 }
 
-/// Serves todo0's MCP server on `listener` when `up` already bound its port.
+/// Serves todo0's MCP server on `listener` when `up` already bound its port, until `shutdown`.
 pub(crate) async fn run_mcp_on(
     args: TodoMcpArgs,
     listener: Option<tokio::net::TcpListener>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let common = Common::resolve(&args.common)?;
     let port = common.port(args.port, &["MCP_PORT"], 5002)?;
@@ -252,7 +253,7 @@ pub(crate) async fn run_mcp_on(
         ),
     }
     println!("  store:             {}", redact_url(&common.database));
-    httpserve::serve(listener, app, crate::shutdown_signal()).await?;
+    httpserve::serve(listener, app, shutdown).await?;
     println!("todo0 MCP server stopped");
     Ok(())
 }
@@ -374,13 +375,14 @@ fn introspection(
 }
 
 pub(crate) async fn run_app(args: TodoAppArgs) -> anyhow::Result<()> {
-    run_app_on(args, None).await
+    run_app_on(args, None, crate::shutdown_signal()).await
 }
 
-/// Serves todo0's web app on `listener` when `up` already bound its port.
+/// Serves todo0's web app on `listener` when `up` already bound its port, until `shutdown`.
 pub(crate) async fn run_app_on(
     args: TodoAppArgs,
     listener: Option<tokio::net::TcpListener>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let common = Common::resolve(&args.common)?;
     let port = common.port(args.port, &["TODO_APP_PORT", "PORT"], 5001)?;
@@ -434,7 +436,7 @@ pub(crate) async fn run_app_on(
         common.issuer, common.resource
     );
     println!("  store:             {}", redact_url(&common.database));
-    httpserve::serve(listener, app, crate::shutdown_signal()).await?;
+    httpserve::serve(listener, app, shutdown).await?;
     println!("todo0 web app stopped");
     Ok(())
 }

@@ -79,6 +79,12 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         ]
     };
     let idp_args: crate::idp::IdpArgs = service_args(&with("idp", idp_port))?;
+    // Each service stops when its channel fires (or its sender is dropped): `up` stops them in
+    // order, agent0 first so it can end its MCP sessions while todo0 still listens, idp0 last.
+    let (stop_idp, idp_stop) = tokio::sync::oneshot::channel::<()>();
+    let (stop_mcp, mcp_stop) = tokio::sync::oneshot::channel::<()>();
+    let (stop_app, app_stop) = tokio::sync::oneshot::channel::<()>();
+    let (stop_agent, agent_stop) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let idp = tokio::spawn(crate::idp::run_in_stack(
         idp_args,
@@ -86,6 +92,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             listener: Some(idp_listener),
             topology: Some(topology),
             ready: Some(ready_tx),
+            shutdown: Some(Box::pin(stopped(idp_stop))),
         },
     ));
     let issuer = match tokio::time::timeout(Duration::from_secs(30), ready_rx).await {
@@ -113,24 +120,50 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     ]);
     let mut agent_args = with("agent", agent_port);
     agent_args.extend(["--okta-domain".into(), issuer]);
-    let mcp = tokio::spawn(crate::todo::run_mcp_on(
+    let mut mcp = tokio::spawn(crate::todo::run_mcp_on(
         service_args(&mcp_args)?,
         Some(mcp_listener),
+        stopped(mcp_stop),
     ));
-    let app = tokio::spawn(crate::todo::run_app_on(
+    let mut app = tokio::spawn(crate::todo::run_app_on(
         service_args(&app_args)?,
         Some(app_listener),
+        stopped(app_stop),
     ));
-    let agent = tokio::spawn(crate::agent::run_on(
+    let mut agent = tokio::spawn(crate::agent::run_on(
         service_args(&agent_args)?,
         Some(agent_listener),
+        stopped(agent_stop),
     ));
+    let mut idp = idp;
     tokio::spawn(announce_when_ready([
         idp_port, mcp_port, app_port, agent_port,
     ]));
-    // The first service to fail stops `up` (and with it the others).
-    tokio::try_join!(joined(idp), joined(mcp), joined(app), joined(agent))?;
-    Ok(())
+    // Until Ctrl-C / SIGTERM, a service that stops is a failure, and it stops `up` (returning
+    // drops the other channels, which stops the rest).
+    let early = tokio::select! {
+        () = crate::shutdown_signal() => None,
+        ended = &mut agent => Some(("agent0", ended)),
+        ended = &mut mcp => Some(("todo0's MCP server", ended)),
+        ended = &mut app => Some(("todo0's web app", ended)),
+        ended = &mut idp => Some(("idp0", ended)),
+    };
+    if let Some((service, ended)) = early {
+        ended.context("a service task panicked")??;
+        anyhow::bail!("{service} stopped unexpectedly");
+    }
+    let _ = stop_agent.send(());
+    let agent = joined(agent).await;
+    let _ = (stop_mcp.send(()), stop_app.send(()));
+    let (mcp, app) = tokio::join!(joined(mcp), joined(app));
+    let _ = stop_idp.send(());
+    let idp = joined(idp).await;
+    agent.and(mcp).and(app).and(idp)
+}
+
+/// Resolves when `stop` fires or its sender is gone.
+async fn stopped(stop: tokio::sync::oneshot::Receiver<()>) {
+    let _ = stop.await;
 }
 
 async fn joined(task: tokio::task::JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {

@@ -289,6 +289,8 @@ fn up_runs_the_whole_stack_in_one_process_and_stops_cleanly() {
 /// A running `secure-agent up` on ports the OS picked, with what its banners said.
 struct Up {
     child: std::process::Child,
+    /// Where its log goes.
+    stderr: std::path::PathBuf,
     /// Every line `up` printed until it said it was ready.
     banner: Vec<String>,
     idp: u16,
@@ -342,15 +344,18 @@ impl Up {
             agent: port_after("secure-agent is up: open http://localhost:"),
             banner,
             child,
+            stderr: dir.join("up.stderr"),
         }
     }
 
-    fn stop(mut self) {
+    /// Stops `up` with SIGTERM; returns what it logged.
+    fn stop(mut self) -> String {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(wait_timeout(&mut self.child, Duration::from_secs(10)).success());
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 }
 
@@ -510,6 +515,12 @@ async fn up_on_other_ports_sends_every_redirect_and_token_to_those_ports() {
             "no default port in the connections: {status}"
         );
 
+        if round == 1 {
+            // Stopped with alice's MCP session open: agent0 ends it while todo0 still listens.
+            let log = tokio::task::spawn_blocking(move || up.stop()).await.unwrap();
+            assert!(!log.contains("ERROR"), "a clean stop logs no error:\n{log}");
+            break;
+        }
         // Logout: RP-initiated at idp0, back to this agent0 (its post-logout URI is registered
         // for this port).
         let logout = browser
