@@ -1,6 +1,9 @@
 //! What every response passes through: the failure log (each failure logged once, here, with
 //! its route) and its page form for browsers, and the security headers: a strict CSP with no
-//! scripts, no framing, no sniffing, no caching of personal data, no referrer.
+//! scripts and only the app's own stylesheet, no framing, no sniffing, no referrer, and
+//! `Cache-Control: no-store` on everything that does not set its own (only the stylesheet does),
+//! so that no page or API answer with someone's todos is kept by the browser or a proxy: after
+//! logout, Back or a restored tab asks the app again and gets the "Log in" page.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
@@ -12,7 +15,7 @@ use super::error::ErrorReport;
 use super::extract::Via;
 use super::html;
 
-/// The Content-Security-Policy: nothing but inline styles; forms post to the app itself (and
+/// The Content-Security-Policy: nothing but the app's own stylesheet; forms post to the app itself (and
 /// the logout form is redirected on to the IdP's end-session endpoint, whose origin must be
 /// allowed too, or browsers that apply `form-action` to redirects would stop it there).
 pub(crate) fn content_security_policy(end_session_origin: Option<&str>) -> HeaderValue {
@@ -21,11 +24,11 @@ pub(crate) fn content_security_policy(end_session_origin: Option<&str>) -> Heade
         None => "'self'".to_owned(),
     };
     let policy = format!(
-        "default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; style-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     );
     HeaderValue::from_str(&policy).unwrap_or_else(|_| {
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         )
     })
 }
@@ -70,15 +73,19 @@ pub(crate) async fn finish(State(app): State<AppState>, request: Request, next: 
     }
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, app.csp.clone());
-    let fixed: [(HeaderName, &'static str); 4] = [
+    let fixed: [(HeaderName, &'static str); 3] = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "no-referrer"),
-        (header::CACHE_CONTROL, "no-store"),
     ];
     for (name, value) in fixed {
         headers.insert(name, HeaderValue::from_static(value));
     }
+    // Pages, API answers, redirects and errors all depend on the session or the token; only
+    // a handler that serves the same bytes to everyone (the stylesheet) chooses otherwise.
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     response
 }
 
@@ -88,12 +95,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_policy_allows_no_scripts_and_only_the_idp_as_a_form_target() {
+    fn the_policy_allows_no_scripts_only_our_stylesheet_and_only_the_idp_as_a_form_target() {
         let csp = content_security_policy(Some("https://example.okta.com"));
         let csp = csp.to_str().unwrap();
-        assert!(csp.starts_with("default-src 'none'; style-src 'unsafe-inline';"));
+        assert!(csp.starts_with("default-src 'none'; style-src 'self';"));
         assert!(csp.contains("form-action 'self' https://example.okta.com;"));
         assert!(csp.contains("frame-ancestors 'none'"));
         assert!(!csp.contains("script-src"));
+        assert!(!csp.contains("unsafe-inline"));
     }
 }

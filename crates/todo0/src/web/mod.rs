@@ -7,14 +7,16 @@
 //!
 //! | route | |
 //! |---|---|
-//! | `GET /` | the todo list, or "Log in" |
+//! | `GET /` | the todo list (`?show=open`, `?show=done`), or "Log in" |
 //! | `GET /login`, `GET /callback`, `POST /logout` | the login flow |
 //! | `GET /session` | the signed-in user and CSRF token |
 //! | `GET, POST /todos`; `GET, PATCH, DELETE /todos/{id}` | the REST API |
 //! | `POST /todos/{id}/complete`, `POST /todos/{id}/delete` | toggle, delete (also the forms) |
 //! | `GET /openapi.json`, `GET /health` | |
+//! | `GET /assets/todo0.css`, `GET /favicon.ico` | the stylesheet; no icon |
 
 mod api;
+mod assets;
 mod error;
 mod extract;
 mod html;
@@ -151,6 +153,8 @@ fn routes(state: AppState) -> Router {
         )
         .route("/todos/{id}/complete", post(api::post_todo_complete))
         .route("/todos/{id}/delete", post(api::delete_todo))
+        .route(html::STYLESHEET_PATH, get(assets::get_stylesheet))
+        .route("/favicon.ico", get(assets::get_favicon))
         .route("/openapi.json", get(get_openapi))
         .route("/health", get(api::get_health))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))

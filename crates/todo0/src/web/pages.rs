@@ -1,34 +1,54 @@
-//! The pages and the login flow (ARCHITECTURE §5.1): `/` (the todo list, or "Log in"),
-//! `/login` (starts OIDC authorization code + PKCE S256 + `state` + `nonce`), `/callback`
-//! (checks `state` and RFC 9207 `iss`, redeems the code, verifies the ID token, sets a fresh
-//! session with a fresh CSRF token), and `/logout` (ends the session server-side, clears the
-//! cookie and continues with the IdP's RP-initiated logout). The forms on `/` post to the REST routes in [`super::api`].
+//! The pages and the login flow (ARCHITECTURE §5.1): `/` (the todo list with its filter, or
+//! "Log in"), `/login` (starts OIDC authorization code + PKCE S256 + `state` + `nonce`),
+//! `/callback` (checks `state` and RFC 9207 `iss`, redeems the code, verifies the ID token, sets
+//! a fresh session with a fresh CSRF token), and `/logout` (ends the session server-side, clears
+//! the cookie and continues with the IdP's RP-initiated logout). The forms on `/` post to the
+//! REST routes in [`super::api`].
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
 use weblogin::CallbackParams;
 
 use super::AppState;
 use super::error::WebError;
 use super::extract::form_fields;
-use super::html;
+use super::html::{self, Show};
 use super::session::{LOGIN_COOKIE, SESSION_COOKIE, Session};
 use crate::domain::{Filter, Owner};
 
-/// `GET /`.
+/// `GET /` query: which todos to show (`all` when absent; anything else is refused).
+#[derive(Debug, Deserialize)]
+pub(crate) struct IndexQuery {
+    #[serde(default)]
+    show: Show,
+}
+
+/// `GET /`: the signed-in person's todos (`?show=open|done|all`), with the counts of all of
+/// them, or the "Log in" page.
 pub(crate) async fn get_index(
     State(app): State<AppState>,
     headers: HeaderMap,
+    query: Result<Query<IndexQuery>, QueryRejection>,
 ) -> Result<Html<String>, WebError> {
     let Some(session) = app.live_session(&headers).await? else {
         return Ok(Html(html::welcome()));
     };
+    let Query(query) = query.map_err(|_| {
+        WebError::Invalid("show only all, open or done todos: use the links on the page".into())
+    })?;
     let owner = Owner::new(session.uid.clone())?;
+    // All of them, once: the counts and the filtered list come from the same read.
     let todos = app.store.list(&owner, &Filter::default()).await?;
-    Ok(Html(html::todo_list(&session.name, &session.csrf, &todos)))
+    Ok(Html(html::todo_list(
+        &session.name,
+        &session.csrf,
+        &todos,
+        query.show,
+    )))
 }
 
 /// `GET /login`: to the IdP's authorization endpoint, remembering what the callback needs.

@@ -3,7 +3,7 @@
 //! form and the CSRF-checked forms, logout, the REST API with access tokens from the real
 //! Cross-App Access flow (statuses, scopes, bodies checked against `/openapi.json`), the same
 //! rows through the MCP server, user isolation, and invalid titles (the REST API's tests are in
-//! `web_api.rs`).
+//! `web_api.rs`; the page's look, ids, counts, filter and caching headers in `web_ui.rs`).
 //!
 //! idp0's dev config registers `http://localhost:5001/callback` for the `todo0` client, so the
 //! app is configured with exactly that redirect URI, and the browser stand-in (which never
@@ -20,6 +20,8 @@ use super::harness::Server as Mcp;
 
 #[path = "web_api.rs"]
 mod api;
+#[path = "web_ui.rs"]
+mod ui;
 
 const REDIRECT: &str = testkit::TODO0_REDIRECT;
 const ALL: &str = "mcp:connect mcp:tools:read mcp:tools:manage mcp:tools:delete";
@@ -111,9 +113,7 @@ impl Person {
         let csp = response.headers()[CONTENT_SECURITY_POLICY]
             .to_str()
             .unwrap();
-        assert!(
-            csp.starts_with("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
-        );
+        assert!(csp.starts_with("default-src 'none'; style-src 'self'; form-action 'self'"));
         assert!(csp.contains("frame-ancestors 'none'"));
         response.text().await.unwrap()
     }
@@ -209,7 +209,7 @@ async fn a_person_logs_in_and_adds_completes_and_deletes_a_todo_with_csrf_checke
         alice
             .page()
             .await
-            .contains("Signed in as <strong>Alice Example</strong>")
+            .contains("Signed in as </span><strong>Alice Example</strong>")
     );
 
     let added = alice
@@ -249,7 +249,12 @@ async fn a_person_logs_in_and_adds_completes_and_deletes_a_todo_with_csrf_checke
         .await;
     assert_eq!(completed.status(), StatusCode::SEE_OTHER);
     assert!(store.get(&owner, id).await.unwrap().completed);
-    assert!(alice.page().await.contains("<li class=\"done\">"));
+    assert!(
+        alice
+            .page()
+            .await
+            .contains(&format!("<li class=\"todo done\" id=\"todo-{id}\">"))
+    );
     alice
         .submit(&complete, &[("csrf_token", &alice.csrf)])
         .await;
