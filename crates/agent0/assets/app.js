@@ -758,6 +758,8 @@
     connectionsSeq: 0,
     connectionLabels: new Map(),
     pendingConsent: null,
+    conversationId: null,
+    statusPolling: false,
   };
   const dialogOpeners = new WeakMap();
 
@@ -880,6 +882,7 @@
     ui.userChip.hidden = !authed;
     ui.claimsButton.hidden = !authed;
     ui.newConversation.hidden = !authed;
+    ui.historyButton.hidden = !authed;
     ui.logoutButton.hidden = !authed;
   }
 
@@ -910,7 +913,7 @@
   function showLogin(message) {
     state.authenticated = false;
     state.user = null;
-    for (const d of [ui.claimsPanel, ui.connectionsPanel]) if (d.open) d.close();
+    for (const d of [ui.claimsPanel, ui.connectionsPanel, ui.historyPanel]) if (d.open) d.close();
     ui.loginMessage.textContent =
       message || 'Log in to chat with agent0. It acts on your behalf, with your permissions, and never sees your password.';
     setView('login');
@@ -941,6 +944,8 @@
       setView('chat');
       await loadConversation();
       refreshConnections({ quiet: true });
+      pollStatus();
+      await resendUnsent();
     } else {
       showLogin();
     }
@@ -1029,7 +1034,9 @@
     // The step-up marker only exists once the scope was raised.
     let marker = null;
     const statusText = el('span', 'visually-hidden tool-status-text', '(running)');
-    summary.append(status, name, conn, statusText);
+    const outcome = el('span', 'tool-outcome');
+    outcome.hidden = true;
+    summary.append(status, name, conn, outcome, statusText);
 
     const body = el('div', 'tool-body');
     const stepUpBox = el('div', 'tool-step-up');
@@ -1089,6 +1096,8 @@
         statusText.textContent = isError ? '(failed)' : '(done)';
         resultPre.classList.remove('muted');
         resultPre.textContent = prettyJson(result.result);
+        outcome.textContent = toolSummary(tool, result.result, isError);
+        outcome.hidden = !outcome.textContent;
         const su = result.stepUp;
         if (su && typeof su === 'object') this.setStepUp(su.from, su.to);
       },
@@ -1397,6 +1406,9 @@
   function handleStreamEvent(name, data, view) {
     const p = parseEventData(data);
     switch (name) {
+      case 'conversation':
+        if (typeof p.conversationId === 'string') state.conversationId = p.conversationId;
+        return false;
       case 'text':
         if (typeof p.delta === 'string') view.appendDelta(p.delta);
         return false;
@@ -1442,7 +1454,8 @@
   }
 
   function streamChat(text, view) {
-    return streamTurn('/api/chat/stream', '/api/chat', { message: text }, view);
+    const body = state.conversationId ? { message: text, conversationId: state.conversationId } : { message: text };
+    return streamTurn('/api/chat/stream', '/api/chat', body, view);
   }
 
   /**
@@ -1572,6 +1585,8 @@
         view.finish();
         view.root.remove();
         restoreInput = true;
+        // Sent again, once, after this person logs in again (this tab only).
+        keepUnsent(text, state.conversationId);
         handleUnauthenticated();
       } else {
         appendErrorMessage(err.message);
@@ -1611,16 +1626,17 @@
     }
   }
 
-  async function loadConversation() {
+  async function loadConversation(id) {
     clearMessages();
     let convo;
     try {
-      convo = await api('/api/conversations/current');
+      convo = await api(id ? `/api/conversations/${encodeURIComponent(id)}` : '/api/conversations/current');
     } catch (e) {
       if (e.status === 401) handleUnauthenticated();
       else if (e.status !== 404) appendErrorMessage(`Could not load your conversation: ${e.message}`);
       return;
     }
+    state.conversationId = convo && typeof convo.conversationId === 'string' ? convo.conversationId : null;
     const messages = convo && Array.isArray(convo.messages) ? convo.messages : [];
     for (const m of messages) {
       if (!m || typeof m !== 'object') continue;
@@ -1645,7 +1661,8 @@
     if (state.streaming) return;
     ui.newConversation.disabled = true;
     try {
-      await api('/api/conversations', { method: 'POST', body: {} });
+      const created = await api('/api/conversations', { method: 'POST', body: {} });
+      state.conversationId = created && typeof created.conversationId === 'string' ? created.conversationId : null;
       clearMessages();
       ui.input.focus();
     } catch (e) {
@@ -1789,6 +1806,7 @@
     try {
       const r = await api('/api/me/claims');
       renderClaims(r && r.claims);
+      if (r && r.claims && typeof r.claims === 'object' && Object.keys(r.claims).length) addClaimCopyButtons(r.claims);
     } catch (e) {
       if (e.status === 401) {
         ui.claimsPanel.close();
@@ -1892,6 +1910,273 @@
     refreshConnections({ quiet: false });
   }
 
+  // ---- past conversations, export ---------------------------------------------
+
+  function formatWhen(seconds) {
+    const d = new Date(seconds * 1000);
+    if (Number.isNaN(d.getTime())) return '';
+    try {
+      return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+    } catch (_) {
+      return d.toLocaleString();
+    }
+  }
+
+  function exportLink(id, format, label) {
+    const a = el('a', 'button small history-export', label);
+    a.href = `/api/conversations/${encodeURIComponent(id)}/export?format=${format}`;
+    a.setAttribute('download', '');
+    a.dataset.format = format;
+    a.title = `Download this conversation as ${label}`;
+    return a;
+  }
+
+  function renderHistory(list) {
+    if (!list.length) {
+      ui.historyContent.replaceChildren(panelMessage('No conversations yet.'));
+      return;
+    }
+    const ul = el('ul', 'history-list');
+    for (const c of list) {
+      if (!c || typeof c.id !== 'string') continue;
+      const li = el('li', 'history-item');
+      li.dataset.id = c.id;
+      const current = c.id === state.conversationId;
+      if (current) li.dataset.current = 'true';
+      const open = el('button', 'history-open');
+      open.type = 'button';
+      if (current) open.setAttribute('aria-current', 'true');
+      const turns = Number(c.turns) || 0;
+      open.append(
+        el('span', 'history-title', c.title || 'New conversation'),
+        el('span', 'history-meta muted', `${turns} ${turns === 1 ? 'turn' : 'turns'} · ${formatWhen(c.updatedAt)}${current ? ' · open now' : ''}`)
+      );
+      open.addEventListener('click', () => {
+        ui.historyPanel.close();
+        openConversation(c.id);
+      });
+      const actions = el('div', 'history-actions');
+      if (turns > 0) actions.append(exportLink(c.id, 'md', 'Markdown'), exportLink(c.id, 'json', 'JSON'));
+      li.append(open, actions);
+      ul.appendChild(li);
+    }
+    ui.historyContent.replaceChildren(ul);
+  }
+
+  async function openHistory() {
+    openDialog(ui.historyPanel, ui.historyButton);
+    ui.historyContent.replaceChildren(panelMessage('Loading your conversations…'));
+    try {
+      const r = await api('/api/conversations');
+      renderHistory(r && Array.isArray(r.conversations) ? r.conversations : []);
+    } catch (e) {
+      if (e.status === 401) {
+        ui.historyPanel.close();
+        handleUnauthenticated();
+        return;
+      }
+      ui.historyContent.replaceChildren(panelMessage(e.message, 'error-text'));
+    }
+  }
+
+  /** Shows past conversation `id`; the next message continues it. */
+  async function openConversation(id) {
+    if (state.streaming) return;
+    await loadConversation(id);
+    ui.input.focus();
+  }
+
+  // ---- copy -------------------------------------------------------------------
+
+  /** Copies `text`; resolves to whether it worked (the async API, else a selected textarea). */
+  async function copyText(text) {
+    try {
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        await navigator.clipboard.writeText(text);
+        return true;
+      }
+    } catch (_) {
+      /* fall back below */
+    }
+    const area = el('textarea', 'visually-hidden');
+    area.value = text;
+    area.setAttribute('readonly', '');
+    document.body.appendChild(area);
+    area.select();
+    let ok = false;
+    try {
+      ok = document.execCommand('copy');
+    } catch (_) {
+      ok = false;
+    }
+    area.remove();
+    return ok;
+  }
+
+  /** A button that copies `value()` and says so ("Copied") for a moment. */
+  function copyButton(label, value, cls) {
+    const b = el('button', 'copy-button ' + (cls || ''), label);
+    b.type = 'button';
+    b.addEventListener('click', async () => {
+      const ok = await copyText(value());
+      b.textContent = ok ? 'Copied' : 'Copy failed';
+      b.dataset.copied = ok ? 'true' : 'false';
+      if (ui.copyStatus) ui.copyStatus.textContent = ok ? 'Copied to the clipboard.' : 'Could not copy.';
+      window.setTimeout(() => {
+        b.textContent = label;
+        delete b.dataset.copied;
+      }, 2000);
+    });
+    return b;
+  }
+
+  function addClaimCopyButtons(claims) {
+    for (const tr of ui.claimsContent.querySelectorAll('tr[data-claim]')) {
+      const key = tr.dataset.claim;
+      const value = claims[key];
+      const text = value !== null && typeof value === 'object' ? JSON.stringify(value) : String(value);
+      const b = copyButton('Copy', () => text, 'claim-copy');
+      b.setAttribute('aria-label', `Copy the value of ${key}`);
+      const td = tr.querySelector('td');
+      const raw = td && td.querySelector('.claim-raw');
+      if (raw) raw.after(b);
+      else if (td) td.appendChild(b);
+    }
+    const all = copyButton('Copy all as JSON', () => JSON.stringify(claims, null, 2), 'claims-copy-all');
+    const bar = el('div', 'claims-toolbar');
+    bar.appendChild(all);
+    ui.claimsContent.prepend(bar);
+  }
+
+  // ---- tool chip summaries ------------------------------------------------------
+
+  /** The first sentence of an error text, at most 120 characters. */
+  function oneSentence(text) {
+    const s = String(text || '').trim().split('\n')[0];
+    const m = s.match(/^.*?[.!?](?=\s|$)/);
+    const first = m ? m[0] : s;
+    return first.length > 120 ? first.slice(0, 119) + '…' : first;
+  }
+
+  /** A one-line summary of a finished tool call ("3 todos", "#4 created", …). */
+  function toolSummary(tool, result, isError) {
+    if (isError) {
+      const text = typeof result === 'string' ? result : Array.isArray(result) ? result.filter((x) => typeof x === 'string').join(' ') : '';
+      return oneSentence(text) || 'failed';
+    }
+    if (!result || typeof result !== 'object') return '';
+    if (Array.isArray(result.todos)) {
+      const n = typeof result.count === 'number' ? result.count : result.todos.length;
+      return n === 0 ? 'no todos' : `${n} ${n === 1 ? 'todo' : 'todos'}`;
+    }
+    const todo = result.todo && typeof result.todo === 'object' ? result.todo : null;
+    if (!todo || todo.id === undefined) return '';
+    const ref = `#${todo.id}`;
+    switch (tool) {
+      case 'create-todo':
+        return `${ref} created`;
+      case 'delete-todo':
+        return `${ref} deleted`;
+      case 'toggle-todo':
+        return todo.completed ? `${ref} marked done` : `${ref} marked not done`;
+      case 'update-todo':
+        return `${ref} updated`;
+      default:
+        return ref;
+    }
+  }
+
+  // ---- status line ---------------------------------------------------------------
+
+  const STATUS_POLL_MS = 30000;
+
+  /** Polls /health and the connections (gently) so an outage shows before anything is sent. */
+  async function pollStatus() {
+    if (state.statusPolling) return;
+    state.statusPolling = true;
+    const problems = [];
+    try {
+      let up = false;
+      try {
+        const res = await fetch('/health', { credentials: 'same-origin', cache: 'no-store' });
+        up = res.ok;
+      } catch (_) {
+        up = false;
+      }
+      if (!up) {
+        problems.push('agent0 is not answering. Your messages will not go through until it is back.');
+      } else if (state.authenticated) {
+        try {
+          const res = await fetch('/api/connections/status', { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } });
+          const r = res.ok ? await res.json() : null;
+          const list = r && Array.isArray(r.connections) ? r.connections : [];
+          for (const c of list) {
+            if (c && c.state === 'unreachable') problems.push(`${c.label || c.name || 'A connection'} is unreachable.`);
+          }
+        } catch (_) {
+          /* /health answered: a failed status read is not an outage */
+        }
+      }
+    } finally {
+      state.statusPolling = false;
+    }
+    const text = problems.join(' ');
+    ui.statusLine.hidden = !text;
+    ui.statusLineText.textContent = text;
+    ui.statusLine.dataset.state = text ? (problems[0].startsWith('agent0') ? 'down' : 'degraded') : 'ok';
+  }
+
+  function startStatusPolling() {
+    window.setInterval(() => {
+      if (document.visibilityState !== 'hidden') pollStatus();
+    }, STATUS_POLL_MS);
+    window.addEventListener('focus', pollStatus);
+    window.addEventListener('online', pollStatus);
+    window.addEventListener('offline', pollStatus);
+  }
+
+  // ---- a message typed just before the session ended --------------------------------
+
+  const DRAFT_KEY = 'agent0.unsent';
+  const DRAFT_MAX_AGE_MS = 60 * 60 * 1000;
+
+  /** Keeps `text` for this tab only, tied to the person who typed it. */
+  function keepUnsent(text, conversationId) {
+    const sub = state.user && state.user.sub;
+    if (!sub) return;
+    try {
+      window.sessionStorage.setItem(DRAFT_KEY, JSON.stringify({ sub, text, conversationId: conversationId || null, at: Date.now() }));
+    } catch (_) {
+      /* storage unavailable: the text is still put back in the message box */
+    }
+  }
+
+  /** The kept message, once, if the person now logged in is the one who typed it. */
+  function takeUnsent() {
+    let kept = null;
+    try {
+      kept = JSON.parse(window.sessionStorage.getItem(DRAFT_KEY) || 'null');
+      window.sessionStorage.removeItem(DRAFT_KEY);
+    } catch (_) {
+      return null;
+    }
+    if (!kept || typeof kept.text !== 'string' || !kept.text) return null;
+    if (!state.user || kept.sub !== state.user.sub) return null;
+    if (!(Date.now() - Number(kept.at) < DRAFT_MAX_AGE_MS)) return null;
+    return kept;
+  }
+
+  async function resendUnsent() {
+    const kept = takeUnsent();
+    if (!kept) return;
+    if (kept.conversationId && kept.conversationId !== state.conversationId) {
+      await loadConversation(kept.conversationId);
+    }
+    const note = el('p', 'resent-note muted', 'Your message from before you logged in again was sent now.');
+    ui.messages.appendChild(note);
+    await sendMessage(kept.text);
+  }
+
   // ---- theme ----------------------------------------------------------------
 
   const THEME_KEY = 'agent0.theme';
@@ -1960,6 +2245,12 @@
       newConversation: $('new-conversation'),
       themeToggle: $('theme-toggle'),
       logoutButton: $('logout-button'),
+      historyButton: $('history-button'),
+      historyPanel: $('history-panel'),
+      historyContent: $('history-content'),
+      statusLine: $('status-line'),
+      statusLineText: $('status-line-text'),
+      copyStatus: $('copy-status'),
     });
 
     applyTheme(storedTheme() || systemTheme());
@@ -1980,6 +2271,9 @@
     ui.connectionsButton.addEventListener('click', openConnections);
     ui.connectionsRefresh.addEventListener('click', () => refreshConnections({ quiet: false }));
     wireDialog(ui.claimsPanel);
+    wireDialog(ui.historyPanel);
+    ui.historyButton.addEventListener('click', openHistory);
+    startStatusPolling();
     wireDialog(ui.connectionsPanel);
 
     ui.chatForm.addEventListener('submit', (e) => {

@@ -60,6 +60,34 @@ pub struct Turn {
     pub tool_results: Vec<ToolResultView>,
 }
 
+/// One line of the person's list of conversations.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationSummary {
+    /// The conversation's id.
+    pub id: String,
+    /// Its first message, at most [`TITLE_CHARS`] characters (empty while it has no turn).
+    pub title: String,
+    /// When a turn was last added (or it was created).
+    pub updated_at: UnixTime,
+    /// How many turns it has.
+    pub turns: u32,
+}
+
+/// The longest title in [`ConversationSummary`], in characters (an ellipsis marks a cut).
+pub const TITLE_CHARS: usize = 80;
+
+/// `text`'s first line, at most [`TITLE_CHARS`] characters.
+fn title_of(text: &str) -> String {
+    let line = text.trim().lines().next().unwrap_or("").trim();
+    if line.chars().count() <= TITLE_CHARS && line.len() == text.trim().len() {
+        return line.to_owned();
+    }
+    let mut title: String = line.chars().take(TITLE_CHARS - 1).collect();
+    title.push('…');
+    title
+}
+
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -90,6 +118,13 @@ pub trait ConversationStore: Send + Sync {
     async fn create(&self, owner: &str, now: UnixTime) -> Result<String, StoreError>;
     /// `owner`'s most recently used conversation, if any.
     async fn find_latest(&self, owner: &str) -> Result<Option<String>, StoreError>;
+    /// `owner`'s conversations, most recently used first (within one second: the one with the
+    /// latest turn), at most `limit`.
+    async fn find_conversations(
+        &self,
+        owner: &str,
+        limit: u32,
+    ) -> Result<Vec<ConversationSummary>, StoreError>;
     /// How many turns `owner`'s conversation `id` has ([`StoreError::NotFound`] when it is not
     /// theirs).
     async fn count_turns(&self, owner: &str, id: &str) -> Result<u32, StoreError>;
@@ -290,6 +325,35 @@ impl ConversationStore for SqliteConversations {
         .await?)
     }
 
+    async fn find_conversations(
+        &self,
+        owner: &str,
+        limit: u32,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        let rows: Vec<(String, Option<String>, UnixTime, u32)> = sqlx::query_as(
+            "SELECT c.id, \
+             (SELECT user_text FROM turns WHERE conversation_id = c.id ORDER BY seq LIMIT 1), \
+             c.updated_at, (SELECT COUNT(*) FROM turns WHERE conversation_id = c.id) \
+             FROM conversations c WHERE c.owner = ? \
+             ORDER BY c.updated_at DESC, \
+             (SELECT MAX(rowid) FROM turns WHERE conversation_id = c.id) DESC NULLS LAST, \
+             c.rowid DESC LIMIT ?",
+        )
+        .bind(owner)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, first, updated_at, turns)| ConversationSummary {
+                id,
+                title: first.as_deref().map(title_of).unwrap_or_default(),
+                updated_at,
+                turns,
+            })
+            .collect())
+    }
+
     async fn count_turns(&self, owner: &str, id: &str) -> Result<u32, StoreError> {
         let count: Option<u32> = sqlx::query_scalar(
             "SELECT (SELECT COUNT(*) FROM turns WHERE conversation_id = c.id) \
@@ -399,6 +463,54 @@ mod tests {
         assert_eq!(last, vec![turn("two")], "the most recent, in order");
         let newer = store.create("alice", 5).await.unwrap();
         assert_eq!(store.find_latest("alice").await.unwrap(), Some(newer));
+    }
+
+    #[tokio::test]
+    async fn conversations_are_listed_newest_first_bounded_and_only_for_their_owner() {
+        let store = SqliteConversations::in_memory().await.unwrap();
+        let old = store.create("alice", 1).await.unwrap();
+        store
+            .append("alice", &old, &turn("first one"), 2)
+            .await
+            .unwrap();
+        store
+            .append("alice", &old, &turn("second"), 3)
+            .await
+            .unwrap();
+        let long = "x".repeat(200);
+        let newer = store.create("alice", 4).await.unwrap();
+        store
+            .append("alice", &newer, &turn(&long), 5)
+            .await
+            .unwrap();
+        let empty = store.create("alice", 6).await.unwrap();
+        store.create("bob", 7).await.unwrap();
+
+        let list = store.find_conversations("alice", 50).await.unwrap();
+        let ids: Vec<&str> = list.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, [empty.as_str(), newer.as_str(), old.as_str()]);
+        assert_eq!(list[0].title, "");
+        assert_eq!(list[0].turns, 0);
+        assert_eq!(list[1].title.chars().count(), TITLE_CHARS);
+        assert!(list[1].title.ends_with('…'));
+        assert_eq!(list[2].title, "first one");
+        assert_eq!((list[2].turns, list[2].updated_at), (2, 3));
+        assert_eq!(store.find_conversations("alice", 2).await.unwrap().len(), 2);
+        assert_eq!(store.find_conversations("bob", 50).await.unwrap().len(), 1);
+        assert!(
+            store
+                .find_conversations("carol", 50)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_title_is_the_first_line_cut_with_an_ellipsis() {
+        assert_eq!(title_of("  list my todos "), "list my todos");
+        assert_eq!(title_of("first line\nsecond"), "first line…");
+        assert_eq!(title_of(&"é".repeat(TITLE_CHARS)), "é".repeat(TITLE_CHARS));
     }
 
     #[tokio::test]

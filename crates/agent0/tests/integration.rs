@@ -13,6 +13,8 @@ mod fake_llm;
 mod faults;
 #[path = "integration/harness.rs"]
 mod harness;
+#[path = "integration/history.rs"]
+mod history;
 #[path = "integration/journeys.rs"]
 mod journeys;
 #[path = "integration/llm_anthropic.rs"]

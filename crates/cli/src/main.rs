@@ -4,6 +4,7 @@ mod agent;
 mod bench;
 mod idp;
 mod keys;
+mod login;
 mod mcp;
 mod memory;
 mod settings;
@@ -49,6 +50,8 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Log in from the shell (OIDC code + PKCE, loopback redirect); tokens cached for `mcp`.
+    Login(login::LoginArgs),
     /// Run token exchanges by hand and print the decoded claims.
     Token {
         #[command(subcommand)]
@@ -106,6 +109,7 @@ fn main() -> std::process::ExitCode {
             Command::TodoMcp(args) => todo::run_mcp(args).await,
             Command::TodoApp(args) => todo::run_app(args).await,
             Command::Keys { command } => keys::run(command),
+            Command::Login(args) => login::run(args).await,
             Command::Token { command } => token::run(command).await,
             Command::Mcp { command } => mcp::run(command).await,
         }

@@ -11,6 +11,7 @@
 //!    requesting the union of the granted and the challenged scopes (a new ID-JAG each time, at
 //!    most two step-ups per command) and retrying, with `stepped up to: <scopes>` on stderr.
 //!
+//! The ID token is `--id-token`, else the one `secure-agent login` cached for the issuer.
 //! `--bearer` skips all of that and sends the given token. Tokens are never printed.
 
 mod credentials;
@@ -159,12 +160,20 @@ async fn execute(args: &ConnectArgs, op: Op) -> anyhow::Result<Outcome> {
         }
         Probe::Protected(protection) => *protection,
     };
-    let Credentials::IdToken(id_token) = credentials else {
-        bail!(
-            "{server} requires authorization (scope {:?}): pass --id-token (or ID_TOKEN) for \
-             Cross-App Access, or --bearer (or MCP_BEARER_TOKEN)",
-            protection.scope.to_string()
-        );
+    let id_token = match credentials {
+        Credentials::IdToken(id_token) => id_token,
+        // No token given: the one `secure-agent login` cached for the issuer.
+        Credentials::None | Credentials::Bearer(_) => args
+            .auth
+            .cached_id_token(&settings, &args.service.data_dir)
+            .await
+            .with_context(|| {
+                format!(
+                    "{server} requires authorization (scope {:?}); --bearer (or \
+                     MCP_BEARER_TOKEN) sends an access token as is",
+                    protection.scope.to_string()
+                )
+            })?,
     };
     let initial = protection.scope.union(&args.auth.extra_scopes()?);
     let source = args

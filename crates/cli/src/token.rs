@@ -1,5 +1,5 @@
 //! `secure-agent token exchange`: both Cross-App Access steps by hand (ARCHITECTURE §5.3) with a
-//! given ID token and the agent's key, printing the decoded ID-JAG and access-token claims.
+//! given ID token (default: the one `secure-agent login` cached for the issuer) and the agent's key, printing the decoded ID-JAG and access-token claims.
 //! Raw tokens are printed only with `--raw`.
 
 use std::io::Read;
@@ -27,7 +27,8 @@ pub(crate) enum TokenCommand {
 pub(crate) struct ExchangeArgs {
     #[command(flatten)]
     service: ServiceArgs,
-    /// The user's ID token; `-` reads it from standard input. Env: ID_TOKEN.
+    /// The user's ID token; `-` reads it from standard input. Env: ID_TOKEN. Default: the one
+    /// `secure-agent login` cached for the issuer.
     #[arg(long)]
     id_token: Option<String>,
     /// dotenv files with the sample's variable names (repeatable). Default: <data-dir>/agent0.env.
@@ -71,18 +72,18 @@ async fn exchange(args: ExchangeArgs) -> anyhow::Result<()> {
         &args.service.data_dir,
         idp0::devconfig::AGENT0_ENV,
     )?;
+    let domain = settings.require(args.issuer.as_deref(), "--issuer", "OKTA_DOMAIN")?;
+    let issuer = idp0::devconfig::issuer_from_okta_domain(&domain);
     let id_token = match settings.get(args.id_token.as_deref(), "ID_TOKEN") {
         Some(token) if token == "-" => {
             let mut token = String::new();
             std::io::stdin().read_to_string(&mut token)?;
-            token.trim().to_owned()
+            SecretString::from(token.trim().to_owned())
         }
-        Some(token) => token,
-        None => anyhow::bail!("missing --id-token (or ID_TOKEN); `-` reads it from standard input"),
+        Some(token) => SecretString::from(token),
+        // `secure-agent login`'s cached ID token, refreshed if it has expired.
+        None => crate::login::cached_id_token(&args.service.data_dir, &issuer).await?,
     };
-    let id_token = SecretString::from(id_token);
-    let domain = settings.require(args.issuer.as_deref(), "--issuer", "OKTA_DOMAIN")?;
-    let issuer = idp0::devconfig::issuer_from_okta_domain(&domain);
     let agent_id = settings.require(args.agent_id.as_deref(), "--agent-id", "AI_AGENT_ID")?;
     let key = settings.require_agent_key(args.key.as_deref(), args.kid.as_deref())?;
     let audience = settings.require(

@@ -605,3 +605,176 @@ async fn step_ups_stop_after_two_and_when_the_scope_is_not_granted() {
         "{stderr}"
     );
 }
+
+/// `secure-agent login --username … --password-stdin` with `--data-dir`, and what it printed.
+fn login(stack: &Stack, data_dir: &std::path::Path, user: &str, password: &str) -> Run {
+    let mut command = Command::new(BIN);
+    command
+        .args(["login", "--username", user, "--password-stdin", "--issuer"])
+        .arg(&stack.idp.issuer)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--timeout", "60"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for name in SCRUBBED {
+        command.env_remove(name);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(format!("{password}\n").as_bytes()).unwrap();
+    drop(pipe);
+    let run = Run {
+        output: child.wait_with_output().unwrap(),
+    };
+    run.assert_no_token();
+    run
+}
+
+/// `secure-agent <args…>` with the scrubbed environment and nothing on standard input.
+fn secure_agent(args: &[&str]) -> Run {
+    let mut command = Command::new(BIN);
+    command.args(args).stdin(Stdio::null());
+    for name in SCRUBBED {
+        command.env_remove(name);
+    }
+    let run = Run {
+        output: command.output().unwrap(),
+    };
+    run.assert_no_token();
+    run
+}
+
+/// A person logs in from the shell (idp0's form over HTTP, loopback redirect on an ephemeral
+/// port), the tokens land in a 0600 file under the data directory, and `mcp tools` and
+/// `token exchange` then work with no `--id-token`; an expired cached ID token is refreshed with
+/// the refresh token, and without one the error says to log in again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_caches_the_tokens_that_mcp_and_token_exchange_use() {
+    let stack = Stack::start().await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().join("state");
+    let dir = data_dir.to_str().unwrap().to_owned();
+    let password = stack.idp.password("alice");
+
+    let wrong = tokio::task::block_in_place(|| login(&stack, &data_dir, "alice", "not-it"));
+    assert!(!wrong.ok());
+    assert!(
+        wrong.stderr().contains("did not accept"),
+        "{}",
+        wrong.stderr()
+    );
+
+    let run = tokio::task::block_in_place(|| login(&stack, &data_dir, "alice", &password));
+    run.assert_ok();
+    assert!(
+        run.stdout().contains("alice@example.com"),
+        "{}",
+        run.stdout()
+    );
+    assert!(!run.stdout().contains(&password) && !run.stderr().contains(&password));
+
+    // One file for the issuer: 0600 in a 0700 directory, holding only what later commands need.
+    let tokens_dir = data_dir.join("tokens");
+    let files: Vec<PathBuf> = std::fs::read_dir(&tokens_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let cache_file = files[0].clone();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&cache_file), 0o600);
+        assert_eq!(mode(&tokens_dir), 0o700);
+        assert_eq!(mode(&data_dir), 0o700);
+    }
+    let text = std::fs::read_to_string(&cache_file).unwrap();
+    assert!(!text.contains(&password));
+    let cached: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut keys: Vec<&str> = cached
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "client_id",
+            "id_token",
+            "id_token_expires_at",
+            "issuer",
+            "refresh_token"
+        ]
+    );
+    assert_eq!(cached["client_id"], "secure-agent-cli");
+    let claims = protocol::verify::decode_unverified(cached["id_token"].as_str().unwrap()).unwrap();
+    assert_eq!(claims["aud"], "secure-agent-cli");
+
+    // `--show`: decoded claims, no token.
+    let show = secure_agent(&[
+        "login",
+        "--show",
+        "--issuer",
+        &stack.idp.issuer,
+        "--data-dir",
+        &dir,
+    ]);
+    show.assert_ok();
+    assert_eq!(show.json()["claims"]["email"], "alice@example.com");
+
+    // `mcp tools` with the cached ID token: Cross-App Access as alice.
+    let client = Client::new(&stack);
+    let tools = client.run(&["tools", "--data-dir", &dir], None, &[]).await;
+    tools.assert_ok();
+    assert!(tools.json().as_array().is_some_and(|t| !t.is_empty()));
+
+    // `token exchange` with it too.
+    let env_file = stack.idp.data_dir.join("agent0.env");
+    let exchange_args = [
+        "token",
+        "exchange",
+        "--data-dir",
+        &dir,
+        "--env-file",
+        env_file.to_str().unwrap(),
+        "--issuer",
+        &stack.idp.issuer,
+        "--audience",
+        &stack.idp.todo0_issuer(),
+        "--resource",
+        &stack.mcp_url,
+    ];
+    let exchange = secure_agent(&exchange_args);
+    exchange.assert_ok();
+    let out = exchange.json();
+    assert_eq!(out["id_jag"]["claims"]["sub"], claims["sub"]);
+    assert_eq!(out["access_token"]["claims"]["act"]["sub"], "agent0-agent");
+
+    // An expired cached ID token is refreshed (and the rotated refresh token stored).
+    let mut expired = cached.clone();
+    expired["id_token_expires_at"] = 0.into();
+    std::fs::write(&cache_file, expired.to_string()).unwrap();
+    let refreshed = client.run(&["tools", "--data-dir", &dir], None, &[]).await;
+    refreshed.assert_ok();
+    let after: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cache_file).unwrap()).unwrap();
+    assert_ne!(after["refresh_token"], cached["refresh_token"]);
+    assert!(after["id_token_expires_at"].as_i64().unwrap() > 0);
+
+    // Expired with no refresh token: log in again.
+    let mut stale = after.clone();
+    stale["id_token_expires_at"] = 0.into();
+    stale.as_object_mut().unwrap().remove("refresh_token");
+    std::fs::write(&cache_file, stale.to_string()).unwrap();
+    let refused = secure_agent(&exchange_args);
+    assert!(!refused.ok());
+    assert!(
+        refused.stderr().contains("secure-agent login"),
+        "{}",
+        refused.stderr()
+    );
+}

@@ -8,6 +8,7 @@
 mod assets;
 mod auth;
 mod chat;
+mod conversations;
 pub mod error;
 
 use std::collections::BTreeSet;
@@ -236,10 +237,21 @@ pub fn router(state: AppState) -> Router {
             "/api/chat/confirm/stream",
             post(chat::post_chat_confirm_stream),
         )
-        .route("/api/conversations", post(chat::post_conversation))
+        .route(
+            "/api/conversations",
+            post(chat::post_conversation).get(conversations::get_conversations),
+        )
         .route(
             "/api/conversations/current",
             get(chat::get_current_conversation),
+        )
+        .route(
+            "/api/conversations/{id}",
+            get(conversations::get_conversation),
+        )
+        .route(
+            "/api/conversations/{id}/export",
+            get(conversations::get_conversation_export),
         )
         .route("/api/connections/status", get(chat::get_connections_status))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -379,3 +379,309 @@ async fn journey(stack: &AgentStack, browser: &WebDriver) -> WebDriverResult<()>
     );
     Ok(())
 }
+
+/// Waits until the element at `css` holds `text` (a re-rendered element is looked up again).
+async fn wait_for_text(browser: &WebDriver, css: &str, text: &str) -> WebElement {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(element) = browser.find(By::Css(css)).await
+            && element.text().await.is_ok_and(|t| t.contains(text))
+        {
+            return element;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{css} did not come to hold {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `script` (a JS expression) is true in the page.
+async fn wait_until(browser: &WebDriver, script: &str, what: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let ok = browser
+            .execute(&format!("return Boolean({script});"), Vec::new())
+            .await
+            .is_ok_and(|r| r.json().as_bool() == Some(true));
+        if ok {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Through idp0's form when it asks (its own session may answer at once).
+async fn log_in_in_browser(stack: &AgentStack, browser: &WebDriver, user: &str) {
+    wait_for(browser, "#login-button")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(username) = browser.find(By::Css("input[name=username]")).await {
+            username.send_keys(user).await.unwrap();
+            browser
+                .find(By::Css("input[name=password]"))
+                .await
+                .unwrap()
+                .send_keys(stack.stack.idp.password(user))
+                .await
+                .unwrap();
+            browser
+                .find(By::Css("form button, form input[type=submit]"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            break;
+        }
+        if browser
+            .find(By::Css("#user-name"))
+            .await
+            .is_ok_and(|_| true)
+            && browser
+                .current_url()
+                .await
+                .unwrap()
+                .as_str()
+                .starts_with(&stack.base)
+            && browser
+                .execute("return document.body.dataset.view;", Vec::new())
+                .await
+                .is_ok_and(|r| r.json().as_str() == Some("chat"))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no login form, no chat"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_until(
+        browser,
+        "document.body.dataset.view === 'chat'",
+        "the chat did not come back after login",
+    )
+    .await;
+}
+
+/// The sample's conveniences: copying claims, a one-line outcome on each tool chip, past
+/// conversations reopened and exported, the status line while agent0 is down, and a message
+/// sent as the session ended re-sent once after the new login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conveniences_in_headless_chromium() {
+    let mut stack = AgentStack::start().await;
+    let driver = Driver::start();
+    let browser = browser(&driver).await;
+    let result = conveniences(&mut stack, &browser).await;
+    let _ = browser
+        .screenshot(&artifact("agent0-conveniences-last-state.png"))
+        .await;
+    browser.quit().await.unwrap();
+    result.unwrap();
+}
+
+async fn conveniences(stack: &mut AgentStack, browser: &WebDriver) -> WebDriverResult<()> {
+    browser.goto(&stack.base).await?;
+    log_in_in_browser(stack, browser, "alice").await;
+
+    // Claims: copy one value, and all of them as JSON; each says "Copied".
+    wait_for(browser, "#claims-button").await.click().await?;
+    wait_for(browser, "tr[data-claim='sub'] .claim-copy")
+        .await
+        .click()
+        .await?;
+    wait_for_text(browser, "tr[data-claim='sub'] .claim-copy", "Copied").await;
+    wait_for(browser, ".claims-copy-all").await.click().await?;
+    wait_for_text(browser, ".claims-copy-all", "Copied").await;
+    browser
+        .screenshot(&artifact("agent0-claims-copied.png"))
+        .await?;
+    browser
+        .action_chain()
+        .send_keys(Key::Escape)
+        .perform()
+        .await?;
+
+    // Tool chips say what happened while collapsed.
+    send(browser, "list my todos").await;
+    wait_for_text(
+        browser,
+        ".tool-chip[data-tool='get-todos'][data-state='ok'] .tool-outcome",
+        "no todos",
+    )
+    .await;
+    send(browser, "add a todo \"prep the demo\"").await;
+    wait_for(
+        browser,
+        ".confirm-card[data-tool='create-todo'][data-state='pending'] .confirm-approve",
+    )
+    .await
+    .click()
+    .await?;
+    let created = wait_for(
+        browser,
+        ".tool-chip[data-tool='create-todo'][data-state='ok'] .tool-outcome",
+    )
+    .await;
+    let created = created.text().await?;
+    assert!(
+        created.starts_with('#') && created.ends_with(" created"),
+        "{created}"
+    );
+    browser
+        .screenshot(&artifact("agent0-tool-outcomes.png"))
+        .await?;
+
+    // A new conversation, then the first one reopened from the list and continued.
+    wait_for(browser, "#new-conversation").await.click().await?;
+    wait_until(
+        browser,
+        "document.querySelectorAll('#messages .message').length === 0",
+        "the new conversation is not empty",
+    )
+    .await;
+    send(browser, "list my todos").await;
+    wait_for_text(
+        browser,
+        ".tool-chip[data-tool='get-todos'][data-state='ok'] .tool-outcome",
+        "1 todo",
+    )
+    .await;
+    wait_for(browser, "#history-button").await.click().await?;
+    wait_until(
+        browser,
+        "document.querySelectorAll('#history-content .history-item').length === 2",
+        "two past conversations are listed",
+    )
+    .await;
+    let items = browser
+        .find_all(By::Css("#history-content .history-item"))
+        .await?;
+    assert_eq!(
+        items[0].attr("data-current").await?.as_deref(),
+        Some("true")
+    );
+    let older = items[1].text().await?;
+    assert!(
+        older.contains("list my todos") && older.contains("2 turns"),
+        "{older}"
+    );
+    let md = items[1]
+        .find(By::Css("a[data-format='md']"))
+        .await?
+        .attr("href")
+        .await?
+        .unwrap_or_default();
+    assert!(md.ends_with("/export?format=md"), "{md}");
+    items[1].find(By::Css("a[data-format='json']")).await?;
+    // The export link answers a download, never cached.
+    let headers = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(arguments[0]).then(r => done([r.status, r.headers.get('content-disposition'),
+               r.headers.get('cache-control')]));",
+            vec![serde_json::Value::String(md.clone())],
+        )
+        .await?
+        .json()
+        .clone();
+    assert_eq!(headers[0], 200, "{headers}");
+    assert!(
+        headers[1].as_str().unwrap_or("").starts_with("attachment"),
+        "{headers}"
+    );
+    assert_eq!(headers[2], "no-store");
+    browser.screenshot(&artifact("agent0-history.png")).await?;
+    items[1]
+        .find(By::Css(".history-open"))
+        .await?
+        .click()
+        .await?;
+    wait_for_text(browser, "#messages", "prep the demo").await;
+    send(browser, "list my todos").await;
+    wait_until(
+        browser,
+        "document.querySelectorAll(\"#messages .tool-chip[data-tool='get-todos'][data-state='ok']\").length === 2",
+        "the reopened conversation was not continued",
+    )
+    .await;
+    let person = stack.login("alice").await;
+    let (_, list) = person.get("/api/conversations").await;
+    assert_eq!(list["conversations"][0]["turns"], 3, "{list}");
+    assert_eq!(list["conversations"][0]["title"], "list my todos");
+
+    // agent0 goes away: the status line says so before anything is sent, and clears after.
+    stack.stop().await;
+    browser
+        .execute("window.dispatchEvent(new Event('focus'));", Vec::new())
+        .await?;
+    wait_for_text(browser, "#status-line", "agent0 is not answering").await;
+    browser
+        .screenshot(&artifact("agent0-status-line.png"))
+        .await?;
+    // A new agent0 knows no sessions: this browser's login has ended, unknown to the page.
+    stack.start_again().await;
+    browser
+        .execute("window.dispatchEvent(new Event('focus'));", Vec::new())
+        .await?;
+    wait_until(
+        browser,
+        "document.getElementById('status-line').hidden",
+        "the status line did not clear",
+    )
+    .await;
+
+    // A message sent now meets the ended session: kept (this tab only), and re-sent once
+    // after the new login.
+    send(browser, "add a todo \"after the login\"").await;
+    wait_for(browser, "#login-button").await;
+    wait_until(
+        browser,
+        "(sessionStorage.getItem('agent0.unsent') || '').includes('after the login')",
+        "the unsent message was not kept",
+    )
+    .await;
+    log_in_in_browser(stack, browser, "alice").await;
+    wait_for(browser, ".resent-note").await;
+    wait_for(
+        browser,
+        ".confirm-card[data-tool='create-todo'][data-state='pending']",
+    )
+    .await;
+    wait_for_text(browser, "#messages", "after the login").await;
+    wait_until(
+        browser,
+        "sessionStorage.getItem('agent0.unsent') === null",
+        "the re-sent message was not forgotten",
+    )
+    .await;
+    browser
+        .screenshot(&artifact("agent0-resent-after-login.png"))
+        .await?;
+
+    // Someone else's kept message is dropped, not sent.
+    browser
+        .execute(
+            "sessionStorage.setItem('agent0.unsent', JSON.stringify({sub: 'someone-else', \
+             text: 'not yours', conversationId: null, at: Date.now()}));",
+            Vec::new(),
+        )
+        .await?;
+    browser.refresh().await?;
+    wait_until(
+        browser,
+        "document.body.dataset.view === 'chat' && sessionStorage.getItem('agent0.unsent') === null",
+        "another person's kept message was not dropped",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!browser.source().await?.contains("not yours"));
+    Ok(())
+}

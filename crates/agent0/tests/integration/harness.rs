@@ -76,10 +76,20 @@ impl AgentStack {
     /// Stops agent0 and starts a new one on the same address and database (sessions are lost,
     /// as in a real restart; conversations are not).
     pub async fn restart(&mut self) {
+        self.stop().await;
+        self.start_again().await;
+    }
+
+    /// Stops agent0 (its address refuses connections until [`Self::start_again`]).
+    pub async fn stop(&mut self) {
         if let Some((stop, task)) = self.server.take() {
             let _ = stop.send(());
             task.await.unwrap().unwrap();
         }
+    }
+
+    /// Starts a new agent0 on the stopped one's address and database (sessions are lost).
+    pub async fn start_again(&mut self) {
         let address = self.base.trim_start_matches("http://").to_owned();
         let listener = tokio::net::TcpListener::bind(address).await.unwrap();
         let mut config = config(&self.stack, &self.base, self.model.clone()).await;

@@ -26,6 +26,7 @@ pub(crate) struct AuthArgs {
     #[arg(long, value_name = "TOKEN")]
     bearer: Option<String>,
     /// The user's ID token for Cross-App Access; `-` reads it from standard input. Env: ID_TOKEN.
+    /// Default: the one `secure-agent login` cached for the issuer (--issuer / OKTA_DOMAIN).
     #[arg(long, value_name = "TOKEN")]
     id_token: Option<String>,
     /// The IdP's (org) issuer, to discover its token endpoint. Env: OKTA_DOMAIN.
@@ -95,6 +96,22 @@ impl AuthArgs {
             Some(token) => Ok(Credentials::IdToken(secret_or_stdin(token, "--id-token")?)),
             None => Ok(Credentials::None),
         }
+    }
+
+    /// The ID token `secure-agent login` cached for the issuer (`--issuer` / `OKTA_DOMAIN`),
+    /// refreshed if it has expired.
+    pub(super) async fn cached_id_token(
+        &self,
+        settings: &Settings,
+        data_dir: &std::path::Path,
+    ) -> anyhow::Result<SecretString> {
+        let domain = settings.require(
+            self.issuer.as_deref(),
+            "--id-token (or ID_TOKEN), or --issuer for the token `secure-agent login` cached",
+            "OKTA_DOMAIN",
+        )?;
+        let issuer = idp0::devconfig::issuer_from_okta_domain(&domain);
+        crate::login::cached_id_token(data_dir, &issuer).await
     }
 
     /// Extra scopes from `--scope`.

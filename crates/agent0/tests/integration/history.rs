@@ -1,0 +1,156 @@
+//! Past conversations (the list, reopening one, continuing it) and their export as Markdown and
+//! JSON: only ever the person's own, newest first, and never a token in a download.
+
+use reqwest::StatusCode;
+use reqwest::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
+use serde_json::{Value, json};
+
+use super::harness::{AgentStack, Person};
+
+async fn export(person: &Person, base: &str, id: &str, format: &str) -> reqwest::Response {
+    person
+        .browser
+        .http
+        .get(format!(
+            "{base}/api/conversations/{id}/export?format={format}"
+        ))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_conversations_are_listed_reopened_continued_and_exported_only_for_their_owner() {
+    let stack = AgentStack::start().await;
+    let alice = stack.login("alice").await;
+
+    // Two conversations: the first with two turns (a write and a list), then a new one.
+    let first = alice.chat_approved("add a todo \"write the report\"").await;
+    let first_id = first["conversationId"].as_str().unwrap().to_owned();
+    alice.chat("list my todos").await;
+    let (status, created) = alice.post("/api/conversations", &json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let second_id = created["conversationId"].as_str().unwrap().to_owned();
+    alice.chat("list my todos").await;
+
+    let (status, list) = alice.get("/api/conversations").await;
+    assert_eq!(status, StatusCode::OK);
+    let list = list["conversations"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(list[0]["id"], second_id.as_str(), "newest first");
+    assert_eq!(list[0]["title"], "list my todos");
+    assert_eq!(list[0]["turns"], 1);
+    assert_eq!(list[1]["id"], first_id.as_str());
+    assert_eq!(list[1]["title"], "add a todo \"write the report\"");
+    assert_eq!(list[1]["turns"], 2);
+    assert!(list[1]["updatedAt"].as_i64().unwrap() > 0);
+
+    // Reopened, it reads as the page shows it; a message naming it continues it.
+    let (status, opened) = alice.get(&format!("/api/conversations/{first_id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(opened["conversationId"], first_id.as_str());
+    let messages = opened["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 4);
+    assert_eq!(messages[0]["text"], "add a todo \"write the report\"");
+    assert_eq!(messages[1]["toolResults"][0]["tool"], "create-todo");
+    let (status, reply) = alice
+        .post(
+            "/api/chat",
+            &json!({"message": "list my todos", "conversationId": first_id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["conversationId"], first_id.as_str());
+    let (_, list) = alice.get("/api/conversations").await;
+    assert_eq!(list["conversations"][0]["id"], first_id.as_str());
+    assert_eq!(list["conversations"][0]["turns"], 3);
+
+    // Markdown: a download, never cached, with the messages and tool results, no token.
+    let response = export(&alice, &stack.base, &first_id, "md").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    assert_eq!(headers[CACHE_CONTROL], "no-store");
+    assert!(
+        headers[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/markdown")
+    );
+    let disposition = headers[CONTENT_DISPOSITION].to_str().unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=\"agent0-conversation-")
+            && disposition.ends_with(".md\""),
+        "{disposition}"
+    );
+    let markdown = response.text().await.unwrap();
+    assert!(
+        markdown.starts_with("# add a todo \"write the report\"\n"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("## You\n\nlist my todos"));
+    assert!(markdown.contains("**Tool call** `create-todo` on `todo0`"));
+    assert!(markdown.contains("write the report"));
+    assert!(
+        !markdown.contains("eyJ"),
+        "no JWT in the export: {markdown}"
+    );
+
+    // JSON: the same turns, machine-readable.
+    let response = export(&alice, &stack.base, &first_id, "json").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+    assert!(
+        response.headers()[CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .ends_with(".json\"")
+    );
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("eyJ"), "no JWT in the export");
+    let exported: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(exported["conversationId"], first_id.as_str());
+    let turns = exported["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 3);
+    assert_eq!(turns[0]["toolResults"][0]["tool"], "create-todo");
+    assert_eq!(turns[2]["toolResults"][0]["tool"], "get-todos");
+    assert!(turns[0].get("messages").is_none());
+
+    // An unknown format is a 400.
+    let response = export(&alice, &stack.base, &first_id, "xml").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    // Someone else: an empty list, and alice's conversation does not exist for them.
+    let bob = stack.login("bob").await;
+    let (status, list) = bob.get("/api/conversations").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["conversations"], json!([]));
+    let (status, _) = bob.get(&format!("/api/conversations/{first_id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for format in ["md", "json"] {
+        let response = export(&bob, &stack.base, &first_id, format).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert!(response.headers().get(CONTENT_DISPOSITION).is_none());
+    }
+    let (status, _) = bob
+        .post(
+            "/api/chat",
+            &json!({"message": "list my todos", "conversationId": first_id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Nobody logged in: 401.
+    let anonymous = reqwest::Client::new();
+    for path in [
+        "/api/conversations".to_owned(),
+        format!("/api/conversations/{first_id}"),
+        format!("/api/conversations/{first_id}/export?format=md"),
+    ] {
+        let response = anonymous
+            .get(format!("{}{path}", stack.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+}
