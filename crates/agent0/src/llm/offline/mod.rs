@@ -9,13 +9,16 @@
 //! step is whatever the plan does with those results. The same conversation always gets the same
 //! reply (no randomness, no clock).
 
+mod change;
+mod follow_up;
 mod parse;
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use self::parse::{Intent, ListFilter, Say, Target};
+use self::change::{Action, act, bulk};
+use self::parse::{Intent, ListFilter, Say};
 use super::{
     Block, LlmError, Message, Model, ModelInfo, ModelReply, ModelRequest, Role, StopReason,
     TextSink, ToolSpec,
@@ -69,11 +72,16 @@ fn decide(messages: &[Message], tools: &[ToolSpec]) -> ModelReply {
         .iter()
         .rposition(|m| m.role == Role::User && !m.text().trim().is_empty())
     else {
-        return text_reply(help_text(None));
+        return text_reply(help_text());
     };
     let request = messages[anchor].text();
-    let Some(intents) = parse::parse(&request) else {
-        return text_reply(help_text(Some(&request)));
+    let intents = follow_up::answer(messages, anchor).or_else(|| parse::parse(&request));
+    let Some(intents) = intents else {
+        return text_reply(if request.trim().is_empty() {
+            help_text()
+        } else {
+            not_understood(&request)
+        });
     };
     let toolbox = Toolbox { specs: tools };
     let after = &messages[anchor + 1..];
@@ -326,6 +334,8 @@ fn error_message(content: &str) -> String {
 /// What one request does next.
 enum Step {
     Call(Call),
+    /// Several calls at once (one per todo of a bulk change).
+    Calls(Vec<Call>),
     Finish(String),
 }
 
@@ -353,12 +363,17 @@ fn plan_round(intents: &[Intent], results: &[Vec<Outcome<'_>>], tools: &Toolbox<
             Step::Call(call) => {
                 let must_wait = call.tool == Tool::GetTodos
                     && match intent {
-                        Intent::List(_) => is_write_pending,
+                        Intent::List(_) | Intent::Bulk { .. } => is_write_pending,
                         _ => is_title_change_pending,
                     };
                 if !must_wait {
                     calls.push((index, call));
                 }
+                is_write_pending |= intent.is_write();
+                is_title_change_pending |= intent.changes_titles();
+            }
+            Step::Calls(several) => {
+                calls.extend(several.into_iter().map(|call| (index, call)));
                 is_write_pending |= intent.is_write();
                 is_title_change_pending |= intent.changes_titles();
             }
@@ -391,6 +406,7 @@ fn step(intent: &Intent, results: &[Outcome<'_>], tools: &Toolbox<'_>) -> Step {
         Intent::Rename { target, title } => act(target, Action::Rename(title), results, tools),
         Intent::Toggle(target) => act(target, Action::Toggle, results, tools),
         Intent::Delete(target) => act(target, Action::Delete, results, tools),
+        Intent::Bulk { action, filter } => bulk(*action, filter, results, tools),
     }
 }
 
@@ -403,212 +419,6 @@ fn list_input(filter: &ListFilter) -> Value {
         input.insert("search".into(), search.as_str().into());
     }
     Value::Object(input)
-}
-
-/// A change to one todo.
-#[derive(Clone, Copy)]
-enum Action<'i> {
-    SetDone(bool),
-    Rename(&'i str),
-    Toggle,
-    Delete,
-}
-
-impl Action<'_> {
-    /// The tool that does it: `update-todo` with an explicit state is preferred over
-    /// `toggle-todo`, so saying "mark 1 as done" twice leaves it done.
-    fn tool(self, tools: &Toolbox<'_>) -> Tool {
-        match self {
-            Self::SetDone(_) if !tools.has(Tool::UpdateTodo) && tools.has(Tool::ToggleTodo) => {
-                Tool::ToggleTodo
-            }
-            Self::SetDone(_) | Self::Rename(_) => Tool::UpdateTodo,
-            Self::Toggle => Tool::ToggleTodo,
-            Self::Delete => Tool::DeleteTodo,
-        }
-    }
-
-    fn input(self, tool: Tool, id: i64) -> Value {
-        match (self, tool) {
-            (Self::SetDone(done), Tool::UpdateTodo) => json!({ "id": id, "completed": done }),
-            (Self::Rename(title), _) => json!({ "id": id, "title": title }),
-            _ => json!({ "id": id }),
-        }
-    }
-
-    fn purpose(self) -> &'static str {
-        match self {
-            Self::SetDone(true) => "mark todos as done",
-            Self::SetDone(false) => "mark todos as not done",
-            Self::Rename(_) => "rename todos",
-            Self::Toggle => "toggle todos",
-            Self::Delete => "delete todos",
-        }
-    }
-
-    /// `mark #1 as done`, for error messages.
-    fn describe(self, id: i64) -> String {
-        match self {
-            Self::SetDone(done) => format!("mark #{id} as {}", state_name(done)),
-            Self::Rename(_) => format!("rename #{id}"),
-            Self::Toggle => format!("toggle #{id}"),
-            Self::Delete => format!("delete #{id}"),
-        }
-    }
-
-    /// An example request for this action on `id`, for the "which one?" question.
-    fn example(self, id: i64) -> String {
-        match self {
-            Self::SetDone(done) => format!("mark todo {id} as {}", state_name(done)),
-            Self::Rename(title) => format!("rename todo {id} to \"{title}\""),
-            Self::Toggle => format!("toggle todo {id}"),
-            Self::Delete => format!("delete todo {id}"),
-        }
-    }
-
-    fn report(self, id: i64, outcome: &Outcome<'_>) -> String {
-        let todo = match outcome.todo() {
-            Ok(todo) => todo,
-            Err(e) => return format!("I couldn't {}: {e}.", self.describe(id)),
-        };
-        let id = todo.as_ref().map_or(id, |t| t.id);
-        match self {
-            Self::Delete => format!("Deleted #{id}."),
-            Self::Rename(title) => {
-                let title = todo.as_ref().map_or(title, |t| t.title.as_str());
-                format!("Renamed #{id} to **{}**.", md(title))
-            }
-            Self::SetDone(_) | Self::Toggle => match (self, &todo) {
-                (_, Some(todo)) => format!("Marked #{id} as {}.", state_name(todo.completed)),
-                (Self::SetDone(done), None) => format!("Marked #{id} as {}.", state_name(done)),
-                _ => format!("Toggled #{id}."),
-            },
-        }
-    }
-}
-
-fn state_name(done: bool) -> &'static str {
-    if done { "done" } else { "not done" }
-}
-
-/// Runs `action` on `target`: for a title, look it up first (`get-todos` with `search`); when
-/// only `toggle-todo` can set the state, read the current state first so the result is the state
-/// asked for.
-fn act(target: &Target, action: Action<'_>, results: &[Outcome<'_>], tools: &Toolbox<'_>) -> Step {
-    let tool = action.tool(tools);
-    if !tools.has(tool) {
-        return Step::Finish(missing_tool(tool, action.purpose()));
-    }
-    let (id, known, rest) = match target {
-        Target::Id(id) => {
-            let needs_state = matches!(action, Action::SetDone(_))
-                && tool == Tool::ToggleTodo
-                && tools.has(Tool::GetTodos);
-            match (needs_state, results.split_first()) {
-                (false, _) => (*id, None, results),
-                (true, None) => return tools.call(Tool::GetTodos, json!({}), "look up todos"),
-                (true, Some((outcome, rest))) => match outcome.todos() {
-                    Err(e) => return Step::Finish(format!("I couldn't look up #{id}: {e}.")),
-                    Ok(todos) => match todos.into_iter().find(|t| t.id == *id) {
-                        Some(todo) => (*id, Some(todo), rest),
-                        None => return Step::Finish(format!("I couldn't find todo #{id}.")),
-                    },
-                },
-            }
-        }
-        Target::Title(title) => match results.split_first() {
-            None => {
-                let purpose = "look up todos by their title";
-                return tools.call(Tool::GetTodos, json!({ "search": title }), purpose);
-            }
-            Some((outcome, rest)) => {
-                let todos = match outcome.todos() {
-                    Ok(todos) => todos,
-                    Err(e) => {
-                        return Step::Finish(format!("I couldn't look up “{}”: {e}.", md(title)));
-                    }
-                };
-                let wanted = match action {
-                    Action::SetDone(done) => Some(done),
-                    _ => None,
-                };
-                match pick(title, &todos, wanted) {
-                    Pick::One(todo) => (todo.id, Some(todo.clone()), rest),
-                    Pick::None => {
-                        return Step::Finish(format!(
-                            "I couldn't find a todo called “{}”.",
-                            md(title)
-                        ));
-                    }
-                    Pick::Many(todos) => return Step::Finish(ambiguous(title, &todos, action)),
-                }
-            }
-        },
-    };
-    if let (Action::SetDone(done), Some(todo)) = (action, &known)
-        && todo.completed == done
-    {
-        return Step::Finish(format!("#{id} is already {}.", state_name(done)));
-    }
-    match rest.first() {
-        None => tools.call(tool, action.input(tool, id), action.purpose()),
-        Some(outcome) => Step::Finish(action.report(id, outcome)),
-    }
-}
-
-enum Pick<'t> {
-    One(&'t Todo),
-    None,
-    Many(Vec<&'t Todo>),
-}
-
-/// The todo `title` means: an exact (case-insensitive) title match, else the only one containing
-/// it. Among several, the only one not yet in the `wanted` state wins.
-fn pick<'t>(title: &str, todos: &'t [Todo], wanted: Option<bool>) -> Pick<'t> {
-    let normal = |s: &str| {
-        s.split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_lowercase()
-    };
-    let needle = normal(title);
-    let containing: Vec<&Todo> = todos
-        .iter()
-        .filter(|t| normal(&t.title).contains(&needle))
-        .collect();
-    let exact: Vec<&Todo> = containing
-        .iter()
-        .copied()
-        .filter(|t| normal(&t.title) == needle)
-        .collect();
-    let pool = if exact.is_empty() { containing } else { exact };
-    match pool.as_slice() {
-        [] => return Pick::None,
-        [one] => return Pick::One(one),
-        _ => {}
-    }
-    if let Some(state) = wanted {
-        let pending: Vec<&Todo> = pool
-            .iter()
-            .copied()
-            .filter(|t| t.completed != state)
-            .collect();
-        if let [one] = pending.as_slice() {
-            return Pick::One(one);
-        }
-    }
-    Pick::Many(pool)
-}
-
-fn ambiguous(title: &str, todos: &[&Todo], action: Action<'_>) -> String {
-    let first = todos.first().map_or(1, |t| t.id);
-    format!(
-        "Several todos match “{}”, so I didn't change any of them:\n\n{}\n\nWhich one do you \
-         mean? Tell me its number, for example “{}”.",
-        md(title),
-        todo_lines(todos.iter().copied()),
-        md(&action.example(first))
-    )
 }
 
 // ---- writing ---------------------------------------------------------------------------------
@@ -684,21 +494,46 @@ const EXAMPLES: &str = "- `list my todos` or `what's left`\n\
                         You can ask for several things at once, like `add \"buy milk\" and then \
                         list my todos`.";
 
-/// What the model can do; with the request it could not read, when there was one.
-fn help_text(not_understood: Option<&str>) -> String {
-    let intro = match not_understood.map(str::trim) {
-        Some(request) if !request.is_empty() => format!(
-            "Sorry, I didn't understand “{}”. I'm the built-in offline model, so I only \
-             understand simple requests about your todos. Try one of these:",
-            md(&clip(request, 100))
-        ),
-        _ => "I'm the built-in offline model, so I only understand simple requests about your \
-              todos. Try one of these:"
-            .to_owned(),
+/// What the model can do.
+fn help_text() -> String {
+    format!(
+        "I'm the built-in offline model, so I only understand simple requests about your todos. \
+         Try one of these:\n\n{EXAMPLES}\n\nFor anything else, configure a language model \
+         provider (Anthropic, Bedrock or an OpenAI-compatible API)."
+    )
+}
+
+/// One line for a request it could not read, with one example close to what was asked.
+fn not_understood(request: &str) -> String {
+    let lower = request.to_lowercase();
+    let has = |words: &[&str]| {
+        lower
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|w| words.contains(&w))
+    };
+    let example = if has(&["delete", "remove", "drop", "erase", "clear", "trash"]) {
+        "delete the milk todo"
+    } else if has(&[
+        "done",
+        "finish",
+        "finished",
+        "complete",
+        "completed",
+        "check",
+        "tick",
+    ]) {
+        "mark the milk todo as done"
+    } else if has(&["rename", "retitle", "change", "call", "edit"]) {
+        "rename the milk todo to \"buy oat milk\""
+    } else if has(&["add", "create", "new", "remind", "remember"]) {
+        "add a todo \"buy milk\""
+    } else {
+        "list my todos"
     };
     format!(
-        "{intro}\n\n{EXAMPLES}\n\nFor anything else, configure a language model provider \
-         (Anthropic, Bedrock or an OpenAI-compatible API)."
+        "Sorry, I didn't understand “{}”: I'm the built-in offline model and only handle simple \
+         todo requests, like “{example}” (say “help” for more).",
+        md(&clip(request.trim(), 100))
     )
 }
 
@@ -709,14 +544,13 @@ fn say_text(say: &Say) -> String {
              these:\n\n{EXAMPLES}"
         ),
         Say::Thanks => "You're welcome!".to_owned(),
-        Say::Help => help_text(None),
-        Say::OthersTodos(who) => format!(
-            "I can only work with your own todos, the ones that belong to the person signed \
-             in. I can't show or change todos that belong to {}.",
-            md(who)
+        Say::Help => help_text(),
+        Say::OthersTodos(whose) => format!(
+            "I can only see and change your own todos, not {}; say “list my todos” to see yours.",
+            md(whose)
         ),
-        Say::OneAtATime => "I can only change todos one at a time. Tell me which ones by number, \
-                            for example “delete todos 3 and 4” or “mark 1 and 2 as done”."
+        Say::OneAtATime => "I can rename only one todo at a time. Tell me which one, for example \
+                            “rename todo 2 to \"buy oat milk\"”."
             .to_owned(),
         Say::WhichOne => "Which todo do you mean? Tell me its number or its title, for example \
                           “mark todo 3 as done” or “delete \"buy milk\"”."

@@ -13,8 +13,10 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use self::quotes::{PH, extract_quotes, quoted_texts, restore, single_quote};
+use self::refs::{Refs, Unquoted, for_each_target, parse_refs};
 
 mod quotes;
+mod refs;
 
 /// One thing the person asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +33,11 @@ pub(super) enum Intent {
     Toggle(Target),
     /// Delete a todo.
     Delete(Target),
+    /// Change every todo that passes the filter (`delete all my completed todos`).
+    Bulk {
+        action: BulkAction,
+        filter: ListFilter,
+    },
     /// Answer in text only.
     Say(Say),
 }
@@ -45,6 +52,7 @@ impl Intent {
                 | Self::Rename { .. }
                 | Self::Toggle(_)
                 | Self::Delete(_)
+                | Self::Bulk { .. }
         )
     }
 
@@ -72,8 +80,19 @@ pub(super) struct ListFilter {
 pub(super) enum Target {
     /// `todo 3`, `#3`, `3`.
     Id(i64),
-    /// `"buy milk"`, `the todo called buy milk`: looked up with `get-todos` first.
+    /// `"buy milk"`: looked up with `get-todos` first.
     Title(String),
+    /// Unquoted words that describe one todo (`the bank one`, `the todo called buy milk`,
+    /// `calling mom`): looked up with `get-todos` first, then among all todos word by word.
+    Phrase(String),
+}
+
+/// A change that can be made to a set of todos at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BulkAction {
+    SetDone(bool),
+    Toggle,
+    Delete,
 }
 
 /// Text-only answers.
@@ -85,9 +104,10 @@ pub(super) enum Say {
     Thanks,
     /// `help`, `what can you do`.
     Help,
-    /// A request about someone else's todos (named as written).
+    /// A request about someone else's todos: whose, ready for a sentence (`bob's`, `the todos of
+    /// every user`).
     OthersTodos(String),
-    /// `delete all my todos`: only one todo at a time is supported.
+    /// `rename all my todos to …`: renaming is one todo at a time.
     OneAtATime,
     /// `delete it`: no memory of what "it" is.
     WhichOne,
@@ -295,16 +315,23 @@ static BELONGING: LazyLock<Regex> = LazyLock::new(|| {
 });
 static OTHER_PEOPLE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b(?P<who>(?:all|other|every|another)\s+(?:users?|people|persons?|accounts?)|everyone|everybody|(?:someone|somebody|anyone|anybody)\s+else)\b",
+        r"(?i)\b(?P<who>(?:all|other|every|another|each|any)\s+(?:(?:the|of\s+the)\s+)?(?:other\s+)?(?:users?|people|persons?|accounts?|members?|customers?)|everyone(?:\s+else)?|everybody(?:\s+else)?|(?:someone|somebody|anyone|anybody)\s+else)\b",
     )
 });
 static MENTIONS_TODOS: LazyLock<Regex> = LazyLock::new(|| re(&format!(r"(?i)\b(?:{NOUN}|list)\b")));
 
-/// Who, when the clause asks about someone else's todos.
+/// Whose todos (`bob's`, `the todos of every user`), when the clause asks about someone else's.
 fn others_todos(c: &str) -> Option<String> {
+    if MENTIONS_TODOS.is_match(c)
+        && let Some(m) = OTHER_PEOPLE.captures(c)
+    {
+        let who = m["who"].split_whitespace().collect::<Vec<_>>().join(" ");
+        return Some(format!("the todos of {}", who.to_lowercase()));
+    }
     const NOT_A_PERSON: &str = "what that it there here who where when how let today tomorrow \
                                 yesterday tonight week weekend month year one this next last i \
-                                he she my mine me myself your the a an";
+                                he she my mine me myself your the a an every all each any \
+                                other another everyone everybody";
     let is_person = |who: &str| {
         let who = who.to_lowercase();
         !NOT_A_PERSON.split_whitespace().any(|w| w == who)
@@ -312,7 +339,7 @@ fn others_todos(c: &str) -> Option<String> {
     if let Some(who) = POSSESSIVE.captures(c).map(|m| m["who"].to_owned())
         && is_person(&who)
     {
-        return Some(who);
+        return Some(format!("{who}'s"));
     }
     if let Some(m) = BELONGING.captures(c) {
         let who = &m["who"];
@@ -320,11 +347,8 @@ fn others_todos(c: &str) -> Option<String> {
         let is_for =
             m[0].to_lowercase().contains(" for ") || m[0].to_lowercase().contains(" from ");
         if is_person(who) && (m.name("user").is_some() || !is_for) && !is_status_or_noun(who) {
-            return Some(who.to_owned());
+            return Some(format!("{who}'s"));
         }
-    }
-    if MENTIONS_TODOS.is_match(c) {
-        return OTHER_PEOPLE.captures(c).map(|m| m["who"].to_owned());
     }
     None
 }
@@ -541,107 +565,6 @@ fn add(c: &str, quotes: &[String]) -> Option<Vec<Intent>> {
     Some(vec![Intent::Add(restore(title, quotes))])
 }
 
-// ---- which todo ------------------------------------------------------------------------------
-
-/// Whether an unquoted title may name the target.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Unquoted {
-    /// Only ids and quoted titles.
-    No,
-    /// Also `the todo called …`.
-    Explicit,
-    /// Also any other text (`delete buy milk`).
-    Any,
-}
-
-enum Refs {
-    Targets(Vec<Target>),
-    Bulk,
-    Vague,
-}
-
-static IDS: LazyLock<Regex> = LazyLock::new(|| {
-    re(&format!(
-        r"(?i)^(?:(?:the|my)\s+)?(?:(?:{NOUN}|numbers?|ids?|ones?)\s+)?(?:(?:number|id)\s+)?#?\d+(?:(?:\s*,\s*(?:and\s+)?|\s+and\s+|\s*&\s*|\s+)(?:(?:{NOUN}|number|id)\s+)?#?\d+)*$"
-    ))
-});
-static DIGITS: LazyLock<Regex> = LazyLock::new(|| re(r"\d+"));
-static QUOTED_REFS: LazyLock<Regex> = LazyLock::new(|| {
-    re(&format!(
-        r"(?i)^(?:(?:the|my)\s+)?(?:(?:{NOUN}|ones?)\s+)?(?:(?:called|named|titled|that\s+says|saying|about|with\s+(?:the\s+)?title|reading)\s+)?(?P<qs>{PH}(?:(?:\s*,\s*(?:and\s+)?|\s+and\s+|\s*&\s*|\s+){PH})*)$"
-    ))
-});
-static VAGUE: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"(?i)^(?:it|that|this|them|those|these|the\s+(?:last|first|previous|other|same|new|latest)(?:\s+(?:one|todo|task|item))?|(?:that|this|the)\s+(?:one|todo|task|item))$",
-    )
-});
-static EXPLICIT: LazyLock<Regex> = LazyLock::new(|| {
-    re(&format!(
-        r"(?i)^(?:(?:the|my)\s+)?(?:{NOUN}|one)\s+(?:called|named|titled|that\s+says|saying|about|with\s+(?:the\s+)?title|reading|for)\s+(?P<title>.+)$"
-    ))
-});
-static BULK: LazyLock<Regex> = LazyLock::new(|| {
-    re(&format!(
-        r"(?i)(?:^|\s)(?:all|every|everything|each|both)(?:\s|$)|^(?:(?:my|the|our)\s+)?(?:{STATUS}\s+)?(?:{NOUN}|{LIST_NOUN})$"
-    ))
-});
-static LEADING_ARTICLE: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)^(?:(?:the|my)\s+)?(?:(?:todo|task|item)\s+)?"));
-
-fn parse_refs(s: &str, quotes: &[String], unquoted: Unquoted) -> Option<Refs> {
-    let s = trim_punctuation(s);
-    if IDS.is_match(s) {
-        let mut ids = Vec::new();
-        for m in DIGITS.find_iter(s) {
-            let id = m.as_str().parse::<i64>().ok()?;
-            if !ids.contains(&Target::Id(id)) {
-                ids.push(Target::Id(id));
-            }
-        }
-        return Some(Refs::Targets(ids));
-    }
-    if let Some(m) = QUOTED_REFS.captures(s) {
-        let titles = quoted_texts(&m["qs"], quotes);
-        if titles.iter().any(String::is_empty) {
-            return None;
-        }
-        return Some(Refs::Targets(
-            titles.into_iter().map(Target::Title).collect(),
-        ));
-    }
-    if VAGUE.is_match(s) {
-        return Some(Refs::Vague);
-    }
-    if unquoted != Unquoted::No
-        && let Some(m) = EXPLICIT.captures(s)
-    {
-        let title = trim_punctuation(&m["title"]);
-        let title = single_quote(title, quotes).unwrap_or_else(|| restore(title, quotes));
-        return Some(Refs::Targets(vec![Target::Title(title)]));
-    }
-    if BULK.is_match(s) {
-        return Some(Refs::Bulk);
-    }
-    if unquoted != Unquoted::Any {
-        return None;
-    }
-    let title = trim_punctuation(LEADING_ARTICLE.replace(s, "").as_ref()).to_owned();
-    if title.is_empty() {
-        return None;
-    }
-    Some(Refs::Targets(vec![Target::Title(restore(&title, quotes))]))
-}
-
-/// One intent per target, or the explanation when the targets are not usable.
-fn for_each_target(refs: Refs, make: impl Fn(Target) -> Intent) -> Vec<Intent> {
-    match refs {
-        Refs::Targets(targets) => targets.into_iter().map(make).collect(),
-        Refs::Bulk => vec![Intent::Say(Say::OneAtATime)],
-        Refs::Vague => vec![Intent::Say(Say::WhichOne)],
-    }
-}
-
 // ---- rename, done / not done, toggle, delete --------------------------------------------------
 
 static RENAME: LazyLock<Regex> = LazyLock::new(|| {
@@ -660,9 +583,8 @@ fn rename(c: &str, quotes: &[String]) -> Option<Vec<Intent>> {
     let refs = parse_refs(&m["target"], quotes, Unquoted::Any)?;
     let title = trim_punctuation(&m["title"]);
     if let Some(done) = AS_STATE.captures(title).and_then(|s| state_of(&s["state"])) {
-        return Some(for_each_target(refs, |target| Intent::SetDone {
-            target,
-            done,
+        return Some(for_each_target(refs, BulkAction::SetDone(done), |target| {
+            Intent::SetDone { target, done }
         }));
     }
     let title = single_quote(title, quotes).unwrap_or_else(|| restore(title, quotes));
@@ -671,9 +593,12 @@ fn rename(c: &str, quotes: &[String]) -> Option<Vec<Intent>> {
     }
     match refs {
         Refs::Targets(targets) if targets.len() > 1 => Some(vec![Intent::Say(Say::OneAtATime)]),
-        refs => Some(for_each_target(refs, |target| Intent::Rename {
-            target,
-            title: title.clone(),
+        Refs::Bulk(_) => Some(vec![Intent::Say(Say::OneAtATime)]),
+        refs => Some(for_each_target(refs, BulkAction::Toggle, |target| {
+            Intent::Rename {
+                target,
+                title: title.clone(),
+            }
         })),
     }
 }
@@ -688,7 +613,7 @@ static MARK_AS: LazyLock<Regex> = LazyLock::new(|| {
 });
 static VERB_FIRST: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r"(?i)^(?:i(?:['’]ve|\s+have|['’]m|\s+am)?\s+)?(?:(?:just|already|now|also|finally)\s+)*(?:(?P<done>{DONE_VERB})|(?P<undone>{UNDONE_VERB}))\s+(?P<refs>.+)$"
+        r"(?i)^(?P<i>i(?:['’]ve|\s+have|['’]m|\s+am)?\s+)?(?:(?:just|already|now|also|finally)\s+)*(?:(?P<done>{DONE_VERB})|(?P<undone>{UNDONE_VERB}))\s+(?P<refs>.+)$"
     ))
 });
 static CHECK_OFF: LazyLock<Regex> =
@@ -709,17 +634,32 @@ fn set_done(c: &str, quotes: &[String]) -> Option<Vec<Intent>> {
         (parse_refs(&m["refs"], quotes, Unquoted::Explicit)?, true)
     } else if let Some(m) = VERB_FIRST.captures(c) {
         let done = m.name("done").is_some();
-        (parse_refs(&m["refs"], quotes, Unquoted::Explicit)?, done)
+        // `I finished calling mom`, `crossed off milk`: a report, so any words name the todo;
+        // a bare imperative (`finish the report`) only with `the … one` or `the todo called …`.
+        let verb = m
+            .name("done")
+            .or(m.name("undone"))
+            .map_or("", |v| v.as_str());
+        let is_report = m.name("i").is_some()
+            || verb.ends_with("ed")
+            || verb.contains("done")
+            || verb.contains(" off")
+            || verb.contains(" out");
+        let unquoted = if is_report {
+            Unquoted::Any
+        } else {
+            Unquoted::Explicit
+        };
+        (parse_refs(&m["refs"], quotes, unquoted)?, done)
     } else {
         let m = STATE_LAST.captures(c)?;
-        match parse_refs(&m["refs"], quotes, Unquoted::No)? {
-            refs @ Refs::Targets(_) => (refs, state_of(&m["state"])?),
-            Refs::Bulk | Refs::Vague => return None,
+        match parse_refs(&m["refs"], quotes, Unquoted::Explicit)? {
+            refs @ (Refs::Targets(_) | Refs::Bulk(_)) => (refs, state_of(&m["state"])?),
+            Refs::Vague => return None,
         }
     };
-    Some(for_each_target(refs, |target| Intent::SetDone {
-        target,
-        done,
+    Some(for_each_target(refs, BulkAction::SetDone(done), |target| {
+        Intent::SetDone { target, done }
     }))
 }
 
@@ -732,17 +672,17 @@ static TOGGLE: LazyLock<Regex> = LazyLock::new(|| {
 fn toggle(c: &str, quotes: &[String]) -> Option<Vec<Intent>> {
     let m = TOGGLE.captures(c)?;
     let refs = parse_refs(&m["refs"], quotes, Unquoted::Explicit)?;
-    Some(for_each_target(refs, Intent::Toggle))
+    Some(for_each_target(refs, BulkAction::Toggle, Intent::Toggle))
 }
 
 static DELETE: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r"(?i)^(?:delete|remove|erase|drop|trash|discard|get\s+rid\s+of|clear|scratch|forget(?:\s+about)?|kill|rm|del|throw\s+(?:away|out))\s+(?P<refs>.+?)(?:\s+(?:from|off|of|in)\s+(?:my|the|our)\s+{LIST_NOUN})?$"
+        r"(?i)^(?:delete|remove|erase|drop|trash|discard|get\s+rid\s+of|clear(?:\s+out)?|clean\s+(?:up|out)|wipe(?:\s+out)?|purge|scrap|ditch|toss|nuke|cancel|scratch|forget(?:\s+about)?|kill|rm|del|throw\s+(?:away|out))\s+(?P<refs>.+?)(?:\s+(?:from|off|of|in)\s+(?:my|the|our)\s+{LIST_NOUN})?$"
     ))
 });
 
 fn delete(c: &str, quotes: &[String]) -> Option<Vec<Intent>> {
     let m = DELETE.captures(c)?;
     let refs = parse_refs(&m["refs"], quotes, Unquoted::Any)?;
-    Some(for_each_target(refs, Intent::Delete))
+    Some(for_each_target(refs, BulkAction::Delete, Intent::Delete))
 }

@@ -60,6 +60,7 @@ fn first_reply(text: &str) -> ModelReply {
     decide(&[Message::user_text(text)], &todo_tools())
 }
 
+mod changes;
 mod phrasings;
 
 // ---- multi-step flows against a store --------------------------------------------------------

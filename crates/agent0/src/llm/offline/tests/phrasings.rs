@@ -261,6 +261,236 @@ use super::*;
     "mark 1 and 2 as done and delete 3",
     r#"[["update-todo", {"id": 1, "completed": true}], ["update-todo", {"id": 2, "completed": true}], ["delete-todo", {"id": 3}]]"#
 )]
+// a word or phrase from one todo's title
+#[case(
+    "please remove the demo todo",
+    r#"[["get-todos", {"search": "demo"}]]"#
+)]
+#[case("remove the demo todo", r#"[["get-todos", {"search": "demo"}]]"#)]
+#[case("delete the demo one", r#"[["get-todos", {"search": "demo"}]]"#)]
+#[case("drop the demo todo", r#"[["get-todos", {"search": "demo"}]]"#)]
+#[case("get rid of the demo todo", r#"[["get-todos", {"search": "demo"}]]"#)]
+#[case("scrap the demo task", r#"[["get-todos", {"search": "demo"}]]"#)]
+#[case("cancel the dentist one", r#"[["get-todos", {"search": "dentist"}]]"#)]
+#[case(
+    "remove my dentist reminder",
+    r#"[["get-todos", {"search": "dentist"}]]"#
+)]
+#[case("delete the one about milk", r#"[["get-todos", {"search": "milk"}]]"#)]
+#[case(
+    "delete the todo with milk in it",
+    r#"[["get-todos", {"search": "milk"}]]"#
+)]
+#[case(
+    "remove the milk one from my list",
+    r#"[["get-todos", {"search": "milk"}]]"#
+)]
+#[case(
+    "trash the todo about the demo",
+    r#"[["get-todos", {"search": "the demo"}]]"#
+)]
+#[case(
+    "Could you delete the demo todo, please?",
+    r#"[["get-todos", {"search": "demo"}]]"#
+)]
+#[case(
+    "I finished calling mom",
+    r#"[["get-todos", {"search": "calling mom"}]]"#
+)]
+#[case(
+    "finished calling mom",
+    r#"[["get-todos", {"search": "calling mom"}]]"#
+)]
+#[case(
+    "I'm done with calling mom",
+    r#"[["get-todos", {"search": "calling mom"}]]"#
+)]
+#[case(
+    "I’ve just finished the bank one",
+    r#"[["get-todos", {"search": "bank"}]]"#
+)]
+#[case(
+    "I completed the todo about milk",
+    r#"[["get-todos", {"search": "milk"}]]"#
+)]
+#[case("cross off the bank one", r#"[["get-todos", {"search": "bank"}]]"#)]
+#[case("tick off the bank one", r#"[["get-todos", {"search": "bank"}]]"#)]
+#[case("check off the bank one", r#"[["get-todos", {"search": "bank"}]]"#)]
+#[case("cross the bank one off", r#"[["get-todos", {"search": "bank"}]]"#)]
+#[case("crossed off buy milk", r#"[["get-todos", {"search": "buy milk"}]]"#)]
+#[case("I checked off buy milk", r#"[["get-todos", {"search": "buy milk"}]]"#)]
+#[case("mark the bank one as done", r#"[["get-todos", {"search": "bank"}]]"#)]
+#[case(
+    "mark the bank one as not done",
+    r#"[["get-todos", {"search": "bank"}]]"#
+)]
+#[case("the bank one is done", r#"[["get-todos", {"search": "bank"}]]"#)]
+#[case(
+    "complete the todo about milk",
+    r#"[["get-todos", {"search": "milk"}]]"#
+)]
+#[case("finish the milk one", r#"[["get-todos", {"search": "milk"}]]"#)]
+#[case("reopen the bank one", r#"[["get-todos", {"search": "bank"}]]"#)]
+#[case(
+    "uncheck the todo called buy milk",
+    r#"[["get-todos", {"search": "buy milk"}]]"#
+)]
+#[case("toggle the bank one", r#"[["get-todos", {"search": "bank"}]]"#)]
+#[case(
+    "rename the plants one to water the ferns",
+    r#"[["get-todos", {"search": "plants"}]]"#
+)]
+#[case(
+    "retitle the plants one to water the ferns",
+    r#"[["get-todos", {"search": "plants"}]]"#
+)]
+#[case(
+    "change the plants one to water the ferns",
+    r#"[["get-todos", {"search": "plants"}]]"#
+)]
+#[case(
+    r#"rename the todo about plants to "water the ferns""#,
+    r#"[["get-todos", {"search": "plants"}]]"#
+)]
+#[case(
+    "rename the plants todo as water the ferns",
+    r#"[["get-todos", {"search": "plants"}]]"#
+)]
+#[case(
+    "change the plants one to done",
+    r#"[["get-todos", {"search": "plants"}]]"#
+)]
+// a filtered set: one listing first
+#[case(
+    "clear all my completed todos",
+    r#"[["get-todos", {"completed": true}]]"#
+)]
+#[case(
+    "Please clear all my completed todos.",
+    r#"[["get-todos", {"completed": true}]]"#
+)]
+#[case(
+    "delete everything that's done",
+    r#"[["get-todos", {"completed": true}]]"#
+)]
+#[case(
+    "delete everything that is done",
+    r#"[["get-todos", {"completed": true}]]"#
+)]
+#[case(
+    "delete all completed todos",
+    r#"[["get-todos", {"completed": true}]]"#
+)]
+#[case("delete all done todos", r#"[["get-todos", {"completed": true}]]"#)]
+#[case(
+    "delete every completed task",
+    r#"[["get-todos", {"completed": true}]]"#
+)]
+#[case("remove finished tasks", r#"[["get-todos", {"completed": true}]]"#)]
+#[case("clear completed", r#"[["get-todos", {"completed": true}]]"#)]
+#[case(
+    "clean up my completed todos",
+    r#"[["get-todos", {"completed": true}]]"#
+)]
+#[case(
+    "get rid of everything I've finished",
+    r#"[["get-todos", {"completed": true}]]"#
+)]
+#[case(
+    "delete all my todos that are done",
+    r#"[["get-todos", {"completed": true}]]"#
+)]
+#[case(
+    "remove all the completed ones",
+    r#"[["get-todos", {"completed": true}]]"#
+)]
+#[case("delete all open todos", r#"[["get-todos", {"completed": false}]]"#)]
+#[case("delete all my todos", r#"[["get-todos", {}]]"#)]
+#[case("delete everything", r#"[["get-todos", {}]]"#)]
+#[case("clear my list", r#"[["get-todos", {}]]"#)]
+#[case(
+    "delete all todos about milk",
+    r#"[["get-todos", {"search": "milk"}]]"#
+)]
+#[case("delete all milk todos", r#"[["get-todos", {"search": "milk"}]]"#)]
+#[case(
+    r#"delete every todo called "test""#,
+    r#"[["get-todos", {"search": "test"}]]"#
+)]
+#[case("mark all as done", r#"[["get-todos", {"completed": false}]]"#)]
+#[case("mark everything as done", r#"[["get-todos", {"completed": false}]]"#)]
+#[case(
+    "mark all my todos as complete",
+    r#"[["get-todos", {"completed": false}]]"#
+)]
+#[case(
+    "mark all open todos as done",
+    r#"[["get-todos", {"completed": false}]]"#
+)]
+#[case("check off everything", r#"[["get-todos", {"completed": false}]]"#)]
+#[case("tick off all my todos", r#"[["get-todos", {"completed": false}]]"#)]
+#[case("complete all my todos", r#"[["get-todos", {"completed": false}]]"#)]
+#[case(
+    "complete all my todos about milk",
+    r#"[["get-todos", {"completed": false, "search": "milk"}]]"#
+)]
+#[case(
+    "mark all todos about milk as done",
+    r#"[["get-todos", {"completed": false, "search": "milk"}]]"#
+)]
+#[case("mark all as not done", r#"[["get-todos", {"completed": true}]]"#)]
+#[case("uncheck everything", r#"[["get-todos", {"completed": true}]]"#)]
+#[case(
+    "reopen all completed todos",
+    r#"[["get-todos", {"completed": true}]]"#
+)]
+#[case("toggle all", r#"[["get-todos", {}]]"#)]
+#[case(
+    "change everything to done",
+    r#"[["get-todos", {"completed": false}]]"#
+)]
+#[case(
+    "add milk and then mark all as done",
+    r#"[["create-todo", {"title": "milk"}]]"#
+)]
+#[case(
+    "delete all completed todos, then list my todos",
+    r#"[["get-todos", {"completed": true}]]"#
+)]
+// more close variants
+#[case("erase todo 4", r#"[["delete-todo", {"id": 4}]]"#)]
+#[case("drop #4", r#"[["delete-todo", {"id": 4}]]"#)]
+#[case("ditch todo 4", r#"[["delete-todo", {"id": 4}]]"#)]
+#[case("remove number 4", r#"[["delete-todo", {"id": 4}]]"#)]
+#[case("tick off 2", r#"[["update-todo", {"id": 2, "completed": true}]]"#)]
+#[case("cross off #2", r#"[["update-todo", {"id": 2, "completed": true}]]"#)]
+#[case("finished 2", r#"[["update-todo", {"id": 2, "completed": true}]]"#)]
+#[case("done with 2", r#"[["update-todo", {"id": 2, "completed": true}]]"#)]
+#[case(
+    "todo 2 is finished",
+    r#"[["update-todo", {"id": 2, "completed": true}]]"#
+)]
+#[case(
+    "mark 2 as incomplete",
+    r#"[["update-todo", {"id": 2, "completed": false}]]"#
+)]
+#[case(
+    "retitle todo 2 to buy bread",
+    r#"[["update-todo", {"id": 2, "title": "buy bread"}]]"#
+)]
+#[case("flip todo 2", r#"[["toggle-todo", {"id": 2}]]"#)]
+#[case("show my finished todos", r#"[["get-todos", {"completed": true}]]"#)]
+#[case("what do I have left?", r#"[["get-todos", {"completed": false}]]"#)]
+#[case("search for the bank", r#"[["get-todos", {"search": "bank"}]]"#)]
+#[case("look up milk", r#"[["get-todos", {"search": "milk"}]]"#)]
+#[case(
+    "don't let me forget to call mom",
+    r#"[["create-todo", {"title": "call mom"}]]"#
+)]
+#[case(
+    "put call the bank on my list",
+    r#"[["create-todo", {"title": "call the bank"}]]"#
+)]
 fn first_step_calls(#[case] text: &str, #[case] expected: &str) {
     let reply = first_reply(text);
     let expected: Value = serde_json::from_str(expected).expect("test case is JSON");
@@ -282,13 +512,32 @@ fn first_step_calls(#[case] text: &str, #[case] expected: &str) {
 #[case("", &["offline model", "add a todo"])]
 #[case("   ", &["offline model"])]
 #[case("please", &["didn't understand"])]
-#[case("delete all my todos", &["one at a time"])]
-#[case("mark everything as done", &["one at a time"])]
+#[case("rename all my todos to x", &["one todo at a time"])]
+#[case("rename todos 1 and 2 to x", &["one todo at a time"])]
 #[case("delete it", &["Which todo"])]
 #[case("add a todo", &["What should the new todo say"])]
 #[case("help", &["offline model", "mark todo 1 as done"])]
 #[case("hello", &["Hello", "list my todos"])]
 #[case("thanks!", &["welcome"])]
+// someone else's todos: one sentence, never garbled
+#[case("list all todos of every user", &["own todos", "the todos of every user;", "list my todos"])]
+#[case("show the todos of all users", &["own todos", "the todos of all users;"])]
+#[case("show me everyone's todos", &["own todos", "the todos of everyone;"])]
+#[case("what are other people's todos?", &["own todos", "the todos of other people;"])]
+#[case("delete every user's todos", &["own todos", "the todos of every user;"])]
+#[case("show todos for user dave", &["own todos", "dave's;"])]
+#[case("mark bob's todos as done", &["own todos", "bob's;"])]
+#[case("list todos belonging to alice", &["own todos", "alice's;"])]
+#[case("does anyone else have todos?", &["own todos", "the todos of anyone else;"])]
+// vague: a question, no change
+#[case("delete both", &["Which todo"])]
+#[case("delete all of them", &["Which todo"])]
+#[case("mark them all as done", &["Which todo"])]
+#[case("remove the second one", &["Which todo"])]
+#[case("mark as done", &["Which todo"])]
+#[case("finish the report", &["didn't understand", "mark the milk todo as done"])]
+#[case("how do I remove a virus", &["didn't understand", "delete the milk todo"])]
+#[case("book a flight to Paris", &["didn't understand", "list my todos"])]
 fn text_only_replies(#[case] text: &str, #[case] expected: &[&str]) {
     let reply = first_reply(text);
     assert_eq!(calls_of(&reply), json!([]), "for {text:?}");
