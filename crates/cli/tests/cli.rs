@@ -517,7 +517,9 @@ async fn up_on_other_ports_sends_every_redirect_and_token_to_those_ports() {
 
         if round == 1 {
             // Stopped with alice's MCP session open: agent0 ends it while todo0 still listens.
-            let log = tokio::task::spawn_blocking(move || up.stop()).await.unwrap();
+            let log = tokio::task::spawn_blocking(move || up.stop())
+                .await
+                .unwrap();
             assert!(!log.contains("ERROR"), "a clean stop logs no error:\n{log}");
             break;
         }
@@ -883,8 +885,22 @@ async fn two_hundred_concurrent_wrong_passwords_keep_idp0_under_150_mb() {
         .append_pair("state", "s")
         .append_pair("code_challenge", &pkce.challenge)
         .append_pair("code_challenge_method", "S256");
-    let browser = Browser::new();
-    let page = browser.http.get(authorize.clone()).send().await.unwrap();
+    // One genuine cookie + form pair, replayed on every post as an attacker would (no cookie
+    // store: each refusal page sets a fresh pair, which must not change what the flood sends).
+    let http = ::reqwest::Client::builder()
+        .redirect(::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http.get(authorize.clone()).send().await.unwrap();
+    let cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("idp0_csrf="))
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_owned();
     let html = page.text().await.unwrap();
     let action = testkit::form_action(authorize.as_str(), &html).unwrap();
     let fields = testkit::hidden_fields(&html);
@@ -892,7 +908,7 @@ async fn two_hundred_concurrent_wrong_passwords_keep_idp0_under_150_mb() {
     let started = std::time::Instant::now();
     let posts: Vec<_> = (0..200)
         .map(|i| {
-            let (http, action) = (browser.http.clone(), action.clone());
+            let (http, action, cookie) = (http.clone(), action.clone(), cookie.clone());
             let mut form = fields.clone();
             let user = if i % 2 == 0 {
                 "alice".to_owned()
@@ -904,6 +920,7 @@ async fn two_hundred_concurrent_wrong_passwords_keep_idp0_under_150_mb() {
             tokio::spawn(async move {
                 let response = http
                     .post(action)
+                    .header("cookie", format!("idp0_csrf={cookie}"))
                     .form(&form)
                     .timeout(Duration::from_secs(60))
                     .send()
