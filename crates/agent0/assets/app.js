@@ -943,6 +943,7 @@
       renderUser();
       setView('chat');
       await loadConversation();
+      if (isDockedWide()) showDockedConnections();
       refreshConnections({ quiet: true });
       pollStatus();
       await resendUnsent();
@@ -1096,6 +1097,7 @@
         statusText.textContent = isError ? '(failed)' : '(done)';
         resultPre.classList.remove('muted');
         resultPre.textContent = prettyJson(result.result);
+        showChipDetail(body, result.detail);
         outcome.textContent = toolSummary(tool, result.result, isError);
         outcome.hidden = !outcome.textContent;
         const su = result.stepUp;
@@ -1778,13 +1780,16 @@
     for (const [key, value] of Object.entries(claims)) {
       const tr = el('tr');
       tr.dataset.claim = key;
-      const th = el('th', 'claim-name', key);
+      const th = el('th', 'claim-name');
+      th.appendChild(breakable(key));
       th.scope = 'row';
       const td = el('td', 'claim-value');
       if (value !== null && typeof value === 'object') {
         td.appendChild(el('pre', 'claim-json', prettyJson(value)));
       } else {
-        td.appendChild(el('span', 'claim-raw', String(value)));
+        const raw = el('span', 'claim-raw');
+        raw.appendChild(breakable(String(value)));
+        td.appendChild(raw);
         if (TIME_CLAIMS.has(key) && typeof value === 'number') {
           const date = el('span', 'claim-date', formatClaimTime(value));
           if (key === 'exp' && value * 1000 < Date.now()) date.classList.add('expired');
@@ -1826,6 +1831,7 @@
   };
   const STATE_INFO = {
     live: ['LIVE', 'Connected and working for you'],
+    unreachable: ['UNREACHABLE', 'Its last use failed; agent0 tries again on your next request'],
     idle: ['IDLE', 'Configured; not used yet'],
     disabled: ['DISABLED', 'Turned off by configuration'],
     off: ['OFF', 'Not configured or not reachable'],
@@ -1857,6 +1863,8 @@
       head.append(titles, badge);
       card.appendChild(head);
       if (info[1]) card.appendChild(el('p', 'connection-state-text', info[1]));
+      const seen = connectionTimes(c);
+      if (seen) card.appendChild(seen);
 
       const ids = c.identifiers && typeof c.identifiers === 'object' ? Object.entries(c.identifiers) : [];
       if (ids.length) {
@@ -1864,7 +1872,9 @@
         for (const [k, v] of ids) {
           const row = el('div', 'identifier');
           const value = v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v);
-          row.append(el('dt', '', k), el('dd', '', value));
+          const dd = el('dd', 'identifier-value');
+          makeCopyable(dd, value, k);
+          row.append(el('dt', '', k), dd);
           dl.appendChild(row);
         }
         card.appendChild(dl);
@@ -1906,8 +1916,191 @@
   }
 
   function openConnections() {
-    openDialog(ui.connectionsPanel, ui.connectionsButton);
+    if (isDockedWide()) showDockedConnections();
+    else openDialog(ui.connectionsPanel, ui.connectionsButton);
     refreshConnections({ quiet: false });
+  }
+
+  // ---- what a new user meets: readable text, copyable identifiers, a docked panel ----------
+
+  /** `text` with break opportunities after `/ . _ - : ? & =`, so claim names and URLs wrap
+   * at sensible points on a narrow screen instead of mid-word. */
+  function breakable(text) {
+    const frag = document.createDocumentFragment();
+    const parts = String(text).split(/(?<=[/._:?&=-])/);
+    parts.forEach((part, i) => {
+      if (i > 0) frag.appendChild(document.createElement('wbr'));
+      frag.appendChild(document.createTextNode(part));
+    });
+    return frag;
+  }
+
+  /** Fills `node` with `value`, copied to the clipboard on click with a visible confirmation. */
+  function makeCopyable(node, value, name) {
+    const button = el('button', 'copy-value');
+    button.type = 'button';
+    button.title = `Copy ${name || 'value'}`;
+    button.setAttribute('aria-label', `Copy ${name || 'value'}: ${value}`);
+    button.appendChild(breakable(value));
+    const note = el('span', 'copy-note', 'copied');
+    note.setAttribute('role', 'status');
+    note.hidden = true;
+    button.addEventListener('click', () => {
+      const done = (text) => {
+        note.textContent = text;
+        note.hidden = false;
+        node.dataset.copied = 'true';
+        window.setTimeout(() => {
+          note.hidden = true;
+          delete node.dataset.copied;
+        }, 1800);
+      };
+      if (!navigator.clipboard || typeof navigator.clipboard.writeText !== 'function') {
+        done('select and copy');
+        return;
+      }
+      navigator.clipboard.writeText(value).then(() => done('copied'), () => done('copy failed'));
+    });
+    node.replaceChildren(button, note);
+  }
+
+  function formatSeen(iso) {
+    if (typeof iso !== 'string' || !iso) return '';
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return '';
+    try {
+      return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+    } catch (_) {
+      return d.toLocaleString();
+    }
+  }
+
+  /** Last failure / last success of a connection, once it has been used. */
+  function connectionTimes(c) {
+    const rows = [
+      ['Last failure', formatSeen(c.lastFailureAt), 'connection-last-failure'],
+      ['Last success', formatSeen(c.lastSuccessAt), 'connection-last-success'],
+    ].filter((r) => r[1]);
+    if (c.state === 'unreachable' && !formatSeen(c.lastSuccessAt)) {
+      rows.push(['Last success', 'never', 'connection-last-success']);
+    }
+    if (!rows.length) return null;
+    const p = el('p', 'connection-times');
+    for (const [label, when, cls] of rows) p.appendChild(el('span', cls, `${label}: ${when}`));
+    return p;
+  }
+
+  /** A failed tool call's technical detail, folded away under the result. */
+  function showChipDetail(body, detail) {
+    const old = body.querySelector('.tool-detail');
+    if (old) old.remove();
+    if (typeof detail !== 'string' || !detail) return;
+    const box = el('details', 'tool-detail');
+    box.append(el('summary', 'tool-section-title', 'Technical detail'), el('pre', 'tool-json', detail));
+    body.appendChild(box);
+  }
+
+  const DOCK_KEY = 'agent0.connectionsDocked';
+  const wideQuery = window.matchMedia ? window.matchMedia('(min-width: 1100px)') : null;
+
+  function isDocked() {
+    try {
+      return localStorage.getItem(DOCK_KEY) === 'true';
+    } catch (_) {
+      return false;
+    }
+  }
+
+  function isDockedWide() {
+    return isDocked() && Boolean(wideQuery && wideQuery.matches);
+  }
+
+  /** The panel beside the chat: open, but not modal. */
+  function showDockedConnections() {
+    const panel = ui.connectionsPanel;
+    if (panel.open && panel.matches(':modal')) panel.close();
+    if (!panel.open) panel.show();
+  }
+
+  function renderDock() {
+    const docked = isDocked();
+    document.body.dataset.connectionsDocked = docked ? 'true' : 'false';
+    if (ui.connectionsDock) {
+      ui.connectionsDock.setAttribute('aria-pressed', docked ? 'true' : 'false');
+      ui.connectionsDock.title = docked ? 'Undock (show as a dialog)' : 'Keep docked beside the chat';
+    }
+  }
+
+  function toggleDock() {
+    const docked = !isDocked();
+    try {
+      localStorage.setItem(DOCK_KEY, docked ? 'true' : 'false');
+    } catch (_) {
+      /* not remembered, still applied */
+    }
+    renderDock();
+    const panel = ui.connectionsPanel;
+    if (docked && isDockedWide()) showDockedConnections();
+    else if (!docked && panel.open && !panel.matches(':modal')) {
+      panel.close();
+      openDialog(panel, ui.connectionsButton);
+    }
+  }
+
+  /** A docked panel follows the screen: beside the chat when wide, put away when narrow. */
+  function onWideChange() {
+    const panel = ui.connectionsPanel;
+    if (isDockedWide()) {
+      if (state.authenticated && !panel.open) showDockedConnections();
+    } else if (panel.open && !panel.matches(':modal')) {
+      panel.close();
+    }
+  }
+
+  /** What the page shows of a person, gone (their name, their conversation, their draft). */
+  function forgetPersonOnScreen() {
+    clearMessages();
+    state.user = null;
+    state.authenticated = false;
+    state.conversationId = null;
+    ui.userName.textContent = '';
+    ui.userAvatar.textContent = '';
+    ui.userChip.title = '';
+    ui.emptyTitle.textContent = 'What can I do for you?';
+    ui.input.value = '';
+    ui.connectionsContent.replaceChildren();
+    ui.claimsContent.replaceChildren();
+  }
+
+  /**
+   * A page shown again (Back, a restored tab, a tab brought forward) asks for its session
+   * again; when the session is gone or is someone else's, nothing of it stays on screen.
+   * `hideFirst` hides the chat while asking (a page restored from the browser's cache).
+   */
+  async function recheckSession(hideFirst) {
+    if (!state.authenticated || state.streaming) return;
+    const shownSub = state.user && state.user.sub;
+    if (hideFirst) setView('loading');
+    let s = null;
+    try {
+      s = await (await fetch('/auth/status', { credentials: 'same-origin', cache: 'no-store' })).json();
+    } catch (_) {
+      s = null;
+    }
+    const same = s && s.authenticated && s.user && s.user.sub === shownSub;
+    if (same) {
+      if (typeof s.csrf === 'string') state.csrf = s.csrf;
+      if (hideFirst) setView('chat');
+      return;
+    }
+    if (!s && !hideFirst) return; // not known (offline): the next request tells
+    forgetPersonOnScreen();
+    if (s && s.authenticated) {
+      loadStatus();
+    } else {
+      state.csrf = s && typeof s.csrf === 'string' ? s.csrf : null;
+      showLogin();
+    }
   }
 
   // ---- past conversations, export ---------------------------------------------
@@ -2242,6 +2435,7 @@
       connectionsPanel: $('connections-panel'),
       connectionsContent: $('connections-content'),
       connectionsRefresh: $('connections-refresh'),
+      connectionsDock: $('connections-dock'),
       newConversation: $('new-conversation'),
       themeToggle: $('theme-toggle'),
       logoutButton: $('logout-button'),
@@ -2270,6 +2464,15 @@
     ui.claimsButton.addEventListener('click', openClaims);
     ui.connectionsButton.addEventListener('click', openConnections);
     ui.connectionsRefresh.addEventListener('click', () => refreshConnections({ quiet: false }));
+    if (ui.connectionsDock) ui.connectionsDock.addEventListener('click', toggleDock);
+    renderDock();
+    if (wideQuery && wideQuery.addEventListener) wideQuery.addEventListener('change', onWideChange);
+    window.addEventListener('pageshow', (e) => {
+      if (e.persisted) recheckSession(true);
+    });
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') recheckSession(false);
+    });
     wireDialog(ui.claimsPanel);
     wireDialog(ui.historyPanel);
     ui.historyButton.addEventListener('click', openHistory);

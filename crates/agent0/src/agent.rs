@@ -250,7 +250,7 @@ impl Agent {
         if let Err(e) = &result {
             tracing::warn!(error = %e, "turn failed");
             let _ = sink.events.send(AgentEvent::Error {
-                message: e.to_string(),
+                message: crate::failure::turn(e),
             });
         }
         if let Some(finished) = sink.finished.take() {
@@ -382,11 +382,10 @@ impl Agent {
             let reply = match self.respond(request, &sink.events).await {
                 Ok(reply) => reply,
                 Err(e) => {
-                    let message = format!("I couldn't finish that: {e}.");
+                    // Said once, as the reply (which is kept with the conversation); the
+                    // provider's error chain goes to the log only.
+                    let message = format!("I couldn't finish that: {}.", crate::failure::model(&e));
                     tracing::warn!(error = %e, "model call failed");
-                    let _ = sink.events.send(AgentEvent::Error {
-                        message: message.clone(),
-                    });
                     history.push(assistant_text(&message));
                     replies.push(message);
                     break;
@@ -551,7 +550,7 @@ impl Agent {
                 Err(e) => {
                     tracing::warn!(connection = %server.name, error = %e, "tools unavailable");
                     let _ = events.send(AgentEvent::Error {
-                        message: format!("{} is unavailable right now ({e}).", server.label),
+                        message: crate::failure::mcp(&e, &server.label),
                     });
                 }
             }
@@ -628,6 +627,7 @@ impl Agent {
             result: Value::Null,
             is_error: true,
             step_up: None,
+            detail: None,
         };
         let confirm_owner = Owner {
             subject,
@@ -743,6 +743,7 @@ impl Agent {
             result: Value::Null,
             is_error: true,
             step_up: None,
+            detail: None,
         };
         let Some(target) = offered.get(name) else {
             let mut names: Vec<&str> = offered.keys().map(String::as_str).collect();
@@ -800,8 +801,10 @@ impl Agent {
                 ));
             }
             Err(e) => {
+                // The model and the chip read the sentence; the chip also shows the detail.
                 tracing::warn!(tool = name, error = %e, "tool call failed");
-                view.result = Value::String(e.to_string());
+                view.result = Value::String(crate::failure::mcp(&e, &target.server.label));
+                view.detail = Some(e.to_string());
             }
         }
         let _ = events.send(AgentEvent::ToolDone(view.clone()));
@@ -888,6 +891,7 @@ fn not_run(id: &str, name: &str, input: Value, reason: &str) -> ToolResultView {
         result: Value::String(reason.to_owned()),
         is_error: true,
         step_up: None,
+        detail: None,
     }
 }
 

@@ -70,7 +70,7 @@ pub struct ConnectionStatus {
     pub kind: ConnectionKind,
     /// Display name.
     pub label: String,
-    /// `live`, `idle`, `disabled` or `off`.
+    /// `live`, `idle`, `unreachable` (its last use could not reach it), `disabled` or `off`.
     pub state: &'static str,
     /// Whether it is configured.
     pub configured: bool,
@@ -80,6 +80,19 @@ pub struct ConnectionStatus {
     pub disabled: bool,
     /// What identifies it (issuer, agent id, resource indicator, URL).
     pub identifiers: Map<String, Value>,
+    /// When this person's last call through it succeeded (RFC 3339), if ever.
+    #[serde(rename = "lastSuccessAt")]
+    pub last_success_at: Option<String>,
+    /// When this person's last call could not reach it (RFC 3339), if ever.
+    #[serde(rename = "lastFailureAt")]
+    pub last_failure_at: Option<String>,
+}
+
+/// A Unix time as RFC 3339 (UTC), for the panel.
+fn rfc3339(at: Option<protocol::UnixTime>) -> Option<String> {
+    let at = time::OffsetDateTime::from_unix_timestamp(at?).ok()?;
+    at.format(&time::format_description::well_known::Rfc3339)
+        .ok()
 }
 
 fn state(configured: bool, disabled: bool, connected: bool) -> &'static str {
@@ -134,10 +147,13 @@ pub fn status(
         connected: as_connected,
         disabled: as_disabled,
         identifiers,
+        last_success_at: None,
+        last_failure_at: None,
     });
     for server in all_servers {
         let is_disabled = !is_enabled(server, disabled);
-        let connected = hub.is_live(subject, &server.name);
+        let health = hub.health(subject, &server.name);
+        let connected = hub.is_live(subject, &server.name) && !health.is_unreachable();
         let mut identifiers = Map::new();
         identifiers.insert("MCP URL".into(), server.url.clone().into());
         match &server.auth {
@@ -158,11 +174,16 @@ pub fn status(
             name: server.name.clone(),
             kind: ConnectionKind::McpServer,
             label: server.label.clone(),
-            state: state(true, is_disabled, connected),
+            state: match state(true, is_disabled, connected) {
+                "idle" | "live" if health.is_unreachable() => "unreachable",
+                other => other,
+            },
             configured: true,
             connected,
             disabled: is_disabled,
             identifiers,
+            last_success_at: rfc3339(health.last_success_at),
+            last_failure_at: rfc3339(health.last_failure_at),
         });
     }
     connections

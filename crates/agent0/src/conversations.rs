@@ -36,6 +36,10 @@ pub struct ToolResultView {
     pub is_error: bool,
     /// The scopes before and after a step-up.
     pub step_up: Option<StepUp>,
+    /// A failure's technical detail, for the chip's expandable section and never for the model
+    /// (which reads `result`, a sentence for people).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// A scope step-up.

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod confirm;
 pub mod connections;
 pub mod conversations;
+pub mod failure;
 pub mod http;
 pub mod llm;
 pub mod mcp;

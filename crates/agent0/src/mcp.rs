@@ -121,6 +121,27 @@ pub struct McpHub {
     learned: std::sync::Mutex<HashMap<(String, String), Scopes>>,
     tools: std::sync::Mutex<HashMap<SessionKey, (Vec<Tool>, UnixTime)>>,
     live: std::sync::Mutex<HashMap<SessionKey, UnixTime>>,
+    health: std::sync::Mutex<HashMap<SessionKey, Health>>,
+}
+
+/// When a person's last call to a connection succeeded and when one last failed to reach it
+/// (for the Managed Connections panel: a server that stopped answering shows as unreachable
+/// until the next success).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Health {
+    /// The last successful call.
+    pub last_success_at: Option<UnixTime>,
+    /// The last call that could not reach the server.
+    pub last_failure_at: Option<UnixTime>,
+    /// Whether the last call failed (times are whole seconds, so they cannot tell).
+    last_failed: bool,
+}
+
+impl Health {
+    /// Whether the last use failed (no success since).
+    pub fn is_unreachable(&self) -> bool {
+        self.last_failed
+    }
 }
 
 /// Which step of a call failed, and how.
@@ -148,6 +169,7 @@ impl McpHub {
             learned: std::sync::Mutex::new(HashMap::new()),
             tools: std::sync::Mutex::new(HashMap::new()),
             live: std::sync::Mutex::new(HashMap::new()),
+            health: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -188,9 +210,23 @@ impl McpHub {
         let _ = tokio::time::timeout(limit, futures::future::join_all(closing)).await;
     }
 
+    /// When `subject`'s calls to `server` last succeeded and last failed to reach it.
+    pub fn health(&self, subject: &str, server: &str) -> Health {
+        self.health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(subject.to_owned(), server.to_owned()))
+            .copied()
+            .unwrap_or_default()
+    }
+
     /// Closes `subject`'s sessions and forgets their tool lists (at logout).
     pub async fn forget_person(&self, subject: &str) {
         self.sessions.lock().await.retain(|(s, _), _| s != subject);
+        self.health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(s, _), _| s != subject);
         self.tools
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -223,7 +259,8 @@ impl McpHub {
             .with_session(principal, server, "tools/list", |peer| async move {
                 peer.list_all_tools().await
             })
-            .await?;
+            .await
+            .inspect_err(|e| self.note_failure(principal, server, e))?;
         self.tools
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -245,7 +282,8 @@ impl McpHub {
                 let params = params.clone();
                 async move { peer.call_tool(params).await }
             })
-            .await?;
+            .await
+            .inspect_err(|e| self.note_failure(principal, server, e))?;
         Ok(outcome(result, step_up))
     }
 
@@ -451,7 +489,33 @@ impl McpHub {
             .remove(&(principal.subject.clone(), server.name.clone()));
     }
 
+    /// Records that `server` could not be reached (only transport failures: a refusal or a
+    /// missing scope means the server answered).
+    fn note_failure(&self, principal: &Principal, server: &McpServer, error: &McpError) {
+        if !matches!(error, McpError::Unavailable { .. }) {
+            return;
+        }
+        let now = self.clock.now();
+        let key = (principal.subject.clone(), server.name.clone());
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = health.entry(key).or_default();
+        entry.last_failure_at = Some(now);
+        entry.last_failed = true;
+    }
+
     fn mark_live(&self, principal: &Principal, server: &McpServer) {
+        {
+            let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = health
+                .entry((principal.subject.clone(), server.name.clone()))
+                .or_default();
+            entry.last_success_at = Some(self.clock.now());
+            entry.last_failed = false;
+        }
         let until = self.clock.now() + TOOLS_TTL;
         self.live
             .lock()

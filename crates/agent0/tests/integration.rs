@@ -25,5 +25,7 @@ mod llm_openai;
 mod login;
 #[path = "integration/logs.rs"]
 mod logs;
+#[path = "integration/outages.rs"]
+mod outages;
 #[path = "integration/sessions.rs"]
 mod sessions;

@@ -19,9 +19,14 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
         .into_response()
 }
 
-/// `GET /`.
+/// `GET /`: `no-store`, so neither Back nor a restored tab shows a page from the browser's
+/// cache after logout (the page then asks for its session again; see `app.js`).
 pub(crate) async fn get_index() -> Response {
-    asset(INDEX_HTML, "text/html; charset=utf-8")
+    let mut response = asset(INDEX_HTML, "text/html; charset=utf-8");
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// `GET /assets/app.js`.

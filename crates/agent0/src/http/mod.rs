@@ -221,6 +221,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(assets::get_index))
+        .route("/index.html", get(assets::get_index))
         .route("/assets/app.js", get(assets::get_app_js))
         .route("/assets/app.css", get(assets::get_app_css))
         .route("/favicon.ico", get(assets::get_favicon))

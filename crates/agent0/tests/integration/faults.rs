@@ -193,7 +193,11 @@ async fn an_unreachable_mcp_server_is_reported_while_the_others_keep_working() {
         .find(|(name, _)| name == "error")
         .map(|(_, data)| data["message"].as_str().unwrap().to_owned())
         .expect("an error event");
-    assert!(error.contains("Ghost MCP Server is unavailable"), "{error}");
+    assert_eq!(
+        error, "Ghost MCP Server is not answering; try again in a moment.",
+        "one sentence for people; the transport's error chain goes to the log"
+    );
+    assert_eq!(events.iter().filter(|(name, _)| name == "error").count(), 1);
     let (_, done) = events.iter().find(|(name, _)| name == "done").unwrap();
     assert_eq!(done["toolResults"][0]["tool"], "get-todos");
     assert_eq!(done["toolResults"][0]["isError"], false);
@@ -205,7 +209,9 @@ async fn an_unreachable_mcp_server_is_reported_while_the_others_keep_working() {
         .find(|c| c["name"] == "ghost")
         .unwrap()
         .clone();
-    assert_eq!(ghost["state"], "idle", "{ghost}");
+    assert_eq!(ghost["state"], "unreachable", "{ghost}");
+    assert!(ghost["lastFailureAt"].is_string(), "{ghost}");
+    assert!(ghost["lastSuccessAt"].is_null(), "{ghost}");
 }
 
 #[tokio::test]
@@ -227,12 +233,17 @@ async fn with_idp0_down_warm_tokens_keep_working_and_new_ones_fail_clearly() {
     let reply = alice.chat_approved("add \"while the IdP is down\"").await;
     let chip = &reply["toolResults"][0];
     assert_eq!(chip["isError"], true);
+    assert_eq!(
+        chip["result"],
+        "The sign-in service that Todo0 MCP Server relies on is not answering; try again in a moment.",
+        "{chip}"
+    );
     assert!(
-        chip["result"]
+        chip["detail"]
             .as_str()
             .unwrap()
             .contains("could not be reached"),
-        "{chip}"
+        "the detail is in the chip: {chip}"
     );
     let todos = stack
         .stack
