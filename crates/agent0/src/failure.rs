@@ -15,6 +15,9 @@ pub fn mcp(error: &McpError, label: &str) -> String {
         McpError::Unavailable { .. } => {
             format!("{label} is not answering; try again in a moment.")
         }
+        McpError::Failed { .. } => format!(
+            "{label} could not do that right now; try again, or ask your administrator if it keeps happening."
+        ),
         McpError::Unauthorized { .. } => format!(
             "{label} did not accept the agent's access; log out and in again, and ask your administrator if it keeps happening."
         ),
@@ -102,6 +105,10 @@ mod tests {
             McpError::Unavailable {
                 server: "todo0".into(),
                 message: transport.into(),
+            },
+            McpError::Failed {
+                server: "todo0".into(),
+                message: "Internal error (JSON-RPC code -32603)".into(),
             },
             McpError::Unauthorized {
                 server: "todo0".into(),

@@ -94,6 +94,14 @@ pub enum McpError {
         /// What happened.
         message: String,
     },
+    /// The server answered the call with a JSON-RPC error (it is reachable).
+    #[error("{server} answered with an error: {message}")]
+    Failed {
+        /// The connection.
+        server: String,
+        /// What it said.
+        message: String,
+    },
     /// Transport or protocol failure.
     #[error("{server} is unavailable: {message}")]
     Unavailable {
@@ -529,12 +537,9 @@ fn classify_service_error(e: &rmcp::ServiceError) -> Failure {
         return classify(challenge);
     }
     match e {
-        rmcp::ServiceError::McpError(error) => Failure::Fatal(McpError::Unavailable {
+        rmcp::ServiceError::McpError(error) => Failure::Fatal(McpError::Failed {
             server: "the MCP server".into(),
-            message: format!(
-                "it answered with an error: {} (JSON-RPC code {})",
-                error.message, error.code.0
-            ),
+            message: format!("{} (JSON-RPC code {})", error.message, error.code.0),
         }),
         other => Failure::Broken(other.to_string()),
     }

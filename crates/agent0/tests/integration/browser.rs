@@ -758,13 +758,13 @@ async fn fits(browser: &WebDriver, css: &str) -> WebDriverResult<bool> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_new_user_meets_in_headless_chromium() {
-    let (stack, switch) = super::outages::stack_with_switch(std::sync::Arc::new(
+    let (mut stack, switch) = super::outages::stack_with_switch(std::sync::Arc::new(
         agent0::llm::offline::OfflineModel::new(),
     ))
     .await;
     let driver = Driver::start();
     let browser = browser(&driver).await;
-    let result = new_user(&stack, switch, &browser).await;
+    let result = new_user(&mut stack, switch, &browser).await;
     let _ = browser
         .screenshot(&artifact("agent0-new-user-last-state.png"))
         .await;
@@ -773,7 +773,7 @@ async fn what_a_new_user_meets_in_headless_chromium() {
 }
 
 async fn new_user(
-    stack: &AgentStack,
+    stack: &mut AgentStack,
     mut switch: super::outages::Switch,
     browser: &WebDriver,
 ) -> WebDriverResult<()> {
@@ -906,8 +906,55 @@ async fn new_user(
         .perform()
         .await?;
 
-    // Item 3: log out, then Back: no name, no conversation.
+    // Item 3: a page shown again from the browser's cache (`pageshow` with `persisted`) after
+    // its session ended elsewhere (here: agent0 restarted, sessions lost) asks again and
+    // keeps nothing of the person on screen.
     browser.set_window_rect(0, 0, 1280, 900).await?;
+    assert!(
+        !browser
+            .find_all(By::Css("#messages .message"))
+            .await?
+            .is_empty()
+    );
+    stack.restart().await;
+    browser
+        .execute(
+            "window.dispatchEvent(new PageTransitionEvent('pageshow', { persisted: true }));",
+            Vec::new(),
+        )
+        .await?;
+    wait_for(browser, "#login-button").await;
+    let left = browser
+        .execute(
+            "return [document.getElementById('user-name').textContent, \
+             document.getElementById('messages').childElementCount];",
+            Vec::new(),
+        )
+        .await?;
+    assert_eq!(
+        left.json(),
+        &serde_json::json!(["", 0]),
+        "nothing of the ended session"
+    );
+    browser
+        .screenshot(&artifact("agent0-restored-after-session-ended.png"))
+        .await?;
+
+    // Log in again, chat, log out, then Back: no name, no conversation.
+    // (idp0 still knows her: single sign-on, no form.)
+    wait_for(browser, "#login-button").await.click().await?;
+    browser
+        .query(By::Css("#user-name"))
+        .with_text(thirtyfour::stringmatch::StringMatch::new("Alice").partial())
+        .wait(WAIT, Duration::from_millis(100))
+        .first()
+        .await?;
+    send(browser, "list my todos").await;
+    wait_for(
+        browser,
+        ".tool-chip[data-tool='get-todos'][data-state='ok']",
+    )
+    .await;
     wait_for(browser, "#logout-button").await.click().await?;
     let deadline = std::time::Instant::now() + WAIT;
     loop {
