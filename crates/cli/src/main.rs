@@ -30,7 +30,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Load benchmarks (todo0's MCP server over real HTTP).
+    /// Load benchmarks over real HTTP: todo0's MCP server (`bench mcp`) and agent0's chat (`bench agent`).
     Bench {
         #[command(subcommand)]
         command: bench::BenchCommand,
@@ -45,7 +45,7 @@ enum Command {
     TodoMcp(todo::TodoMcpArgs),
     /// Run todo0's web app and REST API (OIDC login; the MCP server's todos).
     TodoApp(todo::TodoAppArgs),
-    /// Generate and inspect keys.
+    /// Generate key pairs (PEM + public JWK with an RFC 7638 kid).
     Keys {
         #[command(subcommand)]
         command: keys::KeysCommand,

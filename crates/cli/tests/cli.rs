@@ -359,6 +359,16 @@ impl Up {
     }
 }
 
+impl Drop for Up {
+    /// A failed test must not leave the stack running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Logs `user` in to agent0 at `agent` (its public base URL) as a browser would, following every
 /// redirect idp0 sends, and returns the session's CSRF token.
 async fn log_in_to_agent0(browser: &Browser, agent: &str, user: &str, password: &str) -> String {
