@@ -9,6 +9,9 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 use testkit::{Browser, IdpHandle};
 
+#[path = "cli/browser.rs"]
+mod browser;
+
 const BIN: &str = env!("CARGO_BIN_EXE_secure-agent");
 
 #[test]

@@ -4,6 +4,8 @@
 //! and PKCE helpers.
 #![allow(clippy::unwrap_used)]
 
+pub mod browser;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
