@@ -445,7 +445,16 @@ async fn conveniences(stack: &mut AgentStack, browser: &WebDriver) -> WebDriverR
     )
     .await;
     // The open one is marked (its place in the list is the API test's business: a turn just
-    // streamed may still be on its way to the store).
+    // streamed may still be on its way to the store). The list may be drawn twice while the
+    // dialog opens, so its text is waited for rather than read once.
+    wait_until(
+        browser,
+        "(() => { const i = document.querySelector(\
+         '#history-content .history-item:not([data-current])'); return !!i && \
+         i.textContent.includes('list my todos') && i.textContent.includes('2 turns'); })()",
+        "the older conversation is listed with its two turns",
+    )
+    .await;
     let older_item = browser
         .find(By::Css(
             "#history-content .history-item:not([data-current])",
@@ -456,11 +465,6 @@ async fn conveniences(stack: &mut AgentStack, browser: &WebDriver) -> WebDriverR
             "#history-content .history-item[data-current='true']",
         ))
         .await?;
-    let older = older_item.text().await?;
-    assert!(
-        older.contains("list my todos") && older.contains("2 turns"),
-        "{older}"
-    );
     let md = older_item
         .find(By::Css("a[data-format='md']"))
         .await?
