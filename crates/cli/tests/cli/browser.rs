@@ -9,22 +9,7 @@ use testkit::browser::thirtyfour::prelude::{By, ElementQueryable, WebDriver, Web
 use testkit::browser::thirtyfour::stringmatch::StringMatch;
 use testkit::browser::{Driver, WAIT, artifact, browser, wait_for};
 
-use super::Up;
-
-/// `up`'s default ports; none may appear once every port is chosen by the OS.
-const DEFAULT_PORTS: [&str; 4] = ["3000", "5001", "5002", "9400"];
-
-/// Whether `text` names a default port (`:5001` but not `:50012`).
-fn has_default_port(text: &str) -> bool {
-    DEFAULT_PORTS.iter().any(|port| {
-        text.match_indices(&format!(":{port}")).any(|(at, found)| {
-            !text[at + found.len()..]
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_digit())
-        })
-    })
-}
+use super::{Up, has_default_port};
 
 async fn send(browser: &WebDriver, message: &str) -> WebDriverResult<()> {
     wait_for(browser, "#chat-input")
