@@ -147,7 +147,7 @@ mod tests {
             SINGLE='single $x # not a comment'\n\
             DOUBLE=\"line\\nbreak \\\"q\\\"\" # c\n\
             TICK=`x`\n\
-            KEY=\"-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\"\n\
+            KEY=\"-----BEGIN MULTI-LINE VALUE-----\nabc\n-----END MULTI-LINE VALUE-----\"\n\
             URL=http://localhost:3000/callback\n";
         let vars = parsed(text);
         let get = |n: &str| vars.iter().find(|(k, _)| k == n).unwrap().1.clone();
@@ -164,7 +164,7 @@ mod tests {
         assert_eq!(get("TICK"), "x");
         assert_eq!(
             get("KEY"),
-            "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----"
+            "-----BEGIN MULTI-LINE VALUE-----\nabc\n-----END MULTI-LINE VALUE-----"
         );
         assert_eq!(get("URL"), "http://localhost:3000/callback");
     }
@@ -191,8 +191,8 @@ mod tests {
         let e = parse("BAD NAME=1\n").unwrap_err();
         assert!(e.problem.contains("not a variable name"), "{}", e.problem);
         // The offending text is never echoed: it may be a pasted secret.
-        let e = parse("-----BEGIN PRIVATE KEY-----\n").unwrap_err();
-        assert!(!e.problem.contains("PRIVATE"), "{}", e.problem);
+        let e = parse("-----BEGIN MULTI-LINE VALUE-----\n").unwrap_err();
+        assert!(!e.problem.contains("MULTI-LINE"), "{}", e.problem);
         let e = parse("X=\"a\" b\n").unwrap_err();
         assert!(e.problem.starts_with("X:"), "{}", e.problem);
     }

@@ -9,7 +9,7 @@ use testkit::browser::thirtyfour::prelude::{By, ElementQueryable, WebDriver, Web
 use testkit::browser::thirtyfour::stringmatch::StringMatch;
 use testkit::browser::{Driver, WAIT, artifact, browser, wait_for};
 
-use super::{Up, has_default_port};
+use super::up::{Up, has_default_port};
 
 async fn send(browser: &WebDriver, message: &str) -> WebDriverResult<()> {
     wait_for(browser, "#chat-input")
