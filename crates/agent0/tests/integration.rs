@@ -3,6 +3,10 @@
 
 #[path = "integration/browser.rs"]
 mod browser;
+#[path = "integration/browser_conveniences.rs"]
+mod browser_conveniences;
+#[path = "integration/browser_new_user.rs"]
+mod browser_new_user;
 #[path = "integration/confirmations.rs"]
 mod confirmations;
 #[path = "integration/connections.rs"]
