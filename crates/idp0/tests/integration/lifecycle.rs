@@ -20,7 +20,7 @@ async fn code_for(idp: &IdpHandle, browser: &Browser, pkce: &Pkce, scope: &str) 
         .code
 }
 
-async fn redeem(
+pub(crate) async fn redeem(
     idp: &IdpHandle,
     code: &str,
     verifier: &str,

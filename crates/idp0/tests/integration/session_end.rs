@@ -32,24 +32,13 @@ async fn login_with_code(
     (code, pkce, tokens)
 }
 
+/// The authorization-code redemption of `lifecycle`, with this file's callback and `pkce`.
 async fn redeem(
     idp: &IdpHandle,
     code: &str,
     pkce: &Pkce,
 ) -> Result<protocol::oauth::TokenResponse, String> {
-    TokenClient::new()
-        .request(
-            &idp.org_token_endpoint(),
-            &idp.web_client_auth("agent0"),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", CALLBACK),
-                ("code_verifier", pkce.verifier.expose_secret()),
-            ],
-        )
-        .await
-        .map_err(|e| e.to_string())
+    super::lifecycle::redeem(idp, code, pkce.verifier.expose_secret(), CALLBACK).await
 }
 
 /// Step 1 of Cross-App Access: `Ok` or the error text.
