@@ -87,12 +87,17 @@ impl Default for Topology {
 }
 
 impl Topology {
-    /// Every service on `localhost` at the given ports.
+    /// Every service on `localhost` at the given ports, over plain http.
     pub fn localhost(agent_port: u16, app_port: u16, mcp_port: u16) -> Self {
+        Self::on_localhost("http", agent_port, app_port, mcp_port)
+    }
+
+    /// Every service on `localhost` at the given ports, with `scheme` (`http` or `https`).
+    pub fn on_localhost(scheme: &str, agent_port: u16, app_port: u16, mcp_port: u16) -> Self {
         Self {
-            agent: format!("http://localhost:{agent_port}"),
-            todo_app: format!("http://localhost:{app_port}"),
-            mcp_resource: format!("http://localhost:{mcp_port}/mcp"),
+            agent: format!("{scheme}://localhost:{agent_port}"),
+            todo_app: format!("{scheme}://localhost:{app_port}"),
+            mcp_resource: format!("{scheme}://localhost:{mcp_port}/mcp"),
         }
     }
 
@@ -366,8 +371,9 @@ pub fn write_env_files(data_dir: &Path, issuer: &str) -> anyhow::Result<()> {
     let agent_redirect = redirect_of(AGENT0_CLIENT)?;
     let todo_redirect = redirect_of(TODO0_CLIENT)?;
     let as_issuer = format!("{issuer}/oauth2/{TODO0_SERVER}");
+    let okta_domain = okta_domain_for(issuer);
     let mut agent0 = vec![
-        ("OKTA_DOMAIN", issuer.to_owned()),
+        ("OKTA_DOMAIN", okta_domain.clone()),
         ("OKTA_CLIENT_ID", AGENT0_CLIENT.to_owned()),
         ("OKTA_CLIENT_SECRET", secret_of(AGENT0_CLIENT)?),
         ("OKTA_REDIRECT_URI", agent_redirect.clone()),
@@ -388,7 +394,7 @@ pub fn write_env_files(data_dir: &Path, issuer: &str) -> anyhow::Result<()> {
     ];
     agent0.extend(port_of(&agent_redirect).map(|p| ("PORT", p)));
     let mut todo0 = vec![
-        ("OKTA_DOMAIN", issuer.to_owned()),
+        ("OKTA_DOMAIN", okta_domain),
         ("OKTA_CLIENT_ID", TODO0_CLIENT.to_owned()),
         ("OKTA_CLIENT_SECRET", secret_of(TODO0_CLIENT)?),
         ("OKTA_REDIRECT_URI", todo_redirect.clone()),
@@ -435,6 +441,19 @@ pub fn read_env_file(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
         .map_err(|e| anyhow::anyhow!("{}:{}: {}", path.display(), e.line, e.problem))
 }
 
+/// `OKTA_DOMAIN` for an org issuer, as Okta and the sample mean it: the bare `host[:port]` when
+/// the issuer is an https root (`https://localhost:9400` → `localhost:9400`), which the sample's
+/// code turns back into the issuer with `'https://' + OKTA_DOMAIN`; any other issuer (plain http,
+/// or one with a path) as the full URL, which only a reader that accepts both understands — as
+/// [`issuer_from_okta_domain`] does.
+pub fn okta_domain_for(issuer: &str) -> String {
+    let trimmed = issuer.trim_end_matches('/');
+    match trimmed.strip_prefix("https://") {
+        Some(host) if !host.contains('/') => host.to_owned(),
+        _ => trimmed.to_owned(),
+    }
+}
+
 /// `OKTA_DOMAIN` may be a bare domain (as the sample writes it) or a full URL.
 pub fn issuer_from_okta_domain(domain: &str) -> String {
     let trimmed = domain.trim().trim_end_matches('/');
@@ -449,6 +468,22 @@ pub fn issuer_from_okta_domain(domain: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn okta_domain_is_bare_for_an_https_root_and_reads_back_as_the_issuer() {
+        for (issuer, domain) in [
+            ("https://localhost:9400", "localhost:9400"),
+            ("https://dev-1.okta.com/", "dev-1.okta.com"),
+            ("http://localhost:9400", "http://localhost:9400"),
+            ("https://idp.example/tenant", "https://idp.example/tenant"),
+        ] {
+            assert_eq!(okta_domain_for(issuer), domain);
+            assert_eq!(
+                issuer_from_okta_domain(&okta_domain_for(issuer)),
+                issuer.trim_end_matches('/')
+            );
+        }
+    }
 
     #[test]
     fn a_generated_config_follows_the_topology_and_keeps_hand_added_uris() {
