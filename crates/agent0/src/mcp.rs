@@ -3,7 +3,9 @@
 //! that works. A `403` with `error="insufficient_scope"` is met by requesting the union of the
 //! granted and the challenged scopes (a new ID-JAG each time, at most [`MAX_STEP_UPS`] per call)
 //! and retrying; the scopes a tool turned out to need are remembered, so the next call of that
-//! tool starts with them. Tool lists are cached per (person, connection) for a few minutes.
+//! tool starts with them. A tool result that refuses the token in band (Okta's sample server,
+//! [`in_band`]) is met the same way: a missing scope steps up, a bad token gets one fresh token.
+//! Tool lists are cached per (person, connection) for a few minutes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +25,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::tokens::{AccessToken, IdJagTarget, Principal, TokenBroker, TokenError};
+
+mod in_band;
 
 /// Step-ups allowed for one tool call.
 pub const MAX_STEP_UPS: usize = 2;
@@ -264,9 +268,13 @@ impl McpHub {
             return Ok(tools.clone());
         }
         let (tools, _) = self
-            .with_session(principal, server, "tools/list", |peer| async move {
-                peer.list_all_tools().await
-            })
+            .with_session(
+                principal,
+                server,
+                "tools/list",
+                |peer| async move { peer.list_all_tools().await },
+                |_| None,
+            )
             .await
             .inspect_err(|e| self.note_failure(principal, server, e))?;
         self.tools
@@ -286,22 +294,30 @@ impl McpHub {
     ) -> Result<ToolOutcome, McpError> {
         let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
         let (result, step_up) = self
-            .with_session(principal, server, tool, |peer| {
-                let params = params.clone();
-                async move { peer.call_tool(params).await }
-            })
+            .with_session(
+                principal,
+                server,
+                tool,
+                |peer| {
+                    let params = params.clone();
+                    async move { peer.call_tool(params).await }
+                },
+                in_band::classify_result,
+            )
             .await
             .inspect_err(|e| self.note_failure(principal, server, e))?;
         Ok(outcome(result, step_up))
     }
 
-    /// Runs `op` on a live session, stepping up and reconnecting as needed.
+    /// Runs `op` on a live session, stepping up and reconnecting as needed: when the server
+    /// challenges, or when `refusal` finds that `op`'s answer refuses the token in band.
     async fn with_session<T, F, Fut>(
         &self,
         principal: &Principal,
         server: &McpServer,
         what: &str,
         op: F,
+        refusal: impl Fn(&T) -> Option<Failure>,
     ) -> Result<(T, Option<(Scopes, Scopes)>), McpError>
     where
         F: Fn(Peer<RoleClient>) -> Fut,
@@ -328,7 +344,10 @@ impl McpHub {
             let token = self.token(principal, server, &scopes).await?;
             let attempt = match self.session(principal, server, token.as_ref()).await {
                 Ok(peer) => match tokio::time::timeout(CALL_TIMEOUT, op(peer)).await {
-                    Ok(Ok(value)) => Ok(value),
+                    Ok(Ok(value)) => match refusal(&value) {
+                        Some(failure) => Err(failure),
+                        None => Ok(value),
+                    },
                     Ok(Err(e)) => Err(classify_service_error(&e)),
                     Err(_) => Err(Failure::Fatal(McpError::Unavailable {
                         server: server.label.clone(),
@@ -359,8 +378,10 @@ impl McpHub {
                 }
                 Err(Failure::Unauthorized(description)) => {
                     self.drop_session(principal, server).await;
-                    if let (McpAuth::IdJag { target, .. }, Some(token)) = (&server.auth, &token) {
-                        self.broker.forget(principal, target, &token.scopes).await;
+                    // The cache holds it under the scopes asked for (the grant may name them
+                    // differently), so the next round trip mints a fresh one.
+                    if let McpAuth::IdJag { target, .. } = &server.auth {
+                        self.broker.forget(principal, target, &scopes).await;
                     }
                     if retried || token.is_none() {
                         return Err(McpError::Unauthorized {

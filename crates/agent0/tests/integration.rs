@@ -19,6 +19,8 @@ mod faults;
 mod harness;
 #[path = "integration/history.rs"]
 mod history;
+#[path = "integration/in_band.rs"]
+mod in_band;
 #[path = "integration/journeys.rs"]
 mod journeys;
 #[path = "integration/llm_anthropic.rs"]
