@@ -167,7 +167,7 @@ enum Failure {
 impl McpHub {
     /// A hub for `servers`, with tokens from `broker`.
     pub fn new(servers: Vec<McpServer>, broker: Arc<TokenBroker>, clock: Arc<dyn Clock>) -> Self {
-        let http = reqwest::Client::builder()
+        let http = protocol::trust::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true)
             .build()

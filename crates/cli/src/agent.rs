@@ -61,6 +61,8 @@ pub(crate) struct AgentArgs {
     /// again when theirs expires. Env: AGENT_NO_REFRESH.
     #[arg(long)]
     no_refresh: bool,
+    #[command(flatten)]
+    tls: crate::tls::ServeTls,
 }
 
 /// `--config`: more MCP servers.
@@ -121,7 +123,7 @@ pub(crate) async fn run_on(
 pub(crate) async fn prepare(
     args: &AgentArgs,
     listener: Option<tokio::net::TcpListener>,
-) -> anyhow::Result<(agent0::AppState, tokio::net::TcpListener, String)> {
+) -> anyhow::Result<(agent0::AppState, httpserve::Listener, String)> {
     let settings = Settings::load(
         &args.env_files,
         &args.service.data_dir,
@@ -217,8 +219,10 @@ pub(crate) async fn prepare(
             .await
             .with_context(|| format!("cannot listen on {}:{port} (use --port)", args.bind))?,
     };
+    let listener = args.tls.listener(&args.service.data_dir, listener)?;
     let bound = listener.local_addr()?;
     let public = url::Url::parse(&redirect_uri)?.join("/")?;
+    crate::tls::check_public_url(&args.tls, &public, "OKTA_REDIRECT_URI")?;
     let banner = format!(
         "agent0 listening on {bound}\n  open:            {public}\n  agent:           {agent_id}\n  model:           {} · {}\n{}",
         model_info.provider,

@@ -25,6 +25,8 @@ pub(crate) struct IdpArgs {
     /// TOML configuration; without it a development configuration is generated in the data dir.
     #[arg(long, env = "IDP_CONFIG")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    tls: crate::tls::ServeTls,
 }
 
 #[derive(Subcommand)]
@@ -92,11 +94,21 @@ async fn serve(args: IdpArgs, stack: Stack) -> anyhow::Result<()> {
         shutdown,
     } = stack;
     let shutdown = shutdown.unwrap_or_else(|| Box::pin(crate::shutdown_signal()));
+    let scheme = args.tls.scheme();
     let issuer_for = |port: u16| {
         args.issuer
             .clone()
-            .unwrap_or_else(|| format!("http://localhost:{port}"))
+            .unwrap_or_else(|| format!("{scheme}://localhost:{port}"))
     };
+    // Started on its own, idp0 does not know the other services' ports, but a generated
+    // configuration follows the scheme it serves (its clients' URLs switch with `--tls`).
+    let topology = topology.or_else(|| {
+        args.config.is_none().then(|| {
+            idp0::devconfig::configured_topology(&args.service.data_dir, scheme)
+                .unwrap_or_else(|| idp0::devconfig::Topology::on_localhost(scheme, 3000, 5001, 5002))
+        })
+    });
+    let local_ca = args.tls.prepare(&args.service.data_dir)?;
     // With a fixed port the configuration is loaded before binding, so a bad config never holds a port.
     let (listener, opened) = match listener {
         Some(listener) => {
@@ -113,6 +125,7 @@ async fn serve(args: IdpArgs, stack: Stack) -> anyhow::Result<()> {
             (bind(&args.bind, args.port).await?, opened)
         }
     };
+    let listener = args.tls.listener(&args.service.data_dir, listener)?;
     let idp = opened.idp;
     println!("idp0 is running");
     println!("  org issuer:        {}", idp.issuer());
@@ -136,6 +149,9 @@ async fn serve(args: IdpArgs, stack: Stack) -> anyhow::Result<()> {
             "  settings for agent0 and todo0: {}/{{agent0,todo0}}.env",
             args.service.data_dir.display()
         );
+    }
+    if let Some(ca) = local_ca.filter(|_| ready.is_none()) {
+        println!("{}", crate::tls::trust_hint(&ca));
     }
     if let Some(ready) = ready {
         let _ = ready.send(idp.issuer().to_owned());

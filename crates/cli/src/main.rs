@@ -8,6 +8,7 @@ mod login;
 mod mcp;
 mod memory;
 mod settings;
+mod tls;
 mod todo;
 mod token;
 mod up;
@@ -15,7 +16,7 @@ mod web;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +27,10 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Also trust this PEM file's certificate authorities when calling other services (the
+    /// system's roots, or SSL_CERT_FILE's, stay trusted). Env: SECURE_AGENT_CA_FILE.
+    #[arg(long, global = true, env = "SECURE_AGENT_CA_FILE", value_name = "FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -79,7 +84,15 @@ pub(crate) struct ServiceArgs {
 
 fn main() -> std::process::ExitCode {
     memory::steady_heap();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let Err(e) = tls::trust_at_start(cli.ca_file.as_deref(), data_dir(&matches)) {
+        eprintln!("error: {e:#}");
+        return std::process::ExitCode::FAILURE;
+    }
     // Benchmarks run the services in-process: their per-request audit lines would be measured
     // too, so only warnings are logged unless RUST_LOG says otherwise.
     let default_filter = match cli.command {
@@ -121,6 +134,17 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The `--data-dir` of the (innermost) subcommand that has one.
+fn data_dir(matches: &clap::ArgMatches) -> Option<&std::path::Path> {
+    let (_, sub) = matches.subcommand()?;
+    data_dir(sub).or_else(|| {
+        sub.try_get_one::<PathBuf>("data_dir")
+            .ok()
+            .flatten()
+            .map(PathBuf::as_path)
+    })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

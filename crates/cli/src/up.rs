@@ -26,6 +26,9 @@ pub(crate) struct UpArgs {
     /// agent0's port.
     #[arg(long, default_value_t = 3000)]
     agent_port: u16,
+    /// Every service serves https (see each service's --tls); plain http stays the default.
+    #[command(flatten)]
+    tls: crate::tls::ServeTls,
 }
 
 /// Parses a service's own arguments, so `up` starts it exactly as its subcommand would.
@@ -66,17 +69,25 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         port(&app_listener)?,
         port(&agent_listener)?,
     );
-    let topology = idp0::devconfig::Topology::localhost(agent_port, app_port, mcp_port);
+    let scheme = args.tls.scheme();
+    let topology =
+        idp0::devconfig::Topology::on_localhost(scheme, agent_port, app_port, mcp_port);
+    // The CA is made (or renewed) once here, before the services start side by side.
+    idp0::fsutil::create_private_dir(&args.service.data_dir)?;
+    let local_ca = args.tls.prepare(&args.service.data_dir)?;
 
     let dir = args.service.data_dir.display().to_string();
+    let tls_args = args.tls.to_args();
     let with = |name: &str, port: u16| {
-        vec![
+        let mut service = vec![
             name.to_owned(),
             "--data-dir".into(),
             dir.clone(),
             "--port".into(),
             port.to_string(),
-        ]
+        ];
+        service.extend(tls_args.iter().cloned());
+        service
     };
     let idp_args: crate::idp::IdpArgs = service_args(&with("idp", idp_port))?;
     // Each service stops when its channel fires (or its sender is dropped): `up` stops them in
@@ -136,9 +147,11 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         stopped(agent_stop),
     ));
     let mut idp = idp;
-    tokio::spawn(announce_when_ready([
-        idp_port, mcp_port, app_port, agent_port,
-    ]));
+    tokio::spawn(announce_when_ready(
+        scheme,
+        [idp_port, mcp_port, app_port, agent_port],
+        local_ca.map(|ca| crate::tls::trust_hint(&ca)),
+    ));
     // Until Ctrl-C / SIGTERM, a service that stops is a failure, and it stops `up` (returning
     // drops the other channels, which stops the rest).
     let early = tokio::select! {
@@ -170,14 +183,20 @@ async fn joined(task: tokio::task::JoinHandle<anyhow::Result<()>>) -> anyhow::Re
     task.await.context("a service task panicked")?
 }
 
-/// Prints where to start once every service answers its health check (after their own banners).
-async fn announce_when_ready(ports: [u16; 4]) {
+/// Prints where to start once every service answers its health check (after their own banners),
+/// and with `--tls`, how to make other tools and browsers trust the local CA.
+async fn announce_when_ready(scheme: &str, ports: [u16; 4], trust_hint: Option<String>) {
     let agent_port = ports[3];
-    let http = reqwest::Client::new();
+    let Ok(http) = protocol::trust::client_builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+    else {
+        return;
+    };
     for _ in 0..600 {
         let mut ready = true;
         for port in ports {
-            let health = format!("http://127.0.0.1:{port}/health");
+            let health = format!("{scheme}://localhost:{port}/health");
             ready &= http
                 .get(&health)
                 .send()
@@ -185,8 +204,11 @@ async fn announce_when_ready(ports: [u16; 4]) {
                 .is_ok_and(|r| r.status().is_success());
         }
         if ready {
+            if let Some(hint) = &trust_hint {
+                println!("\n{hint}");
+            }
             println!(
-                "\nsecure-agent is up: open http://localhost:{agent_port}/ and log in with a demo \
+                "\nsecure-agent is up: open {scheme}://localhost:{agent_port}/ and log in with a demo \
                  login above (Ctrl-C stops everything)"
             );
             return;

@@ -13,6 +13,8 @@ use testkit::{Browser, IdpHandle};
 mod browser;
 #[path = "cli/sample_env.rs"]
 mod sample_env;
+#[path = "cli/tls.rs"]
+mod tls;
 #[path = "cli/up.rs"]
 mod up;
 

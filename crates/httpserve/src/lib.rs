@@ -6,6 +6,13 @@
 //! one byte a minute (or nothing at all) holds a socket and a task for ever; enough of them
 //! exhaust the process's file descriptors. Here hyper's `header_read_timeout` is armed whenever a
 //! connection waits for a request head, so both slow and idle connections are closed.
+//!
+//! A [`Listener`] may carry a TLS configuration ([`tls`]): the handshake then runs in the
+//! connection's own task, under the same deadline, so a client that never finishes it cannot hold
+//! the accept loop.
+
+pub mod fsutil;
+pub mod tls;
 
 use std::future::Future;
 use std::time::Duration;
@@ -39,9 +46,40 @@ impl Default for Limits {
     }
 }
 
+/// A bound socket, served over plain HTTP or, with a TLS configuration, over HTTPS.
+pub struct Listener {
+    tcp: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Listener {
+    /// Serves HTTPS with `config` on this socket.
+    #[must_use]
+    pub fn with_tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(tokio_rustls::TlsAcceptor::from(config));
+        self
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.tcp.local_addr()
+    }
+
+    /// Whether connections are served over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+}
+
+impl From<tokio::net::TcpListener> for Listener {
+    fn from(tcp: tokio::net::TcpListener) -> Self {
+        Self { tcp, tls: None }
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, with the default [`Limits`].
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: impl Into<Listener>,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -50,7 +88,7 @@ pub async fn serve(
 
 /// Serves `app` on `listener` until `shutdown` resolves.
 pub async fn serve_with(
-    listener: tokio::net::TcpListener,
+    listener: impl Into<Listener>,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     limits: Limits,
@@ -58,6 +96,7 @@ pub async fn serve_with(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
+    let Listener { tcp: listener, tls } = listener.into();
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -81,12 +120,41 @@ pub async fn serve_with(
             request.extensions_mut().insert(ConnectInfo(peer));
             app.clone().oneshot(request.map(axum::body::Body::new))
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::trace!(error = %e, "connection ended with an error");
+        match &tls {
+            None => {
+                let connection =
+                    graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::trace!(error = %e, "connection ended with an error");
+                    }
+                });
             }
-        });
+            Some(acceptor) => {
+                let handshake = acceptor.accept(stream);
+                let http = http.clone();
+                let watcher = graceful.watcher();
+                let deadline = limits.header_read_timeout;
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(deadline, handshake).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let connection =
+                        watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+                    if let Err(e) = connection.await {
+                        tracing::trace!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
@@ -185,6 +253,45 @@ mod tests {
             .await
             .unwrap();
         assert!(answer.starts_with(b"HTTP/1.1 200"), "served before closing");
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert!(
+            closed_within(&mut silent, Duration::from_secs(5))
+                .await
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn https_is_served_with_the_local_ca_and_a_silent_handshake_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, _) = tls::LocalCa::ensure(dir.path(), std::time::SystemTime::now()).unwrap();
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let listener = Listener::from(tcp).with_tls(tls::server_config(&ca.cert, &ca.key).unwrap());
+        assert!(listener.is_tls());
+        let app = Router::new().route(
+            "/peer",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+        );
+        tokio::spawn(serve_with(listener, app, std::future::pending(), SHORT));
+        let ca_cert = reqwest::Certificate::from_pem(&std::fs::read(&ca.ca_cert).unwrap()).unwrap();
+        let trusting = reqwest::Client::builder()
+            .tls_certs_only([ca_cert])
+            .build()
+            .unwrap();
+        for host in ["localhost", "127.0.0.1"] {
+            let url = format!("https://{host}:{}/peer", addr.port());
+            let body = trusting.get(&url).send().await.unwrap().text().await.unwrap();
+            assert!(body.starts_with("127.0.0.1:"), "{body}");
+        }
+        // A client that does not trust the local CA is refused at the handshake.
+        let error = reqwest::get(format!("https://localhost:{}/peer", addr.port()))
+            .await
+            .unwrap_err();
+        assert!(error.is_connect(), "{error:?}");
+        // Plain http to the TLS port gets no HTTP answer.
+        assert!(reqwest::get(format!("http://{addr}/peer")).await.is_err());
+        // A connection that never sends a ClientHello is closed at the deadline.
         let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
         assert!(
             closed_within(&mut silent, Duration::from_secs(5))

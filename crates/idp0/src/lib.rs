@@ -13,7 +13,7 @@ pub mod csrf;
 pub mod devconfig;
 pub mod dotenv;
 pub mod error;
-pub mod fsutil;
+pub use httpserve::fsutil;
 pub mod grants;
 pub mod html;
 pub mod http;
@@ -96,7 +96,7 @@ pub async fn open(options: Options) -> anyhow::Result<Opened> {
 
 /// Serves idp0 on `listener` until `shutdown` resolves; purges expired state every ten minutes.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: impl Into<httpserve::Listener>,
     idp: Idp,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {

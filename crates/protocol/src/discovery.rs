@@ -56,7 +56,7 @@ pub enum DiscoveryError {
 /// caller gets the error rather than a default client, which would follow redirects and wait
 /// forever — the settings a client that sends secrets to discovered endpoints needs most.
 pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+    crate::trust::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
         .build()

@@ -8,6 +8,7 @@
 //! * [`assertion`]: `private_key_jwt` client assertions (RFC 7523 §2.2).
 //! * [`www_authenticate`]: RFC 9110 challenge building and parsing.
 //! * [`clock`]: injected time.
+//! * [`trust`]: the certificate authorities every HTTP client trusts (`--tls`, `--ca-file`).
 //!
 //! No web framework lives here; HTTP is only used to fetch metadata and JWKS documents.
 
@@ -20,6 +21,7 @@ pub mod metadata;
 pub mod oauth;
 pub mod secret_serde;
 pub mod token_client;
+pub mod trust;
 pub mod verify;
 pub mod www_authenticate;
 

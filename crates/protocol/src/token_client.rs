@@ -89,7 +89,7 @@ impl Default for TokenClient {
 impl TokenClient {
     /// A client that never follows redirects and gives up after 15 s.
     pub fn new() -> Self {
-        let http = reqwest::Client::builder()
+        let http = crate::trust::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(15))
             .build()

@@ -345,7 +345,7 @@ impl Default for Browser {
 impl Browser {
     /// A fresh browser profile.
     pub fn new() -> Self {
-        let http = reqwest::Client::builder()
+        let http = protocol::trust::client_builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -511,6 +511,14 @@ impl Stack {
     /// client (redirect URI `http://localhost:5001/callback`: a test carries the code to the
     /// app's real callback itself). Returns its base URL.
     pub async fn start_web_app(&self) -> anyhow::Result<String> {
+        self.start_web_app_with(|_| {}).await
+    }
+
+    /// [`Self::start_web_app`], with its configuration adjusted by `configure`.
+    pub async fn start_web_app_with(
+        &self,
+        configure: impl FnOnce(&mut todo0::web::WebConfig),
+    ) -> anyhow::Result<String> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let oidc = todo0::web::OidcSettings {
@@ -521,7 +529,9 @@ impl Stack {
             post_logout_redirect_uri: "http://localhost:5001/".into(),
         };
         let key = todo0::web::SessionKey::from_secret(&todo0::web::SessionKey::generate_secret())?;
-        let config = todo0::web::WebConfig::new(oidc, key, self.idp.todo0_issuer(), &self.mcp_url);
+        let mut config =
+            todo0::web::WebConfig::new(oidc, key, self.idp.todo0_issuer(), &self.mcp_url);
+        configure(&mut config);
         let jwks = protocol::verify::RemoteJwks::discover(
             protocol::discovery::http_client()?,
             &self.idp.todo0_issuer(),

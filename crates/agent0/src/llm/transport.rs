@@ -24,7 +24,7 @@ pub(super) type SseEvents = Pin<Box<dyn Stream<Item = Result<Event, LlmError>> +
 
 /// An HTTP client that follows no redirects (an API key must not travel to another origin).
 pub(super) fn client(timeout: Duration) -> Result<reqwest::Client, LlmError> {
-    reqwest::Client::builder()
+    protocol::trust::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(timeout)
         .build()

@@ -277,7 +277,7 @@ async fn agent_config(
 
 /// Logs `username` in through `/auth/login`, idp0's form and the callback.
 async fn login(agent_base: &str, username: &str) -> anyhow::Result<Person> {
-    let http = reqwest::Client::builder()
+    let http = protocol::trust::client_builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .tcp_nodelay(true)

@@ -71,7 +71,7 @@ pub(crate) struct CallOk {
 impl Endpoint {
     /// A client for `url` with a connection pool large enough for every worker.
     pub(crate) fn new(url: &str) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
+        let client = protocol::trust::client_builder()
             .no_proxy()
             .http1_only()
             .tcp_nodelay(true)

@@ -18,7 +18,7 @@ pub(super) async fn log_in(
     password: &SecretString,
     redirect_uri: &str,
 ) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder()
+    let http = protocol::trust::client_builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))

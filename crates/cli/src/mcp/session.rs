@@ -66,7 +66,13 @@ async fn run(server: &str, token: Option<&SecretString>, op: &Op) -> Result<Outc
     if let Some(token) = token {
         config = config.auth_header(token.expose_secret());
     }
-    let transport = StreamableHttpClientTransport::from_config(config);
+    // The project's client (not rmcp's default): it trusts `--ca-file` and the local CA, and
+    // never follows a redirect with the bearer token.
+    let http = protocol::trust::client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| Failure::Other(anyhow::anyhow!("building the HTTP client: {e}")))?;
+    let transport = StreamableHttpClientTransport::with_client(http, config);
     let info = ClientConfig::new(
         ClientCapabilities::default(),
         Implementation::new("secure-agent", env!("CARGO_PKG_VERSION")),

@@ -56,11 +56,22 @@ impl Up {
     /// Starts `up` on `dir` with `ports` (idp, mcp, app, agent; 0 = any) and waits until it says
     /// it is up.
     pub(super) fn start(dir: &std::path::Path, ports: [u16; 4]) -> Self {
+        Self::start_with(dir, ports, &[])
+    }
+
+    /// [`Up::start`] with more arguments (`--tls` makes every URL it reads https).
+    pub(super) fn start_with(dir: &std::path::Path, ports: [u16; 4], extra: &[&str]) -> Self {
         let [idp, mcp, app, agent] = ports.map(|p| p.to_string());
+        let scheme = if extra.contains(&"--tls") {
+            "https"
+        } else {
+            "http"
+        };
         let mut child = Command::new(BIN)
             .args(["up", "--idp-port", &idp, "--mcp-port", &mcp])
             .args(["--app-port", &app, "--agent-port", &agent, "--data-dir"])
             .arg(dir)
+            .args(extra)
             .env_remove("PORT")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.join("up.stderr")).unwrap())
@@ -91,10 +102,10 @@ impl Up {
             digits.parse().unwrap()
         };
         Self {
-            idp: port_after("org issuer:        http://localhost:"),
-            mcp: port_after("MCP endpoint:      http://127.0.0.1:"),
+            idp: port_after(&format!("org issuer:        {scheme}://localhost:")),
+            mcp: port_after(&format!("MCP endpoint:      {scheme}://127.0.0.1:")),
             app: port_after("(listening on 127.0.0.1:"),
-            agent: port_after("secure-agent is up: open http://localhost:"),
+            agent: port_after(&format!("secure-agent is up: open {scheme}://localhost:")),
             banner,
             child,
             stderr: dir.join("up.stderr"),
@@ -124,7 +135,7 @@ impl Drop for Up {
 
 /// Logs `user` in to agent0 at `agent` (its public base URL) as a browser would, following every
 /// redirect idp0 sends, and returns the session's CSRF token.
-async fn log_in_to_agent0(browser: &Browser, agent: &str, user: &str, password: &str) -> String {
+pub(super) async fn log_in_to_agent0(browser: &Browser, agent: &str, user: &str, password: &str) -> String {
     use ::reqwest::StatusCode;
     let start = browser
         .http
@@ -160,12 +171,12 @@ async fn log_in_to_agent0(browser: &Browser, agent: &str, user: &str, password: 
     status["csrf"].as_str().unwrap().to_owned()
 }
 
-async fn chat(browser: &Browser, agent: &str, csrf: &str, message: &str) -> serde_json::Value {
+pub(super) async fn chat(browser: &Browser, agent: &str, csrf: &str, message: &str) -> serde_json::Value {
     let body = serde_json::json!({ "message": message });
     post_json(browser, &format!("{agent}/api/chat"), csrf, &body).await
 }
 
-async fn post_json(
+pub(super) async fn post_json(
     browser: &Browser,
     url: &str,
     csrf: &str,

@@ -189,7 +189,7 @@ impl RevocationConfig {
         client_id: impl Into<String>,
         client_secret: SecretString,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let http = protocol::trust::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Self::REQUEST_TIMEOUT)
             .build()?;
