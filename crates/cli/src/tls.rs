@@ -99,7 +99,11 @@ impl ServeTls {
 /// Refuses a served-over-https service whose public URL says `http://`: every redirect would
 /// leave the browser on a port that speaks TLS. (The other way round is a TLS-terminating proxy
 /// in front of a plain-http service, which is fine.)
-pub(crate) fn check_public_url(tls: &ServeTls, public: &url::Url, setting: &str) -> anyhow::Result<()> {
+pub(crate) fn check_public_url(
+    tls: &ServeTls,
+    public: &url::Url,
+    setting: &str,
+) -> anyhow::Result<()> {
     anyhow::ensure!(
         !(tls.enabled() && public.scheme() == "http"),
         "this service serves https (--tls) but {setting} is {public}: use https:// there (the \
@@ -117,7 +121,10 @@ pub(crate) fn trust(path: &Path) -> anyhow::Result<()> {
 /// Called once at start, before any client is built: trusts `--ca-file` and, when the data
 /// directory has one, the local CA of `--tls` — so `secure-agent login`, `mcp`, `token` and
 /// every service reach an `up --tls` stack with no flag.
-pub(crate) fn trust_at_start(ca_file: Option<&Path>, data_dir: Option<&Path>) -> anyhow::Result<()> {
+pub(crate) fn trust_at_start(
+    ca_file: Option<&Path>,
+    data_dir: Option<&Path>,
+) -> anyhow::Result<()> {
     if let Some(file) = ca_file {
         trust(file).context("--ca-file")?;
     }
@@ -141,4 +148,58 @@ pub(crate) fn trust_hint(ca: &Path) -> String {
          Security › Manage certificates › Authorities; Firefox: Settings › Certificates › View \
          Certificates › Authorities › Import)"
     )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn local() -> ServeTls {
+        ServeTls {
+            tls: true,
+            ..ServeTls::default()
+        }
+    }
+
+    #[test]
+    fn up_hands_each_service_the_same_choice() {
+        assert!(ServeTls::default().to_args().is_empty());
+        assert_eq!(local().to_args(), ["--tls"]);
+        let own = ServeTls {
+            tls: false,
+            tls_cert: Some("c.pem".into()),
+            tls_key: Some("k.pem".into()),
+        };
+        assert_eq!(own.to_args(), ["--tls-cert", "c.pem", "--tls-key", "k.pem"]);
+        assert_eq!(own.scheme(), "https");
+        assert_eq!(ServeTls::default().scheme(), "http");
+    }
+
+    #[test]
+    fn an_https_service_refuses_an_http_public_url_but_a_proxy_setup_is_fine() {
+        let http = url::Url::parse("http://localhost:3000/").unwrap();
+        let https = url::Url::parse("https://agent.example.com/").unwrap();
+        let error = check_public_url(&local(), &http, "OKTA_REDIRECT_URI")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("OKTA_REDIRECT_URI") && error.contains("https://"),
+            "{error}"
+        );
+        check_public_url(&local(), &https, "OKTA_REDIRECT_URI").unwrap();
+        // Plain http behind a TLS-terminating proxy with the public https URL.
+        check_public_url(&ServeTls::default(), &https, "OKTA_REDIRECT_URI").unwrap();
+    }
+
+    #[test]
+    fn a_ca_file_that_is_not_pem_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("ca.pem");
+        std::fs::write(&bad, "hello").unwrap();
+        let error = trust_at_start(Some(&bad), None).unwrap_err();
+        assert!(format!("{error:#}").contains("--ca-file"), "{error:#}");
+        let missing = trust_at_start(Some(&dir.path().join("nope.pem")), None).unwrap_err();
+        assert!(format!("{missing:#}").contains("nope.pem"), "{missing:#}");
+    }
 }

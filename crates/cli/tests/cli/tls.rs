@@ -114,7 +114,13 @@ async fn up_tls_serves_every_service_over_https_from_a_local_ca_kept_across_rest
     // The CLI in another process reaches the https stack with no CA flag: it trusts the data
     // directory's CA by itself.
     let mut login = Command::new(BIN)
-        .args(["login", "--username", "alice", "--password-stdin", "--data-dir"])
+        .args([
+            "login",
+            "--username",
+            "alice",
+            "--password-stdin",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -176,4 +182,101 @@ fn tls_cert_without_its_key_is_refused_before_anything_starts() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--tls-key"), "{stderr}");
+}
+
+/// `--tls-cert` / `--tls-key`: a certificate of the person's own (here from a CA made elsewhere),
+/// served as given; a client told about that CA with `--ca-file` reaches it, one that is not
+/// is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_given_certificate_is_served_and_ca_file_makes_the_cli_trust_it() {
+    use std::io::{BufRead, BufReader};
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (ca, _) =
+        httpserve::tls::LocalCa::ensure(elsewhere.path(), std::time::SystemTime::now()).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut idp = Command::new(BIN)
+        .args(["idp", "--port", "0", "--tls-cert"])
+        .arg(&ca.cert)
+        .arg("--tls-key")
+        .arg(&ca.key)
+        .arg("--data-dir")
+        .arg(data.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let marker = "org issuer:        https://localhost:";
+    let port: u16 = BufReader::new(idp.stdout.take().unwrap())
+        .lines()
+        .map(Result::unwrap)
+        .find_map(|line| {
+            let at = line.find(marker)?;
+            line[at + marker.len()..].parse().ok()
+        })
+        .unwrap();
+    assert!(
+        !data.path().join("tls").exists(),
+        "no local CA is made when a certificate is given"
+    );
+    // The CLI in another process: without the CA it fails at the handshake; with --ca-file
+    // it logs in.
+    let password = std::fs::read_to_string(data.path().join("demo-users.txt"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("alice:").map(str::to_owned))
+        .unwrap();
+    let login = |extra: &[&std::ffi::OsStr]| {
+        use std::io::Write;
+        let mut child = Command::new(BIN)
+            .args([
+                "login",
+                "--username",
+                "alice",
+                "--password-stdin",
+                "--issuer",
+            ])
+            .arg(format!("https://localhost:{port}"))
+            .args(extra)
+            .arg("--data-dir")
+            .arg(data.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let refused = login(&[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.to_lowercase().contains("certificate") || stderr.contains("UnknownIssuer"),
+        "{stderr}"
+    );
+    let trusted = login(&["--ca-file".as_ref(), ca.ca_cert.as_os_str()]);
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    let trusted = reqwest::Client::builder()
+        .tls_certs_only([
+            reqwest::Certificate::from_pem(&std::fs::read(&ca.ca_cert).unwrap()).unwrap(),
+        ])
+        .build()
+        .unwrap();
+    let discovery: serde_json::Value = trusted
+        .get(format!(
+            "https://localhost:{port}/.well-known/openid-configuration"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], format!("https://localhost:{port}"));
+    let _ = idp.kill();
+    let _ = idp.wait();
 }
