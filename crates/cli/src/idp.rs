@@ -104,8 +104,9 @@ async fn serve(args: IdpArgs, stack: Stack) -> anyhow::Result<()> {
     // configuration follows the scheme it serves (its clients' URLs switch with `--tls`).
     let topology = topology.or_else(|| {
         args.config.is_none().then(|| {
-            idp0::devconfig::configured_topology(&args.service.data_dir, scheme)
-                .unwrap_or_else(|| idp0::devconfig::Topology::on_localhost(scheme, 3000, 5001, 5002))
+            idp0::devconfig::configured_topology(&args.service.data_dir, scheme).unwrap_or_else(
+                || idp0::devconfig::Topology::on_localhost(scheme, 3000, 5001, 5002),
+            )
         })
     });
     let local_ca = args.tls.prepare(&args.service.data_dir)?;

@@ -281,7 +281,14 @@ mod tests {
             .unwrap();
         for host in ["localhost", "127.0.0.1"] {
             let url = format!("https://{host}:{}/peer", addr.port());
-            let body = trusting.get(&url).send().await.unwrap().text().await.unwrap();
+            let body = trusting
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
             assert!(body.starts_with("127.0.0.1:"), "{body}");
         }
         // A client that does not trust the local CA is refused at the handshake.

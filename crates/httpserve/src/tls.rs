@@ -272,7 +272,10 @@ mod tests {
         // Valid for a year from now, not a day more.
         ca.server_cert_verifies(now + SERVER_CERT_LIFETIME - DAY)
             .unwrap();
-        assert!(ca.server_cert_verifies(now + SERVER_CERT_LIFETIME + DAY).is_err());
+        assert!(
+            ca.server_cert_verifies(now + SERVER_CERT_LIFETIME + DAY)
+                .is_err()
+        );
         // The names, read from the certificate itself.
         let chain = read_certs(&ca.cert).unwrap();
         let (_, parsed) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
@@ -309,7 +312,11 @@ mod tests {
         let (_, outcome) = LocalCa::ensure(dir.path(), later).unwrap();
         assert_eq!(outcome, Outcome::RenewedCertificate);
         assert_ne!(std::fs::read(&ca.cert).unwrap(), cert_pem);
-        assert_eq!(std::fs::read(&ca.ca_cert).unwrap(), ca_pem, "the CA is kept");
+        assert_eq!(
+            std::fs::read(&ca.ca_cert).unwrap(),
+            ca_pem,
+            "the CA is kept"
+        );
         ca.server_cert_verifies(later + 300 * DAY).unwrap();
     }
 

@@ -47,7 +47,9 @@ pub fn trust_pem_file(path: &Path) -> Result<usize, TrustError> {
         std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()),
         pem.clone(),
     );
-    let mut added_files = ADDED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut added_files = ADDED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if added_files.contains(&key) {
         return Ok(0);
     }

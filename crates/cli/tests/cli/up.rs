@@ -135,7 +135,12 @@ impl Drop for Up {
 
 /// Logs `user` in to agent0 at `agent` (its public base URL) as a browser would, following every
 /// redirect idp0 sends, and returns the session's CSRF token.
-pub(super) async fn log_in_to_agent0(browser: &Browser, agent: &str, user: &str, password: &str) -> String {
+pub(super) async fn log_in_to_agent0(
+    browser: &Browser,
+    agent: &str,
+    user: &str,
+    password: &str,
+) -> String {
     use ::reqwest::StatusCode;
     let start = browser
         .http
@@ -171,7 +176,12 @@ pub(super) async fn log_in_to_agent0(browser: &Browser, agent: &str, user: &str,
     status["csrf"].as_str().unwrap().to_owned()
 }
 
-pub(super) async fn chat(browser: &Browser, agent: &str, csrf: &str, message: &str) -> serde_json::Value {
+pub(super) async fn chat(
+    browser: &Browser,
+    agent: &str,
+    csrf: &str,
+    message: &str,
+) -> serde_json::Value {
     let body = serde_json::json!({ "message": message });
     post_json(browser, &format!("{agent}/api/chat"), csrf, &body).await
 }
