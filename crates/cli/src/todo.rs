@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use protocol::verify::RemoteJwks;
+use todo0::mcp::scopes::UnknownScopePolicy;
 use todo0::web::WebConfig;
 
 use crate::ServiceArgs;
@@ -38,6 +39,11 @@ pub(crate) struct TodoCommonArgs {
     /// `sqlite://PATH` or `postgres://…`. Env: TODO_DATABASE_URL. Default: <data-dir>/todo0.db.
     #[arg(long)]
     database: Option<String>,
+    /// Which scopes allow deleting todos: `least-privilege` (`mcp:tools:delete`) or
+    /// `sample-compatible` (also `mcp:tools:manage`, as in Okta's TypeScript sample).
+    /// Env: TODO_SCOPE_POLICY. Default: least-privilege.
+    #[arg(long)]
+    scope_policy: Option<todo0::mcp::ScopePolicy>,
 }
 
 #[derive(clap::Args)]
@@ -117,6 +123,7 @@ struct Common {
     issuer: String,
     resource: String,
     database: String,
+    scope_policy: todo0::mcp::ScopePolicy,
 }
 
 impl Common {
@@ -149,11 +156,19 @@ impl Common {
                     args.service.data_dir.join("todo0.db").display()
                 )
             });
+        let scope_policy = setting(
+            &settings,
+            args.scope_policy,
+            "TODO_SCOPE_POLICY",
+            |text: &str| text.parse().map_err(|e: UnknownScopePolicy| e.to_string()),
+        )?
+        .unwrap_or_default();
         Ok(Self {
             settings,
             issuer,
             resource,
             database,
+            scope_policy,
         })
     }
 
@@ -222,6 +237,7 @@ pub(crate) async fn run_mcp_on(
     config.sessions = session_limits(&common.settings, &args)?;
     config.revocation = revocation(&common, &args).await?;
     config.stateless = args.stateless;
+    config.scope_policy = common.scope_policy;
     config.allowed_origins = args.allowed_origins;
     if !args.allowed_hosts.is_empty() {
         config.allowed_hosts = ["localhost", "127.0.0.1", "::1"]
@@ -411,6 +427,7 @@ pub(crate) async fn run_app_on(
     };
     let mut config = WebConfig::new(oidc, session_key, &common.issuer, &common.resource);
     config.revocation = revocation;
+    config.scope_policy = common.scope_policy;
     let app = todo0::web::router(config, Arc::new(jwks), store, protocol::clock::system())
         .await
         .context("setting up the login (OKTA_DOMAIN)")?;
@@ -467,5 +484,34 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5 days").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct McpCommand {
+        #[command(flatten)]
+        args: TodoMcpArgs,
+    }
+
+    #[test]
+    fn the_scope_policy_flag_takes_the_two_policies_and_names_them_when_wrong() {
+        use clap::Parser;
+        use todo0::mcp::ScopePolicy;
+        let parsed =
+            McpCommand::try_parse_from(["todo-mcp", "--scope-policy", "sample-compatible"])
+                .unwrap();
+        assert_eq!(
+            parsed.args.common.scope_policy,
+            Some(ScopePolicy::SampleCompatible)
+        );
+        let parsed = McpCommand::try_parse_from(["todo-mcp"]).unwrap();
+        assert_eq!(parsed.args.common.scope_policy, None, "default comes later");
+        let error = McpCommand::try_parse_from(["todo-mcp", "--scope-policy", "manage"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("least-privilege") && error.contains("sample-compatible"),
+            "{error}"
+        );
     }
 }

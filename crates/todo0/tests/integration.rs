@@ -15,5 +15,7 @@ mod mcp_sessions;
 mod mcp_wire_errors;
 #[path = "integration/python_sdk.rs"]
 mod python_sdk;
+#[path = "integration/scope_policy.rs"]
+mod scope_policy;
 #[path = "integration/web.rs"]
 mod web;

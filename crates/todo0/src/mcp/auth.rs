@@ -1,9 +1,9 @@
 //! The MCP endpoint's guard (MCP authorization spec 2025-11-25; RFC 6750 §3; RFC 9728 §5.1):
 //! every request needs a valid access token for this resource with `mcp:connect`; a
-//! `tools/call` also needs its tool's scope. Scopes are checked here, before rmcp sees the
-//! request, so a missing scope is a real `403` with an `insufficient_scope` challenge naming
-//! every scope the call needs. The caller's identity travels to the tools in the request's
-//! extensions; the token itself goes no further.
+//! `tools/call` also needs its tool's scope under the configured [`ScopePolicy`]. Scopes are
+//! checked here, before rmcp sees the request, so a missing scope is a real `403` with an
+//! `insufficient_scope` challenge naming every scope the call needs. The caller's identity
+//! travels to the tools in the request's extensions; the token itself goes no further.
 //!
 //! Verified tokens are cached until they expire and checked for revocation in the background
 //! ([`super::revocation`]). A request naming an MCP session is refused (`403`) unless the caller
@@ -25,6 +25,7 @@ use protocol::{Clock, Scopes};
 use sha2::{Digest, Sha256};
 
 use super::revocation::{self, RevocationConfig, TokenCache};
+use super::scopes::{Requirement, ScopePolicy};
 use super::sessions::{OwnedSessions, Refusal, RequestScope, SCOPE};
 use super::{jsonrpc, scopes};
 use crate::domain::Owner;
@@ -65,6 +66,8 @@ struct GuardInner {
     tokens: Arc<TokenCache>,
     /// The MCP sessions and their owners (none for the web app's guard).
     sessions: Option<Arc<OwnedSessions>>,
+    /// Which scopes each call needs (the web app's handlers authorise for themselves).
+    scope_policy: ScopePolicy,
 }
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -88,11 +91,12 @@ impl Guard {
             max_body,
             tokens: Arc::new(TokenCache::new()),
             sessions: None,
+            scope_policy: ScopePolicy::default(),
         }))
     }
 
-    /// This guard, also enforcing session ownership for `sessions`.
-    pub fn with_sessions(self, sessions: Arc<OwnedSessions>) -> Self {
+    /// This guard with `change` applied to its settings.
+    fn rebuilt(self, change: impl FnOnce(GuardInner) -> GuardInner) -> Self {
         let inner = Arc::try_unwrap(self.0).unwrap_or_else(|shared| GuardInner {
             verifier: shared.verifier.clone(),
             expect: shared.expect.clone(),
@@ -101,11 +105,25 @@ impl Guard {
             max_body: shared.max_body,
             tokens: shared.tokens.clone(),
             sessions: shared.sessions.clone(),
+            scope_policy: shared.scope_policy,
         });
-        Self(Arc::new(GuardInner {
+        Self(Arc::new(change(inner)))
+    }
+
+    /// This guard, also enforcing session ownership for `sessions`.
+    pub fn with_sessions(self, sessions: Arc<OwnedSessions>) -> Self {
+        self.rebuilt(|inner| GuardInner {
             sessions: Some(sessions),
             ..inner
-        }))
+        })
+    }
+
+    /// This guard, requiring the scopes `policy` says each JSON-RPC call needs.
+    pub fn with_scope_policy(self, policy: ScopePolicy) -> Self {
+        self.rebuilt(|inner| GuardInner {
+            scope_policy: policy,
+            ..inner
+        })
     }
 
     /// Starts the background revocation sweep over this guard's verified tokens (see
@@ -267,12 +285,14 @@ pub async fn require_token(State(guard): State<Guard>, request: Request, next: N
     } else {
         vec![]
     };
-    let mut needed = connect.clone();
+    let policy = guard.0.scope_policy;
+    let mut required = Requirement::connect();
     for (method, tool) in messages {
-        needed = needed.union(&scopes::required(&method, tool.as_deref()));
+        required = required.and(policy.required(&method, tool.as_deref()));
     }
-    if !caller.scopes.contains_all(&needed) {
-        tracing::info!(client_id = caller.client_id.as_deref().unwrap_or("-"), needed = %needed, "insufficient scope");
+    if !required.is_met_by(&caller.scopes) {
+        let needed = required.challenge(&caller.scopes);
+        tracing::info!(client_id = caller.client_id.as_deref().unwrap_or("-"), needed = %needed, %policy, "insufficient scope");
         let description = format!("this call needs {needed}");
         return guard.challenge(
             StatusCode::FORBIDDEN,

@@ -3,6 +3,8 @@
 
 use protocol::metadata::ProtectedResourceMetadata;
 
+use super::scopes::ScopePolicy;
+
 /// The metadata URL for `resource` (RFC 9728 §3.1: the well-known segment goes between the host
 /// and the resource's path).
 pub fn metadata_url(resource: &str) -> String {
@@ -16,12 +18,12 @@ pub fn metadata_url(resource: &str) -> String {
     }
 }
 
-/// The document.
-pub fn document(resource: &str, issuer: &str) -> ProtectedResourceMetadata {
+/// The document; `scopes_supported` lists every scope `policy` accepts for some call.
+pub fn document(resource: &str, issuer: &str, policy: ScopePolicy) -> ProtectedResourceMetadata {
     ProtectedResourceMetadata {
         resource: resource.to_owned(),
         authorization_servers: vec![issuer.to_owned()],
-        scopes_supported: super::scopes::ALL.iter().map(|s| (*s).to_owned()).collect(),
+        scopes_supported: policy.scopes_supported(),
         bearer_methods_supported: vec!["header".to_owned()],
         resource_name: Some("todo0 MCP server".to_owned()),
         extra: serde_json::Map::new(),

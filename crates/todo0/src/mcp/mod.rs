@@ -21,6 +21,7 @@ use protocol::verify::{Expectations, JwtVerifier, KeyResolver, TypeRule};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
 pub use revocation::{RevocationConfig, SweepReport};
+pub use scopes::ScopePolicy;
 pub use sessions::{OwnedSessions, SessionLimits};
 
 use crate::store::TodoStore;
@@ -44,6 +45,8 @@ pub struct McpConfig {
     pub sessions: SessionLimits,
     /// How revoked tokens are detected; `None`: they are accepted until they expire.
     pub revocation: Option<RevocationConfig>,
+    /// Which scopes allow deleting (enforced, and advertised in `tools/list` and the metadata).
+    pub scope_policy: ScopePolicy,
 }
 
 impl McpConfig {
@@ -58,6 +61,7 @@ impl McpConfig {
             max_body_bytes: 1024 * 1024,
             sessions: SessionLimits::default(),
             revocation: None,
+            scope_policy: ScopePolicy::default(),
         }
     }
 }
@@ -99,7 +103,10 @@ pub fn build(
         config.max_body_bytes,
     );
     let sessions = Arc::new(OwnedSessions::new(config.sessions));
-    let guard = guard.with_sessions(sessions.clone());
+    let guard = guard
+        .with_sessions(sessions.clone())
+        .with_scope_policy(config.scope_policy);
+    tracing::info!(scope_policy = %config.scope_policy, delete_todo_accepts = %config.scope_policy.need(scopes::Action::Delete), "scope policy");
     match &config.revocation {
         Some(revocation) => {
             tracing::info!(
@@ -124,11 +131,11 @@ pub fn build(
         server_config = server_config.with_allowed_hosts(config.allowed_hosts.clone());
     }
     server_config.allowed_origins = config.allowed_origins.clone();
-    let tools = tools::TodoTools::new(store.clone(), clock);
+    let tools = tools::TodoTools::new(store.clone(), clock, config.scope_policy);
     let service =
         StreamableHttpService::new(move || Ok(tools.clone()), sessions.clone(), server_config);
 
-    let document = metadata::document(&config.resource, &config.issuer);
+    let document = metadata::document(&config.resource, &config.issuer, config.scope_policy);
     let well_known = {
         let document = document.clone();
         get(move || {

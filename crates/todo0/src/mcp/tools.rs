@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
-use super::scopes;
+use super::scopes::{self, Need, ScopePolicy};
 use crate::domain::{Filter, Title, Todo, TodoError, parse_id};
 use crate::store::TodoStore;
 
@@ -90,12 +90,22 @@ pub struct TodoTools {
     tool_router: ToolRouter<Self>,
 }
 
-fn scope_meta(scope: &str) -> MetaObject {
+/// A tool's `_meta`: `requiredScopes`, the scopes to request for it (what a `403` challenge
+/// names to a caller holding none of the accepted ones); and, when the policy accepts more than
+/// one scope for the tool, `acceptedScopeSets`, every scope set that lets it run.
+fn scope_meta(need: Need) -> MetaObject {
     let mut object = JsonObject::new();
     object.insert(
         "requiredScopes".into(),
-        serde_json::json!([scopes::CONNECT, scope]),
+        serde_json::json!([scopes::CONNECT, need.preferred()]),
     );
+    if need.has_alternatives() {
+        let sets: Vec<_> = need
+            .accepted()
+            .map(|scope| serde_json::json!([scopes::CONNECT, scope]))
+            .collect();
+        object.insert("acceptedScopeSets".into(), serde_json::Value::Array(sets));
+    }
     MetaObject(object)
 }
 
@@ -147,12 +157,21 @@ fn audit(caller: &Caller, tool: &str, result: &CallToolResult) {
 
 #[tool_router]
 impl TodoTools {
-    /// Tools over `store`.
-    pub fn new(store: Arc<dyn TodoStore>, clock: Arc<dyn protocol::Clock>) -> Self {
+    /// Tools over `store`, each advertising in its `_meta` the scopes `policy` requires for it
+    /// (the guard enforces the same policy).
+    pub fn new(
+        store: Arc<dyn TodoStore>,
+        clock: Arc<dyn protocol::Clock>,
+        policy: ScopePolicy,
+    ) -> Self {
+        let mut tool_router = Self::tool_router();
+        for route in tool_router.map.values_mut() {
+            route.attr.meta = policy.tool_need(&route.attr.name).map(scope_meta);
+        }
         Self {
             store,
             clock,
-            tool_router: Self::tool_router(),
+            tool_router,
         }
     }
 
@@ -177,7 +196,6 @@ impl TodoTools {
         description = "List the signed-in user's todos (oldest first), optionally only done or open ones, or those whose title contains a text.",
         input_schema = schema_for_type::<GetTodosArgs>(),
         output_schema = schema_for_output::<TodoList>(),
-        meta = scope_meta(scopes::READ),
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn get_todos(
@@ -209,7 +227,6 @@ impl TodoTools {
         description = "Create a todo for the signed-in user. The title is trimmed and must be 1-500 characters.",
         input_schema = schema_for_type::<CreateTodoArgs>(),
         output_schema = schema_for_output::<TodoResult>(),
-        meta = scope_meta(scopes::MANAGE),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
     )]
     async fn create_todo(
@@ -238,7 +255,6 @@ impl TodoTools {
         description = "Change a todo's title and/or mark it done or not done. Give the id and at least one of title, completed.",
         input_schema = schema_for_type::<UpdateTodoArgs>(),
         output_schema = schema_for_output::<TodoResult>(),
-        meta = scope_meta(scopes::MANAGE),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
     async fn update_todo(
@@ -284,7 +300,6 @@ impl TodoTools {
         description = "Flip a todo between done and not done.",
         input_schema = schema_for_type::<IdArgs>(),
         output_schema = schema_for_output::<TodoResult>(),
-        meta = scope_meta(scopes::MANAGE),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
     )]
     async fn toggle_todo(
@@ -312,7 +327,6 @@ impl TodoTools {
         description = "Delete a todo permanently.",
         input_schema = schema_for_type::<IdArgs>(),
         output_schema = schema_for_output::<TodoResult>(),
-        meta = scope_meta(scopes::DELETE),
         annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false)
     )]
     async fn delete_todo(
@@ -338,6 +352,48 @@ impl ServerHandler for TodoTools {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("todo0", env!("CARGO_PKG_VERSION")))
-            .with_instructions("Manage the signed-in user's todo list. Each tool's _meta.requiredScopes says which OAuth scopes it needs.")
+            .with_instructions("Manage the signed-in user's todo list. Each tool's _meta.requiredScopes says which OAuth scopes to request for it; _meta.acceptedScopeSets, when present, lists every scope set that lets it run.")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    #[tokio::test]
+    async fn every_tool_is_in_the_scope_table_and_advertises_what_the_policy_requires() {
+        let store: Arc<dyn TodoStore> = Arc::new(SqliteStore::in_memory().await.unwrap());
+        for policy in [ScopePolicy::LeastPrivilege, ScopePolicy::SampleCompatible] {
+            let tools = TodoTools::new(store.clone(), protocol::clock::system(), policy);
+            let listed = tools.tool_router.list_all();
+            let mut names: Vec<&str> = listed.iter().map(|t| t.name.as_ref()).collect();
+            names.sort_unstable();
+            let mut table: Vec<&str> = scopes::TOOLS.iter().map(|(name, _)| *name).collect();
+            table.sort_unstable();
+            assert_eq!(names, table, "one table for every tool");
+            for tool in &listed {
+                let need = policy.tool_need(&tool.name).unwrap();
+                let meta = tool.meta.as_ref().unwrap();
+                assert_eq!(
+                    meta.get("requiredScopes"),
+                    Some(&serde_json::json!([scopes::CONNECT, need.preferred()])),
+                    "{policy} {}",
+                    tool.name
+                );
+                let sets = meta.get("acceptedScopeSets");
+                match (policy, tool.name.as_ref()) {
+                    (ScopePolicy::SampleCompatible, "delete-todo") => assert_eq!(
+                        sets,
+                        Some(&serde_json::json!([
+                            [scopes::CONNECT, scopes::MANAGE],
+                            [scopes::CONNECT, scopes::DELETE]
+                        ]))
+                    ),
+                    _ => assert_eq!(sets, None, "{policy} {}", tool.name),
+                }
+            }
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! The JSON REST API over the same store as the MCP tools (ARCHITECTURE §6). Each handler
-//! authorises on its first line with the scope the matching MCP tool needs (§5.6): reads need
-//! `mcp:tools:read`, creating, changing and toggling need `mcp:tools:manage`, deleting needs
-//! `mcp:tools:delete`. The routes that take a body also serve the page's HTML forms, answering
+//! authorises on its first line with the scopes the matching MCP tool needs under the configured
+//! [`ScopePolicy`](crate::mcp::ScopePolicy) (§5.6): reads need `mcp:tools:read`, creating,
+//! changing and toggling need `mcp:tools:manage`, deleting needs `mcp:tools:delete` (or, under
+//! `sample-compatible`, `mcp:tools:manage` instead). The routes that take a body also serve the page's HTML forms, answering
 //! those with `303 See Other` back to `/` (see [`Via`]).
 
 use axum::Json;
@@ -15,7 +16,7 @@ use super::AppState;
 use super::error::WebError;
 use super::extract::{Command, Principal, SignedIn, TodoId, Via};
 use crate::domain::{Filter, Owner, Title, Todo, TodoError};
-use crate::mcp::scopes;
+use crate::mcp::scopes::Action;
 
 /// `GET /todos` query parameters: the same filter as the `get-todos` tool's input.
 pub use crate::mcp::tools::GetTodosArgs as ListQuery;
@@ -91,7 +92,7 @@ pub(crate) async fn get_todos(
     principal: Principal,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Vec<Todo>>, WebError> {
-    let owner = principal.authorize(scopes::READ)?;
+    let owner = principal.authorize(app.scope_policy.need(Action::Read))?;
     let Query(query) = query.map_err(|e| WebError::Invalid(e.body_text()))?;
     let filter = Filter {
         completed: query.completed,
@@ -105,7 +106,7 @@ pub(crate) async fn post_todo(
     State(app): State<AppState>,
     command: Command<NewTodo>,
 ) -> Result<Response, WebError> {
-    let owner = command.authorize(scopes::MANAGE)?;
+    let owner = command.authorize(app.scope_policy.need(Action::Manage))?;
     let title = Title::parse(&command.input.title)?;
     let todo = app.store.create(owner, &title, app.clock.now()).await?;
     audit(&command.principal, owner, "create", todo.id);
@@ -124,7 +125,7 @@ pub(crate) async fn get_todo(
     principal: Principal,
     TodoId(id): TodoId,
 ) -> Result<Json<Todo>, WebError> {
-    let owner = principal.authorize(scopes::READ)?;
+    let owner = principal.authorize(app.scope_policy.need(Action::Read))?;
     Ok(Json(app.store.get(owner, id).await?))
 }
 
@@ -134,7 +135,7 @@ pub(crate) async fn patch_todo(
     TodoId(id): TodoId,
     command: Command<TodoPatch>,
 ) -> Result<Response, WebError> {
-    let owner = command.authorize(scopes::MANAGE)?;
+    let owner = command.authorize(app.scope_policy.need(Action::Manage))?;
     let patch = &command.input;
     if patch.title.is_none() && patch.completed.is_none() {
         return Err(TodoError::Invalid("give a new title, completed, or both".into()).into());
@@ -161,7 +162,7 @@ pub(crate) async fn post_todo_complete(
     TodoId(id): TodoId,
     command: Command<NoInput>,
 ) -> Result<Response, WebError> {
-    let owner = command.authorize(scopes::MANAGE)?;
+    let owner = command.authorize(app.scope_policy.need(Action::Manage))?;
     let todo = app
         .store
         .set_completed(owner, id, None, app.clock.now())
@@ -176,7 +177,7 @@ pub(crate) async fn delete_todo(
     TodoId(id): TodoId,
     command: Command<NoInput>,
 ) -> Result<Response, WebError> {
-    let owner = command.authorize(scopes::DELETE)?;
+    let owner = command.authorize(app.scope_policy.need(Action::Delete))?;
     app.store.delete(owner, id).await?;
     audit(&command.principal, owner, "delete", id);
     Ok(command.via.respond_empty())

@@ -11,6 +11,7 @@ use protocol::verify::JwtError;
 use protocol::www_authenticate::Challenge;
 
 use crate::mcp::auth::TokenRefusal;
+use crate::mcp::scopes::Need;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::TodoError;
@@ -24,9 +25,10 @@ pub enum WebError {
     /// The bearer token is malformed, expired, or not for this resource.
     #[error("the access token is not valid: {0}")]
     InvalidToken(String),
-    /// The bearer token lacks the scope the operation needs.
+    /// The bearer token lacks the scope the operation needs (the challenge names the preferred
+    /// one of the accepted scopes).
     #[error("this operation needs the scope {0}")]
-    InsufficientScope(&'static str),
+    InsufficientScope(Need),
     /// A cookie-authenticated change without the session's CSRF token.
     #[error("missing or wrong CSRF token; reload the page and try again")]
     Csrf,
@@ -97,11 +99,11 @@ impl WebError {
                     .with_param("error", "invalid_token")
                     .with_param("error_description", description.clone()),
             ),
-            Self::InsufficientScope(scope) => Some(
+            Self::InsufficientScope(need) => Some(
                 bearer
                     .with_param("error", "insufficient_scope")
                     .with_param("error_description", self.to_string())
-                    .with_param("scope", *scope),
+                    .with_param("scope", need.preferred()),
             ),
             Self::Csrf
             | Self::NotFound(_)
@@ -182,7 +184,9 @@ mod tests {
 
     #[test]
     fn bearer_failures_carry_rfc6750_challenges() {
-        let response = WebError::InsufficientScope("mcp:tools:manage").into_response();
+        let need =
+            crate::mcp::ScopePolicy::SampleCompatible.need(crate::mcp::scopes::Action::Delete);
+        let response = WebError::InsufficientScope(need).into_response();
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         let value = response
             .headers()

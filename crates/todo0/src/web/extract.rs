@@ -17,6 +17,7 @@ use super::error::WebError;
 use super::session::Session;
 use crate::domain::{Owner, parse_id};
 use crate::mcp::auth::Caller;
+use crate::mcp::scopes::Need;
 
 /// The header a JSON client echoes the session's CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -32,19 +33,19 @@ pub(crate) enum Principal {
 }
 
 impl Principal {
-    /// The caller's todos' owner, if the caller may do what `scope` allows: a bearer token
-    /// must carry the scope; a signed-in person may do anything with their own todos.
-    pub(crate) fn authorize(&self, scope: &'static str) -> Result<&Owner, WebError> {
+    /// The caller's todos' owner, if the caller may do what `need` allows: a bearer token
+    /// must carry one of its scopes; a signed-in person may do anything with their own todos.
+    pub(crate) fn authorize(&self, need: Need) -> Result<&Owner, WebError> {
         match self {
             Self::Session { owner, .. } => Ok(owner),
-            Self::Bearer(caller) if caller.scopes.contains(scope) => Ok(&caller.owner),
+            Self::Bearer(caller) if need.is_met_by(&caller.scopes) => Ok(&caller.owner),
             Self::Bearer(caller) => {
                 tracing::info!(
                     client_id = caller.client_id.as_deref().unwrap_or("-"),
-                    needed = scope,
+                    needed = %need,
                     "insufficient scope"
                 );
-                Err(WebError::InsufficientScope(scope))
+                Err(WebError::InsufficientScope(need))
             }
         }
     }
@@ -160,8 +161,8 @@ pub(crate) struct Command<T> {
 
 impl<T> Command<T> {
     /// See [`Principal::authorize`].
-    pub(crate) fn authorize(&self, scope: &'static str) -> Result<&Owner, WebError> {
-        self.principal.authorize(scope)
+    pub(crate) fn authorize(&self, need: Need) -> Result<&Owner, WebError> {
+        self.principal.authorize(need)
     }
 }
 

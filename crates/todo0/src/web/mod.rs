@@ -40,6 +40,7 @@ pub use extract::{CSRF_FIELD, CSRF_HEADER};
 pub use weblogin::{OidcSettings, OidcSetupError, SessionKey, SessionSecretError};
 
 use crate::mcp::auth::Guard;
+use crate::mcp::scopes::ScopePolicy;
 use crate::store::TodoStore;
 
 /// The largest request body, in bytes.
@@ -61,6 +62,8 @@ pub struct WebConfig {
     /// How revoked access tokens are detected on the REST API; `None`: accepted until they
     /// expire.
     pub revocation: Option<crate::mcp::RevocationConfig>,
+    /// Which scopes allow deleting (as for the MCP server; enforced and in `/openapi.json`).
+    pub scope_policy: ScopePolicy,
 }
 
 impl WebConfig {
@@ -78,6 +81,7 @@ impl WebConfig {
             api_audience: api_audience.into(),
             max_body_bytes: MAX_BODY_BYTES,
             revocation: None,
+            scope_policy: ScopePolicy::default(),
         }
     }
 
@@ -98,6 +102,7 @@ pub(crate) struct AppState {
     pub(crate) max_body_bytes: usize,
     pub(crate) csp: HeaderValue,
     pub(crate) openapi: Arc<serde_json::Value>,
+    pub(crate) scope_policy: ScopePolicy,
 }
 
 /// Discovers the identity provider and builds the app. `keys` resolves the access tokens'
@@ -124,6 +129,7 @@ pub async fn router(
     if let Some(revocation) = config.revocation {
         guard.check_revocation(revocation);
     }
+    tracing::info!(scope_policy = %config.scope_policy, "REST API scope policy");
     let state = AppState {
         store,
         clock,
@@ -132,7 +138,8 @@ pub async fn router(
         guard,
         cookies: session::Cookies::new(&config.session_key, https),
         max_body_bytes: config.max_body_bytes,
-        openapi: Arc::new(openapi::document()),
+        openapi: Arc::new(openapi::document(config.scope_policy)),
+        scope_policy: config.scope_policy,
     };
     Ok(routes(state))
 }

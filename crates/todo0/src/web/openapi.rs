@@ -2,7 +2,8 @@
 //! by `schemars` (JSON Schema 2020-12, OpenAPI 3.1's dialect) from the very types the handlers
 //! deserialize and serialize, and the query parameters from [`ListQuery`]'s fields, so bodies
 //! cannot drift from the document; an integration test requests every documented operation to
-//! keep the paths honest.
+//! keep the paths honest. Each operation's bearer scopes come from the configured
+//! [`ScopePolicy`], the same one the handlers enforce.
 
 use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
@@ -12,10 +13,10 @@ use super::error::ErrorBody;
 use super::extract::CSRF_HEADER;
 use super::session::SESSION_COOKIE;
 use crate::domain::{MAX_TITLE_CHARS, Todo};
-use crate::mcp::scopes;
+use crate::mcp::scopes::{Action, Need, ScopePolicy};
 
-/// The document.
-pub(crate) fn document() -> Value {
+/// The document, for `policy`.
+pub(crate) fn document(policy: ScopePolicy) -> Value {
     let mut generator = SchemaSettings::draft2020_12()
         .with(|s| s.definitions_path = "/components/schemas".into())
         .into_generator();
@@ -39,9 +40,9 @@ pub(crate) fn document() -> Value {
                 "description": "The page's forms also send `csrf_token`; they are answered with 303 See Other to `/`."}
         }})
     };
-    let read = security(scopes::READ);
-    let manage = security(scopes::MANAGE);
-    let delete = security(scopes::DELETE);
+    let read = security(policy.need(Action::Read));
+    let manage = security(policy.need(Action::Manage));
+    let delete = security(policy.need(Action::Delete));
 
     let list = json!({
         "operationId": "listTodos", "summary": "List the caller's todos, oldest first.",
@@ -107,8 +108,15 @@ pub(crate) fn document() -> Value {
     })
 }
 
-fn security(scope: &str) -> Value {
-    json!([{"bearer": [scope]}, {"session": []}])
+/// The security requirements: alternatives (OpenAPI 3.1 §4.8.30), so a bearer token with any
+/// one accepted scope, or the session cookie.
+fn security(need: Need) -> Value {
+    let mut alternatives: Vec<Value> = need
+        .accepted()
+        .map(|scope| json!({"bearer": [scope]}))
+        .collect();
+    alternatives.push(json!({"session": []}));
+    Value::Array(alternatives)
 }
 
 fn ok(description: &str, schema: &Value) -> Value {
@@ -186,7 +194,7 @@ mod tests {
 
     #[test]
     fn the_document_is_openapi_3_1_with_every_schema_it_references() {
-        let document = document();
+        let document = document(ScopePolicy::LeastPrivilege);
         assert_eq!(document["openapi"], "3.1.0");
         let text = document.to_string();
         for name in ["Todo", "NewTodo", "TodoPatch", "SessionInfo", "ErrorBody"] {
@@ -208,5 +216,33 @@ mod tests {
             document["paths"]["/todos/{id}"]["delete"]["security"][0]["bearer"][0],
             "mcp:tools:delete"
         );
+    }
+
+    #[test]
+    fn the_delete_operations_document_the_scopes_the_policy_accepts() {
+        let cases = [
+            (
+                ScopePolicy::LeastPrivilege,
+                json!([{"bearer": ["mcp:tools:delete"]}, {"session": []}]),
+            ),
+            (
+                ScopePolicy::SampleCompatible,
+                json!([{"bearer": ["mcp:tools:manage"]}, {"bearer": ["mcp:tools:delete"]}, {"session": []}]),
+            ),
+        ];
+        for (policy, expected) in cases {
+            let document = document(policy);
+            for (path, method) in [("/todos/{id}", "delete"), ("/todos/{id}/delete", "post")] {
+                assert_eq!(
+                    document["paths"][path][method]["security"], expected,
+                    "{policy} {method} {path}"
+                );
+            }
+            assert_eq!(
+                document["paths"]["/todos"]["post"]["security"],
+                json!([{"bearer": ["mcp:tools:manage"]}, {"session": []}]),
+                "{policy}: only deleting changes"
+            );
+        }
     }
 }

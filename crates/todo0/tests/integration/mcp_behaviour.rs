@@ -47,7 +47,9 @@ async fn tools_list_shows_every_tool_with_schemas_and_scopes() {
         let name = tool["name"].as_str().unwrap();
         assert_eq!(
             Some(scopes[1].as_str().unwrap()),
-            todo0::mcp::scopes::tool_scope(name)
+            todo0::mcp::ScopePolicy::default()
+                .tool_need(name)
+                .map(|need| need.preferred())
         );
     }
     let create = tools.iter().find(|t| t["name"] == "create-todo").unwrap();

@@ -11,7 +11,8 @@ use protocol::claims::AccessTokenClaims;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use todo0::domain::{Filter, Owner, Title, TodoError};
-use todo0::mcp::scopes::TOOL_SCOPES;
+use todo0::mcp::ScopePolicy;
+use todo0::mcp::scopes::TOOLS;
 
 /// The SDK release line this test was written and verified against (2.3.0, the newest on PyPI
 /// when written). mcp 1.30 passes the full run too, but on an HTTP 403 it raises
@@ -206,7 +207,8 @@ async fn the_python_sdk_lists_and_calls_every_tool() {
 
     let summary = run_client(&stack.mcp_url, &token, "full").await;
 
-    for (tool, scope) in TOOL_SCOPES {
+    for (tool, action) in TOOLS {
+        let scope = ScopePolicy::default().need(action).preferred();
         let listed = &summary["tools"][tool];
         assert_eq!(listed["inputSchemaType"], "object", "{tool}: {summary}");
         assert_eq!(listed["outputSchemaType"], "object", "{tool}: {summary}");
