@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 use httpserve::tls::{LocalCa, Outcome};
+use protocol::Clock;
 
 /// How a service serves: plain HTTP (the default: browsers trust `http://localhost`), or HTTPS
 /// with the data directory's local CA or a given certificate.
@@ -54,7 +55,9 @@ impl ServeTls {
         if !self.tls || self.tls_cert.is_some() {
             return Ok(None);
         }
-        let (ca, outcome) = LocalCa::ensure(data_dir, SystemTime::now())
+        let now = u64::try_from(protocol::SystemClock.now()).unwrap_or(0);
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(now);
+        let (ca, outcome) = LocalCa::ensure(data_dir, now)
             .context("preparing the local certificate authority for --tls")?;
         match outcome {
             Outcome::Reused => {}

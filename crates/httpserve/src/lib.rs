@@ -262,6 +262,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[allow(clippy::disallowed_methods)] // a real TLS client checks against the real time
     async fn https_is_served_with_the_local_ca_and_a_silent_handshake_is_cut_off() {
         let dir = tempfile::tempdir().unwrap();
         let (ca, _) = tls::LocalCa::ensure(dir.path(), std::time::SystemTime::now()).unwrap();

@@ -188,6 +188,7 @@ fn tls_cert_without_its_key_is_refused_before_anything_starts() {
 /// served as given; a client told about that CA with `--ca-file` reaches it, one that is not
 /// is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::disallowed_methods)] // a real TLS client checks against the real time
 async fn a_given_certificate_is_served_and_ca_file_makes_the_cli_trust_it() {
     use std::io::{BufRead, BufReader};
     let elsewhere = tempfile::tempdir().unwrap();
