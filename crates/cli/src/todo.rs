@@ -44,6 +44,8 @@ pub(crate) struct TodoCommonArgs {
     /// Env: TODO_SCOPE_POLICY. Default: least-privilege.
     #[arg(long)]
     scope_policy: Option<todo0::mcp::ScopePolicy>,
+    #[command(flatten)]
+    tls: crate::tls::ServeTls,
 }
 
 #[derive(clap::Args)]
@@ -252,10 +254,13 @@ pub(crate) async fn run_mcp_on(
         Some(listener) => listener,
         None => common.listen(&args.common.bind, port).await?,
     };
+    let tls = &args.common.tls;
+    let listener = tls.listener(&args.common.service.data_dir, listener)?;
     let local = listener.local_addr()?;
     println!("todo0 MCP server is running");
     println!(
-        "  MCP endpoint:      http://{local}/mcp   (resource {})",
+        "  MCP endpoint:      {}://{local}/mcp   (resource {})",
+        tls.scheme(),
         common.resource
     );
     println!("  accepts tokens of: {}", common.issuer);
@@ -435,8 +440,13 @@ pub(crate) async fn run_app_on(
         Some(listener) => listener,
         None => common.listen(&args.common.bind, port).await?,
     };
+    let listener = args
+        .common
+        .tls
+        .listener(&args.common.service.data_dir, listener)?;
     let local = listener.local_addr()?;
     let public = url::Url::parse(&redirect_uri)?.join("/")?;
+    crate::tls::check_public_url(&args.common.tls, &public, "OKTA_REDIRECT_URI")?;
     if public.port_or_known_default() != Some(local.port()) {
         tracing::warn!(
             %redirect_uri,
