@@ -4,7 +4,8 @@
 //! port, RFC 8252), the `agent0-agent` AI agent identity (linked to `agent0` and the CLI, so it
 //! may exchange either's ID tokens) with its private key, and the `todo0` custom authorization
 //! server with the MCP scopes (ARCHITECTURE §5.6) and a policy allowing the agent.
-//! Its values are also written as dotenv files with the sample's variable names (ARCHITECTURE §4).
+//! Its values are also written as dotenv files with the sample's variable names (ARCHITECTURE §4),
+//! and, for `up --sample-env`, as the TypeScript sample's own four files ([`write_sample_env`]).
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,11 @@ use crate::config::{
 use crate::fsutil::write_private;
 use crate::password;
 use crate::tokens::new_secret;
+
+mod sample;
+pub use sample::{
+    SAMPLE_AGENT_SCOPES, SAMPLE_ENV_FILES, SampleEnv, SampleTopology, write_sample_env,
+};
 
 /// File names inside the data directory.
 pub const CONFIG_FILE: &str = "idp0.toml";
@@ -78,6 +84,10 @@ pub struct Topology {
     pub todo_app: String,
     /// todo0's MCP endpoint, which is also its resource identifier (`http://localhost:5002/mcp`).
     pub mcp_resource: String,
+    /// The TypeScript sample's own services running beside these (`up --sample-env`): their
+    /// redirect and logout URIs are registered on the `agent0` and `todo0` clients too. Being
+    /// loopback URIs, a later start without them drops them again.
+    pub sample: Option<SampleTopology>,
 }
 
 impl Default for Topology {
@@ -98,7 +108,26 @@ impl Topology {
             agent: format!("{scheme}://localhost:{agent_port}"),
             todo_app: format!("{scheme}://localhost:{app_port}"),
             mcp_resource: format!("{scheme}://localhost:{mcp_port}/mcp"),
+            sample: None,
         }
+    }
+
+    /// The redirect and logout URIs the generated configuration registers for the web client
+    /// `client_id`: its own service's first (the env files use the first), then the sample's.
+    fn client_uris(&self, client_id: &str) -> Option<(Vec<String>, Vec<String>)> {
+        let sample = self.sample.as_ref();
+        let (base, sample) = match client_id {
+            AGENT0_CLIENT => (&self.agent, sample.map(SampleTopology::agent)),
+            TODO0_CLIENT => (&self.todo_app, sample.map(SampleTopology::todo_app)),
+            _ => return None,
+        };
+        let mut redirect = Self::redirect_uris(base);
+        let mut logout = Self::logout_uris(base);
+        if let Some(sample) = sample {
+            redirect.extend(Self::redirect_uris(&sample));
+            logout.extend(Self::logout_uris(&sample));
+        }
+        Some((redirect, logout))
     }
 
     fn redirect_uris(base: &str) -> Vec<String> {
@@ -141,16 +170,11 @@ fn follow_topology(file: &mut ConfigFile, topology: &Topology) -> bool {
     }
     let mut changed = false;
     for client in &mut file.clients {
-        let base = match client.client_id.as_str() {
-            AGENT0_CLIENT => &topology.agent,
-            TODO0_CLIENT => &topology.todo_app,
-            _ => continue,
+        let Some((redirect, logout)) = topology.client_uris(&client.client_id) else {
+            continue;
         };
-        changed |= follow(&mut client.redirect_uris, Topology::redirect_uris(base));
-        changed |= follow(
-            &mut client.post_logout_redirect_uris,
-            Topology::logout_uris(base),
-        );
+        changed |= follow(&mut client.redirect_uris, redirect);
+        changed |= follow(&mut client.post_logout_redirect_uris, logout);
     }
     for server in &mut file.authorization_servers {
         if server.id == TODO0_SERVER
@@ -257,16 +281,20 @@ pub fn ensure(data_dir: &Path, topology: Option<&Topology>) -> anyhow::Result<De
     let topology = topology.cloned().unwrap_or_default();
     let agent_key = SigningKey::generate(KeyKind::Rsa)?;
     write_private(&data_dir.join(AGENT_KEY_FILE), expose_pem(&agent_key))?;
-    let web_client = |id: &str, base: &str| ClientEntry {
-        client_id: id.into(),
-        name: Some(id.into()),
-        client_secret: Some(new_secret()),
-        auth_method: AuthMethod::ClientSecretBasic,
-        redirect_uris: Topology::redirect_uris(base),
-        post_logout_redirect_uris: Topology::logout_uris(base),
-        jwks: None,
-        jwks_file: None,
-        application_type: ApplicationType::Web,
+    let web_client = |id: &str| {
+        let (redirect_uris, post_logout_redirect_uris) =
+            topology.client_uris(id).unwrap_or_default();
+        ClientEntry {
+            client_id: id.into(),
+            name: Some(id.into()),
+            client_secret: Some(new_secret()),
+            auth_method: AuthMethod::ClientSecretBasic,
+            redirect_uris,
+            post_logout_redirect_uris,
+            jwks: None,
+            jwks_file: None,
+            application_type: ApplicationType::Web,
+        }
     };
     let scopes: Vec<String> = TODO0_SCOPES.iter().map(|s| (*s).to_owned()).collect();
     let file = ConfigFile {
@@ -277,8 +305,8 @@ pub fn ensure(data_dir: &Path, topology: Option<&Topology>) -> anyhow::Result<De
         session_lifetime_seconds: 12 * 3600,
         users,
         clients: vec![
-            web_client(AGENT0_CLIENT, &topology.agent),
-            web_client(TODO0_CLIENT, &topology.todo_app),
+            web_client(AGENT0_CLIENT),
+            web_client(TODO0_CLIENT),
             cli_client(),
         ],
         agents: vec![AgentEntry {
@@ -326,50 +354,86 @@ pub fn ensure(data_dir: &Path, topology: Option<&Topology>) -> anyhow::Result<De
     })
 }
 
-/// Writes `agent0.env` and `todo0.env` for `issuer` from the configuration in the data directory:
-/// every URL and port in them comes from that file (the clients' first redirect URIs, the todo0
-/// authorization server's audience), so the env files and idp0 never disagree.
-pub fn write_env_files(data_dir: &Path, issuer: &str) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(data_dir.join(CONFIG_FILE))?;
-    let file: ConfigFile = toml::from_str(&text)?;
-    let client = |id: &str| {
-        file.clients
+/// What the env files say, read from the generated configuration in a data directory (so the
+/// env files and idp0 never disagree).
+struct Generated {
+    file: ConfigFile,
+    /// The agent's key id.
+    agent_kid: String,
+    /// The agent's private key, absolute.
+    key_path: PathBuf,
+    /// The todo0 authorization server's audience: the MCP resource.
+    resource: String,
+}
+
+impl Generated {
+    fn read(data_dir: &Path) -> anyhow::Result<Self> {
+        let path = data_dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let file: ConfigFile =
+            toml::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+        let agent_kid = file
+            .agents
+            .iter()
+            .find(|a| a.client_id == AGENT_ID)
+            .and_then(|a| a.jwks.as_ref())
+            .and_then(|j| j.keys.first())
+            .and_then(|k| k.common.key_id.clone())
+            .ok_or_else(|| anyhow::anyhow!("{CONFIG_FILE} has no key for agent {AGENT_ID}"))?;
+        let key = data_dir.join(AGENT_KEY_FILE);
+        let key_path =
+            std::fs::canonicalize(&key).with_context(|| format!("reading {}", key.display()))?;
+        let resource = file
+            .authorization_servers
+            .iter()
+            .find(|s| s.id == TODO0_SERVER)
+            .map(|s| s.audience.clone())
+            .ok_or_else(|| {
+                anyhow::anyhow!("{CONFIG_FILE} has no authorization server {TODO0_SERVER}")
+            })?;
+        Ok(Self {
+            file,
+            agent_kid,
+            key_path,
+            resource,
+        })
+    }
+
+    fn client(&self, id: &str) -> anyhow::Result<&ClientEntry> {
+        self.file
+            .clients
             .iter()
             .find(|c| c.client_id == id)
             .ok_or_else(|| anyhow::anyhow!("{CONFIG_FILE} has no client {id}"))
-    };
-    let secret_of = |id: &str| {
-        client(id)?
+    }
+
+    fn secret(&self, id: &str) -> anyhow::Result<String> {
+        self.client(id)?
             .client_secret
             .clone()
             .ok_or_else(|| anyhow::anyhow!("{CONFIG_FILE} has no secret for client {id}"))
-    };
-    let redirect_of = |id: &str| {
-        client(id)?
+    }
+
+    /// The client's first redirect URI: its own service's.
+    fn redirect(&self, id: &str) -> anyhow::Result<String> {
+        self.client(id)?
             .redirect_uris
             .first()
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("{CONFIG_FILE}: client {id} has no redirect URI"))
-    };
-    let agent_kid = file
-        .agents
-        .iter()
-        .find(|a| a.client_id == AGENT_ID)
-        .and_then(|a| a.jwks.as_ref())
-        .and_then(|j| j.keys.first())
-        .and_then(|k| k.common.key_id.clone())
-        .ok_or_else(|| anyhow::anyhow!("{CONFIG_FILE} has no key for agent {AGENT_ID}"))?;
-    let key_path = std::fs::canonicalize(data_dir.join(AGENT_KEY_FILE))?;
-    let resource = file
-        .authorization_servers
-        .iter()
-        .find(|s| s.id == TODO0_SERVER)
-        .map(|s| s.audience.clone())
-        .ok_or_else(|| {
-            anyhow::anyhow!("{CONFIG_FILE} has no authorization server {TODO0_SERVER}")
-        })?;
-    let agent_redirect = redirect_of(AGENT0_CLIENT)?;
-    let todo_redirect = redirect_of(TODO0_CLIENT)?;
+    }
+}
+
+/// Writes `agent0.env` and `todo0.env` for `issuer` from the configuration in the data directory:
+/// every URL and port in them comes from that file (the clients' first redirect URIs, the todo0
+/// authorization server's audience), so the env files and idp0 never disagree.
+pub fn write_env_files(data_dir: &Path, issuer: &str) -> anyhow::Result<()> {
+    let generated = Generated::read(data_dir)?;
+    let resource = generated.resource.clone();
+    let secret_of = |id: &str| generated.secret(id);
+    let agent_redirect = generated.redirect(AGENT0_CLIENT)?;
+    let todo_redirect = generated.redirect(TODO0_CLIENT)?;
     let as_issuer = format!("{issuer}/oauth2/{TODO0_SERVER}");
     let okta_domain = okta_domain_for(issuer);
     let mut agent0 = vec![
@@ -378,8 +442,11 @@ pub fn write_env_files(data_dir: &Path, issuer: &str) -> anyhow::Result<()> {
         ("OKTA_CLIENT_SECRET", secret_of(AGENT0_CLIENT)?),
         ("OKTA_REDIRECT_URI", agent_redirect.clone()),
         ("AI_AGENT_ID", AGENT_ID.to_owned()),
-        ("AI_AGENT_PRIVATE_KEY_FILE", key_path.display().to_string()),
-        ("AI_AGENT_PRIVATE_KEY_KID", agent_kid),
+        (
+            "AI_AGENT_PRIVATE_KEY_FILE",
+            generated.key_path.display().to_string(),
+        ),
+        ("AI_AGENT_PRIVATE_KEY_KID", generated.agent_kid.clone()),
         ("MCP_AUTHORIZATION_SERVER", as_issuer.clone()),
         (
             "MCP_AUTHORIZATION_SERVER_TOKEN_ENDPOINT",
@@ -421,16 +488,21 @@ fn dotenv(service: &str, vars: &[(&str, String)]) -> String {
         "# {service} settings for the idp0 development configuration; rewritten at every idp0 start.\n"
     );
     for (name, value) in vars {
-        if value.contains([' ', '#', '"', '\'']) {
-            out.push_str(&format!(
-                "{name}=\"{}\"\n",
-                value.replace('\\', "\\\\").replace('"', "\\\"")
-            ));
-        } else {
-            out.push_str(&format!("{name}={value}\n"));
-        }
+        out.push_str(&env_line(name, value));
     }
     out
+}
+
+/// `NAME=value\n`, the value double-quoted when it holds a space, `#` or a quote.
+fn env_line(name: &str, value: &str) -> String {
+    if value.contains([' ', '#', '"', '\'']) {
+        format!(
+            "{name}=\"{}\"\n",
+            value.replace('\\', "\\\\").replace('"', "\\\"")
+        )
+    } else {
+        format!("{name}={value}\n")
+    }
 }
 
 /// Reads a dotenv file into pairs (for tests and tools that consume these files), as the
