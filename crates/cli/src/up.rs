@@ -10,10 +10,17 @@ use clap::Parser;
 
 use crate::ServiceArgs;
 
+mod sample;
+
 #[derive(clap::Args)]
 pub(crate) struct UpArgs {
     #[command(flatten)]
     service: ServiceArgs,
+    /// Also write the TypeScript sample's own env files for this stack into its checkout DIR
+    /// (packages/agent0/.env.app and .env.agent, packages/todo0/.env.app and .env.mcp), for its
+    /// services beside ours on our ports + 100 (3100, 5101, 5102; with port 0, free ones).
+    #[arg(long, value_name = "DIR")]
+    sample_env: Option<std::path::PathBuf>,
     /// idp0's port.
     #[arg(long, default_value_t = 9400)]
     idp_port: u16,
@@ -72,6 +79,8 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let scheme = args.tls.scheme();
     let topology =
         idp0::devconfig::Topology::on_localhost(scheme, agent_port, app_port, mcp_port);
+    let (topology, beside) =
+        sample::beside(topology, &args, [agent_port, app_port, mcp_port, idp_port])?;
     // The CA is made (or renewed) once here, before the services start side by side.
     idp0::fsutil::create_private_dir(&args.service.data_dir)?;
     let local_ca = args.tls.prepare(&args.service.data_dir)?;
@@ -117,6 +126,9 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         }
         Err(_) => anyhow::bail!("idp0 did not start within 30 s"),
     };
+    if let Some(beside) = &beside {
+        sample::write(&args, beside, &issuer, local_ca.as_deref())?;
+    }
     // The other services read the env files idp0 has just written for this topology; the issuer
     // is passed too, since `--idp-port` moves it.
     let todo_issuer = format!("{issuer}/oauth2/{}", idp0::devconfig::TODO0_SERVER);

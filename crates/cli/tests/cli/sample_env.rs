@@ -1,5 +1,5 @@
 //! The TypeScript sample's own env files, written as its bootstrap writes them, start every
-//! service unchanged.
+//! service unchanged; `up --sample-env` writes them for the running stack.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -8,6 +8,7 @@ use secrecy::ExposeSecret;
 use testkit::{Browser, IdpHandle};
 
 use super::BIN;
+use super::up::{Up, log_in_to_agent0};
 
 /// A service started from the sample's files, with what it printed until it listened.
 struct Service {
@@ -239,4 +240,265 @@ async fn the_samples_env_files_start_every_service_unchanged() {
         stderr.contains(&format!("{todo_app}:2: OKTA_CLIENT_SECRET")),
         "{stderr}"
     );
+}
+
+fn env_of(path: &std::path::Path) -> std::collections::HashMap<String, String> {
+    idp0::devconfig::read_env_file(path)
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+fn start_up_with_sample(dir: &std::path::Path, root: &std::path::Path) -> Up {
+    let (dir, root) = (dir.to_owned(), root.display().to_string());
+    Up::start_with(&dir, [0; 4], &["--tls", "--sample-env", &root])
+}
+
+/// `up --tls --sample-env DIR` on OS-picked ports writes the sample's four files for the running
+/// stack: the sample's services on ports of their own, registered at idp0 (an authorization
+/// request with their redirect URIs shows the login form), its agent on the stack's MCP server.
+/// Our own services start from those files, and a person logs in to agent0 started from them. A
+/// second start backs up what it replaces, and the person's own earlier file stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_sample_env_writes_the_samples_files_for_the_running_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = tempfile::tempdir().unwrap();
+    let root = sample.path().to_owned();
+    // The person's own file, from a bootstrap against an Okta tenant.
+    let theirs = root.join("packages/todo0/.env.mcp");
+    std::fs::create_dir_all(theirs.parent().unwrap()).unwrap();
+    std::fs::write(&theirs, "MCP_PORT=5002\n").unwrap();
+    let (path, at) = (dir.path().to_owned(), root.clone());
+    let up = tokio::task::spawn_blocking(move || start_up_with_sample(&path, &at))
+        .await
+        .unwrap();
+    let ca = std::fs::canonicalize(dir.path().join("tls/ca.pem")).unwrap();
+    protocol::trust::trust_pem_file(&ca).unwrap();
+    let banner = up.banner.join("\n");
+    let canonical = std::fs::canonicalize(&root).unwrap();
+    assert!(
+        banner.contains(&format!(
+            "The TypeScript sample's env files for this stack are in {}",
+            canonical.display()
+        )),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(&format!(
+            "NODE_EXTRA_CA_CERTS={} pnpm run start:all",
+            ca.display()
+        )),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("packages/todo0/.env.mcp (its earlier version: .env.mcp.bak)"),
+        "{banner}"
+    );
+    assert!(banner.contains("FILL IN"), "{banner}");
+    let backup = |file: &str| root.join(format!("packages/{file}"));
+    assert_eq!(
+        std::fs::read_to_string(backup("todo0/.env.mcp.bak")).unwrap(),
+        "MCP_PORT=5002\n"
+    );
+
+    let file = |name: &str| root.join(format!("packages/{name}"));
+    let (agent_app, agent) = (
+        env_of(&file("agent0/.env.app")),
+        env_of(&file("agent0/.env.agent")),
+    );
+    let (todo_app, mcp) = (
+        env_of(&file("todo0/.env.app")),
+        env_of(&file("todo0/.env.mcp")),
+    );
+    let idp = format!("https://localhost:{}", up.idp);
+    let as_issuer = format!("{idp}/oauth2/todo0");
+    let our_mcp = format!("https://localhost:{}/mcp", up.mcp);
+    let port = |value: &str| value.parse::<u16>().unwrap();
+    let sample_ports = [
+        port(&agent_app["PORT"]),
+        port(&todo_app["PORT"]),
+        port(&mcp["MCP_PORT"]),
+    ];
+    for sample_port in sample_ports {
+        assert!(
+            ![up.idp, up.mcp, up.app, up.agent].contains(&sample_port),
+            "the sample's services need ports of their own: {sample_ports:?}"
+        );
+    }
+    let sample_agent = format!("http://localhost:{}", sample_ports[0]);
+    let sample_todo = format!("http://localhost:{}", sample_ports[1]);
+    assert_eq!(agent_app["OKTA_DOMAIN"], format!("localhost:{}", up.idp));
+    assert_eq!(agent_app["OKTA_CLIENT_ID"], "agent0");
+    assert_eq!(
+        agent_app["OKTA_REDIRECT_URI"],
+        format!("{sample_agent}/callback")
+    );
+    assert_eq!(agent["OKTA_DOMAIN"], agent_app["OKTA_DOMAIN"]);
+    assert_eq!(
+        agent["MCP_SERVER_URL"], our_mcp,
+        "the stack's own MCP server"
+    );
+    assert_eq!(agent["MCP_AUTHORIZATION_SERVER"], as_issuer);
+    assert_eq!(
+        agent["MCP_AUTHORIZATION_SERVER_TOKEN_ENDPOINT"],
+        format!("{as_issuer}/v1/token")
+    );
+    let key = std::fs::canonicalize(dir.path().join("agent0-agent.pem")).unwrap();
+    assert_eq!(
+        agent["AI_AGENT_PRIVATE_KEY_FILE"],
+        key.display().to_string()
+    );
+    assert!(
+        !agent.contains_key("ANTHROPIC_API_KEY"),
+        "the person's to fill in"
+    );
+    assert_eq!(todo_app["OKTA_ISSUER"], as_issuer);
+    assert_eq!(todo_app["OKTA_CLIENT_ID"], "todo0");
+    assert_eq!(
+        todo_app["OKTA_REDIRECT_URI"],
+        format!("{sample_todo}/callback")
+    );
+    assert_eq!(todo_app["EXPECTED_AUDIENCE"], our_mcp);
+    assert_eq!(mcp["MCP_OKTA_ISSUER"], as_issuer);
+    assert_eq!(mcp["MCP_EXPECTED_AUDIENCE"], our_mcp);
+
+    // idp0 takes the sample's redirect URIs: an authorization request shows the login form.
+    let browser = Browser::new();
+    let authorize = |endpoint: &str, client: &str, redirect: &str| {
+        let mut url = url::Url::parse(endpoint).unwrap();
+        url.query_pairs_mut()
+            .append_pair("client_id", client)
+            .append_pair("redirect_uri", redirect)
+            .append_pair("response_type", "code")
+            .append_pair("scope", "openid profile email")
+            .append_pair("state", "sample-state")
+            .append_pair("nonce", "sample-nonce")
+            .append_pair("code_challenge", &"A".repeat(43))
+            .append_pair("code_challenge_method", "S256");
+        browser.http.get(url).send()
+    };
+    for (endpoint, client, redirect) in [
+        (
+            format!("{idp}/oauth2/v1/authorize"),
+            "agent0",
+            &agent_app["OKTA_REDIRECT_URI"],
+        ),
+        (
+            format!("{as_issuer}/v1/authorize"),
+            "todo0",
+            &todo_app["OKTA_REDIRECT_URI"],
+        ),
+    ] {
+        let page = authorize(&endpoint, client, redirect).await.unwrap();
+        assert_eq!(page.status(), 200, "{endpoint} {client} {redirect}");
+        let html = page.text().await.unwrap();
+        assert!(html.contains("name=\"password\""), "{client}: {html}");
+    }
+    let elsewhere = authorize(
+        &format!("{idp}/oauth2/v1/authorize"),
+        "agent0",
+        "http://localhost:1/callback",
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(elsewhere.contains("not registered"), "{elsewhere}");
+
+    // Our own services start from the four files, on the ports they name, trusting the stack's CA.
+    let data = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let show = |p: &std::path::Path| p.display().to_string();
+    let (data_arg, ca_arg) = (show(data.path()), show(&ca));
+    let (agent_app_file, agent_file, todo_app_file, mcp_file) = (
+        show(&file("agent0/.env.app")),
+        show(&file("agent0/.env.agent")),
+        show(&file("todo0/.env.app")),
+        show(&file("todo0/.env.mcp")),
+    );
+    let cwd_path = cwd.path().to_owned();
+    let services = tokio::task::spawn_blocking(move || {
+        let common = ["--data-dir", &data_arg, "--ca-file", &ca_arg];
+        let args = |service: &str, files: &[&str]| -> Vec<String> {
+            let mut args = vec![service.to_owned()];
+            args.extend(common.iter().map(|a| (*a).to_owned()));
+            for f in files {
+                args.extend(["--env-file".to_owned(), (*f).to_owned()]);
+            }
+            args
+        };
+        let start = |args: Vec<String>, marker: &str| {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            start_service(&cwd_path, &args, marker)
+        };
+        let mcp = start(
+            args("todo-mcp", &[&mcp_file]),
+            "MCP endpoint:      http://127.0.0.1:",
+        );
+        let app = start(
+            args("todo-app", &[&todo_app_file]),
+            "(listening on 127.0.0.1:",
+        );
+        let agent = start(
+            args("agent", &[&agent_app_file, &agent_file]),
+            "agent0 listening on 127.0.0.1:",
+        );
+        (mcp, app, agent)
+    })
+    .await
+    .unwrap();
+    let (mcp_service, app_service, agent_service) = services;
+    assert_eq!(
+        [agent_service.port, app_service.port, mcp_service.port],
+        sample_ports
+    );
+    for service in [&mcp_service, &app_service, &agent_service] {
+        let health = browser
+            .http
+            .get(format!("http://127.0.0.1:{}/health", service.port))
+            .send()
+            .await
+            .unwrap();
+        assert!(health.status().is_success());
+    }
+    // A person logs in to agent0 started from the sample's files: through idp0 and back on the
+    // sample's port.
+    let demo = std::fs::read_to_string(dir.path().join("demo-users.txt")).unwrap();
+    let password = demo
+        .lines()
+        .find_map(|l| l.strip_prefix("alice:"))
+        .unwrap()
+        .to_owned();
+    log_in_to_agent0(&Browser::new(), &sample_agent, "alice", &password).await;
+    drop((mcp_service, app_service, agent_service));
+
+    // A second start (other ports) replaces the files, keeping each earlier version; the
+    // person's own file stays where the first start put it.
+    let first_mcp = std::fs::read_to_string(file("todo0/.env.mcp")).unwrap();
+    tokio::task::spawn_blocking(move || up.stop())
+        .await
+        .unwrap();
+    let (path, at) = (dir.path().to_owned(), root.clone());
+    let again = tokio::task::spawn_blocking(move || start_up_with_sample(&path, &at))
+        .await
+        .unwrap();
+    for name in ["agent0/.env.app", "agent0/.env.agent", "todo0/.env.app"] {
+        assert!(backup(&format!("{name}.bak")).exists(), "{name} backed up");
+    }
+    assert_eq!(
+        std::fs::read_to_string(backup("todo0/.env.mcp.bak")).unwrap(),
+        "MCP_PORT=5002\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(backup("todo0/.env.mcp.bak.1")).unwrap(),
+        first_mcp
+    );
+    assert_eq!(
+        env_of(&file("agent0/.env.agent"))["MCP_SERVER_URL"],
+        format!("https://localhost:{}/mcp", again.mcp)
+    );
+    tokio::task::spawn_blocking(move || again.stop())
+        .await
+        .unwrap();
 }
