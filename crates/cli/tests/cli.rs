@@ -11,6 +11,8 @@ use testkit::{Browser, IdpHandle};
 
 #[path = "cli/browser.rs"]
 mod browser;
+#[path = "cli/node.rs"]
+mod node;
 #[path = "cli/sample_env.rs"]
 mod sample_env;
 #[path = "cli/tls.rs"]
