@@ -502,3 +502,29 @@ async fn up_sample_env_writes_the_samples_files_for_the_running_stack() {
         .await
         .unwrap();
 }
+
+/// A sample port past 65535 is refused, naming the flag to change, before anything is configured.
+#[test]
+fn up_sample_env_refuses_ports_the_sample_cannot_have() {
+    let dir = tempfile::tempdir().unwrap();
+    let high = (65_436..=65_535)
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .unwrap();
+    let output = Command::new(BIN)
+        .args(["up", "--idp-port", "0", "--mcp-port", "0"])
+        .args(["--app-port", "0", "--agent-port", &high.to_string()])
+        .arg("--sample-env")
+        .arg(dir.path().join("sample"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("--agent-port {high} leaves no room")),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("data/idp0.toml").exists());
+    assert!(!dir.path().join("sample").exists());
+}
