@@ -513,6 +513,34 @@ pub fn read_env_file(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
         .map_err(|e| anyhow::anyhow!("{}:{}: {}", path.display(), e.line, e.problem))
 }
 
+/// The topology a generated development configuration in `data_dir` describes, with every URL
+/// switched to `scheme` (ports kept): what idp0 started on its own with or without `--tls`
+/// follows, since it does not know the other services' ports but does know the scheme of the
+/// stack. `None` when there is no generated configuration (or it is hand-written).
+pub fn configured_topology(data_dir: &Path, scheme: &str) -> Option<Topology> {
+    let text = std::fs::read_to_string(data_dir.join(CONFIG_FILE)).ok()?;
+    let file: ConfigFile = toml::from_str(&text).ok()?;
+    if !file.development {
+        return None;
+    }
+    let port = |uri: &str| url::Url::parse(uri).ok()?.port_or_known_default();
+    let base = |id: &str| {
+        let client = file.clients.iter().find(|c| c.client_id == id)?;
+        port(client.redirect_uris.first()?)
+    };
+    let mcp = file
+        .authorization_servers
+        .iter()
+        .find(|s| s.id == TODO0_SERVER)
+        .and_then(|s| port(&s.audience))?;
+    Some(Topology::on_localhost(
+        scheme,
+        base(AGENT0_CLIENT)?,
+        base(TODO0_CLIENT)?,
+        mcp,
+    ))
+}
+
 /// `OKTA_DOMAIN` for an org issuer, as Okta and the sample mean it: the bare `host[:port]` when
 /// the issuer is an https root (`https://localhost:9400` → `localhost:9400`), which the sample's
 /// code turns back into the issuer with `'https://' + OKTA_DOMAIN`; any other issuer (plain http,
@@ -555,6 +583,20 @@ mod tests {
                 issuer.trim_end_matches('/')
             );
         }
+    }
+
+    #[test]
+    fn idp0_alone_switches_the_configured_urls_to_its_scheme_and_keeps_their_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(configured_topology(dir.path(), "https"), None);
+        ensure(dir.path(), Some(&Topology::localhost(23000, 25001, 25002))).unwrap();
+        let https = configured_topology(dir.path(), "https").unwrap();
+        assert_eq!(https, Topology::on_localhost("https", 23000, 25001, 25002));
+        ensure(dir.path(), Some(&https)).unwrap();
+        assert_eq!(
+            configured_topology(dir.path(), "http").unwrap(),
+            Topology::localhost(23000, 25001, 25002)
+        );
     }
 
     #[test]
