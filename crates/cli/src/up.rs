@@ -77,8 +77,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         port(&agent_listener)?,
     );
     let scheme = args.tls.scheme();
-    let topology =
-        idp0::devconfig::Topology::on_localhost(scheme, agent_port, app_port, mcp_port);
+    let topology = idp0::devconfig::Topology::on_localhost(scheme, agent_port, app_port, mcp_port);
     let (topology, beside) =
         sample::beside(topology, &args, [agent_port, app_port, mcp_port, idp_port])?;
     // The CA is made (or renewed) once here, before the services start side by side.
