@@ -451,10 +451,14 @@ pub const TODO0_REDIRECT: &str = "http://localhost:5001/callback";
 pub struct Stack {
     /// The identity provider.
     pub idp: IdpHandle,
-    /// The MCP endpoint (= resource identifier), `http://127.0.0.1:PORT/mcp`.
+    /// The MCP endpoint (= resource identifier), `http://127.0.0.1:PORT/mcp`, or `https://…` with
+    /// [`Stack::start_tls`].
     pub mcp_url: String,
     /// The todo store behind the MCP server.
     pub store: Arc<dyn todo0::store::TodoStore>,
+    /// With [`Stack::start_tls`]: the CA certificate (PEM) the MCP server's certificate chains to,
+    /// what a client is told to trust. No client in this process trusts it unless told.
+    pub ca: Option<PathBuf>,
     _data: tempfile::TempDir,
 }
 
@@ -466,19 +470,44 @@ impl Stack {
 
     /// Starts both servers; `stateless` selects the MCP server's stateless mode.
     pub async fn start_with(stateless: bool) -> anyhow::Result<Self> {
-        Self::start_full(stateless, None).await
+        Self::start_full(stateless, None, false).await
     }
 
     /// Starts both servers with idp0's `agent0` client registered for `agent_base`.
     pub async fn start_for_agent(agent_base: &str) -> anyhow::Result<Self> {
-        Self::start_full(false, Some(agent_base)).await
+        Self::start_full(false, Some(agent_base), false).await
     }
 
-    async fn start_full(stateless: bool, agent_base: Option<&str>) -> anyhow::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let mcp_url = format!("http://{}/mcp", listener.local_addr()?);
-        let idp = IdpHandle::start_for(&mcp_url, agent_base).await?;
+    /// Starts both servers, the MCP server on https (`https://127.0.0.1:PORT/mcp`) with a local CA
+    /// made for this stack, as `--tls` serves it ([`httpserve::tls::LocalCa`]); its certificate is
+    /// in [`Stack::ca`].
+    pub async fn start_tls() -> anyhow::Result<Self> {
+        Self::start_full(false, None, true).await
+    }
+
+    async fn start_full(
+        stateless: bool,
+        agent_base: Option<&str>,
+        tls: bool,
+    ) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
+        let local_ca = if tls {
+            let now = u64::try_from(protocol::SystemClock.now()).unwrap_or(0);
+            let now = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(now);
+            Some(httpserve::tls::LocalCa::ensure(data.path(), now)?.0)
+        } else {
+            None
+        };
+        let mut listener =
+            httpserve::Listener::from(tokio::net::TcpListener::bind("127.0.0.1:0").await?);
+        let scheme = if let Some(ca) = &local_ca {
+            listener = listener.with_tls(httpserve::tls::server_config(&ca.cert, &ca.key)?);
+            "https"
+        } else {
+            "http"
+        };
+        let mcp_url = format!("{scheme}://{}/mcp", listener.local_addr()?);
+        let idp = IdpHandle::start_for(&mcp_url, agent_base).await?;
         let store = todo0::store::open(&format!(
             "sqlite://{}",
             data.path().join("todo0.db").display()
@@ -503,6 +532,7 @@ impl Stack {
             idp,
             mcp_url,
             store,
+            ca: local_ca.map(|ca| ca.ca_cert),
             _data: data,
         })
     }

@@ -1,7 +1,10 @@
 //! Interop with an independent client: the official Python MCP SDK (`pip install mcp`) talks to
-//! todo0's MCP server over Streamable HTTP with a bearer token from the real Cross-App Access
-//! flow (`tests/python/mcp_client.py`). The SDK is installed into a virtualenv under the cargo
-//! target directory on first use; later runs reuse it. No Python means a failure, not a skip.
+//! todo0's MCP server over Streamable HTTP on https with a bearer token from the real Cross-App
+//! Access flow (`tests/python/mcp_client.py`). The server's certificate comes from a local CA made
+//! for the test, as `--tls` makes one; Python is told about it the way `up --tls` tells a person:
+//! `SSL_CERT_FILE` (read by the SDK's httpx2 client) and `REQUESTS_CA_BUNDLE` (read by
+//! `requests`). The SDK and `requests` are installed into a virtualenv under the cargo target
+//! directory on first use; later runs reuse it. No Python means a failure, not a skip.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,8 +20,9 @@ use todo0::mcp::scopes::TOOLS;
 /// The SDK release line this test was written and verified against (2.3.0, the newest on PyPI
 /// when written). mcp 1.30 passes the full run too, but on an HTTP 403 it raises
 /// `httpx.HTTPStatusError` out of the transport's task group and tears the connection down
-/// instead of failing just that call. Changing the requirement reinstalls.
-const MCP_REQUIREMENT: &str = "mcp>=2.3,<2.4";
+/// instead of failing just that call. `requests` fetches the protected-resource metadata as a
+/// person's script would. Changing a requirement reinstalls.
+const REQUIREMENTS: [&str; 2] = ["mcp>=2.3,<2.4", "requests>=2.32,<3"];
 const ALL_SCOPES: &str = "mcp:connect mcp:tools:read mcp:tools:manage mcp:tools:delete";
 /// The only SDK log line a clean run produces. rmcp answers the session-ending `DELETE` with
 /// `202 Accepted`; mcp 2.3 expects 200 or 204 and logs this warning. MCP 2025-11-25
@@ -81,9 +85,10 @@ fn ensure_venv() -> PathBuf {
     let lock = std::fs::File::create(dir.with_extension("lock")).unwrap();
     lock.lock().unwrap();
 
-    let installed = std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == MCP_REQUIREMENT)
+    let requirements = REQUIREMENTS.join("\n");
+    let installed = std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == requirements)
         && Command::new(&python)
-            .args(["-c", "import mcp.client.streamable_http"])
+            .args(["-c", "import mcp.client.streamable_http, requests"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -107,31 +112,44 @@ fn ensure_venv() -> PathBuf {
             );
         }
         run_setup(
-            Command::new(&python).args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-input",
-                MCP_REQUIREMENT,
-            ]),
-            &format!("`pip install {MCP_REQUIREMENT}` into {}", dir.display()),
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--no-input",
+                ])
+                .args(REQUIREMENTS),
+            &format!(
+                "`pip install {}` into {}",
+                REQUIREMENTS.join(" "),
+                dir.display()
+            ),
         );
-        std::fs::write(&stamp, MCP_REQUIREMENT).unwrap();
+        std::fs::write(&stamp, requirements).unwrap();
     }
     python
 }
 
-/// Runs the client script in `scenario` against `url`; the token travels in the environment.
-async fn run_client(url: &str, token: &SecretString, scenario: &str) -> Value {
+/// Runs the client script in `scenario` against the stack's https MCP endpoint, trusting its CA;
+/// the token travels in the environment.
+async fn run_client(stack: &testkit::Stack, token: &SecretString, scenario: &str) -> Value {
     let python = venv_python().await;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/mcp_client.py");
+    let url = &stack.mcp_url;
+    assert!(url.starts_with("https://"), "{url}");
+    let ca = stack.ca.as_deref().expect("a stack started with start_tls");
     let child = tokio::process::Command::new(python)
         .arg(&script)
         .env("MCP_URL", url)
         .env("MCP_TOKEN", token.expose_secret())
         .env("MCP_SCENARIO", scenario)
+        .env("SSL_CERT_FILE", ca)
+        .env("REQUESTS_CA_BUNDLE", ca)
+        .env_remove("SSL_CERT_DIR")
+        .env_remove("CURL_CA_BUNDLE")
         .env("PYTHONUNBUFFERED", "1")
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null())
@@ -173,6 +191,13 @@ async fn run_client(url: &str, token: &SecretString, scenario: &str) -> Value {
     );
     assert_eq!(summary["protocolVersion"], "2025-11-25", "{summary}");
     assert_eq!(summary["serverInfo"]["name"], "todo0", "{summary}");
+    // Over https, trusted through the CA named in the environment and nothing else.
+    let tls = &summary["tls"];
+    assert_eq!(tls["scheme"], "https", "{summary}");
+    assert_eq!(tls["requestsStatus"], 200, "{summary}");
+    assert_eq!(tls["metadataResource"], url.as_str(), "{summary}");
+    assert_eq!(tls["requestsWithoutCa"], "SSLError", "{summary}");
+    assert_eq!(tls["httpxWithoutCa"], "ConnectError", "{summary}");
     // After initialization the SDK sends the negotiated version on every request (Transports,
     // Protocol Version Header); rmcp would answer 400 to one it does not support.
     assert_eq!(
@@ -201,11 +226,11 @@ fn owner_of(token: &SecretString) -> Owner {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_sdk_lists_and_calls_every_tool() {
-    let stack = testkit::Stack::start().await.unwrap();
+    let stack = testkit::Stack::start_tls().await.unwrap();
     let token = stack.mcp_token("alice", ALL_SCOPES).await.unwrap();
     let alice = owner_of(&token);
 
-    let summary = run_client(&stack.mcp_url, &token, "full").await;
+    let summary = run_client(&stack, &token, "full").await;
 
     for (tool, action) in TOOLS {
         let scope = ScopePolicy::default().need(action).preferred();
@@ -254,7 +279,7 @@ async fn the_python_sdk_lists_and_calls_every_tool() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_sdk_sees_a_403_for_a_tool_outside_its_scopes() {
-    let stack = testkit::Stack::start().await.unwrap();
+    let stack = testkit::Stack::start_tls().await.unwrap();
     let token = stack
         .mcp_token("alice", "mcp:connect mcp:tools:read")
         .await
@@ -266,7 +291,7 @@ async fn the_python_sdk_sees_a_403_for_a_tool_outside_its_scopes() {
         .await
         .unwrap();
 
-    let summary = run_client(&stack.mcp_url, &token, "read-only").await;
+    let summary = run_client(&stack, &token, "read-only").await;
 
     assert_eq!(summary["getTodos"]["count"], 1, "{summary}");
     let refused = &summary["createTodo"];

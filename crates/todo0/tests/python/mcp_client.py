@@ -2,7 +2,10 @@
 Streamable HTTP with a bearer token.
 
 Run by crates/todo0/tests/integration/python_sdk.rs. Input comes only from the environment
-(MCP_URL, MCP_TOKEN, MCP_SCENARIO = "full" | "read-only"); the token is never printed. The script
+(MCP_URL, MCP_TOKEN, MCP_SCENARIO = "full" | "read-only"); the token is never printed. MCP_URL is
+https, its certificate from a local CA named in SSL_CERT_FILE (which the SDK's httpx2 client
+reads when it builds its default SSL context) and REQUESTS_CA_BUNDLE (read by requests); the script
+also checks that neither client trusts the server without them. The script
 prints exactly one JSON line on stdout: what it saw, plus "failures" (empty when every check
 passed). It exits 0 when the run completed, whether or not checks failed (the Rust test asserts on
 the summary), and 1 when an exception aborted the run (the summary's failures then say which).
@@ -18,6 +21,9 @@ import logging
 import os
 import sys
 from typing import Any
+from urllib.parse import urlsplit
+
+import requests
 
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
@@ -230,6 +236,44 @@ async def read_only(session: ClientSession, log: HttpLog) -> None:
     check(again.get("isError") is not True, "get-todos after the refusal failed")
 
 
+async def tls_checks(url: str) -> None:
+    """The endpoint is https and trusted only through the CA the environment names: requests
+    (REQUESTS_CA_BUNDLE) fetches the protected-resource metadata (RFC 9728, path-suffixed form);
+    requests with certifi's roots and httpx2 with the system's roots are refused."""
+    parts = urlsplit(url)
+    tls: dict[str, Any] = {"scheme": parts.scheme}
+    summary["tls"] = tls
+    if not check(parts.scheme == "https", f"MCP_URL is not https: {url}"):
+        return
+    metadata_url = f"https://{parts.netloc}/.well-known/oauth-protected-resource{parts.path}"
+    response = requests.get(metadata_url, timeout=30)
+    tls["requestsStatus"] = response.status_code
+    tls["metadataResource"] = response.json().get("resource")
+    check(response.status_code == 200, f"requests got {response.status_code} for {metadata_url}")
+    check(tls["metadataResource"] == url, f"metadata resource {tls['metadataResource']!r}")
+
+    with requests.Session() as untrusting:
+        untrusting.trust_env = False  # REQUESTS_CA_BUNDLE ignored: certifi's roots only
+        try:
+            untrusting.get(metadata_url, timeout=30)
+            tls["requestsWithoutCa"] = "accepted"
+        except requests.exceptions.SSLError:
+            tls["requestsWithoutCa"] = "SSLError"
+    check(tls["requestsWithoutCa"] == "SSLError", "requests trusted the server without the CA")
+
+    async with httpx.AsyncClient(trust_env=False, timeout=30) as untrusting:  # SSL_CERT_FILE ignored
+        try:
+            await untrusting.get(metadata_url)
+            tls["httpxWithoutCa"] = "accepted"
+        except httpx.ConnectError as e:
+            tls["httpxWithoutCa"] = type(e).__name__
+            tls["httpxWithoutCaReason"] = str(e)
+    check(
+        "CERTIFICATE_VERIFY_FAILED" in tls.get("httpxWithoutCaReason", ""),
+        f"httpx2 without the CA: {tls.get('httpxWithoutCa')} {tls.get('httpxWithoutCaReason')}",
+    )
+
+
 async def main() -> None:
     url = os.environ["MCP_URL"]
     token = os.environ["MCP_TOKEN"]
@@ -238,6 +282,7 @@ async def main() -> None:
     logging.getLogger().addHandler(handler)
     summary["sdk"] = sdk_version()
     summary["scenario"] = scenario
+    await tls_checks(url)
     log = HttpLog()
     async with http_client(token, log) as client:
         async with streamable_http_client(url, http_client=client) as streams:
