@@ -62,6 +62,9 @@ pub const TODO0_SCOPES: [&str; 4] = [
 /// What the agent asks for first (least privilege).
 pub const AGENT_INITIAL_SCOPES: &str = "mcp:connect mcp:tools:read";
 
+/// Where the TypeScript sample's todo0 sends people after logout (hard-coded in its code).
+const SAMPLE_TODO0_LOGOUT: &str = "http://localhost:5001/";
+
 /// Whether a configuration was generated now, and the demo credentials.
 pub struct DevConfig {
     /// The config file.
@@ -126,6 +129,11 @@ impl Topology {
         if let Some(sample) = sample {
             redirect.extend(Self::redirect_uris(&sample));
             logout.extend(Self::logout_uris(&sample));
+            // The sample's todo0 sends people back to a fixed address after logout, whatever
+            // port it runs on.
+            if client_id == TODO0_CLIENT && !logout.iter().any(|u| u == SAMPLE_TODO0_LOGOUT) {
+                logout.push(SAMPLE_TODO0_LOGOUT.to_owned());
+            }
         }
         Some((redirect, logout))
     }

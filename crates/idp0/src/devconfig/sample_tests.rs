@@ -230,7 +230,9 @@ fn the_samples_uris_follow_ours_until_a_start_without_them() {
                 "https://localhost:25001/".to_owned(),
                 "https://localhost:25001".to_owned(),
                 "http://localhost:25101/".to_owned(),
-                "http://localhost:25101".to_owned()
+                "http://localhost:25101".to_owned(),
+                // Where the sample's todo0 always sends people after logout.
+                "http://localhost:5001/".to_owned()
             ]
         )
     );
