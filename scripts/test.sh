@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's one test command (README, .ci/run): formatting, lints, then every test.
 # Needs the Rust toolchain and the machine's PostgreSQL (127.0.0.1:5432, database `test`); installs
-# Debian's chromium + chromium-driver for agent0's browser test when they are missing.
+# Debian's chromium + chromium-driver for agent0's browser test when they are missing, and Node.js
+# + npm for the Node interop tests (Python's MCP SDK and npm packages are installed by the tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -12,6 +13,16 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get install -y -q chromium chromium-driver \
     || { $sudo apt-get update -q && $sudo apt-get install -y -q chromium chromium-driver; }
+fi
+# The Node interop tests (crates/cli/tests/cli/node.rs) run Okta's client libraries from npm
+# (installed by the test itself with `npm ci`); they need Node.js >= 20 and npm.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "== installing nodejs and npm (the Node interop tests)"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -q nodejs npm \
+    || { $sudo apt-get update -q && $sudo apt-get install -y -q nodejs npm; }
 fi
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
