@@ -72,6 +72,41 @@ impl Title {
     }
 }
 
+/// A validated change to one todo: a new title, a completion state, or both, applied by
+/// [`TodoStore::update`](crate::store::TodoStore::update) as one write. The MCP tool
+/// `update-todo` and the REST API's `PATCH /todos/{id}` both build it here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TodoChange {
+    title: Option<Title>,
+    completed: Option<bool>,
+}
+
+impl TodoChange {
+    /// Validates a change as it comes from outside; at least one field must be given, and
+    /// everything is validated before anything is changed.
+    pub fn parse(title: Option<&str>, completed: Option<bool>) -> Result<Self, TodoError> {
+        if title.is_none() && completed.is_none() {
+            return Err(TodoError::Invalid(
+                "give a new title, completed, or both".into(),
+            ));
+        }
+        Ok(Self {
+            title: title.map(Title::parse).transpose()?,
+            completed,
+        })
+    }
+
+    /// The new title, if any.
+    pub fn title(&self) -> Option<&Title> {
+        self.title.as_ref()
+    }
+
+    /// The new completion state, if any.
+    pub fn completed(&self) -> Option<bool> {
+        self.completed
+    }
+}
+
 /// Which todos to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
@@ -148,6 +183,27 @@ mod tests {
             Title::parse("'; DROP TABLE todos; --").is_ok(),
             "stored as data, never as SQL"
         );
+    }
+
+    #[test]
+    fn a_change_needs_a_field_and_a_valid_title() -> Result<(), TodoError> {
+        assert!(matches!(
+            TodoChange::parse(None, None),
+            Err(TodoError::Invalid(m)) if m == "give a new title, completed, or both"
+        ));
+        assert!(
+            TodoChange::parse(Some("  "), Some(true)).is_err(),
+            "validated before any change"
+        );
+        let both = TodoChange::parse(Some(" new "), Some(false))?;
+        assert_eq!(both.title().map(Title::as_str), Some("new"));
+        assert_eq!(both.completed(), Some(false));
+        let only_done = TodoChange::parse(None, Some(true))?;
+        assert_eq!(
+            (only_done.title(), only_done.completed()),
+            (None, Some(true))
+        );
+        Ok(())
     }
 
     #[test]

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::scopes::{self, Need, ScopePolicy};
-use crate::domain::{Filter, Title, Todo, TodoError, parse_id};
+use crate::domain::{Filter, Title, Todo, TodoChange, TodoError, parse_id};
 use crate::store::TodoStore;
 
 /// `get-todos` input.
@@ -268,27 +268,11 @@ impl TodoTools {
             args,
             async |this, caller, args: UpdateTodoArgs| {
                 let id = parse_id(args.id)?;
-                if args.title.is_none() && args.completed.is_none() {
-                    return Err(TodoError::Invalid(
-                        "give a new title, completed, or both".into(),
-                    ));
-                }
-                // Validate everything before changing anything.
-                let title = args.title.as_deref().map(Title::parse).transpose()?;
-                let now = this.clock.now();
-                let mut todo = this.store.get(&caller.owner, id).await?;
-                if let Some(title) = &title {
-                    todo = this
-                        .store
-                        .update_title(&caller.owner, id, title, now)
-                        .await?;
-                }
-                if let Some(completed) = args.completed {
-                    todo = this
-                        .store
-                        .set_completed(&caller.owner, id, Some(completed), now)
-                        .await?;
-                }
+                let change = TodoChange::parse(args.title.as_deref(), args.completed)?;
+                let todo = this
+                    .store
+                    .update(&caller.owner, id, &change, this.clock.now())
+                    .await?;
                 Ok(structured(&TodoResult { todo }))
             },
         )

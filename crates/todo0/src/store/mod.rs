@@ -13,7 +13,7 @@ use protocol::UnixTime;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-use crate::domain::{Filter, Owner, Title, Todo, TodoError};
+use crate::domain::{Filter, Owner, Title, Todo, TodoChange, TodoError};
 
 /// Todo storage.
 #[async_trait]
@@ -24,12 +24,13 @@ pub trait TodoStore: Send + Sync {
     async fn get(&self, owner: &Owner, id: i64) -> Result<Todo, TodoError>;
     /// Creates a todo.
     async fn create(&self, owner: &Owner, title: &Title, now: UnixTime) -> Result<Todo, TodoError>;
-    /// Renames a todo.
-    async fn update_title(
+    /// Applies a change (title, completion, or both) in one atomic statement: two concurrent
+    /// changes of different fields both land, and neither reads the row first.
+    async fn update(
         &self,
         owner: &Owner,
         id: i64,
-        title: &Title,
+        change: &TodoChange,
         now: UnixTime,
     ) -> Result<Todo, TodoError>;
     /// Sets `completed`, or flips it when `completed` is `None`.

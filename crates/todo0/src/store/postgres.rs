@@ -16,7 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 
 use super::TodoStore;
-use crate::domain::{Filter, Owner, Title, Todo, TodoError, rfc3339};
+use crate::domain::{Filter, Owner, Title, Todo, TodoChange, TodoError, rfc3339};
 
 /// How long a caller waits for a pooled connection (including connecting) before giving up.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -187,18 +187,22 @@ impl TodoStore for PostgresStore {
         Ok(todo_from(&row)?)
     }
 
-    async fn update_title(
+    async fn update(
         &self,
         owner: &Owner,
         id: i64,
-        title: &Title,
+        change: &TodoChange,
         now: UnixTime,
     ) -> Result<Todo, TodoError> {
+        // A field left out (`NULL`) keeps its value, read and written in the same statement.
         let row = sqlx::query(concat!(
-            "UPDATE todos SET title = $1, updated_at = $2 WHERE owner = $3 AND id = $4 RETURNING ",
+            "UPDATE todos SET title = coalesce($1::text, title),",
+            " completed = coalesce($2::boolean, completed), updated_at = $3",
+            " WHERE owner = $4 AND id = $5 RETURNING ",
             todo_columns!()
         ))
-        .bind(title.as_str())
+        .bind(change.title().map(Title::as_str))
+        .bind(change.completed())
         .bind(now)
         .bind(owner.as_str())
         .bind(id)

@@ -25,7 +25,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlitePool};
 
 use super::TodoStore;
-use crate::domain::{Filter, Owner, Title, Todo, TodoError, rfc3339};
+use crate::domain::{Filter, Owner, Title, Todo, TodoChange, TodoError, rfc3339};
 
 /// How long a connection waits for another writer, and a caller for a pooled connection.
 const WAIT: Duration = Duration::from_secs(5);
@@ -61,10 +61,11 @@ enum Write {
         title: String,
         now: UnixTime,
     },
-    Title {
+    Update {
         owner: String,
         id: i64,
-        title: String,
+        title: Option<String>,
+        completed: Option<bool>,
         now: UnixTime,
     },
     Completed {
@@ -104,12 +105,15 @@ impl Write {
                 .bind(*now),
                 None,
             ),
-            Write::Title { owner, id, title, now } => (
+            // A field left out (`NULL`) keeps its value, in the same statement.
+            Write::Update { owner, id, title, completed, now } => (
                 sqlx::query(concat!(
-                    "UPDATE todos SET title = ?, updated_at = ? WHERE owner = ? AND id = ? RETURNING ",
+                    "UPDATE todos SET title = coalesce(?, title), completed = coalesce(?, completed),",
+                    " updated_at = ? WHERE owner = ? AND id = ? RETURNING ",
                     todo_columns!()
                 ))
-                .bind(title.as_str())
+                .bind(title.as_deref())
+                .bind(*completed)
                 .bind(*now)
                 .bind(owner.as_str())
                 .bind(*id),
@@ -532,18 +536,18 @@ impl TodoStore for SqliteStore {
         self.write(Write::Create { owner, title, now }).await
     }
 
-    async fn update_title(
+    async fn update(
         &self,
         owner: &Owner,
         id: i64,
-        title: &Title,
+        change: &TodoChange,
         now: UnixTime,
     ) -> Result<Todo, TodoError> {
-        let (owner, title) = (owner.as_str().to_owned(), title.as_str().to_owned());
-        self.write(Write::Title {
-            owner,
+        self.write(Write::Update {
+            owner: owner.as_str().to_owned(),
             id,
-            title,
+            title: change.title().map(|t| t.as_str().to_owned()),
+            completed: change.completed(),
             now,
         })
         .await

@@ -13,7 +13,7 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
 use super::{PostgresStore, SqliteStore, TodoStore};
-use crate::domain::{Filter, Owner, Title, Todo, TodoError, rfc3339};
+use crate::domain::{Filter, Owner, Title, Todo, TodoChange, TodoError, rfc3339};
 
 /// A fixed "now" (2023-11-14T22:13:20Z); tests pass explicit times.
 const T0: i64 = 1_700_000_000;
@@ -29,6 +29,10 @@ fn owner(id: &str) -> Owner {
 
 fn title(text: &str) -> Title {
     Title::parse(text).unwrap()
+}
+
+fn change(title: Option<&str>, completed: Option<bool>) -> TodoChange {
+    TodoChange::parse(title, completed).unwrap()
 }
 
 fn filter(completed: Option<bool>, text: Option<&str>) -> Filter {
@@ -285,7 +289,7 @@ async fn renaming_moves_updated_at_but_not_created_at(
     let alice = owner("alice");
     let todo = store.create(&alice, &title("draft"), T0).await?;
     let renamed = store
-        .update_title(&alice, todo.id, &title("final"), T0 + 60)
+        .update(&alice, todo.id, &change(Some("final"), None), T0 + 60)
         .await?;
     assert_eq!(
         renamed,
@@ -297,6 +301,87 @@ async fn renaming_moves_updated_at_but_not_created_at(
     );
     assert_eq!(store.get(&alice, todo.id).await?, renamed);
     assert_eq!(renamed.created_at, todo.created_at);
+    Ok(())
+}
+
+#[rstest]
+#[case::sqlite_memory(Backend::SqliteMemory)]
+#[case::sqlite_file(Backend::SqliteFile)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn an_update_changes_what_it_names_and_keeps_the_rest(
+    #[case] backend: Backend,
+) -> anyhow::Result<()> {
+    let store = backend.open().await?;
+    let alice = owner("alice");
+    let todo = store.create(&alice, &title("draft"), T0).await?;
+
+    let both = store
+        .update(&alice, todo.id, &change(Some("final"), Some(true)), T0 + 1)
+        .await?;
+    let expected = Todo {
+        title: "final".into(),
+        completed: true,
+        updated_at: rfc3339(T0 + 1),
+        ..todo.clone()
+    };
+    assert_eq!(both, expected, "title and completion in one write");
+    let reopened = store
+        .update(&alice, todo.id, &change(None, Some(false)), T0 + 2)
+        .await?;
+    assert_eq!(
+        (reopened.title.as_str(), reopened.completed),
+        ("final", false),
+        "the title is kept"
+    );
+    let renamed = store
+        .update(&alice, todo.id, &change(Some("again"), None), T0 + 3)
+        .await?;
+    assert_eq!(
+        (renamed.title.as_str(), renamed.completed),
+        ("again", false),
+        "completion is kept"
+    );
+    assert_eq!(store.get(&alice, todo.id).await?, renamed);
+    Ok(())
+}
+
+/// Many concurrent updates, half renaming and half completing the same todos: each write reads
+/// and writes its row in one statement, so no update puts back a field another one just changed.
+#[rstest]
+#[case::sqlite_memory(Backend::SqliteMemory)]
+#[case::sqlite_file(Backend::SqliteFile)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_of_different_fields_both_land(
+    #[case] backend: Backend,
+) -> anyhow::Result<()> {
+    let store = backend.open().await?;
+    let alice = owner("alice");
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(store.create(&alice, &title("before"), T0).await?.id);
+    }
+    let mut tasks = Vec::new();
+    for &id in &ids {
+        for update in [change(Some("after"), None), change(None, Some(true))] {
+            let (store, alice) = (store.store.clone(), alice.clone());
+            tasks.push(tokio::spawn(async move {
+                store.update(&alice, id, &update, T0 + 1).await
+            }));
+        }
+    }
+    for task in tasks {
+        task.await??;
+    }
+    for todo in store.list(&alice, &Filter::default()).await? {
+        assert_eq!(
+            (todo.title.as_str(), todo.completed),
+            ("after", true),
+            "todo {}: both updates landed",
+            todo.id
+        );
+    }
     Ok(())
 }
 
@@ -381,7 +466,7 @@ async fn a_deleted_todo_is_gone(#[case] backend: Backend) -> anyhow::Result<()> 
     assert!(matches!(store.get(&alice, id).await, Err(TodoError::NotFound(i)) if i == id));
     assert!(matches!(store.delete(&alice, id).await, Err(TodoError::NotFound(i)) if i == id));
     assert!(matches!(
-        store.update_title(&alice, id, &title("x"), T0).await,
+        store.update(&alice, id, &change(Some("x"), Some(true)), T0).await,
         Err(TodoError::NotFound(i)) if i == id
     ));
     assert!(matches!(
@@ -441,7 +526,9 @@ async fn owners_cannot_reach_each_others_todos(#[case] backend: Backend) -> anyh
         "a foreign id looks missing"
     );
     assert!(not_found(
-        store.update_title(&bob, id, &title("pwned"), T0 + 9).await
+        store
+            .update(&bob, id, &change(Some("pwned"), Some(true)), T0 + 9)
+            .await
     ));
     assert!(not_found(
         store.set_completed(&bob, id, Some(true), T0 + 9).await

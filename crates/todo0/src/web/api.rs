@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::WebError;
 use super::extract::{Command, Principal, SignedIn, TodoId, Via};
-use crate::domain::{Filter, Owner, Title, Todo, TodoError};
+use crate::domain::{Filter, Owner, Title, Todo, TodoChange};
 use crate::mcp::scopes::Action;
 
 /// `GET /todos` query parameters: the same filter as the `get-todos` tool's input.
@@ -129,29 +129,18 @@ pub(crate) async fn get_todo(
     Ok(Json(app.store.get(owner, id).await?))
 }
 
-/// `PATCH /todos/{id}`: a new title and/or completion; everything is validated first.
+/// `PATCH /todos/{id}`: a new title and/or completion, validated first, written at once.
 pub(crate) async fn patch_todo(
     State(app): State<AppState>,
     TodoId(id): TodoId,
     command: Command<TodoPatch>,
 ) -> Result<Response, WebError> {
     let owner = command.authorize(app.scope_policy.need(Action::Manage))?;
-    let patch = &command.input;
-    if patch.title.is_none() && patch.completed.is_none() {
-        return Err(TodoError::Invalid("give a new title, completed, or both".into()).into());
-    }
-    let title = patch.title.as_deref().map(Title::parse).transpose()?;
-    let now = app.clock.now();
-    let mut todo = app.store.get(owner, id).await?;
-    if let Some(title) = &title {
-        todo = app.store.update_title(owner, id, title, now).await?;
-    }
-    if let Some(completed) = patch.completed {
-        todo = app
-            .store
-            .set_completed(owner, id, Some(completed), now)
-            .await?;
-    }
+    let change = TodoChange::parse(command.input.title.as_deref(), command.input.completed)?;
+    let todo = app
+        .store
+        .update(owner, id, &change, app.clock.now())
+        .await?;
     audit(&command.principal, owner, "update", id);
     Ok(command.via.respond(StatusCode::OK, &todo))
 }
