@@ -10,8 +10,12 @@
 //! A [`Listener`] may carry a TLS configuration ([`tls`]): the handshake then runs in the
 //! connection's own task, under the same deadline, so a client that never finishes it cannot hold
 //! the accept loop.
+//!
+//! Small things every server shares live here too: [`fsutil`] (private files) and [`html`] (the
+//! one HTML escape every server-rendered page uses).
 
 pub mod fsutil;
+pub mod html;
 pub mod tls;
 
 use std::future::Future;

@@ -1,21 +1,8 @@
 //! The few HTML pages idp0 serves: the login form (fields `username` and `password`), the logout
-//! confirmation, error and signed-out pages. Every interpolated value is escaped.
+//! confirmation, error and signed-out pages. Every interpolated value is escaped
+//! ([`httpserve::html::escape`], the workspace's one HTML escape).
 
-/// Escapes text for HTML element content and double-quoted attributes.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use httpserve::html::escape;
 
 /// `Content-Security-Policy` of every page: no scripts at all, no framing.
 pub const CSP: &str =

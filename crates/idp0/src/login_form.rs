@@ -1,5 +1,6 @@
 //! The login form as a client reads it (a test's browser stand-in, the benchmark's users): the
-//! form's action and its hidden fields, unescaped as [`crate::html`] escapes them.
+//! form's action and its hidden fields, unescaped as [`crate::html`] escapes them
+//! ([`httpserve::html::unescape`]).
 
 use anyhow::Context;
 
@@ -30,12 +31,5 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
     let needle = format!(" {name}=\"");
     let start = tag.find(&needle)? + needle.len();
     let value = &tag[start..start + tag[start..].find('"')?];
-    Some(
-        value
-            .replace("&quot;", "\"")
-            .replace("&#39;", "'")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&"),
-    )
+    Some(httpserve::html::unescape(value))
 }

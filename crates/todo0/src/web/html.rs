@@ -1,4 +1,5 @@
-//! Server-rendered HTML: one escape function every interpolated value goes through, the page
+//! Server-rendered HTML: every interpolated value goes through the workspace's one escape
+//! function ([`httpserve::html::escape`]), the page
 //! layout (the app's own stylesheet, no inline styles, no scripts: the CSP in [`super::layers`]
 //! allows nothing else), the todo list with its ids, counts and filter links, and the error page.
 
@@ -6,21 +7,7 @@ use crate::domain::{MAX_TITLE_CHARS, Todo};
 
 use super::extract::CSRF_FIELD;
 
-/// Escapes text for HTML element content and double-quoted attribute values.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use httpserve::html::escape;
 
 /// Where the app serves its stylesheet ([`super::assets`]).
 pub(crate) const STYLESHEET_PATH: &str = "/assets/todo0.css";
