@@ -24,6 +24,11 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   $sudo apt-get install -y -q nodejs npm \
     || { $sudo apt-get update -q && $sudo apt-get install -y -q nodejs npm; }
 fi
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+  echo "error: the Node interop tests need Node.js >= 20, this is $(node --version);" \
+    "install a newer one (e.g. from nodejs.org or NodeSource) and run again" >&2
+  exit 1
+fi
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (all targets, -D warnings)"

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use protocol::{Clock, Scopes, UnixTime};
+use protocol::{Clock, Scopes, UnixTime, constant_time};
 use rmcp::model::Tool;
 use serde::Serialize;
 use serde_json::Value;
@@ -247,8 +247,8 @@ impl Confirmations {
         let entry = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             let is_theirs = pending.get(id).is_some_and(|p| {
-                weblogin::is_same(p.subject.as_bytes(), owner.subject.as_bytes())
-                    && weblogin::is_same(p.session.as_bytes(), owner.session.as_bytes())
+                constant_time::is_equal(&p.subject, owner.subject)
+                    && constant_time::is_equal(&p.session, owner.session)
                     && p.conversation == owner.conversation
             });
             if !is_theirs {

@@ -167,7 +167,9 @@ async fn open(
     issuer: String,
     topology: Option<idp0::devconfig::Topology>,
 ) -> anyhow::Result<idp0::Opened> {
-    url::Url::parse(&issuer).with_context(|| format!("--issuer {issuer:?} is not a URL"))?;
+    let parsed =
+        url::Url::parse(&issuer).with_context(|| format!("--issuer {issuer:?} is not a URL"))?;
+    crate::tls::check_public_url(&args.tls, &parsed, "--issuer")?;
     idp0::open(idp0::Options {
         data_dir: args.service.data_dir.clone(),
         config: args.config.clone(),

@@ -163,7 +163,7 @@ pub(crate) async fn run(args: LoginArgs) -> anyhow::Result<()> {
     let nonce_matches = claims
         .nonce
         .as_deref()
-        .is_some_and(|n| weblogin::is_same(n.as_bytes(), nonce.as_bytes()));
+        .is_some_and(|n| protocol::constant_time::is_equal(n, nonce));
     if !nonce_matches {
         bail!("the ID token's nonce does not match this login");
     }

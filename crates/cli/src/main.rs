@@ -89,10 +89,6 @@ fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    if let Err(e) = tls::trust_at_start(cli.ca_file.as_deref(), data_dir(&matches)) {
-        eprintln!("error: {e:#}");
-        return std::process::ExitCode::FAILURE;
-    }
     // Benchmarks run the services in-process: their per-request audit lines would be measured
     // too, so only warnings are logged unless RUST_LOG says otherwise.
     let default_filter = match cli.command {
@@ -106,6 +102,10 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Err(e) = tls::trust_at_start(cli.ca_file.as_deref(), data_dir(&matches)) {
+        eprintln!("error: {e:#}");
+        return std::process::ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

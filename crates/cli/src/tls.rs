@@ -133,8 +133,12 @@ pub(crate) fn trust_at_start(
     }
     if let Some(dir) = data_dir {
         let local = LocalCa::at(dir).ca_cert;
-        if local.exists() {
-            trust(&local)?;
+        // An unreadable local CA must not stop every command: `--tls` replaces it at its next
+        // start, and until then https to this stack fails with a certificate error that says so.
+        if local.exists()
+            && let Err(e) = trust(&local)
+        {
+            tracing::warn!(error = %format!("{e:#}"), "not trusting the data directory's local CA");
         }
     }
     Ok(())
@@ -193,6 +197,16 @@ mod tests {
         check_public_url(&local(), &https, "OKTA_REDIRECT_URI").unwrap();
         // Plain http behind a TLS-terminating proxy with the public https URL.
         check_public_url(&ServeTls::default(), &https, "OKTA_REDIRECT_URI").unwrap();
+    }
+
+    #[test]
+    fn an_unreadable_local_ca_is_skipped_so_tls_can_replace_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tls")).unwrap();
+        std::fs::write(dir.path().join("tls/ca.pem"), "damaged").unwrap();
+        trust_at_start(None, Some(dir.path())).unwrap();
+        let ca = local().prepare(dir.path()).unwrap().unwrap();
+        assert!(std::fs::read_to_string(ca).unwrap().contains("BEGIN CERTIFICATE"));
     }
 
     #[test]

@@ -255,6 +255,9 @@ pub(crate) async fn run_mcp_on(
         None => common.listen(&args.common.bind, port).await?,
     };
     let tls = &args.common.tls;
+    let resource = url::Url::parse(&common.resource)
+        .with_context(|| format!("the resource {:?} is not a URL", common.resource))?;
+    crate::tls::check_public_url(tls, &resource, "the resource (MCP_EXPECTED_AUDIENCE)")?;
     let listener = tls.listener(&args.common.service.data_dir, listener)?;
     let local = listener.local_addr()?;
     println!("todo0 MCP server is running");

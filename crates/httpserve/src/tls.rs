@@ -10,6 +10,10 @@
 //! this CA, each name, validity — at a moment [`RENEW_BEFORE`] from now; if that fails (expired,
 //! about to expire, wrong names, another CA) it is issued again. The CA is kept as long as it is
 //! valid, so what a person told their browser or tools to trust stays trusted.
+//!
+//! The CA is name-constrained (RFC 5280 §4.2.1.10) to `localhost`, `127.0.0.0/8` and `::1`: a
+//! person is told to trust it in their browser and every client of the project trusts it, so
+//! whoever obtains its key must not be able to vouch for any other site.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,8 +21,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CidrSubnet, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    NameConstraints, SanType,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -89,6 +94,16 @@ impl LocalCa {
         let ca = Self::at(data_dir);
         let dir = data_dir.join(TLS_DIR);
         fsutil::create_private_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // Services started one by one may get here at the same moment: one at a time, so no two
+        // CAs and no half-written certificate and key.
+        let lock = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(".lock"))
+            .with_context(|| format!("locking {}", dir.display()))?;
+        lock.lock()
+            .with_context(|| format!("locking {}", dir.display()))?;
         let had_ca = ca.ca_cert.exists();
         // A CA is kept while it outlives any certificate it would issue now (trust anchors'
         // own validity is not checked by webpki, so it is checked here).
@@ -96,7 +111,10 @@ impl LocalCa {
             && ca
                 .ca_valid_until()
                 .is_ok_and(|end| end > now + SERVER_CERT_LIFETIME + RENEW_BEFORE);
-        if ca_usable && ca.server_cert_verifies(now + RENEW_BEFORE).is_ok() {
+        if ca_usable
+            && ca.server_cert_verifies(now + RENEW_BEFORE).is_ok()
+            && server_config(&ca.cert, &ca.key).is_ok()
+        {
             return Ok((ca, Outcome::Reused));
         }
         if ca_usable && ca.issue_server_cert(now).is_ok() && ca.server_cert_verifies(now).is_ok() {
@@ -130,6 +148,17 @@ impl LocalCa {
         );
         params.distinguished_name = name;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.name_constraints = Some(NameConstraints {
+            permitted_subtrees: vec![
+                GeneralSubtree::DnsName("localhost".into()),
+                GeneralSubtree::IpAddress(CidrSubnet::from_v4_prefix([127, 0, 0, 0], 8)),
+                GeneralSubtree::IpAddress(CidrSubnet::from_v6_prefix(
+                    std::net::Ipv6Addr::LOCALHOST.octets(),
+                    128,
+                )),
+            ],
+            excluded_subtrees: vec![],
+        });
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.not_before = (now - BACKDATE).into();
         params.not_after = (now + CA_LIFETIME).into();
@@ -179,6 +208,10 @@ impl LocalCa {
             .map_err(|e| anyhow::anyhow!("{} is not a certificate: {e}", self.ca_cert.display()))?;
         let end = u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0);
         anyhow::ensure!(self.ca_key().exists(), "the CA key is missing");
+        anyhow::ensure!(
+            matches!(cert.name_constraints(), Ok(Some(_))),
+            "the CA is not limited to this machine's names"
+        );
         Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(end))
     }
 
@@ -340,6 +373,51 @@ mod tests {
         assert_eq!(outcome, Outcome::ReplacedCa);
         assert_ne!(std::fs::read(&ca.ca_cert).unwrap(), ca_pem);
         ca.server_cert_verifies(far).unwrap();
+    }
+
+    #[test]
+    fn the_ca_cannot_vouch_for_any_other_name_and_a_mismatched_key_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        let (ca, _) = LocalCa::ensure(dir.path(), now).unwrap();
+        // A certificate for another site, signed with the CA's own key, is refused by a client
+        // that trusts the CA.
+        let ca_key = KeyPair::from_pem(&std::fs::read_to_string(ca.ca_key()).unwrap()).unwrap();
+        let issuer =
+            Issuer::from_ca_cert_pem(&std::fs::read_to_string(&ca.ca_cert).unwrap(), ca_key)
+                .unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["api.anthropic.com".into()]).unwrap();
+        params.not_before = (now - BACKDATE).into();
+        params.not_after = (now + DAY).into();
+        let forged = params.signed_by(&key, &issuer).unwrap();
+        let mut store = rustls::RootCertStore::empty();
+        store
+            .add(read_certs(&ca.ca_cert).unwrap().remove(0))
+            .unwrap();
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(store),
+            Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+        )
+        .build()
+        .unwrap();
+        let at = UnixTime::since_unix_epoch(now.duration_since(SystemTime::UNIX_EPOCH).unwrap());
+        let refused = rustls::client::danger::ServerCertVerifier::verify_server_cert(
+            verifier.as_ref(),
+            forged.der(),
+            &[],
+            &ServerName::try_from("api.anthropic.com").unwrap(),
+            &[],
+            at,
+        );
+        let refused = format!("{:?}", refused.unwrap_err());
+        assert!(refused.contains("NameConstraintViolation"), "{refused}");
+        // A server key that does not belong to the certificate (a crash between the two
+        // writes) is not reused.
+        std::fs::write(&ca.key, KeyPair::generate().unwrap().serialize_pem()).unwrap();
+        let (_, outcome) = LocalCa::ensure(dir.path(), now).unwrap();
+        assert_eq!(outcome, Outcome::RenewedCertificate);
+        server_config(&ca.cert, &ca.key).unwrap();
     }
 
     #[test]

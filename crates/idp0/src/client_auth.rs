@@ -191,11 +191,11 @@ fn check_secret(client: &Client, presented: &str) -> Result<(), ()> {
     // Compare digests so timing reveals nothing about the secret's prefix.
     let a = Sha256::digest(registered.expose_secret().as_bytes());
     let b = Sha256::digest(presented.as_bytes());
-    let diff = a
-        .iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    if diff == 0 { Ok(()) } else { Err(()) }
+    if protocol::constant_time::is_equal(a, b) {
+        Ok(())
+    } else {
+        Err(())
+    }
 }
 
 async fn verify_assertion(

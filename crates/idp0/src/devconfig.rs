@@ -62,7 +62,7 @@ pub const TODO0_SCOPES: [&str; 4] = [
 /// What the agent asks for first (least privilege).
 pub const AGENT_INITIAL_SCOPES: &str = "mcp:connect mcp:tools:read";
 
-/// Where the TypeScript sample's todo0 sends people after logout (hard-coded in its code).
+/// Where the TypeScript sample's todo0 sends people after logout (fixed in its code).
 const SAMPLE_TODO0_LOGOUT: &str = "http://localhost:5001/";
 
 /// Whether a configuration was generated now, and the demo credentials.
@@ -129,8 +129,10 @@ impl Topology {
         if let Some(sample) = sample {
             redirect.extend(Self::redirect_uris(&sample));
             logout.extend(Self::logout_uris(&sample));
-            // The sample's todo0 sends people back to a fixed address after logout, whatever
-            // port it runs on.
+            // The sample's todo0 sends people to this fixed address after logout, whatever port
+            // it runs on. Registered so that its logout ends the session at idp0 (an unregistered
+            // one is refused, and the person stays signed in); where the browser then lands is
+            // whatever serves that port.
             if client_id == TODO0_CLIENT && !logout.iter().any(|u| u == SAMPLE_TODO0_LOGOUT) {
                 logout.push(SAMPLE_TODO0_LOGOUT.to_owned());
             }

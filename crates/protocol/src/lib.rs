@@ -8,6 +8,7 @@
 //! * [`assertion`]: `private_key_jwt` client assertions (RFC 7523 §2.2).
 //! * [`www_authenticate`]: RFC 9110 challenge building and parsing.
 //! * [`clock`]: injected time.
+//! * [`constant_time`]: comparing secrets without leaking where they differ.
 //! * [`trust`]: the certificate authorities every HTTP client trusts (`--tls`, `--ca-file`).
 //!
 //! No web framework lives here; HTTP is only used to fetch metadata and JWKS documents.
@@ -15,6 +16,7 @@
 pub mod assertion;
 pub mod claims;
 pub mod clock;
+pub mod constant_time;
 pub mod discovery;
 pub mod keys;
 pub mod metadata;

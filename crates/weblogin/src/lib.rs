@@ -145,7 +145,7 @@ impl CallbackParams {
         let state_matches = self
             .state
             .as_deref()
-            .is_some_and(|s| is_same(s.as_bytes(), pending.state.as_bytes()));
+            .is_some_and(|s| protocol::constant_time::is_equal(s, &pending.state));
         if !state_matches {
             return Err("the state does not match this browser's login; log in again".into());
         }
@@ -170,11 +170,6 @@ pub fn random_token() -> String {
     let mut bytes = [0_u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Byte equality in time independent of where the inputs differ.
-pub fn is_same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -89,8 +89,7 @@ pub(crate) async fn post_logout(
                 .get(CSRF_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .or(from_form.as_deref());
-            if !presented.is_some_and(|p| weblogin::is_same(p.as_bytes(), session.csrf.as_bytes()))
-            {
+            if !presented.is_some_and(|p| protocol::constant_time::is_equal(p, &session.csrf)) {
                 return Err(ApiError::Csrf);
             }
             app.sessions.remove(&session.id);

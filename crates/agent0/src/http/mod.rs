@@ -209,7 +209,7 @@ impl AppState {
     pub(crate) async fn require_csrf(&self, headers: &HeaderMap) -> Result<Arc<Session>, ApiError> {
         let session = self.require_session(headers).await?;
         let presented = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-        if presented.is_some_and(|p| weblogin::is_same(p.as_bytes(), session.csrf.as_bytes())) {
+        if presented.is_some_and(|p| protocol::constant_time::is_equal(p, &session.csrf)) {
             Ok(session)
         } else {
             Err(ApiError::Csrf)

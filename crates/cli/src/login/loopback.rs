@@ -85,7 +85,7 @@ async fn get_callback(State(expect): State<Expect>, RawQuery(query): RawQuery) -
     }
     let state_matches = pairs
         .get("state")
-        .is_some_and(|s| weblogin::is_same(s.as_bytes(), expect.state.as_bytes()));
+        .is_some_and(|s| protocol::constant_time::is_equal(s, &expect.state));
     if !state_matches {
         return page(
             StatusCode::BAD_REQUEST,

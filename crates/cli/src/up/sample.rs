@@ -123,6 +123,14 @@ pub(super) fn write(
              sample's agent0 stops at start without one."
         );
     }
+    // `up`'s todo0 reads its policy from the environment (the generated todo0.env has none).
+    if std::env::var("TODO_SCOPE_POLICY").ok().as_deref() != Some("sample-compatible") {
+        println!(
+            "  Note: this stack's todo0 wants mcp:tools:delete for deleting, a scope the sample's \
+             agent never asks for: start with TODO_SCOPE_POLICY=sample-compatible for its deletes \
+             to work."
+        );
+    }
     if issuer.starts_with("https://") {
         let ca = ca.map_or_else(
             || "<the CA file of your --tls-cert>".to_owned(),

@@ -291,13 +291,13 @@ async fn up_sample_env_writes_the_samples_files_for_the_running_stack() {
         "{banner}"
     );
     assert!(
-        banner.contains("packages/todo0/.env.mcp (its earlier version: .env.mcp.bak)"),
+        banner.contains("packages/todo0/.env.mcp (its earlier version: .env.mcp.backup)"),
         "{banner}"
     );
     assert!(banner.contains("FILL IN"), "{banner}");
     let backup = |file: &str| root.join(format!("packages/{file}"));
     assert_eq!(
-        std::fs::read_to_string(backup("todo0/.env.mcp.bak")).unwrap(),
+        std::fs::read_to_string(backup("todo0/.env.mcp.backup")).unwrap(),
         "MCP_PORT=5002\n"
     );
 
@@ -484,14 +484,14 @@ async fn up_sample_env_writes_the_samples_files_for_the_running_stack() {
         .await
         .unwrap();
     for name in ["agent0/.env.app", "agent0/.env.agent", "todo0/.env.app"] {
-        assert!(backup(&format!("{name}.bak")).exists(), "{name} backed up");
+        assert!(backup(&format!("{name}.backup")).exists(), "{name} backed up");
     }
     assert_eq!(
-        std::fs::read_to_string(backup("todo0/.env.mcp.bak")).unwrap(),
+        std::fs::read_to_string(backup("todo0/.env.mcp.backup")).unwrap(),
         "MCP_PORT=5002\n"
     );
     assert_eq!(
-        std::fs::read_to_string(backup("todo0/.env.mcp.bak.1")).unwrap(),
+        std::fs::read_to_string(backup("todo0/.env.mcp.1.backup")).unwrap(),
         first_mcp
     );
     assert_eq!(

@@ -24,7 +24,8 @@
 //!
 //! Writing again (every `up --sample-env`) changes nothing a person set: `SESSION_SECRET` and the
 //! LLM settings of the file being replaced are kept, a file that would not change is left alone,
-//! and one that would is first copied to `NAME.bak` (`NAME.bak.1`, … when that is taken).
+//! and one that would is first copied to `NAME.backup` (`NAME.1.backup`, … when that is taken) —
+//! names the sample's `.gitignore` (`.env.*.backup`) already ignores, since they hold secrets.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -134,8 +135,9 @@ pub fn write_sample_env(
     for relative in SAMPLE_ENV_FILES {
         let path = root.join(relative);
         let old = read_existing(&path)?;
+        let old_text = old.as_deref().map(|b| String::from_utf8_lossy(b).into_owned());
         let header = header(relative, issuer);
-        let session_secret = || kept_session_secret(old.as_deref()).unwrap_or_else(new_hex_secret);
+        let session_secret = || kept_session_secret(old_text.as_deref()).unwrap_or_else(new_hex_secret);
         let contents = match relative {
             "packages/agent0/.env.app" => section(
                 &header,
@@ -158,7 +160,7 @@ pub fn write_sample_env(
                         ("MCP_RESOURCE_INDICATOR", resource.clone()),
                     ],
                 );
-                let kept = kept_llm(old.as_deref());
+                let kept = kept_llm(old_text.as_deref());
                 out.llm_kept = !kept.is_empty();
                 text.push_str(&llm_section(&kept));
                 text.push_str(&section(
@@ -220,7 +222,7 @@ fn header(relative: &str, issuer: &str) -> String {
     format!(
         "# {relative} of the TypeScript sample, for secure-agent's development stack (idp0 at\n\
          # {issuer}), written by `secure-agent up --sample-env`. Written again at each such start:\n\
-         # a version that differs is first kept as .bak; SESSION_SECRET and LLM settings are kept.\n"
+         # a version that differs is first kept as .backup; SESSION_SECRET and LLM settings are kept.\n"
     )
 }
 
@@ -255,10 +257,10 @@ fn llm_section(kept: &[(String, String)]) -> String {
     )
 }
 
-/// The existing file's text, `None` when there is none.
-fn read_existing(path: &Path) -> anyhow::Result<Option<String>> {
+/// The existing file's bytes (backed up exactly as they are), `None` when there is none.
+fn read_existing(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
     match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
@@ -305,13 +307,13 @@ fn new_hex_secret() -> String {
 }
 
 /// Writes `contents` to `path` (0600, its folder created) unless it already holds them; a
-/// different earlier version is first copied to a free `.bak` name, which is returned.
-fn put(path: &Path, old: Option<&str>, contents: &str) -> anyhow::Result<Option<PathBuf>> {
+/// different earlier version is first copied to a free `.backup` name, which is returned.
+fn put(path: &Path, old: Option<&[u8]>, contents: &str) -> anyhow::Result<Option<PathBuf>> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let backup = match old {
-        Some(old) if old == contents => {
+        Some(old) if old == contents.as_bytes() => {
             restrict(path).with_context(|| format!("restricting {} to 0600", path.display()))?;
             return Ok(None);
         }
@@ -322,8 +324,8 @@ fn put(path: &Path, old: Option<&str>, contents: &str) -> anyhow::Result<Option<
     Ok(backup)
 }
 
-/// Copies `old` (the text of `path`) to the first free `path.bak`, `path.bak.1`, …, 0600.
-fn back_up(path: &Path, old: &str) -> anyhow::Result<PathBuf> {
+/// Copies `old` (the bytes of `path`) to the first free `NAME.backup`, `NAME.1.backup`, …, 0600.
+fn back_up(path: &Path, old: &[u8]) -> anyhow::Result<PathBuf> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -334,10 +336,10 @@ fn back_up(path: &Path, old: &str) -> anyhow::Result<PathBuf> {
         } else {
             format!(".{n}")
         };
-        let backup = path.with_file_name(format!("{name}.bak{suffix}"));
+        let backup = path.with_file_name(format!("{name}{suffix}.backup"));
         match private_options().create_new(true).open(&backup) {
             Ok(mut file) => {
-                file.write_all(old.as_bytes())
+                file.write_all(old)
                     .and_then(|()| file.sync_all())
                     .with_context(|| {
                         format!("backing up {} to {}", path.display(), backup.display())
@@ -353,7 +355,7 @@ fn back_up(path: &Path, old: &str) -> anyhow::Result<PathBuf> {
         }
     }
     bail!(
-        "{} has 1000 backups already: delete old {name}.bak.* files",
+        "{} has 1000 backups already: delete old {name}.*.backup files",
         path.display()
     )
 }
@@ -372,9 +374,15 @@ fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = path.with_file_name(format!("{name}.secure-agent.tmp"));
+    // Ignored by the sample's `.gitignore` like the backups; created afresh (O_EXCL), so a link
+    // planted under that name is replaced, never followed.
+    let tmp = path.with_file_name(format!("{name}.secure-agent-tmp.backup"));
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     {
-        let mut file = private_options().create(true).truncate(true).open(&tmp)?;
+        let mut file = private_options().create_new(true).open(&tmp)?;
         restrict(&tmp)?;
         file.write_all(contents.as_bytes())?;
         file.sync_all()?;

@@ -279,7 +279,7 @@ fn writing_again_keeps_what_a_person_set_and_loses_no_earlier_version() {
     let first = write_sample_env(data, ISSUER, &SAMPLE, root).unwrap();
     let bak = |file: &Path, suffix: &str| {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        file.with_file_name(format!("{name}.bak{suffix}"))
+        file.with_file_name(format!("{name}{suffix}.backup"))
     };
     assert_eq!(
         first.backups,
@@ -401,4 +401,36 @@ fn an_error_names_the_file() {
         error.contains(&root.join("packages/agent0").display().to_string()),
         "{error}"
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_backup_keeps_the_exact_bytes_and_a_planted_link_is_never_followed() {
+    let (data, root, outside) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (data, root) = (data.path(), root.path());
+    ensure(data, Some(&stack(Some(SAMPLE)))).unwrap();
+    let app = root.join(SAMPLE_ENV_FILES[0]);
+    std::fs::create_dir_all(app.parent().unwrap()).unwrap();
+    let theirs: &[u8] = b"PORT=3100\n# caf\xe9 (latin-1)\n";
+    std::fs::write(&app, theirs).unwrap();
+    // A link where the temporary file goes, pointing at a file of the person's elsewhere.
+    let victim = outside.path().join("precious.txt");
+    std::fs::write(&victim, "keep me").unwrap();
+    let victim_mode = mode(&victim);
+    std::os::unix::fs::symlink(
+        &victim,
+        app.with_file_name(".env.app.secure-agent-tmp.backup"),
+    )
+    .unwrap();
+    let written = write_sample_env(data, ISSUER, &SAMPLE, root).unwrap();
+    let backup = app.with_file_name(".env.app.backup");
+    assert_eq!(written.backups[0], (app.clone(), backup.clone()));
+    assert_eq!(std::fs::read(&backup).unwrap(), theirs, "byte for byte");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    assert_eq!(mode(&victim), victim_mode, "not chmod-ed through the link");
+    assert!(std::fs::read_to_string(&app).unwrap().contains("OKTA_CLIENT_ID="));
 }

@@ -87,7 +87,7 @@ pub(crate) fn is_pkce_match(verifier: &str, challenge: &str) -> bool {
     }
     let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(Sha256::digest(verifier.as_bytes()));
-    computed == challenge
+    protocol::constant_time::is_equal(computed, challenge)
 }
 
 #[cfg(test)]

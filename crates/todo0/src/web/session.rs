@@ -10,9 +10,10 @@
 use axum::http::HeaderMap;
 use axum_extra::extract::PrivateCookieJar;
 use protocol::UnixTime;
+use protocol::constant_time;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use weblogin::{SessionKey, is_same, random_token};
+use weblogin::{SessionKey, random_token};
 
 use super::AppState;
 use super::error::WebError;
@@ -77,7 +78,7 @@ impl Session {
 
     /// Whether `presented` is this session's CSRF token (constant time).
     pub(crate) fn is_csrf_token(&self, presented: Option<&str>) -> bool {
-        presented.is_some_and(|p| is_same(p.as_bytes(), self.csrf.as_bytes()))
+        presented.is_some_and(|p| constant_time::is_equal(p, &self.csrf))
     }
 }
 
