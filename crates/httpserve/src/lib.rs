@@ -11,10 +11,12 @@
 //! connection's own task, under the same deadline, so a client that never finishes it cannot hold
 //! the accept loop.
 //!
-//! Small things every server shares live here too: [`fsutil`] (private files) and [`html`] (the
-//! one HTML escape every server-rendered page uses).
+//! Small things every server shares live here too: [`fsutil`] (private files), [`html`] (the
+//! one HTML escape every server-rendered page uses) and [`headers`] (security headers as
+//! tower-http layers).
 
 pub mod fsutil;
+pub mod headers;
 pub mod html;
 pub mod tls;
 

@@ -1,14 +1,17 @@
 //! What every response passes through: the failure log (each failure logged once, here, with
-//! its route) and its page form for browsers, and the security headers: a strict CSP with no
-//! scripts and only the app's own stylesheet, no framing, no sniffing, no referrer, and
-//! `Cache-Control: no-store` on everything that does not set its own (only the stylesheet does),
-//! so that no page or API answer with someone's todos is kept by the browser or a proxy: after
-//! logout, Back or a restored tab asks the app again and gets the "Log in" page.
+//! its route) and its page form for browsers, and the security headers (tower-http layers from
+//! [`httpserve::headers`]): a strict CSP with no scripts and only the app's own stylesheet, no
+//! framing, no sniffing, no referrer, and `Cache-Control: no-store` on everything that does not
+//! set its own (only the stylesheet does), so that no page or API answer with someone's todos is
+//! kept by the browser or a proxy: after logout, Back or a restored tab asks the app again and
+//! gets the "Log in" page.
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
+use httpserve::headers;
 
 use super::AppState;
 use super::error::ErrorReport;
@@ -43,8 +46,8 @@ fn wants_page(request: &Request) -> bool {
             .is_some_and(|v| v.contains("text/html"))
 }
 
-/// Logs failures once, shows them as pages to browsers, and sets the security headers.
-pub(crate) async fn finish(State(app): State<AppState>, request: Request, next: Next) -> Response {
+/// Logs failures once and shows them as pages to browsers.
+pub(crate) async fn finish(request: Request, next: Next) -> Response {
     let page = wants_page(&request);
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -71,22 +74,17 @@ pub(crate) async fn finish(State(app): State<AppState>, request: Request, next: 
             response = rendered;
         }
     }
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, app.csp.clone());
-    let fixed: [(HeaderName, &'static str); 3] = [
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
-    ];
-    for (name, value) in fixed {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    // Pages, API answers, redirects and errors all depend on the session or the token; only
-    // a handler that serves the same bytes to everyone (the stylesheet) chooses otherwise.
-    headers
-        .entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
     response
+}
+
+/// The security headers, as tower-http layers around everything (the failure pages above
+/// included): this app's CSP, `nosniff`, `DENY` and `no-referrer` on every response, and
+/// `Cache-Control: no-store` on every response that does not set its own. Pages, API answers,
+/// redirects and errors all depend on the session or the token; only a handler that serves the
+/// same bytes to everyone (the stylesheet) chooses otherwise.
+pub(crate) fn security_headers(router: Router<AppState>, csp: HeaderValue) -> Router<AppState> {
+    let router = router.layer(headers::no_store_unless_set());
+    headers::security_headers(router, csp, headers::NO_REFERRER)
 }
 
 #[cfg(test)]

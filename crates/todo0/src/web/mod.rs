@@ -145,7 +145,7 @@ pub async fn router(
 }
 
 fn routes(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/", get(pages::get_index))
         .route("/login", get(pages::get_login))
         .route("/callback", get(pages::get_callback))
@@ -165,11 +165,8 @@ fn routes(state: AppState) -> Router {
         .route("/openapi.json", get(get_openapi))
         .route("/health", get(api::get_health))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            layers::finish,
-        ))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(layers::finish));
+    layers::security_headers(router, state.csp.clone()).with_state(state)
 }
 
 /// `GET /openapi.json`.

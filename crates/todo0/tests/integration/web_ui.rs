@@ -294,3 +294,53 @@ async fn every_page_and_api_answer_with_personal_data_is_no_store() {
     let after = after.text().await.unwrap();
     assert!(after.contains("Log in") && !after.contains("private"));
 }
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers_once() {
+    let app = App::start().await;
+    let stranger = Browser::new();
+    let page = |path: &str| {
+        stranger
+            .http
+            .get(app.at(path))
+            .header("accept", "text/html")
+            .send()
+    };
+    let responses = [
+        page("/").await.unwrap(),
+        page(STYLESHEET).await.unwrap(),
+        page("/no/such/page").await.unwrap(),
+        page("/todos/not-a-number").await.unwrap(),
+        reqwest::get(app.at("/todos")).await.unwrap(),
+        reqwest::get(app.at("/health")).await.unwrap(),
+    ];
+    let csp = header(&responses[0], &CONTENT_SECURITY_POLICY).to_owned();
+    assert!(
+        csp.starts_with("default-src 'none'; style-src 'self';"),
+        "{csp}"
+    );
+    for response in &responses {
+        let at = format!("{} {}", response.status(), response.url());
+        for (name, value) in [
+            ("content-security-policy", csp.as_str()),
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("referrer-policy", "no-referrer"),
+        ] {
+            let values: Vec<_> = response.headers().get_all(name).iter().collect();
+            assert_eq!(values, [value], "{name} on {at}");
+        }
+    }
+    assert_eq!(header(&responses[1], &CACHE_CONTROL), "no-cache", "its own");
+    for response in responses
+        .iter()
+        .filter(|r| !r.url().path().ends_with(".css"))
+    {
+        assert_eq!(
+            header(response, &CACHE_CONTROL),
+            "no-store",
+            "{}",
+            response.url()
+        );
+    }
+}
