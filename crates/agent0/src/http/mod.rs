@@ -16,12 +16,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
+use httpserve::headers;
 use protocol::Clock;
 use protocol::token_client::ClientAuth;
+use tower_http::set_header::SetResponseHeaderLayer;
 use weblogin::{OidcSettings, OidcSetupError, RelyingParty, SessionKey};
 
 use self::error::{ApiError, ErrorReport};
@@ -217,17 +219,12 @@ impl AppState {
     }
 }
 
-/// agent0's router.
+/// agent0's router. Security headers are tower-http layers around everything: the app's CSP,
+/// `nosniff`, `DENY`, `no-referrer` and `Cross-Origin-Opener-Policy: same-origin` on every
+/// response, and `Cache-Control: no-store` on the session's routes (`/auth/…`, `/api/…`).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(assets::get_index))
-        .route("/index.html", get(assets::get_index))
-        .route("/assets/app.js", get(assets::get_app_js))
-        .route("/assets/app.css", get(assets::get_app_css))
-        .route("/favicon.ico", get(assets::get_favicon))
-        .route("/health", get(get_health))
+    let session_routes = Router::new()
         .route("/auth/login", get(auth::get_login))
-        .route(CALLBACK_PATH, get(auth::get_callback))
         .route("/auth/logout", post(auth::post_logout))
         .route("/auth/status", get(auth::get_status))
         .route("/api/me/claims", get(auth::get_claims))
@@ -255,9 +252,23 @@ pub fn router(state: AppState) -> Router {
             get(conversations::get_conversation_export),
         )
         .route("/api/connections/status", get(chat::get_connections_status))
+        .layer(headers::no_store());
+    let router = Router::new()
+        .route("/", get(assets::get_index))
+        .route("/index.html", get(assets::get_index))
+        .route("/assets/app.js", get(assets::get_app_js))
+        .route("/assets/app.css", get(assets::get_app_css))
+        .route("/favicon.ico", get(assets::get_favicon))
+        .route("/health", get(get_health))
+        .route(CALLBACK_PATH, get(auth::get_callback))
+        .merge(session_routes)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), finish))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(finish))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ));
+    headers::security_headers(router, state.csp.clone(), headers::NO_REFERRER).with_state(state)
 }
 
 /// `GET /health`.
@@ -269,8 +280,8 @@ async fn get_health(State(app): State<AppState>) -> axum::Json<serde_json::Value
     }))
 }
 
-/// Logs each failure once (never a token: errors carry none) and sets the security headers.
-async fn finish(State(app): State<AppState>, request: Request, next: Next) -> Response {
+/// Logs each failure once (never a token: errors carry none).
+async fn finish(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let mut response = next.run(request).await;
@@ -282,21 +293,5 @@ async fn finish(State(app): State<AppState>, request: Request, next: Next) -> Re
             tracing::info!(%method, path, status, detail = %report.detail, "request refused");
         }
     }
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, app.csp.clone());
-    for (name, value) in [
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    if path.starts_with("/api/") || path.starts_with("/auth/") {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    headers.insert(
-        HeaderName::from_static("cross-origin-opener-policy"),
-        HeaderValue::from_static("same-origin"),
-    );
     response
 }

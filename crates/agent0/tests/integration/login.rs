@@ -174,3 +174,60 @@ async fn logout_redirects_to_the_idp_without_the_id_token_in_any_body() {
         .unwrap_err();
     assert!(error.to_string().contains("login form shown"), "{error}");
 }
+
+/// The security headers, set by tower-http layers: the four every app sends plus
+/// `Cross-Origin-Opener-Policy`, once each on every response (a 404 included), and `no-store` on
+/// the session's routes (`/auth/…`, `/api/…`) whatever they answer.
+#[tokio::test]
+async fn every_response_carries_the_security_headers_once() {
+    let stack = AgentStack::start().await;
+    let stranger = Browser::new();
+    let mut responses = Vec::new();
+    for path in [
+        "/",
+        "/assets/app.js",
+        "/health",
+        "/no/such/page",
+        "/auth/login",
+        "/auth/status",
+        "/api/me/claims",
+        "/api/conversations",
+    ] {
+        responses.push(stranger.http.get(stack.at(path)).send().await.unwrap());
+    }
+    let csp = responses[0].headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.starts_with("default-src 'none'; script-src 'self';"),
+        "{csp}"
+    );
+    for response in &responses {
+        let at = format!("{} {}", response.status(), response.url());
+        for (name, value) in [
+            ("content-security-policy", csp.as_str()),
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("referrer-policy", "no-referrer"),
+            ("cross-origin-opener-policy", "same-origin"),
+        ] {
+            let values: Vec<_> = response.headers().get_all(name).iter().collect();
+            assert_eq!(values, [value], "{name} on {at}");
+        }
+        let path = response.url().path();
+        if path.starts_with("/auth/") || path.starts_with("/api/") {
+            assert_eq!(response.headers()["cache-control"], "no-store", "{at}");
+        }
+    }
+    assert_eq!(
+        responses[1].headers()["cache-control"],
+        "no-cache",
+        "app.js keeps its own"
+    );
+    assert_eq!(
+        responses[0].headers()["cache-control"],
+        "no-store",
+        "the page sets its own"
+    );
+}
