@@ -513,7 +513,7 @@ async fn greedy_server(ladder: &'static [&'static str]) -> (String, testkit::Idp
                     let token = headers
                         .get(axum::http::header::AUTHORIZATION)
                         .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.strip_prefix("Bearer "));
+                        .and_then(protocol::bearer::parse_authorization);
                     let Some(token) = token else {
                         let challenge = format!(
                             r#"Bearer resource_metadata="{prm_url}", scope="mcp:connect""#

@@ -6,6 +6,7 @@
 //! * [`keys`]: signing keys, JWKs and RFC 7638 thumbprints.
 //! * [`verify`]: strict JWT verification against a JWKS cache.
 //! * [`assertion`]: `private_key_jwt` client assertions (RFC 7523 §2.2).
+//! * [`bearer`]: reading the bearer token from an `Authorization` header (RFC 6750 §2.1).
 //! * [`www_authenticate`]: RFC 9110 challenge building and parsing.
 //! * [`clock`]: injected time.
 //! * [`constant_time`]: comparing secrets without leaking where they differ.
@@ -14,6 +15,7 @@
 //! No web framework lives here; HTTP is only used to fetch metadata and JWKS documents.
 
 pub mod assertion;
+pub mod bearer;
 pub mod claims;
 pub mod clock;
 pub mod constant_time;

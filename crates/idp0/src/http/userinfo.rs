@@ -65,11 +65,7 @@ pub(super) async fn get_userinfo(
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
-        .filter(|t| !t.is_empty())
+    protocol::bearer::parse_authorization(value)
 }
 
 fn invalid_token(description: &str) -> Response {

@@ -215,11 +215,7 @@ fn bearer(request: &Request) -> Option<&str> {
         .get(header::AUTHORIZATION)?
         .to_str()
         .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    protocol::bearer::parse_authorization(value)
 }
 
 /// Whether a POST body is declared as JSON (`application/json`, any parameters).

@@ -57,10 +57,7 @@ fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, WebError>> {
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|token| !token.is_empty())
+        .and_then(protocol::bearer::parse_authorization)
         .ok_or_else(malformed);
     Some(token)
 }
