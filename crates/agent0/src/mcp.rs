@@ -35,6 +35,11 @@ const TOOLS_TTL: i64 = 300;
 /// How long one MCP request may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Why an [`McpHub`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("the HTTP client for MCP servers could not be built: {0}")]
+pub struct McpSetupError(String);
+
 /// How an MCP server is reached.
 #[derive(Debug, Clone)]
 pub enum McpAuth {
@@ -165,14 +170,19 @@ enum Failure {
 }
 
 impl McpHub {
-    /// A hub for `servers`, with tokens from `broker`.
-    pub fn new(servers: Vec<McpServer>, broker: Arc<TokenBroker>, clock: Arc<dyn Clock>) -> Self {
+    /// A hub for `servers`, with tokens from `broker`. Fails rather than fall back to a client
+    /// that would follow redirects.
+    pub fn new(
+        servers: Vec<McpServer>,
+        broker: Arc<TokenBroker>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, McpSetupError> {
         let http = protocol::trust::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true)
             .build()
-            .unwrap_or_default();
-        Self {
+            .map_err(|e| McpSetupError(e.to_string()))?;
+        Ok(Self {
             servers,
             broker,
             clock,
@@ -182,7 +192,7 @@ impl McpHub {
             tools: std::sync::Mutex::new(HashMap::new()),
             live: std::sync::Mutex::new(HashMap::new()),
             health: std::sync::Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     /// The configured servers.

@@ -31,7 +31,7 @@ use crate::agent::Agent;
 use crate::connections::{AuthorizationServerInfo, ConnectionKind};
 use crate::conversations::ConversationStore;
 use crate::llm::Model;
-use crate::mcp::{McpHub, McpServer};
+use crate::mcp::{McpHub, McpServer, McpSetupError};
 use crate::session::{Cookies, Session, Sessions};
 use crate::tokens::TokenBroker;
 
@@ -99,6 +99,17 @@ impl std::fmt::Debug for AgentConfig {
     }
 }
 
+/// Why agent0 could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The OpenID Connect settings or discovery.
+    #[error(transparent)]
+    Oidc(#[from] OidcSetupError),
+    /// The MCP client.
+    #[error(transparent)]
+    Mcp(#[from] McpSetupError),
+}
+
 /// The shared state of every handler.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -127,16 +138,16 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// Discovers the IdP and assembles the app.
-    pub async fn new(config: AgentConfig) -> Result<Self, OidcSetupError> {
+    pub async fn new(config: AgentConfig) -> Result<Self, SetupError> {
         let redirect = url::Url::parse(&config.oidc.redirect_uri).ok();
         if redirect.as_ref().map(url::Url::path) != Some(CALLBACK_PATH) {
-            return Err(OidcSetupError::Setting {
+            return Err(SetupError::Oidc(OidcSetupError::Setting {
                 name: "OKTA_REDIRECT_URI",
                 value: config.oidc.redirect_uri.clone(),
                 message: format!(
                     "it must be an http(s) URL ending in {CALLBACK_PATH}, the route agent0 serves"
                 ),
-            });
+            }));
         }
         let https = config.oidc.redirect_uri.starts_with("https://");
         let rp = RelyingParty::discover(config.oidc).await?;
@@ -151,7 +162,7 @@ impl AppState {
             .filter(|s| crate::connections::is_enabled(s, &config.disabled))
             .cloned()
             .collect();
-        let hub = Arc::new(McpHub::new(enabled, broker, config.clock.clone()));
+        let hub = Arc::new(McpHub::new(enabled, broker, config.clock.clone())?);
         let agent = Agent::new(
             config.model,
             hub,

@@ -107,7 +107,7 @@ impl Rig {
             idp.agent_auth(),
             clock.clone(),
         ));
-        let hub = McpHub::new(vec![server.clone()], broker, clock);
+        let hub = McpHub::new(vec![server.clone()], broker, clock).unwrap();
         Self {
             _idp: idp,
             hub,
