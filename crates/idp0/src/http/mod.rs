@@ -11,11 +11,12 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, RawPathParams};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use httpserve::headers;
 
 use crate::server::AuthServer;
 use crate::state::Idp;
@@ -39,7 +40,7 @@ pub fn router(idp: Idp) -> Router {
             get(userinfo::get_userinfo).post(userinfo::get_userinfo),
         )
         .route("/logout", get(logout::get_logout).post(logout::post_logout));
-    Router::new()
+    let router = Router::new()
         .nest("/oauth2/v1", endpoints.clone())
         .nest("/oauth2/{server}/v1", endpoints)
         .route(
@@ -65,8 +66,17 @@ pub fn router(idp: Idp) -> Router {
         .route("/login", post(authorize::post_login))
         .route("/", get(get_home))
         .route("/health", get(|| async { "ok" }))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(idp)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    // Every response, pages or not: the pages' CSP (no scripts, no framing), nosniff, DENY, and
+    // `same-origin`, not `no-referrer`: under it browsers send `Origin: null` even on same-origin
+    // form posts (Fetch §3.1 "append a request Origin header"), and the login and logout forms
+    // refuse any foreign Origin. `same-origin` still sends nothing to other sites.
+    headers::security_headers(
+        router,
+        HeaderValue::from_static(crate::html::CSP),
+        headers::SAME_ORIGIN,
+    )
+    .with_state(idp)
 }
 
 /// The authorization server a request addresses: the `{server}` path segment, or the org AS.
@@ -137,22 +147,12 @@ pub(crate) fn is_cross_origin(headers: &axum::http::HeaderMap, issuer: &str) -> 
     }
 }
 
-/// Adds the pages' security headers.
+/// A page of the login and logout flows: never cached (it carries a CSRF token and who is signed
+/// in); the other security headers come from the router's layers ([`router`]).
 fn html_response(status: StatusCode, body: String) -> Response {
     (
         status,
-        [
-            (
-                axum::http::header::CONTENT_SECURITY_POLICY,
-                crate::html::CSP,
-            ),
-            (axum::http::header::X_FRAME_OPTIONS, "DENY"),
-            (axum::http::header::CACHE_CONTROL, "no-store"),
-            // Not `no-referrer`: under it browsers send `Origin: null` even on same-origin form
-            // posts (Fetch §3.1 "append a request Origin header"), and the login and logout
-            // forms refuse any foreign Origin. `same-origin` still sends nothing to other sites.
-            (axum::http::header::REFERRER_POLICY, "same-origin"),
-        ],
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
         Html(body),
     )
         .into_response()

@@ -563,3 +563,46 @@ async fn the_real_login_flow_still_works_through_the_browser() {
         .await;
     assert!(response.is_ok(), "{response:?}");
 }
+
+/// The security headers come from tower-http layers on every response, once each: the pages'
+/// CSP, nosniff, DENY and `same-origin`; pages are also never cached, while the discovery
+/// document keeps its own `max-age`.
+#[tokio::test]
+async fn every_response_carries_the_security_headers_once() {
+    let idp = IdpHandle::start().await.unwrap();
+    let login_page = idp.authorize_url("agent0", CALLBACK, "openid", &Pkce::new(), "s", "n");
+    let discovery = format!("{}/.well-known/openid-configuration", idp.issuer);
+    let mut responses = Vec::new();
+    for url in [
+        login_page,
+        discovery,
+        format!("{}/oauth2/v1/keys", idp.issuer),
+        format!("{}/health", idp.issuer),
+        format!("{}/", idp.issuer),
+        format!("{}/no/such/page", idp.issuer),
+    ] {
+        responses.push(reqwest::get(&url).await.unwrap());
+    }
+    for response in &responses {
+        let at = format!("{} {}", response.status(), response.url());
+        for (name, value) in [
+            ("content-security-policy", idp0::html::CSP),
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("referrer-policy", "same-origin"),
+        ] {
+            let values: Vec<_> = response.headers().get_all(name).iter().collect();
+            assert_eq!(values, [value], "{name} on {at}");
+        }
+    }
+    assert_eq!(
+        responses[0].headers()["cache-control"],
+        "no-store",
+        "the login page"
+    );
+    assert_eq!(
+        responses[1].headers()["cache-control"],
+        "max-age=300",
+        "discovery"
+    );
+}
