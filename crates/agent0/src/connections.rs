@@ -114,7 +114,7 @@ pub fn is_enabled(server: &McpServer, disabled: &BTreeSet<ConnectionKind>) -> bo
 }
 
 /// Every connection's status for `subject`.
-pub fn status(
+pub async fn status(
     hub: &McpHub,
     authorization_server: Option<&AuthorizationServerInfo>,
     all_servers: &[McpServer],
@@ -127,9 +127,10 @@ pub fn status(
         .filter(|s| matches!(s.auth, McpAuth::IdJag { .. }))
         .collect();
     let as_disabled = disabled.contains(&ConnectionKind::AuthorizationServer);
-    let as_connected = id_jag_servers
-        .iter()
-        .any(|s| hub.broker().has_live_token(subject, &s.name));
+    let mut as_connected = false;
+    for server in &id_jag_servers {
+        as_connected = as_connected || hub.broker().has_live_token(subject, &server.name).await;
+    }
     let mut identifiers = Map::new();
     if let Some(info) = authorization_server {
         identifiers.insert("AS issuer".into(), info.issuer.clone().into());

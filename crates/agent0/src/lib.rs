@@ -11,6 +11,7 @@ pub mod http;
 pub mod llm;
 pub mod mcp;
 pub mod session;
+mod single_flight;
 pub mod tokens;
 
 pub use http::{AgentConfig, AppState, router};

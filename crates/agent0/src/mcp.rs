@@ -257,7 +257,7 @@ impl McpHub {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(s, _), _| s != subject);
-        self.broker.forget_person(subject);
+        self.broker.forget_person(subject).await;
     }
 
     /// `server`'s tools for `principal` (cached).

@@ -4,11 +4,11 @@
 //! and `resource` = the MCP server), which is redeemed at the resource AS with the JWT bearer
 //! grant (RFC 7523). The agent authenticates both legs as itself (`private_key_jwt` by default).
 //!
-//! Access tokens are cached per (person, connection, scope set) until shortly before they expire,
-//! with one exchange in flight per key (concurrent callers wait for it); ID-JAGs are used once
-//! and dropped. A warm cache means no IdP round trip.
+//! Access tokens are cached per (person, connection, scope set) until shortly before they expire
+//! (a bounded [`TokenCache`], in process by default), with one exchange in flight per key
+//! (concurrent callers wait for it; other keys do not); ID-JAGs are used once and dropped. A
+//! warm cache means no IdP round trip.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,6 +16,12 @@ use protocol::oauth::{ErrorCode, TokenType};
 use protocol::token_client::{ClientAuth, IdJagRequest, TokenClient, TokenClientError};
 use protocol::{Clock, Scopes, UnixTime};
 use secrecy::SecretString;
+
+use crate::single_flight::KeyedLocks;
+
+mod cache;
+
+pub use cache::{MokaTokenCache, TOKEN_CAPACITY, TokenCache, TokenKey};
 
 /// A token is renewed this many seconds before it expires, so no call carries a token that
 /// expires in flight.
@@ -82,27 +88,42 @@ pub enum TokenError {
     Unavailable(String),
 }
 
-type CacheKey = (String, String, String);
-
 /// Mints and caches MCP access tokens.
 pub struct TokenBroker {
     client: TokenClient,
     org_token_endpoint: String,
     agent: ClientAuth,
     clock: Arc<dyn Clock>,
-    slots: std::sync::Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<Option<AccessToken>>>>>,
+    cache: Arc<dyn TokenCache>,
+    minting: KeyedLocks<TokenKey>,
+    /// Moves at every logout: a token minted across one is handed out but not kept.
+    forgotten: AtomicU64,
     exchanges: AtomicU64,
 }
 
 impl TokenBroker {
-    /// A broker exchanging at `org_token_endpoint`, authenticating as `agent`.
+    /// A broker exchanging at `org_token_endpoint`, authenticating as `agent`, keeping tokens
+    /// in process (at most [`TOKEN_CAPACITY`]).
     pub fn new(org_token_endpoint: String, agent: ClientAuth, clock: Arc<dyn Clock>) -> Self {
+        let cache = Arc::new(MokaTokenCache::new(TOKEN_CAPACITY, clock.clone()));
+        Self::with_cache(org_token_endpoint, agent, clock, cache)
+    }
+
+    /// A broker keeping its tokens in `cache`.
+    pub fn with_cache(
+        org_token_endpoint: String,
+        agent: ClientAuth,
+        clock: Arc<dyn Clock>,
+        cache: Arc<dyn TokenCache>,
+    ) -> Self {
         Self {
             client: TokenClient::new(),
             org_token_endpoint,
             agent,
             clock,
-            slots: std::sync::Mutex::new(HashMap::new()),
+            cache,
+            minting: KeyedLocks::new(),
+            forgotten: AtomicU64::new(0),
             exchanges: AtomicU64::new(0),
         }
     }
@@ -125,69 +146,39 @@ impl TokenBroker {
         target: &IdJagTarget,
         scopes: &Scopes,
     ) -> Result<AccessToken, TokenError> {
-        let key = (
-            principal.subject.clone(),
-            target.connection.clone(),
-            scopes.to_string(),
-        );
-        let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            slots.entry(key).or_default().clone()
-        };
-        let mut cached = slot.lock().await;
-        let now = self.clock.now();
-        if let Some(token) = cached.as_ref().filter(|t| now < t.expires_at) {
-            return Ok(token.clone());
+        let key = token_key(principal, target, scopes);
+        if let Some(token) = self.cache.get(&key).await {
+            return Ok(token);
         }
+        let _minting = self.minting.lock(key.clone()).await;
+        // Whoever held the key before may have just minted it.
+        if let Some(token) = self.cache.get(&key).await {
+            return Ok(token);
+        }
+        let generation = self.forgotten.load(Ordering::SeqCst);
         let token = self.mint(principal, target, scopes).await?;
-        *cached = Some(token.clone());
+        if self.forgotten.load(Ordering::SeqCst) == generation {
+            self.cache.insert(key, token.clone()).await;
+        }
         Ok(token)
     }
 
     /// Drops a token the resource refused (revoked, or the resource's keys changed).
     pub async fn forget(&self, principal: &Principal, target: &IdJagTarget, scopes: &Scopes) {
-        let key = (
-            principal.subject.clone(),
-            target.connection.clone(),
-            scopes.to_string(),
-        );
-        let slot = self
-            .slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned();
-        if let Some(slot) = slot {
-            *slot.lock().await = None;
-        }
+        self.cache
+            .invalidate(&token_key(principal, target, scopes))
+            .await;
     }
 
     /// Drops every token of `subject` (at logout).
-    pub fn forget_person(&self, subject: &str) {
-        self.slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(user, _, _), _| user != subject);
+    pub async fn forget_person(&self, subject: &str) {
+        self.forgotten.fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate_person(subject).await;
     }
 
     /// Whether `subject` holds an unexpired token for `connection` (the panel's LIVE).
-    pub fn has_live_token(&self, subject: &str, connection: &str) -> bool {
-        let now = self.clock.now();
-        let slots: Vec<_> = self
-            .slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|((user, conn, _), _)| user == subject && conn == connection)
-            .map(|(_, slot)| slot.clone())
-            .collect();
-        slots.iter().any(|slot| {
-            // A slot being filled right now counts as not (yet) live.
-            slot.try_lock()
-                .ok()
-                .and_then(|t| t.as_ref().map(|t| now < t.expires_at))
-                .unwrap_or(false)
-        })
+    pub async fn has_live_token(&self, subject: &str, connection: &str) -> bool {
+        self.cache.has_live(subject, connection).await
     }
 
     #[tracing::instrument(skip_all, fields(user = %principal.subject, connection = %target.connection, scope = %scopes))]
@@ -228,7 +219,7 @@ impl TokenBroker {
             None => scopes.clone(),
         };
         let lifetime = response.expires_in.unwrap_or(DEFAULT_LIFETIME);
-        let expires_at = self.clock.now() + (lifetime - EXPIRY_MARGIN).max(lifetime / 2);
+        let expires_at = usable_until(self.clock.now(), lifetime);
         tracing::info!(target: "agent0::audit", granted = %granted, expires_in = lifetime, "access token minted");
         Ok(AccessToken {
             token: response.access_token,
@@ -236,6 +227,20 @@ impl TokenBroker {
             expires_at,
         })
     }
+}
+
+fn token_key(principal: &Principal, target: &IdJagTarget, scopes: &Scopes) -> TokenKey {
+    TokenKey {
+        subject: principal.subject.clone(),
+        connection: target.connection.clone(),
+        scopes: scopes.to_string(),
+    }
+}
+
+/// When a token granted at `now` for `lifetime` seconds stops being used: [`EXPIRY_MARGIN`]
+/// before it expires, or halfway through a lifetime too short for that margin.
+fn usable_until(now: UnixTime, lifetime: i64) -> UnixTime {
+    now + (lifetime - EXPIRY_MARGIN).max(lifetime / 2)
 }
 
 /// Which of the two Cross-App Access steps failed.
@@ -299,6 +304,12 @@ mod tests {
             status: 400,
             error,
         }
+    }
+
+    #[test]
+    fn tokens_stop_being_used_a_margin_before_they_expire() {
+        assert_eq!(usable_until(1_000, 300), 1_000 + 300 - EXPIRY_MARGIN);
+        assert_eq!(usable_until(1_000, 60), 1_030, "half of a short lifetime");
     }
 
     #[test]

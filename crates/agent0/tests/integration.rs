@@ -35,3 +35,5 @@ mod logs;
 mod outages;
 #[path = "integration/sessions.rs"]
 mod sessions;
+#[path = "integration/token_broker.rs"]
+mod token_broker;

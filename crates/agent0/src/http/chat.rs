@@ -316,6 +316,7 @@ pub(crate) async fn get_connections_status(
         &app.all_servers,
         &app.disabled,
         &session.principal.subject,
-    );
+    )
+    .await;
     Ok(Json(json!({"connections": list})))
 }
