@@ -6,11 +6,18 @@
 //! tool starts with them. A tool result that refuses the token in band (Okta's sample server,
 //! [`in_band`]) is met the same way: a missing scope steps up, a bad token gets one fresh token.
 //! Tool lists are cached per (person, connection) for a few minutes.
+//!
+//! No lock is held across network I/O: the session map is locked only to look up, insert or
+//! remove, and opening a session (the `initialize` round trip) holds only that (person,
+//! connection)'s own lock, so concurrent first calls of one person open one session while other
+//! people never wait for it. Per-person state besides the sessions lives in bounded `moka`
+//! caches.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use moka::sync::Cache;
 use protocol::www_authenticate;
 use protocol::{Clock, Scopes, UnixTime};
 use rmcp::ServiceExt;
@@ -24,6 +31,7 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::single_flight::KeyedLocks;
 use crate::tokens::{AccessToken, IdJagTarget, Principal, TokenBroker, TokenError};
 
 mod in_band;
@@ -34,6 +42,11 @@ pub const MAX_STEP_UPS: usize = 2;
 const TOOLS_TTL: i64 = 300;
 /// How long one MCP request may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Entries kept at most in each per-person cache (tool lists, liveness, health) and in the
+/// learned scopes; least recently used dropped first.
+const CACHE_CAPACITY: u64 = 10_000;
+/// How long a person's connection health is remembered without being looked at or updated.
+const HEALTH_IDLE: Duration = Duration::from_secs(24 * 3600);
 
 /// Why an [`McpHub`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -134,11 +147,14 @@ pub struct McpHub {
     broker: Arc<TokenBroker>,
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
-    sessions: tokio::sync::Mutex<HashMap<SessionKey, Arc<LiveSession>>>,
-    learned: std::sync::Mutex<HashMap<(String, String), Scopes>>,
-    tools: std::sync::Mutex<HashMap<SessionKey, (Vec<Tool>, UnixTime)>>,
-    live: std::sync::Mutex<HashMap<SessionKey, UnixTime>>,
-    health: std::sync::Mutex<HashMap<SessionKey, Health>>,
+    /// Locked only to read or change the map, never across an `.await`.
+    sessions: std::sync::Mutex<HashMap<SessionKey, Arc<LiveSession>>>,
+    /// Held while a (person, connection)'s session is being opened.
+    opening: KeyedLocks<SessionKey>,
+    learned: Cache<(String, String), Scopes>,
+    tools: Cache<SessionKey, (Vec<Tool>, UnixTime)>,
+    live: Cache<SessionKey, UnixTime>,
+    health: Cache<SessionKey, Health>,
 }
 
 /// When a person's last call to a connection succeeded and when one last failed to reach it
@@ -182,16 +198,25 @@ impl McpHub {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| McpSetupError(e.to_string()))?;
+        let recently_used = Duration::from_secs(TOOLS_TTL.unsigned_abs());
         Ok(Self {
             servers,
             broker,
             clock,
             http,
-            sessions: tokio::sync::Mutex::new(HashMap::new()),
-            learned: std::sync::Mutex::new(HashMap::new()),
-            tools: std::sync::Mutex::new(HashMap::new()),
-            live: std::sync::Mutex::new(HashMap::new()),
-            health: std::sync::Mutex::new(HashMap::new()),
+            sessions: std::sync::Mutex::new(HashMap::new()),
+            opening: KeyedLocks::new(),
+            learned: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_idle(HEALTH_IDLE)
+                .build(),
+            tools: per_person(recently_used),
+            live: per_person(recently_used),
+            health: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_idle(HEALTH_IDLE)
+                .support_invalidation_closures()
+                .build(),
         })
     }
 
@@ -209,18 +234,21 @@ impl McpHub {
     pub fn is_live(&self, subject: &str, server: &str) -> bool {
         let now = self.clock.now();
         self.live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .get(&(subject.to_owned(), server.to_owned()))
-            .is_some_and(|until| now < *until)
+            .is_some_and(|until| now < until)
     }
 
     /// Ends every open MCP session (HTTP `DELETE` to each server), waiting at most `limit`:
     /// called when agent0 stops, so servers are told while they still listen instead of keeping
     /// the sessions until they expire.
     pub async fn close_all(&self, limit: std::time::Duration) {
-        let sessions: Vec<Arc<LiveSession>> =
-            self.sessions.lock().await.drain().map(|(_, s)| s).collect();
+        let sessions: Vec<Arc<LiveSession>> = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, s)| s)
+            .collect();
         let closing = sessions
             .into_iter()
             .filter_map(Arc::into_inner)
@@ -235,28 +263,28 @@ impl McpHub {
     /// When `subject`'s calls to `server` last succeeded and last failed to reach it.
     pub fn health(&self, subject: &str, server: &str) -> Health {
         self.health
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .get(&(subject.to_owned(), server.to_owned()))
-            .copied()
             .unwrap_or_default()
     }
 
     /// Closes `subject`'s sessions and forgets their tool lists (at logout).
     pub async fn forget_person(&self, subject: &str) {
-        self.sessions.lock().await.retain(|(s, _), _| s != subject);
-        self.health
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(s, _), _| s != subject);
-        self.tools
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(s, _), _| s != subject);
-        self.live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(s, _), _| s != subject);
+        for server in &self.servers {
+            let key = (subject.to_owned(), server.name.clone());
+            // A session of theirs being opened right now is waited for (only theirs), so it
+            // cannot be stored after this.
+            let _opening = self.opening.lock(key.clone()).await;
+            let removed = self
+                .sessions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            // Dropped outside the lock: it closes when its last in-flight call lets go of it.
+            drop(removed);
+        }
+        forget_subject(&self.health, subject);
+        forget_subject(&self.tools, subject);
+        forget_subject(&self.live, subject);
         self.broker.forget_person(subject).await;
     }
 
@@ -268,14 +296,10 @@ impl McpHub {
     ) -> Result<Vec<Tool>, McpError> {
         let key = (principal.subject.clone(), server.name.clone());
         let now = self.clock.now();
-        if let Some((tools, until)) = self
-            .tools
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            && now < *until
+        if let Some((tools, until)) = self.tools.get(&key)
+            && now < until
         {
-            return Ok(tools.clone());
+            return Ok(tools);
         }
         let (tools, _) = self
             .with_session(
@@ -287,10 +311,7 @@ impl McpHub {
             )
             .await
             .inspect_err(|e| self.note_failure(principal, server, e))?;
-        self.tools
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, (tools.clone(), now + TOOLS_TTL));
+        self.tools.insert(key, (tools.clone(), now + TOOLS_TTL));
         Ok(tools)
     }
 
@@ -336,13 +357,7 @@ impl McpHub {
         let learned_key = (server.name.clone(), what.to_owned());
         let mut scopes = match &server.auth {
             McpAuth::IdJag { initial_scopes, .. } => {
-                let learned = self
-                    .learned
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&learned_key)
-                    .cloned()
-                    .unwrap_or_else(Scopes::empty);
+                let learned = self.learned.get(&learned_key).unwrap_or_else(Scopes::empty);
                 initial_scopes.union(&learned)
             }
             McpAuth::None => Scopes::empty(),
@@ -377,7 +392,7 @@ impl McpHub {
                 Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::Broken(message)) => {
                     // A stale session (the server restarted) is worth one fresh attempt.
-                    self.drop_session(principal, server).await;
+                    self.drop_session(principal, server);
                     if retried {
                         return Err(McpError::Unavailable {
                             server: server.label.clone(),
@@ -387,7 +402,7 @@ impl McpHub {
                     retried = true;
                 }
                 Err(Failure::Unauthorized(description)) => {
-                    self.drop_session(principal, server).await;
+                    self.drop_session(principal, server);
                     // The cache holds it under the scopes asked for (the grant may name them
                     // differently), so the next round trip mints a fresh one.
                     if let McpAuth::IdJag { target, .. } = &server.auth {
@@ -436,10 +451,7 @@ impl McpHub {
                     first_scopes.get_or_insert_with(|| token.scopes.clone());
                     scopes = token.scopes.union(&needed);
                     tracing::info!(target: "agent0::audit", connection = %server.name, tool = what, to = %scopes, "stepping up");
-                    self.learned
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(learned_key.clone(), scopes.clone());
+                    self.learned.insert(learned_key.clone(), scopes.clone());
                 }
             }
         }
@@ -481,12 +493,14 @@ impl McpHub {
             Sha256::digest(t.token.expose_secret().as_bytes()).into()
         });
         let key = (principal.subject.clone(), server.name.clone());
-        let mut sessions = self.sessions.lock().await;
-        if let Some(live) = sessions.get(&key)
-            && live.token_id == token_id
-            && !live.service.is_transport_closed()
-        {
-            return Ok(live.service.peer().clone());
+        if let Some(peer) = self.live_peer(&key, &token_id) {
+            return Ok(peer);
+        }
+        // Only this (person, connection) waits while its session opens; whoever held the key
+        // before may just have opened the one wanted.
+        let _opening = self.opening.lock(key.clone()).await;
+        if let Some(peer) = self.live_peer(&key, &token_id) {
+            return Ok(peer);
         }
         let mut config = StreamableHttpClientTransportConfig::with_uri(server.url.as_str());
         if let Some(token) = token {
@@ -517,15 +531,32 @@ impl McpHub {
         };
         let peer = service.peer().clone();
         // The replaced session (if any) closes when its last in-flight call lets go of it.
-        sessions.insert(key, Arc::new(LiveSession { token_id, service }));
+        let replaced = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, Arc::new(LiveSession { token_id, service }));
+        drop(replaced);
         Ok(peer)
     }
 
-    async fn drop_session(&self, principal: &Principal, server: &McpServer) {
+    /// The open session under `key`, when it was opened with the token `token_id`.
+    fn live_peer(&self, key: &SessionKey, token_id: &[u8; 32]) -> Option<Peer<RoleClient>> {
         self.sessions
             .lock()
-            .await
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .filter(|live| live.token_id == *token_id && !live.service.is_transport_closed())
+            .map(|live| live.service.peer().clone())
+    }
+
+    fn drop_session(&self, principal: &Principal, server: &McpServer) {
+        let removed = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .remove(&(principal.subject.clone(), server.name.clone()));
+        drop(removed);
     }
 
     /// Records that `server` could not be reached (only transport failures: a refusal or a
@@ -536,31 +567,38 @@ impl McpHub {
         }
         let now = self.clock.now();
         let key = (principal.subject.clone(), server.name.clone());
-        self.live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key);
-        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = health.entry(key).or_default();
-        entry.last_failure_at = Some(now);
-        entry.last_failed = true;
+        self.live.invalidate(&key);
+        let mut health = self.health.get(&key).unwrap_or_default();
+        health.last_failure_at = Some(now);
+        health.last_failed = true;
+        self.health.insert(key, health);
     }
 
     fn mark_live(&self, principal: &Principal, server: &McpServer) {
-        {
-            let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
-            let entry = health
-                .entry((principal.subject.clone(), server.name.clone()))
-                .or_default();
-            entry.last_success_at = Some(self.clock.now());
-            entry.last_failed = false;
-        }
+        let key = (principal.subject.clone(), server.name.clone());
+        let mut health = self.health.get(&key).unwrap_or_default();
+        health.last_success_at = Some(self.clock.now());
+        health.last_failed = false;
+        self.health.insert(key.clone(), health);
         let until = self.clock.now() + TOOLS_TTL;
-        self.live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((principal.subject.clone(), server.name.clone()), until);
+        self.live.insert(key, until);
     }
+}
+
+/// A bounded per-person cache whose entries live `ttl` at most.
+fn per_person<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Cache<SessionKey, V> {
+    Cache::builder()
+        .max_capacity(CACHE_CAPACITY)
+        .time_to_live(ttl)
+        .support_invalidation_closures()
+        .build()
+}
+
+/// Drops `subject`'s entries from a per-person cache.
+fn forget_subject<V: Clone + Send + Sync + 'static>(cache: &Cache<SessionKey, V>, subject: &str) {
+    let subject = subject.to_owned();
+    // Fails only for a cache built without invalidation closures; these are built with them.
+    let _ = cache.invalidate_entries_if(move |(s, _), _| *s == subject);
 }
 
 fn classify_service_error(e: &rmcp::ServiceError) -> Failure {

@@ -31,6 +31,8 @@ mod llm_openai;
 mod login;
 #[path = "integration/logs.rs"]
 mod logs;
+#[path = "integration/mcp_sessions.rs"]
+mod mcp_sessions;
 #[path = "integration/outages.rs"]
 mod outages;
 #[path = "integration/sessions.rs"]
