@@ -135,9 +135,12 @@ pub fn write_sample_env(
     for relative in SAMPLE_ENV_FILES {
         let path = root.join(relative);
         let old = read_existing(&path)?;
-        let old_text = old.as_deref().map(|b| String::from_utf8_lossy(b).into_owned());
+        let old_text = old
+            .as_deref()
+            .map(|b| String::from_utf8_lossy(b).into_owned());
         let header = header(relative, issuer);
-        let session_secret = || kept_session_secret(old_text.as_deref()).unwrap_or_else(new_hex_secret);
+        let session_secret =
+            || kept_session_secret(old_text.as_deref()).unwrap_or_else(new_hex_secret);
         let contents = match relative {
             "packages/agent0/.env.app" => section(
                 &header,

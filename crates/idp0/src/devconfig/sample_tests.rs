@@ -432,5 +432,9 @@ fn a_backup_keeps_the_exact_bytes_and_a_planted_link_is_never_followed() {
     assert_eq!(std::fs::read(&backup).unwrap(), theirs, "byte for byte");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
     assert_eq!(mode(&victim), victim_mode, "not chmod-ed through the link");
-    assert!(std::fs::read_to_string(&app).unwrap().contains("OKTA_CLIENT_ID="));
+    assert!(
+        std::fs::read_to_string(&app)
+            .unwrap()
+            .contains("OKTA_CLIENT_ID=")
+    );
 }
