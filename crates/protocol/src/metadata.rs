@@ -1,7 +1,9 @@
 //! Metadata documents: OAuth 2.0 Authorization Server Metadata (RFC 8414 §2), OpenID Connect
-//! Discovery 1.0 §3, the ID-JAG draft's additions, and Protected Resource Metadata (RFC 9728 §2).
+//! Discovery 1.0 §3, the ID-JAG draft's additions, and Protected Resource Metadata (RFC 9728 §2)
+//! with its well-known URL (§3.1).
 
 use serde::{Deserialize, Serialize};
+use url::Url;
 
 /// Authorization server / OpenID provider metadata. Fields we do not model are kept in `extra`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +103,26 @@ pub struct ProtectedResourceMetadata {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The well-known path of protected resource metadata (RFC 9728 §3).
+pub const PROTECTED_RESOURCE_WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
+
+/// Where the metadata of `resource` is published (RFC 9728 §3.1): the well-known path goes
+/// between the host (with its port) and the resource's path, so `https://h/mcp` publishes at
+/// `https://h/.well-known/oauth-protected-resource/mcp`. Trailing slashes are dropped from the
+/// path (`https://h/` and `https://h/mcp/` map like `https://h` and `https://h/mcp`), as the MCP
+/// SDKs compute it, so a client and this server agree; query, fragment and userinfo are dropped.
+pub fn protected_resource_metadata_url(resource: &Url) -> Url {
+    let mut url = resource.clone();
+    let path = resource.path().trim_end_matches('/');
+    url.set_path(&format!("{PROTECTED_RESOURCE_WELL_KNOWN}{path}"));
+    url.set_query(None);
+    url.set_fragment(None);
+    // Only URLs without a host refuse these, and they have no credentials to drop.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url
+}
+
 /// The discovery URLs to try for `issuer`, in order: OIDC (path appended, §4 of Discovery),
 /// RFC 8414 path insertion, and RFC 8414 path appended (Okta's custom AS form).
 pub fn discovery_urls(issuer: &str) -> Vec<String> {
@@ -147,6 +169,55 @@ mod tests {
                 "https://example.okta.com/.well-known/oauth-authorization-server",
             ]
         );
+    }
+
+    #[rstest::rstest]
+    #[case::path(
+        "https://mcp.example/mcp",
+        "https://mcp.example/.well-known/oauth-protected-resource/mcp"
+    )]
+    #[case::nested_path(
+        "https://mcp.example/tenant/a/mcp",
+        "https://mcp.example/.well-known/oauth-protected-resource/tenant/a/mcp"
+    )]
+    #[case::no_path(
+        "https://mcp.example",
+        "https://mcp.example/.well-known/oauth-protected-resource"
+    )]
+    #[case::root_slash(
+        "https://mcp.example/",
+        "https://mcp.example/.well-known/oauth-protected-resource"
+    )]
+    #[case::trailing_slash(
+        "https://mcp.example/mcp/",
+        "https://mcp.example/.well-known/oauth-protected-resource/mcp"
+    )]
+    #[case::port(
+        "http://127.0.0.1:5002/mcp",
+        "http://127.0.0.1:5002/.well-known/oauth-protected-resource/mcp"
+    )]
+    #[case::port_no_path(
+        "http://localhost:5002",
+        "http://localhost:5002/.well-known/oauth-protected-resource"
+    )]
+    #[case::default_port_is_not_written(
+        "https://mcp.example:443/mcp",
+        "https://mcp.example/.well-known/oauth-protected-resource/mcp"
+    )]
+    #[case::query_fragment_and_userinfo_dropped(
+        "https://u:p@mcp.example/mcp?x=1#f",
+        "https://mcp.example/.well-known/oauth-protected-resource/mcp"
+    )]
+    fn protected_resource_metadata_sits_between_host_and_path(
+        #[case] resource: &str,
+        #[case] expected: &str,
+    ) -> Result<(), url::ParseError> {
+        let resource = Url::parse(resource)?;
+        assert_eq!(
+            protected_resource_metadata_url(&resource).as_str(),
+            expected
+        );
+        Ok(())
     }
 
     #[test]

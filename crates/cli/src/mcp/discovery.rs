@@ -8,7 +8,7 @@
 use anyhow::{Context, bail};
 use protocol::Scopes;
 use protocol::discovery::DiscoveryError;
-use protocol::metadata::ProtectedResourceMetadata;
+use protocol::metadata::{ProtectedResourceMetadata, protected_resource_metadata_url};
 use protocol::www_authenticate::{self, Challenge};
 use reqwest::header::{ACCEPT, WWW_AUTHENTICATE};
 use url::Url;
@@ -144,15 +144,16 @@ async fn protected_resource_metadata(
     }
 }
 
-/// `<origin>/.well-known/oauth-protected-resource<path>`, then the root form.
+/// The server's own metadata URL (RFC 9728 §3.1), then the root form.
 pub(super) fn well_known_urls(server: &Url) -> Vec<String> {
-    let origin = server.origin().ascii_serialization();
-    let root = format!("{origin}/.well-known/oauth-protected-resource");
-    let path = server.path().trim_end_matches('/');
-    if path.is_empty() {
-        vec![root]
+    let own = protected_resource_metadata_url(server);
+    let mut origin = server.clone();
+    origin.set_path("/");
+    let root = protected_resource_metadata_url(&origin);
+    if own == root {
+        vec![root.into()]
     } else {
-        vec![format!("{root}{path}"), root]
+        vec![own.into(), root.into()]
     }
 }
 

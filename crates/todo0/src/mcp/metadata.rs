@@ -1,21 +1,16 @@
 //! OAuth 2.0 Protected Resource Metadata (RFC 9728 §2–3) for the MCP endpoint, served at the
 //! path-suffixed well-known URL (`/.well-known/oauth-protected-resource/mcp`) and the root form.
 
-use protocol::metadata::ProtectedResourceMetadata;
+use protocol::metadata::{ProtectedResourceMetadata, protected_resource_metadata_url};
 
 use super::scopes::ScopePolicy;
 
-/// The metadata URL for `resource` (RFC 9728 §3.1: the well-known segment goes between the host
-/// and the resource's path).
+/// The metadata URL for `resource`, by [`protocol::metadata::protected_resource_metadata_url`]
+/// (RFC 9728 §3.1). A resource that is not a URL (the CLI refuses one at load) has none: empty.
 pub fn metadata_url(resource: &str) -> String {
-    match url::Url::parse(resource) {
-        Ok(url) => {
-            let origin = url.origin().ascii_serialization();
-            let path = url.path().trim_end_matches('/');
-            format!("{origin}/.well-known/oauth-protected-resource{path}")
-        }
-        Err(_) => format!("{resource}/.well-known/oauth-protected-resource"),
-    }
+    url::Url::parse(resource)
+        .map(|resource| protected_resource_metadata_url(&resource).into())
+        .unwrap_or_default()
 }
 
 /// The document; `scopes_supported` lists every scope `policy` accepts for some call.

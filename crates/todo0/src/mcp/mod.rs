@@ -17,6 +17,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use protocol::Clock;
+use protocol::metadata::PROTECTED_RESOURCE_WELL_KNOWN;
 use protocol::verify::{Expectations, JwtVerifier, KeyResolver, TypeRule};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
@@ -98,7 +99,7 @@ pub fn build(
     let guard = auth::Guard::new(
         JwtVerifier::new(keys, clock.clone()),
         expect,
-        prm_url,
+        prm_url.clone(),
         clock.clone(),
         config.max_body_bytes,
     );
@@ -152,12 +153,16 @@ pub fn build(
             guard.clone(),
             auth::require_token,
         ));
-    let router = Router::new()
-        .route(
-            &format!("/.well-known/oauth-protected-resource{path}"),
-            well_known.clone(),
-        )
-        .route("/.well-known/oauth-protected-resource", well_known)
+    // Served at the resource's own metadata URL (RFC 9728 §3.1) and at the root form, which some
+    // clients try; a resource without a path has one URL for both (routing it twice panics).
+    let own_path = url::Url::parse(&prm_url)
+        .map(|u| u.path().to_owned())
+        .unwrap_or_else(|_| PROTECTED_RESOURCE_WELL_KNOWN.to_owned());
+    let mut router = Router::new().route(PROTECTED_RESOURCE_WELL_KNOWN, well_known.clone());
+    if own_path != PROTECTED_RESOURCE_WELL_KNOWN {
+        router = router.route(&own_path, well_known);
+    }
+    let router = router
         .route(
             "/health",
             get(move || {

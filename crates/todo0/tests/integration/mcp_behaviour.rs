@@ -292,6 +292,20 @@ async fn protected_resource_metadata_is_served_at_both_well_known_urls() {
 }
 
 #[tokio::test]
+async fn a_resource_without_a_path_publishes_its_metadata_once_at_the_root() {
+    // Its own metadata URL is the root form: routing both used to panic at start.
+    let mut resource = String::new();
+    let _server = Server::start_with(Backend::Sqlite, |config| {
+        config.resource = config.resource.trim_end_matches("/mcp").to_owned();
+        resource = config.resource.clone();
+    })
+    .await;
+    let url = format!("{resource}/.well-known/oauth-protected-resource");
+    let doc: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(doc["resource"], resource);
+}
+
+#[tokio::test]
 async fn oversized_bodies_are_refused() {
     let server = Server::start(Backend::Sqlite, false).await;
     let token = server.token("alice", ALL);
