@@ -81,6 +81,11 @@ pub struct McpServer {
     /// Tools (by their name at this server) that run without asking the person, even when
     /// destructive or needing a scope they have not approved (see [`crate::confirm`]).
     pub auto_approve: Vec<String>,
+    /// Whether a tool *result* that refuses the token (Okta's TypeScript sample signals a
+    /// missing scope that way, [`in_band`]) steps up or retries like an HTTP challenge. Only for
+    /// servers that answer so: with it, a tool that relays someone else's error body verbatim
+    /// could make agent0 ask for more scopes and run the tool again.
+    pub in_band_refusals: bool,
 }
 
 /// What a tool call came to.
@@ -333,7 +338,12 @@ impl McpHub {
                     let params = params.clone();
                     async move { peer.call_tool(params).await }
                 },
-                in_band::classify_result,
+                |result| {
+                    server
+                        .in_band_refusals
+                        .then(|| in_band::classify_result(result))
+                        .flatten()
+                },
             )
             .await
             .inspect_err(|e| self.note_failure(principal, server, e))?;
@@ -384,6 +394,11 @@ impl McpHub {
             match attempt {
                 Ok(value) => {
                     self.mark_live(principal, server);
+                    // What the tool turned out to need is remembered only once a call with it
+                    // succeeded, so a refusal alone never widens later requests.
+                    if first_scopes.is_some() {
+                        self.learned.insert(learned_key.clone(), scopes.clone());
+                    }
                     let step_up = first_scopes
                         .zip(token.map(|t| t.scopes))
                         .filter(|(from, to)| from != to);
@@ -451,7 +466,6 @@ impl McpHub {
                     first_scopes.get_or_insert_with(|| token.scopes.clone());
                     scopes = token.scopes.union(&needed);
                     tracing::info!(target: "agent0::audit", connection = %server.name, tool = what, to = %scopes, "stepping up");
-                    self.learned.insert(learned_key.clone(), scopes.clone());
                 }
             }
         }

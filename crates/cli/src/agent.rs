@@ -90,6 +90,10 @@ struct ServerEntry {
     /// Tools of this server that run without the person's confirmation.
     #[serde(default)]
     auto_approve: Vec<String>,
+    /// Whether tool results that refuse the token (as Okta's TypeScript sample's MCP server
+    /// answers) step up like an HTTP 403. Default: off (on for the `MCP_SERVER_URL` connection).
+    #[serde(default)]
+    in_band_refusals: bool,
 }
 
 fn default_auth() -> String {
@@ -277,6 +281,9 @@ fn todo0_server(
         url,
         auth: "id-jag".into(),
         auto_approve: Vec::new(),
+        // The connection the sample's env files describe: the sample's MCP server refuses a
+        // missing scope inside the tool result.
+        in_band_refusals: true,
     };
     let server = server_from(entry, "MCP_")?;
     let authorization_server = match &server.auth {
@@ -370,6 +377,7 @@ fn server_from(entry: ServerEntry, origin: &str) -> anyhow::Result<McpServer> {
         url: entry.url,
         auth,
         auto_approve: entry.auto_approve,
+        in_band_refusals: entry.in_band_refusals,
     })
 }
 

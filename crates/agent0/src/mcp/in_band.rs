@@ -57,7 +57,6 @@ fn classify_object(body: &Map<String, Value>) -> Option<Failure> {
             };
             Some(Failure::InsufficientScope(needed_scopes(body), description))
         }
-        "invalid_token" => Some(Failure::Unauthorized("invalid_token".to_owned())),
         "Unauthorized"
             if body.get("message").and_then(Value::as_str) == Some(INVALID_OR_EXPIRED) =>
         {
@@ -256,7 +255,6 @@ mod tests {
             r#"{"error":"Unauthorized","message":"Invalid or expired token"}"#,
             "Invalid or expired token",
             "Invalid or expired token.",
-            r#"{"error":"invalid_token","error_description":"expired"}"#,
         ] {
             assert!(
                 matches!(
@@ -266,6 +264,10 @@ mod tests {
                 "{text}"
             );
         }
+        // An RFC 6750-looking body is what any tool relaying an upstream API's 401 returns: it
+        // says nothing about this connection's token.
+        let relayed = r#"{"error":"invalid_token","error_description":"expired"}"#;
+        assert!(classify_result(&text_error(relayed)).is_none());
     }
 
     #[test]

@@ -182,6 +182,7 @@ async fn an_unreachable_mcp_server_is_reported_while_the_others_keep_working() {
                 url: "http://127.0.0.1:9/mcp".into(),
                 auth: McpAuth::None,
                 auto_approve: Vec::new(),
+                in_band_refusals: false,
             });
         },
     )

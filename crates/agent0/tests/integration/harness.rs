@@ -190,6 +190,7 @@ pub async fn config(stack: &Stack, base: &str, model: Arc<dyn Model>) -> agent0:
                     .unwrap(),
             },
             auto_approve: Vec::new(),
+            in_band_refusals: true,
         }],
         disabled: Default::default(),
         model,

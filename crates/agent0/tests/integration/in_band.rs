@@ -50,6 +50,11 @@ struct Rig {
 
 impl Rig {
     async fn start(answer: Answer) -> Self {
+        Self::start_with(answer, true).await
+    }
+
+    /// A rig whose connection steps up on in-band refusals only when `in_band` says so.
+    async fn start_with(answer: Answer, in_band: bool) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/mcp", listener.local_addr().unwrap());
         let idp = IdpHandle::start_for_resource(&url).await.unwrap();
@@ -101,6 +106,7 @@ impl Rig {
                     .unwrap(),
             },
             auto_approve: Vec::new(),
+            in_band_refusals: in_band,
         };
         let broker = Arc::new(TokenBroker::new(
             idp.org_token_endpoint(),
@@ -308,6 +314,35 @@ async fn in_band_refusals_beyond_the_step_up_limit_end_with_the_normal_failure()
     assert_eq!(calls.len(), 1 + MAX_STEP_UPS, "no loop: {calls:?}");
     assert!(calls[2].scopes.contains("mcp:tools:delete"));
     assert_eq!(rig.exchanges(), 3);
+    // Refusals that never led to a success teach nothing: the next call starts from the
+    // connection's first scopes again.
+    let _ = rig.create_todo().await;
+    let calls = rig.calls();
+    assert_eq!(
+        calls[1 + MAX_STEP_UPS].scopes,
+        scopes("mcp:connect mcp:tools:read")
+    );
+}
+
+#[tokio::test]
+async fn a_connection_without_in_band_refusals_returns_them_as_the_tools_result() {
+    let rig = Rig::start_with(
+        Arc::new(|_, _: &Scopes| {
+            insufficient_scope("mcp:tools:manage", "mcp:connect mcp:tools:manage")
+        }),
+        false,
+    )
+    .await;
+
+    let outcome = rig.create_todo().await.unwrap();
+    assert!(outcome.is_error, "{:?}", outcome.result);
+    assert!(outcome.step_up.is_none());
+    assert_eq!(
+        rig.calls().len(),
+        1,
+        "no step-up, no second run of the tool"
+    );
+    assert_eq!(rig.exchanges(), 1);
 }
 
 #[tokio::test]

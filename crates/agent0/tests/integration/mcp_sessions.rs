@@ -59,6 +59,7 @@ impl Rig {
             url,
             auth: McpAuth::None,
             auto_approve: Vec::new(),
+            in_band_refusals: false,
         };
         let clock = protocol::clock::system();
         // Never asked: the server is open.

@@ -266,6 +266,7 @@ async fn agent_config(
                 initial_scopes: Scopes::parse("mcp:connect mcp:tools:read")?,
             },
             auto_approve: Vec::new(),
+            in_band_refusals: true,
         }],
         disabled: Default::default(),
         model: Arc::new(agent0::llm::offline::OfflineModel::new()),
