@@ -206,7 +206,11 @@ mod tests {
         std::fs::write(dir.path().join("tls/ca.pem"), "damaged").unwrap();
         trust_at_start(None, Some(dir.path())).unwrap();
         let ca = local().prepare(dir.path()).unwrap().unwrap();
-        assert!(std::fs::read_to_string(ca).unwrap().contains("BEGIN CERTIFICATE"));
+        assert!(
+            std::fs::read_to_string(ca)
+                .unwrap()
+                .contains("BEGIN CERTIFICATE")
+        );
     }
 
     #[test]

@@ -484,7 +484,10 @@ async fn up_sample_env_writes_the_samples_files_for_the_running_stack() {
         .await
         .unwrap();
     for name in ["agent0/.env.app", "agent0/.env.agent", "todo0/.env.app"] {
-        assert!(backup(&format!("{name}.backup")).exists(), "{name} backed up");
+        assert!(
+            backup(&format!("{name}.backup")).exists(),
+            "{name} backed up"
+        );
     }
     assert_eq!(
         std::fs::read_to_string(backup("todo0/.env.mcp.backup")).unwrap(),
