@@ -117,7 +117,8 @@ impl TokenBroker {
         cache: Arc<dyn TokenCache>,
     ) -> Self {
         Self {
-            client: TokenClient::new(),
+            // Fails closed; to become an error of `new` rather than a panic (issue 10).
+            client: TokenClient::new().expect("building the token endpoint's HTTP client"),
             org_token_endpoint,
             agent,
             clock,

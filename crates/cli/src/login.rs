@@ -139,7 +139,7 @@ pub(crate) async fn run(args: LoginArgs) -> anyhow::Result<()> {
     let code = callback
         .code
         .context("the authorization response has no code")?;
-    let tokens = TokenClient::new()
+    let tokens = TokenClient::new()?
         .request(
             &endpoints.token,
             &ClientAuth::None {

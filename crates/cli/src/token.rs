@@ -120,7 +120,7 @@ async fn exchange(args: ExchangeArgs) -> anyhow::Result<()> {
             .context("the resource authorization server has no token_endpoint")?,
     };
 
-    let client = TokenClient::new();
+    let client = TokenClient::new()?;
     let request = IdJagRequest {
         subject_token: &id_token,
         subject_token_type: TokenType::IdToken,

@@ -72,7 +72,17 @@ pub enum TokenClientError {
     Signing(String),
 }
 
+/// The HTTP client for token requests could not be built with the settings they need (no
+/// redirects, a timeout, the trusted CAs). There is no fallback to a default client: one without
+/// those settings would follow a redirect with the client's credentials, or wait forever.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client for token requests: {0}")]
+pub struct ClientSetupError(#[source] reqwest::Error);
+
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+
+/// How long a token request may take, connection included.
+const TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Token endpoint client.
 #[derive(Debug, Clone)]
@@ -80,21 +90,20 @@ pub struct TokenClient {
     http: reqwest::Client,
 }
 
-impl Default for TokenClient {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl TokenClient {
-    /// A client that never follows redirects and gives up after 15 s.
-    pub fn new() -> Self {
-        let http = crate::trust::client_builder()
+    /// A client that trusts what [`crate::trust::client_builder`] trusts, never follows
+    /// redirects and gives up after 15 s; an error when such a client cannot be built.
+    pub fn new() -> Result<Self, ClientSetupError> {
+        Self::from_builder(crate::trust::client_builder())
+    }
+
+    fn from_builder(builder: reqwest::ClientBuilder) -> Result<Self, ClientSetupError> {
+        let http = builder
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(15))
+            .timeout(TIMEOUT)
             .build()
-            .unwrap_or_default();
-        Self { http }
+            .map_err(ClientSetupError)?;
+        Ok(Self { http })
     }
 
     /// POSTs `params` plus client authentication to `endpoint`.
@@ -256,4 +265,68 @@ pub struct IdJagRequest<'a> {
     pub resource: Option<&'a str>,
     /// Space-separated scopes.
     pub scope: Option<&'a str>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::Router;
+    use axum::http::{StatusCode, header};
+    use axum::routing::post;
+
+    use super::*;
+
+    #[test]
+    fn a_client_that_cannot_be_built_is_an_error_not_a_default_client() {
+        // No TLS version left to offer: reqwest refuses to build the client.
+        let impossible = reqwest::Client::builder()
+            .min_tls_version(reqwest::tls::Version::TLS_1_3)
+            .max_tls_version(reqwest::tls::Version::TLS_1_2);
+        let error = TokenClient::from_builder(impossible).unwrap_err();
+        assert!(error.to_string().contains("cannot build"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        let followed = Arc::new(AtomicUsize::new(0));
+        let counter = followed.clone();
+        let app = Router::new()
+            .route(
+                "/token",
+                post(|| async {
+                    (
+                        StatusCode::TEMPORARY_REDIRECT,
+                        [(header::LOCATION, "/elsewhere")],
+                    )
+                }),
+            )
+            .route(
+                "/elsewhere",
+                post(move || {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    async {
+                        axum::Json(serde_json::json!({"access_token": "t", "token_type": "Bearer"}))
+                    }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}/token", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let auth = ClientAuth::SecretPost {
+            client_id: "c".into(),
+            secret: SecretString::from("s"),
+        };
+        let result = TokenClient::new()
+            .unwrap()
+            .request(&endpoint, &auth, &[("grant_type", "client_credentials")])
+            .await;
+        assert!(
+            matches!(result, Err(TokenClientError::Invalid { ref message, .. }) if message.contains("HTTP 307")),
+            "{result:?}"
+        );
+        assert_eq!(followed.load(Ordering::SeqCst), 0);
+    }
 }

@@ -176,14 +176,14 @@ impl IdpHandle {
             resource: Some(resource),
             scope: Some(scope),
         };
-        Ok(TokenClient::new()
+        Ok(TokenClient::new()?
             .exchange_for_id_jag(&self.org_token_endpoint(), &self.agent_auth(), &request)
             .await?)
     }
 
     /// Step 2 as the agent: redeems an ID-JAG at the todo0 AS.
     pub async fn redeem(&self, id_jag: &SecretString) -> anyhow::Result<TokenResponse> {
-        Ok(TokenClient::new()
+        Ok(TokenClient::new()?
             .redeem_id_jag(&self.todo0_token_endpoint(), &self.agent_auth(), id_jag)
             .await?)
     }
@@ -240,7 +240,7 @@ impl IdpHandle {
         if code.state.as_deref() != Some("st4te") {
             bail!("state was not echoed");
         }
-        let tokens = TokenClient::new()
+        let tokens = TokenClient::new()?
             .request(
                 &self.org_token_endpoint(),
                 &self.web_client_auth("agent0"),

@@ -139,7 +139,7 @@ pub(crate) async fn id_token(data_dir: &Path, issuer: &str) -> anyhow::Result<Se
 
 async fn refresh(login: &CachedLogin, refresh_token: &SecretString) -> anyhow::Result<CachedLogin> {
     let endpoints = Endpoints::discover(&login.issuer).await?;
-    let response = TokenClient::new()
+    let response = TokenClient::new()?
         .request(
             &endpoints.token,
             &ClientAuth::None {

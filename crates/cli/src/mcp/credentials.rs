@@ -150,7 +150,7 @@ impl AuthArgs {
                 }
             };
         Ok(TokenSource {
-            client: TokenClient::new(),
+            client: TokenClient::new()?,
             auth,
             id_token,
             idp_token_endpoint,

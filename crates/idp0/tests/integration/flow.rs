@@ -145,6 +145,7 @@ async fn a_second_app_logs_in_without_a_password() {
     let code = browser.authorize(&url, None).await.unwrap();
     assert_eq!(code.iss.as_deref(), Some(idp.issuer.as_str()));
     let tokens = TokenClient::new()
+        .unwrap()
         .request(
             &idp.org_token_endpoint(),
             &idp.web_client_auth("todo0"),
@@ -199,6 +200,7 @@ async fn a_native_client_redirects_to_any_loopback_port_and_only_there() {
             .await
             .unwrap();
         let tokens = TokenClient::new()
+            .unwrap()
             .request(
                 &idp.org_token_endpoint(),
                 &protocol::token_client::ClientAuth::None {

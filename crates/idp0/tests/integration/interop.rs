@@ -224,7 +224,7 @@ async fn rmcp_id_jag_is_redeemed_only_once() {
     assert_eq!(scopes, ["mcp:connect"]);
     let assertion = SecretString::from(jag.assertion().secret().clone());
 
-    let client = TokenClient::new();
+    let client = TokenClient::new().unwrap();
     let endpoint = idp.todo0_token_endpoint();
     let first = client
         .redeem_id_jag(&endpoint, &idp.agent_auth(), &assertion)

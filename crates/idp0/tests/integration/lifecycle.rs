@@ -27,6 +27,7 @@ pub(crate) async fn redeem(
     redirect: &str,
 ) -> Result<protocol::oauth::TokenResponse, String> {
     TokenClient::new()
+        .map_err(|e| e.to_string())?
         .request(
             &idp.org_token_endpoint(),
             &idp.web_client_auth("agent0"),
@@ -46,6 +47,7 @@ async fn refresh(
     token: &SecretString,
 ) -> Result<protocol::oauth::TokenResponse, String> {
     TokenClient::new()
+        .map_err(|e| e.to_string())?
         .request(
             &idp.org_token_endpoint(),
             &idp.web_client_auth("agent0"),

@@ -96,6 +96,7 @@ async fn a_logout_at_the_idp_stops_the_sessions_id_tokens_from_exchanging() {
     let id_token = tokens.id_token.unwrap();
     // A second ID token of the same session, minted by a refresh, carries the same sid.
     let refreshed = TokenClient::new()
+        .unwrap()
         .request(
             &idp.org_token_endpoint(),
             &idp.web_client_auth("agent0"),
