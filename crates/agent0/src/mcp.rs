@@ -560,7 +560,10 @@ impl McpHub {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(key)
-            .filter(|live| live.token_id == *token_id && !live.service.is_transport_closed())
+            .filter(|live| {
+                protocol::constant_time::is_equal(&live.token_id, token_id)
+                    && !live.service.is_transport_closed()
+            })
             .map(|live| live.service.peer().clone())
     }
 

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use protocol::oauth::{ErrorCode, TokenType};
-use protocol::token_client::{ClientAuth, IdJagRequest, TokenClient, TokenClientError};
+use protocol::token_client::{
+    ClientAuth, ClientSetupError, IdJagRequest, TokenClient, TokenClientError,
+};
 use protocol::{Clock, Scopes, UnixTime};
 use secrecy::SecretString;
 
@@ -104,7 +106,13 @@ pub struct TokenBroker {
 impl TokenBroker {
     /// A broker exchanging at `org_token_endpoint`, authenticating as `agent`, keeping tokens
     /// in process (at most [`TOKEN_CAPACITY`]).
-    pub fn new(org_token_endpoint: String, agent: ClientAuth, clock: Arc<dyn Clock>) -> Self {
+    /// Fails when the token endpoint's HTTP client cannot be built with its settings (no
+    /// redirects, a timeout): it never falls back to one without them.
+    pub fn new(
+        org_token_endpoint: String,
+        agent: ClientAuth,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ClientSetupError> {
         let cache = Arc::new(MokaTokenCache::new(TOKEN_CAPACITY, clock.clone()));
         Self::with_cache(org_token_endpoint, agent, clock, cache)
     }
@@ -115,10 +123,9 @@ impl TokenBroker {
         agent: ClientAuth,
         clock: Arc<dyn Clock>,
         cache: Arc<dyn TokenCache>,
-    ) -> Self {
-        Self {
-            // Fails closed; to become an error of `new` rather than a panic (issue 10).
-            client: TokenClient::new().expect("building the token endpoint's HTTP client"),
+    ) -> Result<Self, ClientSetupError> {
+        Ok(Self {
+            client: TokenClient::new()?,
             org_token_endpoint,
             agent,
             clock,
@@ -126,7 +133,7 @@ impl TokenBroker {
             minting: KeyedLocks::new(),
             forgotten: AtomicU64::new(0),
             exchanges: AtomicU64::new(0),
-        }
+        })
     }
 
     /// The org AS token endpoint.

@@ -108,6 +108,9 @@ pub enum SetupError {
     /// The MCP client.
     #[error(transparent)]
     Mcp(#[from] McpSetupError),
+    /// The token endpoint's HTTP client.
+    #[error(transparent)]
+    TokenClient(#[from] protocol::token_client::ClientSetupError),
 }
 
 /// The shared state of every handler.
@@ -155,7 +158,7 @@ impl AppState {
             rp.token_endpoint(),
             config.agent_auth,
             config.clock.clone(),
-        ));
+        )?);
         let enabled: Vec<McpServer> = config
             .mcp_servers
             .iter()

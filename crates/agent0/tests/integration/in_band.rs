@@ -108,11 +108,9 @@ impl Rig {
             auto_approve: Vec::new(),
             in_band_refusals: in_band,
         };
-        let broker = Arc::new(TokenBroker::new(
-            idp.org_token_endpoint(),
-            idp.agent_auth(),
-            clock.clone(),
-        ));
+        let broker = Arc::new(
+            TokenBroker::new(idp.org_token_endpoint(), idp.agent_auth(), clock.clone()).unwrap(),
+        );
         let hub = McpHub::new(vec![server.clone()], broker, clock).unwrap();
         Self {
             _idp: idp,

@@ -63,13 +63,16 @@ impl Rig {
         };
         let clock = protocol::clock::system();
         // Never asked: the server is open.
-        let broker = Arc::new(TokenBroker::new(
-            "http://127.0.0.1:9/token".into(),
-            ClientAuth::None {
-                client_id: "agent0".into(),
-            },
-            clock.clone(),
-        ));
+        let broker = Arc::new(
+            TokenBroker::new(
+                "http://127.0.0.1:9/token".into(),
+                ClientAuth::None {
+                    client_id: "agent0".into(),
+                },
+                clock.clone(),
+            )
+            .unwrap(),
+        );
         let hub = Arc::new(McpHub::new(vec![server.clone()], broker, clock).unwrap());
         Self {
             hub,

@@ -30,11 +30,9 @@ impl Rig {
             id_token: login.id_token.unwrap(),
         };
         let clock = FixedClock::frozen_now();
-        let broker = Arc::new(TokenBroker::new(
-            idp.org_token_endpoint(),
-            idp.agent_auth(),
-            clock.clone(),
-        ));
+        let broker = Arc::new(
+            TokenBroker::new(idp.org_token_endpoint(), idp.agent_auth(), clock.clone()).unwrap(),
+        );
         let target = IdJagTarget {
             connection: "todo0".into(),
             as_issuer: idp.todo0_issuer(),
