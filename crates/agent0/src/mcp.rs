@@ -561,7 +561,7 @@ impl McpHub {
             .unwrap_or_else(|p| p.into_inner())
             .get(key)
             .filter(|live| {
-                protocol::constant_time::is_equal(&live.token_id, token_id)
+                protocol::constant_time::is_equal(live.token_id, token_id)
                     && !live.service.is_transport_closed()
             })
             .map(|live| live.service.peer().clone())
