@@ -22,6 +22,23 @@ mod up;
 
 const BIN: &str = env!("CARGO_BIN_EXE_secure-agent");
 
+/// `user`'s demo password from the data directory's `demo-users.txt`.
+fn demo_password(data_dir: &std::path::Path, user: &str) -> String {
+    std::fs::read_to_string(data_dir.join("demo-users.txt"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{user}:")).map(str::to_owned))
+        .unwrap_or_else(|| panic!("no demo user {user} in {}", data_dir.display()))
+}
+
+/// A dotenv file's variables, read as the services read them.
+fn env_file(path: &std::path::Path) -> std::collections::HashMap<String, String> {
+    idp0::devconfig::read_env_file(path)
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
 #[test]
 fn keys_generate_writes_a_private_pem_and_a_thumbprint_jwk() {
     let dir = tempfile::tempdir().unwrap();

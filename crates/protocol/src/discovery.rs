@@ -62,6 +62,23 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
         .build()
 }
 
+/// `e` with its causes (`error sending request …: … invalid peer certificate: UnknownIssuer`):
+/// reqwest's own text leaves out why, which is what a person needs (a CA not trusted, a refused
+/// connection, a timeout).
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(inner) = cause {
+        let part = inner.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
 /// GETs `url` and parses a bounded JSON body.
 pub async fn get_json<T: DeserializeOwned>(
     http: &reqwest::Client,
@@ -69,7 +86,7 @@ pub async fn get_json<T: DeserializeOwned>(
 ) -> Result<T, DiscoveryError> {
     let http_err = |e: reqwest::Error| DiscoveryError::Http {
         url: url.to_owned(),
-        message: e.to_string(),
+        message: with_causes(&e),
     };
     let response = http
         .get(url)
@@ -101,7 +118,7 @@ pub async fn get_json<T: DeserializeOwned>(
     }
     serde_json::from_slice(&body).map_err(|e| DiscoveryError::Invalid {
         url: url.to_owned(),
-        message: e.to_string(),
+        message: with_causes(&e),
     })
 }
 
@@ -142,6 +159,36 @@ mod tests {
 
     /// A client that followed the redirect would reach `/secret-sink` and see 200; ours must stop
     /// at the 302 so a metadata URL cannot bounce a request (and what follows it) elsewhere.
+    #[test]
+    fn an_error_names_its_causes_once() {
+        #[derive(Debug)]
+        struct Layer(&'static str, Option<Box<Layer>>);
+        impl std::fmt::Display for Layer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Layer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|l| l as _)
+            }
+        }
+        let chain = Layer(
+            "error sending request",
+            Some(Box::new(Layer(
+                "client error (Connect)",
+                Some(Box::new(Layer(
+                    "invalid peer certificate: UnknownIssuer",
+                    None,
+                ))),
+            ))),
+        );
+        assert_eq!(
+            with_causes(&chain),
+            "error sending request: client error (Connect): invalid peer certificate: UnknownIssuer"
+        );
+    }
+
     #[tokio::test]
     async fn the_client_does_not_follow_redirects() {
         let app = Router::new()

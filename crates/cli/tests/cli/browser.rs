@@ -26,12 +26,7 @@ async fn up_on_other_ports_in_headless_chromium() {
     let up = tokio::task::spawn_blocking(move || Up::start(&path, [0; 4]))
         .await
         .unwrap();
-    let demo = std::fs::read_to_string(dir.path().join("demo-users.txt")).unwrap();
-    let password = demo
-        .lines()
-        .find_map(|l| l.strip_prefix("alice:"))
-        .unwrap()
-        .to_owned();
+    let password = super::demo_password(dir.path(), "alice");
     let driver = Driver::start();
     let browser = browser(&driver).await;
     let result = journey(&up, &browser, &password).await;

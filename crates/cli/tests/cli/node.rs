@@ -175,18 +175,7 @@ fn node(script: &str, ca: Option<&Path>, env: &[(&str, &str)]) -> std::process::
 }
 
 fn env_of(dir: &Path, file: &str) -> HashMap<String, String> {
-    idp0::devconfig::read_env_file(&dir.join(file))
-        .unwrap()
-        .into_iter()
-        .collect()
-}
-
-fn password_of(dir: &Path, user: &str) -> String {
-    let demo = std::fs::read_to_string(dir.join("demo-users.txt")).unwrap();
-    demo.lines()
-        .find_map(|l| l.strip_prefix(&format!("{user}:")))
-        .unwrap()
-        .to_owned()
+    super::env_file(&dir.join(file))
 }
 
 /// `secure-agent` with `args` on `dir`, standard input `input`, nothing from the shell's sample
@@ -234,7 +223,7 @@ fn openid_client_discovers_idp0_and_logs_alice_in_with_pkce_state_and_nonce() {
         "bare, as the sample reads it"
     );
     let issuer = format!("https://{domain}");
-    let password = password_of(dir.path(), "alice");
+    let password = super::demo_password(dir.path(), "alice");
     let ca = dir.path().join("tls/ca.pem");
     let settings = [
         ("OKTA_DOMAIN", domain.as_str()),
@@ -311,7 +300,7 @@ fn okta_jwt_verifier_accepts_a_cross_app_access_token_for_todo0_and_refuses_othe
     );
     assert_eq!(audience, &format!("https://localhost:{}/mcp", up.mcp));
 
-    let password = password_of(dir.path(), "alice");
+    let password = super::demo_password(dir.path(), "alice");
     cli(
         &["login", "--username", "alice", "--password-stdin"],
         dir.path(),

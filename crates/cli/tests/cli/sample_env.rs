@@ -242,12 +242,7 @@ async fn the_samples_env_files_start_every_service_unchanged() {
     );
 }
 
-fn env_of(path: &std::path::Path) -> std::collections::HashMap<String, String> {
-    idp0::devconfig::read_env_file(path)
-        .unwrap()
-        .into_iter()
-        .collect()
-}
+use super::env_file as env_of;
 
 fn start_up_with_sample(dir: &std::path::Path, root: &std::path::Path) -> Up {
     let (dir, root) = (dir.to_owned(), root.display().to_string());
@@ -464,12 +459,7 @@ async fn up_sample_env_writes_the_samples_files_for_the_running_stack() {
     }
     // A person logs in to agent0 started from the sample's files: through idp0 and back on the
     // sample's port.
-    let demo = std::fs::read_to_string(dir.path().join("demo-users.txt")).unwrap();
-    let password = demo
-        .lines()
-        .find_map(|l| l.strip_prefix("alice:"))
-        .unwrap()
-        .to_owned();
+    let password = super::demo_password(dir.path(), "alice");
     log_in_to_agent0(&Browser::new(), &sample_agent, "alice", &password).await;
     drop((mcp_service, app_service, agent_service));
 

@@ -10,10 +10,7 @@ use super::BIN;
 use super::up::{Up, chat, log_in_to_agent0};
 
 fn env_of(dir: &std::path::Path, file: &str) -> std::collections::HashMap<String, String> {
-    idp0::devconfig::read_env_file(&dir.join(file))
-        .unwrap()
-        .into_iter()
-        .collect()
+    super::env_file(&dir.join(file))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,12 +88,7 @@ async fn up_tls_serves_every_service_over_https_from_a_local_ca_kept_across_rest
         format!("https://localhost:{}", up.idp),
         "an https issuer (RFC 8414 §2)"
     );
-    let demo = std::fs::read_to_string(dir.path().join("demo-users.txt")).unwrap();
-    let password = demo
-        .lines()
-        .find_map(|l| l.strip_prefix("alice:"))
-        .unwrap()
-        .to_owned();
+    let password = super::demo_password(dir.path(), "alice");
     let browser = Browser::new();
     let csrf = log_in_to_agent0(&browser, &agent, "alice", &password).await;
     let reply = chat(&browser, &agent, &csrf, "list my todos").await;
@@ -207,25 +199,24 @@ async fn a_given_certificate_is_served_and_ca_file_makes_the_cli_trust_it() {
         .spawn()
         .unwrap();
     let marker = "org issuer:        https://localhost:";
-    let port: u16 = BufReader::new(idp.stdout.take().unwrap())
-        .lines()
+    let mut lines = BufReader::new(idp.stdout.take().unwrap()).lines();
+    let port: u16 = lines
+        .by_ref()
         .map(Result::unwrap)
         .find_map(|line| {
             let at = line.find(marker)?;
             line[at + marker.len()..].parse().ok()
         })
         .unwrap();
+    // Keep reading what it prints later: a closed stdout would stop idp0 at its next line.
+    std::thread::spawn(move || lines.for_each(drop));
     assert!(
         !data.path().join("tls").exists(),
         "no local CA is made when a certificate is given"
     );
     // The CLI in another process: without the CA it fails at the handshake; with --ca-file
     // it logs in.
-    let password = std::fs::read_to_string(data.path().join("demo-users.txt"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("alice:").map(str::to_owned))
-        .unwrap();
+    let password = super::demo_password(data.path(), "alice");
     let login = |extra: &[&std::ffi::OsStr]| {
         use std::io::Write;
         let mut child = Command::new(BIN)

@@ -225,12 +225,7 @@ async fn up_on_other_ports_sends_every_redirect_and_token_to_those_ports() {
                 "round {round}: a default port in the banner: {line}"
             );
         }
-        let env = |file: &str| -> std::collections::HashMap<String, String> {
-            idp0::devconfig::read_env_file(&dir.path().join(file))
-                .unwrap()
-                .into_iter()
-                .collect()
-        };
+        let env = |file: &str| super::env_file(&dir.path().join(file));
         let agent_env = env("agent0.env");
         assert_eq!(agent_env["OKTA_REDIRECT_URI"], format!("{agent}/callback"));
         assert_eq!(agent_env["MCP_SERVER_URL"], mcp);
@@ -250,12 +245,7 @@ async fn up_on_other_ports_sends_every_redirect_and_token_to_those_ports() {
         );
 
         // J1: log in through idp0's form; the code comes back to this agent0.
-        let demo = std::fs::read_to_string(dir.path().join("demo-users.txt")).unwrap();
-        let password = demo
-            .lines()
-            .find_map(|l| l.strip_prefix("alice:"))
-            .unwrap()
-            .to_owned();
+        let password = super::demo_password(dir.path(), "alice");
         let browser = Browser::new();
         let csrf = log_in_to_agent0(&browser, &agent, "alice", &password).await;
 
