@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's one test command (README, .ci/run): formatting, lints, then every test.
+# The project's one test command (README, .ci/run): unused dependencies, formatting, lints, then every test.
 # Needs the Rust toolchain and the machine's PostgreSQL (127.0.0.1:5432, database `test`); installs
 # Debian's chromium + chromium-driver for agent0's browser test when they are missing, and Node.js
 # + npm for the Node interop tests (Python's MCP SDK and npm packages are installed by the tests).
@@ -29,6 +29,16 @@ if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0
     "install a newer one (e.g. from nodejs.org or NodeSource) and run again" >&2
   exit 1
 fi
+# Unused dependencies: cargo-machete reads the manifests and sources (no build, about 1 s) and
+# fails on a dependency nothing uses. Installed once into ~/.cargo/bin (about 1 min on 2 cores)
+# and kept for later runs on the machine. A dependency listed only to turn on a feature goes in
+# the crate's `[package.metadata.cargo-machete] ignored = [...]`, with a comment saying why.
+if ! cargo machete --version >/dev/null 2>&1; then
+  echo "== installing cargo-machete (the unused-dependency check; once per machine)"
+  cargo install --locked cargo-machete
+fi
+echo "== cargo machete (unused dependencies)"
+cargo machete
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (all targets, -D warnings)"
