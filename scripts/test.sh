@@ -33,9 +33,9 @@ fi
 # fails on a dependency nothing uses. Installed once into ~/.cargo/bin (about 1 min on 2 cores)
 # and kept for later runs on the machine. A dependency listed only to turn on a feature goes in
 # the crate's `[package.metadata.cargo-machete] ignored = [...]`, with a comment saying why.
-if ! cargo machete --version >/dev/null 2>&1; then
+if ! cargo machete --version 2>/dev/null | grep -q "0\.9\.2"; then
   echo "== installing cargo-machete (the unused-dependency check; once per machine)"
-  cargo install --locked cargo-machete
+  cargo install --locked cargo-machete --version 0.9.2
 fi
 echo "== cargo machete (unused dependencies)"
 cargo machete
