@@ -2,7 +2,8 @@
 //! draft-ietf-oauth-identity-assertion-authz-grant): the person's ID token is exchanged at the
 //! org authorization server for an ID-JAG (RFC 8693, with `audience` = the resource AS issuer
 //! and `resource` = the MCP server), which is redeemed at the resource AS with the JWT bearer
-//! grant (RFC 7523). The agent authenticates both legs as itself (`private_key_jwt` by default).
+//! grant (RFC 7523), both steps by [`TokenClient::exchange_for_access_token`]. The agent
+//! authenticates both legs as itself (`private_key_jwt` by default).
 //!
 //! Access tokens are cached per (person, connection, scope set) until shortly before they expire
 //! (a bounded [`TokenCache`], in process by default), with one exchange in flight per key
@@ -14,7 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use protocol::oauth::{ErrorCode, TokenType};
 use protocol::token_client::{
-    ClientAuth, ClientSetupError, IdJagRequest, TokenClient, TokenClientError,
+    ClientAuth, ClientSetupError, CrossAppAccess, CrossAppAccessError, CrossAppAccessStep,
+    IdJagRequest, TokenClient, TokenClientError,
 };
 use protocol::{Clock, Scopes, UnixTime};
 use secrecy::SecretString;
@@ -198,34 +200,30 @@ impl TokenBroker {
     ) -> Result<AccessToken, TokenError> {
         self.exchanges.fetch_add(1, Ordering::Relaxed);
         let scope = scopes.to_string();
-        let request = IdJagRequest {
-            subject_token: &principal.id_token,
-            subject_token_type: TokenType::IdToken,
-            audience: &target.as_issuer,
-            resource: Some(&target.resource),
-            scope: (!scopes.is_empty()).then_some(scope.as_str()),
+        let exchange = CrossAppAccess {
+            org_token_endpoint: &self.org_token_endpoint,
+            resource_token_endpoint: &target.as_token_endpoint,
+            request: IdJagRequest {
+                subject_token: &principal.id_token,
+                subject_token_type: TokenType::IdToken,
+                audience: &target.as_issuer,
+                resource: Some(&target.resource),
+                scope: (!scopes.is_empty()).then_some(scope.as_str()),
+            },
         };
-        let id_jag = self
+        let grant = self
             .client
-            .exchange_for_id_jag(&self.org_token_endpoint, &self.agent, &request)
+            .exchange_for_access_token(&self.agent, &exchange)
             .await
-            .map_err(|e| refused(e, &target.connection, Leg::IdentityProvider))?;
-        let response = self
-            .client
-            .redeem_id_jag(&target.as_token_endpoint, &self.agent, &id_jag.access_token)
-            .await
-            .map_err(|e| refused(e, &target.connection, Leg::AuthorizationServer))?;
-        drop(id_jag);
-        let granted = match response.scope.as_deref() {
-            Some(granted) => Scopes::parse(granted).map_err(|e| {
-                TokenError::Refused(format!(
-                    "{} granted an unreadable scope: {e}",
-                    target.as_issuer
-                ))
-            })?,
-            // RFC 6749 §5.1: no scope means exactly what was requested.
-            None => scopes.clone(),
-        };
+            .map_err(|e| refused(e, &target.connection))?;
+        // The ID-JAG is spent: only the access token is kept.
+        let response = grant.access;
+        let granted = response.granted_scopes(scopes).map_err(|e| {
+            TokenError::Refused(format!(
+                "{} granted an unreadable scope: {e}",
+                target.as_issuer
+            ))
+        })?;
         let lifetime = response.expires_in.unwrap_or(DEFAULT_LIFETIME);
         let expires_at = usable_until(self.clock.now(), lifetime);
         tracing::info!(target: "agent0::audit", granted = %granted, expires_in = lifetime, "access token minted");
@@ -251,34 +249,26 @@ fn usable_until(now: UnixTime, lifetime: i64) -> UnixTime {
     now + (lifetime - EXPIRY_MARGIN).max(lifetime / 2)
 }
 
-/// Which of the two Cross-App Access steps failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Leg {
-    /// Step 1: the ID token for an ID-JAG at the org AS.
-    IdentityProvider,
-    /// Step 2: the ID-JAG for an access token at the resource AS.
-    AuthorizationServer,
-}
-
-impl std::fmt::Display for Leg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::IdentityProvider => "the identity provider",
-            Self::AuthorizationServer => "the authorization server",
-        })
+/// Who answers at a Cross-App Access step, as the person is told.
+fn server_at(step: CrossAppAccessStep) -> &'static str {
+    match step {
+        CrossAppAccessStep::IdJag => "the identity provider",
+        CrossAppAccessStep::AccessToken => "the authorization server",
     }
 }
 
 /// Maps a token endpoint failure to what the person and the model are told. The IdP refusing
 /// the ID token (`invalid_grant` at step 1) means the login is no longer good.
-fn refused(error: TokenClientError, connection: &str, who: Leg) -> TokenError {
-    match error {
+fn refused(error: CrossAppAccessError, connection: &str) -> TokenError {
+    let CrossAppAccessError { step, source } = error;
+    let who = server_at(step);
+    match source {
         TokenClientError::OAuth { error, .. } => match (&error.error, error.interaction_uri) {
             (_, Some(interaction_uri)) => TokenError::InteractionRequired {
                 connection: connection.to_owned(),
                 interaction_uri,
             },
-            (ErrorCode::InvalidGrant, None) if who == Leg::IdentityProvider => {
+            (ErrorCode::InvalidGrant, None) if step == CrossAppAccessStep::IdJag => {
                 TokenError::LoginExpired
             }
             (code, None) => TokenError::Refused(format!(
@@ -320,21 +310,21 @@ mod tests {
         assert_eq!(usable_until(1_000, 60), 1_030, "half of a short lifetime");
     }
 
+    fn at(step: CrossAppAccessStep, source: TokenClientError) -> CrossAppAccessError {
+        CrossAppAccessError { step, source }
+    }
+
     #[test]
     fn refusals_say_what_the_person_must_do() {
+        use CrossAppAccessStep::{AccessToken, IdJag};
         assert!(matches!(
-            refused(
-                oauth(ErrorCode::InvalidGrant, None),
-                "todo0",
-                Leg::IdentityProvider
-            ),
+            refused(at(IdJag, oauth(ErrorCode::InvalidGrant, None)), "todo0"),
             TokenError::LoginExpired
         ));
         // The resource AS refusing an ID-JAG is not the person's login.
         let error = refused(
-            oauth(ErrorCode::InvalidGrant, None),
+            at(AccessToken, oauth(ErrorCode::InvalidGrant, None)),
             "todo0",
-            Leg::AuthorizationServer,
         );
         assert_eq!(
             error.to_string(),
@@ -342,9 +332,8 @@ mod tests {
         );
         assert!(matches!(
             refused(
-                oauth(ErrorCode::InteractionRequired, Some("https://idp/consent")),
+                at(IdJag, oauth(ErrorCode::InteractionRequired, Some("https://idp/consent"))),
                 "github",
-                Leg::IdentityProvider
             ),
             TokenError::InteractionRequired { connection, interaction_uri }
                 if connection == "github" && interaction_uri == "https://idp/consent"
@@ -354,7 +343,7 @@ mod tests {
             message: "connection refused".into(),
         };
         assert!(matches!(
-            refused(unreachable, "todo0", Leg::IdentityProvider),
+            refused(at(IdJag, unreachable), "todo0"),
             TokenError::Unavailable(m) if m.contains("could not be reached")
         ));
     }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use protocol::assertion::ClientAssertionSigner;
 use protocol::oauth::TokenType;
-use protocol::token_client::{ClientAuth, IdJagRequest, TokenClient};
+use protocol::token_client::{ClientAuth, CrossAppAccess, IdJagRequest, TokenClient};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -120,22 +120,21 @@ async fn exchange(args: ExchangeArgs) -> anyhow::Result<()> {
             .context("the resource authorization server has no token_endpoint")?,
     };
 
-    let client = TokenClient::new()?;
-    let request = IdJagRequest {
-        subject_token: &id_token,
-        subject_token_type: TokenType::IdToken,
-        audience: &audience,
-        resource: resource.as_deref(),
-        scope: scope.as_deref(),
+    let exchange = CrossAppAccess {
+        org_token_endpoint: &org_token,
+        resource_token_endpoint: &as_token,
+        request: IdJagRequest {
+            subject_token: &id_token,
+            subject_token_type: TokenType::IdToken,
+            audience: &audience,
+            resource: resource.as_deref(),
+            scope: scope.as_deref(),
+        },
     };
-    let jag = client
-        .exchange_for_id_jag(&org_token, &auth, &request)
-        .await
-        .context("step 1 (token exchange for an ID-JAG)")?;
-    let access = client
-        .redeem_id_jag(&as_token, &auth, &jag.access_token)
-        .await
-        .context("step 2 (JWT bearer with the ID-JAG)")?;
+    let grant = TokenClient::new()?
+        .exchange_for_access_token(&auth, &exchange)
+        .await?;
+    let (jag, access) = (&grant.id_jag, &grant.access);
 
     let decode = |token: &SecretString| {
         protocol::verify::decode_unverified(token.expose_secret()).unwrap_or_default()

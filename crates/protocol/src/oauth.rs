@@ -198,6 +198,17 @@ pub struct TokenResponse {
     pub id_token: Option<SecretString>,
 }
 
+impl TokenResponse {
+    /// The scopes granted: `scope` when sent, else exactly what was `requested` (RFC 6749 §5.1
+    /// makes `scope` optional when it is identical to the request).
+    pub fn granted_scopes(&self, requested: &Scopes) -> Result<Scopes, InvalidScope> {
+        match self.scope.as_deref() {
+            Some(granted) => Scopes::parse(granted),
+            None => Ok(requested.clone()),
+        }
+    }
+}
+
 /// A set of scope tokens (RFC 6749 §3.3): space-delimited on the wire, order-insensitive.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Scopes(BTreeSet<String>);
@@ -318,6 +329,29 @@ impl<'de> Deserialize<'de> for Scopes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_scope_in_a_token_response_means_the_requested_scope() {
+        let response = |scope: Option<&str>| TokenResponse {
+            access_token: SecretString::from("t"),
+            token_type: "Bearer".into(),
+            issued_token_type: None,
+            expires_in: None,
+            scope: scope.map(str::to_owned),
+            refresh_token: None,
+            id_token: None,
+        };
+        let requested = Scopes::parse("a b").expect("scopes");
+        assert_eq!(
+            response(None).granted_scopes(&requested),
+            Ok(requested.clone())
+        );
+        assert_eq!(
+            response(Some("a")).granted_scopes(&requested),
+            Ok(Scopes::parse("a").expect("scope"))
+        );
+        assert!(response(Some("a\"b")).granted_scopes(&requested).is_err());
+    }
 
     #[test]
     fn grant_types_round_trip_their_urns() {

@@ -3,6 +3,8 @@
 //! and the RFC 7523 JWT bearer grant that redeems it (§4.4), with `private_key_jwt`,
 //! `client_secret_basic` or `client_secret_post` client authentication. Redirects are never
 //! followed, responses are size-bounded, and errors keep the server's RFC 6749 §5.2 body.
+//! [`TokenClient::exchange_for_access_token`] runs both Cross-App Access steps: every caller
+//! that needs an access token by Cross-App Access uses it.
 
 use std::time::Duration;
 
@@ -11,6 +13,12 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::assertion::ClientAssertionSigner;
 use crate::oauth::{ErrorResponse, GrantType, TokenResponse, TokenType};
+
+mod cross_app_access;
+
+pub use cross_app_access::{
+    CrossAppAccess, CrossAppAccessError, CrossAppAccessGrant, CrossAppAccessStep,
+};
 
 /// How the client authenticates.
 #[derive(Debug, Clone)]

@@ -17,7 +17,9 @@ use protocol::Clock;
 use protocol::assertion::ClientAssertionSigner;
 use protocol::keys::SigningKey;
 use protocol::oauth::TokenResponse;
-use protocol::token_client::{ClientAuth, TokenClient};
+use protocol::token_client::{
+    ClientAuth, CrossAppAccess, CrossAppAccessError, CrossAppAccessGrant, IdJagRequest, TokenClient,
+};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
@@ -179,6 +181,31 @@ impl IdpHandle {
         Ok(TokenClient::new()?
             .exchange_for_id_jag(&self.org_token_endpoint(), &self.agent_auth(), &request)
             .await?)
+    }
+
+    /// Both Cross-App Access steps as the agent, as agent0 runs them: `id_token` for an ID-JAG to
+    /// the todo0 AS for `resource`, redeemed there for an access token.
+    pub async fn cross_app_access(
+        &self,
+        id_token: &SecretString,
+        resource: &str,
+        scope: &str,
+    ) -> Result<CrossAppAccessGrant, CrossAppAccessError> {
+        let exchange = CrossAppAccess {
+            org_token_endpoint: &self.org_token_endpoint(),
+            resource_token_endpoint: &self.todo0_token_endpoint(),
+            request: IdJagRequest {
+                subject_token: id_token,
+                subject_token_type: protocol::oauth::TokenType::IdToken,
+                audience: &self.todo0_issuer(),
+                resource: Some(resource),
+                scope: Some(scope),
+            },
+        };
+        TokenClient::new()
+            .expect("a token client")
+            .exchange_for_access_token(&self.agent_auth(), &exchange)
+            .await
     }
 
     /// Step 2 as the agent: redeems an ID-JAG at the todo0 AS.
@@ -583,12 +610,10 @@ impl Stack {
     pub async fn mcp_token(&self, user: &str, scope: &str) -> anyhow::Result<SecretString> {
         let login = self.idp.login(&Browser::new(), user).await?;
         let id_token = login.id_token.context("no ID token")?;
-        let id_jag_type = protocol::oauth::TokenType::IdToken;
-        let jag = self
+        let grant = self
             .idp
-            .id_jag(&id_token, id_jag_type, &self.mcp_url, scope)
+            .cross_app_access(&id_token, &self.mcp_url, scope)
             .await?;
-        let access = self.idp.redeem(&jag.access_token).await?;
-        Ok(access.access_token)
+        Ok(grant.access.access_token)
     }
 }

@@ -12,7 +12,7 @@ use anyhow::Context;
 use protocol::Scopes;
 use protocol::assertion::ClientAssertionSigner;
 use protocol::oauth::TokenType;
-use protocol::token_client::{ClientAuth, IdJagRequest, TokenClient};
+use protocol::token_client::{ClientAuth, CrossAppAccess, IdJagRequest, TokenClient};
 use secrecy::SecretString;
 
 use super::discovery::Protection;
@@ -223,36 +223,31 @@ impl TokenSource {
     /// ID-JAG. Returns the token and the granted scopes.
     pub(super) async fn mint(&self, scopes: &Scopes) -> anyhow::Result<(SecretString, Scopes)> {
         let scope = (!scopes.is_empty()).then(|| scopes.to_string());
-        let request = IdJagRequest {
-            subject_token: &self.id_token,
-            subject_token_type: TokenType::IdToken,
-            audience: &self.protection.as_issuer,
-            resource: Some(&self.protection.resource),
-            scope: scope.as_deref(),
+        let exchange = CrossAppAccess {
+            org_token_endpoint: &self.idp_token_endpoint,
+            resource_token_endpoint: &self.protection.as_token_endpoint,
+            request: IdJagRequest {
+                subject_token: &self.id_token,
+                subject_token_type: TokenType::IdToken,
+                audience: &self.protection.as_issuer,
+                resource: Some(&self.protection.resource),
+                scope: scope.as_deref(),
+            },
         };
-        let jag = self
-            .client
-            .exchange_for_id_jag(&self.idp_token_endpoint, &self.auth, &request)
-            .await
-            .context("exchanging the ID token for an ID-JAG at the IdP")?;
         let access = self
             .client
-            .redeem_id_jag(
-                &self.protection.as_token_endpoint,
-                &self.auth,
-                &jag.access_token,
-            )
+            .exchange_for_access_token(&self.auth, &exchange)
             .await
             .with_context(|| {
                 format!(
-                    "redeeming the ID-JAG at the authorization server {}",
+                    "getting an access token from the authorization server {}",
                     self.protection.as_issuer
                 )
-            })?;
-        let granted = match access.scope.as_deref() {
-            Some(granted) => Scopes::parse(granted).context("the granted scope is malformed")?,
-            None => scopes.clone(),
-        };
+            })?
+            .access;
+        let granted = access
+            .granted_scopes(scopes)
+            .context("the granted scope is malformed")?;
         Ok((access.access_token, granted))
     }
 }

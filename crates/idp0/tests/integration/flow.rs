@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::claims::{AccessTokenClaims, IdJagClaims, IdTokenClaims};
-use protocol::oauth::TokenType;
-use protocol::token_client::TokenClient;
+use protocol::oauth::{ErrorCode, TokenType};
+use protocol::token_client::{
+    CrossAppAccess, CrossAppAccessStep, IdJagRequest, TokenClient, TokenClientError,
+};
 use protocol::verify::{Expectations, JwtVerifier, RemoteJwks, TypeRule};
 use secrecy::ExposeSecret;
 use testkit::{Browser, IdpHandle};
@@ -111,20 +113,102 @@ async fn granted_scope_is_requested_intersected_with_policy() {
     let idp = IdpHandle::start().await.unwrap();
     let login = idp.login(&Browser::new(), "bob").await.unwrap();
     // Step-up: the union of the granted and the challenged scopes.
-    let jag = idp
-        .id_jag(
+    let access = idp
+        .cross_app_access(
             login.id_token.as_ref().unwrap(),
-            TokenType::IdToken,
             RESOURCE,
             "mcp:connect mcp:tools:read mcp:tools:delete",
         )
         .await
-        .unwrap();
-    let access = idp.redeem(&jag.access_token).await.unwrap();
+        .unwrap()
+        .access;
     assert_eq!(
         access.scope.as_deref(),
         Some("mcp:connect mcp:tools:delete mcp:tools:read")
     );
+}
+
+/// `TokenClient::exchange_for_access_token`, the one home of both steps that agent0, the CLI and
+/// testkit call: the access token and the ID-JAG's claims on success, and a failure names the
+/// step that failed with the server's OAuth error code.
+#[tokio::test]
+async fn one_call_runs_both_steps_and_names_the_step_that_failed() {
+    let idp = IdpHandle::start().await.unwrap();
+    let id_token = idp
+        .login(&Browser::new(), "alice")
+        .await
+        .unwrap()
+        .id_token
+        .unwrap();
+    let grant = idp
+        .cross_app_access(&id_token, RESOURCE, "mcp:connect mcp:tools:read")
+        .await
+        .unwrap();
+    let claims = &grant.id_jag_claims;
+    assert_eq!(claims.iss, idp.issuer);
+    assert_eq!(claims.sub, idp0::config::user_id_for("alice"));
+    assert_eq!(claims.client_id, "agent0-agent");
+    assert!(claims.aud.is_only(&idp.todo0_issuer()));
+    assert_eq!(claims.resource.as_deref(), Some(RESOURCE));
+    assert_eq!(claims.scope.as_deref(), Some("mcp:connect mcp:tools:read"));
+    assert_eq!(grant.id_jag.token_type, "N_A");
+    assert_eq!(grant.access.token_type, "Bearer");
+    assert_eq!(
+        grant.access.scope.as_deref(),
+        Some("mcp:connect mcp:tools:read")
+    );
+    let access = remote_verifier(&idp.todo0_issuer())
+        .await
+        .verify::<AccessTokenClaims>(
+            grant.access.access_token.expose_secret(),
+            &Expectations::new(idp.todo0_issuer(), RESOURCE, TypeRule::ACCESS_TOKEN),
+        )
+        .await
+        .unwrap()
+        .claims;
+    assert_eq!(access.user_id(), claims.sub);
+
+    // Step 1 refused: the IdP does not take the subject token.
+    let refused = idp
+        .cross_app_access(&"not-a-jwt".to_owned().into(), RESOURCE, "mcp:connect")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.step, CrossAppAccessStep::IdJag);
+    assert_eq!(refused.error_code(), Some(&ErrorCode::InvalidGrant));
+
+    // Step 2 refused: the ID-JAG is good but redeemed where the jwt-bearer grant is not offered.
+    let client = TokenClient::new().unwrap();
+    let (org_token, audience) = (idp.org_token_endpoint(), idp.todo0_issuer());
+    let at = |resource_token_endpoint| CrossAppAccess {
+        org_token_endpoint: &org_token,
+        resource_token_endpoint,
+        request: IdJagRequest {
+            subject_token: &id_token,
+            subject_token_type: TokenType::IdToken,
+            audience: &audience,
+            resource: Some(RESOURCE),
+            scope: Some("mcp:connect"),
+        },
+    };
+    let refused = client
+        .exchange_for_access_token(&idp.agent_auth(), &at(&org_token))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.step, CrossAppAccessStep::AccessToken, "{refused:?}");
+    assert_eq!(refused.error_code(), Some(&ErrorCode::UnsupportedGrantType));
+    assert!(refused.to_string().contains("step 2"), "{refused}");
+
+    // Step 2 unreachable: a transport failure, still step 2.
+    let unreachable = client
+        .exchange_for_access_token(&idp.agent_auth(), &at("http://127.0.0.1:9/token"))
+        .await
+        .unwrap_err();
+    assert_eq!(unreachable.step, CrossAppAccessStep::AccessToken);
+    assert!(
+        matches!(unreachable.source, TokenClientError::Http { .. }),
+        "{unreachable:?}"
+    );
+    idp.stop().await.unwrap();
 }
 
 #[tokio::test]
