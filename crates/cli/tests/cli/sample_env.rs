@@ -191,16 +191,15 @@ async fn the_samples_env_files_start_every_service_unchanged() {
     assert_eq!(health["status"], "ok", "{health}");
     // todo0's app accepts a token minted for EXPECTED_AUDIENCE by OKTA_ISSUER.
     let login = idp.login(&Browser::new(), "alice").await.unwrap();
-    let id_jag = idp
-        .id_jag(
+    let access = idp
+        .cross_app_access(
             &login.id_token.unwrap(),
-            protocol::oauth::TokenType::IdToken,
             "http://localhost:5002/mcp",
             "mcp:connect mcp:tools:read",
         )
         .await
-        .unwrap();
-    let access = idp.redeem(&id_jag.access_token).await.unwrap();
+        .unwrap()
+        .access;
     let todos = http
         .get(format!("http://127.0.0.1:{}/todos", app.port))
         .bearer_auth(access.access_token.expose_secret())

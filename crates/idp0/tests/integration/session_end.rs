@@ -158,16 +158,11 @@ async fn introspect(endpoint: &str, client: &str, secret: &SecretString, token: 
 async fn introspection_answers_only_the_tokens_client_or_the_servers_resource_clients() {
     let idp = IdpHandle::start().await.unwrap();
     let login = idp.login(&Browser::new(), "alice").await.unwrap();
-    let jag = idp
-        .id_jag(
-            login.id_token.as_ref().unwrap(),
-            TokenType::IdToken,
-            RESOURCE,
-            SCOPE,
-        )
+    let mcp = idp
+        .cross_app_access(login.id_token.as_ref().unwrap(), RESOURCE, SCOPE)
         .await
-        .unwrap();
-    let mcp = idp.redeem(&jag.access_token).await.unwrap();
+        .unwrap()
+        .access;
     let org_endpoint = format!("{}/oauth2/v1/introspect", idp.issuer);
     let todo0_endpoint = format!("{}/v1/introspect", idp.todo0_issuer());
     let (agent0, todo0) = (idp.client_secret("agent0"), idp.client_secret("todo0"));

@@ -186,16 +186,11 @@ async fn revoke_as_agent(idp: &IdpHandle, endpoint: &str, token: &SecretString) 
 async fn real_token(idp: &IdpHandle, mcp_url: &str, user: &str) -> SecretString {
     let login = idp.login(&Browser::new(), user).await.unwrap();
     let id_token = login.id_token.unwrap();
-    let jag = idp
-        .id_jag(
-            &id_token,
-            protocol::oauth::TokenType::IdToken,
-            mcp_url,
-            READ,
-        )
+    idp.cross_app_access(&id_token, mcp_url, READ)
         .await
-        .unwrap();
-    idp.redeem(&jag.access_token).await.unwrap().access_token
+        .unwrap()
+        .access
+        .access_token
 }
 
 #[tokio::test]
