@@ -1,9 +1,9 @@
 //! The agent's MCP client side (MCP authorization spec 2025-11-25, ARCHITECTURE §5.5, §7): one
 //! live Streamable HTTP session per (person, connection), opened with the narrowest cached token
 //! that works. A `403` with `error="insufficient_scope"` is met by requesting the union of the
-//! granted and the challenged scopes (a new ID-JAG each time, at most [`MAX_STEP_UPS`] per call)
-//! and retrying; the scopes a tool turned out to need are remembered, so the next call of that
-//! tool starts with them. A tool result that refuses the token in band (Okta's sample server,
+//! granted and the challenged scopes (a new ID-JAG each time, at most [`MAX_STEP_UPS`] per call,
+//! as [`protocol::step_up`] decides) and retrying; the scopes a tool turned out to need are
+//! remembered, so the next call of that tool starts with them. A tool result that refuses the token in band (Okta's sample server,
 //! [`in_band`]) is met the same way: a missing scope steps up, a bad token gets one fresh token.
 //! Tool lists are cached per (person, connection) for a few minutes.
 //!
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::sync::Cache;
-use protocol::www_authenticate;
+use protocol::step_up::{Challenge, GiveUp, StepUp, classify_challenge};
 use protocol::{Clock, Scopes, UnixTime};
 use rmcp::ServiceExt;
 use rmcp::model::{
@@ -36,8 +36,7 @@ use crate::tokens::{AccessToken, IdJagTarget, Principal, TokenBroker, TokenError
 
 mod in_band;
 
-/// Step-ups allowed for one tool call.
-pub const MAX_STEP_UPS: usize = 2;
+pub use protocol::step_up::MAX_STEP_UPS;
 /// How long a tool list is reused.
 const TOOLS_TTL: i64 = 300;
 /// How long one MCP request may take.
@@ -372,8 +371,7 @@ impl McpHub {
             }
             McpAuth::None => Scopes::empty(),
         };
-        let mut first_scopes: Option<Scopes> = None;
-        let mut step_ups = 0;
+        let mut step_up = StepUp::new();
         let mut retried = false;
         loop {
             let token = self.token(principal, server, &scopes).await?;
@@ -396,13 +394,15 @@ impl McpHub {
                     self.mark_live(principal, server);
                     // What the tool turned out to need is remembered only once a call with it
                     // succeeded, so a refusal alone never widens later requests.
-                    if first_scopes.is_some() {
+                    if step_up.first_scopes().is_some() {
                         self.learned.insert(learned_key.clone(), scopes.clone());
                     }
-                    let step_up = first_scopes
+                    let stepped = step_up
+                        .first_scopes()
+                        .cloned()
                         .zip(token.map(|t| t.scopes))
                         .filter(|(from, to)| from != to);
-                    return Ok((value, step_up));
+                    return Ok((value, stepped));
                 }
                 Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::Broken(message)) => {
@@ -438,33 +438,15 @@ impl McpHub {
                             message: format!("asks for a scope, but it is open ({description})"),
                         });
                     };
-                    let Some(needed) = needed.filter(|s| !s.is_empty()) else {
-                        return Err(McpError::Scope {
-                            server: server.label.clone(),
-                            message: format!("insufficient scope, naming none ({description})"),
-                        });
+                    scopes = match step_up.next(&token.scopes, needed.as_ref()) {
+                        Ok(wanted) => wanted,
+                        Err(reason) => {
+                            return Err(McpError::Scope {
+                                server: server.label.clone(),
+                                message: give_up_message(&reason, &token.scopes, &description),
+                            });
+                        }
                     };
-                    if token.scopes.contains_all(&needed) {
-                        return Err(McpError::Scope {
-                            server: server.label.clone(),
-                            message: format!(
-                                "wants {needed} although the token has {} ({description})",
-                                token.scopes
-                            ),
-                        });
-                    }
-                    if step_ups == MAX_STEP_UPS {
-                        return Err(McpError::Scope {
-                            server: server.label.clone(),
-                            message: format!(
-                                "still wants {needed} after {MAX_STEP_UPS} step-ups (token has {})",
-                                token.scopes
-                            ),
-                        });
-                    }
-                    step_ups += 1;
-                    first_scopes.get_or_insert_with(|| token.scopes.clone());
-                    scopes = token.scopes.union(&needed);
                     tracing::info!(target: "agent0::audit", connection = %server.name, tool = what, to = %scopes, "stepping up");
                 }
             }
@@ -631,43 +613,16 @@ fn classify_service_error(e: &rmcp::ServiceError) -> Failure {
     }
 }
 
-/// What a `401`/`403` challenge asks of the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Challenge {
-    /// `error="insufficient_scope"` (RFC 6750 §3.1): step up to `scope` (when named).
-    InsufficientScope {
-        /// The scopes the resource needs.
-        scope: Option<Scopes>,
-        /// `error: error_description`.
-        description: String,
-    },
-    /// Any other challenge (no token, `invalid_token`, not Bearer).
-    Refused {
-        /// What the server said.
-        description: String,
-    },
-}
-
-/// Sorts a `WWW-Authenticate` value (RFC 6750 §3, parsed per RFC 9110) into step-up or refusal.
-pub fn classify_challenge(header: &str) -> Challenge {
-    let challenges = www_authenticate::parse(header).unwrap_or_default();
-    let Some(bearer) = www_authenticate::find_bearer(&challenges) else {
-        return Challenge::Refused {
-            description: "refused without a Bearer challenge".into(),
-        };
-    };
-    let description = match (bearer.error(), bearer.param("error_description")) {
-        (Some(error), Some(text)) => format!("{error}: {text}"),
-        (Some(error), None) => error.to_owned(),
-        (None, _) => "an access token is required".to_owned(),
-    };
-    if bearer.error() == Some("insufficient_scope") {
-        Challenge::InsufficientScope {
-            scope: bearer.scope().and_then(|s| Scopes::parse(s).ok()),
-            description,
+/// Why a call stopped stepping up, in agent0's words (`description`: the challenge's).
+fn give_up_message(reason: &GiveUp, granted: &Scopes, description: &str) -> String {
+    match reason {
+        GiveUp::NamesNoScope => format!("insufficient scope, naming none ({description})"),
+        GiveUp::AlreadyGranted { needed } => {
+            format!("wants {needed} although the token has {granted} ({description})")
         }
-    } else {
-        Challenge::Refused { description }
+        GiveUp::LimitReached { needed, limit } => {
+            format!("still wants {needed} after {limit} step-ups (token has {granted})")
+        }
     }
 }
 
@@ -714,28 +669,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn challenges_sort_into_step_up_or_refusal() {
-        let header = r#"Bearer error="insufficient_scope", error_description="needs delete", scope="mcp:connect mcp:tools:delete", resource_metadata="http://x/.well-known/oauth-protected-resource/mcp""#;
-        assert_eq!(
-            classify_challenge(header),
-            Challenge::InsufficientScope {
-                scope: Scopes::parse("mcp:connect mcp:tools:delete").ok(),
-                description: "insufficient_scope: needs delete".into(),
-            }
-        );
-        assert_eq!(
-            classify_challenge(r#"Bearer error="invalid_token", error_description="expired""#),
-            Challenge::Refused {
-                description: "invalid_token: expired".into()
-            }
-        );
+    fn challenges_become_step_up_or_refusal_failures() {
+        let header = r#"Bearer error="insufficient_scope", error_description="needs delete", scope="mcp:connect mcp:tools:delete""#;
         assert!(matches!(
-            classify_challenge("Basic realm=\"x\""),
-            Challenge::Refused { .. }
+            classify(header),
+            Failure::InsufficientScope(Some(scope), description)
+                if scope == Scopes::parse("mcp:connect mcp:tools:delete").unwrap()
+                    && description == "insufficient_scope: needs delete"
         ));
         assert!(matches!(
             classify(r#"Bearer error="invalid_token""#),
             Failure::Unauthorized(_)
         ));
+    }
+
+    #[test]
+    fn give_up_reasons_keep_agent0s_wording() {
+        let granted = Scopes::parse("mcp:connect mcp:tools:read").unwrap();
+        let needed = Scopes::parse("mcp:tools:delete").unwrap();
+        assert_eq!(
+            give_up_message(&GiveUp::NamesNoScope, &granted, "insufficient_scope"),
+            "insufficient scope, naming none (insufficient_scope)"
+        );
+        assert_eq!(
+            give_up_message(
+                &GiveUp::AlreadyGranted {
+                    needed: needed.clone()
+                },
+                &granted,
+                "d"
+            ),
+            "wants mcp:tools:delete although the token has mcp:connect mcp:tools:read (d)"
+        );
+        assert_eq!(
+            give_up_message(
+                &GiveUp::LimitReached {
+                    needed,
+                    limit: MAX_STEP_UPS
+                },
+                &granted,
+                "d"
+            ),
+            "still wants mcp:tools:delete after 2 step-ups (token has mcp:connect mcp:tools:read)"
+        );
     }
 }

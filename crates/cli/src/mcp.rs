@@ -9,7 +9,8 @@
 //!    server, for the challenge's scope only (least privilege);
 //! 3. rmcp connects with the token and lists or calls tools; a `403 insufficient_scope` is met by
 //!    requesting the union of the granted and the challenged scopes (a new ID-JAG each time, at
-//!    most two step-ups per command) and retrying, with `stepped up to: <scopes>` on stderr.
+//!    most two step-ups per command, as [`protocol::step_up`] decides) and retrying, with
+//!    `stepped up to: <scopes>` on stderr.
 //!
 //! The ID token is `--id-token`, else the one `secure-agent login` cached for the issuer.
 //! `--bearer` skips all of that and sends the given token. Tokens are never printed.
@@ -24,6 +25,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use protocol::Scopes;
+use protocol::step_up::{GiveUp, StepUp};
 use rmcp::model::{CallToolRequestParams, CallToolResult, Tool};
 use serde_json::{Value, json};
 
@@ -32,9 +34,6 @@ use self::discovery::Probe;
 use self::session::{Failure, Op, Outcome};
 use crate::ServiceArgs;
 use crate::settings::Settings;
-
-/// Step-ups allowed for one command.
-const MAX_STEP_UPS: usize = 2;
 
 #[derive(Subcommand)]
 pub(crate) enum McpCommand {
@@ -192,7 +191,7 @@ async fn with_step_up(
     timeout: Duration,
 ) -> anyhow::Result<Outcome> {
     let (mut token, mut granted) = source.mint(&initial).await?;
-    let mut step_ups = 0;
+    let mut step_up = StepUp::new();
     loop {
         let (needed, description) = match session::attempt(server, Some(&token), op, timeout).await
         {
@@ -204,28 +203,25 @@ async fn with_step_up(
             ),
             Err(Failure::InsufficientScope { scope, description }) => (scope, description),
         };
-        let Some(needed) = needed.filter(|s| !s.is_empty()) else {
-            bail!("{server}: insufficient scope, but the challenge names no scope ({description})");
-        };
-        if granted.contains_all(&needed) {
-            bail!(
+        let wanted = match step_up.next(&granted, needed.as_ref()) {
+            Ok(wanted) => wanted,
+            Err(GiveUp::NamesNoScope) => bail!(
+                "{server}: insufficient scope, but the challenge names no scope ({description})"
+            ),
+            Err(GiveUp::AlreadyGranted { needed }) => bail!(
                 "{server} wants {needed} although the token has {granted} ({description}); \
                  not stepping up"
-            );
-        }
-        if step_ups == MAX_STEP_UPS {
-            bail!(
-                "{server} still wants {needed} after {MAX_STEP_UPS} step-ups (token has {granted})"
-            );
-        }
-        let wanted = granted.union(&needed);
+            ),
+            Err(GiveUp::LimitReached { needed, limit }) => {
+                bail!("{server} still wants {needed} after {limit} step-ups (token has {granted})")
+            }
+        };
         (token, granted) = source
             .mint(&wanted)
             .await
             .with_context(|| format!("stepping up to {wanted}"))?;
-        step_ups += 1;
         eprintln!("stepped up to: {granted}");
-        if !granted.contains_all(&needed) {
+        if let Some(needed) = needed.filter(|needed| !granted.contains_all(needed)) {
             bail!(
                 "the authorization server {} granted only {granted}; the request needs {needed}",
                 source.protection.as_issuer

@@ -8,6 +8,7 @@
 //! * [`assertion`]: `private_key_jwt` client assertions (RFC 7523 §2.2).
 //! * [`bearer`]: reading the bearer token from an `Authorization` header (RFC 6750 §2.1).
 //! * [`www_authenticate`]: RFC 9110 challenge building and parsing.
+//! * [`step_up`]: when an MCP client steps up its scopes after `insufficient_scope`, and to what.
 //! * [`clock`]: injected time.
 //! * [`constant_time`]: comparing secrets without leaking where they differ.
 //! * [`trust`]: the certificate authorities every HTTP client trusts (`--tls`, `--ca-file`).
@@ -24,6 +25,7 @@ pub mod keys;
 pub mod metadata;
 pub mod oauth;
 pub mod secret_serde;
+pub mod step_up;
 pub mod token_client;
 pub mod trust;
 pub mod verify;

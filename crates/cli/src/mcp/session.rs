@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use agent0::mcp::Challenge;
 use protocol::Scopes;
+use protocol::step_up::{Challenge, classify_challenge};
 use rmcp::ServiceExt;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, Tool,
@@ -115,7 +115,7 @@ async fn run(server: &str, token: Option<&SecretString>, op: &Op) -> Result<Outc
 
 /// Sorts a `WWW-Authenticate` value into step-up or refusal.
 pub(super) fn classify(header: &str) -> Failure {
-    match agent0::mcp::classify_challenge(header) {
+    match classify_challenge(header) {
         Challenge::InsufficientScope { scope, description } => {
             Failure::InsufficientScope { scope, description }
         }
