@@ -1,0 +1,448 @@
+//! agent0's connection configuration (ARCHITECTURE §4, §7): the MCP servers the agent reaches
+//! and each one's auth strategy. They come from two places: the sample's `MCP_*` settings (the
+//! todo0 connection, named `todo0`) and the optional `--config` TOML file's `[[mcp_servers]]`
+//! entries (see `config/agent0.example.toml`).
+//!
+//! Parsed at load into runtime types (STYLE §2): an entry is read as a flat raw struct with
+//! `deny_unknown_fields` (so TOML errors keep their line and the list of accepted keys, and
+//! `auth` defaults to `id-jag` when omitted), then converted into [`McpServerConfig`], whose
+//! [`AuthStrategy`] is a tagged enum: the id-jag keys exist only on the `IdJag` arm, so an
+//! id-jag key on an `auth = "none"` server is an error rather than silently ignored. Every
+//! error names the file (or the setting), the entry and the key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use protocol::Scopes;
+use serde::Deserialize;
+
+use crate::mcp::{McpAuth, McpServer};
+use crate::tokens::IdJagTarget;
+
+/// What an id-jag server's first token asks for unless configured (least privilege; more is
+/// stepped up on `insufficient_scope`).
+pub const DEFAULT_SCOPES: &str = "mcp:connect mcp:tools:read";
+
+/// The name of the connection the sample's `MCP_*` settings describe.
+pub const SAMPLE_SERVER_NAME: &str = "todo0";
+
+/// A configuration problem, naming where it is and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown or mistyped key, or an unknown `auth` value.
+    #[error("{path} is not a valid agent0 config: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the key, the line and what is accepted).
+        message: String,
+    },
+    /// A value that parses but makes no sense.
+    #[error("{location}: {problem}")]
+    Invalid {
+        /// The file or setting, the entry and the key.
+        location: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+}
+
+fn invalid(location: impl fmt::Display, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        location: location.to_string(),
+        problem: problem.into(),
+    }
+}
+
+/// Where a server's configuration came from (for error messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerOrigin {
+    /// The `index`th (from 1) `[[mcp_servers]]` entry of a `--config` file.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Its position in the file, from 1.
+        index: usize,
+    },
+    /// The sample's `MCP_*` settings.
+    Sample,
+}
+
+impl ServerOrigin {
+    /// The name of `key` (a `[[mcp_servers]]` key) where this server was configured: the key
+    /// itself in a file, the sample's variable for the `MCP_*` settings.
+    fn key_name(&self, key: &'static str) -> &'static str {
+        match self {
+            Self::File { .. } => key,
+            Self::Sample => match key {
+                "url" => "MCP_SERVER_URL",
+                "resource" => "MCP_RESOURCE_INDICATOR",
+                "authorization_server" => "MCP_AUTHORIZATION_SERVER",
+                "token_endpoint" => "MCP_AUTHORIZATION_SERVER_TOKEN_ENDPOINT",
+                "scopes" => "AI_AGENT_TODO_MCP_SERVER_SCOPES_TO_REQUEST",
+                other => other,
+            },
+        }
+    }
+
+    /// "`<where>`: `<key>`" for an error about `key` of the server `name`.
+    fn at(&self, name: &str, key: &'static str) -> String {
+        match self {
+            Self::File { path, index } => format!(
+                "{}: [[mcp_servers]] #{index} ({name:?}): {key}",
+                path.display()
+            ),
+            Self::Sample => format!("MCP server {name} ({})", self.key_name(key)),
+        }
+    }
+}
+
+/// One `[[mcp_servers]]` entry as written: flat, every auth strategy's keys side by side.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServerEntry {
+    name: String,
+    label: Option<String>,
+    url: String,
+    #[serde(default)]
+    auth: AuthKind,
+    resource: Option<String>,
+    authorization_server: Option<String>,
+    token_endpoint: Option<String>,
+    scopes: Option<String>,
+    #[serde(default)]
+    auto_approve: Vec<String>,
+    #[serde(default)]
+    in_band_refusals: bool,
+}
+
+/// The `auth` key's accepted values (serde's error lists them when another is given).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum AuthKind {
+    #[default]
+    IdJag,
+    None,
+}
+
+/// The file format.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfigFile {
+    #[serde(default)]
+    mcp_servers: Vec<RawServerEntry>,
+}
+
+/// How agent0 authorizes its calls to one MCP server.
+#[derive(Debug, Clone)]
+pub enum AuthStrategy {
+    /// Cross-App Access (`auth = "id-jag"`, the default): ID token → ID-JAG → access token.
+    IdJag {
+        /// The resource authorization server's issuer: the ID-JAG's `audience`.
+        authorization_server: String,
+        /// Where the ID-JAG is redeemed (default `<authorization_server>/v1/token`, Okta's
+        /// layout).
+        token_endpoint: String,
+        /// The resource indicator sent as `resource` (default: the server's url).
+        resource: String,
+        /// What the first token asks for (default [`DEFAULT_SCOPES`]).
+        scopes: Scopes,
+    },
+    /// No token (`auth = "none"`: an open server).
+    None,
+}
+
+/// One MCP server, validated.
+#[derive(Debug, Clone)]
+pub struct McpServerConfig {
+    /// Short unique name: ASCII letters, digits, `-` or `_`.
+    pub name: String,
+    /// Display name (default: the name).
+    pub label: String,
+    /// The Streamable HTTP endpoint (an http or https URL).
+    pub url: String,
+    /// How it is authorized.
+    pub auth: AuthStrategy,
+    /// Tools that run without the person's confirmation.
+    pub auto_approve: Vec<String>,
+    /// Whether tool results that refuse the token step up like an HTTP 403 (see
+    /// [`McpServer::in_band_refusals`]).
+    pub in_band_refusals: bool,
+    /// Where it was configured.
+    pub origin: ServerOrigin,
+}
+
+impl McpServerConfig {
+    fn from_raw(entry: RawServerEntry, origin: ServerOrigin) -> Result<Self, ConfigError> {
+        let name = entry.name;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(invalid(
+                origin.at(&name, "name"),
+                format!("{name:?} must be non-empty ASCII letters, digits, - or _"),
+            ));
+        }
+        let url = match url::Url::parse(&entry.url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => url,
+            Ok(_) => {
+                return Err(invalid(
+                    origin.at(&name, "url"),
+                    format!("{:?} must be an http or https URL", entry.url),
+                ));
+            }
+            Err(e) => {
+                return Err(invalid(
+                    origin.at(&name, "url"),
+                    format!("{:?} is not a URL ({e})", entry.url),
+                ));
+            }
+        };
+        let auth = match entry.auth {
+            AuthKind::None => {
+                // These keys mean something only for id-jag: refuse them rather than ignore a
+                // setting the person believes is in force.
+                for (key, value) in [
+                    ("resource", &entry.resource),
+                    ("authorization_server", &entry.authorization_server),
+                    ("token_endpoint", &entry.token_endpoint),
+                    ("scopes", &entry.scopes),
+                ] {
+                    if value.is_some() {
+                        return Err(invalid(
+                            origin.at(&name, key),
+                            "only an id-jag server takes this key: remove it, or set auth = \"id-jag\"",
+                        ));
+                    }
+                }
+                AuthStrategy::None
+            }
+            AuthKind::IdJag => {
+                let Some(authorization_server) = entry.authorization_server else {
+                    return Err(invalid(
+                        origin.at(&name, "authorization_server"),
+                        "uses id-jag (the default auth) and needs its authorization server \
+                         issuer, the ID-JAG audience",
+                    ));
+                };
+                let token_endpoint = entry.token_endpoint.unwrap_or_else(|| {
+                    format!("{}/v1/token", authorization_server.trim_end_matches('/'))
+                });
+                let scopes = entry.scopes.unwrap_or_else(|| DEFAULT_SCOPES.to_owned());
+                let scopes = Scopes::parse(&scopes)
+                    .map_err(|e| invalid(origin.at(&name, "scopes"), e.to_string()))?;
+                AuthStrategy::IdJag {
+                    authorization_server,
+                    token_endpoint,
+                    resource: entry.resource.unwrap_or_else(|| url.to_string()),
+                    scopes,
+                }
+            }
+        };
+        Ok(Self {
+            label: entry.label.unwrap_or_else(|| name.clone()),
+            name,
+            url: entry.url,
+            auth,
+            auto_approve: entry.auto_approve,
+            in_band_refusals: entry.in_band_refusals,
+            origin,
+        })
+    }
+
+    /// The runtime form.
+    pub fn to_server(&self) -> McpServer {
+        let auth = match &self.auth {
+            AuthStrategy::IdJag {
+                authorization_server,
+                token_endpoint,
+                resource,
+                scopes,
+            } => McpAuth::IdJag {
+                target: IdJagTarget {
+                    connection: self.name.clone(),
+                    as_issuer: authorization_server.clone(),
+                    as_token_endpoint: token_endpoint.clone(),
+                    resource: resource.clone(),
+                },
+                initial_scopes: scopes.clone(),
+            },
+            AuthStrategy::None => McpAuth::None,
+        };
+        McpServer {
+            name: self.name.clone(),
+            label: self.label.clone(),
+            url: self.url.clone(),
+            auth,
+            auto_approve: self.auto_approve.clone(),
+            in_band_refusals: self.in_band_refusals,
+        }
+    }
+}
+
+/// The `--config` file, parsed and validated.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigFile {
+    /// Its `[[mcp_servers]]`, in order, names unique.
+    pub mcp_servers: Vec<McpServerConfig>,
+}
+
+impl ConfigFile {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates `text`, read from `path` (named in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfigFile = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let mcp_servers = raw
+            .mcp_servers
+            .into_iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                let origin = ServerOrigin::File {
+                    path: path.to_owned(),
+                    index: i + 1,
+                };
+                McpServerConfig::from_raw(entry, origin)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        check_unique(&mcp_servers)?;
+        Ok(Self { mcp_servers })
+    }
+}
+
+/// The todo0 connection from the sample's settings (none when `MCP_SERVER_URL` is unset).
+/// `get` reads a setting by name (flag, environment, env file).
+pub fn sample_server(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<McpServerConfig>, ConfigError> {
+    let Some(url) = get("MCP_SERVER_URL") else {
+        return Ok(None);
+    };
+    let entry = RawServerEntry {
+        name: SAMPLE_SERVER_NAME.into(),
+        label: Some("Todo0 MCP Server".into()),
+        url,
+        auth: AuthKind::IdJag,
+        resource: get("MCP_RESOURCE_INDICATOR"),
+        authorization_server: get("MCP_AUTHORIZATION_SERVER"),
+        token_endpoint: get("MCP_AUTHORIZATION_SERVER_TOKEN_ENDPOINT"),
+        scopes: get("AI_AGENT_TODO_MCP_SERVER_SCOPES_TO_REQUEST"),
+        auto_approve: Vec::new(),
+        // The connection the sample's env files describe: the sample's MCP server refuses a
+        // missing scope inside the tool result.
+        in_band_refusals: true,
+    };
+    McpServerConfig::from_raw(entry, ServerOrigin::Sample).map(Some)
+}
+
+/// Every MCP connection, ready for [`crate::AgentConfig`].
+#[derive(Debug, Clone)]
+pub struct Connections {
+    /// The todo0 connection's authorization server `(issuer, token endpoint)`, when it uses
+    /// id-jag (the Managed Connections panel's `authorization_server`).
+    pub authorization_server: Option<(String, String)>,
+    /// The servers: todo0 first, then the file's, in order.
+    pub mcp_servers: Vec<McpServer>,
+}
+
+/// Combines the sample's todo0 connection, the `--config` file's servers and
+/// `AGENT_AUTO_APPROVE_TOOLS` into the runtime connections. `get` reads a setting by name.
+pub fn connections(
+    file: Option<&ConfigFile>,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<Connections, ConfigError> {
+    let mut servers: Vec<McpServerConfig> = sample_server(get)?.into_iter().collect();
+    if let Some(file) = file {
+        servers.extend(file.mcp_servers.iter().cloned());
+    }
+    check_unique(&servers)?;
+    if let Some(list) = get("AGENT_AUTO_APPROVE_TOOLS") {
+        apply_auto_approve(&mut servers, &list)?;
+    }
+    let authorization_server = servers
+        .iter()
+        .filter(|s| s.origin == ServerOrigin::Sample)
+        .find_map(|s| match &s.auth {
+            AuthStrategy::IdJag {
+                authorization_server,
+                token_endpoint,
+                ..
+            } => Some((authorization_server.clone(), token_endpoint.clone())),
+            AuthStrategy::None => None,
+        });
+    Ok(Connections {
+        authorization_server,
+        mcp_servers: servers.iter().map(McpServerConfig::to_server).collect(),
+    })
+}
+
+fn check_unique(servers: &[McpServerConfig]) -> Result<(), ConfigError> {
+    let mut seen: BTreeMap<&str, &ServerOrigin> = BTreeMap::new();
+    for server in servers {
+        if let Some(first) = seen.insert(&server.name, &server.origin) {
+            let first = match first {
+                ServerOrigin::File { index, .. } => format!("[[mcp_servers]] #{index}"),
+                ServerOrigin::Sample => "the MCP_SERVER_URL connection".to_owned(),
+            };
+            return Err(invalid(
+                server.origin.at(&server.name, "name"),
+                format!(
+                    "two MCP servers are named {:?} (this one and {first}); names must be unique",
+                    server.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Adds `list` (`<connection>:<tool>`, comma-separated) to the servers' `auto_approve`.
+fn apply_auto_approve(servers: &mut [McpServerConfig], list: &str) -> Result<(), ConfigError> {
+    const KEY: &str = "AGENT_AUTO_APPROVE_TOOLS";
+    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((connection, tool)) = item
+            .split_once(':')
+            .filter(|(c, t)| !c.is_empty() && !t.is_empty())
+        else {
+            return Err(invalid(
+                KEY,
+                format!("{item:?} is not <connection>:<tool>, e.g. todo0:toggle-todo"),
+            ));
+        };
+        let Some(server) = servers.iter_mut().find(|s| s.name == connection) else {
+            return Err(invalid(
+                KEY,
+                format!("{item:?} names no configured MCP server {connection:?}"),
+            ));
+        };
+        if !server.auto_approve.iter().any(|t| t == tool) {
+            server.auto_approve.push(tool.to_owned());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;
