@@ -55,7 +55,12 @@ pub(super) async fn probe(http: &reqwest::Client, server: &Url) -> anyhow::Resul
         .json(&initialize)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("cannot reach {server}: {}", e.without_url()))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach {server}: {}",
+                protocol::discovery::with_causes(&e.without_url())
+            )
+        })?;
     let status = response.status();
     if status != reqwest::StatusCode::UNAUTHORIZED && status != reqwest::StatusCode::FORBIDDEN {
         // No authorization asked for. Close the session the probe may have opened.
