@@ -332,3 +332,39 @@ pub fn parse_sse(body: &str) -> Vec<(String, Value)> {
         })
         .collect()
 }
+
+/// JSON-RPC answers of the stand-in MCP servers (a few lines of the wire, not an MCP server).
+pub mod stand_in {
+    use axum::Json;
+    use axum::response::{IntoResponse, Response};
+    use serde_json::{Value, json};
+
+    /// `initialize`'s answer, opening the session `session`.
+    pub fn initialized(id: Value, request: &Value, name: &str, session: String) -> Response {
+        let reply = json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "result": {
+                "protocolVersion": request["params"]["protocolVersion"],
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": name, "version": "1.0.0"},
+            },
+        });
+        ([("mcp-session-id", session)], Json(reply)).into_response()
+    }
+
+    /// A result.
+    pub fn result(id: Value, result: Value) -> Response {
+        Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+    }
+
+    /// `-32601 Method not found`.
+    pub fn method_not_found(id: Value) -> Response {
+        let reply = json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": {"code": -32601, "message": "Method not found"},
+        });
+        Json(reply).into_response()
+    }
+}

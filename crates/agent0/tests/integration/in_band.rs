@@ -148,7 +148,7 @@ async fn post_mcp(
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(protocol::bearer::parse_authorization);
     let Some(token) = token else {
         return challenge(r#"Bearer scope="mcp:connect""#);
     };
@@ -166,16 +166,12 @@ async fn post_mcp(
     };
     let result = match message["method"].as_str().unwrap_or_default() {
         "initialize" => {
-            let reply = json!({
-                "jsonrpc": "2.0",
-                "id": id,
-                "result": {
-                    "protocolVersion": message["params"]["protocolVersion"],
-                    "capabilities": {"tools": {}},
-                    "serverInfo": {"name": "Todo Manager", "version": "1.0.0"},
-                },
-            });
-            return ([("mcp-session-id", "stand-in-session")], Json(reply)).into_response();
+            return super::harness::stand_in::initialized(
+                id,
+                &message,
+                "Todo Manager",
+                "stand-in-session".to_owned(),
+            );
         }
         "tools/list" => json!({"tools": [{
             "name": "create-todo",
@@ -194,16 +190,9 @@ async fn post_mcp(
             };
             (stand_in.answer)(n, &scopes)
         }
-        _ => {
-            let reply = json!({
-                "jsonrpc": "2.0",
-                "id": id,
-                "error": {"code": -32601, "message": "Method not found"},
-            });
-            return Json(reply).into_response();
-        }
+        _ => return super::harness::stand_in::method_not_found(id),
     };
-    Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+    super::harness::stand_in::result(id, result)
 }
 
 fn challenge(value: &'static str) -> Response {

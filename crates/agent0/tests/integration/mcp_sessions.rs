@@ -121,33 +121,17 @@ async fn post_mcp(State(stand_in): State<StandIn>, Json(message): Json<Value>) -
             } else {
                 tokio::time::sleep(stand_in.delay).await;
             }
-            let reply = json!({
-                "jsonrpc": "2.0",
-                "id": id,
-                "result": {
-                    "protocolVersion": message["params"]["protocolVersion"],
-                    "capabilities": {"tools": {}},
-                    "serverInfo": {"name": "stand-in", "version": "1.0.0"},
-                },
-            });
             let session = format!("session-{n}");
-            return ([("mcp-session-id", session)], Json(reply)).into_response();
+            return super::harness::stand_in::initialized(id, &message, "stand-in", session);
         }
         "tools/list" => json!({"tools": [{
             "name": "ping",
             "description": "Answers pong.",
             "inputSchema": {"type": "object"},
         }]}),
-        _ => {
-            let reply = json!({
-                "jsonrpc": "2.0",
-                "id": id,
-                "error": {"code": -32601, "message": "Method not found"},
-            });
-            return Json(reply).into_response();
-        }
+        _ => return super::harness::stand_in::method_not_found(id),
     };
-    Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+    super::harness::stand_in::result(id, result)
 }
 
 async fn delete_mcp(State(stand_in): State<StandIn>) -> StatusCode {

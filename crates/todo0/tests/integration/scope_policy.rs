@@ -6,7 +6,6 @@
 
 use protocol::claims::AccessTokenClaims;
 use reqwest::StatusCode;
-use reqwest::header::WWW_AUTHENTICATE;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use testkit::Stack;
@@ -159,32 +158,6 @@ async fn sample_compatible_deletes_with_the_samples_scopes_and_asks_for_mcp_tool
     assert_eq!(scopes_supported(&server).await, json!(ALL_FOUR));
 }
 
-/// A REST call with a bearer token: status, `WWW-Authenticate`.
-async fn rest(
-    method: reqwest::Method,
-    url: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Option<String>, Value) {
-    let mut request = reqwest::Client::new()
-        .request(method, url)
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let challenge = response
-        .headers()
-        .get(WWW_AUTHENTICATE)
-        .map(|v| v.to_str().unwrap().to_owned());
-    (
-        status,
-        challenge,
-        response.json().await.unwrap_or(Value::Null),
-    )
-}
-
 #[tokio::test]
 async fn the_rest_api_deletes_with_the_samples_scopes_only_under_sample_compatible() {
     use reqwest::Method as M;
@@ -203,7 +176,7 @@ async fn the_rest_api_deletes_with_the_samples_scopes_only_under_sample_compatib
     assert_eq!(claims.scopes().to_string(), SAMPLE);
     let owner = Owner::new(claims.user_id()).unwrap();
 
-    let (status, _, todo) = rest(
+    let (status, _, todo) = super::web::call(
         M::POST,
         &format!("{strict}/todos"),
         token,
@@ -218,7 +191,8 @@ async fn the_rest_api_deletes_with_the_samples_scopes_only_under_sample_compatib
         (M::DELETE, path.clone()),
         (M::POST, format!("{path}/delete")),
     ] {
-        let (status, challenge, body) = rest(method, &format!("{strict}{path}"), token, None).await;
+        let (status, challenge, body) =
+            super::web::call(method, &format!("{strict}{path}"), token, None).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
         assert_eq!(body["error"], "insufficient_scope");
         let challenge = challenge.unwrap();
@@ -234,7 +208,8 @@ async fn the_rest_api_deletes_with_the_samples_scopes_only_under_sample_compatib
     );
 
     // sample-compatible: the same token deletes.
-    let (status, _, body) = rest(M::DELETE, &format!("{sample}{path}"), token, None).await;
+    let (status, _, body) =
+        super::web::call(M::DELETE, &format!("{sample}{path}"), token, None).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert!(matches!(
         stack.store.get(&owner, id).await,

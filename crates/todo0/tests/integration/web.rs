@@ -147,7 +147,7 @@ impl Person {
 }
 
 /// A REST call with a bearer token: status, `WWW-Authenticate`, JSON body (or null).
-async fn call(
+pub(super) async fn call(
     method: reqwest::Method,
     url: &str,
     token: &str,
