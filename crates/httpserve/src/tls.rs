@@ -247,10 +247,13 @@ impl LocalCa {
 }
 
 fn write_public(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    fsutil::write_atomically(
+        path,
+        &path.with_extension("tmp"),
+        contents.as_bytes(),
+        0o644,
+    )
+    .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Every certificate in a PEM file.

@@ -371,26 +371,16 @@ fn private_options() -> std::fs::OpenOptions {
     options
 }
 
-/// Via a temporary file beside it (named after it, so no other file of the folder is touched).
+/// Via a temporary file beside it (named after it, so no other file of the folder is touched,
+/// and ignored by the sample's `.gitignore` like the backups), created afresh by
+/// [`crate::fsutil::write_atomically`].
 fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // Ignored by the sample's `.gitignore` like the backups; created afresh (O_EXCL), so a link
-    // planted under that name is replaced, never followed.
     let tmp = path.with_file_name(format!("{name}.secure-agent-tmp.backup"));
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    {
-        let mut file = private_options().create_new(true).open(&tmp)?;
-        restrict(&tmp)?;
-        file.write_all(contents.as_bytes())?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
+    crate::fsutil::write_atomically(path, &tmp, contents.as_bytes(), 0o600)
 }
 
 fn restrict(path: &Path) -> std::io::Result<()> {
