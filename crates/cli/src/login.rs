@@ -10,8 +10,8 @@
 //! is ever printed: `--show` prints the cached ID token's decoded claims.
 
 mod cache;
-mod loopback;
-mod pkce;
+pub(crate) mod loopback;
+pub(crate) mod pkce;
 mod scripted;
 
 use std::io::Read;
@@ -245,7 +245,7 @@ fn read_password() -> anyhow::Result<SecretString> {
 }
 
 /// Shows the URL and opens the browser when one can be started; never waits for it.
-fn open_browser(url: &str, no_browser: bool) {
+pub(crate) fn open_browser(url: &str, no_browser: bool) {
     eprintln!("To log in, open this URL in your browser:\n\n  {url}\n");
     if no_browser {
         return;

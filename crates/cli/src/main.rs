@@ -7,6 +7,7 @@ mod keys;
 mod login;
 mod mcp;
 mod memory;
+mod okta;
 mod settings;
 mod tls;
 mod todo;
@@ -67,6 +68,11 @@ enum Command {
         #[command(subcommand)]
         command: mcp::McpCommand,
     },
+    /// Configure a real Okta org for the stack (bootstrap), check it (validate), remove it (rollback).
+    Okta {
+        #[command(subcommand)]
+        command: okta::OktaCommand,
+    },
 }
 
 /// Options every service subcommand takes.
@@ -125,6 +131,7 @@ fn main() -> std::process::ExitCode {
             Command::Login(args) => login::run(args).await,
             Command::Token { command } => token::run(command).await,
             Command::Mcp { command } => mcp::run(command).await,
+            Command::Okta { command } => okta::run(command).await,
         }
     });
     match result {

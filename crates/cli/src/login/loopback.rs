@@ -13,11 +13,11 @@ use axum::routing::get;
 use tokio::sync::{mpsc, oneshot};
 
 /// The authorization response's parameters (RFC 6749 §4.1.2, §4.1.2.1; RFC 9207).
-pub(super) struct Callback {
-    pub(super) code: Option<String>,
-    pub(super) iss: Option<String>,
-    pub(super) error: Option<String>,
-    pub(super) error_description: Option<String>,
+pub(crate) struct Callback {
+    pub(crate) code: Option<String>,
+    pub(crate) iss: Option<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) error_description: Option<String>,
 }
 
 #[derive(Clone)]
@@ -27,16 +27,22 @@ struct Expect {
 }
 
 /// A running listener; stops when dropped.
-pub(super) struct Loopback {
-    pub(super) redirect_uri: String,
+pub(crate) struct Loopback {
+    pub(crate) redirect_uri: String,
     rx: mpsc::Receiver<Callback>,
     _stop: oneshot::Sender<()>,
 }
 
 impl Loopback {
     /// Binds `127.0.0.1:0` and serves `/callback` for a login with `state`.
-    pub(super) async fn bind(state: &str) -> anyhow::Result<Self> {
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+    pub(crate) async fn bind(state: &str) -> anyhow::Result<Self> {
+        Self::bind_port(state, 0).await
+    }
+
+    /// Binds `127.0.0.1:<port>` (0: an ephemeral one), for a client whose registered redirect
+    /// URI names a fixed port.
+    pub(crate) async fn bind_port(state: &str, port: u16) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
             .await
             .map_err(|e| {
                 anyhow::anyhow!("cannot listen on a loopback port for the redirect: {e}")
@@ -65,7 +71,7 @@ impl Loopback {
     }
 
     /// The authorization response for this login (waits as long as the caller lets it).
-    pub(super) async fn callback(&mut self) -> anyhow::Result<Callback> {
+    pub(crate) async fn callback(&mut self) -> anyhow::Result<Callback> {
         self.rx
             .recv()
             .await

@@ -4,13 +4,13 @@
 use secrecy::{ExposeSecret, SecretString};
 
 /// A verifier and its challenge (no `Debug`: the verifier redeems the code).
-pub(super) struct Pkce {
-    pub(super) verifier: SecretString,
-    pub(super) challenge: String,
+pub(crate) struct Pkce {
+    pub(crate) verifier: SecretString,
+    pub(crate) challenge: String,
 }
 
 impl Pkce {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::from_verifier(SecretString::from(weblogin::random_token()))
     }
 

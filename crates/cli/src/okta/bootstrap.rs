@@ -1,0 +1,848 @@
+//! `okta bootstrap`: OKTA.md §4's steps in order, each one idempotent. A resource recorded in
+//! the state file is checked with a GET (gone → created again, and said so); one not recorded
+//! is first looked up by name where Okta offers a search (`?q=` on authorization servers and
+//! apps) or a list (scopes, policies, rules, connections, trusted origins), so a step whose
+//! answer was lost does not create a duplicate. The state is written after every step.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use reqwest::Method;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use super::client::{ApiError, OktaClient};
+use super::files::{self, Written};
+use super::state::{AgentConnection, State};
+use super::{ApiArgs, parse_org};
+
+/// The MCP authorization server's name (OKTA.md §4 step 1).
+pub(crate) const AS_NAME: &str = "todo0-mcp-server";
+/// Its scopes (step 2), with descriptions.
+pub(crate) const SCOPES: [(&str, &str); 4] = [
+    ("mcp:connect", "Connect to the todo0 MCP server"),
+    ("mcp:tools:read", "Read todos through the MCP tools"),
+    (
+        "mcp:tools:manage",
+        "Create and change todos through the MCP tools",
+    ),
+    ("mcp:tools:delete", "Delete todos through the MCP tools"),
+];
+pub(crate) const POLICY_NAME: &str = "Default MCP Policy";
+pub(crate) const RULE_NAME: &str = "Allow MCP Connection";
+pub(crate) const AGENT_NAME: &str = "agent0 AI agent";
+pub(crate) const CONNECTION_TYPE: &str = "IDENTITY_ASSERTION_CUSTOM_AS";
+/// The agent's private key, in `packages/agent0` (`AI_AGENT_PRIVATE_KEY_FILE` is relative to it).
+pub(crate) const KEY_FILE: &str = "agent0-agent.pem";
+
+const API_AGENTS: &str = "/workload-principals/api/v1/ai-agents";
+
+#[derive(clap::Args)]
+pub(crate) struct BootstrapArgs {
+    /// The Okta org: https://<org> or the bare domain (OKTA_DOMAIN). Env: OKTA_ORG_URL.
+    #[arg(long, env = "OKTA_ORG_URL")]
+    org: String,
+    #[command(flatten)]
+    api: ApiArgs,
+    /// The MCP resource (audience of the MCP authorization server). Default:
+    /// http://localhost:<mcp-port>/mcp.
+    #[arg(long, value_name = "URL")]
+    mcp_audience: Option<String>,
+    /// agent0's port (its redirect URI and trusted origin).
+    #[arg(long, default_value_t = 3000)]
+    agent_port: u16,
+    /// todo0's web app port.
+    #[arg(long, default_value_t = 5001)]
+    todo_port: u16,
+    /// todo0's MCP server port.
+    #[arg(long, default_value_t = 5002)]
+    mcp_port: u16,
+    /// The loopback port `okta validate --login` listens on: http://127.0.0.1:<port>/callback
+    /// is registered for the agent0 app.
+    #[arg(long, default_value_t = 8976)]
+    login_port: u16,
+}
+
+/// The settings the steps use.
+pub(crate) struct Plan {
+    pub(crate) org: String,
+    pub(crate) audience: String,
+    pub(crate) agent_port: u16,
+    pub(crate) todo_port: u16,
+    pub(crate) mcp_port: u16,
+    pub(crate) login_port: u16,
+}
+
+impl Plan {
+    pub(crate) fn agent_origin(&self) -> String {
+        format!("http://localhost:{}", self.agent_port)
+    }
+    pub(crate) fn todo_origin(&self) -> String {
+        format!("http://localhost:{}", self.todo_port)
+    }
+    pub(crate) fn mcp_origin(&self) -> String {
+        format!("http://localhost:{}", self.mcp_port)
+    }
+    pub(crate) fn as_issuer(&self, as_id: &str) -> String {
+        format!("{}/oauth2/{as_id}", self.org)
+    }
+}
+
+/// An OIDC app as created or found, with its credentials (the secret only in memory).
+pub(crate) struct App {
+    pub(crate) id: String,
+    pub(crate) client_id: String,
+    pub(crate) secret: Option<SecretString>,
+}
+
+/// What the run knows beyond the state file.
+pub(crate) struct Outcome {
+    pub(crate) as_id: String,
+    pub(crate) agent0: App,
+    pub(crate) todo0: App,
+    pub(crate) agent_id: String,
+    pub(crate) kid: String,
+    pub(crate) key_file: PathBuf,
+    pub(crate) user_login: String,
+    pub(crate) origin_ids: Vec<(String, String)>,
+}
+
+struct Run<'a> {
+    client: OktaClient,
+    state: State,
+    out: &'a Path,
+    plan: Plan,
+    created: Vec<String>,
+}
+
+pub(crate) async fn run(args: BootstrapArgs) -> anyhow::Result<()> {
+    let org = parse_org(&args.org)?;
+    let out = &args.api.out;
+    let audience = args
+        .mcp_audience
+        .clone()
+        .unwrap_or_else(|| format!("http://localhost:{}/mcp", args.mcp_port));
+    url::Url::parse(&audience)
+        .with_context(|| format!("--mcp-audience {audience:?} is not a URL"))?;
+    let state = match State::load(out)? {
+        Some(state) => {
+            state.check_org(out, &org)?;
+            state
+        }
+        None => State::new(&idp0::devconfig::okta_domain_for(&org)),
+    };
+    if let Some(recorded) = &state.mcp_audience
+        && recorded != &audience
+        && !state.mcp_auth_server_ids.is_empty()
+    {
+        bail!(
+            "the setup in {} was made for the MCP audience {recorded}, not {audience}; pass \
+             --mcp-audience {recorded}, or run `secure-agent okta rollback` first",
+            State::path(out).display()
+        );
+    }
+    let token = super::api_token()?;
+    if !super::confirm(
+        &format!("Create the secure-agent configuration in the Okta org {org}?"),
+        args.api.yes,
+    )? {
+        bail!("nothing was changed");
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let client = OktaClient::new(&org, token, args.api.polling())?;
+    let plan = Plan {
+        org: org.clone(),
+        audience,
+        agent_port: args.agent_port,
+        todo_port: args.todo_port,
+        mcp_port: args.mcp_port,
+        login_port: args.login_port,
+    };
+    let mut run = Run {
+        client,
+        state,
+        out,
+        plan,
+        created: Vec::new(),
+    };
+    println!(
+        "Bootstrapping {org} (state: {})",
+        State::path(out).display()
+    );
+    let outcome = run.steps().await.map_err(|e| {
+        anyhow::anyhow!(
+            "{e:#}\nWhat was done so far is recorded in {}; run the same command again to \
+             continue.",
+            State::path(out).display()
+        )
+    })?;
+    let written = files::write_all(out, &run.plan, &run.state, &outcome)?;
+    files::write_report(out, &run.plan, &run.state, &outcome, &run.created)?;
+    summary(&run, &written);
+    Ok(())
+}
+
+fn summary(run: &Run<'_>, written: &Written) {
+    if run.created.is_empty() && written.changed.is_empty() {
+        println!("Nothing changed: the org and the files were already set up.");
+    } else {
+        for what in &run.created {
+            println!("  created {what}");
+        }
+        for file in &written.changed {
+            println!("  wrote   {}", file.display());
+        }
+        for (file, backup) in &written.backups {
+            println!(
+                "  kept the earlier {} as {}",
+                file.display(),
+                backup.display()
+            );
+        }
+    }
+    println!(
+        "Report: {}\nNext: `secure-agent okta validate --out {}` (add --login for a live exchange).",
+        run.out.join(files::REPORT_FILE).display(),
+        run.out.display()
+    );
+}
+
+fn id_of(value: &Value, what: &str) -> anyhow::Result<String> {
+    value
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("{what}: Okta's answer has no id"))
+}
+
+fn str_at<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
+    value.pointer(pointer).and_then(Value::as_str)
+}
+
+impl Run<'_> {
+    fn save(&self) -> anyhow::Result<()> {
+        self.state.save(self.out)
+    }
+
+    fn created(&mut self, what: String) {
+        println!("  + {what}");
+        self.created.push(what);
+    }
+
+    fn recreated(&self, what: &str, id: &str) {
+        println!("  ! {what} {id} recorded in the state is gone from Okta: creating it again");
+    }
+
+    async fn steps(&mut self) -> anyhow::Result<Outcome> {
+        // Read-only calls first: a wrong token stops the run before anything is created.
+        let me = self
+            .client
+            .get("/api/v1/users/me", "reading the API token's user")
+            .await?;
+        let user_id = id_of(&me, "GET /api/v1/users/me")?;
+        let user_login = str_at(&me, "/profile/login").unwrap_or(&user_id).to_owned();
+        let org = self.client.get("/api/v1/org", "reading the org").await?;
+        let org_id = id_of(&org, "GET /api/v1/org")?;
+        self.state.org_id = Some(org_id.clone());
+        self.state.user_id = Some(user_id.clone());
+        self.state.mcp_audience = Some(self.plan.audience.clone());
+        self.save()?;
+
+        let as_id = self.authorization_server().await?;
+        self.scopes(&as_id).await?;
+        let agent0 = self.app("agent0").await?;
+        let todo0 = self.app("todo0").await?;
+        for (label, app) in [("agent0", &agent0.id), ("todo0", &todo0.id)] {
+            self.assign(label, app, &user_id).await?;
+        }
+        let agent = self.agent(&agent0.id).await?;
+        let agent_id = id_of(&agent, "the AI agent")?;
+        self.owners(&org_id, &user_id, &agent_id).await?;
+        let (kid, key_file) = self.key(&agent_id).await?;
+        self.activate(&agent, &agent_id).await?;
+        self.connection(&org_id, &as_id, &agent_id).await?;
+        let policy_id = self.policy(&as_id, &agent_id).await?;
+        self.rule(&as_id, &policy_id).await?;
+        let origin_ids = self.trusted_origins().await?;
+        Ok(Outcome {
+            as_id,
+            agent0,
+            todo0,
+            agent_id,
+            kid,
+            key_file,
+            user_login,
+            origin_ids,
+        })
+    }
+
+    /// Step 1.
+    async fn authorization_server(&mut self) -> anyhow::Result<String> {
+        const WHAT: &str = "the MCP authorization server";
+        if let Some(id) = self.state.mcp_auth_server_ids.first().cloned() {
+            let path = format!("/api/v1/authorizationServers/{id}");
+            if self.client.find(&path, WHAT).await?.is_some() {
+                return Ok(id);
+            }
+            self.recreated(WHAT, &id);
+            self.state.mcp_auth_server_ids.retain(|i| i != &id);
+        }
+        let query = format!("/api/v1/authorizationServers?q={AS_NAME}");
+        let found = self.client.list(&query, WHAT).await?.into_iter().find(|s| {
+            str_at(s, "/name") == Some(AS_NAME)
+                && s.get("audiences")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(&self.plan.audience)))
+        });
+        let id = match found {
+            Some(server) => id_of(&server, WHAT)?,
+            None => {
+                let body = json!({
+                    "name": AS_NAME,
+                    "description": "secure-agent: issues access tokens for todo0's MCP server",
+                    "audiences": [self.plan.audience],
+                });
+                let reply = self
+                    .client
+                    .post("/api/v1/authorizationServers", &body, WHAT)
+                    .await?;
+                let id = id_of(&reply.body, WHAT)?;
+                self.created(format!("authorization server {AS_NAME} ({id})"));
+                id
+            }
+        };
+        self.state.mcp_auth_server_ids.insert(0, id.clone());
+        self.save()?;
+        Ok(id)
+    }
+
+    /// Step 2: the scopes the server does not have yet.
+    async fn scopes(&mut self, as_id: &str) -> anyhow::Result<()> {
+        let path = format!("/api/v1/authorizationServers/{as_id}/scopes");
+        let existing = self.client.list(&path, "listing the MCP scopes").await?;
+        for (name, description) in SCOPES {
+            if existing.iter().any(|s| str_at(s, "/name") == Some(name)) {
+                continue;
+            }
+            let body = json!({
+                "name": name,
+                "description": description,
+                "displayName": name,
+                "consent": "REQUIRED",
+            });
+            self.client
+                .post(&path, &body, &format!("creating the scope {name}"))
+                .await?;
+            self.created(format!("scope {name}"));
+        }
+        Ok(())
+    }
+
+    fn app_ids(&mut self, label: &str) -> &mut Vec<String> {
+        if label == "agent0" {
+            &mut self.state.agent0_app_ids
+        } else {
+            &mut self.state.todo0_app_ids
+        }
+    }
+
+    /// Step 3, one app.
+    async fn app(&mut self, label: &str) -> anyhow::Result<App> {
+        let what = format!("the {label} app");
+        let mut found = None;
+        if let Some(id) = self.app_ids(label).first().cloned() {
+            match self
+                .client
+                .find(&format!("/api/v1/apps/{id}"), &what)
+                .await?
+            {
+                Some(app) => found = Some(app),
+                None => {
+                    self.recreated(&what, &id);
+                    self.app_ids(label).retain(|i| i != &id);
+                }
+            }
+        }
+        if found.is_none() {
+            let query = format!("/api/v1/apps?q={label}");
+            found = self
+                .client
+                .list(&query, &what)
+                .await?
+                .into_iter()
+                .find(|a| {
+                    str_at(a, "/label") == Some(label) && str_at(a, "/name") == Some("oidc_client")
+                });
+        }
+        let (app, secret) = match found {
+            Some(app) => {
+                let secret = self.app_secret(&app, &what).await?;
+                (app, secret)
+            }
+            None => {
+                let port = if label == "agent0" {
+                    self.plan.agent_port
+                } else {
+                    self.plan.todo_port
+                };
+                let base = format!("http://localhost:{port}");
+                let mut redirects = vec![format!("{base}/callback")];
+                if label == "agent0" {
+                    redirects.push(format!(
+                        "http://127.0.0.1:{}/callback",
+                        self.plan.login_port
+                    ));
+                }
+                let body = json!({
+                    "name": "oidc_client",
+                    "label": label,
+                    "signOnMode": "OPENID_CONNECT",
+                    "credentials": {"oauthClient": {"token_endpoint_auth_method": "client_secret_basic"}},
+                    "settings": {"oauthClient": {
+                        "client_uri": base,
+                        "redirect_uris": redirects,
+                        "post_logout_redirect_uris": [format!("{base}/")],
+                        "response_types": ["code"],
+                        "grant_types": ["authorization_code"],
+                        "application_type": "web",
+                        "consent_method": "REQUIRED",
+                    }},
+                });
+                let reply = self.client.post("/api/v1/apps", &body, &what).await?;
+                let id = id_of(&reply.body, &what)?;
+                self.created(format!("app {label} ({id})"));
+                let secret = str_at(&reply.body, "/credentials/oauthClient/client_secret")
+                    .map(|s| SecretString::from(s.to_owned()));
+                (reply.body, secret)
+            }
+        };
+        let id = id_of(&app, &what)?;
+        let client_id = str_at(&app, "/credentials/oauthClient/client_id")
+            .unwrap_or(&id)
+            .to_owned();
+        let ids = self.app_ids(label);
+        if !ids.contains(&id) {
+            ids.insert(0, id.clone());
+        }
+        self.save()?;
+        Ok(App {
+            id,
+            client_id,
+            secret,
+        })
+    }
+
+    /// An existing app's secret: in its own answer, else its first active secret (`None`: the
+    /// env file's is kept).
+    async fn app_secret(&self, app: &Value, what: &str) -> anyhow::Result<Option<SecretString>> {
+        if let Some(secret) = str_at(app, "/credentials/oauthClient/client_secret") {
+            return Ok(Some(SecretString::from(secret.to_owned())));
+        }
+        let id = id_of(app, what)?;
+        let path = format!("/api/v1/apps/{id}/credentials/secrets");
+        let secrets = match self.client.list(&path, what).await {
+            Ok(secrets) => secrets,
+            Err(e) if e.is_not_found() => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(secrets
+            .iter()
+            .find(|s| str_at(s, "/status").is_none_or(|s| s == "ACTIVE"))
+            .and_then(|s| str_at(s, "/client_secret"))
+            .map(|s| SecretString::from(s.to_owned())))
+    }
+
+    /// Step 4: the API token's user assigned to an app.
+    async fn assign(&mut self, label: &str, app_id: &str, user_id: &str) -> anyhow::Result<()> {
+        let what = format!("assigning the user to {label}");
+        let path = format!("/api/v1/apps/{app_id}/users/{user_id}");
+        if self.client.find(&path, &what).await?.is_none() {
+            let body = json!({"id": user_id, "scope": "USER"});
+            self.client
+                .post(&format!("/api/v1/apps/{app_id}/users"), &body, &what)
+                .await?;
+            self.created(format!("assignment of user {user_id} to {label}"));
+        }
+        let ids = if label == "agent0" {
+            &mut self.state.agent0_app_user_ids
+        } else {
+            &mut self.state.todo0_app_user_ids
+        };
+        if !ids.iter().any(|i| i == user_id) {
+            ids.push(user_id.to_owned());
+        }
+        self.save()
+    }
+
+    /// Step 5: the AI agent (202 + operation), or the recorded one.
+    async fn agent(&mut self, app_id: &str) -> anyhow::Result<Value> {
+        const WHAT: &str = "the AI agent";
+        if let Some(id) = self.state.agent_identity_ids.first().cloned() {
+            if let Some(agent) = self
+                .client
+                .find(&format!("{API_AGENTS}/{id}"), WHAT)
+                .await?
+            {
+                return Ok(agent);
+            }
+            self.recreated(WHAT, &id);
+            self.state.agent_identity_ids.retain(|i| i != &id);
+            self.state.agent_owner_setup_method = None;
+            self.state.agent_key_kid = None;
+            self.state.agent_connections.retain(|c| c.agent_id != id);
+            self.save()?;
+        }
+        let location = match self.state.pending_agent_operation.clone() {
+            Some(location) => location,
+            None => {
+                let body = json!({
+                    "profile": {"name": AGENT_NAME, "description": "secure-agent's agent0: calls todo0's MCP server on a person's behalf"},
+                    "appId": app_id,
+                });
+                let reply = self.client.post(API_AGENTS, &body, WHAT).await?;
+                match reply.location {
+                    Some(location) => location,
+                    None => {
+                        // Created at once (no operation).
+                        let id = id_of(&reply.body, WHAT)?;
+                        return self.agent_created(id).await;
+                    }
+                }
+            }
+        };
+        self.state.pending_agent_operation = Some(location.clone());
+        self.save()?;
+        let operation = match self.client.wait_operation(&location, WHAT).await {
+            Ok(operation) => operation,
+            Err(e @ ApiError::OperationFailed { .. }) => {
+                self.state.pending_agent_operation = None;
+                self.save()?;
+                return Err(e.into());
+            }
+            Err(e) if e.is_not_found() => {
+                self.state.pending_agent_operation = None;
+                self.save()?;
+                bail!(
+                    "{WHAT}: the recorded operation is gone; run the command again to create the agent"
+                );
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let id = str_at(&operation, "/resource/id")
+            .context("the agent's operation COMPLETED without resource.id")?
+            .to_owned();
+        self.state.pending_agent_operation = None;
+        self.agent_created(id).await
+    }
+
+    async fn agent_created(&mut self, id: String) -> anyhow::Result<Value> {
+        self.created(format!("AI agent {AGENT_NAME} ({id})"));
+        self.state.agent_identity_ids.insert(0, id.clone());
+        self.save()?;
+        Ok(self
+            .client
+            .get(&format!("{API_AGENTS}/{id}"), "reading the AI agent")
+            .await?)
+    }
+
+    /// Step 6: the API token's user owns the agent.
+    async fn owners(&mut self, org_id: &str, user_id: &str, agent_id: &str) -> anyhow::Result<()> {
+        if self.state.agent_owner_setup_method.is_some() {
+            return Ok(());
+        }
+        let body = json!({
+            "principalOrns": [format!("orn:okta:directory:{org_id}:users:{user_id}")],
+            "resourceOrns": [agent_orn(org_id, agent_id)],
+        });
+        self.client
+            .post(
+                "/governance/api/v1/resource-owners",
+                &body,
+                "setting the agent's owner",
+            )
+            .await?;
+        self.created(format!("owner {user_id} of the AI agent"));
+        self.state.agent_owner_setup_method = Some("resource-owners".into());
+        self.save()
+    }
+
+    /// Step 7: the private key file (kept when it exists) and its public JWK at the agent.
+    async fn key(&mut self, agent_id: &str) -> anyhow::Result<(String, PathBuf)> {
+        let key_file = self.out.join("packages/agent0").join(KEY_FILE);
+        let key = files::agent_key(&key_file)?;
+        let jwks_path = format!("{API_AGENTS}/{agent_id}/credentials/jwks");
+        let published = self
+            .client
+            .list(&jwks_path, "listing the agent's keys")
+            .await?;
+        let ours = serde_json::to_value(key.public_jwk())?;
+        let same_key = |jwk: &Value| {
+            let n = jwk.get("n").or_else(|| jwk.pointer("/jwk/n"));
+            n.is_some() && n == ours.get("n")
+        };
+        if let Some(existing) = published.iter().find(|j| same_key(j)) {
+            let kid = str_at(existing, "/kid")
+                .or_else(|| str_at(existing, "/jwk/kid"))
+                .unwrap_or(key.kid())
+                .to_owned();
+            self.state.agent_key_kid = Some(kid.clone());
+            self.save()?;
+            return Ok((kid, key_file));
+        }
+        let mut jwk = json!({"kty": "RSA", "alg": "RS256", "use": "sig", "kid": key.kid()});
+        jwk["n"] = ours.get("n").cloned().unwrap_or(Value::Null);
+        jwk["e"] = ours.get("e").cloned().unwrap_or(Value::Null);
+        let reply = self
+            .client
+            .post(&jwks_path, &jwk, "uploading the agent's public key")
+            .await?;
+        let kid = str_at(&reply.body, "/kid").unwrap_or(key.kid()).to_owned();
+        self.created(format!("public key {kid} of the AI agent"));
+        self.state.agent_key_kid = Some(kid.clone());
+        self.save()?;
+        Ok((kid, key_file))
+    }
+
+    /// Step 8: activation unless the agent is active.
+    async fn activate(&mut self, agent: &Value, agent_id: &str) -> anyhow::Result<()> {
+        let current = self
+            .client
+            .get(&format!("{API_AGENTS}/{agent_id}"), "reading the AI agent")
+            .await
+            .unwrap_or_else(|_| agent.clone());
+        if str_at(&current, "/status") == Some("ACTIVE") {
+            return Ok(());
+        }
+        self.client
+            .send_and_wait(
+                Method::POST,
+                &format!("{API_AGENTS}/{agent_id}/lifecycle/activate"),
+                None,
+                "activating the AI agent",
+            )
+            .await?;
+        self.created(format!("activation of the AI agent {agent_id}"));
+        self.save()
+    }
+
+    /// Step 9: the managed connection to the MCP authorization server.
+    async fn connection(
+        &mut self,
+        org_id: &str,
+        as_id: &str,
+        agent_id: &str,
+    ) -> anyhow::Result<()> {
+        const WHAT: &str = "the agent's managed connection";
+        let path = format!("{API_AGENTS}/{agent_id}/connections");
+        let orn = format!("orn:okta:idp:{org_id}:authorization_servers:{as_id}");
+        let existing = self.client.list(&path, WHAT).await?;
+        let recorded: Vec<String> = self
+            .state
+            .agent_connections
+            .iter()
+            .filter(|c| c.agent_id == agent_id)
+            .map(|c| c.connection_id.clone())
+            .collect();
+        let found = existing
+            .iter()
+            .find(|c| str_at(c, "/id").is_some_and(|id| recorded.iter().any(|r| r == id)))
+            .or_else(|| {
+                existing.iter().find(|c| {
+                    str_at(c, "/connectionType") == Some(CONNECTION_TYPE)
+                        && str_at(c, "/authorizationServer/orn") == Some(orn.as_str())
+                })
+            });
+        for gone in recorded
+            .iter()
+            .filter(|r| found.and_then(|f| str_at(f, "/id")) != Some(r.as_str()))
+        {
+            self.recreated(WHAT, gone);
+        }
+        self.state
+            .agent_connections
+            .retain(|c| c.agent_id != agent_id);
+        let id = match found {
+            Some(connection) => id_of(connection, WHAT)?,
+            None => {
+                let scopes: Vec<&str> = SCOPES.iter().map(|(name, _)| *name).collect();
+                let body = json!({
+                    "connectionType": CONNECTION_TYPE,
+                    "authorizationServer": {"orn": orn, "resourceIndicator": self.plan.audience},
+                    "scopeCondition": "INCLUDE_ONLY",
+                    "scopes": scopes,
+                });
+                let reply = self.client.post(&path, &body, WHAT).await?;
+                let id = id_of(&reply.body, WHAT)?;
+                self.created(format!("managed connection {id}"));
+                id
+            }
+        };
+        self.state.agent_connections.push(AgentConnection {
+            agent_id: agent_id.to_owned(),
+            connection_id: id,
+        });
+        self.save()
+    }
+
+    /// Step 10, the policy.
+    async fn policy(&mut self, as_id: &str, agent_id: &str) -> anyhow::Result<String> {
+        const WHAT: &str = "the MCP access policy";
+        let path = format!("/api/v1/authorizationServers/{as_id}/policies");
+        let recorded = self.state.mcp_policy_ids.first().cloned();
+        let existing = self.client.list(&path, WHAT).await?;
+        let found = existing
+            .iter()
+            .find(|p| recorded.is_some() && str_at(p, "/id") == recorded.as_deref())
+            .or_else(|| {
+                existing
+                    .iter()
+                    .find(|p| str_at(p, "/name") == Some(POLICY_NAME))
+            });
+        if let Some(id) = &recorded
+            && found.and_then(|f| str_at(f, "/id")) != Some(id.as_str())
+        {
+            self.recreated(WHAT, id);
+            self.state.mcp_policy_ids.retain(|i| i != id);
+            self.state.mcp_policy_rule_ids.clear();
+        }
+        let id = match found {
+            Some(policy) => id_of(policy, WHAT)?,
+            None => {
+                let body = json!({
+                    "name": POLICY_NAME,
+                    "description": "secure-agent: the AI agent may get MCP access tokens",
+                    "priority": 1,
+                    "type": "OAUTH_AUTHORIZATION_POLICY",
+                    "conditions": {"clients": {"include": [agent_id]}},
+                });
+                let reply = self.client.post(&path, &body, WHAT).await?;
+                let id = id_of(&reply.body, WHAT)?;
+                self.created(format!("policy {POLICY_NAME} ({id})"));
+                id
+            }
+        };
+        if !self.state.mcp_policy_ids.contains(&id) {
+            self.state.mcp_policy_ids.insert(0, id.clone());
+        }
+        self.save()?;
+        Ok(id)
+    }
+
+    /// Step 10, the rule.
+    async fn rule(&mut self, as_id: &str, policy_id: &str) -> anyhow::Result<()> {
+        const WHAT: &str = "the MCP access policy rule";
+        let path = format!("/api/v1/authorizationServers/{as_id}/policies/{policy_id}/rules");
+        let existing = self.client.list(&path, WHAT).await?;
+        let recorded = self.state.mcp_policy_rule_ids.first().cloned();
+        let found = existing
+            .iter()
+            .find(|r| recorded.is_some() && str_at(r, "/id") == recorded.as_deref())
+            .or_else(|| {
+                existing
+                    .iter()
+                    .find(|r| str_at(r, "/name") == Some(RULE_NAME))
+            });
+        if let Some(id) = &recorded
+            && found.and_then(|f| str_at(f, "/id")) != Some(id.as_str())
+        {
+            self.recreated(WHAT, id);
+            self.state.mcp_policy_rule_ids.retain(|i| i != id);
+        }
+        let id = match found {
+            Some(rule) => id_of(rule, WHAT)?,
+            None => {
+                let scopes: Vec<&str> = SCOPES.iter().map(|(name, _)| *name).collect();
+                let body = json!({
+                    "name": RULE_NAME,
+                    "priority": 1,
+                    "type": "RESOURCE_ACCESS",
+                    "conditions": {
+                        "grantTypes": {"include": [
+                            "client_credentials",
+                            "authorization_code",
+                            "urn:ietf:params:oauth:grant-type:device_code",
+                            "urn:ietf:params:oauth:grant-type:token-exchange",
+                            "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                        ]},
+                        "people": {"groups": {"include": ["EVERYONE"]}},
+                        "scopes": {"include": scopes},
+                    },
+                    "actions": {"token": {
+                        "accessTokenLifetimeMinutes": 60,
+                        "refreshTokenLifetimeMinutes": 129600,
+                        "refreshTokenWindowMinutes": 10080,
+                    }},
+                });
+                let reply = self.client.post(&path, &body, WHAT).await?;
+                let id = id_of(&reply.body, WHAT)?;
+                self.created(format!("policy rule {RULE_NAME} ({id})"));
+                id
+            }
+        };
+        if !self.state.mcp_policy_rule_ids.contains(&id) {
+            self.state.mcp_policy_rule_ids.insert(0, id);
+        }
+        self.save()
+    }
+
+    /// Step 11: agent0's and the MCP server's origins; an existing entry for the same origin
+    /// is used as it is (and, not being ours, left alone by rollback).
+    async fn trusted_origins(&mut self) -> anyhow::Result<Vec<(String, String)>> {
+        const WHAT: &str = "the trusted origins";
+        let existing = self.client.list("/api/v1/trustedOrigins", WHAT).await?;
+        let mut ids = Vec::new();
+        for (label, origin) in [
+            ("agent0", self.plan.agent_origin()),
+            ("todo0 MCP", self.plan.mcp_origin()),
+        ] {
+            let name = format!("secure-agent {label} ({origin})");
+            let found = existing
+                .iter()
+                .find(|o| str_at(o, "/origin").is_some_and(|o| o.trim_end_matches('/') == origin));
+            let id = match found {
+                Some(entry) => id_of(entry, WHAT)?,
+                None => {
+                    if let Some(at) = self
+                        .state
+                        .trusted_origin_names
+                        .iter()
+                        .position(|n| n == &name)
+                    {
+                        let gone = self
+                            .state
+                            .trusted_origin_ids
+                            .get(at)
+                            .cloned()
+                            .unwrap_or_default();
+                        self.recreated("the trusted origin", &gone);
+                        self.state.trusted_origin_names.remove(at);
+                        if at < self.state.trusted_origin_ids.len() {
+                            self.state.trusted_origin_ids.remove(at);
+                        }
+                    }
+                    let body = json!({
+                        "name": name,
+                        "origin": origin,
+                        "scopes": [{"type": "CORS"}, {"type": "REDIRECT"}],
+                    });
+                    let reply = self
+                        .client
+                        .post("/api/v1/trustedOrigins", &body, WHAT)
+                        .await?;
+                    let id = id_of(&reply.body, WHAT)?;
+                    self.created(format!("trusted origin {origin} ({id})"));
+                    self.state.trusted_origin_names.push(name);
+                    self.state.trusted_origin_ids.push(id.clone());
+                    self.save()?;
+                    id
+                }
+            };
+            ids.push((origin, id));
+        }
+        Ok(ids)
+    }
+}
+
+pub(crate) fn agent_orn(org_id: &str, agent_id: &str) -> String {
+    format!("orn:okta:directory:{org_id}:workload-principals:ai-agents:{agent_id}")
+}

@@ -1,0 +1,444 @@
+//! The Okta management API client (OKTA.md §4 "General"): `Authorization: SSWS <API token>`,
+//! JSON both ways, no redirects followed, a timeout on every request. A `429` is waited out
+//! until `X-Rate-Limit-Reset` (epoch seconds, capped); list endpoints are followed through
+//! `Link: <…>; rel="next"`; `202 Accepted` operations are polled at their `Location` until
+//! `COMPLETED` or `FAILED` or a deadline; error bodies are shown as Okta writes them
+//! (`errorSummary`, the causes' `errorSummary`, `errorCode`). The token is never shown.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode, header};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+/// How long one request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Responses larger than this are refused.
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// At most this many 429 answers are waited out for one request.
+const MAX_RATE_LIMIT_RETRIES: u32 = 5;
+/// The longest single wait for a rate limit to reset.
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+/// At most this many pages of one list.
+const MAX_PAGES: usize = 200;
+
+/// Polling of `202` operations.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Polling {
+    pub(crate) interval: Duration,
+    pub(crate) deadline: Duration,
+}
+
+/// Why a management API call failed.
+#[derive(Debug)]
+pub(crate) enum ApiError {
+    /// The request did not get an answer.
+    Transport { what: String, message: String },
+    /// Okta answered with an error status.
+    Status {
+        what: String,
+        status: u16,
+        summary: String,
+    },
+    /// The answer was not what Okta documents.
+    Invalid { what: String, message: String },
+    /// A `202` operation ended `FAILED`.
+    OperationFailed { what: String, detail: String },
+    /// A `202` operation was still running at the deadline.
+    Deadline { what: String, seconds: u64 },
+}
+
+impl ApiError {
+    pub(crate) fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            Self::Transport { .. }
+            | Self::Invalid { .. }
+            | Self::OperationFailed { .. }
+            | Self::Deadline { .. } => None,
+        }
+    }
+
+    pub(crate) fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Transport { what, message } => write!(f, "{what}: no answer ({message})"),
+            Self::Status {
+                what,
+                status: 401,
+                summary,
+            } => write!(
+                f,
+                "{what}: HTTP 401 ({summary}): the API token is wrong, expired or revoked; create \
+                 one in the Admin Console (Security > API > Tokens) and set OKTA_API_TOKEN"
+            ),
+            Self::Status {
+                what,
+                status: 403,
+                summary,
+            } => write!(
+                f,
+                "{what}: HTTP 403 ({summary}): the API token's administrator lacks the permission \
+                 (a super administrator's token is needed) or the feature is not enabled for the org"
+            ),
+            Self::Status {
+                what,
+                status,
+                summary,
+            } => write!(f, "{what}: HTTP {status} ({summary})"),
+            Self::Invalid { what, message } => write!(f, "{what}: unexpected answer ({message})"),
+            Self::OperationFailed { what, detail } => {
+                write!(f, "{what}: the operation ended FAILED ({detail})")
+            }
+            Self::Deadline { what, seconds } => write!(
+                f,
+                "{what}: the operation had not completed after {seconds} s; run the command again \
+                 to continue (--poll-deadline-secs sets the limit)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// An answer with a success status.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) location: Option<String>,
+    next: Option<String>,
+    pub(crate) body: Value,
+}
+
+/// The client of one org.
+pub(crate) struct OktaClient {
+    http: reqwest::Client,
+    org: String,
+    token: SecretString,
+    polling: Polling,
+}
+
+impl OktaClient {
+    /// A client for `org` (an origin without a trailing slash). Fails closed when the HTTP
+    /// client cannot be built with its settings.
+    pub(crate) fn new(org: &str, token: SecretString, polling: Polling) -> anyhow::Result<Self> {
+        let http = protocol::trust::client_builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
+        Ok(Self {
+            http,
+            org: org.trim_end_matches('/').to_owned(),
+            token,
+            polling,
+        })
+    }
+
+    fn url(&self, path_or_url: &str) -> String {
+        if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {
+            path_or_url.to_owned()
+        } else {
+            format!("{}{path_or_url}", self.org)
+        }
+    }
+
+    /// One request, with 429s waited out. `what` names it in errors.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<Reply, ApiError> {
+        let url = self.url(path);
+        let mut retries = 0;
+        loop {
+            let mut request = self
+                .http
+                .request(method.clone(), &url)
+                .header(header::ACCEPT, "application/json")
+                .header(
+                    header::AUTHORIZATION,
+                    format!("SSWS {}", self.token.expose_secret()),
+                );
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request.send().await.map_err(|e| ApiError::Transport {
+                what: what.to_owned(),
+                message: protocol::discovery::with_causes(&e.without_url()),
+            })?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let bytes = response.bytes().await.map_err(|e| ApiError::Transport {
+                what: what.to_owned(),
+                message: protocol::discovery::with_causes(&e.without_url()),
+            })?;
+            if bytes.len() > MAX_BODY_BYTES {
+                return Err(ApiError::Invalid {
+                    what: what.to_owned(),
+                    message: "the response is too large".into(),
+                });
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS && retries < MAX_RATE_LIMIT_RETRIES {
+                retries += 1;
+                let wait = rate_limit_wait(&headers, protocol::clock::system().now())
+                    .min(self.polling.deadline.max(Duration::from_secs(1)));
+                eprintln!(
+                    "  rate limited by Okta ({what}); waiting {} s",
+                    wait.as_secs_f32().ceil()
+                );
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let json: Value = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+            };
+            if !status.is_success() {
+                return Err(ApiError::Status {
+                    what: what.to_owned(),
+                    status: status.as_u16(),
+                    summary: error_summary(&json),
+                });
+            }
+            let text = |name: header::HeaderName| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let next = headers
+                .get_all(header::LINK)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(next_link);
+            return Ok(Reply {
+                status,
+                location: text(header::LOCATION).map(|l| self.url(&l)),
+                next,
+                body: json,
+            });
+        }
+    }
+
+    pub(crate) async fn get(&self, path: &str, what: &str) -> Result<Value, ApiError> {
+        Ok(self.send(Method::GET, path, None, what).await?.body)
+    }
+
+    /// GET that answers `None` for a 404 (the resource is gone).
+    pub(crate) async fn find(&self, path: &str, what: &str) -> Result<Option<Value>, ApiError> {
+        match self.get(path, what).await {
+            Ok(body) => Ok(Some(body)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+        what: &str,
+    ) -> Result<Reply, ApiError> {
+        self.send(Method::POST, path, Some(body), what).await
+    }
+
+    /// Every item of a list, following `Link: rel="next"`. A `{data:[…]}` page is read too.
+    pub(crate) async fn list(&self, path: &str, what: &str) -> Result<Vec<Value>, ApiError> {
+        let mut items = Vec::new();
+        let mut next = Some(path.to_owned());
+        for _ in 0..MAX_PAGES {
+            let Some(page) = next.take() else {
+                return Ok(items);
+            };
+            let reply = self.send(Method::GET, &page, None, what).await?;
+            match reply.body {
+                Value::Array(page) => items.extend(page),
+                Value::Object(mut object) => match object.remove("data") {
+                    Some(Value::Array(page)) => items.extend(page),
+                    _ => {
+                        return Err(ApiError::Invalid {
+                            what: what.to_owned(),
+                            message: "not a list".into(),
+                        });
+                    }
+                },
+                _ => {
+                    return Err(ApiError::Invalid {
+                        what: what.to_owned(),
+                        message: "not a list".into(),
+                    });
+                }
+            }
+            next = reply.next;
+        }
+        Err(ApiError::Invalid {
+            what: what.to_owned(),
+            message: format!("more than {MAX_PAGES} pages"),
+        })
+    }
+
+    /// Polls a `202` operation at `location` until `COMPLETED` (its body is returned) or
+    /// `FAILED`, or the deadline.
+    pub(crate) async fn wait_operation(
+        &self,
+        location: &str,
+        what: &str,
+    ) -> Result<Value, ApiError> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let operation = self.get(location, what).await?;
+            match operation.get("status").and_then(Value::as_str) {
+                Some("COMPLETED") => return Ok(operation),
+                Some("FAILED") => {
+                    return Err(ApiError::OperationFailed {
+                        what: what.to_owned(),
+                        detail: operation_detail(&operation),
+                    });
+                }
+                _ => {}
+            }
+            if started.elapsed() + self.polling.interval > self.polling.deadline {
+                return Err(ApiError::Deadline {
+                    what: what.to_owned(),
+                    seconds: self.polling.deadline.as_secs(),
+                });
+            }
+            tokio::time::sleep(self.polling.interval).await;
+        }
+    }
+
+    /// A request that may answer `202` + `Location` (then polled) or finish at once.
+    pub(crate) async fn send_and_wait(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<Value, ApiError> {
+        let reply = self.send(method, path, body, what).await?;
+        match (reply.status, reply.location) {
+            (StatusCode::ACCEPTED, Some(location)) => self.wait_operation(&location, what).await,
+            (StatusCode::ACCEPTED, None) => Err(ApiError::Invalid {
+                what: what.to_owned(),
+                message: "202 without a Location".into(),
+            }),
+            _ => Ok(reply.body),
+        }
+    }
+}
+
+/// How long to wait after a 429: until `X-Rate-Limit-Reset` (epoch seconds) plus a second,
+/// at least a second, at most [`MAX_RATE_LIMIT_WAIT`].
+fn rate_limit_wait(headers: &header::HeaderMap, now: i64) -> Duration {
+    let reset = headers
+        .get("x-rate-limit-reset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    let seconds = match reset {
+        Some(reset) => (reset - now + 1).clamp(1, MAX_RATE_LIMIT_WAIT.as_secs() as i64),
+        None => 5,
+    };
+    Duration::from_secs(seconds.unsigned_abs())
+}
+
+/// The URL of a `Link` header's `rel="next"` entry.
+fn next_link(value: &str) -> Option<String> {
+    value.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim().replace(' ', "");
+            p == "rel=\"next\"" || p == "rel=next"
+        });
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| target.to_owned())
+    })
+}
+
+/// `errorSummary: cause; cause (errorCode)` from Okta's error body, or a note that there was none.
+pub(crate) fn error_summary(body: &Value) -> String {
+    let Some(summary) = body.get("errorSummary").and_then(Value::as_str) else {
+        return "no Okta error body".into();
+    };
+    let mut text = summary.to_owned();
+    let causes: Vec<&str> = body
+        .get("errorCauses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("errorSummary").and_then(Value::as_str))
+        .collect();
+    if !causes.is_empty() {
+        text.push_str(": ");
+        text.push_str(&causes.join("; "));
+    }
+    if let Some(code) = body.get("errorCode").and_then(Value::as_str) {
+        text.push_str(&format!(" [{code}]"));
+    }
+    text
+}
+
+fn operation_detail(operation: &Value) -> String {
+    let summary = error_summary(operation.get("error").unwrap_or(operation));
+    if summary == "no Okta error body" {
+        operation
+            .get("id")
+            .and_then(Value::as_str)
+            .map_or_else(|| "no detail".to_owned(), |id| format!("operation {id}"))
+    } else {
+        summary
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_link_is_found_among_others() {
+        let value = "<https://o.okta.com/api/v1/trustedOrigins?limit=20>; rel=\"self\", \
+                     <https://o.okta.com/api/v1/trustedOrigins?after=abc&limit=20>; rel=\"next\"";
+        assert_eq!(
+            next_link(value).as_deref(),
+            Some("https://o.okta.com/api/v1/trustedOrigins?after=abc&limit=20")
+        );
+        assert_eq!(next_link("<https://x/self>; rel=\"self\""), None);
+    }
+
+    #[test]
+    fn an_error_body_shows_summary_causes_and_code() {
+        let body = serde_json::json!({
+            "errorCode": "E0000001",
+            "errorSummary": "Api validation failed: name",
+            "errorLink": "E0000001",
+            "errorId": "oae1",
+            "errorCauses": [{"errorSummary": "name: An object with this field already exists."}]
+        });
+        assert_eq!(
+            error_summary(&body),
+            "Api validation failed: name: name: An object with this field already exists. [E0000001]"
+        );
+        assert_eq!(error_summary(&Value::Null), "no Okta error body");
+    }
+
+    #[test]
+    fn the_rate_limit_wait_is_until_the_reset_and_capped() {
+        let mut headers = header::HeaderMap::new();
+        headers.insert("x-rate-limit-reset", "1003".parse().unwrap());
+        assert_eq!(rate_limit_wait(&headers, 1000), Duration::from_secs(4));
+        headers.insert("x-rate-limit-reset", "999".parse().unwrap());
+        assert_eq!(rate_limit_wait(&headers, 1000), Duration::from_secs(1));
+        headers.insert("x-rate-limit-reset", "99999".parse().unwrap());
+        assert_eq!(rate_limit_wait(&headers, 1000), MAX_RATE_LIMIT_WAIT);
+    }
+}
