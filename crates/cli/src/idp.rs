@@ -130,7 +130,12 @@ async fn serve(args: IdpArgs, stack: Stack) -> anyhow::Result<()> {
     let idp = opened.idp;
     println!("idp0 is running");
     println!("  org issuer:        {}", idp.issuer());
-    let mut servers: Vec<_> = idp.servers.values().map(|s| s.issuer.clone()).collect();
+    let mut servers: Vec<_> = idp
+        .directory()
+        .servers
+        .values()
+        .map(|s| s.issuer.clone())
+        .collect();
     servers.sort();
     for issuer in servers {
         println!("  custom AS:         {issuer}");

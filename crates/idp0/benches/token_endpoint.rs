@@ -119,7 +119,13 @@ fn token_endpoint(c: &mut Criterion) {
     let agent = ClientAssertionSigner::new(AGENT_ID, agent_key, clock.clone());
     let todo0 = idp.server(Some(TODO0_SERVER)).expect("todo0 server");
     let (org_endpoint, todo0_endpoint) = (idp.org.endpoint("token"), todo0.endpoint("token"));
-    let alice = idp.config.users.get("alice").expect("alice").clone();
+    let alice = idp
+        .directory()
+        .config
+        .users
+        .get("alice")
+        .expect("alice")
+        .clone();
 
     // alice's ID token, as agent0 holds it after login.
     let login_scope = Scopes::parse("openid profile email offline_access").expect("scopes");
@@ -133,7 +139,7 @@ fn token_endpoint(c: &mut Criterion) {
             nonce: Some("n0nce"),
             auth_time: now,
             sid: None,
-            lifetime: idp.config.id_token_lifetime,
+            lifetime: idp.directory().config.id_token_lifetime,
         },
         now,
     )
@@ -165,7 +171,7 @@ fn token_endpoint(c: &mut Criterion) {
             resource: Some(TODO0_MCP_RESOURCE),
             scope: &jag_scope,
             auth_time: Some(now),
-            lifetime: idp.config.id_jag_lifetime,
+            lifetime: idp.directory().config.id_jag_lifetime,
         };
         idp0::tokens::id_jag(&idp.org, &input, clock.now())
             .expect("minting an ID-JAG")

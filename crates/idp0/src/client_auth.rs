@@ -9,12 +9,13 @@ use protocol::claims::ClientAssertionClaims;
 use protocol::oauth::CLIENT_ASSERTION_TYPE_JWT_BEARER;
 use protocol::verify::{Expectations, TypeRule};
 use secrecy::ExposeSecret;
-use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
-use crate::config::{AuthMethod, Client};
+use crate::config::{AuthMethod, Client, ClientSecret};
 use crate::error::OAuthError;
 use crate::server::AuthServer;
 use crate::state::Idp;
+use crate::store::secret_hash;
 use crate::token_request::Form;
 
 /// A client assertion may live at most this long (RFC 7523 leaves it to policy; we pin 5 min).
@@ -120,13 +121,13 @@ fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
 }
 
 /// Authenticates the client calling `endpoint` (its full URL) at `server`.
-pub async fn authenticate<'a>(
-    idp: &'a Idp,
+pub async fn authenticate(
+    idp: &Idp,
     server: &AuthServer,
     endpoint: &str,
     headers: &HeaderMap,
     form: &Form,
-) -> Result<&'a Client, OAuthError> {
+) -> Result<Arc<Client>, OAuthError> {
     let presented = presented(headers, form)?;
     let basic = matches!(presented, Presented::Basic { .. });
     let fail = |why: &str| OAuthError::invalid_client(why, basic);
@@ -152,13 +153,13 @@ pub async fn authenticate<'a>(
     }
     match presented {
         Presented::Basic { secret, .. } => {
-            check_secret(client, &secret).map_err(|_| fail("invalid client credentials"))?
+            check_secret(&client, &secret).map_err(|_| fail("invalid client credentials"))?
         }
         Presented::Post { secret, .. } => {
-            check_secret(client, secret).map_err(|_| fail("invalid client credentials"))?
+            check_secret(&client, secret).map_err(|_| fail("invalid client credentials"))?
         }
         Presented::Assertion { assertion, .. } => {
-            verify_assertion(idp, server, endpoint, client, assertion).await?
+            verify_assertion(idp, server, endpoint, &client, assertion).await?
         }
         Presented::Public { .. } => {}
     }
@@ -166,12 +167,12 @@ pub async fn authenticate<'a>(
 }
 
 /// A client assertion without `client_id`: the client is the assertion's `iss`.
-async fn assertion_client<'a>(
-    idp: &'a Idp,
+async fn assertion_client(
+    idp: &Idp,
     server: &AuthServer,
     endpoint: &str,
     assertion: &str,
-) -> Result<&'a Client, OAuthError> {
+) -> Result<Arc<Client>, OAuthError> {
     let claims = protocol::verify::decode_unverified(assertion)
         .map_err(|_| OAuthError::invalid_client("malformed client assertion", false))?;
     let client_id = claims
@@ -182,20 +183,21 @@ async fn assertion_client<'a>(
         .client(client_id)
         .filter(|c| c.auth_method == AuthMethod::PrivateKeyJwt)
         .ok_or_else(|| OAuthError::invalid_client("unknown client", false))?;
-    verify_assertion(idp, server, endpoint, client, assertion).await?;
+    verify_assertion(idp, server, endpoint, &client, assertion).await?;
     Ok(client)
 }
 
 fn check_secret(client: &Client, presented: &str) -> Result<(), ()> {
     let registered = client.secret.as_ref().ok_or(())?;
     // Compare digests so timing reveals nothing about the secret's prefix.
-    let a = Sha256::digest(registered.expose_secret().as_bytes());
-    let b = Sha256::digest(presented.as_bytes());
-    if protocol::constant_time::is_equal(a, b) {
-        Ok(())
-    } else {
-        Err(())
-    }
+    let presented = secret_hash(presented);
+    let matches = match registered {
+        ClientSecret::Plain(secret) => {
+            protocol::constant_time::is_equal(secret_hash(secret.expose_secret()), &presented)
+        }
+        ClientSecret::Sha256(digest) => protocol::constant_time::is_equal(digest, &presented),
+    };
+    if matches { Ok(()) } else { Err(()) }
 }
 
 async fn verify_assertion(
@@ -206,7 +208,8 @@ async fn verify_assertion(
     assertion: &str,
 ) -> Result<(), OAuthError> {
     let fail = |why: String| OAuthError::invalid_client(why, false);
-    let verifier = idp
+    let directory = idp.directory();
+    let verifier = directory
         .client_verifier(&client.client_id)
         .ok_or_else(|| fail("client has no registered keys".into()))?;
     let expect = Expectations::new(&client.client_id, endpoint, TypeRule::ANY)

@@ -45,6 +45,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use jsonwebtoken::jwk::JwkSet;
 use protocol::Scopes;
@@ -192,6 +193,11 @@ pub struct ClientEntry {
     /// Secret for `client_secret_*`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
+    /// Instead of `client_secret`: the lowercase hex SHA-256 of the secret, so the file (or the
+    /// store, for clients created through the management API) never holds it in the clear.
+    /// Client secrets are random and long, so a plain digest is enough (no password hashing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_sha256: Option<String>,
     /// Token endpoint authentication.
     pub auth_method: AuthMethod,
     /// Exact redirect URIs.
@@ -248,6 +254,23 @@ pub struct AgentEntry {
     /// Applications whose users' ID tokens this agent may exchange for ID-JAGs.
     #[serde(default)]
     pub linked_clients: Vec<String>,
+    /// The agent's managed connections (Okta's `IDENTITY_ASSERTION_CUSTOM_AS`). When given, an
+    /// ID-JAG is issued only for a listed authorization server, and only for the connection's
+    /// scopes; when absent, any server whose policy names the agent is reachable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<Vec<ConnectionEntry>>,
+}
+
+/// A managed connection of an agent to a custom authorization server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionEntry {
+    /// The custom authorization server's id.
+    pub authorization_server: String,
+    /// The resource indicator the agent names (the server's audience).
+    pub resource: String,
+    /// The only scopes an ID-JAG for this connection may carry (`INCLUDE_ONLY`).
+    pub scopes: Vec<String>,
 }
 
 /// A custom authorization server.
@@ -313,7 +336,7 @@ pub struct Client {
     /// Token endpoint authentication.
     pub auth_method: AuthMethod,
     /// Secret, for `client_secret_*`.
-    pub secret: Option<SecretString>,
+    pub secret: Option<ClientSecret>,
     /// Public keys, for `private_key_jwt`.
     pub jwks: Option<JwkSet>,
     /// Exact redirect URIs.
@@ -326,6 +349,44 @@ pub struct Client {
     pub is_agent: bool,
     /// For agents: applications whose users' ID tokens it may exchange.
     pub linked_clients: HashSet<String>,
+    /// For agents: the managed connections, when the agent has them (see [`AgentEntry`]).
+    pub connections: Option<Vec<Connection>>,
+}
+
+/// A registered client secret: as configured, or only its SHA-256 digest.
+#[derive(Debug, Clone)]
+pub enum ClientSecret {
+    /// The secret itself.
+    Plain(SecretString),
+    /// Lowercase hex SHA-256 of the secret.
+    Sha256(String),
+}
+
+/// A managed connection at run time.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// Custom authorization server id.
+    pub server: String,
+    /// Resource indicator.
+    pub resource: String,
+    /// Scopes it may carry.
+    pub scopes: Scopes,
+}
+
+impl Client {
+    /// The agent's connection to custom server `server_id`: `Ok(None)` when the agent is not
+    /// restricted by connections, `Err(())` when it has connections and none reaches that server.
+    #[allow(clippy::result_unit_err)]
+    pub fn connection_to(&self, server_id: &str) -> Result<Option<&Connection>, ()> {
+        match &self.connections {
+            None => Ok(None),
+            Some(list) => list
+                .iter()
+                .find(|c| c.server == server_id)
+                .map(Some)
+                .ok_or(()),
+        }
+    }
 }
 
 impl Client {
@@ -421,13 +482,27 @@ pub struct Config {
     /// SSO session lifetime.
     pub session_lifetime: i64,
     /// Users by username.
-    pub users: HashMap<String, User>,
+    pub users: HashMap<String, Arc<User>>,
     /// Clients by id.
-    pub clients: HashMap<String, Client>,
+    pub clients: HashMap<String, Arc<Client>>,
     /// Custom servers by id.
     pub servers: Vec<CustomServer>,
     /// Login protection (concurrency of password checks, throttling); not in the file yet.
     pub login: crate::login_guard::LoginLimits,
+    /// The file this was built from, and the directory its relative paths resolve against: the
+    /// seed that entries managed at run time are added to ([`Config::with_managed`]).
+    seed: Arc<(ConfigFile, PathBuf)>,
+}
+
+/// Directory entries created at run time (through the management API), added to the file's.
+#[derive(Debug, Clone, Default)]
+pub struct ManagedEntries {
+    /// Web applications.
+    pub clients: Vec<ClientEntry>,
+    /// AI agent identities.
+    pub agents: Vec<AgentEntry>,
+    /// Custom authorization servers.
+    pub authorization_servers: Vec<AuthorizationServerEntry>,
 }
 
 impl Config {
@@ -444,8 +519,30 @@ impl Config {
         Self::from_file(file, path.parent().unwrap_or(Path::new(".")))
     }
 
+    /// The file's entries plus `managed`, validated together as one file would be; the login
+    /// limits carry over. Errors name the managed entry by its index after the file's own.
+    pub fn with_managed(&self, managed: &ManagedEntries) -> Result<Self, ConfigError> {
+        let (file, base_dir) = &*self.seed;
+        let mut merged = file.clone();
+        merged.clients.extend(managed.clients.iter().cloned());
+        merged.agents.extend(managed.agents.iter().cloned());
+        merged
+            .authorization_servers
+            .extend(managed.authorization_servers.iter().cloned());
+        let mut config = Self::build(merged, base_dir)?;
+        config.seed = self.seed.clone();
+        config.login = self.login.clone();
+        Ok(config)
+    }
+
     /// Validates a parsed file; relative `jwks_file`s resolve against `base_dir`.
     pub fn from_file(file: ConfigFile, base_dir: &Path) -> Result<Self, ConfigError> {
+        let mut config = Self::build(file.clone(), base_dir)?;
+        config.seed = Arc::new((file, base_dir.to_owned()));
+        Ok(config)
+    }
+
+    fn build(file: ConfigFile, base_dir: &Path) -> Result<Self, ConfigError> {
         let mut users = HashMap::new();
         let mut user_ids = HashSet::new();
         for (i, u) in file.users.into_iter().enumerate() {
@@ -466,13 +563,13 @@ impl Config {
                     format!("duplicate user id {id:?}"),
                 ));
             }
-            let user = User {
+            let user = Arc::new(User {
                 id,
                 username: u.username.clone(),
                 name: u.name,
                 email: u.email,
                 password_hash: u.password_hash,
-            };
+            });
             if users.insert(u.username.clone(), user).is_some() {
                 return Err(invalid(
                     format!("{key}.username"),
@@ -485,7 +582,29 @@ impl Config {
         for (i, c) in file.clients.into_iter().enumerate() {
             let key = format!("clients[{i}]");
             let jwks = read_jwks(&key, c.jwks, c.jwks_file.as_deref(), base_dir)?;
-            let secret = c.client_secret.map(SecretString::from);
+            let secret = match (c.client_secret, c.client_secret_sha256) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        format!("{key}.client_secret_sha256"),
+                        "give `client_secret` or `client_secret_sha256`, not both",
+                    ));
+                }
+                (Some(plain), None) => Some(ClientSecret::Plain(SecretString::from(plain))),
+                (None, Some(digest)) => {
+                    let is_hex = digest.len() == 64
+                        && digest
+                            .bytes()
+                            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+                    if !is_hex {
+                        return Err(invalid(
+                            format!("{key}.client_secret_sha256"),
+                            "must be 64 lowercase hex digits (the SHA-256 of the secret)",
+                        ));
+                    }
+                    Some(ClientSecret::Sha256(digest))
+                }
+                (None, None) => None,
+            };
             match c.auth_method {
                 AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
                     if secret.is_none() =>
@@ -522,9 +641,11 @@ impl Config {
                 application_type: c.application_type,
                 is_agent: false,
                 linked_clients: HashSet::new(),
+                connections: None,
             };
             insert_client(&mut clients, &key, client)?;
         }
+        let mut agent_connections = Vec::new();
         for (i, a) in file.agents.into_iter().enumerate() {
             let key = format!("agents[{i}]");
             let jwks =
@@ -552,7 +673,11 @@ impl Config {
                 application_type: ApplicationType::Web,
                 is_agent: true,
                 linked_clients: a.linked_clients.into_iter().collect(),
+                connections: None,
             };
+            if let Some(connections) = a.connections {
+                agent_connections.push((key.clone(), a.client_id.clone(), connections));
+            }
             insert_client(&mut clients, &key, client)?;
         }
 
@@ -644,6 +769,46 @@ impl Config {
             });
         }
 
+        for (key, agent, entries) in agent_connections {
+            let mut connections = Vec::new();
+            for (j, c) in entries.into_iter().enumerate() {
+                let ckey = format!("{key}.connections[{j}]");
+                let server = servers
+                    .iter()
+                    .find(|s| s.id == c.authorization_server)
+                    .ok_or_else(|| {
+                        invalid(
+                            format!("{ckey}.authorization_server"),
+                            format!(
+                                "{:?} is not a configured authorization server",
+                                c.authorization_server
+                            ),
+                        )
+                    })?;
+                if c.resource != server.audience {
+                    return Err(invalid(
+                        format!("{ckey}.resource"),
+                        format!("must be the server's audience {:?}", server.audience),
+                    ));
+                }
+                let scopes = parse_scopes(&format!("{ckey}.scopes"), &c.scopes)?;
+                if !server.scopes.contains_all(&scopes) {
+                    return Err(invalid(
+                        format!("{ckey}.scopes"),
+                        "must be a subset of the server's `scopes`",
+                    ));
+                }
+                connections.push(Connection {
+                    server: server.id.clone(),
+                    resource: c.resource,
+                    scopes,
+                });
+            }
+            if let Some(client) = clients.get_mut(&agent) {
+                Arc::make_mut(client).connections = Some(connections);
+            }
+        }
+
         for (key, value, range) in [
             (
                 "id_token_lifetime_seconds",
@@ -684,11 +849,12 @@ impl Config {
             clients,
             servers,
             login: crate::login_guard::LoginLimits::default(),
+            seed: Arc::default(),
         })
     }
 
     /// A user by stable id.
-    pub fn user_by_id(&self, id: &str) -> Option<&User> {
+    pub fn user_by_id(&self, id: &str) -> Option<&Arc<User>> {
         self.users.values().find(|u| u.id == id)
     }
 }
@@ -702,7 +868,7 @@ pub fn user_id_for(username: &str) -> String {
 }
 
 fn insert_client(
-    clients: &mut HashMap<String, Client>,
+    clients: &mut HashMap<String, Arc<Client>>,
     key: &str,
     client: Client,
 ) -> Result<(), ConfigError> {
@@ -710,7 +876,7 @@ fn insert_client(
         return Err(invalid(format!("{key}.client_id"), "must not be empty"));
     }
     let id = client.client_id.clone();
-    if clients.insert(id.clone(), client).is_some() {
+    if clients.insert(id.clone(), Arc::new(client)).is_some() {
         return Err(invalid(
             format!("{key}.client_id"),
             format!("duplicate client id {id:?}"),

@@ -174,7 +174,7 @@ fn client_of(application_type: &str, redirect: &str) -> Client {
          \"{application_type}\"\nredirect_uris = [\"{redirect}\"]\n"
     ))
     .unwrap_or_else(|e| panic!("{e}"));
-    config.clients["c"].clone()
+    (*config.clients["c"]).clone()
 }
 
 #[test]

@@ -204,6 +204,7 @@ fn cli_client() -> ClientEntry {
         client_id: CLI_CLIENT.into(),
         name: Some("secure-agent command line".into()),
         client_secret: None,
+        client_secret_sha256: None,
         auth_method: AuthMethod::None,
         redirect_uris: CLI_REDIRECT_URIS.iter().map(|u| (*u).to_owned()).collect(),
         post_logout_redirect_uris: vec![],
@@ -298,6 +299,7 @@ pub fn ensure(data_dir: &Path, topology: Option<&Topology>) -> anyhow::Result<De
             client_id: id.into(),
             name: Some(id.into()),
             client_secret: Some(new_secret()),
+            client_secret_sha256: None,
             auth_method: AuthMethod::ClientSecretBasic,
             redirect_uris,
             post_logout_redirect_uris,
@@ -327,6 +329,7 @@ pub fn ensure(data_dir: &Path, topology: Option<&Topology>) -> anyhow::Result<De
             }),
             jwks_file: None,
             linked_clients: vec![AGENT0_CLIENT.into(), CLI_CLIENT.into()],
+            connections: None,
         }],
         authorization_servers: vec![AuthorizationServerEntry {
             id: TODO0_SERVER.into(),

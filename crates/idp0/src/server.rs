@@ -15,8 +15,8 @@ pub const ORG_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access
 pub struct AuthServer {
     /// Issuer identifier.
     pub issuer: String,
-    /// Signing keys.
-    pub keys: KeyRing,
+    /// Signing keys (shared with the next directory when the server is kept).
+    pub keys: std::sync::Arc<KeyRing>,
     /// `None` for the org AS.
     pub custom: Option<CustomServer>,
 }

@@ -1,15 +1,20 @@
 //! The identity provider as one explicit value: configuration, authorization servers, storage
 //! and clock (STYLE §5). Cloning is cheap.
+//!
+//! The directory (users, clients, agents, custom authorization servers) is a [`Directory`]
+//! snapshot that the management API replaces as a whole ([`Idp::replace_directory`]): a request
+//! works on the snapshot it started with, and a change takes effect for the next request without a
+//! restart. Servers that stay keep their keys.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::jwk::JwkSet;
 use protocol::Clock;
 use protocol::verify::{JwtVerifier, StaticKeys};
 
-use crate::config::{Client, Config, User};
+use crate::config::{Client, Config, ConfigError, ManagedEntries, User};
 use crate::csrf::CsrfKey;
 use crate::keyring::KeyRing;
 use crate::login_guard::{LoginThrottle, PasswordGate};
@@ -22,12 +27,8 @@ pub struct Idp(Arc<Inner>);
 
 /// The shared state behind [`Idp`].
 pub struct Inner {
-    /// Validated configuration.
-    pub config: Config,
     /// The org authorization server.
     pub org: Arc<AuthServer>,
-    /// Custom authorization servers by id.
-    pub servers: HashMap<String, Arc<AuthServer>>,
     /// Durable state.
     pub store: Arc<dyn Store>,
     /// Time.
@@ -42,7 +43,36 @@ pub struct Inner {
     pub login_throttle: LoginThrottle,
     /// Key of the anti-CSRF tokens of idp0's forms.
     pub csrf: CsrfKey,
+    /// Where each server's keys live; `None` for ephemeral in-memory keys.
+    keys_dir: Option<PathBuf>,
+    /// The current directory. The lock is held only to clone or swap the `Arc`, never across I/O.
+    directory: RwLock<Arc<Directory>>,
+}
+
+/// One snapshot of the directory: the validated configuration and what is derived from it.
+pub struct Directory {
+    /// Validated configuration (the file's entries plus the managed ones).
+    pub config: Config,
+    /// Custom authorization servers by id.
+    pub servers: HashMap<String, Arc<AuthServer>>,
     client_verifiers: HashMap<String, JwtVerifier>,
+}
+
+impl Directory {
+    /// A client by id.
+    pub fn client(&self, client_id: &str) -> Option<Arc<Client>> {
+        self.config.clients.get(client_id).cloned()
+    }
+
+    /// A user by stable id.
+    pub fn user(&self, id: &str) -> Option<Arc<User>> {
+        self.config.user_by_id(id).cloned()
+    }
+
+    /// The verifier for a client's registered keys.
+    pub fn client_verifier(&self, client_id: &str) -> Option<&JwtVerifier> {
+        self.client_verifiers.get(client_id)
+    }
 }
 
 impl std::ops::Deref for Idp {
@@ -68,56 +98,72 @@ pub struct IdpParts {
     pub demo_credentials: Vec<(String, String)>,
 }
 
+fn key_ring(keys_dir: Option<&Path>, name: &str) -> anyhow::Result<KeyRing> {
+    match keys_dir {
+        Some(dir) => KeyRing::load_or_create(&dir.join(name)),
+        None => KeyRing::ephemeral(),
+    }
+}
+
 impl Idp {
     /// Assembles the IdP: loads or creates every server's keys.
     pub fn new(parts: IdpParts) -> anyhow::Result<Self> {
         let issuer = parts.issuer.trim_end_matches('/').to_owned();
-        let ring = |name: &str| -> anyhow::Result<KeyRing> {
-            match &parts.keys_dir {
-                Some(dir) => KeyRing::load_or_create(&dir.join(name)),
-                None => KeyRing::ephemeral(),
-            }
-        };
         let org = Arc::new(AuthServer {
             issuer: issuer.clone(),
-            keys: ring("org")?,
+            keys: Arc::new(key_ring(parts.keys_dir.as_deref(), "org")?),
             custom: None,
         });
-        let mut servers = HashMap::new();
-        for custom in &parts.config.servers {
-            let server = AuthServer {
-                issuer: format!("{issuer}/oauth2/{}", custom.id),
-                keys: ring(&format!("as-{}", custom.id))?,
-                custom: Some(custom.clone()),
-            };
-            servers.insert(custom.id.clone(), Arc::new(server));
-        }
-        let client_verifiers = parts
-            .config
-            .clients
-            .values()
-            .filter_map(|c| {
-                let jwks: &JwkSet = c.jwks.as_ref()?;
-                let keys = Arc::new(StaticKeys::new(jwks));
-                Some((
-                    c.client_id.clone(),
-                    JwtVerifier::new(keys, parts.clock.clone()),
-                ))
-            })
-            .collect();
+        let directory = build_directory(
+            parts.config,
+            &issuer,
+            parts.keys_dir.as_deref(),
+            &HashMap::new(),
+            &parts.clock,
+        )?;
+        let config = &directory.config;
         Ok(Self(Arc::new(Inner {
             secure_cookies: issuer.starts_with("https://"),
-            password_gate: PasswordGate::new(&parts.config.login)?,
-            login_throttle: LoginThrottle::new(&parts.config.login, parts.config.users.len()),
+            password_gate: PasswordGate::new(&config.login)?,
+            login_throttle: LoginThrottle::new(&config.login, config.users.len()),
             csrf: CsrfKey::random(),
-            config: parts.config,
             org,
-            servers,
             store: parts.store,
             clock: parts.clock,
             demo_credentials: parts.demo_credentials,
-            client_verifiers,
+            keys_dir: parts.keys_dir,
+            directory: RwLock::new(Arc::new(directory)),
         })))
+    }
+
+    /// The current directory snapshot.
+    pub fn directory(&self) -> Arc<Directory> {
+        match self.directory.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the managed part of the directory: the file's entries plus `managed` are
+    /// validated together, new servers get keys, and the result serves the next request. On an
+    /// error nothing changes.
+    pub fn replace_directory(&self, managed: &ManagedEntries) -> Result<(), DirectoryError> {
+        let current = self.directory();
+        let config = current.config.with_managed(managed)?;
+        let next = build_directory(
+            config,
+            &self.org.issuer,
+            self.keys_dir.as_deref(),
+            &current.servers,
+            &self.clock,
+        )
+        .map_err(DirectoryError::Keys)?;
+        let mut slot = match self.directory.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = Arc::new(next);
+        Ok(())
     }
 
     /// The org issuer (base URL).
@@ -129,23 +175,22 @@ impl Idp {
     pub fn server(&self, id: Option<&str>) -> Option<Arc<AuthServer>> {
         match id {
             None => Some(self.org.clone()),
-            Some(id) => self.servers.get(id).cloned(),
+            Some(id) => self.directory().servers.get(id).cloned(),
         }
     }
 
     /// A custom server by issuer.
     pub fn server_by_issuer(&self, issuer: &str) -> Option<Arc<AuthServer>> {
-        self.servers.values().find(|s| s.issuer == issuer).cloned()
+        self.directory()
+            .servers
+            .values()
+            .find(|s| s.issuer == issuer)
+            .cloned()
     }
 
     /// A client by id.
-    pub fn client(&self, client_id: &str) -> Option<&Client> {
-        self.config.clients.get(client_id)
-    }
-
-    /// The verifier for a client's registered keys.
-    pub fn client_verifier(&self, client_id: &str) -> Option<&JwtVerifier> {
-        self.client_verifiers.get(client_id)
+    pub fn client(&self, client_id: &str) -> Option<Arc<Client>> {
+        self.directory().client(client_id)
     }
 
     /// A verifier for tokens signed by `server` (in process, no HTTP).
@@ -154,8 +199,8 @@ impl Idp {
     }
 
     /// A user by stable id.
-    pub fn user(&self, id: &str) -> Option<&User> {
-        self.config.user_by_id(id)
+    pub fn user(&self, id: &str) -> Option<Arc<User>> {
+        self.directory().user(id)
     }
 
     /// Reads the demo credentials file, if present.
@@ -169,4 +214,51 @@ impl Idp {
             })
             .unwrap_or_default()
     }
+}
+
+/// Why a new directory was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// The entries do not validate (names the entry and the key).
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    /// A new server's keys could not be created.
+    #[error("cannot create signing keys: {0:#}")]
+    Keys(anyhow::Error),
+}
+
+fn build_directory(
+    config: Config,
+    issuer: &str,
+    keys_dir: Option<&Path>,
+    previous: &HashMap<String, Arc<AuthServer>>,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<Directory> {
+    let mut servers = HashMap::new();
+    for custom in &config.servers {
+        let keys = match previous.get(&custom.id) {
+            Some(kept) => kept.keys.clone(),
+            None => Arc::new(key_ring(keys_dir, &format!("as-{}", custom.id))?),
+        };
+        let server = AuthServer {
+            issuer: format!("{issuer}/oauth2/{}", custom.id),
+            keys,
+            custom: Some(custom.clone()),
+        };
+        servers.insert(custom.id.clone(), Arc::new(server));
+    }
+    let client_verifiers = config
+        .clients
+        .values()
+        .filter_map(|c| {
+            let jwks: &JwkSet = c.jwks.as_ref()?;
+            let keys = Arc::new(StaticKeys::new(jwks));
+            Some((c.client_id.clone(), JwtVerifier::new(keys, clock.clone())))
+        })
+        .collect();
+    Ok(Directory {
+        config,
+        servers,
+        client_verifiers,
+    })
 }

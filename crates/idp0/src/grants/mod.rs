@@ -71,7 +71,9 @@ fn access_lifetime(idp: &Idp, server: &AuthServer, client: &Client, grant: &Gran
         .custom
         .as_ref()
         .and_then(|c| c.policy_for(&client.client_id, grant))
-        .map_or(idp.config.id_token_lifetime, |p| p.access_token_lifetime)
+        .map_or(idp.directory().config.id_token_lifetime, |p| {
+            p.access_token_lifetime
+        })
 }
 
 /// Issues the tokens of an interactive grant (code or refresh): an access token, an ID token
@@ -114,9 +116,9 @@ async fn issue_for_grant(
             nonce,
             auth_time: grant.auth_time,
             sid: grant.sid.as_deref(),
-            lifetime: idp.config.id_token_lifetime,
+            lifetime: idp.directory().config.id_token_lifetime,
         };
-        let minted = tokens::id_token(server, user, &input, now)?;
+        let minted = tokens::id_token(server, &user, &input, now)?;
         // Recorded in the family so that revoking the grant (code replay, refresh reuse) also
         // stops the ID token from being exchanged (token_exchange.rs).
         idp.store
@@ -130,7 +132,7 @@ async fn issue_for_grant(
         let secret = tokens::new_secret();
         let record = RefreshRecord {
             grant: grant.clone(),
-            expires_at: now + idp.config.refresh_token_lifetime,
+            expires_at: now + idp.directory().config.refresh_token_lifetime,
             used: false,
         };
         idp.store

@@ -10,6 +10,8 @@
 //! `resource` we do not issue for, or that policy does not allow this client, is `invalid_target`;
 //! unknown scopes are `invalid_scope`; unsupported token types are `invalid_request`.
 
+use std::sync::Arc;
+
 use protocol::Scopes;
 use protocol::claims::IdTokenClaims;
 use protocol::oauth::{GrantType, TokenResponse, TokenType};
@@ -92,16 +94,26 @@ pub(super) async fn grant(
             "a requested scope is unknown to that authorization server".into(),
         ));
     }
-    let granted = requested.intersection(&policy.scopes);
+    // An agent with managed connections reaches only their servers, for only their scopes
+    // (Okta's IDENTITY_ASSERTION_CUSTOM_AS connection with scopeCondition INCLUDE_ONLY).
+    let connection = client.connection_to(&custom.id).map_err(|()| {
+        OAuthError::InvalidTarget(
+            "that authorization server is not a managed connection of this agent".into(),
+        )
+    })?;
+    let mut granted = requested.intersection(&policy.scopes);
+    if let Some(connection) = connection {
+        granted = granted.intersection(&connection.scopes);
+    }
     if granted.is_empty() {
         return Err(OAuthError::InvalidScope(
             "none of the requested scopes is allowed for this client".into(),
         ));
     }
 
-    let lifetime = idp.config.id_jag_lifetime;
+    let lifetime = idp.directory().config.id_jag_lifetime;
     let input = IdJagInput {
-        user,
+        user: &user,
         audience: &target.issuer,
         client_id: &client.client_id,
         resource: request.resource.as_deref(),
@@ -123,12 +135,12 @@ pub(super) async fn grant(
 }
 
 /// The user behind the subject token, and when they authenticated.
-async fn subject<'a>(
-    idp: &'a Idp,
+async fn subject(
+    idp: &Idp,
     client: &Client,
     token_type: &TokenType,
     token: &SecretString,
-) -> Result<(&'a User, Option<i64>), OAuthError> {
+) -> Result<(Arc<User>, Option<i64>), OAuthError> {
     match token_type {
         TokenType::IdToken => {
             // The ID token must have been issued to the requesting client (draft §4.3.3) or, for an

@@ -43,8 +43,8 @@ const LOGIN_CSRF_PURPOSE: &str = "login";
 const CODE_LIFETIME: i64 = 120;
 
 /// A validated authorization request.
-struct AuthorizeRequest<'a> {
-    client: &'a Client,
+struct AuthorizeRequest {
+    client: std::sync::Arc<Client>,
     redirect_uri: String,
     scope: Scopes,
     state: Option<String>,
@@ -66,11 +66,7 @@ enum Refusal {
     },
 }
 
-fn validate<'a>(
-    idp: &'a Idp,
-    server: &AuthServer,
-    query: &str,
-) -> Result<AuthorizeRequest<'a>, Refusal> {
+fn validate(idp: &Idp, server: &AuthServer, query: &str) -> Result<AuthorizeRequest, Refusal> {
     let form = Form::parse(query.as_bytes())
         .map_err(|_| Refusal::Page("A parameter is repeated in the request.".into()))?;
     let client_id = form
@@ -271,7 +267,7 @@ async fn authorize(
             &server,
             jar,
             &query,
-            request.client,
+            &request.client,
             None,
             "",
             StatusCode::OK,
@@ -294,7 +290,7 @@ fn login_page(
     let csrf = idp
         .csrf
         .token(LOGIN_CSRF_PURPOSE, &cookie_value, idp.clock.now());
-    let demo: &[(String, String)] = if idp.config.development {
+    let demo: &[(String, String)] = if idp.directory().config.development {
         &idp.demo_credentials
     } else {
         &[]
@@ -320,7 +316,7 @@ fn login_page(
 async fn issue_code(
     idp: &Idp,
     server: &AuthServer,
-    request: &AuthorizeRequest<'_>,
+    request: &AuthorizeRequest,
     session: &SsoSession,
 ) -> Response {
     let code = new_secret();
@@ -398,7 +394,7 @@ pub(super) async fn post_login(
             &server,
             jar,
             &form.authorize_query,
-            request.client,
+            &request.client,
             Some(message),
             &form.username,
             status,
@@ -442,7 +438,7 @@ pub(super) async fn post_login(
         sid: new_id(),
         user_id: user.id.clone(),
         auth_time: now,
-        expires_at: now + idp.config.session_lifetime,
+        expires_at: now + idp.directory().config.session_lifetime,
     };
     if let Err(e) = idp
         .store
@@ -489,15 +485,20 @@ async fn check_credentials<'a>(
     form: &LoginForm,
     address: Option<std::net::IpAddr>,
     now: protocol::UnixTime,
-) -> Result<&'a crate::config::User, LoginRefusal> {
-    let user = idp.config.users.get(form.username.trim());
-    let account = Account::named(user.map(|u| u.id.as_str()), &form.username);
+) -> Result<std::sync::Arc<crate::config::User>, LoginRefusal> {
+    let user = idp
+        .directory()
+        .config
+        .users
+        .get(form.username.trim())
+        .cloned();
+    let account = Account::named(user.as_ref().map(|u| u.id.as_str()), &form.username);
     let attempt = idp
         .login_throttle
         .begin(account, address, now)
         .map_err(|t| LoginRefusal::Throttled(t.retry_after))?;
     // Unknown users cost the same Argon2id check, so timing does not reveal who exists.
-    let phc = match user {
+    let phc = match &user {
         Some(user) => user.password_hash.as_str(),
         None => password::DUMMY_HASH.as_str(),
     };

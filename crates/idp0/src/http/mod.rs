@@ -102,6 +102,7 @@ impl FromRequestParts<Idp> for Server {
 
 async fn get_home(axum::extract::State(idp): axum::extract::State<Idp>) -> Html<String> {
     let mut servers: Vec<(String, String)> = idp
+        .directory()
         .servers
         .iter()
         .map(|(id, s)| (id.clone(), s.issuer.clone()))

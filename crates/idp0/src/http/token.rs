@@ -71,7 +71,7 @@ pub(super) async fn post_token(
         let client =
             client_auth::authenticate(&idp, &server, &server.endpoint("token"), &headers, &form)
                 .await?;
-        grants::dispatch(&idp, &server, client, request).await
+        grants::dispatch(&idp, &server, &client, request).await
     }
     .await;
     match result {
@@ -82,13 +82,13 @@ pub(super) async fn post_token(
 
 /// The `token` parameter of an introspection or revocation request, and the client that
 /// authenticated at `endpoint` (RFC 7662 §2.1, RFC 7009 §2.1).
-async fn token_and_client<'a>(
-    idp: &'a Idp,
+async fn token_and_client(
+    idp: &Idp,
     server: &AuthServer,
     endpoint: &str,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(String, &'a Client), OAuthError> {
+) -> Result<(String, std::sync::Arc<Client>), OAuthError> {
     let form = read_form(headers, body)?;
     let token = form.require("token")?.to_owned();
     let client =
@@ -105,7 +105,7 @@ pub(super) async fn post_introspect(
 ) -> Response {
     let result = async {
         let (token, client) = token_and_client(&idp, &server, "introspect", &headers, body).await?;
-        introspect(&idp, &server, client, &token).await
+        introspect(&idp, &server, &client, &token).await
     }
     .await;
     match result {
@@ -209,7 +209,7 @@ pub(super) async fn post_revoke(
 ) -> Response {
     let result = async {
         let (token, client) = token_and_client(&idp, &server, "revoke", &headers, body).await?;
-        revoke(&idp, &server, client, &token).await
+        revoke(&idp, &server, &client, &token).await
     }
     .await;
     match result {

@@ -1,5 +1,6 @@
 //! idp0's durable state behind one trait: authorization codes, refresh tokens (rotation with
-//! reuse detection per family), revoked access tokens, `jti` replay caches and SSO sessions.
+//! reuse detection per family), revoked access tokens, `jti` replay caches, SSO sessions and the
+//! directory entries created through the management API.
 //! SQLite is the embedded backend; the trait is what a PostgreSQL backend will implement.
 
 mod sqlite;
@@ -157,6 +158,17 @@ pub trait Store: Send + Sync {
     async fn delete_session(&self, id_hash: &str) -> Result<(), StoreError>;
     /// Ends every SSO session with this `sid`.
     async fn delete_sessions_by_sid(&self, sid: &str) -> Result<(), StoreError>;
+
+    /// The directory entries managed at run time (one JSON document) and its version.
+    async fn find_managed_directory(&self) -> Result<Option<(i64, String)>, StoreError>;
+    /// Replaces the managed directory document when its version is still `expected` (0: there is
+    /// none yet), storing it as version `expected + 1`; `false` when another writer got there
+    /// first (nothing is written).
+    async fn replace_managed_directory(
+        &self,
+        expected: i64,
+        body: &str,
+    ) -> Result<bool, StoreError>;
 
     /// Removes expired rows.
     async fn purge_expired(&self, now: UnixTime) -> Result<(), StoreError>;

@@ -274,6 +274,40 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn find_managed_directory(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let row = sqlx::query("SELECT version, body FROM managed_directory WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some((row.try_get("version")?, row.try_get("body")?)),
+            None => None,
+        })
+    }
+
+    async fn replace_managed_directory(
+        &self,
+        expected: i64,
+        body: &str,
+    ) -> Result<bool, StoreError> {
+        let done = if expected == 0 {
+            sqlx::query(
+                "INSERT OR IGNORE INTO managed_directory (id, version, body) VALUES (1, 1, ?)",
+            )
+            .bind(body)
+            .execute(&self.pool)
+            .await?
+        } else {
+            sqlx::query(
+                "UPDATE managed_directory SET version = version + 1, body = ? WHERE id = 1 AND version = ?",
+            )
+            .bind(body)
+            .bind(expected)
+            .execute(&self.pool)
+            .await?
+        };
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn create_session(&self, id_hash: &str, s: &SsoSession) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO sso_sessions (id_hash, sid, user_id, auth_time, expires_at) VALUES (?, ?, ?, ?, ?)")
             .bind(id_hash)
