@@ -241,3 +241,143 @@ fn a_native_client_must_be_public() {
     );
     assert!(m.contains("application_type") || m.contains("spa"), "{m}");
 }
+
+const EC_JWKS: &str = r#"jwks = { keys = [{ kty = "EC", crv = "P-256", x = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", y = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0", kid = "k1" }] }"#;
+
+const SERVER: &str = r#"
+[[authorization_servers]]
+id = "todo0"
+audience = "http://localhost:5002/mcp"
+scopes = ["mcp:connect", "mcp:tools:read"]
+"#;
+
+#[test]
+fn an_agents_connections_name_a_server_its_audience_and_its_scopes() -> Result<(), ConfigError> {
+    let config = load(&format!(
+        r#"
+[[agents]]
+client_id = "agent"
+{EC_JWKS}
+connections = [{{ authorization_server = "todo0", resource = "http://localhost:5002/mcp", scopes = ["mcp:connect"] }}]
+{SERVER}"#
+    ))?;
+    let agent = &config.clients["agent"];
+    let connection = agent
+        .connection_to("todo0")
+        .ok()
+        .flatten()
+        .map(|c| c.scopes.to_string());
+    assert_eq!(connection.as_deref(), Some("mcp:connect"));
+    assert!(
+        agent.connection_to("other").is_err(),
+        "a server that is not a connection is refused"
+    );
+
+    for (connection, key, why) in [
+        (
+            r#"{ authorization_server = "nope", resource = "http://localhost:5002/mcp", scopes = [] }"#,
+            "agents[0].connections[0].authorization_server",
+            "not a configured authorization server",
+        ),
+        (
+            r#"{ authorization_server = "todo0", resource = "http://elsewhere/mcp", scopes = [] }"#,
+            "agents[0].connections[0].resource",
+            "the server's audience",
+        ),
+        (
+            r#"{ authorization_server = "todo0", resource = "http://localhost:5002/mcp", scopes = ["mcp:admin"] }"#,
+            "agents[0].connections[0].scopes",
+            "subset of the server's",
+        ),
+    ] {
+        let error = message(&format!(
+            "[[agents]]\nclient_id = \"agent\"\n{EC_JWKS}\nconnections = [{connection}]\n{SERVER}"
+        ));
+        assert!(error.contains(key) && error.contains(why), "{error}");
+    }
+    Ok(())
+}
+
+#[test]
+fn an_agent_without_connections_is_not_restricted_by_them() -> Result<(), ConfigError> {
+    let config = load(&format!(
+        "[[agents]]\nclient_id = \"agent\"\n{EC_JWKS}\n{SERVER}"
+    ))?;
+    assert!(matches!(
+        config.clients["agent"].connection_to("todo0"),
+        Ok(None)
+    ));
+    Ok(())
+}
+
+#[test]
+fn a_client_may_be_registered_by_the_digest_of_its_secret() -> Result<(), ConfigError> {
+    let digest = crate::store::secret_hash("s3cret");
+    let config = load(&format!(
+        "[[clients]]\nclient_id = \"web\"\nclient_secret_sha256 = \"{digest}\"\nauth_method = \"client_secret_basic\"\n"
+    ))?;
+    assert!(matches!(
+        &config.clients["web"].secret,
+        Some(ClientSecret::Sha256(d)) if *d == digest
+    ));
+    for (entry, why) in [
+        (
+            "client_secret = \"s\"\nclient_secret_sha256 = \"00\"",
+            "not both",
+        ),
+        ("client_secret_sha256 = \"ABC\"", "64 lowercase hex digits"),
+    ] {
+        let error = message(&format!(
+            "[[clients]]\nclient_id = \"web\"\n{entry}\nauth_method = \"client_secret_basic\"\n"
+        ));
+        assert!(error.contains(why), "{error}");
+    }
+    Ok(())
+}
+
+#[test]
+fn managed_entries_are_validated_with_the_files_and_keep_the_seed() -> Result<(), ConfigError> {
+    let config = load(SERVER)?;
+    let managed = ManagedEntries {
+        clients: vec![ClientEntry {
+            client_id: "0oa1".into(),
+            name: None,
+            client_secret: None,
+            client_secret_sha256: Some(crate::store::secret_hash("x")),
+            auth_method: AuthMethod::ClientSecretBasic,
+            redirect_uris: vec!["http://localhost:3000/callback".into()],
+            post_logout_redirect_uris: vec![],
+            jwks: None,
+            jwks_file: None,
+            application_type: ApplicationType::Web,
+        }],
+        ..ManagedEntries::default()
+    };
+    let with = config.with_managed(&managed)?;
+    assert!(with.clients.contains_key("0oa1"));
+    assert_eq!(with.servers.len(), 1, "the file's server stays");
+    // Applying an empty set again drops the managed client but keeps the file's entries.
+    let without = with.with_managed(&ManagedEntries::default())?;
+    assert!(!without.clients.contains_key("0oa1"));
+    assert_eq!(without.servers.len(), 1);
+    // A managed server colliding with the file's is refused, naming it.
+    let clash = ManagedEntries {
+        authorization_servers: vec![AuthorizationServerEntry {
+            id: "todo0".into(),
+            name: None,
+            audience: "http://x/mcp".into(),
+            scopes: vec![],
+            default_scopes: vec![],
+            resource_clients: vec![],
+            policies: vec![],
+        }],
+        ..ManagedEntries::default()
+    };
+    let error = config
+        .with_managed(&clash)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(error.contains("duplicate id"), "{error}");
+    Ok(())
+}
