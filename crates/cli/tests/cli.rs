@@ -13,6 +13,10 @@ use testkit::{Browser, IdpHandle};
 mod browser;
 #[path = "cli/node.rs"]
 mod node;
+#[path = "cli/okta.rs"]
+mod okta;
+#[path = "cli/okta_standin.rs"]
+mod okta_standin;
 #[path = "cli/sample_env.rs"]
 mod sample_env;
 #[path = "cli/tls.rs"]
