@@ -621,3 +621,135 @@ async fn okta_bootstrap_refuses_a_corrupt_state_file_or_one_of_another_org() {
     );
     assert!(org.requests().is_empty());
 }
+
+/// The sample's four files for a running idp0's development configuration, as bootstrap lays
+/// them out (the key file named by its absolute path).
+fn files_for_idp0(idp: &testkit::IdpHandle, out: &Path, kid: Option<&str>) {
+    let agent = idp.env("agent0.env");
+    let todo = idp.env("todo0.env");
+    let var = |map: &std::collections::HashMap<String, String>, name: &str| {
+        map.get(name).cloned().unwrap_or_else(|| panic!("{name}"))
+    };
+    let write = |file: &str, vars: &[(&str, String)]| {
+        let path = out.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let text: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(&path, text).unwrap();
+    };
+    write(
+        "packages/agent0/.env.app",
+        &[
+            ("PORT", "3000".into()),
+            ("OKTA_DOMAIN", var(&agent, "OKTA_DOMAIN")),
+            ("OKTA_CLIENT_ID", var(&agent, "OKTA_CLIENT_ID")),
+            ("OKTA_CLIENT_SECRET", var(&agent, "OKTA_CLIENT_SECRET")),
+            ("OKTA_REDIRECT_URI", var(&agent, "OKTA_REDIRECT_URI")),
+        ],
+    );
+    write(
+        "packages/agent0/.env.agent",
+        &[
+            ("OKTA_DOMAIN", var(&agent, "OKTA_DOMAIN")),
+            ("AI_AGENT_ID", var(&agent, "AI_AGENT_ID")),
+            (
+                "AI_AGENT_PRIVATE_KEY_FILE",
+                var(&agent, "AI_AGENT_PRIVATE_KEY_FILE"),
+            ),
+            (
+                "AI_AGENT_PRIVATE_KEY_KID",
+                kid.map_or_else(|| var(&agent, "AI_AGENT_PRIVATE_KEY_KID"), str::to_owned),
+            ),
+            ("MCP_SERVER_URL", var(&agent, "MCP_SERVER_URL")),
+            (
+                "MCP_RESOURCE_INDICATOR",
+                var(&agent, "MCP_RESOURCE_INDICATOR"),
+            ),
+            (
+                "MCP_AUTHORIZATION_SERVER",
+                var(&agent, "MCP_AUTHORIZATION_SERVER"),
+            ),
+            (
+                "MCP_AUTHORIZATION_SERVER_TOKEN_ENDPOINT",
+                var(&agent, "MCP_AUTHORIZATION_SERVER_TOKEN_ENDPOINT"),
+            ),
+        ],
+    );
+    write(
+        "packages/todo0/.env.app",
+        &[
+            ("PORT", "5001".into()),
+            ("OKTA_ISSUER", var(&todo, "MCP_OKTA_ISSUER")),
+            ("OKTA_CLIENT_ID", "todo0".into()),
+            (
+                "OKTA_CLIENT_SECRET",
+                secrecy::ExposeSecret::expose_secret(&idp.client_secret("todo0")).to_owned(),
+            ),
+            ("OKTA_REDIRECT_URI", "http://localhost:5001/callback".into()),
+            ("EXPECTED_AUDIENCE", var(&todo, "MCP_EXPECTED_AUDIENCE")),
+        ],
+    );
+    write(
+        "packages/todo0/.env.mcp",
+        &[
+            ("MCP_PORT", "5002".into()),
+            ("MCP_OKTA_ISSUER", var(&todo, "MCP_OKTA_ISSUER")),
+            ("MCP_EXPECTED_AUDIENCE", var(&todo, "MCP_EXPECTED_AUDIENCE")),
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_validate_checks_files_key_discovery_and_a_real_private_key_jwt_at_idp0() {
+    let idp = testkit::IdpHandle::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    files_for_idp0(&idp, dir.path(), None);
+    let run = okta(&["validate", "--out", &out], None).await;
+    for line in [
+        "PASS  file packages/agent0/.env.app",
+        "PASS  file packages/todo0/.env.mcp",
+        "PASS  settings agree",
+        "PASS  agent key file",
+        "PASS  discovery of the org authorization server",
+        "PASS  discovery of the MCP authorization server",
+        "PASS  agent client authentication (private_key_jwt)",
+        // No API token: the published keys cannot be read (idp0 has no management API yet).
+        "FAIL  published key",
+    ] {
+        assert!(run.stdout.contains(line), "{line}:\n{}", run.stdout);
+    }
+    assert!(!run.ok, "a failed check fails the command");
+    assert!(
+        run.stdout.contains("fix: set OKTA_API_TOKEN"),
+        "{}",
+        run.stdout
+    );
+
+    // A kid the org does not know: the client is refused, and the fix names the key and kid.
+    files_for_idp0(&idp, dir.path(), Some("not-the-kid"));
+    let run = okta(&["validate", "--out", &out], None).await;
+    assert!(!run.ok);
+    assert!(
+        run.stdout
+            .contains("FAIL  agent client authentication (private_key_jwt)")
+            && run.stdout.contains("invalid_client")
+            && run.stdout.contains("key or kid"),
+        "{}",
+        run.stdout
+    );
+    let secret = idp.client_secret("agent0");
+    for text in [&run.stdout, &run.stderr] {
+        assert!(!text.contains(secrecy::ExposeSecret::expose_secret(&secret)));
+    }
+
+    // A missing file is a FAIL with the fix.
+    std::fs::remove_file(dir.path().join("packages/todo0/.env.mcp")).unwrap();
+    let run = okta(&["validate", "--out", &out], None).await;
+    assert!(!run.ok);
+    assert!(
+        run.stdout.contains("FAIL  file packages/todo0/.env.mcp")
+            && run.stdout.contains("okta bootstrap"),
+        "{}",
+        run.stdout
+    );
+}
