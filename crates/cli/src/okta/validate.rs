@@ -693,3 +693,18 @@ async fn tools_list(server: &str, token: &SecretString) -> anyhow::Result<Vec<St
     let tools = tools.map_err(|e| anyhow::anyhow!("tools/list at {server}: {e}"))?;
     Ok(tools.into_iter().map(|t| t.name.to_string()).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_oauth_error_has_its_own_fix() {
+        assert!(oauth_fix(Some("invalid_client")).contains("key or kid"));
+        assert!(oauth_fix(Some("invalid_target")).contains("resource indicator"));
+        assert!(oauth_fix(Some("unauthorized_client")).contains("policy"));
+        assert!(oauth_fix(Some("invalid_scope")).contains("scopes"));
+        assert!(oauth_fix(Some("invalid_grant")).contains("--login again"));
+        assert!(oauth_fix(None).contains("reachable"));
+    }
+}

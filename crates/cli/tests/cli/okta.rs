@@ -753,3 +753,73 @@ async fn okta_validate_checks_files_key_discovery_and_a_real_private_key_jwt_at_
         run.stdout
     );
 }
+
+/// `validate --login`: the person's login on the loopback redirect (driven here as a browser
+/// would), both ID-JAG steps with the agent's key, and an MCP tools/list at todo0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_validate_login_runs_a_real_login_both_id_jag_steps_and_tools_list() {
+    use tokio::io::AsyncBufReadExt;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stack = testkit::Stack::start_for_agent(&format!("http://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let idp = &stack.idp;
+    let dir = tempfile::tempdir().unwrap();
+    files_for_idp0(idp, dir.path(), None);
+    let mut child = tokio::process::Command::new(BIN)
+        .args([
+            "okta",
+            "validate",
+            "--login",
+            "--no-browser",
+            "--timeout",
+            "60",
+        ])
+        .arg("--login-port")
+        .arg(port.to_string())
+        .arg("--out")
+        .arg(dir.path())
+        .env_remove("OKTA_API_TOKEN")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut url = None;
+    while let Some(line) = stderr.next_line().await.unwrap() {
+        if line.trim_start().starts_with(&format!("{}/", idp.issuer)) {
+            url = Some(line.trim().to_owned());
+            break;
+        }
+    }
+    let url = url.expect("validate --login prints the authorization URL");
+    assert!(url.contains(&format!(
+        "redirect_uri=http%3A%2F%2F127.0.0.1%3A{port}%2Fcallback"
+    )));
+    let password = idp.password("alice");
+    let page = testkit::Browser::new()
+        .log_in_to(
+            &url,
+            ("alice", &password),
+            &format!("http://127.0.0.1:{port}/callback"),
+        )
+        .await
+        .unwrap();
+    assert!(page.status().is_success(), "{}", page.status());
+    let output = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for line in [
+        "PASS  login with the agent0 app",
+        "PASS  Cross-App Access",
+        "PASS  MCP tools/list",
+    ] {
+        assert!(stdout.contains(line), "{line}:\n{stdout}");
+    }
+    // Only the published-key check fails (no API token; idp0 has no management API yet).
+    assert_eq!(stdout.matches("FAIL").count(), 1, "{stdout}");
+}
