@@ -823,3 +823,99 @@ async fn okta_validate_login_runs_a_real_login_both_id_jag_steps_and_tools_list(
     // Only the published-key check fails (no API token; idp0 has no management API yet).
     assert_eq!(stdout.matches("FAIL").count(), 1, "{stdout}");
 }
+
+/// Runs `secure-agent <args>` and waits for the line containing `marker`; the child is killed
+/// when the guard is dropped.
+struct Started(std::process::Child);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(cwd: &Path, data_dir: &Path, args: &[&str], marker: &str) -> Started {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .current_dir(cwd)
+        .env_remove("PORT")
+        .env_remove("OKTA_DOMAIN")
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("LLM_PROVIDER")
+        .env_remove("MCP_PORT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let found = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains(marker));
+    std::thread::spawn(move || lines.for_each(drop));
+    if !found {
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        panic!("{args:?} did not start: {stderr}");
+    }
+    Started(child)
+}
+
+/// `secure-agent agent`, `todo-mcp` and `todo-app` start from the files bootstrap wrote, as
+/// they are (only the ports are moved off the defaults, which a test cannot count on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_bootstrap_files_start_the_agent_and_both_todo0_services() {
+    let org = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("checkout");
+    let run = bootstrap(&org, &out).await;
+    assert!(run.ok, "{}", run.stderr);
+    let data = dir.path().join("data");
+    let (out2, data2) = (out.clone(), data.clone());
+    tokio::task::spawn_blocking(move || {
+        let _mcp = start(
+            &out2,
+            &data2,
+            &[
+                "todo-mcp",
+                "--env-file",
+                "packages/todo0/.env.mcp",
+                "--port",
+                "0",
+            ],
+            "MCP endpoint",
+        );
+        let _app = start(
+            &out2,
+            &data2,
+            &[
+                "todo-app",
+                "--env-file",
+                "packages/todo0/.env.app",
+                "--port",
+                "0",
+            ],
+            "todo0 web app is running",
+        );
+        let _agent = start(
+            &out2,
+            &data2,
+            &[
+                "agent",
+                "--env-file",
+                "packages/agent0/.env.app",
+                "--env-file",
+                "packages/agent0/.env.agent",
+                "--port",
+                "0",
+            ],
+            "agent0 listening",
+        );
+    })
+    .await
+    .unwrap();
+}

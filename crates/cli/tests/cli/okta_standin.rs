@@ -172,6 +172,9 @@ async fn handle(
         url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
             .into_owned()
             .collect();
+    if let Some(public) = discovery(&base, &path) {
+        return public;
+    }
     let mut s = inner.lock().unwrap();
     s.requests.push(Recorded {
         method: method.to_string(),
@@ -230,6 +233,43 @@ async fn handle(
         );
     }
     route(&mut s, &base, &method, &path, &query, body)
+}
+
+/// The org's and each custom authorization server's discovery documents and keys (public: no
+/// API token), so the services can start from the files bootstrap wrote.
+fn discovery(base: &str, path: &str) -> Option<Response> {
+    static KEY: std::sync::OnceLock<protocol::keys::SigningKey> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        protocol::keys::SigningKey::generate(protocol::keys::KeyKind::Rsa).unwrap()
+    });
+    if path.ends_with("/v1/keys") {
+        return Some(axum::Json(protocol::keys::jwk_set([key])).into_response());
+    }
+    let issuer_path = path
+        .strip_suffix("/.well-known/openid-configuration")
+        .or_else(|| path.strip_suffix("/.well-known/oauth-authorization-server"))
+        .or_else(|| path.strip_prefix("/.well-known/oauth-authorization-server"))
+        .or_else(|| (path == "/.well-known/oauth-authorization-server").then_some(""))?;
+    let issuer = format!("{base}{issuer_path}");
+    let endpoints = if issuer_path.is_empty() {
+        format!("{base}/oauth2")
+    } else {
+        issuer.clone()
+    };
+    Some(
+        axum::Json(json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{endpoints}/v1/authorize"),
+            "token_endpoint": format!("{endpoints}/v1/token"),
+            "jwks_uri": format!("{endpoints}/v1/keys"),
+            "introspection_endpoint": format!("{endpoints}/v1/introspect"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "grant_types_supported": ["authorization_code", "urn:ietf:params:oauth:grant-type:jwt-bearer"],
+        }))
+        .into_response(),
+    )
 }
 
 fn new_id(s: &mut Inner, prefix: &str) -> String {
