@@ -577,7 +577,7 @@ impl Run<'_> {
     }
 
     /// Step 11: agent0's and the MCP server's origins; an existing entry for the same origin
-    /// is used as it is (and, not being ours, left alone by rollback).
+    /// is used as it is (and left alone by rollback unless it carries the name this tool gives).
     async fn trusted_origins(&mut self) -> anyhow::Result<Vec<(String, String)>> {
         const WHAT: &str = "the trusted origins";
         let existing = self.client.list("/api/v1/trustedOrigins", WHAT).await?;
@@ -591,7 +591,18 @@ impl Run<'_> {
                 .iter()
                 .find(|o| str_at(o, "/origin").is_some_and(|o| o.trim_end_matches('/') == origin));
             let id = match found {
-                Some(entry) => id_of(entry, WHAT)?,
+                Some(entry) => {
+                    let id = id_of(entry, WHAT)?;
+                    // Ours (by the name this tool gives) though unrecorded: its answer was lost.
+                    let is_ours = str_at(entry, "/name") == Some(name.as_str());
+                    if is_ours && !self.state.trusted_origin_ids.contains(&id) {
+                        self.state.trusted_origin_names.retain(|n| n != &name);
+                        self.state.trusted_origin_names.push(name.clone());
+                        self.state.trusted_origin_ids.push(id.clone());
+                        self.save()?;
+                    }
+                    id
+                }
                 None => {
                     if let Some(at) = self
                         .state

@@ -919,3 +919,114 @@ async fn okta_bootstrap_files_start_the_agent_and_both_todo0_services() {
     .await
     .unwrap();
 }
+
+/// A step whose answer was lost (done at Okta, a 502 here): the re-run finds the resource by
+/// its name, origin or key and creates no duplicate. The agent itself has no name search in
+/// Okta's API; its creation is an operation whose Location is recorded before polling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_bootstrap_finds_what_a_lost_answer_created_instead_of_duplicating_it() {
+    let reference = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    assert!(bootstrap(&reference, dir.path()).await.ok);
+    let expected = comparable(dir.path());
+    let expected_held = reference.held();
+    // AS, a scope, both apps, an assignment, the key, the connection, policy, rule, an origin.
+    for k in [1, 2, 6, 7, 8, 12, 14, 15, 16, 18] {
+        let org = StandIn::start().await;
+        org.with(|s| s.faults.lose_post = Some(k));
+        let dir = tempfile::tempdir().unwrap();
+        let failed = bootstrap(&org, dir.path()).await;
+        assert!(!failed.ok, "k={k}");
+        let resumed = bootstrap(&org, dir.path()).await;
+        assert!(resumed.ok, "k={k}: {}", resumed.stderr);
+        assert_eq!(org.held(), expected_held, "k={k}: no duplicate");
+        assert_eq!(comparable(dir.path()), expected, "k={k}");
+    }
+}
+
+/// Resources deleted by hand in the Admin Console are created again, and said so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_bootstrap_recreates_what_was_deleted_by_hand() {
+    let org = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    assert!(bootstrap(&org, dir.path()).await.ok);
+    org.with(|s| {
+        s.resources
+            .get_mut("/api/v1/apps")
+            .unwrap()
+            .retain(|a| a["id"] != "0oa7");
+        s.resources.remove("/api/v1/apps/0oa7/users");
+        s.resources
+            .get_mut("/api/v1/trustedOrigins")
+            .unwrap()
+            .retain(|o| o["id"] != "tos16");
+    });
+    let again = bootstrap(&org, dir.path()).await;
+    assert!(again.ok, "{}", again.stderr);
+    assert!(
+        again
+            .stdout
+            .contains("the todo0 app 0oa7 recorded in the state is gone from Okta"),
+        "{}",
+        again.stdout
+    );
+    assert!(
+        again
+            .stdout
+            .contains("trusted origin http://localhost:5002"),
+        "{}",
+        again.stdout
+    );
+    let recorded = state(dir.path());
+    assert_eq!(recorded["todo0AppIds"], json!(["0oa17"]));
+    assert_eq!(recorded["trustedOriginIds"], json!(["tos15", "tos18"]));
+    let todo_app = env(&dir.path().join("packages/todo0/.env.app"));
+    assert_eq!(todo_app["OKTA_CLIENT_ID"], "client-0oa17");
+    assert!(dir.path().join("packages/todo0/.env.app.backup").exists());
+}
+
+/// validate reads the agent's published keys with the API token: the kid in the files is the
+/// one Okta returned, with the file's public key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_validate_finds_the_kid_among_the_agents_published_keys() {
+    let org = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    assert!(bootstrap(&org, dir.path()).await.ok);
+    let out = dir.path().display().to_string();
+    let run = okta(&["validate", "--out", &out], Some(TOKEN)).await;
+    for line in [
+        "PASS  settings agree",
+        "PASS  agent key file",
+        "PASS  published key: kid okta-kid-10 is published for agent wlp8",
+        "PASS  discovery of the org authorization server",
+        "PASS  discovery of the MCP authorization server",
+        // The stand-in has no token endpoint.
+        "FAIL  agent client authentication",
+    ] {
+        assert!(run.stdout.contains(line), "{line}:\n{}", run.stdout);
+    }
+    let agent = dir.path().join("packages/agent0/.env.agent");
+    let text = std::fs::read_to_string(&agent).unwrap();
+    std::fs::write(&agent, text.replace("okta-kid-10", "okta-kid-99")).unwrap();
+    let run = okta(&["validate", "--out", &out], Some(TOKEN)).await;
+    assert!(
+        run.stdout
+            .contains("FAIL  published key: agent wlp8 publishes no key with kid okta-kid-99"),
+        "{}",
+        run.stdout
+    );
+    std::fs::set_permissions(
+        dir.path().join("packages/agent0/agent0-agent.pem"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let run = okta(&["validate", "--out", &out], Some(TOKEN)).await;
+    assert!(
+        run.stdout.contains("has mode 644") && run.stdout.contains("chmod 600"),
+        "{}",
+        run.stdout
+    );
+    for text in [&run.stdout, &run.stderr] {
+        assert!(!text.contains(TOKEN) && !text.contains("SECRET"));
+    }
+}

@@ -45,6 +45,8 @@ pub(crate) struct Recorded {
 pub(crate) struct Faults {
     /// Answer the k-th POST (1-based) with a 500, once.
     pub(crate) fail_post: Option<usize>,
+    /// Carry out the k-th POST but answer it with a 500 (the answer is lost), once.
+    pub(crate) lose_post: Option<usize>,
     /// Answer the first GET of this path with a 429.
     pub(crate) rate_limit: Option<String>,
     /// Operations end FAILED.
@@ -232,7 +234,17 @@ async fn handle(
             &["stand-in delete fault"],
         );
     }
-    route(&mut s, &base, &method, &path, &query, body)
+    let response = route(&mut s, &base, &method, &path, &query, body);
+    if method == Method::POST && s.faults.lose_post == Some(s.posts) {
+        s.faults.lose_post = None;
+        return okta_error(
+            StatusCode::BAD_GATEWAY,
+            "E0000009",
+            "Internal Server Error",
+            &["stand-in lost the answer"],
+        );
+    }
+    response
 }
 
 /// The org's and each custom authorization server's discovery documents and keys (public: no

@@ -183,6 +183,14 @@ impl Run<'_> {
         let path = format!("{API_AGENTS}/{agent_id}/connections");
         let orn = format!("orn:okta:idp:{org_id}:authorization_servers:{as_id}");
         let existing = self.client.list(&path, WHAT).await?;
+        // The connection to this authorization server; one to another (an earlier server that
+        // was deleted and created again) stays recorded for rollback.
+        let is_ours = |c: &Value| {
+            str_at(c, "/connectionType") == Some(CONNECTION_TYPE)
+                && str_at(c, "/authorizationServer/orn") == Some(orn.as_str())
+        };
+        let found = existing.iter().find(|c| is_ours(c));
+        let found_id = found.and_then(|f| str_at(f, "/id")).map(str::to_owned);
         let recorded: Vec<String> = self
             .state
             .agent_connections
@@ -190,24 +198,28 @@ impl Run<'_> {
             .filter(|c| c.agent_id == agent_id)
             .map(|c| c.connection_id.clone())
             .collect();
-        let found = existing
-            .iter()
-            .find(|c| str_at(c, "/id").is_some_and(|id| recorded.iter().any(|r| r == id)))
-            .or_else(|| {
-                existing.iter().find(|c| {
-                    str_at(c, "/connectionType") == Some(CONNECTION_TYPE)
-                        && str_at(c, "/authorizationServer/orn") == Some(orn.as_str())
-                })
-            });
-        for gone in recorded
-            .iter()
-            .filter(|r| found.and_then(|f| str_at(f, "/id")) != Some(r.as_str()))
-        {
-            self.recreated(WHAT, gone);
+        for id in &recorded {
+            let listed = existing
+                .iter()
+                .find(|c| str_at(c, "/id") == Some(id.as_str()));
+            match listed {
+                None => {
+                    self.recreated(WHAT, id);
+                    self.state
+                        .agent_connections
+                        .retain(|c| &c.connection_id != id);
+                }
+                Some(_) if Some(id) != found_id.as_ref() => {
+                    println!(
+                        "  ! {WHAT} {id} is to another authorization server: kept for rollback"
+                    );
+                }
+                Some(_) => {}
+            }
         }
         self.state
             .agent_connections
-            .retain(|c| c.agent_id != agent_id);
+            .retain(|c| Some(&c.connection_id) != found_id.as_ref());
         let id = match found {
             Some(connection) => id_of(connection, WHAT)?,
             None => {
