@@ -149,6 +149,18 @@ impl OktaClient {
         }
     }
 
+    /// `SSWS <token>`, marked sensitive so no debug output shows it.
+    fn authorization(&self) -> Result<header::HeaderValue, ApiError> {
+        let mut value =
+            header::HeaderValue::from_str(&format!("SSWS {}", self.token.expose_secret()))
+                .map_err(|_| ApiError::Invalid {
+                    what: "the API token".into(),
+                    message: "it holds characters an HTTP header cannot carry".into(),
+                })?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+
     /// One request, with 429s waited out. `what` names it in errors.
     pub(crate) async fn send(
         &self,
@@ -164,10 +176,7 @@ impl OktaClient {
                 .http
                 .request(method.clone(), &url)
                 .header(header::ACCEPT, "application/json")
-                .header(
-                    header::AUTHORIZATION,
-                    format!("SSWS {}", self.token.expose_secret()),
-                );
+                .header(header::AUTHORIZATION, self.authorization()?);
             if let Some(body) = body {
                 request = request.json(body);
             }

@@ -921,8 +921,8 @@ async fn okta_bootstrap_files_start_the_agent_and_both_todo0_services() {
 }
 
 /// A step whose answer was lost (done at Okta, a 502 here): the re-run finds the resource by
-/// its name, origin or key and creates no duplicate. The agent itself has no name search in
-/// Okta's API; its creation is an operation whose Location is recorded before polling.
+/// its name, origin or key and creates no duplicate (the agent: by name and app in the list of
+/// agents).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn okta_bootstrap_finds_what_a_lost_answer_created_instead_of_duplicating_it() {
     let reference = StandIn::start().await;
@@ -930,8 +930,9 @@ async fn okta_bootstrap_finds_what_a_lost_answer_created_instead_of_duplicating_
     assert!(bootstrap(&reference, dir.path()).await.ok);
     let expected = comparable(dir.path());
     let expected_held = reference.held();
-    // AS, a scope, both apps, an assignment, the key, the connection, policy, rule, an origin.
-    for k in [1, 2, 6, 7, 8, 12, 14, 15, 16, 18] {
+    // AS, a scope, both apps, an assignment, the agent, the key, the connection, policy, rule,
+    // an origin.
+    for k in [1, 2, 6, 7, 8, 10, 12, 14, 15, 16, 18] {
         let org = StandIn::start().await;
         org.with(|s| s.faults.lose_post = Some(k));
         let dir = tempfile::tempdir().unwrap();

@@ -34,6 +34,19 @@ impl Run<'_> {
             self.state.agent_connections.retain(|c| c.agent_id != id);
             self.save()?;
         }
+        if self.state.pending_agent_operation.is_none()
+            && let Some(id) = self.unrecorded_agent(app_id).await
+        {
+            println!(
+                "  ! found the AI agent {id} of an earlier run that was not recorded: using it"
+            );
+            self.state.agent_identity_ids.insert(0, id.clone());
+            self.save()?;
+            return Ok(self
+                .client
+                .get(&format!("{API_AGENTS}/{id}"), "reading the AI agent")
+                .await?);
+        }
         let location = match self.state.pending_agent_operation.clone() {
             Some(location) => location,
             None => {
@@ -75,6 +88,25 @@ impl Run<'_> {
             .to_owned();
         self.state.pending_agent_operation = None;
         self.agent_created(id).await
+    }
+
+    /// An agent of this app with this tool's name that the state does not record (its creation's
+    /// answer was lost). Okta documents no name search for agents: the list is read, and a list
+    /// the org does not offer counts as none found.
+    async fn unrecorded_agent(&self, app_id: &str) -> Option<String> {
+        let agents = self
+            .client
+            .list(API_AGENTS, "listing the AI agents")
+            .await
+            .ok()?;
+        agents
+            .iter()
+            .find(|a| {
+                str_at(a, "/profile/name") == Some(AGENT_NAME)
+                    && str_at(a, "/appId") == Some(app_id)
+            })
+            .and_then(|a| str_at(a, "/id"))
+            .map(str::to_owned)
     }
 
     async fn agent_created(&mut self, id: String) -> anyhow::Result<Value> {
