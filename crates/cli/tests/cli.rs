@@ -17,6 +17,8 @@ mod node;
 mod okta;
 #[path = "cli/okta_standin.rs"]
 mod okta_standin;
+#[path = "cli/okta_validate.rs"]
+mod okta_validate;
 #[path = "cli/sample_env.rs"]
 mod sample_env;
 #[path = "cli/tls.rs"]
