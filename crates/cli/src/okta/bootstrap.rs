@@ -177,7 +177,7 @@ pub(crate) async fn run(args: BootstrapArgs) -> anyhow::Result<()> {
             State::path(out).display()
         )
     })?;
-    let written = files::write_all(out, &run.plan, &run.state, &outcome)?;
+    let written = files::write_all(out, &run.plan, &outcome)?;
     files::write_report(out, &run.plan, &run.state, &outcome, &run.created)?;
     summary(&run, &written);
     Ok(())
@@ -187,9 +187,7 @@ fn summary(run: &Run<'_>, written: &Written) {
     if run.created.is_empty() && written.changed.is_empty() {
         println!("Nothing changed: the org and the files were already set up.");
     } else {
-        for what in &run.created {
-            println!("  created {what}");
-        }
+        println!("Created {} resource(s) in the org.", run.created.len());
         for file in &written.changed {
             println!("  wrote   {}", file.display());
         }

@@ -47,12 +47,18 @@ pub(crate) struct Written {
 /// The agent's key at `path`: read when it exists, else generated (RS256) and written 0600.
 pub(crate) fn agent_key(path: &Path) -> anyhow::Result<SigningKey> {
     match std::fs::read_to_string(path) {
-        Ok(pem) => SigningKey::from_pem(&pem, None).with_context(|| {
-            format!(
-                "{} is not a usable private key; move it away to have a new one generated",
-                path.display()
-            )
-        }),
+        Ok(pem) => {
+            let key = SigningKey::from_pem(&pem, None).ok().filter(|k| {
+                serde_json::to_value(k.public_jwk()).is_ok_and(|jwk| jwk["kty"] == "RSA")
+            });
+            key.with_context(|| {
+                format!(
+                    "{} is not a usable RSA private key (Okta's agents sign with RS256); move it \
+                     away to have a new one generated",
+                    path.display()
+                )
+            })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)
@@ -68,12 +74,7 @@ pub(crate) fn agent_key(path: &Path) -> anyhow::Result<SigningKey> {
 }
 
 /// Writes the four env files.
-pub(crate) fn write_all(
-    out: &Path,
-    plan: &Plan,
-    state: &State,
-    outcome: &Outcome,
-) -> anyhow::Result<Written> {
+pub(crate) fn write_all(out: &Path, plan: &Plan, outcome: &Outcome) -> anyhow::Result<Written> {
     let okta_domain = idp0::devconfig::okta_domain_for(&plan.org);
     let as_issuer = plan.as_issuer(&outcome.as_id);
     let mcp_url = format!("{}/mcp", plan.mcp_origin());
@@ -86,7 +87,6 @@ pub(crate) fn write_all(
             super::state::STATE_FILE
         )
     };
-    let _ = state;
 
     let path = out.join(AGENT_APP_ENV);
     let old = read_old(&path)?;
@@ -215,13 +215,10 @@ fn session_secret(old: &Option<Old>) -> String {
     {
         return kept.to_owned();
     }
-    // random_token is 32 random bytes, base64url: its bytes in hex keep all 256 bits.
+    // random_token is 32 random bytes in base64url: its characters in hex keep all 256 bits.
     weblogin::random_token()
         .bytes()
         .map(|b| format!("{b:02x}"))
-        .collect::<String>()
-        .chars()
-        .take(128)
         .collect()
 }
 
