@@ -373,25 +373,37 @@ impl Run<'_> {
                     str_at(a, "/label") == Some(label) && str_at(a, "/name") == Some("oidc_client")
                 });
         }
+        let port = if label == "agent0" {
+            self.plan.agent_port
+        } else {
+            self.plan.todo_port
+        };
+        let base = format!("http://localhost:{port}");
+        let mut redirects = vec![format!("{base}/callback")];
+        if label == "agent0" {
+            redirects.push(format!(
+                "http://127.0.0.1:{}/callback",
+                self.plan.login_port
+            ));
+        }
         let (app, secret) = match found {
             Some(app) => {
+                let registered = app
+                    .pointer("/settings/oauthClient/redirect_uris")
+                    .and_then(Value::as_array);
+                for uri in &redirects {
+                    let has = registered.is_some_and(|r| r.iter().any(|u| u.as_str() == Some(uri)));
+                    if !has {
+                        println!(
+                            "  ! the {label} app does not register the redirect URI {uri} (other \
+                             ports than its first bootstrap?): add it in the Admin Console"
+                        );
+                    }
+                }
                 let secret = self.app_secret(&app, &what).await?;
                 (app, secret)
             }
             None => {
-                let port = if label == "agent0" {
-                    self.plan.agent_port
-                } else {
-                    self.plan.todo_port
-                };
-                let base = format!("http://localhost:{port}");
-                let mut redirects = vec![format!("{base}/callback")];
-                if label == "agent0" {
-                    redirects.push(format!(
-                        "http://127.0.0.1:{}/callback",
-                        self.plan.login_port
-                    ));
-                }
                 let body = json!({
                     "name": "oidc_client",
                     "label": label,
