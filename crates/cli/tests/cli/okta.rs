@@ -348,6 +348,11 @@ async fn okta_bootstrap_sends_okta_documented_requests_writes_the_files_and_a_se
         "{}",
         second.stdout
     );
+    assert!(
+        !second.stdout.contains("does not register"),
+        "{}",
+        second.stdout
+    );
     assert_eq!(
         std::fs::read(out.join("packages/agent0/.env.agent")).unwrap(),
         before_files
