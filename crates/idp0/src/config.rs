@@ -108,6 +108,10 @@ pub struct ConfigFile {
     /// Lifetime of the SSO session, seconds.
     #[serde(default = "default_session_lifetime")]
     pub session_lifetime_seconds: i64,
+    /// The username the management API's admin token belongs to (`GET /api/v1/users/me`);
+    /// default: the first user of the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_user: Option<String>,
     /// People.
     #[serde(default)]
     pub users: Vec<UserEntry>,
@@ -489,6 +493,8 @@ pub struct Config {
     pub servers: Vec<CustomServer>,
     /// Login protection (concurrency of password checks, throttling); not in the file yet.
     pub login: crate::login_guard::LoginLimits,
+    /// The user the management API's admin token acts as (`admin_user`, or the first user).
+    pub admin_user: Option<Arc<User>>,
     /// The file this was built from, and the directory its relative paths resolve against: the
     /// seed that entries managed at run time are added to ([`Config::with_managed`]).
     seed: Arc<(ConfigFile, PathBuf)>,
@@ -542,7 +548,16 @@ impl Config {
         Ok(config)
     }
 
+    /// The file's own entries (before any managed ones were added).
+    pub fn seed(&self) -> &ConfigFile {
+        &self.seed.0
+    }
+
     fn build(file: ConfigFile, base_dir: &Path) -> Result<Self, ConfigError> {
+        let admin_username = file
+            .admin_user
+            .clone()
+            .or_else(|| file.users.first().map(|u| u.username.clone()));
         let mut users = HashMap::new();
         let mut user_ids = HashSet::new();
         for (i, u) in file.users.into_iter().enumerate() {
@@ -577,6 +592,16 @@ impl Config {
                 ));
             }
         }
+
+        let admin_user = match admin_username {
+            Some(name) => Some(users.get(&name).cloned().ok_or_else(|| {
+                invalid(
+                    "admin_user",
+                    format!("{name:?} is not the username of a configured user"),
+                )
+            })?),
+            None => None,
+        };
 
         let mut clients = HashMap::new();
         for (i, c) in file.clients.into_iter().enumerate() {
@@ -849,6 +874,7 @@ impl Config {
             clients,
             servers,
             login: crate::login_guard::LoginLimits::default(),
+            admin_user,
             seed: Arc::default(),
         })
     }

@@ -315,6 +315,7 @@ pub fn ensure(data_dir: &Path, topology: Option<&Topology>) -> anyhow::Result<De
         id_jag_lifetime_seconds: 300,
         refresh_token_lifetime_seconds: 30 * 24 * 3600,
         session_lifetime_seconds: 12 * 3600,
+        admin_user: None,
         users,
         clients: vec![
             web_client(AGENT0_CLIENT),

@@ -6,7 +6,9 @@
 //! * [`state::Idp`]: the assembled IdP; [`http::router`]: its routes.
 //! * [`grants`]: one module per grant; [`client_auth`]: client authentication.
 //! * [`store`]: durable state behind a trait (SQLite embedded).
+//! * [`admin`]: the Okta-compatible management API (`SSWS` admin token in the data directory).
 
+pub mod admin;
 pub mod client_auth;
 pub mod config;
 pub mod csrf;
@@ -87,6 +89,7 @@ pub async fn open(options: Options) -> anyhow::Result<Opened> {
     if dev.is_some() {
         devconfig::write_env_files(&options.data_dir, idp.issuer())?;
     }
+    admin::enable(&idp, &options.data_dir).await?;
     Ok(Opened {
         idp,
         demo_users,

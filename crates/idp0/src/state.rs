@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use jsonwebtoken::jwk::JwkSet;
 use protocol::Clock;
@@ -47,6 +47,9 @@ pub struct Inner {
     keys_dir: Option<PathBuf>,
     /// The current directory. The lock is held only to clone or swap the `Arc`, never across I/O.
     directory: RwLock<Arc<Directory>>,
+    /// The management API, once enabled with an admin token ([`crate::open`] does); until then
+    /// every management request is refused as unauthenticated.
+    admin: OnceLock<Arc<crate::admin::AdminService>>,
 }
 
 /// One snapshot of the directory: the validated configuration and what is derived from it.
@@ -133,7 +136,18 @@ impl Idp {
             demo_credentials: parts.demo_credentials,
             keys_dir: parts.keys_dir,
             directory: RwLock::new(Arc::new(directory)),
+            admin: OnceLock::new(),
         })))
+    }
+
+    /// The management API service, when enabled.
+    pub fn admin(&self) -> Option<&Arc<crate::admin::AdminService>> {
+        self.admin.get()
+    }
+
+    /// Enables the management API (once; a second call is ignored and answers `false`).
+    pub fn enable_admin(&self, service: crate::admin::AdminService) -> bool {
+        self.admin.set(Arc::new(service)).is_ok()
     }
 
     /// The current directory snapshot.
@@ -148,22 +162,34 @@ impl Idp {
     /// validated together, new servers get keys, and the result serves the next request. On an
     /// error nothing changes.
     pub fn replace_directory(&self, managed: &ManagedEntries) -> Result<(), DirectoryError> {
+        let next = self.prepare_directory(managed)?;
+        self.install_directory(next);
+        Ok(())
+    }
+
+    /// Validates the file's entries plus `managed` and builds the directory they make (new
+    /// servers get keys), without serving it yet: the management API persists its document
+    /// between this and [`Self::install_directory`].
+    pub fn prepare_directory(&self, managed: &ManagedEntries) -> Result<Directory, DirectoryError> {
         let current = self.directory();
         let config = current.config.with_managed(managed)?;
-        let next = build_directory(
+        build_directory(
             config,
             &self.org.issuer,
             self.keys_dir.as_deref(),
             &current.servers,
             &self.clock,
         )
-        .map_err(DirectoryError::Keys)?;
+        .map_err(DirectoryError::Keys)
+    }
+
+    /// Serves `next` from the next request on.
+    pub fn install_directory(&self, next: Directory) {
         let mut slot = match self.directory.write() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
         *slot = Arc::new(next);
-        Ok(())
     }
 
     /// The org issuer (base URL).

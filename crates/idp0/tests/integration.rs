@@ -9,6 +9,8 @@ mod interop;
 mod lifecycle;
 #[path = "integration/login_protection.rs"]
 mod login_protection;
+#[path = "integration/management.rs"]
+mod management;
 #[path = "integration/negative.rs"]
 mod negative;
 #[path = "integration/session_end.rs"]

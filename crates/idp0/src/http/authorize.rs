@@ -480,8 +480,8 @@ enum LoginRefusal {
 }
 
 /// The throttle, then the bounded Argon2id check; knows nothing of HTTP.
-async fn check_credentials<'a>(
-    idp: &'a Idp,
+async fn check_credentials(
+    idp: &Idp,
     form: &LoginForm,
     address: Option<std::net::IpAddr>,
     now: protocol::UnixTime,
