@@ -144,7 +144,10 @@ async fn serve(args: IdpArgs, stack: Stack) -> anyhow::Result<()> {
     println!(
         "  management API:    {}/api/v1/… with `Authorization: SSWS <the token in {}>`",
         idp.issuer(),
-        args.service.data_dir.join(idp0::admin::TOKEN_FILE).display()
+        args.service
+            .data_dir
+            .join(idp0::admin::TOKEN_FILE)
+            .display()
     );
     if !opened.demo_users.is_empty() {
         let note = if opened.generated {
