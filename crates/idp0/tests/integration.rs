@@ -11,6 +11,10 @@ mod lifecycle;
 mod login_protection;
 #[path = "integration/management.rs"]
 mod management;
+#[path = "integration/management_client.rs"]
+mod management_client;
+#[path = "integration/management_shapes.rs"]
+mod management_shapes;
 #[path = "integration/negative.rs"]
 mod negative;
 #[path = "integration/session_end.rs"]

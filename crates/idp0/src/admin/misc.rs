@@ -60,9 +60,11 @@ pub(crate) async fn get_me(
 pub(crate) async fn get_org(Admin(admin): Admin, State(idp): State<Idp>) -> Json<Value> {
     let subdomain = url::Url::parse(idp.issuer())
         .ok()
-        .and_then(|u| {
-            u.host_str()
-                .map(|h| h.split('.').next().unwrap_or(h).to_owned())
+        .and_then(|u| match u.host() {
+            // An org's subdomain is its host's first label; an IP address stays whole.
+            Some(url::Host::Domain(d)) => Some(d.split('.').next().unwrap_or(d).to_owned()),
+            Some(other) => Some(other.to_string()),
+            None => None,
         })
         .unwrap_or_default();
     Json(json!({

@@ -1,0 +1,250 @@
+//! The management API's wire shapes as `insta` snapshots (one of each resource as Okta shows
+//! it, and the error bodies), with the port, the generated ids, times and key material
+//! replaced by placeholders; and a stored directory that no longer fits the configuration file
+//! stops idp0's start with the object named.
+
+use insta::assert_json_snapshot;
+use protocol::keys::{KeyKind, SigningKey};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use testkit::IdpHandle;
+
+use crate::management_client::Api;
+
+const AGENTS: &str = "/workload-principals/api/v1/ai-agents";
+
+/// `value` with the issuer and `ids` replaced, and times, error ids and key material redacted.
+fn stable(idp: &IdpHandle, ids: &[(String, &str)], value: &Value) -> Value {
+    let mut text = value.to_string().replace(&idp.issuer, "[issuer]");
+    for (id, name) in ids {
+        text = text.replace(id.as_str(), &format!("[{name}]"));
+    }
+    let mut value: Value = serde_json::from_str(&text).unwrap();
+    redact(&mut value);
+    value
+}
+
+fn redact(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match key.as_str() {
+                    "created" | "lastUpdated" | "started" | "completed" => *v = json!("[time]"),
+                    "errorId" => *v = json!("[errorId]"),
+                    "n" => *v = json!("[n]"),
+                    "client_secret" => *v = json!("[secret]"),
+                    _ => redact(v),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+fn id(value: &Value) -> String {
+    value["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn management_api_shapes() {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_sort_maps(true);
+    let _sorted = settings.bind_to_scope();
+    let idp = IdpHandle::start().await.unwrap();
+    let api = Api::new(&idp);
+    let org = api.get("/api/v1/org").await;
+    let mut ids = vec![(id(&org), "org")];
+    let me = api.get("/api/v1/users/me").await;
+
+    let server = api
+        .post(
+            "/api/v1/authorizationServers",
+            json!({"name": "mcp", "description": "MCP", "audiences": ["http://localhost:5003/mcp"]}),
+            StatusCode::CREATED,
+        )
+        .await
+        .body;
+    let as_id = id(&server);
+    ids.push((as_id.clone(), "as"));
+    let base = format!("/api/v1/authorizationServers/{as_id}");
+    let scope = api
+        .post(
+            &format!("{base}/scopes"),
+            json!({"name": "mcp:connect", "description": "d", "displayName": "Connect", "consent": "REQUIRED"}),
+            StatusCode::CREATED,
+        )
+        .await
+        .body;
+    ids.push((id(&scope), "scope"));
+    let app = api
+        .post(
+            "/api/v1/apps",
+            json!({"name": "oidc_client", "label": "agent0", "signOnMode": "OPENID_CONNECT",
+                   "credentials": {"oauthClient": {"token_endpoint_auth_method": "client_secret_basic"}},
+                   "settings": {"oauthClient": {"redirect_uris": ["http://localhost:3000/callback"],
+                       "response_types": ["code"], "grant_types": ["authorization_code"],
+                       "application_type": "web"}}}),
+            StatusCode::OK,
+        )
+        .await
+        .body;
+    let app_id = id(&app);
+    ids.push((app_id.clone(), "app"));
+    let user_id = id(&me);
+    let app_user = api
+        .post(
+            &format!("/api/v1/apps/{app_id}/users"),
+            json!({"id": user_id}),
+            StatusCode::OK,
+        )
+        .await
+        .body;
+    let accepted = api
+        .post(
+            AGENTS,
+            json!({"profile": {"name": "agent0"}, "appId": app_id}),
+            StatusCode::ACCEPTED,
+        )
+        .await;
+    let operation_id = id(&accepted.body);
+    let agent_id = api.completed(&accepted).await;
+    ids.push((agent_id.clone(), "agent"));
+    ids.push((operation_id, "operation"));
+    let operation = api.get(accepted.location.as_deref().unwrap()).await;
+    let agent = api.get(&format!("{AGENTS}/{agent_id}")).await;
+    let key = SigningKey::generate(KeyKind::Rsa).unwrap();
+    let jwk = api
+        .post(
+            &format!("{AGENTS}/{agent_id}/credentials/jwks"),
+            serde_json::to_value(key.public_jwk()).unwrap(),
+            StatusCode::CREATED,
+        )
+        .await
+        .body;
+    ids.push((id(&jwk), "key"));
+    ids.push((key.kid().to_owned(), "kid"));
+    let connection = api
+        .post(
+            &format!("{AGENTS}/{agent_id}/connections"),
+            json!({"connectionType": "IDENTITY_ASSERTION_CUSTOM_AS",
+                   "authorizationServer": {"orn": format!("orn:okta:idp:{}:authorization_servers:{as_id}", id(&org)),
+                                           "resourceIndicator": "http://localhost:5003/mcp"},
+                   "scopeCondition": "INCLUDE_ONLY", "scopes": ["mcp:connect"]}),
+            StatusCode::CREATED,
+        )
+        .await
+        .body;
+    ids.push((id(&connection), "connection"));
+    let connections = api.get(&format!("{AGENTS}/{agent_id}/connections")).await;
+    let policy = api
+        .post(
+            &format!("{base}/policies"),
+            json!({"name": "Default MCP Policy", "priority": 1, "type": "OAUTH_AUTHORIZATION_POLICY",
+                   "conditions": {"clients": {"include": [agent_id]}}}),
+            StatusCode::CREATED,
+        )
+        .await
+        .body;
+    let policy_id = id(&policy);
+    ids.push((policy_id.clone(), "policy"));
+    let rule = api
+        .post(
+            &format!("{base}/policies/{policy_id}/rules"),
+            json!({"name": "Allow", "priority": 1, "type": "RESOURCE_ACCESS",
+                   "conditions": {"grantTypes": {"include": ["urn:ietf:params:oauth:grant-type:jwt-bearer"]},
+                                  "people": {"groups": {"include": ["EVERYONE"]}},
+                                  "scopes": {"include": ["mcp:connect"]}},
+                   "actions": {"token": {"accessTokenLifetimeMinutes": 60}}}),
+            StatusCode::CREATED,
+        )
+        .await
+        .body;
+    ids.push((id(&rule), "rule"));
+    let origin = api
+        .post(
+            "/api/v1/trustedOrigins",
+            json!({"name": "agent0", "origin": "http://localhost:3000", "scopes": [{"type": "CORS"}]}),
+            StatusCode::OK,
+        )
+        .await
+        .body;
+    ids.push((id(&origin), "origin"));
+    let unauthorized = api
+        .call_as(Method::GET, "/api/v1/org", None, None)
+        .await
+        .body;
+    let not_found = api.call(Method::GET, "/api/v1/nothing", None).await.body;
+    let invalid = api
+        .call(
+            Method::POST,
+            &format!("{base}/scopes"),
+            Some(json!({"name": "mcp:connect"})),
+        )
+        .await
+        .body;
+
+    let shapes = [
+        ("org", org),
+        ("users_me", me),
+        ("authorization_server", server),
+        ("scope", scope),
+        ("app_created", app),
+        ("app_user", app_user),
+        ("agent_operation", operation),
+        ("agent", agent),
+        ("agent_jwk", jwk),
+        ("agent_connection", connection),
+        ("agent_connections", connections),
+        ("policy", policy),
+        ("policy_rule", rule),
+        ("trusted_origin", origin),
+        ("error_401", unauthorized),
+        ("error_404", not_found),
+        ("error_400", invalid),
+    ];
+    for (name, value) in shapes {
+        assert_json_snapshot!(format!("management_{name}"), stable(&idp, &ids, &value));
+    }
+    idp.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stored_directory_that_no_longer_fits_stops_the_start_naming_the_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let idp = IdpHandle::start_in(dir.path(), protocol::clock::system())
+        .await
+        .unwrap();
+    let api = Api::new(&idp);
+    let app = api
+        .post(
+            "/api/v1/apps",
+            json!({"name": "oidc_client", "label": "a", "signOnMode": "OPENID_CONNECT",
+                   "settings": {"oauthClient": {"redirect_uris": ["http://localhost:3000/callback"]}}}),
+            StatusCode::OK,
+        )
+        .await
+        .body;
+    let app_id = id(&app);
+    idp.stop().await.unwrap();
+
+    // The configuration file now registers a client under the app's id.
+    let config = dir.path().join("idp0.toml");
+    let mut file: idp0::config::ConfigFile =
+        toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let extra: idp0::config::ClientEntry = toml::from_str(&format!(
+        "client_id = \"{app_id}\"\nauth_method = \"none\"\nredirect_uris = [\"http://localhost:9/cb\"]\n"
+    ))
+    .unwrap();
+    file.clients.push(extra);
+    let text = toml::to_string(&file).unwrap();
+    std::fs::write(&config, text).unwrap();
+    let error = IdpHandle::start_in(dir.path(), protocol::clock::system())
+        .await
+        .err()
+        .expect("the start is refused")
+        .to_string();
+    assert!(error.contains(&format!("app {app_id}")), "{error}");
+    assert!(error.contains("duplicate client id"), "{error}");
+    assert!(error.contains("Fix:"), "{error}");
+}
