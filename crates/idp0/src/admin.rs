@@ -109,6 +109,7 @@ pub async fn enable(idp: &Idp, data_dir: &Path) -> anyhow::Result<()> {
 fn load_or_create_token(path: &Path) -> anyhow::Result<SecretString> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
+            warn_if_readable_by_others(path);
             let token = text.trim().to_owned();
             if token.len() < 40 {
                 anyhow::bail!(
@@ -128,6 +129,25 @@ fn load_or_create_token(path: &Path) -> anyhow::Result<SecretString> {
         }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+/// The token file should be the owner's alone (it is written 0600); a looser mode is reported,
+/// not silently kept.
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                file = %path.display(),
+                "the admin token file is readable by others: run `chmod 600` on it"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 impl AdminService {

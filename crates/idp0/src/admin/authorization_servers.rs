@@ -480,8 +480,22 @@ pub(crate) async fn create_policy(
         Some(_) => return Err(AdminError::invalid("status", "status: ACTIVE or INACTIVE")),
     };
     let now = idp.clock.now();
+    let directory = idp.directory();
     let policy = admin
         .mutate(&idp, |doc| {
+            // Okta refuses a policy naming a client it does not know.
+            let unknown = request.conditions.clients.include.iter().find(|c| {
+                *c != "ALL_CLIENTS"
+                    && doc.app(c).is_none()
+                    && doc.agent(c).is_none()
+                    && directory.client(c).is_none()
+            });
+            if let Some(unknown) = unknown {
+                return Err(AdminError::invalid(
+                    "conditions.clients.include",
+                    format!("conditions.clients.include: {unknown:?} is not a client of this org"),
+                ));
+            }
             let server = find_mut(doc, &id)?;
             let policy = Policy {
                 id: new_id("00p"),

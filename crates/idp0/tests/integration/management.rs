@@ -666,3 +666,53 @@ async fn the_bootstrap_sequence_makes_a_working_agent_at_once_that_survives_a_re
     assert_eq!(again.status, StatusCode::NOT_FOUND);
     idp.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn concurrent_changes_are_serialized_and_all_kept() {
+    let idp = IdpHandle::start().await.unwrap();
+    let api = Arc::new(Api::new(&idp));
+    let mut tasks = Vec::new();
+    for port in 4000..4012 {
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"name": format!("o{port}"), "origin": format!("http://localhost:{port}"),
+                              "scopes": [{"type": "CORS"}]});
+            api.call(Method::POST, "/api/v1/trustedOrigins", Some(body)).await.status
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(api.list("/api/v1/trustedOrigins?limit=5").await.len(), 12);
+    // An oversized body is refused with Okta's malformed-body error; a policy naming an unknown
+    // client is a validation error naming the field.
+    let huge =
+        json!({"name": "x".repeat(100 * 1024), "origin": "http://localhost:1", "scopes": []});
+    let refused = api
+        .call(Method::POST, "/api/v1/trustedOrigins", Some(huge))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_okta_error(&refused.body, "E0000003");
+    let server = api
+        .post(
+            "/api/v1/authorizationServers",
+            json!({"name": "s", "audiences": [AUDIENCE]}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let as_id = server.body["id"].as_str().unwrap();
+    let policy = api
+        .call(
+            Method::POST,
+            &format!("/api/v1/authorizationServers/{as_id}/policies"),
+            Some(json!({"name": "p", "conditions": {"clients": {"include": ["wlpNOSUCHAGENT"]}}})),
+        )
+        .await;
+    assert_eq!(policy.status, StatusCode::BAD_REQUEST);
+    assert_okta_error(&policy.body, "E0000001");
+    assert_eq!(
+        policy.body["errorSummary"],
+        "Api validation failed: conditions.clients.include"
+    );
+    idp.stop().await.unwrap();
+}
