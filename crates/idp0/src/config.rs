@@ -355,6 +355,9 @@ pub struct Client {
     pub linked_clients: HashSet<String>,
     /// For agents: the managed connections, when the agent has them (see [`AgentEntry`]).
     pub connections: Option<Vec<Connection>>,
+    /// For apps created through the management API: the only users who may sign in to it
+    /// (Okta's app assignments); `None` admits every user.
+    pub assigned_users: Option<HashSet<String>>,
 }
 
 /// A registered client secret: as configured, or only its SHA-256 digest.
@@ -394,6 +397,13 @@ impl Client {
 }
 
 impl Client {
+    /// Whether `user_id` may sign in to this client (it is assigned, or the client admits all).
+    pub fn is_assigned(&self, user_id: &str) -> bool {
+        self.assigned_users
+            .as_ref()
+            .is_none_or(|users| users.contains(user_id))
+    }
+
     /// Whether `uri` is one of this client's redirect URIs: exactly, or, for a native
     /// application, a registered loopback URI on another port (RFC 8252 §7.3).
     pub fn is_redirect_uri(&self, uri: &str) -> bool {
@@ -509,6 +519,9 @@ pub struct ManagedEntries {
     pub agents: Vec<AgentEntry>,
     /// Custom authorization servers.
     pub authorization_servers: Vec<AuthorizationServerEntry>,
+    /// Users assigned to managed clients (Okta's app assignments), by client id: a client listed
+    /// here may be signed in to only by these user ids. Clients not listed admit every user.
+    pub assignments: HashMap<String, Vec<String>>,
 }
 
 impl Config {
@@ -536,6 +549,11 @@ impl Config {
             .authorization_servers
             .extend(managed.authorization_servers.iter().cloned());
         let mut config = Self::build(merged, base_dir)?;
+        for (client_id, users) in &managed.assignments {
+            if let Some(client) = config.clients.get_mut(client_id) {
+                Arc::make_mut(client).assigned_users = Some(users.iter().cloned().collect());
+            }
+        }
         config.seed = self.seed.clone();
         config.login = self.login.clone();
         Ok(config)
@@ -667,6 +685,7 @@ impl Config {
                 is_agent: false,
                 linked_clients: HashSet::new(),
                 connections: None,
+                assigned_users: None,
             };
             insert_client(&mut clients, &key, client)?;
         }
@@ -699,6 +718,7 @@ impl Config {
                 is_agent: true,
                 linked_clients: a.linked_clients.into_iter().collect(),
                 connections: None,
+                assigned_users: None,
             };
             if let Some(connections) = a.connections {
                 agent_connections.push((key.clone(), a.client_id.clone(), connections));

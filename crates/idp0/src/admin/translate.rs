@@ -2,7 +2,7 @@
 //! `Config::with_managed` validates together with the file's:
 //!
 //! * ACTIVE apps → web clients (`client_secret_basic`/`_post`, by the SHA-256 of their secret;
-//!   the app id is the `client_id`, as in Okta).
+//!   the app id is the `client_id`, as in Okta), which only their assigned users may sign in to.
 //! * ACTIVE authorization servers → custom servers: `audience` = `audiences[0]`; scopes; default
 //!   scopes = the scopes marked `default`, or `mcp:connect` when none is marked and the server
 //!   has it (the sample's MCP clients name their scopes; this only matters for a request that
@@ -196,10 +196,17 @@ pub(crate) fn managed_entries(doc: &Document, seed: &ConfigFile) -> ManagedEntri
             }
         })
         .collect();
+    let assignments = doc
+        .apps
+        .iter()
+        .filter(|a| a.status == ACTIVE)
+        .map(|a| (a.id.clone(), a.users.iter().map(|u| u.id.clone()).collect()))
+        .collect();
     ManagedEntries {
         clients,
         agents,
         authorization_servers,
+        assignments,
     }
 }
 

@@ -319,6 +319,19 @@ async fn issue_code(
     request: &AuthorizeRequest,
     session: &SsoSession,
 ) -> Response {
+    // Okta's app assignments: an app created through the management API admits only the users
+    // assigned to it (Okta answers this error and description).
+    if !request.client.is_assigned(&session.user_id) {
+        return refusal_response(
+            server,
+            Refusal::Redirect {
+                redirect_uri: request.redirect_uri.clone(),
+                state: request.state.clone(),
+                error: "access_denied",
+                description: "User is not assigned to the client application.".into(),
+            },
+        );
+    }
     let code = new_secret();
     let now = idp.clock.now();
     let record = AuthCode {

@@ -269,6 +269,19 @@ async fn bootstrap(idp: &IdpHandle, api: &Api, key: &SigningKey) -> Created {
     );
     assert_eq!(api.list("/api/v1/apps?q=agent").await.len(), 1);
 
+    // Only assigned users may sign in to an app (Okta's app assignments): bob is not.
+    let pkce = Pkce::new();
+    let url = idp.authorize_url(&app_id, CALLBACK, "openid", &pkce, "s", "n");
+    let refused = Browser::new()
+        .authorize(&url, Some(("bob", &idp.password("bob"))))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("access_denied: User is not assigned to the client application."),
+        "{refused}"
+    );
+
     // 4: the user assigned to the app.
     let assigned = api
         .post(
