@@ -2,6 +2,9 @@
 //! parsed with `deny_unknown_fields` into runtime types at load time (STYLE §2).
 //!
 //! ```toml
+//! admin_user = "alice"        # optional: who the management API's admin token acts as
+//!                             # (GET /api/v1/users/me); default: the first user
+//!
 //! [[users]]
 //! id = "00u1alice"            # optional; generated from the username when absent
 //! username = "alice"

@@ -167,3 +167,56 @@ impl ListQuery {
 pub(crate) fn href(url: String) -> Value {
     serde_json::json!({ "href": url })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn query(uri: &str) -> ListQuery {
+        let (mut parts, ()) = axum::http::Request::builder()
+            .uri(uri)
+            .body(())
+            .unwrap()
+            .into_parts();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(ListQuery::from_request_parts(&mut parts, &()))
+            .map_err(|e| e.to_string())
+            .unwrap()
+    }
+
+    fn links(response: &Response) -> Vec<String> {
+        response
+            .headers()
+            .get_all(header::LINK)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_page_links_the_next_one_until_the_last() {
+        let items = || {
+            (0..3)
+                .map(|i| (format!("id{i}"), json!(i)))
+                .collect::<Vec<_>>()
+        };
+        let first = query("/api/v1/x?limit=2&q=a%20b").page("http://o", items());
+        assert_eq!(
+            links(&first),
+            [
+                "<http://o/api/v1/x?limit=2&q=a+b>; rel=\"self\"",
+                "<http://o/api/v1/x?limit=2&after=id1&q=a+b>; rel=\"next\"",
+            ]
+        );
+        let last = query("/api/v1/x?limit=2&after=id1").page("http://o", items());
+        assert_eq!(links(&last).len(), 1, "no next link on the last page");
+        let unknown = query("/api/v1/x?after=gone").page("http://o", items());
+        assert_eq!(links(&unknown).len(), 1);
+        assert!(query("/x?q=AB").matches("abc") && !query("/x?q=b").matches("abc"));
+    }
+}
