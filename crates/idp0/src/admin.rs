@@ -20,6 +20,7 @@ mod error;
 mod ids;
 mod misc;
 mod model;
+mod rate;
 mod translate;
 mod wire;
 
@@ -34,6 +35,7 @@ use sha2::{Digest, Sha256};
 
 pub use error::AdminError;
 use model::Document;
+pub use rate::RateWindow;
 
 use crate::state::{DirectoryError, Idp};
 
@@ -49,6 +51,8 @@ pub struct AdminService {
     stored: tokio::sync::Mutex<Stored>,
     /// What reads see: the last stored document.
     snapshot: RwLock<Arc<Document>>,
+    /// Okta's rate limit over every management request.
+    rate: rate::RateLimiter,
 }
 
 struct Stored {
@@ -157,6 +161,7 @@ impl AdminService {
             org_id: ids::org_id(issuer),
             snapshot: RwLock::new(Arc::new(doc.clone())),
             stored: tokio::sync::Mutex::new(Stored { version, doc }),
+            rate: rate::RateLimiter::new(rate::LIMIT_PER_MINUTE),
         }
     }
 
@@ -224,8 +229,9 @@ fn prepare(idp: &Idp, doc: &Document) -> Result<crate::state::Directory, AdminEr
     })
 }
 
-/// The management API's routes; every other path under its prefixes answers Okta's 404.
-pub(crate) fn router() -> Router<Idp> {
+/// The management API's routes, behind the rate limit; every other path under its prefixes
+/// answers Okta's 404.
+pub(crate) fn router(idp: &Idp) -> Router<Idp> {
     use agents as ag;
     use apps as ap;
     use authorization_servers as az;
@@ -339,4 +345,8 @@ pub(crate) fn router() -> Router<Idp> {
         .route("/api/{*rest}", any(misc::not_found))
         .route("/workload-principals/{*rest}", any(misc::not_found))
         .route("/governance/{*rest}", any(misc::not_found))
+        .layer(axum::middleware::from_fn_with_state(
+            idp.clone(),
+            rate::limit,
+        ))
 }

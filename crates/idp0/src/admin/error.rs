@@ -32,6 +32,9 @@ pub enum AdminError {
     /// Deleting an app that is not INACTIVE (Okta's E0000056, 403).
     #[error("delete application forbidden")]
     DeleteActiveApp,
+    /// Too many management requests in the current window (Okta's E0000047, 429).
+    #[error("rate limit exceeded")]
+    RateLimited(super::RateWindow),
     /// Another writer changed the stored directory meanwhile (another idp0 on the same store).
     #[error("the directory changed concurrently")]
     Conflict,
@@ -92,6 +95,12 @@ impl AdminError {
                 "Delete application forbidden.".into(),
                 vec!["The application must be deactivated before it is deleted.".into()],
             ),
+            Self::RateLimited(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "E0000047",
+                "API call exceeded rate limit due to too many requests.".into(),
+                vec![],
+            ),
             Self::Conflict => (
                 StatusCode::CONFLICT,
                 "E0000009",
@@ -133,9 +142,14 @@ impl IntoResponse for AdminError {
             | Self::NotFound(_)
             | Self::Validation { .. }
             | Self::Malformed(_)
-            | Self::DeleteActiveApp => tracing::info!(error = %self, "management request refused"),
+            | Self::DeleteActiveApp
+            | Self::RateLimited(_) => tracing::info!(error = %self, "management request refused"),
         }
         let (status, code, summary, causes) = self.parts();
-        (status, Json(error_body(code, &summary, &causes))).into_response()
+        let mut response = (status, Json(error_body(code, &summary, &causes))).into_response();
+        if let Self::RateLimited(window) = &self {
+            window.add_headers(&mut response);
+        }
+        response
     }
 }

@@ -66,7 +66,7 @@ pub fn router(idp: Idp) -> Router {
         .route("/login", post(authorize::post_login))
         .route("/", get(get_home))
         .route("/health", get(|| async { "ok" }))
-        .merge(crate::admin::router())
+        .merge(crate::admin::router(&idp))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     // Every response, pages or not: the pages' CSP (no scripts, no framing), nosniff, DENY, and
     // `same-origin`, not `no-referrer`: under it browsers send `Origin: null` even on same-origin

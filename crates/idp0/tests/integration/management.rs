@@ -729,3 +729,35 @@ async fn concurrent_changes_are_serialized_and_all_kept() {
     );
     idp.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn past_the_rate_limit_the_answer_is_429_with_okta_s_headers() {
+    let idp = IdpHandle::start().await.unwrap();
+    let api = Api::new(&idp);
+    let header = |reply: &crate::management_client::Reply, name: &str| {
+        reply.headers[name]
+            .to_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+    };
+    let first = api.call(Method::GET, "/api/v1/org", None).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let limit = header(&first, "x-rate-limit-limit");
+    assert_eq!(header(&first, "x-rate-limit-remaining"), limit - 1);
+    let reset = header(&first, "x-rate-limit-reset");
+    assert!(reset > protocol::clock::system().now());
+    let mut refused = None;
+    for _ in 0..limit {
+        let reply = api.call(Method::GET, "/api/v1/org", None).await;
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(reply);
+            break;
+        }
+    }
+    let refused = refused.expect("a 429 past the limit");
+    assert_okta_error(&refused.body, "E0000047");
+    assert_eq!(header(&refused, "x-rate-limit-remaining"), 0);
+    assert_eq!(header(&refused, "x-rate-limit-reset"), reset);
+    idp.stop().await.unwrap();
+}

@@ -16,6 +16,7 @@ pub struct Reply {
     pub status: StatusCode,
     pub location: Option<String>,
     pub links: Vec<String>,
+    pub headers: reqwest::header::HeaderMap,
     pub body: Value,
 }
 
@@ -68,12 +69,14 @@ impl Api {
         };
         let location = header("location").into_iter().next();
         let links = header("link");
+        let headers = response.headers().clone();
         let bytes = response.bytes().await.unwrap();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Reply {
             status,
             location,
             links,
+            headers,
             body,
         }
     }
