@@ -183,6 +183,22 @@ impl Idp {
         .map_err(DirectoryError::Keys)
     }
 
+    /// Removes the signing keys of custom server `id` from the data directory, once it is gone
+    /// from the directory (a deleted server's private keys should not linger). Refuses to touch
+    /// the keys of a server still served.
+    pub fn delete_server_keys(&self, id: &str) -> std::io::Result<()> {
+        if self.directory().servers.contains_key(id) {
+            return Err(std::io::Error::other("the server is still served"));
+        }
+        let Some(dir) = &self.keys_dir else {
+            return Ok(());
+        };
+        match std::fs::remove_dir_all(dir.join(format!("as-{id}"))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Serves `next` from the next request on.
     pub fn install_directory(&self, next: Directory) {
         let mut slot = match self.directory.write() {

@@ -252,6 +252,10 @@ pub(crate) async fn delete_server(
             Ok(())
         })
         .await?;
+    // Deleted for good (ids are never reused): its private keys go too.
+    if let Err(e) = idp.delete_server_keys(&id) {
+        tracing::warn!(server = %id, error = %e, "could not remove a deleted server's keys");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -675,11 +679,14 @@ pub(crate) async fn create_rule(
         .mutate(&idp, |doc| {
             let server = find_mut(doc, &id)?;
             let known: Vec<String> = server.scopes.iter().map(|s| s.name.clone()).collect();
+            // Okta's custom servers also have the OIDC scopes (system scopes): a rule for a web
+            // app's sign-in names them, and must, to cover every scope the app requests.
+            let is_oidc = |s: &str| crate::server::ORG_SCOPES.contains(&s);
             if let Some(unknown) = c
                 .scopes
                 .include
                 .iter()
-                .find(|s| *s != "*" && !known.contains(s))
+                .find(|s| *s != "*" && !known.contains(s) && !is_oidc(s))
             {
                 return Err(AdminError::invalid(
                     "conditions.scopes.include",

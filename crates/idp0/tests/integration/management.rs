@@ -648,8 +648,11 @@ async fn the_bootstrap_sequence_makes_a_working_agent_at_once_that_survives_a_re
         StatusCode::NO_CONTENT,
     )
     .await;
+    let keys = idp.data_dir.join("keys").join(format!("as-{s}"));
+    assert!(keys.exists(), "a deactivated server keeps its keys");
     api.send(Method::DELETE, &server, StatusCode::NO_CONTENT)
         .await;
+    assert!(!keys.exists(), "a deleted server's keys are removed");
     api.send(
         Method::DELETE,
         &format!("/api/v1/trustedOrigins/{}", created.origin_id),
