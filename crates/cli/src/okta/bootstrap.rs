@@ -3,6 +3,9 @@
 //! is first looked up by name where Okta offers a search (`?q=` on authorization servers and
 //! apps) or a list (scopes, policies, rules, connections, trusted origins), so a step whose
 //! answer was lost does not create a duplicate. The state is written after every step.
+//! One step more than the sample (our step 12): a second access policy on the MCP authorization
+//! server for the todo0 web app, which signs people in there (`OKTA_ISSUER`); without it Okta
+//! refuses that login (no policy names the app, or no rule covers `openid profile email`).
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +34,12 @@ pub(crate) const SCOPES: [(&str, &str); 4] = [
 ];
 pub(crate) const POLICY_NAME: &str = "Default MCP Policy";
 pub(crate) const RULE_NAME: &str = "Allow MCP Connection";
+/// The todo0 web app's sign-in policy and rule (our step 12).
+pub(crate) const WEB_POLICY_NAME: &str = "todo0 web sign-in";
+pub(crate) const WEB_RULE_NAME: &str = "Allow todo0 sign-in";
+/// The scopes the todo0 web app requests (weblogin's `openid profile email`): Okta matches a
+/// rule only when it covers every requested scope, the OIDC ones included.
+const WEB_SCOPES: [&str; 3] = ["openid", "profile", "email"];
 pub(crate) const AGENT_NAME: &str = "agent0 AI agent";
 pub(crate) const CONNECTION_TYPE: &str = "IDENTITY_ASSERTION_CUSTOM_AS";
 /// The agent's private key, in `packages/agent0` (`AI_AGENT_PRIVATE_KEY_FILE` is relative to it).
@@ -106,6 +115,65 @@ pub(crate) struct Outcome {
     pub(crate) key_file: PathBuf,
     pub(crate) user_login: String,
     pub(crate) origin_ids: Vec<(String, String)>,
+    /// The access policies on the MCP authorization server, with their ids and their rule's.
+    pub(crate) policies: Vec<(Access, String, String)>,
+}
+
+/// An access policy on the MCP authorization server with its one rule.
+pub(crate) struct Access {
+    pub(crate) policy: &'static str,
+    description: &'static str,
+    priority: u32,
+    clients: Vec<String>,
+    pub(crate) rule: &'static str,
+    grant_types: &'static [&'static str],
+    scopes: Vec<&'static str>,
+}
+
+impl Access {
+    /// OKTA.md §4 step 10: the AI agent gets MCP access tokens (jwt-bearer with an ID-JAG).
+    fn mcp(agent_id: &str) -> Self {
+        Self {
+            policy: POLICY_NAME,
+            description: "secure-agent: the AI agent may get MCP access tokens",
+            priority: 1,
+            clients: vec![agent_id.to_owned()],
+            rule: RULE_NAME,
+            grant_types: &[
+                "client_credentials",
+                "authorization_code",
+                "urn:ietf:params:oauth:grant-type:device_code",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            ],
+            scopes: SCOPES.iter().map(|(name, _)| *name).collect(),
+        }
+    }
+
+    /// The todo0 web app's sign-in (authorization code) with the OIDC scopes it requests.
+    fn todo0_sign_in(client_id: &str) -> Self {
+        Self {
+            policy: WEB_POLICY_NAME,
+            description: "secure-agent: the todo0 web app signs people in here (its OKTA_ISSUER)",
+            priority: 2,
+            clients: vec![client_id.to_owned()],
+            rule: WEB_RULE_NAME,
+            grant_types: &["authorization_code"],
+            scopes: WEB_SCOPES.to_vec(),
+        }
+    }
+}
+
+/// The resource in `existing` named `name`, one whose id is `recorded` first.
+fn find_named<'v>(existing: &'v [Value], name: &str, recorded: &[String]) -> Option<&'v Value> {
+    let named = || {
+        existing
+            .iter()
+            .filter(move |v| str_at(v, "/name") == Some(name))
+    };
+    named()
+        .find(|v| str_at(v, "/id").is_some_and(|id| recorded.iter().any(|r| r == id)))
+        .or_else(|| named().next())
 }
 
 struct Run<'a> {
@@ -260,9 +328,19 @@ impl Run<'_> {
         let (kid, key_file) = self.key(&agent_id).await?;
         self.activate(&agent, &agent_id).await?;
         self.connection(&org_id, &as_id, &agent_id).await?;
-        let policy_id = self.policy(&as_id, &agent_id).await?;
-        self.rule(&as_id, &policy_id).await?;
+        let mut policies = Vec::new();
+        let mcp = Access::mcp(&agent_id);
+        let policy_id = self.policy(&as_id, &mcp).await?;
+        let rule_id = self.rule(&as_id, &policy_id, &mcp).await?;
+        policies.push((mcp, policy_id, rule_id));
         let origin_ids = self.trusted_origins().await?;
+        // Step 12 (ours): todo0's web app signs people in at this server (its OKTA_ISSUER), which
+        // Okta allows only to a client of one of its policies with a rule covering every scope
+        // the app requests. A policy of its own keeps the agent's rule as OKTA.md §4 has it.
+        let web = Access::todo0_sign_in(&todo0.client_id);
+        let policy_id = self.policy(&as_id, &web).await?;
+        let rule_id = self.rule(&as_id, &policy_id, &web).await?;
+        policies.push((web, policy_id, rule_id));
         Ok(Outcome {
             as_id,
             agent0,
@@ -272,6 +350,7 @@ impl Run<'_> {
             key_file,
             user_login,
             origin_ids,
+            policies,
         })
     }
 
@@ -485,88 +564,95 @@ impl Run<'_> {
         self.save()
     }
 
-    /// Step 10, the policy.
-    async fn policy(&mut self, as_id: &str, agent_id: &str) -> anyhow::Result<String> {
-        const WHAT: &str = "the MCP access policy";
+    /// Step 10 (and our step 12), one access policy: found by its name (a recorded one first),
+    /// else created. A found policy that does not name this run's client (the app or agent was
+    /// created again) is reported with the fix: Okta would refuse that client here.
+    async fn policy(&mut self, as_id: &str, access: &Access) -> anyhow::Result<String> {
+        let what = format!("the access policy {}", access.policy);
         let path = format!("/api/v1/authorizationServers/{as_id}/policies");
-        let recorded = self.state.mcp_policy_ids.first().cloned();
-        let existing = self.client.list(&path, WHAT).await?;
-        let found = existing
+        let existing = self.client.list(&path, &what).await?;
+        let gone: Vec<String> = self
+            .state
+            .mcp_policy_ids
             .iter()
-            .find(|p| recorded.is_some() && str_at(p, "/id") == recorded.as_deref())
-            .or_else(|| {
-                existing
+            .filter(|id| {
+                !existing
                     .iter()
-                    .find(|p| str_at(p, "/name") == Some(POLICY_NAME))
-            });
-        if let Some(id) = &recorded
-            && found.and_then(|f| str_at(f, "/id")) != Some(id.as_str())
-        {
-            self.recreated(WHAT, id);
+                    .any(|p| str_at(p, "/id") == Some(id.as_str()))
+            })
+            .cloned()
+            .collect();
+        for id in &gone {
+            self.recreated("an access policy", id);
             self.state.mcp_policy_ids.retain(|i| i != id);
-            self.state.mcp_policy_rule_ids.clear();
         }
+        let recorded = &self.state.mcp_policy_ids;
+        let found = find_named(&existing, access.policy, recorded);
         let id = match found {
-            Some(policy) => id_of(policy, WHAT)?,
+            Some(policy) => {
+                let id = id_of(policy, &what)?;
+                let include = policy
+                    .pointer("/conditions/clients/include")
+                    .and_then(Value::as_array);
+                for client in &access.clients {
+                    let has = include.is_some_and(|c| c.iter().any(|x| x.as_str() == Some(client)));
+                    if !has {
+                        println!(
+                            "  ! the access policy {} ({id}) does not include the client {client} \
+                             (created again since?): add it under Security > API > \
+                             Authorization Servers > {AS_NAME} > Access Policies",
+                            access.policy
+                        );
+                    }
+                }
+                id
+            }
             None => {
                 let body = json!({
-                    "name": POLICY_NAME,
-                    "description": "secure-agent: the AI agent may get MCP access tokens",
-                    "priority": 1,
+                    "name": access.policy,
+                    "description": access.description,
+                    "priority": access.priority,
                     "type": "OAUTH_AUTHORIZATION_POLICY",
-                    "conditions": {"clients": {"include": [agent_id]}},
+                    "conditions": {"clients": {"include": access.clients}},
                 });
-                let reply = self.client.post(&path, &body, WHAT).await?;
-                let id = id_of(&reply.body, WHAT)?;
-                self.created(format!("policy {POLICY_NAME} ({id})"));
+                let reply = self.client.post(&path, &body, &what).await?;
+                let id = id_of(&reply.body, &what)?;
+                self.created(format!("policy {} ({id})", access.policy));
                 id
             }
         };
         if !self.state.mcp_policy_ids.contains(&id) {
-            self.state.mcp_policy_ids.insert(0, id.clone());
+            self.state.mcp_policy_ids.push(id.clone());
         }
         self.save()?;
         Ok(id)
     }
 
-    /// Step 10, the rule.
-    async fn rule(&mut self, as_id: &str, policy_id: &str) -> anyhow::Result<()> {
-        const WHAT: &str = "the MCP access policy rule";
+    /// Step 10 (and 12), the policy's rule.
+    async fn rule(
+        &mut self,
+        as_id: &str,
+        policy_id: &str,
+        access: &Access,
+    ) -> anyhow::Result<String> {
+        let what = format!(
+            "the rule {} of the access policy {}",
+            access.rule, access.policy
+        );
         let path = format!("/api/v1/authorizationServers/{as_id}/policies/{policy_id}/rules");
-        let existing = self.client.list(&path, WHAT).await?;
-        let recorded = self.state.mcp_policy_rule_ids.first().cloned();
-        let found = existing
-            .iter()
-            .find(|r| recorded.is_some() && str_at(r, "/id") == recorded.as_deref())
-            .or_else(|| {
-                existing
-                    .iter()
-                    .find(|r| str_at(r, "/name") == Some(RULE_NAME))
-            });
-        if let Some(id) = &recorded
-            && found.and_then(|f| str_at(f, "/id")) != Some(id.as_str())
-        {
-            self.recreated(WHAT, id);
-            self.state.mcp_policy_rule_ids.retain(|i| i != id);
-        }
+        let existing = self.client.list(&path, &what).await?;
+        let found = find_named(&existing, access.rule, &self.state.mcp_policy_rule_ids);
         let id = match found {
-            Some(rule) => id_of(rule, WHAT)?,
+            Some(rule) => id_of(rule, &what)?,
             None => {
-                let scopes: Vec<&str> = SCOPES.iter().map(|(name, _)| *name).collect();
                 let body = json!({
-                    "name": RULE_NAME,
+                    "name": access.rule,
                     "priority": 1,
                     "type": "RESOURCE_ACCESS",
                     "conditions": {
-                        "grantTypes": {"include": [
-                            "client_credentials",
-                            "authorization_code",
-                            "urn:ietf:params:oauth:grant-type:device_code",
-                            "urn:ietf:params:oauth:grant-type:token-exchange",
-                            "urn:ietf:params:oauth:grant-type:jwt-bearer",
-                        ]},
+                        "grantTypes": {"include": access.grant_types},
                         "people": {"groups": {"include": ["EVERYONE"]}},
-                        "scopes": {"include": scopes},
+                        "scopes": {"include": access.scopes},
                     },
                     "actions": {"token": {
                         "accessTokenLifetimeMinutes": 60,
@@ -574,16 +660,17 @@ impl Run<'_> {
                         "refreshTokenWindowMinutes": 10080,
                     }},
                 });
-                let reply = self.client.post(&path, &body, WHAT).await?;
-                let id = id_of(&reply.body, WHAT)?;
-                self.created(format!("policy rule {RULE_NAME} ({id})"));
+                let reply = self.client.post(&path, &body, &what).await?;
+                let id = id_of(&reply.body, &what)?;
+                self.created(format!("policy rule {} ({id})", access.rule));
                 id
             }
         };
         if !self.state.mcp_policy_rule_ids.contains(&id) {
-            self.state.mcp_policy_rule_ids.insert(0, id);
+            self.state.mcp_policy_rule_ids.push(id.clone());
         }
-        self.save()
+        self.save()?;
+        Ok(id)
     }
 
     /// Step 11: agent0's and the MCP server's origins; an existing entry for the same origin

@@ -393,13 +393,12 @@ pub(crate) fn write_report(
     ));
     let scopes: Vec<&str> = super::bootstrap::SCOPES.iter().map(|(n, _)| *n).collect();
     text.push_str(&format!("  - scopes: {}\n", scopes.join(", ")));
-    text.push_str(&format!(
-        "  - policy `{}` ({}) with rule `{}` ({})\n",
-        super::bootstrap::POLICY_NAME,
-        state.mcp_policy_ids.join(", "),
-        super::bootstrap::RULE_NAME,
-        state.mcp_policy_rule_ids.join(", ")
-    ));
+    for (access, policy_id, rule_id) in &outcome.policies {
+        text.push_str(&format!(
+            "  - policy `{}` ({policy_id}) with rule `{}` ({rule_id})\n",
+            access.policy, access.rule
+        ));
+    }
     for (label, app) in [("agent0", &outcome.agent0), ("todo0", &outcome.todo0)] {
         text.push_str(&format!(
             "- App `{label}` ({}), client id {}, assigned to {}{}\n",

@@ -107,6 +107,8 @@ fn expected_posts() -> Vec<&'static str> {
         "/api/v1/authorizationServers/aus1/policies/pol13/rules",
         "/api/v1/trustedOrigins",
         "/api/v1/trustedOrigins",
+        "/api/v1/authorizationServers/aus1/policies",
+        "/api/v1/authorizationServers/aus1/policies/pol17/rules",
     ]
 }
 
@@ -240,6 +242,22 @@ async fn okta_bootstrap_sends_okta_documented_requests_writes_the_files_and_a_se
         body(16)["scopes"],
         json!([{"type": "CORS"}, {"type": "REDIRECT"}])
     );
+    // todo0's web app signs in at the MCP server: a policy of its own whose rule covers the
+    // OIDC scopes it requests (Okta matches a rule only when it covers every requested scope).
+    assert_eq!(
+        body(18)["conditions"]["clients"]["include"],
+        json!(["client-0oa7"])
+    );
+    assert_eq!(body(18)["type"], "OAUTH_AUTHORIZATION_POLICY");
+    assert_eq!(body(18)["priority"], 2);
+    assert_eq!(
+        body(19)["conditions"]["grantTypes"]["include"],
+        json!(["authorization_code"])
+    );
+    assert_eq!(
+        body(19)["conditions"]["scopes"]["include"],
+        json!(["openid", "profile", "email"])
+    );
     // The agent's creation and activation were polled (IN_PROGRESS, then COMPLETED), the
     // relative Location of one and the absolute of the other; the origins list was paged.
     let polls = requests
@@ -326,8 +344,8 @@ async fn okta_bootstrap_sends_okta_documented_requests_writes_the_files_and_a_se
     );
     assert_eq!(recorded["agentOwnerSetupMethod"], "resource-owners");
     assert_eq!(recorded["agentKeyKid"], "okta-kid-10");
-    assert_eq!(recorded["mcpPolicyIds"], json!(["pol13"]));
-    assert_eq!(recorded["mcpPolicyRuleIds"], json!(["rul14"]));
+    assert_eq!(recorded["mcpPolicyIds"], json!(["pol13", "pol17"]));
+    assert_eq!(recorded["mcpPolicyRuleIds"], json!(["rul14", "rul18"]));
     assert_eq!(recorded["trustedOriginIds"], json!(["tos15", "tos16"]));
     assert_eq!(recorded["trustedOriginNames"].as_array().unwrap().len(), 2);
     let report = std::fs::read_to_string(out.join("okta-config-report.md")).unwrap();
@@ -408,7 +426,7 @@ async fn okta_bootstrap_resumes_after_a_fault_at_step_k_and_ends_as_an_uninterru
     assert!(bootstrap(&reference, dir.path()).await.ok);
     let expected = comparable(dir.path());
     let expected_held = reference.held();
-    for k in [1, 3, 6, 8, 10, 11, 12, 13, 14, 16, 18] {
+    for k in [1, 3, 6, 8, 10, 11, 12, 13, 14, 16, 18, 19, 20] {
         let org = StandIn::start().await;
         org.with(|s| s.faults.fail_post = Some(k));
         let dir = tempfile::tempdir().unwrap();
@@ -553,7 +571,9 @@ async fn okta_rollback_deletes_in_reverse_order_past_a_404_and_keeps_the_state_o
     };
     let order = [
         "DELETE /api/v1/authorizationServers/aus1/policies/pol13/rules/rul14",
+        "DELETE /api/v1/authorizationServers/aus1/policies/pol17/rules/rul18",
         "DELETE /api/v1/authorizationServers/aus1/policies/pol13",
+        "DELETE /api/v1/authorizationServers/aus1/policies/pol17",
         "POST /governance/api/v1/resource-owners",
         "POST /workload-principals/api/v1/ai-agents/wlp8/connections/con12/lifecycle/deactivate",
         "DELETE /workload-principals/api/v1/ai-agents/wlp8/connections/con12",
@@ -638,8 +658,8 @@ async fn okta_bootstrap_finds_what_a_lost_answer_created_instead_of_duplicating_
     let expected = comparable(dir.path());
     let expected_held = reference.held();
     // AS, a scope, both apps, an assignment, the agent, the key, the connection, policy, rule,
-    // an origin.
-    for k in [1, 2, 6, 7, 8, 10, 12, 14, 15, 16, 18] {
+    // an origin, todo0's policy and rule.
+    for k in [1, 2, 6, 7, 8, 10, 12, 14, 15, 16, 18, 19, 20] {
         let org = StandIn::start().await;
         org.with(|s| s.faults.lose_post = Some(k));
         let dir = tempfile::tempdir().unwrap();
@@ -685,10 +705,18 @@ async fn okta_bootstrap_recreates_what_was_deleted_by_hand() {
         "{}",
         again.stdout
     );
+    // todo0's sign-in policy still names the app's old client: the fix is said.
+    assert!(
+        again.stdout.contains(
+            "the access policy todo0 web sign-in (pol17) does not include the client client-0oa19"
+        ),
+        "{}",
+        again.stdout
+    );
     let recorded = state(dir.path());
-    assert_eq!(recorded["todo0AppIds"], json!(["0oa17"]));
-    assert_eq!(recorded["trustedOriginIds"], json!(["tos15", "tos18"]));
+    assert_eq!(recorded["todo0AppIds"], json!(["0oa19"]));
+    assert_eq!(recorded["trustedOriginIds"], json!(["tos15", "tos20"]));
     let todo_app = env(&dir.path().join("packages/todo0/.env.app"));
-    assert_eq!(todo_app["OKTA_CLIENT_ID"], "client-0oa17");
+    assert_eq!(todo_app["OKTA_CLIENT_ID"], "client-0oa19");
     assert!(dir.path().join("packages/todo0/.env.app.backup").exists());
 }
