@@ -15,6 +15,8 @@ mod browser;
 mod node;
 #[path = "cli/okta.rs"]
 mod okta;
+#[path = "cli/okta_cycle.rs"]
+mod okta_cycle;
 #[path = "cli/okta_standin.rs"]
 mod okta_standin;
 #[path = "cli/okta_validate.rs"]
