@@ -51,8 +51,11 @@ pub struct AdminService {
     stored: tokio::sync::Mutex<Stored>,
     /// What reads see: the last stored document.
     snapshot: RwLock<Arc<Document>>,
-    /// Okta's rate limit over every management request.
+    /// Okta's rate limit over the admin's requests.
     rate: rate::RateLimiter,
+    /// The same limit over requests without the admin token, counted apart so that a flood of
+    /// guesses neither goes unbounded nor uses up the admin's quota.
+    rate_unauthenticated: rate::RateLimiter,
 }
 
 struct Stored {
@@ -162,6 +165,7 @@ impl AdminService {
             snapshot: RwLock::new(Arc::new(doc.clone())),
             stored: tokio::sync::Mutex::new(Stored { version, doc }),
             rate: rate::RateLimiter::new(rate::LIMIT_PER_MINUTE),
+            rate_unauthenticated: rate::RateLimiter::new(rate::LIMIT_PER_MINUTE),
         }
     }
 

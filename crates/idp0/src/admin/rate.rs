@@ -1,5 +1,6 @@
-//! Okta's rate limit, simply: one fixed one-minute window over every management API request
-//! (authenticated or not, so guessing the token is bounded too). Every answer carries Okta's
+//! Okta's rate limit, simply: a fixed one-minute window over the admin's management API requests,
+//! and another over requests without the admin token (so guessing the token is bounded too,
+//! without using up the admin's quota). Every answer carries Okta's
 //! `X-Rate-Limit-Limit`, `X-Rate-Limit-Remaining` and `X-Rate-Limit-Reset` (epoch seconds); past
 //! the limit the answer is 429 E0000047 until the window resets.
 
@@ -86,7 +87,12 @@ pub(crate) async fn limit(State(idp): State<Idp>, request: Request, next: Next) 
     let Some(admin) = idp.admin() else {
         return next.run(request).await;
     };
-    match admin.rate.take(idp.clock.now()) {
+    let limiter = if super::wire::is_admin_request(admin, request.headers()) {
+        &admin.rate
+    } else {
+        &admin.rate_unauthenticated
+    };
+    match limiter.take(idp.clock.now()) {
         Ok(window) => {
             let mut response = next.run(request).await;
             window.add_headers(&mut response);

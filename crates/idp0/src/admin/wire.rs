@@ -30,18 +30,21 @@ impl FromRequestParts<Idp> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, idp: &Idp) -> Result<Self, AdminError> {
         let service = idp.admin().ok_or(AdminError::Unauthenticated)?;
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("SSWS "))
-            .ok_or(AdminError::Unauthenticated)?;
-        if service.is_admin_token(presented.trim()) {
+        if is_admin_request(service, &parts.headers) {
             Ok(Self(service.clone()))
         } else {
             Err(AdminError::Unauthenticated)
         }
     }
+}
+
+/// Whether the request carries `Authorization: SSWS <the admin token>`.
+pub(crate) fn is_admin_request(service: &AdminService, headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("SSWS "))
+        .is_some_and(|presented| service.is_admin_token(presented.trim()))
 }
 
 /// A JSON body (capped by the router's body limit), as `T`.

@@ -764,3 +764,26 @@ async fn past_the_rate_limit_the_answer_is_429_with_okta_s_headers() {
     assert_eq!(header(&refused, "x-rate-limit-reset"), reset);
     idp.stop().await.unwrap();
 }
+
+/// Requests without the admin token are limited apart: a flood of guesses is refused with 429
+/// while the admin's own requests still go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_wrong_tokens_does_not_use_up_the_admins_quota() {
+    let idp = IdpHandle::start().await.unwrap();
+    let api = Api::new(&idp);
+    let mut refused = None;
+    for _ in 0..=600 {
+        let reply = api
+            .call_as(Method::GET, "/api/v1/org", None, Some("SSWS not-the-token"))
+            .await;
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(reply);
+            break;
+        }
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_okta_error(&refused.expect("guesses are bounded").body, "E0000047");
+    let admin = api.call(Method::GET, "/api/v1/org", None).await;
+    assert_eq!(admin.status, StatusCode::OK, "the admin is not locked out");
+    idp.stop().await.unwrap();
+}
