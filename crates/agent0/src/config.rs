@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use protocol::Scopes;
 use serde::Deserialize;
 
-use crate::mcp::{McpAuth, McpServer};
+use crate::mcp::McpServer;
 use crate::tokens::IdJagTarget;
 
 /// What an id-jag server's first token asks for unless configured (least privilege; more is
@@ -142,41 +142,29 @@ struct RawConfigFile {
     mcp_servers: Vec<RawServerEntry>,
 }
 
-/// How agent0 authorizes its calls to one MCP server.
+/// How agent0 authorizes its calls to one MCP server: the tagged auth-strategy enum, used as it
+/// is at run time (the id-jag keys exist only on the `IdJag` arm).
 #[derive(Debug, Clone)]
 pub enum AuthStrategy {
-    /// Cross-App Access (`auth = "id-jag"`, the default): ID token → ID-JAG → access token.
+    /// Cross-App Access (`auth = "id-jag"`, the default): ID token → ID-JAG → access token,
+    /// starting with `initial_scopes` (least privilege; more is stepped up).
     IdJag {
-        /// The resource authorization server's issuer: the ID-JAG's `audience`.
-        authorization_server: String,
-        /// Where the ID-JAG is redeemed (default `<authorization_server>/v1/token`, Okta's
-        /// layout).
-        token_endpoint: String,
-        /// The resource indicator sent as `resource` (default: the server's url).
-        resource: String,
+        /// The resource authorization server (the ID-JAG's `audience`), where the ID-JAG is
+        /// redeemed (default `<authorization_server>/v1/token`, Okta's layout), and the resource
+        /// indicator sent as `resource` (default: the server's url).
+        target: IdJagTarget,
         /// What the first token asks for (default [`DEFAULT_SCOPES`]).
-        scopes: Scopes,
+        initial_scopes: Scopes,
     },
     /// No token (`auth = "none"`: an open server).
     None,
 }
 
-/// One MCP server, validated.
+/// One MCP server, validated, and where it was configured.
 #[derive(Debug, Clone)]
 pub struct McpServerConfig {
-    /// Short unique name: ASCII letters, digits, `-` or `_`.
-    pub name: String,
-    /// Display name (default: the name).
-    pub label: String,
-    /// The Streamable HTTP endpoint (an http or https URL).
-    pub url: String,
-    /// How it is authorized.
-    pub auth: AuthStrategy,
-    /// Tools that run without the person's confirmation.
-    pub auto_approve: Vec<String>,
-    /// Whether tool results that refuse the token step up like an HTTP 403 (see
-    /// [`McpServer::in_band_refusals`]).
-    pub in_band_refusals: bool,
+    /// The server as agent0 uses it.
+    pub server: McpServer,
     /// Where it was configured.
     pub origin: ServerOrigin,
 }
@@ -243,51 +231,25 @@ impl McpServerConfig {
                 let scopes = Scopes::parse(&scopes)
                     .map_err(|e| invalid(origin.at(&name, "scopes"), e.to_string()))?;
                 AuthStrategy::IdJag {
-                    authorization_server,
-                    token_endpoint,
-                    resource: entry.resource.unwrap_or_else(|| url.to_string()),
-                    scopes,
+                    target: IdJagTarget {
+                        connection: name.clone(),
+                        as_issuer: authorization_server,
+                        as_token_endpoint: token_endpoint,
+                        resource: entry.resource.unwrap_or_else(|| url.to_string()),
+                    },
+                    initial_scopes: scopes,
                 }
             }
         };
-        Ok(Self {
+        let server = McpServer {
             label: entry.label.unwrap_or_else(|| name.clone()),
             name,
             url: entry.url,
             auth,
             auto_approve: entry.auto_approve,
             in_band_refusals: entry.in_band_refusals,
-            origin,
-        })
-    }
-
-    /// The runtime form.
-    pub fn to_server(&self) -> McpServer {
-        let auth = match &self.auth {
-            AuthStrategy::IdJag {
-                authorization_server,
-                token_endpoint,
-                resource,
-                scopes,
-            } => McpAuth::IdJag {
-                target: IdJagTarget {
-                    connection: self.name.clone(),
-                    as_issuer: authorization_server.clone(),
-                    as_token_endpoint: token_endpoint.clone(),
-                    resource: resource.clone(),
-                },
-                initial_scopes: scopes.clone(),
-            },
-            AuthStrategy::None => McpAuth::None,
         };
-        McpServer {
-            name: self.name.clone(),
-            label: self.label.clone(),
-            url: self.url.clone(),
-            auth,
-            auto_approve: self.auto_approve.clone(),
-            in_band_refusals: self.in_band_refusals,
-        }
+        Ok(Self { server, origin })
     }
 }
 
@@ -383,33 +345,31 @@ pub fn connections(
     let authorization_server = servers
         .iter()
         .filter(|s| s.origin == ServerOrigin::Sample)
-        .find_map(|s| match &s.auth {
-            AuthStrategy::IdJag {
-                authorization_server,
-                token_endpoint,
-                ..
-            } => Some((authorization_server.clone(), token_endpoint.clone())),
+        .find_map(|s| match &s.server.auth {
+            AuthStrategy::IdJag { target, .. } => {
+                Some((target.as_issuer.clone(), target.as_token_endpoint.clone()))
+            }
             AuthStrategy::None => None,
         });
     Ok(Connections {
         authorization_server,
-        mcp_servers: servers.iter().map(McpServerConfig::to_server).collect(),
+        mcp_servers: servers.into_iter().map(|s| s.server).collect(),
     })
 }
 
 fn check_unique(servers: &[McpServerConfig]) -> Result<(), ConfigError> {
     let mut seen: BTreeMap<&str, &ServerOrigin> = BTreeMap::new();
     for server in servers {
-        if let Some(first) = seen.insert(&server.name, &server.origin) {
+        if let Some(first) = seen.insert(&server.server.name, &server.origin) {
             let first = match first {
                 ServerOrigin::File { index, .. } => format!("[[mcp_servers]] #{index}"),
                 ServerOrigin::Sample => "the MCP_SERVER_URL connection".to_owned(),
             };
             return Err(invalid(
-                server.origin.at(&server.name, "name"),
+                server.origin.at(&server.server.name, "name"),
                 format!(
                     "two MCP servers are named {:?} (this one and {first}); names must be unique",
-                    server.name
+                    server.server.name
                 ),
             ));
         }
@@ -430,7 +390,11 @@ fn apply_auto_approve(servers: &mut [McpServerConfig], list: &str) -> Result<(),
                 format!("{item:?} is not <connection>:<tool>, e.g. todo0:toggle-todo"),
             ));
         };
-        let Some(server) = servers.iter_mut().find(|s| s.name == connection) else {
+        let Some(server) = servers
+            .iter_mut()
+            .map(|s| &mut s.server)
+            .find(|s| s.name == connection)
+        else {
             return Err(invalid(
                 KEY,
                 format!("{item:?} names no configured MCP server {connection:?}"),

@@ -12,8 +12,8 @@ fn servers(text: &str) -> Vec<McpServer> {
     parse(text)
         .unwrap()
         .mcp_servers
-        .iter()
-        .map(McpServerConfig::to_server)
+        .into_iter()
+        .map(|s| s.server)
         .collect()
 }
 
@@ -30,7 +30,7 @@ fn the_example_config_loads() {
     let example = include_str!("../../../config/agent0.example.toml");
     let servers = servers(example);
     assert_eq!(servers.len(), 1);
-    let McpAuth::IdJag {
+    let AuthStrategy::IdJag {
         target,
         initial_scopes,
     } = &servers[0].auth
@@ -65,7 +65,7 @@ fn id_jag_is_the_default_auth_with_okta_style_defaults() {
     let servers = servers(
         "[[mcp_servers]]\nname = \"x\"\nurl = \"http://h/mcp\"\nauthorization_server = \"http://as/oauth2/x/\"\n",
     );
-    let McpAuth::IdJag {
+    let AuthStrategy::IdJag {
         target,
         initial_scopes,
     } = &servers[0].auth
@@ -145,7 +145,7 @@ fn an_id_jag_key_on_an_open_server_is_refused() {
     }
     let open =
         servers("[[mcp_servers]]\nname = \"open\"\nurl = \"http://h/mcp\"\nauth = \"none\"\n");
-    assert!(matches!(open[0].auth, McpAuth::None));
+    assert!(matches!(open[0].auth, AuthStrategy::None));
     assert_eq!(open[0].label, "open");
 }
 
@@ -205,7 +205,7 @@ fn the_sample_settings_make_the_todo0_connection() {
     let todo0 = &found.mcp_servers[0];
     assert_eq!(todo0.label, "Todo0 MCP Server");
     assert!(todo0.in_band_refusals);
-    let McpAuth::IdJag {
+    let AuthStrategy::IdJag {
         target,
         initial_scopes,
     } = &todo0.auth
@@ -239,7 +239,7 @@ fn auto_approve_comes_from_the_file_and_the_setting() {
         "[[mcp_servers]]\nname = \"open\"\nurl = \"http://h/mcp\"\nauth = \"none\"\nauto_approve = [\"get-notes\"]\n",
     )
     .unwrap();
-    assert_eq!(file.mcp_servers[0].auto_approve, ["get-notes"]);
+    assert_eq!(file.mcp_servers[0].server.auto_approve, ["get-notes"]);
     let get = settings(&[(
         "AGENT_AUTO_APPROVE_TOOLS",
         "open:delete-note, open:get-notes",

@@ -10,7 +10,8 @@ use std::str::FromStr;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::mcp::{McpAuth, McpHub, McpServer};
+use crate::config::AuthStrategy;
+use crate::mcp::{McpHub, McpServer};
 
 /// A connection's kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -106,7 +107,7 @@ fn state(configured: bool, disabled: bool, connected: bool) -> &'static str {
 
 /// Whether `server` can be used with the `disabled` kinds.
 pub fn is_enabled(server: &McpServer, disabled: &BTreeSet<ConnectionKind>) -> bool {
-    let needs_authorization_server = matches!(server.auth, McpAuth::IdJag { .. });
+    let needs_authorization_server = matches!(server.auth, AuthStrategy::IdJag { .. });
     let kind_disabled = disabled.contains(&ConnectionKind::McpServer);
     let authorization_disabled = disabled.contains(&ConnectionKind::AuthorizationServer);
     let blocked = needs_authorization_server && authorization_disabled;
@@ -124,7 +125,7 @@ pub async fn status(
     let mut connections = Vec::new();
     let id_jag_servers: Vec<&McpServer> = all_servers
         .iter()
-        .filter(|s| matches!(s.auth, McpAuth::IdJag { .. }))
+        .filter(|s| matches!(s.auth, AuthStrategy::IdJag { .. }))
         .collect();
     let as_disabled = disabled.contains(&ConnectionKind::AuthorizationServer);
     let mut as_connected = false;
@@ -158,7 +159,7 @@ pub async fn status(
         let mut identifiers = Map::new();
         identifiers.insert("MCP URL".into(), server.url.clone().into());
         match &server.auth {
-            McpAuth::IdJag {
+            AuthStrategy::IdJag {
                 target,
                 initial_scopes,
             } => {
@@ -167,7 +168,7 @@ pub async fn status(
                 identifiers.insert("AS issuer".into(), target.as_issuer.clone().into());
                 identifiers.insert("First scopes".into(), initial_scopes.to_string().into());
             }
-            McpAuth::None => {
+            AuthStrategy::None => {
                 identifiers.insert("Auth".into(), "none".into());
             }
         }

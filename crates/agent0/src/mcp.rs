@@ -31,8 +31,9 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::config::AuthStrategy;
 use crate::single_flight::KeyedLocks;
-use crate::tokens::{AccessToken, IdJagTarget, Principal, TokenBroker, TokenError};
+use crate::tokens::{AccessToken, Principal, TokenBroker, TokenError};
 
 mod in_band;
 
@@ -52,20 +53,6 @@ const HEALTH_IDLE: Duration = Duration::from_secs(24 * 3600);
 #[error("the HTTP client for MCP servers could not be built: {0}")]
 pub struct McpSetupError(String);
 
-/// How an MCP server is reached.
-#[derive(Debug, Clone)]
-pub enum McpAuth {
-    /// Cross-App Access, starting with `initial_scopes` (least privilege).
-    IdJag {
-        /// The resource AS and resource indicator.
-        target: IdJagTarget,
-        /// What the first token asks for, e.g. `mcp:connect mcp:tools:read`.
-        initial_scopes: Scopes,
-    },
-    /// No token (an open server).
-    None,
-}
-
 /// A configured MCP server.
 #[derive(Debug, Clone)]
 pub struct McpServer {
@@ -76,7 +63,7 @@ pub struct McpServer {
     /// The Streamable HTTP endpoint.
     pub url: String,
     /// How it is authorized.
-    pub auth: McpAuth,
+    pub auth: AuthStrategy,
     /// Tools (by their name at this server) that run without asking the person, even when
     /// destructive or needing a scope they have not approved (see [`crate::confirm`]).
     pub auto_approve: Vec<String>,
@@ -365,11 +352,11 @@ impl McpHub {
     {
         let learned_key = (server.name.clone(), what.to_owned());
         let mut scopes = match &server.auth {
-            McpAuth::IdJag { initial_scopes, .. } => {
+            AuthStrategy::IdJag { initial_scopes, .. } => {
                 let learned = self.learned.get(&learned_key).unwrap_or_else(Scopes::empty);
                 initial_scopes.union(&learned)
             }
-            McpAuth::None => Scopes::empty(),
+            AuthStrategy::None => Scopes::empty(),
         };
         let mut step_up = StepUp::new();
         let mut retried = false;
@@ -420,7 +407,7 @@ impl McpHub {
                     self.drop_session(principal, server);
                     // The cache holds it under the scopes asked for (the grant may name them
                     // differently), so the next round trip mints a fresh one.
-                    if let McpAuth::IdJag { target, .. } = &server.auth {
+                    if let AuthStrategy::IdJag { target, .. } = &server.auth {
                         self.broker.forget(principal, target, &scopes).await;
                     }
                     if retried || token.is_none() {
@@ -460,7 +447,7 @@ impl McpHub {
         scopes: &Scopes,
     ) -> Result<Option<AccessToken>, McpError> {
         match &server.auth {
-            McpAuth::IdJag { target, .. } => {
+            AuthStrategy::IdJag { target, .. } => {
                 let token = self.broker.access_token(principal, target, scopes).await?;
                 if !token.scopes.contains_all(scopes) {
                     return Err(McpError::Scope {
@@ -473,7 +460,7 @@ impl McpHub {
                 }
                 Ok(Some(token))
             }
-            McpAuth::None => Ok(None),
+            AuthStrategy::None => Ok(None),
         }
     }
 

@@ -8,9 +8,9 @@ use protocol::Scopes;
 use serde_json::Value;
 
 use super::{Agent, AgentEvent, OfferedTool, TurnOwner};
+use crate::config::AuthStrategy;
 use crate::confirm::{CONFIRMATION_LIFETIME, ConfirmationRequest, Owner, Sink, Verdict};
 use crate::conversations::ToolResultView;
-use crate::mcp::McpAuth;
 
 impl Agent {
     /// Asks the person before a call that needs it (pausing the turn until they decide): whether
@@ -32,8 +32,8 @@ impl Agent {
         let subject = &owner.principal.subject;
         let connection = target.server.name.as_str();
         let first = match &target.server.auth {
-            McpAuth::IdJag { initial_scopes, .. } => initial_scopes.clone(),
-            McpAuth::None => Scopes::empty(),
+            AuthStrategy::IdJag { initial_scopes, .. } => initial_scopes.clone(),
+            AuthStrategy::None => Scopes::empty(),
         };
         let approved = first.union(&self.confirmations.approved(
             subject,

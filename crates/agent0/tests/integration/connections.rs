@@ -19,7 +19,7 @@ async fn clashing_tools_of_two_servers_are_offered_under_their_connection_names(
         let mut twin: McpServer = config.mcp_servers[0].clone();
         twin.name = "twin".into();
         twin.label = "Twin MCP Server".into();
-        if let agent0::mcp::McpAuth::IdJag { target, .. } = &mut twin.auth {
+        if let agent0::config::AuthStrategy::IdJag { target, .. } = &mut twin.auth {
             target.connection = "twin".into();
         }
         config.mcp_servers.push(twin);

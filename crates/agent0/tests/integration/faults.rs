@@ -6,10 +6,11 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
+use agent0::config::AuthStrategy;
 use agent0::llm::{
     Block, LlmError, Message, Model, ModelInfo, ModelReply, ModelRequest, StopReason, TextSink,
 };
-use agent0::mcp::{McpAuth, McpServer};
+use agent0::mcp::McpServer;
 use async_trait::async_trait;
 use serde_json::json;
 use todo0::domain::{Filter, Owner};
@@ -180,7 +181,7 @@ async fn an_unreachable_mcp_server_is_reported_while_the_others_keep_working() {
                 name: "ghost".into(),
                 label: "Ghost MCP Server".into(),
                 url: "http://127.0.0.1:9/mcp".into(),
-                auth: McpAuth::None,
+                auth: AuthStrategy::None,
                 auto_approve: Vec::new(),
                 in_band_refusals: false,
             });

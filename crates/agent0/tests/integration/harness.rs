@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
+use agent0::config::AuthStrategy;
 use agent0::conversations::SqliteConversations;
 use agent0::llm::Model;
 use agent0::llm::offline::OfflineModel;
-use agent0::mcp::{McpAuth, McpServer};
+use agent0::mcp::McpServer;
 use agent0::tokens::IdJagTarget;
 use protocol::Scopes;
 use protocol::assertion::ClientAssertionSigner;
@@ -179,7 +180,7 @@ pub async fn config(stack: &Stack, base: &str, model: Arc<dyn Model>) -> agent0:
             name: "todo0".into(),
             label: "Todo0 MCP Server".into(),
             url: stack.mcp_url.clone(),
-            auth: McpAuth::IdJag {
+            auth: AuthStrategy::IdJag {
                 target: IdJagTarget {
                     connection: "todo0".into(),
                     as_issuer: stack.idp.todo0_issuer(),

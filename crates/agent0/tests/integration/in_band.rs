@@ -7,7 +7,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use agent0::mcp::{MAX_STEP_UPS, McpAuth, McpError, McpHub, McpServer};
+use agent0::config::AuthStrategy;
+use agent0::mcp::{MAX_STEP_UPS, McpError, McpHub, McpServer};
 use agent0::tokens::{IdJagTarget, Principal, TokenBroker};
 use axum::Json;
 use axum::extract::State;
@@ -95,7 +96,7 @@ impl Rig {
             name: "sample".into(),
             label: "Sample MCP Server".into(),
             url: url.clone(),
-            auth: McpAuth::IdJag {
+            auth: AuthStrategy::IdJag {
                 target: IdJagTarget {
                     connection: "sample".into(),
                     as_issuer: idp.todo0_issuer(),

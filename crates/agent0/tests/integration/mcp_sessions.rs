@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use agent0::mcp::{McpAuth, McpHub, McpServer};
+use agent0::config::AuthStrategy;
+use agent0::mcp::{McpHub, McpServer};
 use agent0::tokens::{Principal, TokenBroker};
 use axum::Json;
 use axum::extract::State;
@@ -57,7 +58,7 @@ impl Rig {
             name: "open".into(),
             label: "Open MCP Server".into(),
             url,
-            auth: McpAuth::None,
+            auth: AuthStrategy::None,
             auto_approve: Vec::new(),
             in_band_refusals: false,
         };

@@ -9,8 +9,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agent0::config::AuthStrategy;
 use agent0::conversations::SqliteConversations;
-use agent0::mcp::{McpAuth, McpServer};
+use agent0::mcp::McpServer;
 use agent0::tokens::IdJagTarget;
 use anyhow::{Context, bail};
 use protocol::assertion::ClientAssertionSigner;
@@ -256,7 +257,7 @@ async fn agent_config(
             name: "todo0".into(),
             label: "Todo0 MCP Server".into(),
             url: mcp_url.to_owned(),
-            auth: McpAuth::IdJag {
+            auth: AuthStrategy::IdJag {
                 target: IdJagTarget {
                     connection: "todo0".into(),
                     as_issuer: todo_issuer.to_owned(),
