@@ -141,12 +141,24 @@ impl OktaClient {
         })
     }
 
-    fn url(&self, path_or_url: &str) -> String {
-        if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {
-            path_or_url.to_owned()
-        } else {
-            format!("{}{path_or_url}", self.org)
+    /// `path_or_url` resolved against the org (as a URL reference, never glued on as text, which
+    /// would let `@evil.example/` name another host). The API token goes only to the org: a
+    /// `Link` or `Location` naming another origin is refused, never followed.
+    fn url(&self, path_or_url: &str, what: &str) -> Result<reqwest::Url, ApiError> {
+        let refused = |message: &str| ApiError::Invalid {
+            what: what.to_owned(),
+            message: message.to_owned(),
+        };
+        let base = reqwest::Url::parse(&self.org).map_err(|_| refused("the org is not a URL"))?;
+        let url = base
+            .join(path_or_url)
+            .map_err(|_| refused("a link the org sent is not a URL"))?;
+        if url.origin() != base.origin() || !url.username().is_empty() || url.password().is_some() {
+            return Err(refused(
+                "the org pointed to another origin; the API token is sent to the org only",
+            ));
         }
+        Ok(url)
     }
 
     /// `SSWS <token>`, marked sensitive so no debug output shows it.
@@ -169,12 +181,12 @@ impl OktaClient {
         body: Option<&Value>,
         what: &str,
     ) -> Result<Reply, ApiError> {
-        let url = self.url(path);
+        let url = self.url(path, what)?;
         let mut retries = 0;
         loop {
             let mut request = self
                 .http
-                .request(method.clone(), &url)
+                .request(method.clone(), url.clone())
                 .header(header::ACCEPT, "application/json")
                 .header(header::AUTHORIZATION, self.authorization()?);
             if let Some(body) = body {
@@ -186,16 +198,7 @@ impl OktaClient {
             })?;
             let status = response.status();
             let headers = response.headers().clone();
-            let bytes = response.bytes().await.map_err(|e| ApiError::Transport {
-                what: what.to_owned(),
-                message: protocol::discovery::with_causes(&e.without_url()),
-            })?;
-            if bytes.len() > MAX_BODY_BYTES {
-                return Err(ApiError::Invalid {
-                    what: what.to_owned(),
-                    message: "the response is too large".into(),
-                });
-            }
+            let bytes = read_capped(response, what).await?;
             if status == StatusCode::TOO_MANY_REQUESTS && retries < MAX_RATE_LIMIT_RETRIES {
                 retries += 1;
                 let wait = rate_limit_wait(&headers, protocol::clock::system().now())
@@ -232,7 +235,9 @@ impl OktaClient {
                 .find_map(next_link);
             return Ok(Reply {
                 status,
-                location: text(header::LOCATION).map(|l| self.url(&l)),
+                location: text(header::LOCATION)
+                    .map(|l| self.url(&l, what).map(String::from))
+                    .transpose()?,
                 next,
                 body: json,
             });
@@ -265,10 +270,18 @@ impl OktaClient {
     pub(crate) async fn list(&self, path: &str, what: &str) -> Result<Vec<Value>, ApiError> {
         let mut items = Vec::new();
         let mut next = Some(path.to_owned());
+        let mut seen = std::collections::HashSet::new();
         for _ in 0..MAX_PAGES {
             let Some(page) = next.take() else {
                 return Ok(items);
             };
+            // A `next` link back to a page already read would loop until MAX_PAGES.
+            if !seen.insert(self.url(&page, what)?) {
+                return Err(ApiError::Invalid {
+                    what: what.to_owned(),
+                    message: "the list's next link points back to a page already read".into(),
+                });
+            }
             let reply = self.send(Method::GET, &page, None, what).await?;
             match reply.body {
                 Value::Array(page) => items.extend(page),
@@ -344,6 +357,31 @@ impl OktaClient {
             _ => Ok(reply.body),
         }
     }
+}
+
+/// The response body, refused past [`MAX_BODY_BYTES`] without reading more than that.
+async fn read_capped(mut response: reqwest::Response, what: &str) -> Result<Vec<u8>, ApiError> {
+    let too_large = || ApiError::Invalid {
+        what: what.to_owned(),
+        message: "the response is too large".into(),
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_BODY_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| ApiError::Transport {
+        what: what.to_owned(),
+        message: protocol::discovery::with_causes(&e.without_url()),
+    })? {
+        if bytes.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }
 
 /// How long to wait after a 429: until `X-Rate-Limit-Reset` (epoch seconds) plus a second,
@@ -422,6 +460,39 @@ mod tests {
             Some("https://o.okta.com/api/v1/trustedOrigins?after=abc&limit=20")
         );
         assert_eq!(next_link("<https://x/self>; rel=\"self\""), None);
+    }
+
+    #[test]
+    fn links_and_locations_resolve_to_the_org_only() {
+        let polling = Polling {
+            interval: Duration::from_millis(1),
+            deadline: Duration::from_secs(1),
+        };
+        let client =
+            OktaClient::new("https://o.okta.com", SecretString::from("00t"), polling).unwrap();
+        let url = |path: &str| client.url(path, "test").map(String::from);
+        assert_eq!(
+            url("/api/v1/apps?after=x").unwrap(),
+            "https://o.okta.com/api/v1/apps?after=x"
+        );
+        assert_eq!(
+            url("https://o.okta.com/api/v1/apps").unwrap(),
+            "https://o.okta.com/api/v1/apps"
+        );
+        // Glued to the org as text, this would have named the host evil.example.
+        assert_eq!(
+            url("@evil.example/x").unwrap(),
+            "https://o.okta.com/@evil.example/x"
+        );
+        for foreign in [
+            "https://evil.example/api/v1/apps",
+            "http://o.okta.com/api/v1/apps",
+            "https://o.okta.com:8443/x",
+            "//evil.example/x",
+            "https://u:p@o.okta.com/x",
+        ] {
+            assert!(url(foreign).is_err(), "{foreign} must be refused");
+        }
     }
 
     #[test]

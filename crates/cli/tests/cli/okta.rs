@@ -720,3 +720,44 @@ async fn okta_bootstrap_recreates_what_was_deleted_by_hand() {
     assert_eq!(todo_app["OKTA_CLIENT_ID"], "client-0oa19");
     assert!(dir.path().join("packages/todo0/.env.app.backup").exists());
 }
+
+/// A hostile or compromised org must not get the API token sent elsewhere: a `Link:
+/// rel="next"` or an operation's `Location` naming another origin is refused, never followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_bootstrap_never_sends_the_api_token_to_another_origin() {
+    let thief = StandIn::start().await;
+    for second_page in [false, true] {
+        let org = StandIn::start().await;
+        org.with(|s| s.faults.foreign_links = Some(thief.base.clone()));
+        if second_page {
+            // Enough look-alike servers for a second page of the first list bootstrap reads,
+            // so its `next` link (to the other origin) comes up.
+            org.with(|s| {
+                let items = s
+                    .resources
+                    .entry("/api/v1/authorizationServers".into())
+                    .or_default();
+                for i in 0..3 {
+                    items.push(json!({"id": format!("ausOld{i}"),
+                        "name": format!("todo0-mcp-server-old{i}"), "audiences": ["x"],
+                        "status": "ACTIVE"}));
+                }
+            });
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let run = bootstrap(&org, dir.path()).await;
+        assert!(!run.ok, "{}", run.stderr);
+        assert!(
+            run.stderr.contains("another origin"),
+            "the refusal is explained: {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains(TOKEN) && !run.stdout.contains(TOKEN));
+    }
+    let stolen: Vec<_> = thief.requests();
+    assert!(
+        stolen.is_empty(),
+        "requests reached another origin: {:?}",
+        stolen.iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+}

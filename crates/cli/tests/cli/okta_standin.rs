@@ -53,6 +53,8 @@ pub(crate) struct Faults {
     pub(crate) fail_operations: bool,
     /// DELETEs of exactly this path answer 500 (each time).
     pub(crate) fail_delete: Option<String>,
+    /// A hostile org: `Link: rel="next"` and operation `Location`s name this other origin.
+    pub(crate) foreign_links: Option<String>,
 }
 
 #[derive(Default)]
@@ -320,6 +322,11 @@ fn operation(
     let id = new_id(s, "op");
     s.ops.insert(id.clone(), (0, result, then));
     // Relative for creations, absolute for lifecycle calls: the client must take both.
+    if let Some(foreign) = &s.faults.foreign_links {
+        return accepted(format!(
+            "{foreign}/workload-principals/api/v1/operations/{id}"
+        ));
+    }
     accepted(if absolute {
         format!("{base}/workload-principals/api/v1/operations/{id}")
     } else {
@@ -510,7 +517,8 @@ fn route(
             };
             let mut response = json(body);
             if after + PAGE < items.len() {
-                let mut next = url::Url::parse(&format!("{base}{path}")).unwrap();
+                let next_base = s.faults.foreign_links.as_deref().unwrap_or(base);
+                let mut next = url::Url::parse(&format!("{next_base}{path}")).unwrap();
                 {
                     let mut pairs = next.query_pairs_mut();
                     for (k, v) in query.iter().filter(|(k, _)| *k != "after") {

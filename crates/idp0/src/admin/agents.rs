@@ -286,9 +286,19 @@ pub(crate) async fn list_keys(
     Ok(Json(Value::Array(keys)))
 }
 
+/// The smallest RSA modulus accepted, in bits (Okta's own minimum for uploaded keys).
+const MIN_RSA_BITS: usize = 2048;
+/// The largest RSA modulus accepted, in bits (what the verifier handles).
+const MAX_RSA_BITS: usize = 8192;
+/// The longest `kid`.
+const MAX_KID_LEN: usize = 128;
+
 /// The public JWK `value` with its `kid` (given, or the RFC 7638 thumbprint) and `use: sig`;
-/// refused unless it is an RSA or EC public key without private members.
-fn public_jwk(mut value: Value) -> Result<(Value, String), AdminError> {
+/// refused unless it is an RSA (2048 to 8192 bits, exponent 65537) or EC (P-256, P-384, with
+/// coordinates of the curve's size) public key without private members. Only the members a
+/// verifier needs are kept (`kty`, `n`/`e` or `crv`/`x`/`y`, `kid`, `alg`, `use`): `jku`,
+/// `x5u`, `x5c` and anything else are dropped, not stored and served back.
+fn public_jwk(value: Value) -> Result<(Value, String), AdminError> {
     let object = value
         .as_object()
         .ok_or_else(|| AdminError::invalid("jwk", "jwk: send the public key as a JSON object"))?;
@@ -298,16 +308,27 @@ fn public_jwk(mut value: Value) -> Result<(Value, String), AdminError> {
             format!("jwk: {member:?} is private key material; upload the public key only"),
         ));
     }
-    if !matches!(
-        object.get("kty").and_then(Value::as_str),
-        Some("RSA" | "EC")
-    ) {
-        return Err(AdminError::invalid("kty", "kty: RSA or EC keys only"));
+    let members: &[&str] = match object.get("kty").and_then(Value::as_str) {
+        Some("RSA") => &["kty", "n", "e", "kid", "alg", "use"],
+        Some("EC") => &["kty", "crv", "x", "y", "kid", "alg", "use"],
+        _ => return Err(AdminError::invalid("kty", "kty: RSA or EC keys only")),
+    };
+    if object.get("use").is_some_and(|u| u.as_str() != Some("sig")) {
+        return Err(AdminError::invalid(
+            "use",
+            "use: an AI agent's key signs its client assertions (\"sig\")",
+        ));
     }
-    let jwk: Jwk = serde_json::from_value(value.clone())
+    let mut kept: serde_json::Map<String, Value> = object
+        .iter()
+        .filter(|(name, _)| members.contains(&name.as_str()))
+        .map(|(name, v)| (name.clone(), v.clone()))
+        .collect();
+    let jwk: Jwk = serde_json::from_value(Value::Object(kept.clone()))
         .map_err(|e| AdminError::invalid("jwk", format!("jwk: not a JWK ({e})")))?;
     protocol::keys::pinned_algorithm(&jwk)
         .map_err(|e| AdminError::invalid("alg", format!("alg: {e}")))?;
+    check_strength(&jwk)?;
     jsonwebtoken::DecodingKey::from_jwk(&jwk)
         .map_err(|e| AdminError::invalid("jwk", format!("jwk: not a usable public key ({e})")))?;
     let kid = match jwk.common.key_id.clone() {
@@ -315,9 +336,77 @@ fn public_jwk(mut value: Value) -> Result<(Value, String), AdminError> {
         _ => protocol::keys::thumbprint(&jwk)
             .map_err(|e| AdminError::invalid("jwk", format!("jwk: {e}")))?,
     };
-    value["kid"] = json!(kid);
-    value["use"] = json!("sig");
-    Ok((value, kid))
+    if kid.len() > MAX_KID_LEN || !kid.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(AdminError::invalid(
+            "kid",
+            format!("kid: up to {MAX_KID_LEN} printable characters without spaces"),
+        ));
+    }
+    kept.insert("kid".into(), json!(kid));
+    kept.insert("use".into(), json!("sig"));
+    Ok((Value::Object(kept), kid))
+}
+
+/// The key's size: RSA 2048 to 8192 bits with the exponent 65537; EC coordinates of the curve's
+/// length. (Whether an EC point is on its curve is checked by the verifier at each use.)
+fn check_strength(jwk: &Jwk) -> Result<(), AdminError> {
+    use base64::Engine;
+    use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve};
+    let decode = |field: &str, text: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| AdminError::invalid(field, format!("{field}: not base64url")))
+    };
+    match &jwk.algorithm {
+        AlgorithmParameters::RSA(rsa) => {
+            let n = decode("n", &rsa.n)?;
+            let n = n
+                .iter()
+                .skip_while(|b| **b == 0)
+                .copied()
+                .collect::<Vec<u8>>();
+            let bits = n.first().map_or(0, |top| {
+                (n.len() - 1) * 8 + (8 - top.leading_zeros() as usize)
+            });
+            if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+                return Err(AdminError::invalid(
+                    "n",
+                    format!("n: the RSA key has {bits} bits; use {MIN_RSA_BITS} to {MAX_RSA_BITS}"),
+                ));
+            }
+            let e = decode("e", &rsa.e)?;
+            if e.iter()
+                .skip_while(|b| **b == 0)
+                .copied()
+                .collect::<Vec<u8>>()
+                != [1, 0, 1]
+            {
+                return Err(AdminError::invalid(
+                    "e",
+                    "e: use the public exponent 65537 (\"AQAB\")",
+                ));
+            }
+            Ok(())
+        }
+        AlgorithmParameters::EllipticCurve(ec) => {
+            let size = match ec.curve {
+                EllipticCurve::P256 => 32,
+                EllipticCurve::P384 => 48,
+                _ => return Err(AdminError::invalid("crv", "crv: P-256 or P-384")),
+            };
+            if decode("x", &ec.x)?.len() != size || decode("y", &ec.y)?.len() != size {
+                return Err(AdminError::invalid(
+                    "crv",
+                    format!(
+                        "crv: the coordinates of a {:?} key are {size} bytes",
+                        ec.curve
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        _ => Err(AdminError::invalid("kty", "kty: RSA or EC keys only")),
+    }
 }
 
 /// `POST …/ai-agents/{id}/credentials/jwks` with a bare public JWK → 201 `{id, kid, …}`.

@@ -168,6 +168,29 @@ fn check(request: &AppRequest) -> Result<(), AdminError> {
             "settings.oauthClient.redirect_uris: give at least one redirect URI",
         ));
     }
+    let uris = [
+        ("redirect_uris", &settings.redirect_uris),
+        (
+            "post_logout_redirect_uris",
+            &settings.post_logout_redirect_uris,
+        ),
+    ];
+    let single = [
+        ("initiate_login_uri", &settings.initiate_login_uri),
+        ("client_uri", &settings.client_uri),
+        ("logo_uri", &settings.logo_uri),
+    ];
+    for (field, uri) in uris
+        .iter()
+        .flat_map(|(field, list)| list.iter().map(move |uri| (*field, uri)))
+        .chain(
+            single
+                .iter()
+                .filter_map(|(field, uri)| uri.as_ref().map(|uri| (*field, uri))),
+        )
+    {
+        check_web_uri(field, uri)?;
+    }
     if settings.response_types.iter().any(|r| r != "code") {
         return Err(AdminError::invalid(
             "settings.oauthClient.response_types",
@@ -183,6 +206,45 @@ fn check(request: &AppRequest) -> Result<(), AdminError> {
             "settings.oauthClient.grant_types",
             "settings.oauthClient.grant_types: authorization_code and refresh_token are supported",
         ));
+    }
+    Ok(())
+}
+
+/// The longest URI an app may name.
+const MAX_URI_LEN: usize = 2048;
+
+/// A web app's URI: absolute `https` or `http` with a host, no user information, fragment or
+/// wildcard, no whitespace or control characters (a `javascript:`, `data:` or `file:` redirect
+/// would turn the authorization response into script or a local file).
+fn check_web_uri(field: &str, uri: &str) -> Result<(), AdminError> {
+    let refuse = |why: &str| {
+        Err(AdminError::invalid(
+            &format!("settings.oauthClient.{field}"),
+            format!("settings.oauthClient.{field}: {why}"),
+        ))
+    };
+    if uri.len() > MAX_URI_LEN {
+        return refuse(&format!("a URI is at most {MAX_URI_LEN} characters"));
+    }
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return refuse("a URI has no spaces or control characters");
+    }
+    let Ok(parsed) = url::Url::parse(uri) else {
+        return refuse(&format!("{uri:?} is not an absolute URI"));
+    };
+    if !matches!(parsed.scheme(), "https" | "http") || parsed.host().is_none() {
+        return refuse(&format!(
+            "{uri:?} must be an https (or http) URL with a host"
+        ));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return refuse(&format!("{uri:?} must not carry user information"));
+    }
+    if parsed.fragment().is_some() || uri.contains('#') {
+        return refuse(&format!("{uri:?} must not contain a fragment"));
+    }
+    if uri.contains('*') {
+        return refuse(&format!("{uri:?}: wildcards are not supported"));
     }
     Ok(())
 }

@@ -175,6 +175,12 @@ async fn subject(
             let user = idp
                 .user(&claims.sub)
                 .ok_or_else(|| OAuthError::InvalidGrant("unknown subject".into()))?;
+            let issued_to = std::iter::once(&client.client_id)
+                .chain(&client.linked_clients)
+                .filter(|c| claims.aud.contains(c));
+            for app in issued_to {
+                require_assigned(idp, app, &user)?;
+            }
             Ok((user, claims.auth_time))
         }
         TokenType::RefreshToken => {
@@ -199,6 +205,7 @@ async fn subject(
             let user = idp
                 .user(&record.grant.user_id)
                 .ok_or_else(|| OAuthError::InvalidGrant("unknown subject".into()))?;
+            require_assigned(idp, &record.grant.client_id, &user)?;
             Ok((user, Some(record.grant.auth_time)))
         }
         other => Err(OAuthError::InvalidRequest(format!(
@@ -207,6 +214,18 @@ async fn subject(
             TokenType::IdToken,
             TokenType::RefreshToken
         ))),
+    }
+}
+
+/// A subject token stands for its user only while the user is still assigned to the app it was
+/// issued to (Okta's app assignments, enforced at sign-in by `authorize`): unassigning a person
+/// stops agents from exchanging the tokens they already hold.
+fn require_assigned(idp: &Idp, app: &str, user: &User) -> Result<(), OAuthError> {
+    match idp.client(app) {
+        Some(app) if !app.is_assigned(&user.id) => Err(OAuthError::InvalidGrant(
+            "subject token rejected: the user is not assigned to the application".into(),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -184,21 +184,21 @@ async fn lists_paginate_with_link_next_to_the_end() {
 }
 
 /// What the bootstrap sequence created.
-struct Created {
-    as_id: String,
-    app_id: String,
-    secret: SecretString,
-    user_id: String,
-    agent_id: String,
-    kid: String,
-    policy_id: String,
-    rule_id: String,
-    connection_id: String,
-    origin_id: String,
+pub(crate) struct Created {
+    pub(crate) as_id: String,
+    pub(crate) app_id: String,
+    pub(crate) secret: SecretString,
+    pub(crate) user_id: String,
+    pub(crate) agent_id: String,
+    pub(crate) kid: String,
+    pub(crate) policy_id: String,
+    pub(crate) rule_id: String,
+    pub(crate) connection_id: String,
+    pub(crate) origin_id: String,
 }
 
 /// OKTA.md §4 steps 1–11 (the connection after the policy, to see the agent refused first).
-async fn bootstrap(idp: &IdpHandle, api: &Api, key: &SigningKey) -> Created {
+pub(crate) async fn bootstrap(idp: &IdpHandle, api: &Api, key: &SigningKey) -> Created {
     // 4, 6: who the token belongs to, the org.
     let me = api.get("/api/v1/users/me").await;
     assert_eq!(me["status"], "ACTIVE");
@@ -439,7 +439,7 @@ async fn bootstrap(idp: &IdpHandle, api: &Api, key: &SigningKey) -> Created {
 }
 
 /// alice logs in to the created app through the login form; its ID token.
-async fn log_in(idp: &IdpHandle, app_id: &str, secret: &SecretString) -> SecretString {
+pub(crate) async fn log_in(idp: &IdpHandle, app_id: &str, secret: &SecretString) -> SecretString {
     let pkce = Pkce::new();
     let url = idp.authorize_url(app_id, CALLBACK, "openid profile email", &pkce, "s", "n");
     let code = Browser::new()
@@ -468,7 +468,7 @@ async fn log_in(idp: &IdpHandle, app_id: &str, secret: &SecretString) -> SecretS
 }
 
 /// Both Cross-App Access steps as the created agent, signing with its uploaded key.
-async fn exchange(
+pub(crate) async fn exchange(
     idp: &IdpHandle,
     agent_id: &str,
     key: &SigningKey,

@@ -248,3 +248,172 @@ async fn a_stored_directory_that_no_longer_fits_stops_the_start_naming_the_objec
     assert!(error.contains("duplicate client id"), "{error}");
     assert!(error.contains("Fix:"), "{error}");
 }
+
+fn app_body(field: &str, value: Value) -> Value {
+    let mut settings = json!({
+        "redirect_uris": ["http://localhost:3000/callback"],
+        "response_types": ["code"],
+        "grant_types": ["authorization_code"],
+        "application_type": "web",
+    });
+    settings[field] = value;
+    json!({
+        "name": "oidc_client",
+        "label": "hostile",
+        "signOnMode": "OPENID_CONNECT",
+        "settings": {"oauthClient": settings},
+    })
+}
+
+#[tokio::test]
+async fn apps_with_script_data_file_or_odd_redirect_uris_are_refused() {
+    let idp = IdpHandle::start().await.unwrap();
+    let api = Api::new(&idp);
+    for (field, value) in [
+        ("redirect_uris", json!(["javascript:alert(1)"])),
+        (
+            "redirect_uris",
+            json!(["data:text/html,<script>1</script>"]),
+        ),
+        ("redirect_uris", json!(["file:///etc/passwd"])),
+        ("redirect_uris", json!(["http://user:pw@localhost/cb"])),
+        ("redirect_uris", json!(["https://*.example.com/cb"])),
+        (
+            "redirect_uris",
+            json!(["http://localhost/cb\r\nSet-Cookie: x=1"]),
+        ),
+        ("redirect_uris", json!(["http://localhost/cb#fragment"])),
+        ("redirect_uris", json!(["/relative"])),
+        ("post_logout_redirect_uris", json!(["javascript:alert(1)"])),
+        ("initiate_login_uri", json!("javascript:alert(1)")),
+        (
+            "logo_uri",
+            json!("data:image/svg+xml,<svg onload=alert(1)>"),
+        ),
+    ] {
+        let reply = api
+            .call(
+                Method::POST,
+                "/api/v1/apps",
+                Some(app_body(field, value.clone())),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{field} {value}");
+        assert_eq!(reply.body["errorCode"], "E0000001", "{field} {value}");
+    }
+    assert!(
+        api.list("/api/v1/apps").await.is_empty(),
+        "nothing was created"
+    );
+    let fine = api
+        .call(
+            Method::POST,
+            "/api/v1/apps",
+            Some(app_body(
+                "post_logout_redirect_uris",
+                json!(["https://app.example/"]),
+            )),
+        )
+        .await;
+    assert_eq!(fine.status, StatusCode::OK, "{}", fine.body);
+    idp.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn weak_odd_or_decorated_agent_keys_are_refused_or_stripped() {
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let idp = IdpHandle::start().await.unwrap();
+    let api = Api::new(&idp);
+    let created = api
+        .call(
+            Method::POST,
+            AGENTS,
+            Some(json!({"profile": {"name": "keys"}})),
+        )
+        .await;
+    let agent = created.body["resource"]["id"].as_str().unwrap().to_owned();
+    let keys = format!("{AGENTS}/{agent}/credentials/jwks");
+    let rsa = SigningKey::generate(KeyKind::Rsa).unwrap();
+    let public = serde_json::to_value(rsa.public_jwk()).unwrap();
+    let with = |changes: Value| {
+        let mut jwk = public.clone();
+        for (name, value) in changes.as_object().unwrap() {
+            jwk[name] = value.clone();
+        }
+        jwk
+    };
+    let mut small = vec![0xC3u8; 128]; // a 1024-bit modulus
+    small[127] |= 1;
+    let p256 = SigningKey::generate(KeyKind::P256).unwrap();
+    let ec = serde_json::to_value(p256.public_jwk()).unwrap();
+    let mut ec_as_p384 = ec.clone();
+    ec_as_p384["crv"] = json!("P-384");
+    ec_as_p384.as_object_mut().unwrap().remove("alg");
+    for (what, jwk) in [
+        ("RSA 1024", with(json!({"n": b64(&small), "kid": "small"}))),
+        ("e = 1", with(json!({"e": "AQ", "kid": "e1"}))),
+        ("e = 3", with(json!({"e": "Aw", "kid": "e3"}))),
+        ("n = 1", with(json!({"n": "AQ", "kid": "n1"}))),
+        ("use enc", with(json!({"use": "enc", "kid": "enc"}))),
+        ("kid too long", with(json!({"kid": "k".repeat(500)}))),
+        ("kid with spaces", with(json!({"kid": "a kid"}))),
+        ("P-256 point called P-384", ec_as_p384),
+    ] {
+        let reply = api.call(Method::POST, &keys, Some(jwk)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{what}: {}",
+            reply.body
+        );
+        assert_eq!(reply.body["errorCode"], "E0000001", "{what}");
+    }
+    assert!(api.call(Method::GET, &keys, None).await.body == json!([]));
+    // Members a verifier has no use for (and must never follow) are not kept.
+    let decorated = with(json!({
+        "jku": "https://evil.example/jwks",
+        "x5u": "https://evil.example/cert",
+        "x5c": ["MIIB"],
+        "note": "x",
+    }));
+    let reply = api.call(Method::POST, &keys, Some(decorated)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let listed = api.call(Method::GET, &keys, None).await.body;
+    for member in ["jku", "x5u", "x5c", "note"] {
+        assert!(
+            listed[0].get(member).is_none(),
+            "{member} was kept: {listed}"
+        );
+    }
+    assert_eq!(listed[0]["n"], public["n"]);
+    idp.stop().await.unwrap();
+}
+
+/// Unassigning a person from the app ends what the agent can do with the tokens it already
+/// holds for them: the next ID-JAG exchange of their ID token is `invalid_grant`.
+#[tokio::test]
+async fn an_unassigned_user_s_id_token_no_longer_exchanges() {
+    use crate::management::{bootstrap, exchange, log_in};
+    let idp = IdpHandle::start().await.unwrap();
+    let api = Api::new(&idp);
+    let key = SigningKey::generate(KeyKind::Rsa).unwrap();
+    let created = bootstrap(&idp, &api, &key).await;
+    let id_token = log_in(&idp, &created.app_id, &created.secret).await;
+    exchange(&idp, &created.agent_id, &key, &created.as_id, &id_token)
+        .await
+        .expect("assigned: the exchange works");
+    let unassigned = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/apps/{}/users/{}", created.app_id, created.user_id),
+            None,
+        )
+        .await;
+    assert_eq!(unassigned.status, StatusCode::NO_CONTENT);
+    let refused = exchange(&idp, &created.agent_id, &key, &created.as_id, &id_token)
+        .await
+        .expect_err("unassigned: refused");
+    assert!(refused.to_string().contains("invalid_grant"), "{refused}");
+    idp.stop().await.unwrap();
+}
