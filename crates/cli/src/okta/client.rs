@@ -20,6 +20,8 @@ const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 const MAX_RATE_LIMIT_RETRIES: u32 = 5;
 /// The longest single wait for a rate limit to reset.
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+/// The most characters of an error text from the org that are shown.
+const MAX_SHOWN_CHARS: usize = 1000;
 /// At most this many pages of one list.
 const MAX_PAGES: usize = 200;
 
@@ -161,6 +163,27 @@ impl OktaClient {
         Ok(url)
     }
 
+    /// Text the org sent, fit to be shown: the API token (which a hostile or broken server
+    /// could echo) redacted, control characters (terminal escapes) replaced, and at most
+    /// [`MAX_SHOWN_CHARS`] characters.
+    fn shown(&self, text: &str) -> String {
+        let token = self.token.expose_secret();
+        let text = if token.is_empty() {
+            text.to_owned()
+        } else {
+            text.replace(token, "[API token]")
+        };
+        let mut shown: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(MAX_SHOWN_CHARS)
+            .collect();
+        if text.chars().count() > MAX_SHOWN_CHARS {
+            shown.push('…');
+        }
+        shown
+    }
+
     /// `SSWS <token>`, marked sensitive so no debug output shows it.
     fn authorization(&self) -> Result<header::HeaderValue, ApiError> {
         let mut value =
@@ -219,7 +242,7 @@ impl OktaClient {
                 return Err(ApiError::Status {
                     what: what.to_owned(),
                     status: status.as_u16(),
-                    summary: error_summary(&json),
+                    summary: self.shown(&error_summary(&json)),
                 });
             }
             let text = |name: header::HeaderName| {
@@ -324,7 +347,7 @@ impl OktaClient {
                 Some("FAILED") => {
                     return Err(ApiError::OperationFailed {
                         what: what.to_owned(),
-                        detail: operation_detail(&operation),
+                        detail: self.shown(&operation_detail(&operation)),
                     });
                 }
                 _ => {}
@@ -493,6 +516,25 @@ mod tests {
         ] {
             assert!(url(foreign).is_err(), "{foreign} must be refused");
         }
+    }
+
+    #[test]
+    fn text_from_the_org_is_shown_without_the_token_or_terminal_escapes() {
+        let polling = Polling {
+            interval: Duration::from_millis(1),
+            deadline: Duration::from_secs(1),
+        };
+        let client = OktaClient::new(
+            "https://o.okta.com",
+            SecretString::from("00secret"),
+            polling,
+        )
+        .unwrap();
+        assert_eq!(
+            client.shown("bad token 00secret\u{1b}[2J"),
+            "bad token [API token] [2J"
+        );
+        assert_eq!(client.shown(&"x".repeat(5000)).chars().count(), 1001);
     }
 
     #[test]

@@ -666,6 +666,15 @@ pub(crate) async fn create_rule(
             "conditions.scopes.include: name the scopes (or *)",
         ));
     }
+    // idp0 does not evaluate a rule's people condition: a rule limited to some people would
+    // apply to everyone, so it is refused rather than silently widened.
+    if !c.people.users.include.is_empty() || c.people.groups.include.iter().any(|g| g != "EVERYONE")
+    {
+        return Err(AdminError::invalid(
+            "conditions.people",
+            "conditions.people: idp0 supports rules for everyone only (groups [\"EVERYONE\"], no users)",
+        ));
+    }
     let token = request.actions.token;
     let access = token.access_token_lifetime_minutes.unwrap_or(60);
     if !(5..=1440).contains(&access) {

@@ -417,3 +417,56 @@ async fn an_unassigned_user_s_id_token_no_longer_exchanges() {
     assert!(refused.to_string().contains("invalid_grant"), "{refused}");
     idp.stop().await.unwrap();
 }
+
+/// idp0 does not evaluate a rule's people condition, so a rule for some people only is refused
+/// (it would otherwise grant everyone what it grants them).
+#[tokio::test]
+async fn a_rule_limited_to_some_people_is_refused_not_widened_to_everyone() {
+    let idp = IdpHandle::start().await.unwrap();
+    let api = Api::new(&idp);
+    let server = api
+        .post(
+            "/api/v1/authorizationServers",
+            json!({"name": "people", "audiences": ["http://localhost:5003/mcp"]}),
+            StatusCode::CREATED,
+        )
+        .await
+        .body;
+    let base = format!(
+        "/api/v1/authorizationServers/{}",
+        server["id"].as_str().unwrap()
+    );
+    let policy = api
+        .post(
+            &format!("{base}/policies"),
+            json!({"name": "p", "priority": 1, "conditions": {"clients": {"include": ["ALL_CLIENTS"]}}}),
+            StatusCode::CREATED,
+        )
+        .await
+        .body;
+    let rules = format!("{base}/policies/{}/rules", policy["id"].as_str().unwrap());
+    let rule = |people: Value| {
+        json!({"name": "r", "type": "RESOURCE_ACCESS",
+               "conditions": {"grantTypes": {"include": ["client_credentials"]},
+                              "people": people, "scopes": {"include": ["*"]}}})
+    };
+    let alice = api.get("/api/v1/users/me").await["id"].clone();
+    for people in [
+        json!({"users": {"include": [alice]}}),
+        json!({"groups": {"include": ["00gAdmins"]}}),
+        json!({"groups": {"include": ["EVERYONE", "00gAdmins"]}}),
+    ] {
+        let reply = api
+            .call(Method::POST, &rules, Some(rule(people.clone())))
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{people}");
+    }
+    assert!(api.list(&rules).await.is_empty());
+    api.post(
+        &rules,
+        rule(json!({"groups": {"include": ["EVERYONE"]}})),
+        StatusCode::CREATED,
+    )
+    .await;
+    idp.stop().await.unwrap();
+}
