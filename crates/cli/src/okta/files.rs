@@ -48,6 +48,24 @@ pub(crate) struct Written {
 pub(crate) fn agent_key(path: &Path) -> anyhow::Result<SigningKey> {
     match std::fs::read_to_string(path) {
         Ok(pem) => {
+            // A key others can read may be known to them; in a shared --out folder it may even
+            // be theirs, planted to have its public half uploaded as the agent's. Only a key
+            // that is the owner's alone is used.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(path)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .permissions()
+                    .mode();
+                if mode & 0o077 != 0 {
+                    bail!(
+                        "{} has mode {:o}: others may know this private key, so it is not                          uploaded as the agent's. If it is yours alone, run `chmod 600` on it;                          otherwise move it away to have a new one generated",
+                        path.display(),
+                        mode & 0o777
+                    );
+                }
+            }
             let key = SigningKey::from_pem(&pem, None).ok().filter(|k| {
                 serde_json::to_value(k.public_jwk()).is_ok_and(|jwk| jwk["kty"] == "RSA")
             });

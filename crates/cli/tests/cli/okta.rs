@@ -761,3 +761,29 @@ async fn okta_bootstrap_never_sends_the_api_token_to_another_origin() {
         stolen.iter().map(|r| &r.path).collect::<Vec<_>>()
     );
 }
+
+/// A private key that others can read (or that someone else planted in a shared --out folder)
+/// is never uploaded as the agent's key: bootstrap stops before creating the agent's key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_bootstrap_refuses_an_agent_key_that_others_can_read() {
+    let org = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("packages/agent0/agent0-agent.pem");
+    std::fs::create_dir_all(key_path.parent().unwrap()).unwrap();
+    let planted = protocol::keys::SigningKey::generate(protocol::keys::KeyKind::Rsa).unwrap();
+    std::fs::write(
+        &key_path,
+        secrecy::ExposeSecret::expose_secret(planted.private_pem()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = bootstrap(&org, dir.path()).await;
+    assert!(!run.ok);
+    assert!(run.stderr.contains("has mode 644"), "{}", run.stderr);
+    let uploaded: Vec<_> = org
+        .posts()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/credentials/jwks"))
+        .collect();
+    assert!(uploaded.is_empty(), "the planted key was uploaded");
+}
