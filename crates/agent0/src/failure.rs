@@ -74,9 +74,9 @@ pub fn turn(error: &AgentError) -> String {
         AgentError::Store(StoreError::NotFound) => {
             "That conversation no longer exists; start a new one.".to_owned()
         }
-        AgentError::Store(StoreError::Database(_)) => {
-            "Your conversation could not be saved or read; try again in a moment.".to_owned()
-        }
+        AgentError::Store(
+            StoreError::Database(_) | StoreError::Unavailable(_) | StoreError::Incompatible(_),
+        ) => "Your conversation could not be saved or read; try again in a moment.".to_owned(),
     }
 }
 
@@ -154,6 +154,12 @@ mod tests {
         assert_eq!(
             turn(&AgentError::Store(StoreError::Database(
                 "sqlx::Error: pool timed out".into()
+            ))),
+            "Your conversation could not be saved or read; try again in a moment."
+        );
+        assert_eq!(
+            turn(&AgentError::Store(StoreError::Unavailable(
+                "database connection failed: Connection refused (os error 111)".into()
             ))),
             "Your conversation could not be saved or read; try again in a moment."
         );

@@ -35,6 +35,8 @@ mod logs;
 mod mcp_sessions;
 #[path = "integration/outages.rs"]
 mod outages;
+#[path = "integration/postgres.rs"]
+mod postgres;
 #[path = "integration/sessions.rs"]
 mod sessions;
 #[path = "integration/token_broker.rs"]

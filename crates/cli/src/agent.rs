@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use agent0::config::ConfigFile;
 use agent0::connections::parse_disabled;
-use agent0::conversations::SqliteConversations;
+use agent0::conversations::StoreError;
 use anyhow::{Context, bail};
 use protocol::assertion::ClientAssertionSigner;
 use protocol::token_client::ClientAuth;
@@ -45,6 +45,11 @@ pub(crate) struct AgentArgs {
     /// A TOML file with more MCP servers (`[[mcp_servers]]`; see config/agent0.example.toml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Where conversations are kept: `sqlite://PATH` (or a plain path), or
+    /// `postgres://USER:PASSWORD@HOST:5432/DATABASE[?sslmode=require]` for several replicas on
+    /// one database. Env: AGENT_DATABASE_URL. Default: <data-dir>/agent0.db.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
     /// Model calls per chat turn. Env: AGENT_MAX_STEPS.
     #[arg(long)]
     max_steps: Option<usize>,
@@ -145,10 +150,17 @@ pub(crate) async fn prepare(
             .unwrap_or(3000),
     };
     idp0::fsutil::create_private_dir(&args.service.data_dir)?;
-    let db = args.service.data_dir.join("agent0.db");
-    let store = SqliteConversations::open(&db)
+    let database = settings
+        .get(args.database.as_deref(), "AGENT_DATABASE_URL")
+        .unwrap_or_else(|| {
+            format!(
+                "sqlite://{}",
+                args.service.data_dir.join("agent0.db").display()
+            )
+        });
+    let store = agent0::conversations::open(&database)
         .await
-        .with_context(|| format!("opening {}", db.display()))?;
+        .map_err(|e| anyhow::anyhow!(store_failed(&database, &e)))?;
     let no_refresh = args.no_refresh || settings.get(None, "AGENT_NO_REFRESH").is_some();
     let redirect_uri = oidc.redirect_uri.clone();
     let model_info = model.info();
@@ -166,7 +178,7 @@ pub(crate) async fn prepare(
         mcp_servers: servers,
         disabled,
         model,
-        store: Arc::new(store),
+        store,
         max_steps,
         clock,
     };
@@ -182,12 +194,32 @@ pub(crate) async fn prepare(
     let public = url::Url::parse(&redirect_uri)?.join("/")?;
     crate::tls::check_public_url(&args.tls, &public, "OKTA_REDIRECT_URI")?;
     let banner = format!(
-        "agent0 listening on {bound}\n  open:            {public}\n  agent:           {agent_id}\n  model:           {} · {}\n{}",
+        "agent0 listening on {bound}\n  open:            {public}\n  agent:           {agent_id}\n  model:           {} · {}\n  conversations:   {}\n{}",
         model_info.provider,
         model_info.model,
+        crate::todo::redact_url(&database),
         server_lines.join("\n")
     );
     Ok((state, listener, banner))
+}
+
+/// Why the conversation store did not open, naming the database (never its password) and the fix.
+fn store_failed(url: &str, error: &StoreError) -> String {
+    let shown = crate::todo::redact_url(url);
+    let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let fix = match error {
+        // The message already says what to do (a schema from a newer secure-agent).
+        StoreError::Incompatible(_) => "",
+        StoreError::Unavailable(_) if postgres => {
+            "; start PostgreSQL or check the host and port, or point --database / \
+             AGENT_DATABASE_URL at one that answers"
+        }
+        _ if postgres => {
+            "; check the user, password, database and sslmode in --database / AGENT_DATABASE_URL"
+        }
+        _ => "; check that the directory exists and is writable, or pass --database",
+    };
+    format!("cannot open the conversation database {shown}: {error}{fix}")
 }
 
 /// `private_key_jwt` with `AI_AGENT_PRIVATE_KEY_FILE` + `AI_AGENT_PRIVATE_KEY_KID`, or a client

@@ -472,7 +472,7 @@ pub(crate) async fn run_app_on(
 }
 
 /// A database URL without its password, for printing.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             let _ = parsed.set_password(Some("***"));

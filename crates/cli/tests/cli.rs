@@ -9,6 +9,8 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 use testkit::{Browser, IdpHandle};
 
+#[path = "cli/agent_database.rs"]
+mod agent_database;
 #[path = "cli/browser.rs"]
 mod browser;
 #[path = "cli/node.rs"]

@@ -42,6 +42,9 @@ pub enum ApiError {
     /// A tool-call confirmation that is not (or no longer) waiting for this person.
     #[error(transparent)]
     Confirmation(#[from] ConfirmError),
+    /// The conversation store cannot be reached now (details in the log only).
+    #[error("your conversations cannot be reached right now; try again in a moment")]
+    StoreUnavailable(String),
     /// Our own failure (details in the log only).
     #[error("something went wrong on our side")]
     Internal(String),
@@ -73,6 +76,7 @@ impl ApiError {
             Self::Confirmation(ConfirmError::Full | ConfirmError::PersonFull) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
+            Self::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -90,7 +94,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let detail = match &self {
-            Self::Internal(detail) => detail.clone(),
+            Self::Internal(detail) | Self::StoreUnavailable(detail) => detail.clone(),
             other => other.to_string(),
         };
         let mut response = (
@@ -98,6 +102,13 @@ impl IntoResponse for ApiError {
             Json(json!({"error": code, "message": self.to_string()})),
         )
             .into_response();
+        if matches!(self, Self::StoreUnavailable(_)) {
+            // A restarting database is usually back within seconds.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+        }
         response
             .extensions_mut()
             .insert(ErrorReport { status, detail });
@@ -109,7 +120,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::NotFound,
-            StoreError::Database(detail) => Self::Internal(detail),
+            StoreError::Unavailable(detail) => Self::StoreUnavailable(detail),
+            StoreError::Database(detail) | StoreError::Incompatible(detail) => {
+                Self::Internal(detail)
+            }
         }
     }
 }

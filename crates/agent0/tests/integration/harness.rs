@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use agent0::config::AuthStrategy;
-use agent0::conversations::SqliteConversations;
+use agent0::conversations::{ConversationStore, SqliteConversations};
 use agent0::llm::Model;
 use agent0::llm::offline::OfflineModel;
 use agent0::mcp::McpServer;
@@ -91,10 +91,17 @@ impl AgentStack {
 
     /// Starts a new agent0 on the stopped one's address and database (sessions are lost).
     pub async fn start_again(&mut self) {
+        let store = Arc::new(SqliteConversations::open(&self.db).await.unwrap());
+        self.start_again_with(store).await;
+    }
+
+    /// Starts a new agent0 (a new instance: sessions are lost) on the stopped one's address,
+    /// keeping conversations in `store`.
+    pub async fn start_again_with(&mut self, store: Arc<dyn ConversationStore>) {
         let address = self.base.trim_start_matches("http://").to_owned();
         let listener = tokio::net::TcpListener::bind(address).await.unwrap();
         let mut config = config(&self.stack, &self.base, self.model.clone()).await;
-        config.store = Arc::new(SqliteConversations::open(&self.db).await.unwrap());
+        config.store = store;
         self.app = agent0::AppState::new(config).await.unwrap();
         self.server = Some(serve(listener, &self.app));
     }

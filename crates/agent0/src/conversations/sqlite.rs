@@ -1,0 +1,288 @@
+//! SQLite, the embedded default: WAL, `synchronous = FULL`, in the data directory. Appends are
+//! group-committed: one writer task takes every append that is waiting, writes them in one
+//! transaction and commits once (one fsync for the group) before answering any of them.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use protocol::UnixTime;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{SqliteConnection, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{ConversationStore, ConversationSummary, StoreError, Turn, migration_failed, title_of};
+
+/// Appends written in one transaction at most.
+const MAX_BATCH: usize = 128;
+
+/// SQLite, the embedded default.
+pub struct SqliteConversations {
+    /// Reads (several connections for a file; the writer's one for an in-memory database).
+    reader: SqlitePool,
+    /// The one write connection (also used directly for `create`).
+    writer: SqlitePool,
+    appends: mpsc::Sender<Append>,
+}
+
+/// An append waiting for the writer task.
+struct Append {
+    owner: String,
+    id: String,
+    turn: StoredTurn,
+    now: UnixTime,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// A turn as stored: its JSON columns already serialized.
+struct StoredTurn {
+    user_text: String,
+    reply_text: String,
+    messages: String,
+    tool_results: String,
+}
+
+impl SqliteConversations {
+    /// Opens (creating and migrating) the database file at `path`.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let writer = single_connection(options.clone()).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self::start(reader, writer))
+    }
+
+    /// A private in-memory database (tests): one connection for everything, since each
+    /// connection to `:memory:` is a database of its own.
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let pool = single_connection(
+            SqliteConnectOptions::new()
+                .in_memory(true)
+                .foreign_keys(true),
+        )
+        .await?;
+        Ok(Self::start(pool.clone(), pool))
+    }
+
+    fn start(reader: SqlitePool, writer: SqlitePool) -> Self {
+        let (appends, queue) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(group_commit(writer.clone(), queue));
+        Self {
+            reader,
+            writer,
+            appends,
+        }
+    }
+
+    async fn owns(&self, owner: &str, id: &str) -> Result<(), StoreError> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM conversations WHERE id = ? AND owner = ?")
+                .bind(id)
+                .bind(owner)
+                .fetch_optional(&self.reader)
+                .await?;
+        found.map(|_| ()).ok_or(StoreError::NotFound)
+    }
+}
+
+/// A pool of exactly one long-lived connection, migrated.
+async fn single_connection(options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
+    let pool = SqlitePoolOptions::new()
+        .min_connections(1)
+        .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(options)
+        .await?;
+    sqlx::migrate!("./migrations/sqlite")
+        .run(&pool)
+        .await
+        .map_err(migration_failed)?;
+    Ok(pool)
+}
+
+/// The writer task: takes whatever is waiting (at least one, at most [`MAX_BATCH`]) as one
+/// group, one transaction (and one fsync) per group; stops when every sender is gone.
+async fn group_commit(writer: SqlitePool, mut queue: mpsc::Receiver<Append>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let results = commit(&writer, &batch).await;
+        for (append, result) in batch.drain(..).zip(results) {
+            let _ = append.done.send(result);
+        }
+    }
+}
+
+async fn commit(writer: &SqlitePool, batch: &[Append]) -> Vec<Result<(), StoreError>> {
+    let failed = |e: sqlx::Error| {
+        let message = e.to_string();
+        batch
+            .iter()
+            .map(|_| Err(StoreError::Database(message.clone())))
+            .collect()
+    };
+    let mut tx = match writer.begin().await {
+        Ok(tx) => tx,
+        Err(e) => return failed(e),
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for append in batch {
+        results.push(insert_turn(&mut tx, append).await);
+    }
+    match tx.commit().await {
+        Ok(()) => results,
+        Err(e) => failed(e),
+    }
+}
+
+/// One append: the conversation must be the owner's; the turn gets the next sequence number.
+/// (A failing statement leaves the rest of the transaction intact: SQLite statements are
+/// atomic.)
+async fn insert_turn(conn: &mut SqliteConnection, append: &Append) -> Result<(), StoreError> {
+    let updated = sqlx::query("UPDATE conversations SET updated_at = ? WHERE id = ? AND owner = ?")
+        .bind(append.now)
+        .bind(&append.id)
+        .bind(&append.owner)
+        .execute(&mut *conn)
+        .await?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    sqlx::query(
+        "INSERT INTO turns (conversation_id, seq, user_text, reply_text, messages, tool_results, created_at) \
+         VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM turns WHERE conversation_id = ?), ?, ?, ?, ?, ?)",
+    )
+    .bind(&append.id)
+    .bind(&append.id)
+    .bind(&append.turn.user_text)
+    .bind(&append.turn.reply_text)
+    .bind(&append.turn.messages)
+    .bind(&append.turn.tool_results)
+    .bind(append.now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl ConversationStore for SqliteConversations {
+    async fn create(&self, owner: &str, now: UnixTime) -> Result<String, StoreError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO conversations (id, owner, created_at, updated_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(owner)
+        .bind(now)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(id)
+    }
+
+    async fn find_latest(&self, owner: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM conversations WHERE owner = ? ORDER BY updated_at DESC, rowid DESC LIMIT 1",
+        )
+        .bind(owner)
+        .fetch_optional(&self.reader)
+        .await?)
+    }
+
+    async fn find_conversations(
+        &self,
+        owner: &str,
+        limit: u32,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        let rows: Vec<(String, Option<String>, UnixTime, u32)> = sqlx::query_as(
+            "SELECT c.id, \
+             (SELECT user_text FROM turns WHERE conversation_id = c.id ORDER BY seq LIMIT 1), \
+             c.updated_at, (SELECT COUNT(*) FROM turns WHERE conversation_id = c.id) \
+             FROM conversations c WHERE c.owner = ? \
+             ORDER BY c.updated_at DESC, \
+             (SELECT MAX(rowid) FROM turns WHERE conversation_id = c.id) DESC NULLS LAST, \
+             c.rowid DESC LIMIT ?",
+        )
+        .bind(owner)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, first, updated_at, turns)| ConversationSummary {
+                id,
+                title: first.as_deref().map(title_of).unwrap_or_default(),
+                updated_at,
+                turns,
+            })
+            .collect())
+    }
+
+    async fn count_turns(&self, owner: &str, id: &str) -> Result<u32, StoreError> {
+        let count: Option<u32> = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM turns WHERE conversation_id = c.id) \
+             FROM conversations c WHERE c.id = ? AND c.owner = ?",
+        )
+        .bind(id)
+        .bind(owner)
+        .fetch_optional(&self.reader)
+        .await?;
+        count.ok_or(StoreError::NotFound)
+    }
+
+    async fn find_turns(&self, owner: &str, id: &str, last: u32) -> Result<Vec<Turn>, StoreError> {
+        self.owns(owner, id).await?;
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT user_text, reply_text, messages, tool_results FROM \
+             (SELECT seq, user_text, reply_text, messages, tool_results FROM turns \
+              WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+        )
+        .bind(id)
+        .bind(last)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter()
+            .map(|(user_text, reply_text, messages, tool_results)| {
+                Ok(Turn {
+                    user_text,
+                    reply_text,
+                    messages: serde_json::from_str(&messages)?,
+                    tool_results: serde_json::from_str(&tool_results)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn append(
+        &self,
+        owner: &str,
+        id: &str,
+        turn: &Turn,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let (done, result) = oneshot::channel();
+        let append = Append {
+            owner: owner.to_owned(),
+            id: id.to_owned(),
+            turn: StoredTurn {
+                user_text: turn.user_text.clone(),
+                reply_text: turn.reply_text.clone(),
+                messages: serde_json::to_string(&turn.messages)?,
+                tool_results: serde_json::to_string(&turn.tool_results)?,
+            },
+            now,
+            done,
+        };
+        let stopped = || StoreError::Database("the conversation writer has stopped".into());
+        self.appends.send(append).await.map_err(|_| stopped())?;
+        result.await.map_err(|_| stopped())?
+    }
+}
