@@ -151,6 +151,15 @@ impl OktaClient {
             what: what.to_owned(),
             message: message.to_owned(),
         };
+        // A `..` segment (also as `%2e%2e` or after a backslash, which URL parsing treats alike)
+        // in an id from a state file or an answer would reach another resource of the org.
+        let raw_path = path_or_url.split(['?', '#']).next().unwrap_or_default();
+        if raw_path.split(['/', '\\']).any(|segment| {
+            let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+            decoded == "." || decoded == ".."
+        }) {
+            return Err(refused("a path with a dot segment is not sent"));
+        }
         let base = reqwest::Url::parse(&self.org).map_err(|_| refused("the org is not a URL"))?;
         let url = base
             .join(path_or_url)
@@ -502,6 +511,14 @@ mod tests {
             url("https://o.okta.com/api/v1/apps").unwrap(),
             "https://o.okta.com/api/v1/apps"
         );
+        for traversal in [
+            "/api/v1/apps/0oa1/users/../../../users/00u1",
+            "/api/v1/apps/%2E%2E/users/x",
+            "/api/v1/apps/x/..\\..\\users",
+            "/api/v1/apps/./x",
+        ] {
+            assert!(url(traversal).is_err(), "{traversal} must be refused");
+        }
         // Glued to the org as text, this would have named the host evil.example.
         assert_eq!(
             url("@evil.example/x").unwrap(),

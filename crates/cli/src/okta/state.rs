@@ -73,6 +73,14 @@ pub(crate) struct State {
     pub(crate) trusted_origin_ids: Vec<String>,
 }
 
+/// Whether `id` looks like an Okta id: 1 to 64 letters, digits, `-` or `_`.
+fn is_okta_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 impl State {
     pub(crate) fn new(okta_domain: &str) -> Self {
         Self {
@@ -103,6 +111,12 @@ impl State {
                 path.display()
             )
         })?;
+        if let Some(bad) = state.ids().find(|id| !is_okta_id(id)) {
+            bail!(
+                "{} records {bad:?}, which is not an Okta id (letters, digits, - and _); it                  would be put in a request path, so the file is refused: repair it",
+                path.display()
+            );
+        }
         if state.version > VERSION {
             bail!(
                 "{} was written by a newer secure-agent (version {}); use that version",
@@ -111,6 +125,27 @@ impl State {
             );
         }
         Ok(Some(state))
+    }
+
+    /// Every recorded id (each goes into a request path).
+    fn ids(&self) -> impl Iterator<Item = &String> {
+        self.org_id
+            .iter()
+            .chain(&self.user_id)
+            .chain(&self.mcp_auth_server_ids)
+            .chain(&self.agent0_app_ids)
+            .chain(&self.todo0_app_ids)
+            .chain(&self.agent0_app_user_ids)
+            .chain(&self.todo0_app_user_ids)
+            .chain(&self.agent_identity_ids)
+            .chain(
+                self.agent_connections
+                    .iter()
+                    .flat_map(|c| [&c.agent_id, &c.connection_id]),
+            )
+            .chain(&self.mcp_policy_ids)
+            .chain(&self.mcp_policy_rule_ids)
+            .chain(&self.trusted_origin_ids)
     }
 
     /// Refuses a state of another org.
@@ -187,6 +222,17 @@ mod tests {
             "trustedOriginNames",
         ] {
             assert!(written.get(key).is_some(), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_state_whose_ids_would_leave_their_path_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for id in ["../../users/00u1", "0oa1#", "0oa1?x", "", "%2e%2e"] {
+            let text = serde_json::json!({"oktaDomain": "a.okta.com", "todo0AppUserIds": [id]});
+            std::fs::write(State::path(dir.path()), text.to_string()).unwrap();
+            let error = State::load(dir.path()).unwrap_err().to_string();
+            assert!(error.contains("not an Okta id"), "{id}: {error}");
         }
     }
 

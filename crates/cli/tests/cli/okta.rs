@@ -787,3 +787,30 @@ async fn okta_bootstrap_refuses_an_agent_key_that_others_can_read() {
         .collect();
     assert!(uploaded.is_empty(), "the planted key was uploaded");
 }
+
+/// A state file whose ids would leave their request path (`../../users/…`) is refused before
+/// any request: rollback must not delete some other resource of the org.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_rollback_refuses_a_state_whose_ids_traverse_to_other_resources() {
+    let org = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let crafted = json!({
+        "version": 1,
+        "oktaDomain": org.base,
+        "todo0AppIds": ["0oa1"],
+        "todo0AppUserIds": ["../../../users/00u1"],
+    });
+    std::fs::write(
+        dir.path().join(".okta-bootstrap-state.json"),
+        crafted.to_string(),
+    )
+    .unwrap();
+    let run = rollback(dir.path()).await;
+    assert!(!run.ok);
+    assert!(run.stderr.contains("not an Okta id"), "{}", run.stderr);
+    assert!(
+        org.requests().iter().all(|r| r.method != "DELETE"),
+        "{:?}",
+        org.requests()
+    );
+}
