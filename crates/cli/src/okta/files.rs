@@ -120,7 +120,7 @@ pub(crate) fn write_all(out: &Path, plan: &Plan, outcome: &Outcome) -> anyhow::R
                 "OKTA_REDIRECT_URI",
                 format!("{}/callback", plan.agent_origin()),
             ),
-        ]);
+        ])?;
     put(&path, old.as_ref(), &text, &mut written)?;
 
     let path = out.join(AGENT_ENV);
@@ -130,8 +130,8 @@ pub(crate) fn write_all(out: &Path, plan: &Plan, outcome: &Outcome) -> anyhow::R
         + &lines(&[
             ("MCP_SERVER_URL", mcp_url.clone()),
             ("MCP_RESOURCE_INDICATOR", plan.audience.clone()),
-        ])
-        + &llm_section(old.as_ref())
+        ])?
+        + &llm_section(old.as_ref())?
         + "\n# Cross-App Access: the AI agent, its key, the MCP authorization server\n"
         + &lines(&[
             ("OKTA_DOMAIN", okta_domain.clone()),
@@ -147,7 +147,7 @@ pub(crate) fn write_all(out: &Path, plan: &Plan, outcome: &Outcome) -> anyhow::R
                 "MCP_AUTHORIZATION_SERVER_TOKEN_ENDPOINT",
                 format!("{as_issuer}/v1/token"),
             ),
-        ]);
+        ])?;
     put(&path, old.as_ref(), &text, &mut written)?;
 
     let path = out.join(TODO_APP_ENV);
@@ -165,7 +165,7 @@ pub(crate) fn write_all(out: &Path, plan: &Plan, outcome: &Outcome) -> anyhow::R
                 format!("{}/callback", plan.todo_origin()),
             ),
             ("EXPECTED_AUDIENCE", plan.audience.clone()),
-        ]);
+        ])?;
     put(&path, old.as_ref(), &text, &mut written)?;
 
     let path = out.join(TODO_MCP_ENV);
@@ -176,7 +176,7 @@ pub(crate) fn write_all(out: &Path, plan: &Plan, outcome: &Outcome) -> anyhow::R
             ("MCP_PORT", plan.mcp_port.to_string()),
             ("MCP_OKTA_ISSUER", as_issuer),
             ("MCP_EXPECTED_AUDIENCE", plan.audience.clone()),
-        ]);
+        ])?;
     put(&path, old.as_ref(), &text, &mut written)?;
     Ok(written)
 }
@@ -208,18 +208,23 @@ fn read_old(path: &Path) -> anyhow::Result<Option<Old>> {
     }
 }
 
-/// `NAME=value` lines, quoted where dotenv needs it.
-fn lines(vars: &[(&str, String)]) -> String {
+/// `NAME=value` lines, quoted where dotenv needs it. A value with a line break or another
+/// control character (from an answer of the org, a flag or a replaced file) is refused: written
+/// as it is, it would add lines of its own choosing to the file.
+fn lines(vars: &[(&str, String)]) -> anyhow::Result<String> {
     vars.iter()
         .map(|(name, value)| {
-            if value.contains([' ', '#', '"', '\'', '\\']) {
+            if value.chars().any(char::is_control) {
+                bail!("{name}: the value holds a line break or control character; not written");
+            }
+            Ok(if value.contains([' ', '#', '"', '\'', '\\']) {
                 format!(
                     "{name}=\"{}\"\n",
                     value.replace('\\', "\\\\").replace('"', "\\\"")
                 )
             } else {
                 format!("{name}={value}\n")
-            }
+            })
         })
         .collect()
 }
@@ -263,7 +268,7 @@ fn secret(app: &App, old: &Option<Old>, path: &Path) -> anyhow::Result<String> {
 
 /// The person's own LLM settings when the replaced file names a credential, else the offline
 /// model (secure-agent's agent runs with it) and commented placeholders.
-fn llm_section(old: Option<&Old>) -> String {
+fn llm_section(old: Option<&Old>) -> anyhow::Result<String> {
     let kept: Vec<(&str, String)> = old
         .map(|o| {
             LLM_VARS
@@ -279,9 +284,9 @@ fn llm_section(old: Option<&Old>) -> String {
         ) && !value.to_ascii_lowercase().starts_with("your")
     });
     if has_credential {
-        return "\n# LLM (kept from the file this one replaced)\n".to_owned() + &lines(&kept);
+        return Ok("\n# LLM (kept from the file this one replaced)\n".to_owned() + &lines(&kept)?);
     }
-    "\n# LLM: secure-agent's agent answers with its built-in offline model. For a real model,\n\
+    Ok("\n# LLM: secure-agent's agent answers with its built-in offline model. For a real model,\n\
      # remove LLM_PROVIDER and set your own key (or the AWS Bedrock lines).\n\
      LLM_PROVIDER=offline\n\
      # ANTHROPIC_API_KEY=your_anthropic_api_key_here\n\
@@ -290,7 +295,7 @@ fn llm_section(old: Option<&Old>) -> String {
      # AWS_ACCESS_KEY_ID=your_aws_access_key_id_here\n\
      # AWS_SECRET_ACCESS_KEY=your_aws_secret_access_key_here\n\
      # BEDROCK_MODEL_ID=your_bedrock_model_id_here\n"
-        .to_owned()
+        .to_owned())
 }
 
 /// Writes `text` (0600) unless the file holds it; a different earlier version is backed up.
@@ -497,9 +502,11 @@ mod tests {
 
     #[test]
     fn values_are_quoted_where_dotenv_needs_it() {
-        let text = lines(&[("A", "x y".into()), ("B", "plain".into())]);
+        let text = lines(&[("A", "x y".into()), ("B", "plain".into())]).unwrap();
         assert_eq!(text, "A=\"x y\"\nB=plain\n");
         let parsed = idp0::dotenv::parse(&text).unwrap();
         assert_eq!(parsed[0].1, "x y");
+        let injected = lines(&[("OKTA_CLIENT_ID", "0oa1\nLLM_BASE_URL=http://evil".into())]);
+        assert!(injected.is_err(), "a line break would add a variable");
     }
 }
