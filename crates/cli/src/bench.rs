@@ -221,6 +221,7 @@ async fn run_mcp(args: McpBenchArgs) -> anyhow::Result<()> {
     let opened = idp0::open(idp0::Options {
         data_dir: data_dir.clone(),
         config: None,
+        database: None,
         issuer: org_issuer,
         clock: protocol::clock::system(),
         topology: None,

@@ -25,6 +25,11 @@ pub(crate) struct IdpArgs {
     /// TOML configuration; without it a development configuration is generated in the data dir.
     #[arg(long, env = "IDP_CONFIG")]
     config: Option<PathBuf>,
+    /// Where idp0 keeps its state: `postgres://USER:PASSWORD@HOST:5432/DB[?sslmode=require]`
+    /// (replicas share it, and the data dir's keys), or `sqlite://PATH`. Default:
+    /// <data-dir>/idp0.db. `up` may set it directly.
+    #[arg(long, env = "IDP_DATABASE_URL", hide_env_values = true)]
+    pub(crate) database: Option<String>,
     #[command(flatten)]
     tls: crate::tls::ServeTls,
 }
@@ -186,6 +191,7 @@ async fn open(
     idp0::open(idp0::Options {
         data_dir: args.service.data_dir.clone(),
         config: args.config.clone(),
+        database: args.database.clone(),
         issuer,
         clock: protocol::clock::system(),
         topology,

@@ -83,12 +83,9 @@ pub async fn enable(idp: &Idp, data_dir: &Path) -> anyhow::Result<()> {
     let (version, doc) = match stored {
         Some((version, body)) => {
             let doc: Document = serde_json::from_str(&body).with_context(|| {
-                format!(
-                    "the management API's directory in {} is not readable ({}); restore the \
-                     database from a backup or start with a new data directory",
-                    data_dir.join("idp0.db").display(),
-                    "the stored JSON does not parse"
-                )
+                "the management API's directory in idp0's database is not readable (the stored \
+                 JSON does not parse); restore the database from a backup or start with a new one"
+                    .to_owned()
             })?;
             (version, doc)
         }

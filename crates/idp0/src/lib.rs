@@ -5,7 +5,7 @@
 //! * [`config`]: the TOML configuration; [`devconfig`]: the generated development setup.
 //! * [`state::Idp`]: the assembled IdP; [`http::router`]: its routes.
 //! * [`grants`]: one module per grant; [`client_auth`]: client authentication.
-//! * [`store`]: durable state behind a trait (SQLite embedded).
+//! * [`store`]: durable state behind a trait (SQLite embedded, or PostgreSQL shared by replicas).
 //! * [`admin`]: the Okta-compatible management API (`SSWS` admin token in the data directory).
 
 pub mod admin;
@@ -37,10 +37,18 @@ use protocol::Clock;
 pub use http::router;
 pub use state::Idp;
 
+/// The SQLite database in the data directory when no database URL is given.
+pub const DATABASE_FILE: &str = "idp0.db";
+
 /// How to open idp0.
 pub struct Options {
-    /// Data directory (created 0700).
+    /// Data directory (created 0700): configuration, signing keys, the admin token, and the
+    /// SQLite database unless `database` names another.
     pub data_dir: PathBuf,
+    /// Where idp0's state lives: `postgres://…` / `postgresql://…`, or `sqlite://PATH` / a path.
+    /// `None`: SQLite at `<data_dir>/idp0.db`. Replicas sharing a PostgreSQL database must also
+    /// share the data directory's `keys/` (the same data directory, or a copy of it).
+    pub database: Option<String>,
     /// Config file; `None` generates/uses the development configuration in the data directory.
     pub config: Option<PathBuf>,
     /// Org issuer (base URL).
@@ -73,7 +81,10 @@ pub async fn open(options: Options) -> anyhow::Result<Opened> {
         }
     };
     let config = config::Config::load(&config_path)?;
-    let store = store::SqliteStore::open(&options.data_dir.join("idp0.db")).await?;
+    let store = match &options.database {
+        Some(url) => store::open(url).await?,
+        None => Arc::new(store::SqliteStore::open(&options.data_dir.join(DATABASE_FILE)).await?),
+    };
     let demo_users = dev
         .as_ref()
         .map(|d| d.demo_users.clone())
@@ -81,7 +92,7 @@ pub async fn open(options: Options) -> anyhow::Result<Opened> {
     let idp = Idp::new(state::IdpParts {
         config,
         issuer: options.issuer.clone(),
-        store: Arc::new(store),
+        store,
         clock: options.clock,
         keys_dir: Some(options.data_dir.join("keys")),
         demo_credentials: demo_users.clone(),

@@ -19,5 +19,7 @@ mod management_shapes;
 mod negative;
 #[path = "integration/session_end.rs"]
 mod session_end;
+#[path = "integration/shared_database.rs"]
+mod shared_database;
 #[path = "integration/snapshots.rs"]
 mod snapshots;

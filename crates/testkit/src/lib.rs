@@ -89,11 +89,33 @@ impl IdpHandle {
         clock: Arc<dyn Clock>,
         topology: Option<idp0::devconfig::Topology>,
     ) -> anyhow::Result<Self> {
+        Self::start_full(dir, clock, topology, None).await
+    }
+
+    /// Starts an idp0 replica on `dir` (its configuration and signing keys) keeping its state in
+    /// `database` (`postgres://…`): replicas started on the same two share logins and tokens.
+    pub async fn start_replica(dir: &Path, database: &str) -> anyhow::Result<Self> {
+        Self::start_full(
+            dir,
+            protocol::clock::system(),
+            None,
+            Some(database.to_owned()),
+        )
+        .await
+    }
+
+    async fn start_full(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        topology: Option<idp0::devconfig::Topology>,
+        database: Option<String>,
+    ) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let issuer = format!("http://{}", listener.local_addr()?);
         let opened = idp0::open(idp0::Options {
             data_dir: dir.to_owned(),
             config: None,
+            database,
             issuer: issuer.clone(),
             clock,
             topology,

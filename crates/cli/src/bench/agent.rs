@@ -75,6 +75,7 @@ pub(crate) async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
     let opened = idp0::open(idp0::Options {
         data_dir: dir.clone(),
         config: None,
+        database: None,
         issuer: issuer.clone(),
         clock: clock.clone(),
         topology: None,

@@ -1,14 +1,22 @@
 //! idp0's durable state behind one trait: authorization codes, refresh tokens (rotation with
 //! reuse detection per family), revoked access tokens, `jti` replay caches, SSO sessions and the
 //! directory entries created through the management API.
-//! SQLite is the embedded backend; the trait is what a PostgreSQL backend will implement.
+//!
+//! Two backends, chosen by URL in [`open`]: SQLite (embedded default, one file in the data
+//! directory, WAL) and PostgreSQL (several idp0 replicas share one database). Each applies its
+//! own migrations (`migrations/sqlite`, `migrations/postgres`, same numbering) at open, and
+//! refuses a database migrated by a newer idp0. Both are held to one contract suite (`tests.rs`).
 
+mod postgres;
 mod sqlite;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use protocol::UnixTime;
 use sha2::{Digest, Sha256};
 
+pub use postgres::{ACQUIRE_TIMEOUT, DEFAULT_SCHEMA, MAX_CONNECTIONS, PostgresStore};
 pub use sqlite::SqliteStore;
 
 /// A storage failure; never contains secrets.
@@ -22,9 +30,23 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-impl From<sqlx::migrate::MigrateError> for StoreError {
-    fn from(e: sqlx::migrate::MigrateError) -> Self {
-        Self(e.to_string())
+impl StoreError {
+    /// A migration failure at open, in words a person can act on. `database` names the database
+    /// (a path, or a URL without its password).
+    fn migration(e: sqlx::migrate::MigrateError, database: &str) -> Self {
+        use sqlx::migrate::MigrateError;
+        Self(match e {
+            MigrateError::VersionMissing(version) => format!(
+                "the database {database} was migrated by a newer idp0 (it has schema migration \
+                 {version}, which this binary does not know). Fix: run the same or a newer \
+                 secure-agent version on every replica, or point --database at another database"
+            ),
+            MigrateError::VersionMismatch(version) => format!(
+                "the database {database} has a schema migration {version} that differs from this \
+                 binary's. Fix: run the same secure-agent version on every replica sharing it"
+            ),
+            other => format!("migrating the database {database} failed: {other}"),
+        })
     }
 }
 
@@ -174,6 +196,55 @@ pub trait Store: Send + Sync {
     async fn purge_expired(&self, now: UnixTime) -> Result<(), StoreError>;
 }
 
+/// Opens idp0's store by URL: `postgres://…` / `postgresql://…` (PostgreSQL, e.g.
+/// `postgres://idp0:PASSWORD@db.internal:5432/idp0?sslmode=require`), or `sqlite://PATH` / a plain
+/// file path (SQLite, created if missing). Migrations are applied before it returns.
+///
+/// A database that cannot be reached fails within a few seconds with an error naming the URL
+/// without its password and what to check; errors never contain the password.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if is_postgres_url(url) {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else {
+        let path = url.strip_prefix("sqlite://").unwrap_or(url);
+        Ok(Arc::new(
+            SqliteStore::open(std::path::Path::new(path)).await?,
+        ))
+    }
+}
+
+/// Whether `url` names a PostgreSQL database.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// `url` as it may be shown or logged: the password (in the authority or a `password=` query
+/// parameter) replaced by `***`. A URL that does not parse is not repeated at all.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "(the database URL, which does not parse)".into();
+    };
+    if parsed.password().is_some() {
+        // Only fails for URLs that cannot have credentials, which this one has.
+        let _ = parsed.set_password(Some("***"));
+    }
+    if parsed.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" {
+                    "***".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.into()
+}
+
 /// SHA-256 hex of a secret, the only form in which secrets are stored.
 pub fn secret_hash(secret: &str) -> String {
     Sha256::digest(secret.as_bytes())
@@ -181,3 +252,6 @@ pub fn secret_hash(secret: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,4 +1,7 @@
-//! SQLite backend (WAL), migrations embedded and applied at open.
+//! SQLite backend (WAL), migrations (`migrations/sqlite`) embedded and applied at open.
+//!
+//! The migration files moved from `migrations/` to `migrations/sqlite/` byte for byte: sqlx checks
+//! each applied migration's checksum, so an existing `idp0.db` keeps opening.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -23,16 +26,16 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(std::time::Duration::from_secs(5));
-        Self::with_options(options).await
+        Self::with_options(options, &path.display().to_string()).await
     }
 
     /// An in-memory database (tests, benchmarks).
     pub async fn in_memory() -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
-        Self::with_options(options).await
+        Self::with_options(options, "(in memory)").await
     }
 
-    async fn with_options(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+    async fn with_options(options: SqliteConnectOptions, name: &str) -> Result<Self, StoreError> {
         // One connection for in-memory databases (each connection would see its own database);
         // a small pool for files.
         let in_memory = options.get_filename().as_os_str().is_empty()
@@ -40,8 +43,12 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { 4 })
             .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+            .await
+            .map_err(|e| StoreError(format!("cannot open the SQLite database {name}: {e}")))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::migration(e, name))?;
         Ok(Self { pool })
     }
 }
@@ -364,124 +371,6 @@ impl Store for SqliteStore {
         ] {
             sqlx::query(sql).bind(now).execute(&self.pool).await?;
         }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::secret_hash;
-
-    fn grant() -> Grant {
-        Grant {
-            server: String::new(),
-            client_id: "agent0".into(),
-            user_id: "00u1".into(),
-            scope: "openid".into(),
-            nonce: Some("n".into()),
-            auth_time: 10,
-            sid: Some("sid1".into()),
-            family: "fam1".into(),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_code_is_consumed_exactly_once() -> Result<(), StoreError> {
-        let store = SqliteStore::in_memory().await?;
-        let hash = secret_hash("code");
-        let code = AuthCode {
-            grant: grant(),
-            redirect_uri: "http://x/cb".into(),
-            code_challenge: "c".into(),
-            expires_at: 100,
-            used: false,
-        };
-        store.create_code(&hash, &code).await?;
-        assert_eq!(
-            store.find_code(&hash).await?.map(|c| c.grant),
-            Some(grant())
-        );
-        assert!(store.consume_code(&hash, 50).await?);
-        assert!(!store.consume_code(&hash, 51).await?);
-        assert!(store.find_code(&hash).await?.is_some_and(|c| c.used));
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn revoking_a_family_revokes_its_access_tokens() -> Result<(), StoreError> {
-        let store = SqliteStore::in_memory().await?;
-        store.record_access_token("jti-1", "fam1", 100).await?;
-        assert!(!store.is_access_token_revoked("jti-1").await?);
-        store.revoke_family("fam1", 5).await?;
-        assert!(store.is_access_token_revoked("jti-1").await?);
-        assert!(store.is_family_revoked("fam1").await?);
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn an_id_token_is_active_only_while_its_family_and_session_live() -> Result<(), StoreError>
-    {
-        let store = SqliteStore::in_memory().await?;
-        let session = SsoSession {
-            sid: "sid1".into(),
-            user_id: "u".into(),
-            auth_time: 1,
-            expires_at: 100,
-        };
-        store.create_session("cookie-hash", &session).await?;
-        store.record_access_token("id-jti", "fam1", 100).await?;
-        assert!(store.is_id_token_active("id-jti", "sid1", 50).await?);
-        assert!(!store.is_id_token_active("unrecorded", "sid1", 50).await?);
-        assert!(!store.is_id_token_active("id-jti", "other-sid", 50).await?);
-        assert!(
-            !store.is_id_token_active("id-jti", "sid1", 100).await?,
-            "session expired"
-        );
-        store.delete_sessions_by_sid("sid1").await?;
-        assert!(
-            !store.is_id_token_active("id-jti", "sid1", 50).await?,
-            "logged out"
-        );
-        store.create_session("cookie-hash", &session).await?;
-        store.revoke_family("fam1", 60).await?;
-        assert!(
-            !store.is_id_token_active("id-jti", "sid1", 50).await?,
-            "family revoked"
-        );
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn a_jti_is_remembered_until_purged() -> Result<(), StoreError> {
-        let store = SqliteStore::in_memory().await?;
-        assert!(store.remember_jti("client:a", "j1", 100).await?);
-        assert!(!store.remember_jti("client:a", "j1", 100).await?);
-        assert!(store.remember_jti("client:b", "j1", 100).await?);
-        store.purge_expired(101).await?;
-        assert!(store.remember_jti("client:a", "j1", 200).await?);
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn sessions_survive_reopening_the_file() -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let path = dir.path().join("idp0.db");
-        let session = SsoSession {
-            sid: "s".into(),
-            user_id: "u".into(),
-            auth_time: 1,
-            expires_at: 99,
-        };
-        SqliteStore::open(&path)
-            .await?
-            .create_session("h", &session)
-            .await?;
-        let reopened = SqliteStore::open(&path).await?;
-        assert_eq!(
-            reopened.find_session("h").await?.map(|s| s.user_id),
-            Some("u".into())
-        );
         Ok(())
     }
 }
