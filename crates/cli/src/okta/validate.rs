@@ -379,6 +379,19 @@ fn key_check(checks: &mut Checks, out: &Path, agent: &EnvFile) -> Option<Signing
 async fn published_key(checks: &mut Checks, org: &str, agent_id: &str, key: Option<&SigningKey>) {
     const NAME: &str = "published key";
     let Some(key) = key else { return };
+    // The API token goes only to an org address bootstrap itself would accept (https, or http on
+    // a loopback address, no path): OKTA_DOMAIN comes from a file that may have been edited.
+    let org = match super::parse_org(org) {
+        Ok(org) => org,
+        Err(e) => {
+            checks.fail(
+                NAME,
+                &format!("OKTA_DOMAIN: {e:#}; the API token is not sent there"),
+                "set OKTA_DOMAIN in packages/agent0/.env.agent to the org (e.g. dev-123.okta.com)",
+            );
+            return;
+        }
+    };
     let token = match super::api_token() {
         Ok(token) => token,
         Err(e) => {
@@ -394,7 +407,7 @@ async fn published_key(checks: &mut Checks, org: &str, agent_id: &str, key: Opti
         interval: Duration::from_secs(1),
         deadline: Duration::from_secs(10),
     };
-    let client = match OktaClient::new(org, token, polling) {
+    let client = match OktaClient::new(&org, token, polling) {
         Ok(client) => client,
         Err(e) => {
             checks.fail(NAME, &format!("{e:#}"), "see the message");

@@ -353,3 +353,47 @@ async fn okta_validate_finds_the_kid_among_the_agents_published_keys() {
         assert!(!text.contains(TOKEN) && !text.contains("SECRET"));
     }
 }
+
+/// OKTA_DOMAIN comes from a file: validate sends the API token only to an address bootstrap
+/// would accept as an org (https, or http on loopback, without a path).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_validate_sends_the_api_token_only_to_an_org_address() {
+    let org = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    assert!(bootstrap(&org, dir.path()).await.ok);
+    let env = dir.path().join("packages/agent0/.env.agent");
+    let text = std::fs::read_to_string(&env).unwrap();
+    let edited: String = text
+        .lines()
+        .map(|line| {
+            if line.starts_with("OKTA_DOMAIN=") {
+                format!("OKTA_DOMAIN={}/some/tenant\n", org.base)
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&env, edited).unwrap();
+    let before = org.requests().len();
+    let out = dir.path().display().to_string();
+    let run = okta(&["validate", "--out", &out], Some(TOKEN)).await;
+    assert!(!run.ok);
+    assert!(
+        run.stdout.contains("FAIL  published key") && run.stdout.contains("not sent there"),
+        "{}",
+        run.stdout
+    );
+    let with_token = org.requests()[before..]
+        .iter()
+        .filter(|r| {
+            r.authorization
+                .as_deref()
+                .is_some_and(|a| a.contains(TOKEN))
+        })
+        .count();
+    assert_eq!(
+        with_token, 0,
+        "the API token was sent to {}/some/tenant",
+        org.base
+    );
+}
