@@ -24,6 +24,8 @@ const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 const MAX_SHOWN_CHARS: usize = 1000;
 /// At most this many pages of one list.
 const MAX_PAGES: usize = 200;
+/// At most this many items of one list (what bootstrap lists is a handful).
+const MAX_LIST_ITEMS: usize = 5000;
 
 /// Polling of `202` operations.
 #[derive(Debug, Clone, Copy)]
@@ -332,6 +334,13 @@ impl OktaClient {
                         message: "not a list".into(),
                     });
                 }
+            }
+            // Bounded in all, not only per page: 200 pages of 4 MiB would be gigabytes as JSON.
+            if items.len() > MAX_LIST_ITEMS {
+                return Err(ApiError::Invalid {
+                    what: what.to_owned(),
+                    message: format!("more than {MAX_LIST_ITEMS} items"),
+                });
             }
             next = reply.next;
         }
