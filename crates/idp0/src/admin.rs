@@ -107,7 +107,29 @@ pub async fn enable(idp: &Idp, data_dir: &Path) -> anyhow::Result<()> {
     }
     let service = AdminService::new(&token, idp.issuer(), version, doc);
     idp.enable_admin(service);
+    follow_other_writers(idp.clone());
     Ok(())
+}
+
+/// How often the stored document is checked for changes made by another idp0 on the same
+/// database.
+const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Replicas share one database: a change made through another replica's management API (a
+/// deactivated agent key, a removed assignment) must take effect here too, not at the next
+/// restart. Checks the stored version every [`FOLLOW_INTERVAL`] and serves a newer document.
+fn follow_other_writers(idp: Idp) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(FOLLOW_INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(admin) = idp.admin() else { return };
+            if let Err(e) = admin.refresh(&idp).await {
+                tracing::warn!(error = %e, "reading the management API's directory failed");
+            }
+        }
+    });
 }
 
 fn load_or_create_token(path: &Path) -> anyhow::Result<SecretString> {
@@ -202,17 +224,52 @@ impl AdminService {
             .replace_managed_directory(stored.version, &body)
             .await?
         {
+            // Another replica wrote first: serve what it wrote, so the retry the 409 asks for
+            // applies to the current document (instead of conflicting until a restart).
+            self.reload(idp, &mut stored).await?;
             return Err(AdminError::Conflict);
         }
-        stored.version += 1;
+        let version = stored.version + 1;
+        self.install(idp, &mut stored, version, doc, directory);
+        Ok(out)
+    }
+
+    /// Serves the stored document when another writer (a replica on the same database) has
+    /// stored a newer version than the one served.
+    pub(crate) async fn refresh(&self, idp: &Idp) -> Result<(), AdminError> {
+        let mut stored = self.stored.lock().await;
+        self.reload(idp, &mut stored).await
+    }
+
+    async fn reload(&self, idp: &Idp, stored: &mut Stored) -> Result<(), AdminError> {
+        let Some((version, body)) = idp.store.find_managed_directory().await? else {
+            return Ok(());
+        };
+        if version <= stored.version {
+            return Ok(());
+        }
+        let doc: Document = serde_json::from_str(&body)?;
+        let directory = prepare(idp, &doc)?;
+        self.install(idp, stored, version, doc, directory);
+        Ok(())
+    }
+
+    fn install(
+        &self,
+        idp: &Idp,
+        stored: &mut Stored,
+        version: i64,
+        doc: Document,
+        directory: crate::state::Directory,
+    ) {
         idp.install_directory(directory);
         let snapshot = Arc::new(doc.clone());
+        stored.version = version;
         stored.doc = doc;
         match self.snapshot.write() {
             Ok(mut guard) => *guard = snapshot,
             Err(poisoned) => *poisoned.into_inner() = snapshot,
         }
-        Ok(out)
     }
 }
 

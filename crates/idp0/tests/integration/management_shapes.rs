@@ -470,3 +470,53 @@ async fn a_rule_limited_to_some_people_is_refused_not_widened_to_everyone() {
     .await;
     idp.stop().await.unwrap();
 }
+
+/// Replicas on one database: what the management API changes through one replica takes
+/// effect on the other within seconds (a deactivation must not wait for a restart there), and
+/// the other's own writes are not stuck answering 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_through_one_replica_takes_effect_on_the_other() {
+    let a = IdpHandle::start().await.unwrap();
+    let database = format!("sqlite://{}", a.data_dir.join("idp0.db").display());
+    let b = IdpHandle::start_replica(&a.data_dir, &database)
+        .await
+        .unwrap();
+    let (api_a, api_b) = (Api::new(&a), Api::new(&b));
+    let app = api_a
+        .post(
+            "/api/v1/apps",
+            app_body("post_logout_redirect_uris", json!([])),
+            StatusCode::OK,
+        )
+        .await
+        .body;
+    let id = app["id"].as_str().unwrap().to_owned();
+    let within = |what: &'static str, done: Box<dyn Fn() -> bool + Send>| async move {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    let b_idp = b.idp.clone();
+    let app_id = id.clone();
+    within(
+        "the replica serves the app created through the other",
+        Box::new(move || b_idp.client(&app_id).is_some()),
+    )
+    .await;
+    let deactivate = format!("/api/v1/apps/{id}/lifecycle/deactivate");
+    let mut reply = api_b.call(Method::POST, &deactivate, None).await;
+    if reply.status == StatusCode::CONFLICT {
+        reply = api_b.call(Method::POST, &deactivate, None).await;
+    }
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let a_idp = a.idp.clone();
+    within(
+        "the deactivation through the replica takes effect on the first",
+        Box::new(move || a_idp.client(&id).is_none()),
+    )
+    .await;
+    b.stop().await.unwrap();
+    a.stop().await.unwrap();
+}
