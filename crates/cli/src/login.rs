@@ -255,8 +255,11 @@ pub(crate) fn open_browser(url: &str, no_browser: bool) {
     } else {
         "xdg-open"
     };
+    // The browser outlives this command and inherits its environment: an API token of
+    // `okta validate --login` must not go with it.
     let started = Command::new(opener)
         .arg(url)
+        .env_remove("OKTA_API_TOKEN")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -211,6 +211,7 @@ fn cli_client() -> ClientEntry {
         jwks: None,
         jwks_file: None,
         application_type: ApplicationType::Native,
+        grant_types: None,
     }
 }
 
@@ -306,6 +307,7 @@ pub fn ensure(data_dir: &Path, topology: Option<&Topology>) -> anyhow::Result<De
             jwks: None,
             jwks_file: None,
             application_type: ApplicationType::Web,
+            grant_types: None,
         }
     };
     let scopes: Vec<String> = TODO0_SCOPES.iter().map(|s| (*s).to_owned()).collect();

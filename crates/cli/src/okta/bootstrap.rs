@@ -493,7 +493,11 @@ impl Run<'_> {
                         "redirect_uris": redirects,
                         "post_logout_redirect_uris": [format!("{base}/")],
                         "response_types": ["code"],
-                        "grant_types": ["authorization_code"],
+                        // agent0 and todo0 ask for offline_access to keep a session past the
+                        // ID token's hour: Okta issues refresh tokens only to apps allowed the
+                        // refresh_token grant (the sample's bootstrap allows authorization_code
+                        // only, and its sessions end with the ID token).
+                        "grant_types": ["authorization_code", "refresh_token"],
                         "application_type": "web",
                         "consent_method": "REQUIRED",
                     }},

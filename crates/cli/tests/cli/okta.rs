@@ -185,7 +185,7 @@ async fn okta_bootstrap_sends_okta_documented_requests_writes_the_files_and_a_se
     );
     assert_eq!(
         body(5)["settings"]["oauthClient"]["grant_types"],
-        json!(["authorization_code"])
+        json!(["authorization_code", "refresh_token"])
     );
     assert_eq!(body(6)["label"], "todo0");
     assert_eq!(

@@ -61,6 +61,8 @@ pub(crate) fn managed_entries(doc: &Document, seed: &ConfigFile) -> ManagedEntri
             jwks: None,
             jwks_file: None,
             application_type: crate::config::ApplicationType::Web,
+            // Okta enforces an app's grant types whatever a policy allows.
+            grant_types: Some(a.oauth_client.grant_types.clone()),
         })
         .collect();
     let active_servers: HashSet<&str> = doc

@@ -25,6 +25,16 @@ pub async fn dispatch(
     client: &Client,
     request: TokenRequest,
 ) -> Result<TokenResponse, OAuthError> {
+    let grant = request.grant_type();
+    if client
+        .grant_types
+        .as_ref()
+        .is_some_and(|allowed| !allowed.contains(&grant))
+    {
+        return Err(OAuthError::UnauthorizedClient(format!(
+            "this client is not allowed the {grant} grant"
+        )));
+    }
     match request {
         TokenRequest::AuthorizationCode {
             code,
@@ -128,7 +138,13 @@ async fn issue_for_grant(
     } else {
         None
     };
-    let refresh_token = if granted.contains("offline_access") {
+    // A client held to grant types without refresh_token (an app created so through the
+    // management API) gets no refresh token it could not use.
+    let may_refresh = client
+        .grant_types
+        .as_ref()
+        .is_none_or(|g| g.contains(&GrantType::RefreshToken));
+    let refresh_token = if granted.contains("offline_access") && may_refresh {
         let secret = tokens::new_secret();
         let record = RefreshRecord {
             grant: grant.clone(),

@@ -43,6 +43,13 @@ pub(super) async fn grant(
     if now >= record.expires_at {
         return Err(OAuthError::InvalidGrant("refresh token expired".into()));
     }
+    // An app's assignments decide who may use it (Okta's model): a person unassigned since the
+    // login gets no new tokens from an old refresh token.
+    if !client.is_assigned(&record.grant.user_id) {
+        return Err(OAuthError::InvalidGrant(
+            "the user is no longer assigned to this application".into(),
+        ));
+    }
     let original =
         Scopes::parse(&record.grant.scope).map_err(|e| OAuthError::InvalidGrant(e.to_string()))?;
     let access_scope = match scope {

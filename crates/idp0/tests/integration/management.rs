@@ -243,7 +243,7 @@ pub(crate) async fn bootstrap(idp: &IdpHandle, api: &Api, key: &SigningKey) -> C
                    "credentials": {"oauthClient": {"token_endpoint_auth_method": "client_secret_basic"}},
                    "settings": {"oauthClient": {"client_uri": "http://localhost:3000",
                        "redirect_uris": [CALLBACK], "post_logout_redirect_uris": ["http://localhost:3000/"],
-                       "response_types": ["code"], "grant_types": ["authorization_code"],
+                       "response_types": ["code"], "grant_types": ["authorization_code", "refresh_token"],
                        "application_type": "web", "consent_method": "REQUIRED"}}}),
             StatusCode::OK,
         )
@@ -440,8 +440,21 @@ pub(crate) async fn bootstrap(idp: &IdpHandle, api: &Api, key: &SigningKey) -> C
 
 /// alice logs in to the created app through the login form; its ID token.
 pub(crate) async fn log_in(idp: &IdpHandle, app_id: &str, secret: &SecretString) -> SecretString {
+    log_in_for(idp, app_id, secret, "openid profile email")
+        .await
+        .id_token
+        .unwrap()
+}
+
+/// alice logs in to the created app asking for `scope`; the token response.
+pub(crate) async fn log_in_for(
+    idp: &IdpHandle,
+    app_id: &str,
+    secret: &SecretString,
+    scope: &str,
+) -> protocol::oauth::TokenResponse {
     let pkce = Pkce::new();
-    let url = idp.authorize_url(app_id, CALLBACK, "openid profile email", &pkce, "s", "n");
+    let url = idp.authorize_url(app_id, CALLBACK, scope, &pkce, "s", "n");
     let code = Browser::new()
         .authorize(&url, Some(("alice", &idp.password("alice"))))
         .await
@@ -450,7 +463,7 @@ pub(crate) async fn log_in(idp: &IdpHandle, app_id: &str, secret: &SecretString)
         client_id: app_id.to_owned(),
         secret: secret.clone(),
     };
-    let tokens = TokenClient::new()
+    TokenClient::new()
         .unwrap()
         .request(
             &idp.org_token_endpoint(),
@@ -463,8 +476,7 @@ pub(crate) async fn log_in(idp: &IdpHandle, app_id: &str, secret: &SecretString)
             ],
         )
         .await
-        .unwrap();
-    tokens.id_token.unwrap()
+        .unwrap()
 }
 
 /// Both Cross-App Access steps as the created agent, signing with its uploaded key.

@@ -418,6 +418,92 @@ async fn an_unassigned_user_s_id_token_no_longer_exchanges() {
     idp.stop().await.unwrap();
 }
 
+/// Unassigning a person also ends the app's own refresh tokens for them: the next refresh is
+/// `invalid_grant`.
+#[tokio::test]
+async fn an_unassigned_user_s_refresh_token_no_longer_refreshes() {
+    use crate::management::{bootstrap, log_in_for};
+    let idp = IdpHandle::start().await.unwrap();
+    let api = Api::new(&idp);
+    let key = SigningKey::generate(KeyKind::Rsa).unwrap();
+    let created = bootstrap(&idp, &api, &key).await;
+    let tokens = log_in_for(
+        &idp,
+        &created.app_id,
+        &created.secret,
+        "openid profile email offline_access",
+    )
+    .await;
+    let auth = protocol::token_client::ClientAuth::SecretBasic {
+        client_id: created.app_id.clone(),
+        secret: created.secret.clone(),
+    };
+    let refresh = |token: secrecy::SecretString| {
+        let (auth, endpoint) = (auth.clone(), idp.org_token_endpoint());
+        async move {
+            protocol::token_client::TokenClient::new()
+                .unwrap()
+                .request(
+                    &endpoint,
+                    &auth,
+                    &[
+                        ("grant_type", "refresh_token"),
+                        (
+                            "refresh_token",
+                            secrecy::ExposeSecret::expose_secret(&token),
+                        ),
+                    ],
+                )
+                .await
+        }
+    };
+    let rotated = refresh(tokens.refresh_token.unwrap())
+        .await
+        .expect("assigned: the refresh works");
+    let unassigned = api
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/apps/{}/users/{}", created.app_id, created.user_id),
+            None,
+        )
+        .await;
+    assert_eq!(unassigned.status, StatusCode::NO_CONTENT);
+    let refused = refresh(rotated.refresh_token.unwrap())
+        .await
+        .expect_err("unassigned: refused");
+    assert!(refused.to_string().contains("invalid_grant"), "{refused}");
+    idp.stop().await.unwrap();
+}
+
+/// An app created through the API may use only its own grant types (authorization code here),
+/// whatever a policy would allow: client credentials is `unauthorized_client`.
+#[tokio::test]
+async fn an_app_is_held_to_its_own_grant_types() {
+    use crate::management::bootstrap;
+    let idp = IdpHandle::start().await.unwrap();
+    let api = Api::new(&idp);
+    let key = SigningKey::generate(KeyKind::Rsa).unwrap();
+    let created = bootstrap(&idp, &api, &key).await;
+    let auth = protocol::token_client::ClientAuth::SecretBasic {
+        client_id: created.app_id.clone(),
+        secret: created.secret.clone(),
+    };
+    let refused = protocol::token_client::TokenClient::new()
+        .unwrap()
+        .request(
+            &idp.org_token_endpoint(),
+            &auth,
+            &[("grant_type", "client_credentials"), ("scope", "openid")],
+        )
+        .await
+        .expect_err("not one of the app's grant types");
+    assert!(
+        refused.to_string().contains("unauthorized_client"),
+        "{refused}"
+    );
+    idp.stop().await.unwrap();
+}
+
 /// idp0 does not evaluate a rule's people condition, so a rule for some people only is refused
 /// (it would otherwise grant everyone what it grants them).
 #[tokio::test]

@@ -46,15 +46,24 @@
 //! (RFC 8252 §8.3), and every other part of the URI still matches exactly; web clients always
 //! match exactly.
 
+mod checks;
+mod file;
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use self::checks::{
+    check_redirect_uri, grant_type_named, is_loopback_match, parse_scopes, read_jwks,
+};
+pub use self::file::{
+    AgentEntry, ApplicationType, AuthMethod, AuthorizationServerEntry, ClientEntry, ConfigFile,
+    ConnectionEntry, PolicyEntry, UserEntry,
+};
 use jsonwebtoken::jwk::JwkSet;
 use protocol::Scopes;
 use protocol::oauth::GrantType;
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
 
 /// A configuration problem, naming the key and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -90,234 +99,6 @@ fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
         key: key.into(),
         problem: problem.into(),
     }
-}
-
-/// The file format.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigFile {
-    /// Show demo credentials on the login page (generated development configurations only).
-    #[serde(default)]
-    pub development: bool,
-    /// Lifetime of ID tokens and org access tokens, seconds.
-    #[serde(default = "default_id_token_lifetime")]
-    pub id_token_lifetime_seconds: i64,
-    /// Lifetime of ID-JAGs, seconds.
-    #[serde(default = "default_id_jag_lifetime")]
-    pub id_jag_lifetime_seconds: i64,
-    /// Lifetime of refresh tokens, seconds.
-    #[serde(default = "default_refresh_lifetime")]
-    pub refresh_token_lifetime_seconds: i64,
-    /// Lifetime of the SSO session, seconds.
-    #[serde(default = "default_session_lifetime")]
-    pub session_lifetime_seconds: i64,
-    /// The username the management API's admin token belongs to (`GET /api/v1/users/me`);
-    /// default: the first user of the file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub admin_user: Option<String>,
-    /// People.
-    #[serde(default)]
-    pub users: Vec<UserEntry>,
-    /// Web applications.
-    #[serde(default)]
-    pub clients: Vec<ClientEntry>,
-    /// AI agent identities.
-    #[serde(default)]
-    pub agents: Vec<AgentEntry>,
-    /// Custom authorization servers.
-    #[serde(default)]
-    pub authorization_servers: Vec<AuthorizationServerEntry>,
-}
-
-fn default_id_token_lifetime() -> i64 {
-    3600
-}
-fn default_id_jag_lifetime() -> i64 {
-    300
-}
-fn default_refresh_lifetime() -> i64 {
-    30 * 24 * 3600
-}
-fn default_session_lifetime() -> i64 {
-    12 * 3600
-}
-fn default_access_token_lifetime() -> i64 {
-    3600
-}
-
-/// A person.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserEntry {
-    /// Stable id (`sub`, `uid`); derived from the username when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// Login name.
-    pub username: String,
-    /// Display name.
-    pub name: String,
-    /// E-mail address.
-    pub email: String,
-    /// Argon2id PHC string.
-    pub password_hash: String,
-}
-
-/// How a client authenticates at the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthMethod {
-    /// HTTP Basic (RFC 6749 §2.3.1).
-    ClientSecretBasic,
-    /// `client_id` + `client_secret` in the body.
-    ClientSecretPost,
-    /// RFC 7523 client assertion signed with a registered key.
-    PrivateKeyJwt,
-    /// Public client (PKCE only).
-    None,
-}
-
-impl AuthMethod {
-    /// The registered name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClientSecretBasic => "client_secret_basic",
-            Self::ClientSecretPost => "client_secret_post",
-            Self::PrivateKeyJwt => "private_key_jwt",
-            Self::None => "none",
-        }
-    }
-}
-
-/// A web application.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientEntry {
-    /// Client id.
-    pub client_id: String,
-    /// Display name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Secret for `client_secret_*`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<String>,
-    /// Instead of `client_secret`: the lowercase hex SHA-256 of the secret, so the file (or the
-    /// store, for clients created through the management API) never holds it in the clear.
-    /// Client secrets are random and long, so a plain digest is enough (no password hashing).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_secret_sha256: Option<String>,
-    /// Token endpoint authentication.
-    pub auth_method: AuthMethod,
-    /// Exact redirect URIs.
-    #[serde(default)]
-    pub redirect_uris: Vec<String>,
-    /// Exact post-logout redirect URIs.
-    #[serde(default)]
-    pub post_logout_redirect_uris: Vec<String>,
-    /// Public keys for `private_key_jwt`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwks: Option<JwkSet>,
-    /// File holding a JWKS or a single public JWK, relative to the config file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwks_file: Option<PathBuf>,
-    /// `web` (default) or `native`: a native app's loopback redirect URIs match on any port.
-    #[serde(default, skip_serializing_if = "ApplicationType::is_web")]
-    pub application_type: ApplicationType,
-}
-
-/// What kind of application a client is (OIDC Dynamic Client Registration §2).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ApplicationType {
-    /// A web application: redirect URIs match exactly.
-    #[default]
-    Web,
-    /// A native application (a command-line or desktop app, RFC 8252): a public client whose
-    /// loopback redirect URIs match on any port.
-    Native,
-}
-
-impl ApplicationType {
-    /// Whether this is the default, `web`.
-    pub fn is_web(&self) -> bool {
-        *self == Self::Web
-    }
-}
-
-/// An AI agent identity (a workload principal): authenticates with `private_key_jwt` only.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AgentEntry {
-    /// Client id.
-    pub client_id: String,
-    /// Display name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Public keys.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwks: Option<JwkSet>,
-    /// File holding a JWKS or a single public JWK, relative to the config file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwks_file: Option<PathBuf>,
-    /// Applications whose users' ID tokens this agent may exchange for ID-JAGs.
-    #[serde(default)]
-    pub linked_clients: Vec<String>,
-    /// The agent's managed connections (Okta's `IDENTITY_ASSERTION_CUSTOM_AS`). When given, an
-    /// ID-JAG is issued only for a listed authorization server, and only for the connection's
-    /// scopes; when absent, any server whose policy names the agent is reachable.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connections: Option<Vec<ConnectionEntry>>,
-}
-
-/// A managed connection of an agent to a custom authorization server.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConnectionEntry {
-    /// The custom authorization server's id.
-    pub authorization_server: String,
-    /// The resource indicator the agent names (the server's audience).
-    pub resource: String,
-    /// The only scopes an ID-JAG for this connection may carry (`INCLUDE_ONLY`).
-    pub scopes: Vec<String>,
-}
-
-/// A custom authorization server.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthorizationServerEntry {
-    /// Path segment: the issuer is `<base>/oauth2/<id>`.
-    pub id: String,
-    /// Display name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Resource identifier put in access tokens' `aud`.
-    pub audience: String,
-    /// Scopes this server knows.
-    pub scopes: Vec<String>,
-    /// Scopes granted when a request names none.
-    #[serde(default)]
-    pub default_scopes: Vec<String>,
-    /// Clients (resource servers) that may introspect this server's access tokens whoever they
-    /// were issued to (RFC 7662 §4); any other client sees only its own tokens as active.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub resource_clients: Vec<String>,
-    /// Access policies, first match wins.
-    #[serde(default)]
-    pub policies: Vec<PolicyEntry>,
-}
-
-/// Which clients may obtain which scopes by which grants.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyEntry {
-    /// Client ids this policy applies to.
-    pub clients: Vec<String>,
-    /// Grant types allowed (URNs or short names).
-    pub grant_types: Vec<String>,
-    /// Scopes these clients may obtain.
-    pub scopes: Vec<String>,
-    /// Access token lifetime.
-    #[serde(default = "default_access_token_lifetime")]
-    pub access_token_lifetime_seconds: i64,
 }
 
 /// A user at run time.
@@ -358,6 +139,8 @@ pub struct Client {
     pub linked_clients: HashSet<String>,
     /// For agents: the managed connections, when the agent has them (see [`AgentEntry`]).
     pub connections: Option<Vec<Connection>>,
+    /// The grants this client may use, when limited (see [`ClientEntry::grant_types`]).
+    pub grant_types: Option<HashSet<GrantType>>,
     /// For apps created through the management API: the only users who may sign in to it
     /// (Okta's app assignments); `None` admits every user.
     pub assigned_users: Option<HashSet<String>>,
@@ -415,34 +198,6 @@ impl Client {
                 || (self.application_type == ApplicationType::Native
                     && is_loopback_match(registered, uri))
         })
-    }
-}
-
-/// `requested` is `registered` with only the port changed (or added), and both name the loopback
-/// IP literal `127.0.0.1` or `[::1]` over plain `http` (RFC 8252 §7.3, §8.3: not `localhost`,
-/// which a resolver may send elsewhere). Everything after the port is compared as written.
-fn is_loopback_match(registered: &str, requested: &str) -> bool {
-    let Some(host) = ["http://127.0.0.1", "http://[::1]"]
-        .into_iter()
-        .find(|host| registered.starts_with(host))
-    else {
-        return false;
-    };
-    let rest = |uri: &str| -> Option<String> {
-        let after_host = uri.strip_prefix(host)?;
-        let after_port = match after_host.strip_prefix(':') {
-            Some(port) => {
-                let digits = port.bytes().take_while(u8::is_ascii_digit).count();
-                port[..digits].parse::<u16>().ok().filter(|p| *p != 0)?;
-                &port[digits..]
-            }
-            None => after_host,
-        };
-        after_port.starts_with('/').then(|| after_port.to_owned())
-    };
-    match (rest(registered), rest(requested)) {
-        (Some(a), Some(b)) => a == b && !b.contains('#'),
-        _ => false,
     }
 }
 
@@ -675,8 +430,18 @@ impl Config {
                 ));
             }
             for uri in c.redirect_uris.iter().chain(&c.post_logout_redirect_uris) {
-                check_redirect_uri(&key, uri)?;
+                check_redirect_uri(&key, uri, c.application_type)?;
             }
+            let grant_types = c
+                .grant_types
+                .as_ref()
+                .map(|names| {
+                    names
+                        .iter()
+                        .map(|g| grant_type_named(&format!("{key}.grant_types"), g))
+                        .collect::<Result<HashSet<_>, _>>()
+                })
+                .transpose()?;
             let client = Client {
                 client_id: c.client_id.clone(),
                 auth_method: c.auth_method,
@@ -689,6 +454,7 @@ impl Config {
                 linked_clients: HashSet::new(),
                 connections: None,
                 assigned_users: None,
+                grant_types,
             };
             insert_client(&mut clients, &key, client)?;
         }
@@ -722,6 +488,7 @@ impl Config {
                 linked_clients: a.linked_clients.into_iter().collect(),
                 connections: None,
                 assigned_users: None,
+                grant_types: None,
             };
             if let Some(connections) = a.connections {
                 agent_connections.push((key.clone(), a.client_id.clone(), connections));
@@ -934,87 +701,5 @@ fn insert_client(
     Ok(())
 }
 
-fn check_redirect_uri(key: &str, uri: &str) -> Result<(), ConfigError> {
-    let parsed = url::Url::parse(uri).map_err(|e| {
-        invalid(
-            format!("{key}.redirect_uris"),
-            format!("{uri:?} is not an absolute URI: {e}"),
-        )
-    })?;
-    if parsed.fragment().is_some() {
-        return Err(invalid(
-            format!("{key}.redirect_uris"),
-            format!("{uri:?} must not contain a fragment"),
-        ));
-    }
-    Ok(())
-}
-
-fn parse_scopes(key: &str, scopes: &[String]) -> Result<Scopes, ConfigError> {
-    scopes
-        .iter()
-        .map(|s| {
-            Scopes::parse(s)
-                .ok()
-                .filter(|p| p.iter().count() == 1)
-                .map(|_| s.clone())
-                .ok_or_else(|| invalid(key, format!("{s:?} is not a single scope token")))
-        })
-        .collect()
-}
-
-fn grant_type_named(key: &str, name: &str) -> Result<GrantType, ConfigError> {
-    let grant = match name {
-        "jwt-bearer" | "jwt_bearer" => GrantType::JwtBearer,
-        "token-exchange" | "token_exchange" => GrantType::TokenExchange,
-        other => GrantType::from(other),
-    };
-    match grant {
-        GrantType::Other(_) => Err(invalid(key, format!("unknown grant type {name:?}"))),
-        grant => Ok(grant),
-    }
-}
-
-fn read_jwks(
-    key: &str,
-    inline: Option<JwkSet>,
-    file: Option<&Path>,
-    base_dir: &Path,
-) -> Result<Option<JwkSet>, ConfigError> {
-    match (inline, file) {
-        (Some(_), Some(_)) => Err(invalid(
-            format!("{key}.jwks"),
-            "give `jwks` or `jwks_file`, not both",
-        )),
-        (Some(jwks), None) => Ok(Some(jwks)),
-        (None, None) => Ok(None),
-        (None, Some(file)) => {
-            let path = base_dir.join(file);
-            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-                invalid(
-                    format!("{key}.jwks_file"),
-                    format!("{}: not JSON: {e}", path.display()),
-                )
-            })?;
-            let jwks = if value.get("keys").is_some() {
-                serde_json::from_value(value)
-            } else {
-                serde_json::from_value(value).map(|jwk| JwkSet { keys: vec![jwk] })
-            };
-            jwks.map(Some).map_err(|e| {
-                invalid(
-                    format!("{key}.jwks_file"),
-                    format!("{}: not a JWK or JWKS: {e}", path.display()),
-                )
-            })
-        }
-    }
-}
-
 #[cfg(test)]
-#[path = "config_tests.rs"]
 mod tests;

@@ -153,7 +153,7 @@ fn malformed_values_are_refused() {
 
 #[test]
 fn the_documented_example_parses() -> Result<(), Box<dyn std::error::Error>> {
-    let text = include_str!("../../../config/idp0.example.toml");
+    let text = include_str!("../../../../config/idp0.example.toml");
     let file: ConfigFile = toml::from_str(text)?;
     assert_eq!(file.authorization_servers[0].id, "todo0");
     // Everything but the agent's key file (which the reader generates) validates.
@@ -350,6 +350,7 @@ fn managed_entries_are_validated_with_the_files_and_keep_the_seed() -> Result<()
             jwks: None,
             jwks_file: None,
             application_type: ApplicationType::Web,
+            grant_types: None,
         }],
         ..ManagedEntries::default()
     };
@@ -379,5 +380,59 @@ fn managed_entries_are_validated_with_the_files_and_keep_the_seed() -> Result<()
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(error.contains("duplicate id"), "{error}");
+    Ok(())
+}
+
+#[test]
+fn redirect_uris_that_are_script_data_files_or_carry_credentials_are_refused() {
+    let client = |kind: &str, uri: &str| {
+        let auth = if kind == "native" {
+            "none"
+        } else {
+            "client_secret_basic\"\nclient_secret = \"s"
+        };
+        format!(
+            "[[clients]]\nclient_id = \"c\"\napplication_type = \"{kind}\"\nauth_method = \"{auth}\"\nredirect_uris = [{uri:?}]\n"
+        )
+    };
+    for (kind, uri, why) in [
+        ("web", "javascript:alert(1)", "https (or http) URL"),
+        ("web", "data:text/html,hi", "https (or http) URL"),
+        ("web", "file:///etc/passwd", "https (or http) URL"),
+        ("web", "com.example.app:/callback", "https (or http) URL"),
+        ("web", "https://user:pw@app.example/cb", "user information"),
+        (
+            "web",
+            "https://app.example/cb\r\nX: y",
+            "control characters",
+        ),
+        ("native", "javascript:alert(1)", "javascript: scheme"),
+        ("native", "data:text/html,hi", "data: scheme"),
+    ] {
+        let error = message(&client(kind, uri));
+        assert!(
+            error.contains("clients[0].redirect_uris") && error.contains(why),
+            "{uri}: {error}"
+        );
+    }
+    // A native app's private-use scheme (RFC 8252 §7.1) is fine.
+    assert!(load(&client("native", "com.example.app:/callback")).is_ok());
+}
+
+#[test]
+fn a_clients_grant_types_are_read_and_unknown_ones_refused() -> Result<(), ConfigError> {
+    let config = load(
+        "[[clients]]\nclient_id = \"web\"\nclient_secret = \"s\"\nauth_method = \"client_secret_basic\"\ngrant_types = [\"authorization_code\", \"refresh_token\"]\n",
+    )?;
+    let allowed = config.clients["web"]
+        .grant_types
+        .clone()
+        .unwrap_or_default();
+    assert!(allowed.contains(&GrantType::AuthorizationCode));
+    assert!(!allowed.contains(&GrantType::ClientCredentials));
+    let error = message(
+        "[[clients]]\nclient_id = \"web\"\nclient_secret = \"s\"\nauth_method = \"client_secret_basic\"\ngrant_types = [\"password\"]\n",
+    );
+    assert!(error.contains("clients[0].grant_types"), "{error}");
     Ok(())
 }
