@@ -12,6 +12,7 @@ pub mod http;
 pub mod llm;
 pub mod mcp;
 pub mod session;
+pub mod shared;
 mod single_flight;
 pub mod tokens;
 

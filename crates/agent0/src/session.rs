@@ -3,11 +3,15 @@
 //! claims stay here. A new id is issued at every login. An ID token about to expire is renewed
 //! with the refresh token (one refresh at a time per session, since refresh tokens rotate);
 //! without one, the session ends and the person logs in again — an expired ID token is never
-//! used. Sessions live in memory: a restart asks everyone to log in again (their conversations
-//! and todos are kept).
+//! used. Sessions live in a [`SessionStore`]: in memory by default (a restart asks everyone to
+//! log in again; their conversations and todos are kept), or in Redis, shared by every replica
+//! (a person logged in through one replica is logged in at all of them). One refresh runs at a
+//! time per session across replicas (a lease), so a rotated refresh token is never used twice.
 
-use std::collections::HashMap;
+mod store;
+
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::HeaderMap;
 use axum_extra::extract::PrivateCookieJar;
@@ -16,6 +20,9 @@ use secrecy::SecretString;
 use serde_json::Value;
 use weblogin::{LoginTokens, RelyingParty, RpError, SessionKey, random_token};
 
+pub use self::store::{MemorySessionStore, SESSION_CAPACITY, SessionStore, StoredSession};
+use crate::shared::{Leases, SharedStateError, Turn, lead_or_follow};
+use crate::single_flight::KeyedLocks;
 use crate::tokens::Principal;
 
 /// The session cookie's name.
@@ -46,30 +53,37 @@ pub struct Session {
     pub expires_at: UnixTime,
 }
 
-struct Entry {
-    session: std::sync::RwLock<Arc<Session>>,
-    refreshing: tokio::sync::Mutex<()>,
-}
+/// How long a replica may hold a session's refresh before others take over, in seconds.
+const REFRESH_LEASE: Duration = Duration::from_secs(15);
 
-/// The live sessions.
+/// The live sessions, kept in a [`SessionStore`] (in process, or Redis for several replicas).
 pub struct Sessions {
-    entries: std::sync::RwLock<HashMap<String, Arc<Entry>>>,
+    store: Arc<dyn SessionStore>,
+    leases: Arc<dyn Leases>,
+    refreshing: KeyedLocks<String>,
     clock: Arc<dyn Clock>,
 }
 
 impl Sessions {
-    /// No sessions yet.
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
+    /// Sessions kept in `store`, refreshed one at a time per session across every replica that
+    /// shares `leases`.
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        leases: Arc<dyn Leases>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
-            entries: std::sync::RwLock::new(HashMap::new()),
+            store,
+            leases,
+            refreshing: KeyedLocks::new(),
             clock,
         }
     }
 
     /// A new session for a completed login (a fresh id and CSRF token).
-    pub fn create(&self, tokens: LoginTokens) -> Arc<Session> {
+    pub async fn create(&self, tokens: LoginTokens) -> Result<Arc<Session>, SharedStateError> {
         let now = self.clock.now();
-        let session = Arc::new(Session {
+        let session = Session {
             id: random_token(),
             principal: Principal {
                 subject: tokens.identity.subject,
@@ -82,82 +96,93 @@ impl Sessions {
             refresh_token: tokens.refresh_token,
             csrf: random_token(),
             expires_at: now + SESSION_LIFETIME,
-        });
-        let entry = Arc::new(Entry {
-            session: std::sync::RwLock::new(session.clone()),
-            refreshing: tokio::sync::Mutex::new(()),
-        });
-        self.entries
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(session.id.clone(), entry);
-        session
+        };
+        self.store.create(&session).await?;
+        Ok(Arc::new(session))
     }
 
     /// Ends session `id`.
-    pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
-        let entry = self
-            .entries
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id)?;
-        let session = entry
-            .session
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        Some(session)
+    pub async fn remove(&self, id: &str) -> Result<(), SharedStateError> {
+        self.store.delete(id).await
     }
 
-    /// How many sessions are live.
-    pub fn len(&self) -> usize {
-        self.entries.read().unwrap_or_else(|p| p.into_inner()).len()
+    /// Ends session `id`, logging (not returning) a failure: for paths that end a session on
+    /// the way to another answer.
+    pub async fn remove_or_log(&self, id: &str) {
+        if let Err(e) = self.remove(id).await {
+            tracing::warn!(error = %e, "a session could not be ended");
+        }
     }
 
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// How many sessions are live, when the store can say.
+    pub async fn count(&self) -> Option<u64> {
+        self.store.count().await
     }
 
     /// Session `id` with an ID token that is valid for a while yet (renewed through `rp` when
-    /// needed), or `None` when there is no such session or it cannot be kept up.
-    pub async fn current(&self, id: &str, rp: &RelyingParty) -> Option<Arc<Session>> {
-        let entry = self
-            .entries
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()?;
+    /// needed), or `None` when there is no such session or it cannot be kept up. One refresh at
+    /// a time per session, in this process (a per-id lock) and across replicas (a lease), since
+    /// refresh tokens rotate: the others wait for the renewed session.
+    pub async fn current(
+        &self,
+        id: &str,
+        rp: &RelyingParty,
+    ) -> Result<Option<Arc<Session>>, SharedStateError> {
         let now = self.clock.now();
-        let session = entry
-            .session
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let Some(session) = self.store.find(id).await? else {
+            return Ok(None);
+        };
         if now >= session.expires_at {
-            self.remove(id);
-            return None;
+            self.store.delete(id).await?;
+            return Ok(None);
         }
-        if now + RENEW_MARGIN < session.id_token_expires_at {
-            return Some(session);
+        if is_fresh(&session, now) {
+            return Ok(Some(Arc::new(session)));
         }
-        let _one_refresh = entry.refreshing.lock().await;
-        let session = entry
-            .session
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if now + RENEW_MARGIN < session.id_token_expires_at {
-            return Some(session); // another request renewed it meanwhile
-        }
+        let _one_refresh = self.refreshing.lock(id.to_owned()).await;
+        let lease_name = format!("session:{}", crate::shared::redis::hashed(id));
+        let renewed_elsewhere = || async {
+            Ok(match self.store.find(id).await? {
+                Some(s) if is_fresh(&s, now) => Some(Some(s)),
+                Some(_) => None,
+                None => Some(None),
+            })
+        };
+        let lease = match lead_or_follow(
+            self.leases.as_ref(),
+            &lease_name,
+            REFRESH_LEASE,
+            "renewing this session",
+            renewed_elsewhere,
+        )
+        .await?
+        {
+            Turn::Done(session) => return Ok(session.map(Arc::new)),
+            Turn::Lead(lease) => lease,
+        };
+        let outcome = self.renew(id, session, rp).await;
+        self.leases.release(lease).await?;
+        outcome
+    }
+
+    /// Renews `session`'s ID token with its refresh token (the caller holds its lease).
+    async fn renew(
+        &self,
+        id: &str,
+        session: Session,
+        rp: &RelyingParty,
+    ) -> Result<Option<Arc<Session>>, SharedStateError> {
+        // The lease holder reads the latest record: another replica may have rotated the
+        // refresh token before this one got the lease.
+        let session = self.store.find(id).await?.unwrap_or(session);
         let Some(refresh_token) = &session.refresh_token else {
             tracing::info!(user = %session.principal.subject, "ID token expired; session ended");
-            self.remove(id);
-            return None;
+            self.store.delete(id).await?;
+            return Ok(None);
         };
         match rp.refresh(refresh_token).await {
             Ok(tokens) if tokens.identity.subject == session.principal.subject => {
-                let renewed = Arc::new(Session {
+                let renewed = Session {
                     principal: Principal {
                         id_token: tokens.id_token,
                         ..session.principal.clone()
@@ -165,29 +190,34 @@ impl Sessions {
                     claims: tokens.claims,
                     id_token_expires_at: tokens.id_token_expires_at,
                     refresh_token: tokens.refresh_token,
-                    ..(*session).clone()
-                });
-                *entry.session.write().unwrap_or_else(|p| p.into_inner()) = renewed.clone();
+                    ..session
+                };
+                self.store.update(&renewed).await?;
                 tracing::info!(user = %renewed.principal.subject, "ID token renewed");
-                Some(renewed)
+                Ok(Some(Arc::new(renewed)))
             }
             Ok(_) => {
                 tracing::warn!("a refresh returned another subject; session ended");
-                self.remove(id);
-                None
+                self.store.delete(id).await?;
+                Ok(None)
             }
             Err(RpError::Unavailable) => {
                 // Cannot renew now; the old token is expired or nearly so: do not use it.
                 tracing::warn!("the IdP is unavailable for a refresh");
-                None
+                Ok(None)
             }
             Err(RpError::Refused(reason)) => {
                 tracing::info!(%reason, "refresh refused; session ended");
-                self.remove(id);
-                None
+                self.store.delete(id).await?;
+                Ok(None)
             }
         }
     }
+}
+
+/// Whether `session`'s ID token is good for a while yet at `now`.
+fn is_fresh(session: &Session, now: UnixTime) -> bool {
+    now + RENEW_MARGIN < session.id_token_expires_at
 }
 
 /// Reads and writes agent0's two cookies.

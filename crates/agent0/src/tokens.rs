@@ -6,9 +6,10 @@
 //! authenticates both legs as itself (`private_key_jwt` by default).
 //!
 //! Access tokens are cached per (person, connection, scope set) until shortly before they expire
-//! (a bounded [`TokenCache`], in process by default), with one exchange in flight per key
-//! (concurrent callers wait for it; other keys do not); ID-JAGs are used once and dropped. A
-//! warm cache means no IdP round trip.
+//! (a bounded [`TokenCache`], in process by default, or Redis shared by several replicas), with
+//! one exchange in flight per key (concurrent callers wait for it; other keys do not) — across
+//! replicas too, through a lease ([`crate::shared`]); ID-JAGs are used once and dropped. A warm
+//! cache means no IdP round trip.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +22,8 @@ use protocol::token_client::{
 use protocol::{Clock, Scopes, UnixTime};
 use secrecy::SecretString;
 
+use crate::shared::redis::hashed;
+use crate::shared::{Leases, LocalLeases, SharedStateError, Turn, lead_or_follow};
 use crate::single_flight::KeyedLocks;
 
 mod cache;
@@ -30,6 +33,9 @@ pub use cache::{MokaTokenCache, TOKEN_CAPACITY, TokenCache, TokenKey};
 /// A token is renewed this many seconds before it expires, so no call carries a token that
 /// expires in flight.
 pub const EXPIRY_MARGIN: i64 = 60;
+/// How long one replica may hold an exchange before others take over (the two legs' HTTP
+/// timeouts fit in it).
+const MINT_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 /// Lifetime assumed when the server does not say (RFC 6749 §5.1 makes `expires_in` optional).
 const DEFAULT_LIFETIME: i64 = 300;
 
@@ -99,6 +105,7 @@ pub struct TokenBroker {
     agent: ClientAuth,
     clock: Arc<dyn Clock>,
     cache: Arc<dyn TokenCache>,
+    leases: Arc<dyn Leases>,
     minting: KeyedLocks<TokenKey>,
     /// Moves at every logout: a token minted across one is handed out but not kept.
     forgotten: AtomicU64,
@@ -119,12 +126,30 @@ impl TokenBroker {
         Self::with_cache(org_token_endpoint, agent, clock, cache)
     }
 
-    /// A broker keeping its tokens in `cache`.
+    /// A broker keeping its tokens in `cache` (one replica: no cross-replica leases).
     pub fn with_cache(
         org_token_endpoint: String,
         agent: ClientAuth,
         clock: Arc<dyn Clock>,
         cache: Arc<dyn TokenCache>,
+    ) -> Result<Self, ClientSetupError> {
+        Self::shared(
+            org_token_endpoint,
+            agent,
+            clock,
+            cache,
+            Arc::new(LocalLeases),
+        )
+    }
+
+    /// A broker keeping its tokens in `cache`, doing each exchange on one replica of those that
+    /// share `leases` (the others wait for the token to appear in `cache`).
+    pub fn shared(
+        org_token_endpoint: String,
+        agent: ClientAuth,
+        clock: Arc<dyn Clock>,
+        cache: Arc<dyn TokenCache>,
+        leases: Arc<dyn Leases>,
     ) -> Result<Self, ClientSetupError> {
         Ok(Self {
             client: TokenClient::new()?,
@@ -132,6 +157,7 @@ impl TokenBroker {
             agent,
             clock,
             cache,
+            leases,
             minting: KeyedLocks::new(),
             forgotten: AtomicU64::new(0),
             exchanges: AtomicU64::new(0),
@@ -149,7 +175,7 @@ impl TokenBroker {
     }
 
     /// A token for `principal` at `target` with `scopes`: from the cache, or minted (once, however
-    /// many callers ask at the same time).
+    /// many callers ask at the same time, on this replica or on others sharing the cache).
     pub async fn access_token(
         &self,
         principal: &Principal,
@@ -157,38 +183,81 @@ impl TokenBroker {
         scopes: &Scopes,
     ) -> Result<AccessToken, TokenError> {
         let key = token_key(principal, target, scopes);
-        if let Some(token) = self.cache.get(&key).await {
+        if let Some(token) = self.cache.get(&key).await.map_err(cache_down)? {
             return Ok(token);
         }
+        // In process first, so one replica sends one contender to the shared lease.
         let _minting = self.minting.lock(key.clone()).await;
         // Whoever held the key before may have just minted it.
-        if let Some(token) = self.cache.get(&key).await {
+        if let Some(token) = self.cache.get(&key).await.map_err(cache_down)? {
             return Ok(token);
         }
+        let lease_name = format!(
+            "token:{}:{}:{}",
+            hashed(&key.subject),
+            hashed(&key.connection),
+            hashed(&key.scopes)
+        );
+        let minted_elsewhere = || self.cache.get(&key);
+        let lease = match lead_or_follow(
+            self.leases.as_ref(),
+            &lease_name,
+            MINT_LEASE,
+            "getting this token",
+            minted_elsewhere,
+        )
+        .await
+        .map_err(cache_down)?
+        {
+            Turn::Done(token) => return Ok(token),
+            Turn::Lead(lease) => lease,
+        };
         let generation = self.forgotten.load(Ordering::SeqCst);
-        let token = self.mint(principal, target, scopes).await?;
-        if self.forgotten.load(Ordering::SeqCst) == generation {
-            self.cache.insert(key, token.clone()).await;
+        let minted = self.mint(principal, target, scopes).await;
+        let kept = match &minted {
+            Ok(token) if self.forgotten.load(Ordering::SeqCst) == generation => {
+                self.cache.insert(key, token.clone()).await
+            }
+            _ => Ok(()),
+        };
+        let released = self.leases.release(lease).await;
+        let token = minted?;
+        if let Err(e) = kept.and(released) {
+            // The token is good; only the sharing failed (the others mint their own).
+            tracing::warn!(error = %e, "a minted token could not be shared");
         }
         Ok(token)
     }
 
     /// Drops a token the resource refused (revoked, or the resource's keys changed).
     pub async fn forget(&self, principal: &Principal, target: &IdJagTarget, scopes: &Scopes) {
-        self.cache
+        if let Err(e) = self
+            .cache
             .invalidate(&token_key(principal, target, scopes))
-            .await;
+            .await
+        {
+            tracing::warn!(error = %e, "a refused token could not be dropped from the cache");
+        }
     }
 
     /// Drops every token of `subject` (at logout).
     pub async fn forget_person(&self, subject: &str) {
         self.forgotten.fetch_add(1, Ordering::SeqCst);
-        self.cache.invalidate_person(subject).await;
+        if let Err(e) = self.cache.invalidate_person(subject).await {
+            tracing::warn!(error = %e, "a person's tokens could not be dropped at logout");
+        }
     }
 
-    /// Whether `subject` holds an unexpired token for `connection` (the panel's LIVE).
+    /// Whether `subject` holds an unexpired token for `connection` (the panel's LIVE; `false`
+    /// when the cache cannot be reached).
     pub async fn has_live_token(&self, subject: &str, connection: &str) -> bool {
-        self.cache.has_live(subject, connection).await
+        self.cache
+            .has_live(subject, connection)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "the token cache could not be read");
+                false
+            })
     }
 
     #[tracing::instrument(skip_all, fields(user = %principal.subject, connection = %target.connection, scope = %scopes))]
@@ -233,6 +302,14 @@ impl TokenBroker {
             expires_at,
         })
     }
+}
+
+/// The shared cache could not be used: the turn fails fast, saying so.
+fn cache_down(error: SharedStateError) -> TokenError {
+    tracing::warn!(error = %error, "the shared token cache failed");
+    TokenError::Unavailable(
+        "the agent's shared token store cannot be reached right now; try again shortly".into(),
+    )
 }
 
 fn token_key(principal: &Principal, target: &IdJagTarget, scopes: &Scopes) -> TokenKey {

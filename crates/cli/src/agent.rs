@@ -50,6 +50,11 @@ pub(crate) struct AgentArgs {
     /// one database. Env: AGENT_DATABASE_URL. Default: <data-dir>/agent0.db.
     #[arg(long, value_name = "URL")]
     database: Option<String>,
+    /// Keep sessions, access-token caches and the exchange leases in Redis, shared by every
+    /// agent0 replica: `redis://[:PASSWORD@]HOST:6379[/DB]`. Env: AGENT_REDIS_URL. Default: in
+    /// this process (no Redis needed).
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
     /// Model calls per chat turn. Env: AGENT_MAX_STEPS.
     #[arg(long)]
     max_steps: Option<usize>,
@@ -168,6 +173,22 @@ pub(crate) async fn prepare(
         .iter()
         .map(|s| format!("  MCP server:      {} ({})", s.url, s.name))
         .collect();
+    let shared = match settings.get(args.redis.as_deref(), "AGENT_REDIS_URL") {
+        Some(url) => agent0::shared::SharedState::redis(
+            &url,
+            agent0::shared::redis::DEFAULT_PREFIX,
+            clock.clone(),
+        )
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{e}; start Redis there, or point --redis / AGENT_REDIS_URL at one that answers \
+                 (or leave both unset to keep sessions in this process)"
+            )
+        })?,
+        None => agent0::shared::SharedState::in_process(clock.clone()),
+    };
+    let shared_state = shared.description.clone();
     let config = agent0::AgentConfig {
         oidc,
         offline_access: !no_refresh,
@@ -182,7 +203,7 @@ pub(crate) async fn prepare(
         max_steps,
         clock,
     };
-    let state = agent0::AppState::new(config).await?;
+    let state = agent0::AppState::with_shared_state(config, shared).await?;
     let listener = match listener {
         Some(listener) => listener,
         None => tokio::net::TcpListener::bind((args.bind.as_str(), port))
@@ -194,7 +215,7 @@ pub(crate) async fn prepare(
     let public = url::Url::parse(&redirect_uri)?.join("/")?;
     crate::tls::check_public_url(&args.tls, &public, "OKTA_REDIRECT_URI")?;
     let banner = format!(
-        "agent0 listening on {bound}\n  open:            {public}\n  agent:           {agent_id}\n  model:           {} · {}\n  conversations:   {}\n{}",
+        "agent0 listening on {bound}\n  open:            {public}\n  agent:           {agent_id}\n  model:           {} · {}\n  conversations:   {}\n  sessions:        {shared_state}\n{}",
         model_info.provider,
         model_info.model,
         crate::todo::redact_url(&database),

@@ -44,7 +44,7 @@ pub(crate) async fn get_callback(
         Ok(session_id) => {
             // A login replaces whatever session this browser had.
             if let Some(old) = app.cookies.session_id(&headers) {
-                app.sessions.remove(&old);
+                app.sessions.remove_or_log(&old).await;
             }
             let jar = app.cookies.with_session(jar, &session_id);
             (jar, Redirect::to("/")).into_response()
@@ -68,7 +68,7 @@ async fn complete_login(
             weblogin::RpError::Refused(message) => ApiError::Login(message),
             weblogin::RpError::Unavailable => ApiError::Unavailable("the identity provider"),
         })?;
-    let session = app.sessions.create(tokens);
+    let session = app.sessions.create(tokens).await?;
     tracing::info!(user = %session.principal.subject, "login");
     Ok(session.id.clone())
 }
@@ -92,7 +92,7 @@ pub(crate) async fn post_logout(
             if !presented.is_some_and(|p| protocol::constant_time::is_equal(p, &session.csrf)) {
                 return Err(ApiError::Csrf);
             }
-            app.sessions.remove(&session.id);
+            app.sessions.remove(&session.id).await?;
             app.agent.confirmations().forget_session(&session.id);
             app.agent
                 .hub()
@@ -124,9 +124,12 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
 }
 
 /// `GET /auth/status`.
-pub(crate) async fn get_status(State(app): State<AppState>, headers: HeaderMap) -> Json<Value> {
+pub(crate) async fn get_status(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     let model = app.agent.model().info();
-    match app.session(&headers).await {
+    Ok(match app.session(&headers).await? {
         Some(session) => Json(json!({
             "authenticated": true,
             "user": {
@@ -143,7 +146,7 @@ pub(crate) async fn get_status(State(app): State<AppState>, headers: HeaderMap) 
             "csrf": null,
             "model": model,
         })),
-    }
+    })
 }
 
 /// `GET /api/me/claims`: the ID token's claims (not the token).

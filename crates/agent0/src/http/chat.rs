@@ -156,7 +156,7 @@ async fn answer(
         }))),
         Ok(Err(e)) => {
             if matches!(e, AgentError::LoginExpired) {
-                app.sessions.remove(&session.id);
+                app.sessions.remove_or_log(&session.id).await;
             }
             Err(e.into())
         }
@@ -185,7 +185,7 @@ fn stream(
     let app = app.clone();
     tokio::spawn(async move {
         if let Ok(Err(AgentError::LoginExpired)) = end.await {
-            app.sessions.remove(&session.id);
+            app.sessions.remove_or_log(&session.id).await;
         }
     });
     let stream = UnboundedReceiverStream::new(receiver).map(|event| Ok(to_sse(&event)));

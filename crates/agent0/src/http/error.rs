@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::agent::AgentError;
 use crate::confirm::ConfirmError;
 use crate::conversations::StoreError;
+use crate::shared::SharedStateError;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,9 @@ pub enum ApiError {
     /// The conversation store cannot be reached now (details in the log only).
     #[error("your conversations cannot be reached right now; try again in a moment")]
     StoreUnavailable(String),
+    /// Sessions or shared caches (Redis) cannot be reached now (details in the log only).
+    #[error("sessions cannot be reached right now; try again in a moment")]
+    SharedStateUnavailable(String),
     /// Our own failure (details in the log only).
     #[error("something went wrong on our side")]
     Internal(String),
@@ -77,6 +81,7 @@ impl ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
             Self::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::SharedStateUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -94,7 +99,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let detail = match &self {
-            Self::Internal(detail) | Self::StoreUnavailable(detail) => detail.clone(),
+            Self::Internal(detail)
+            | Self::StoreUnavailable(detail)
+            | Self::SharedStateUnavailable(detail) => detail.clone(),
             other => other.to_string(),
         };
         let mut response = (
@@ -102,8 +109,11 @@ impl IntoResponse for ApiError {
             Json(json!({"error": code, "message": self.to_string()})),
         )
             .into_response();
-        if matches!(self, Self::StoreUnavailable(_)) {
-            // A restarting database is usually back within seconds.
+        if matches!(
+            self,
+            Self::StoreUnavailable(_) | Self::SharedStateUnavailable(_)
+        ) {
+            // A restarting database or Redis is usually back within seconds.
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from_static("5"),
@@ -125,6 +135,12 @@ impl From<StoreError> for ApiError {
                 Self::Internal(detail)
             }
         }
+    }
+}
+
+impl From<SharedStateError> for ApiError {
+    fn from(e: SharedStateError) -> Self {
+        Self::SharedStateUnavailable(e.to_string())
     }
 }
 

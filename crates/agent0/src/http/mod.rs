@@ -33,6 +33,7 @@ use crate::conversations::ConversationStore;
 use crate::llm::Model;
 use crate::mcp::{McpHub, McpServer, McpSetupError};
 use crate::session::{Cookies, Session, Sessions};
+use crate::shared::SharedState;
 use crate::tokens::TokenBroker;
 
 /// The OIDC callback route: the redirect URI registered at the IdP must end in it.
@@ -121,6 +122,7 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub(crate) rp: RelyingParty,
     pub(crate) sessions: Sessions,
+    pub(crate) shared_state: String,
     pub(crate) cookies: Cookies,
     pub(crate) agent: Agent,
     pub(crate) all_servers: Vec<McpServer>,
@@ -140,8 +142,18 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// Discovers the IdP and assembles the app.
+    /// Discovers the IdP and assembles the app, its sessions and token caches in process.
     pub async fn new(config: AgentConfig) -> Result<Self, SetupError> {
+        let shared = SharedState::in_process(config.clock.clone());
+        Self::with_shared_state(config, shared).await
+    }
+
+    /// Discovers the IdP and assembles the app, its sessions, token caches and leases in
+    /// `shared` (Redis, for several replicas).
+    pub async fn with_shared_state(
+        config: AgentConfig,
+        shared: SharedState,
+    ) -> Result<Self, SetupError> {
         let redirect = url::Url::parse(&config.oidc.redirect_uri).ok();
         if redirect.as_ref().map(url::Url::path) != Some(CALLBACK_PATH) {
             return Err(SetupError::Oidc(OidcSetupError::Setting {
@@ -154,10 +166,12 @@ impl AppState {
         }
         let https = config.oidc.redirect_uri.starts_with("https://");
         let rp = RelyingParty::discover(config.oidc).await?;
-        let broker = Arc::new(TokenBroker::new(
+        let broker = Arc::new(TokenBroker::shared(
             rp.token_endpoint(),
             config.agent_auth,
             config.clock.clone(),
+            shared.tokens.clone(),
+            shared.leases.clone(),
         )?);
         let enabled: Vec<McpServer> = config
             .mcp_servers
@@ -185,7 +199,12 @@ impl AppState {
         let csp = content_security_policy(rp.end_session_origin().as_deref());
         Ok(Self(Arc::new(Inner {
             csp,
-            sessions: Sessions::new(config.clock.clone()),
+            sessions: Sessions::new(
+                shared.sessions.clone(),
+                shared.leases.clone(),
+                config.clock.clone(),
+            ),
+            shared_state: shared.description,
             cookies: Cookies::new(&config.session_key, https),
             rp,
             agent,
@@ -202,10 +221,15 @@ impl AppState {
         &self.agent
     }
 
-    /// The request's live session.
-    pub(crate) async fn session(&self, headers: &HeaderMap) -> Option<Arc<Session>> {
-        let id = self.cookies.session_id(headers)?;
-        self.sessions.current(&id, &self.rp).await
+    /// The request's live session (an error when the session store cannot be reached).
+    pub(crate) async fn session(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<Arc<Session>>, ApiError> {
+        let Some(id) = self.cookies.session_id(headers) else {
+            return Ok(None);
+        };
+        Ok(self.sessions.current(&id, &self.rp).await?)
     }
 
     /// The request's live session, or 401.
@@ -214,7 +238,7 @@ impl AppState {
         headers: &HeaderMap,
     ) -> Result<Arc<Session>, ApiError> {
         let had_cookie = self.cookies.session_id(headers).is_some();
-        match self.session(headers).await {
+        match self.session(headers).await? {
             Some(session) => Ok(session),
             None if had_cookie => Err(ApiError::LoginExpired),
             None => Err(ApiError::Unauthenticated),
@@ -290,7 +314,8 @@ async fn get_health(State(app): State<AppState>) -> axum::Json<serde_json::Value
     axum::Json(serde_json::json!({
         "status": "ok",
         "model": app.agent.model().info(),
-        "sessions": app.sessions.len(),
+        "sessions": app.sessions.count().await,
+        "sharedState": app.shared_state,
     }))
 }
 

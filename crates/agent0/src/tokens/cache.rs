@@ -10,6 +10,7 @@ use moka::sync::Cache;
 use protocol::Clock;
 
 use super::AccessToken;
+use crate::shared::SharedStateError;
 
 /// Tokens kept in process at most (least recently used dropped first: they are only minted
 /// again).
@@ -27,19 +28,19 @@ pub struct TokenKey {
 }
 
 /// A store of access tokens. An entry is never returned at or after its `expires_at` (which
-/// already holds the refresh margin).
+/// already holds the refresh margin). A shared store fails when it cannot be reached.
 #[async_trait::async_trait]
 pub trait TokenCache: Send + Sync {
     /// The unexpired token under `key`.
-    async fn get(&self, key: &TokenKey) -> Option<AccessToken>;
+    async fn get(&self, key: &TokenKey) -> Result<Option<AccessToken>, SharedStateError>;
     /// Keeps `token` under `key` until its `expires_at`.
-    async fn insert(&self, key: TokenKey, token: AccessToken);
+    async fn insert(&self, key: TokenKey, token: AccessToken) -> Result<(), SharedStateError>;
     /// Drops the token under `key` (the resource refused it).
-    async fn invalidate(&self, key: &TokenKey);
+    async fn invalidate(&self, key: &TokenKey) -> Result<(), SharedStateError>;
     /// Drops every token of `subject` (logout).
-    async fn invalidate_person(&self, subject: &str);
+    async fn invalidate_person(&self, subject: &str) -> Result<(), SharedStateError>;
     /// Whether `subject` holds an unexpired token for `connection`.
-    async fn has_live(&self, subject: &str, connection: &str) -> bool;
+    async fn has_live(&self, subject: &str, connection: &str) -> Result<bool, SharedStateError>;
 }
 
 /// The in-process cache: `moka`, bounded, with a per-entry lifetime of `expires_at - now` read
@@ -97,32 +98,35 @@ impl Expiry<TokenKey, AccessToken> for UntilUsableEnd {
 
 #[async_trait::async_trait]
 impl TokenCache for MokaTokenCache {
-    async fn get(&self, key: &TokenKey) -> Option<AccessToken> {
+    async fn get(&self, key: &TokenKey) -> Result<Option<AccessToken>, SharedStateError> {
         let now = self.clock.now();
-        self.tokens.get(key).filter(|t| now < t.expires_at)
+        Ok(self.tokens.get(key).filter(|t| now < t.expires_at))
     }
 
-    async fn insert(&self, key: TokenKey, token: AccessToken) {
+    async fn insert(&self, key: TokenKey, token: AccessToken) -> Result<(), SharedStateError> {
         self.tokens.insert(key, token);
+        Ok(())
     }
 
-    async fn invalidate(&self, key: &TokenKey) {
+    async fn invalidate(&self, key: &TokenKey) -> Result<(), SharedStateError> {
         self.tokens.invalidate(key);
+        Ok(())
     }
 
-    async fn invalidate_person(&self, subject: &str) {
+    async fn invalidate_person(&self, subject: &str) -> Result<(), SharedStateError> {
         let subject = subject.to_owned();
         // Fails only when the cache was built without invalidation closures; it is not.
         let _ = self
             .tokens
             .invalidate_entries_if(move |key, _| key.subject == subject);
+        Ok(())
     }
 
-    async fn has_live(&self, subject: &str, connection: &str) -> bool {
+    async fn has_live(&self, subject: &str, connection: &str) -> Result<bool, SharedStateError> {
         let now = self.clock.now();
-        self.tokens.iter().any(|(key, token)| {
+        Ok(self.tokens.iter().any(|(key, token)| {
             key.subject == subject && key.connection == connection && now < token.expires_at
-        })
+        }))
     }
 }
 
@@ -155,13 +159,13 @@ mod tests {
     async fn an_entry_is_gone_at_its_expires_at_by_the_injected_clock() {
         let clock = FixedClock::at(1_000);
         let cache = MokaTokenCache::new(10, clock.clone());
-        cache.insert(key("alice"), token(1_240)).await;
+        cache.insert(key("alice"), token(1_240)).await.unwrap();
         clock.advance(239);
-        assert!(cache.get(&key("alice")).await.is_some());
-        assert!(cache.has_live("alice", "todo0").await);
+        assert!(cache.get(&key("alice")).await.unwrap().is_some());
+        assert!(cache.has_live("alice", "todo0").await.unwrap());
         clock.advance(1);
-        assert!(cache.get(&key("alice")).await.is_none());
-        assert!(!cache.has_live("alice", "todo0").await);
+        assert!(cache.get(&key("alice")).await.unwrap().is_none());
+        assert!(!cache.has_live("alice", "todo0").await.unwrap());
     }
 
     #[tokio::test]
@@ -169,15 +173,15 @@ mod tests {
         // The injected clock stands still: only moka's own per-entry expiry can drop it.
         let clock = FixedClock::at(1_000);
         let cache = MokaTokenCache::new(10, clock.clone());
-        cache.insert(key("alice"), token(1_001)).await;
-        cache.insert(key("bob"), token(1_000)).await;
-        assert!(cache.get(&key("alice")).await.is_some());
+        cache.insert(key("alice"), token(1_001)).await.unwrap();
+        cache.insert(key("bob"), token(1_000)).await.unwrap();
+        assert!(cache.get(&key("alice")).await.unwrap().is_some());
         assert!(
             cache.tokens.get(&key("bob")).is_none(),
             "no lifetime left: never kept"
         );
         tokio::time::sleep(Duration::from_millis(1_100)).await;
-        assert!(cache.get(&key("alice")).await.is_none());
+        assert!(cache.get(&key("alice")).await.unwrap().is_none());
         cache.tokens.run_pending_tasks();
         assert_eq!(cache.tokens.entry_count(), 0);
     }
@@ -187,7 +191,10 @@ mod tests {
         let clock = FixedClock::at(1_000);
         let cache = MokaTokenCache::new(100, clock);
         for i in 0..2_000 {
-            cache.insert(key(&format!("person{i}")), token(2_000)).await;
+            cache
+                .insert(key(&format!("person{i}")), token(2_000))
+                .await
+                .unwrap();
         }
         cache.tokens.run_pending_tasks();
         assert!(
@@ -205,17 +212,17 @@ mod tests {
             connection: "github".into(),
             ..key("alice")
         };
-        cache.insert(key("alice"), token(2_000)).await;
-        cache.insert(github.clone(), token(2_000)).await;
-        cache.insert(key("bob"), token(2_000)).await;
+        cache.insert(key("alice"), token(2_000)).await.unwrap();
+        cache.insert(github.clone(), token(2_000)).await.unwrap();
+        cache.insert(key("bob"), token(2_000)).await.unwrap();
 
-        cache.invalidate(&key("alice")).await;
-        assert!(cache.get(&key("alice")).await.is_none());
-        assert!(cache.get(&github).await.is_some());
+        cache.invalidate(&key("alice")).await.unwrap();
+        assert!(cache.get(&key("alice")).await.unwrap().is_none());
+        assert!(cache.get(&github).await.unwrap().is_some());
 
-        cache.invalidate_person("alice").await;
-        assert!(cache.get(&github).await.is_none());
-        assert!(!cache.has_live("alice", "github").await);
-        assert!(cache.get(&key("bob")).await.is_some());
+        cache.invalidate_person("alice").await.unwrap();
+        assert!(cache.get(&github).await.unwrap().is_none());
+        assert!(!cache.has_live("alice", "github").await.unwrap());
+        assert!(cache.get(&key("bob")).await.unwrap().is_some());
     }
 }
