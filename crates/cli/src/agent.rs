@@ -218,7 +218,7 @@ pub(crate) async fn prepare(
         "agent0 listening on {bound}\n  open:            {public}\n  agent:           {agent_id}\n  model:           {} · {}\n  conversations:   {}\n  sessions:        {shared_state}\n{}",
         model_info.provider,
         model_info.model,
-        crate::todo::redact_url(&database),
+        dbconn::redact_url(&database),
         server_lines.join("\n")
     );
     Ok((state, listener, banner))
@@ -226,7 +226,7 @@ pub(crate) async fn prepare(
 
 /// Why the conversation store did not open, naming the database (never its password) and the fix.
 fn store_failed(url: &str, error: &StoreError) -> String {
-    let shown = crate::todo::redact_url(url);
+    let shown = dbconn::redact_url(url);
     let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
     let fix = match error {
         // The message already says what to do (a schema from a newer secure-agent).

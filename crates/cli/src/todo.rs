@@ -196,9 +196,12 @@ impl Common {
         args: &TodoCommonArgs,
     ) -> anyhow::Result<(Arc<dyn todo0::store::TodoStore>, RemoteJwks)> {
         idp0::fsutil::create_private_dir(&args.service.data_dir)?;
-        let store = todo0::store::open(&self.database)
-            .await
-            .context("opening the todo store")?;
+        let store = todo0::store::open(&self.database).await.with_context(|| {
+            format!(
+                "opening the todo store {} (check --database / TODO_DATABASE_URL)",
+                dbconn::redact_url(&self.database)
+            )
+        })?;
         let http = protocol::discovery::http_client().context("building the HTTP client")?;
         let jwks = RemoteJwks::discover(http, &self.issuer, Duration::from_secs(30))
             .await
@@ -276,7 +279,10 @@ pub(crate) async fn run_mcp_on(
             "  revoked tokens:    NOT checked (no OKTA_CLIENT_ID/OKTA_CLIENT_SECRET): accepted until they expire"
         ),
     }
-    println!("  store:             {}", redact_url(&common.database));
+    println!(
+        "  store:             {}",
+        dbconn::redact_url(&common.database)
+    );
     httpserve::serve(listener, app, shutdown).await?;
     println!("todo0 MCP server stopped");
     Ok(())
@@ -465,21 +471,13 @@ pub(crate) async fn run_app_on(
         "  accepts tokens of: {} for {}",
         common.issuer, common.resource
     );
-    println!("  store:             {}", redact_url(&common.database));
+    println!(
+        "  store:             {}",
+        dbconn::redact_url(&common.database)
+    );
     httpserve::serve(listener, app, shutdown).await?;
     println!("todo0 web app stopped");
     Ok(())
-}
-
-/// A database URL without its password, for printing.
-pub(crate) fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
 }
 
 #[cfg(test)]

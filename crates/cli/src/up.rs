@@ -2,6 +2,10 @@
 //! todo0's MCP server, todo0's web app and agent0, sharing one data directory. Each service is
 //! started exactly as its own subcommand would start it, so `up` has no configuration path of
 //! its own.
+//!
+//! With `--database postgres://…` every service keeps its state in that one database instead of
+//! SQLite files in the data directory, each in its own schema (`idp0`, `todo0`, `agent0`), so
+//! their tables and migration histories never collide.
 
 use std::time::Duration;
 
@@ -33,6 +37,17 @@ pub(crate) struct UpArgs {
     /// agent0's port.
     #[arg(long, default_value_t = 3000)]
     agent_port: u16,
+    /// One PostgreSQL database for every service's state, instead of SQLite files in the data
+    /// directory: `postgres://USER:PASSWORD@HOST:5432/DATABASE[?sslmode=require]`. idp0, todo0
+    /// (MCP server and web app) and agent0 each keep their tables in their own schema (`idp0`,
+    /// `todo0`, `agent0`), created at first start. Checked before anything is served.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SECURE_AGENT_DATABASE_URL",
+        hide_env_values = true
+    )]
+    database: Option<String>,
     /// Every service serves https (see each service's --tls); plain http stays the default.
     #[command(flatten)]
     tls: crate::tls::ServeTls,
@@ -61,7 +76,32 @@ async fn listen(service: &str, port: u16, flag: &str) -> anyhow::Result<tokio::n
         })
 }
 
+/// Refuses a database `up` cannot use, before any port is bound: not a PostgreSQL URL, or a
+/// server that does not answer (the URL shown without its password, and the fix).
+async fn check_database(url: &str) -> anyhow::Result<()> {
+    let shown = dbconn::redact_url(url);
+    if !dbconn::is_postgres_url(url) {
+        anyhow::bail!(
+            "--database {shown} is not a PostgreSQL URL: `up --database` takes \
+             postgres://USER:PASSWORD@HOST:5432/DATABASE (without it, each service keeps a SQLite \
+             file in the data directory)"
+        );
+    }
+    let options = dbconn::parse(url)?;
+    match dbconn::check(&options).await {
+        Ok(()) => Ok(()),
+        Err(e) => anyhow::bail!(
+            "cannot connect to the PostgreSQL database {shown} ({e}). Fix: start the server or \
+             check the host, port, user, password, database name and sslmode in --database / \
+             SECURE_AGENT_DATABASE_URL"
+        ),
+    }
+}
+
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
+    if let Some(url) = &args.database {
+        check_database(url).await?;
+    }
     // Every port is bound before anything is configured: with port 0 the real ports are only
     // known now, and every URL in the generated configuration (redirect and logout URIs, the MCP
     // resource, the env files, the banners) must name the ports actually served.
@@ -95,6 +135,11 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             port.to_string(),
         ];
         service.extend(tls_args.iter().cloned());
+        // Every service on the one database (its own schema in it), as its own subcommand's
+        // --database would put it.
+        if let Some(url) = &args.database {
+            service.extend(["--database".into(), url.clone()]);
+        }
         service
     };
     let idp_args: crate::idp::IdpArgs = service_args(&with("idp", idp_port))?;

@@ -29,6 +29,8 @@ mod sample_env;
 mod tls;
 #[path = "cli/up.rs"]
 mod up;
+#[path = "cli/up_database.rs"]
+mod up_database;
 
 const BIN: &str = env!("CARGO_BIN_EXE_secure-agent");
 

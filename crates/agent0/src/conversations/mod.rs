@@ -14,7 +14,7 @@ use protocol::UnixTime;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use postgres::PostgresConversations;
+pub use postgres::{DEFAULT_SCHEMA, PostgresConversations};
 pub use sqlite::SqliteConversations;
 
 use crate::llm::Message;
@@ -113,6 +113,9 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        if !dbconn::is_unavailable(&e) {
+            return Self::Database(e.to_string());
+        }
         match &e {
             sqlx::Error::PoolTimedOut => {
                 Self::Unavailable("timed out waiting for a database connection".into())
@@ -120,19 +123,10 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
                 Self::Unavailable(e.to_string())
             }
-            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => {
-                Self::Unavailable(format!("database connection failed: {e}"))
-            }
-            // SQLSTATE class 08 (connection exception), 57P0x (the server is shutting down,
-            // restarting or not yet accepting connections).
-            sqlx::Error::Database(db)
-                if db
-                    .code()
-                    .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")) =>
-            {
+            sqlx::Error::Database(db) => {
                 Self::Unavailable(format!("database error: {}", db.message()))
             }
-            _ => Self::Database(e.to_string()),
+            _ => Self::Unavailable(format!("database connection failed: {e}")),
         }
     }
 }
@@ -168,7 +162,7 @@ fn migration_failed(e: sqlx::migrate::MigrateError) -> StoreError {
 /// Opens the store a URL names: `postgres://…` / `postgresql://…` (PostgreSQL), else
 /// `sqlite://PATH` or a plain path (SQLite, created if missing). Migrations are applied.
 pub async fn open(url: &str) -> Result<Arc<dyn ConversationStore>, StoreError> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if dbconn::is_postgres_url(url) {
         Ok(Arc::new(PostgresConversations::connect(url).await?))
     } else {
         let path = url.strip_prefix("sqlite://").unwrap_or(url);

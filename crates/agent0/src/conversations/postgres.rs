@@ -7,22 +7,19 @@
 //! serialize on that row and neither loses nor duplicates a turn. A connection the server
 //! dropped (restart, `pg_terminate_backend`) is discarded by the pool: the operation that hit it
 //! fails with [`StoreError::Unavailable`], and the next one gets a fresh connection.
-
-use std::str::FromStr;
-use std::time::Duration;
+//!
+//! Tables and migration history live in the schema [`DEFAULT_SCHEMA`] (`agent0`, created at first
+//! start if missing) unless the URL sets a `search_path`, so idp0 and todo0 may share the
+//! database. Connection, pool and schema handling are `dbconn`'s, shared with the other services.
 
 use async_trait::async_trait;
 use protocol::UnixTime;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 
 use super::{ConversationStore, ConversationSummary, StoreError, Turn, migration_failed, title_of};
 
-/// How long a caller waits for a pooled connection (connecting included) before the store
-/// answers [`StoreError::Unavailable`]: an outage fails fast instead of hanging a chat.
-pub(super) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
-/// Most connections the pool opens.
-pub(super) const MAX_CONNECTIONS: u32 = 16;
+/// The schema agent0 keeps its tables in unless the URL chooses a `search_path`.
+pub const DEFAULT_SCHEMA: &str = "agent0";
 /// The `application_name` the store's sessions show in `pg_stat_activity` unless the URL sets one.
 const APPLICATION_NAME: &str = "agent0";
 
@@ -33,14 +30,11 @@ pub struct PostgresConversations {
 }
 
 impl PostgresConversations {
-    /// Connects (`postgres://user:password@host:port/database?sslmode=…`) and applies migrations.
+    /// Connects (`postgres://user:password@host:port/database?sslmode=…`) and applies migrations,
+    /// in the schema [`DEFAULT_SCHEMA`] unless the URL sets a `search_path`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = parse(url)?;
-        let options = match options.get_application_name() {
-            Some(_) => options,
-            None => options.application_name(APPLICATION_NAME),
-        };
-        Self::with_options(options, None).await
+        Self::with_target(dbconn::target(url, DEFAULT_SCHEMA, APPLICATION_NAME).map_err(invalid)?)
+            .await
     }
 
     /// Connects with every pooled session confined to `schema` (its `search_path`), creating the
@@ -48,59 +42,26 @@ impl PostgresConversations {
     ///
     /// `schema` must be a plain lower-case identifier (`[a-z_][a-z0-9_]*`, at most 63 bytes).
     pub async fn connect_in_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
-        if !is_plain_identifier(schema) {
-            return Err(StoreError::Database(
-                "schema must be a lower-case identifier of at most 63 bytes".into(),
-            ));
-        }
-        let options = parse(url)?
-            .application_name(&format!("{APPLICATION_NAME}-{schema}"))
-            .options([("search_path", schema)]);
-        Self::with_options(options, Some(schema)).await
+        Self::with_target(dbconn::target_in_schema(url, schema, APPLICATION_NAME).map_err(invalid)?)
+            .await
     }
 
     /// Drops a schema made by [`Self::connect_in_schema`] (test clean-up).
     pub async fn drop_schema(url: &str, schema: &str) -> Result<(), StoreError> {
-        if !is_plain_identifier(schema) {
-            return Err(StoreError::Database(
-                "schema must be a lower-case identifier".into(),
-            ));
-        }
-        let mut conn = PgConnection::connect_with(&parse(url)?).await?;
-        // The name was validated as a plain identifier above, so it may be spliced.
-        let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await?;
-        conn.close().await?;
-        Ok(())
+        dbconn::drop_schema(url, schema)
+            .await
+            .map_err(connect_failed)
     }
 
-    async fn with_options(
-        options: PgConnectOptions,
-        schema: Option<&str>,
-    ) -> Result<Self, StoreError> {
-        // One direct attempt first: its error says why (refused, unknown host, authentication),
-        // where the pool would only report a timeout.
-        let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&options))
+    async fn with_target(target: dbconn::Target) -> Result<Self, StoreError> {
+        // `dbconn::connect` makes one direct attempt first: its error says why (refused, unknown
+        // host, authentication), where the pool would only report a timeout.
+        let pool = dbconn::connect(&target.options)
             .await
-            .map_err(|_| {
-                StoreError::Unavailable(format!(
-                    "the server did not answer within {} s",
-                    ACQUIRE_TIMEOUT.as_secs()
-                ))
-            })??;
-        let _ = probe.close().await;
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await?;
+            .map_err(connect_failed)?;
         let mut migrator = sqlx::migrate!("./migrations/postgres");
-        if let Some(schema) = schema {
-            // sqlx creates it (validated above) before its bookkeeping table, which lands in the
-            // first `search_path` schema, so each schema has its own migration history.
-            migrator.create_schema(schema.to_owned());
+        if let Some(schema) = &target.schema {
+            dbconn::create_schema_if_missing(&pool, &mut migrator, schema).await?;
         }
         migrator.run(&pool).await.map_err(migration_failed)?;
         Ok(Self { pool })
@@ -117,20 +78,18 @@ impl PostgresConversations {
     }
 }
 
-/// Parses a connection URL; the error never repeats the URL (it may hold a password).
-fn parse(url: &str) -> Result<PgConnectOptions, StoreError> {
-    PgConnectOptions::from_str(url)
-        .map_err(|_| StoreError::Database("the PostgreSQL connection URL is invalid".into()))
+/// A URL or schema name that cannot be used; never repeats the URL (it may hold a password).
+fn invalid(e: dbconn::Error) -> StoreError {
+    StoreError::Database(e.to_string())
 }
 
-/// `[a-z_][a-z0-9_]*`, 1–63 bytes: needs no quoting and is never folded or truncated.
-fn is_plain_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && name.len() <= 63
+/// A connection that could not be made: unavailable (worth retrying) or refused otherwise.
+fn connect_failed(e: dbconn::Error) -> StoreError {
+    match e {
+        dbconn::Error::Sqlx(e) => StoreError::from(e),
+        dbconn::Error::NoAnswer => StoreError::Unavailable(e.to_string()),
+        dbconn::Error::InvalidUrl | dbconn::Error::InvalidSchema => invalid(e),
+    }
 }
 
 /// A text stored as UTF-8 bytes (`BYTEA`: PostgreSQL's `TEXT` cannot hold a NUL).
@@ -271,16 +230,6 @@ impl ConversationStore for PostgresConversations {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_plain_identifiers_name_a_schema() {
-        assert!(is_plain_identifier("t_0123abcd"));
-        assert!(is_plain_identifier("_x"));
-        for bad in ["", "T_x", "1x", "x-y", "x y", "x;DROP", "\"x\"", "é"] {
-            assert!(!is_plain_identifier(bad), "{bad:?}");
-        }
-        assert!(!is_plain_identifier(&"x".repeat(64)));
-    }
 
     #[tokio::test]
     async fn a_malformed_url_is_refused_without_echoing_it() {

@@ -11,17 +11,20 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dbconn::testing::TestSchema;
 use rstest::rstest;
 use serde_json::json;
 use sqlx::Connection;
 
-use super::postgres::ACQUIRE_TIMEOUT;
 use super::*;
 use crate::llm::{Block, Role};
+use dbconn::ACQUIRE_TIMEOUT;
+
+/// The variable that points the PostgreSQL cases at another server.
+const PG_ENV: &str = "AGENT0_TEST_DATABASE_URL";
 
 fn pg_url() -> String {
-    std::env::var("AGENT0_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    dbconn::testing::database_url(PG_ENV)
 }
 
 fn turn(text: &str) -> Turn {
@@ -49,7 +52,7 @@ enum Backend {
 enum Place {
     Memory,
     File(tempfile::TempDir),
-    Schema(SchemaGuard),
+    Schema(TestSchema),
 }
 
 /// A fresh, empty store.
@@ -81,8 +84,8 @@ impl Backend {
                 }
             }
             Self::Postgres => {
-                let guard = SchemaGuard::new();
-                let store = pg_store(&guard.schema).await?;
+                let guard = TestSchema::new(PG_ENV);
+                let store = pg_store(guard.name()).await?;
                 Harness {
                     store: Arc::new(store),
                     place: Place::Schema(guard),
@@ -101,7 +104,7 @@ impl Harness {
             Place::File(dir) => Some(Arc::new(
                 SqliteConversations::open(&dir.path().join("agent0.db")).await?,
             )),
-            Place::Schema(guard) => Some(Arc::new(pg_store(&guard.schema).await?)),
+            Place::Schema(guard) => Some(Arc::new(pg_store(guard.name()).await?)),
         })
     }
 }
@@ -111,44 +114,7 @@ impl Harness {
 async fn pg_store(schema: &str) -> anyhow::Result<PostgresConversations> {
     PostgresConversations::connect_in_schema(&pg_url(), schema)
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "PostgreSQL at {} is required for these tests (start it, e.g. \
-                 `pg_ctlcluster <version> main start`, or point AGENT0_TEST_DATABASE_URL at one): {e}",
-                pg_url()
-            )
-        })
-}
-
-/// A fresh schema name; dropping the guard drops the schema, passed or failed.
-struct SchemaGuard {
-    schema: String,
-}
-
-impl SchemaGuard {
-    fn new() -> Self {
-        Self {
-            schema: format!("t_{}", uuid::Uuid::new_v4().simple()),
-        }
-    }
-}
-
-impl Drop for SchemaGuard {
-    fn drop(&mut self) {
-        // `Drop` cannot await; a short-lived runtime on its own thread does the async work.
-        let schema = self.schema.clone();
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(PostgresConversations::drop_schema(&pg_url(), &schema))?;
-            anyhow::Ok(())
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test schema {}", self.schema);
-        }
-    }
+        .map_err(|e| anyhow::anyhow!(dbconn::testing::required(&pg_url(), PG_ENV, e)))
 }
 
 #[rstest]
@@ -469,7 +435,7 @@ async fn a_schema_newer_than_this_binary_is_refused(
             let sql = future
                 .replace(
                     "_sqlx_migrations",
-                    &format!("{}._sqlx_migrations", guard.schema),
+                    &format!("{}._sqlx_migrations", guard.name()),
                 )
                 .replace("x'00'", "'\\x00'::bytea");
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
@@ -483,7 +449,7 @@ async fn a_schema_newer_than_this_binary_is_refused(
         Place::File(dir) => SqliteConversations::open(&dir.path().join("agent0.db"))
             .await
             .map(|_| ()),
-        Place::Schema(guard) => PostgresConversations::connect_in_schema(&pg_url(), &guard.schema)
+        Place::Schema(guard) => PostgresConversations::connect_in_schema(&pg_url(), guard.name())
             .await
             .map(|_| ()),
         Place::Memory => unreachable!("file-backed cases only"),
@@ -515,26 +481,13 @@ async fn stores_open_by_url() -> anyhow::Result<()> {
 
     // PostgreSQL by URL (`postgres://` and `postgresql://`, with query options), confined to a
     // fresh schema by the URL's own `options`.
-    let guard = SchemaGuard::new();
-    let mut conn = sqlx::PgConnection::connect(&pg_url()).await.map_err(|e| {
-        anyhow::anyhow!(
-            "PostgreSQL at {} is required for these tests: {e}",
-            pg_url()
-        )
-    })?;
-    // A generated name (`t_` + hex), never input: it may be spliced.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE SCHEMA {}",
-        guard.schema
-    )))
-    .execute(&mut conn)
-    .await?;
-    conn.close().await?;
+    let guard = TestSchema::new(PG_ENV);
+    guard.create().await.map_err(anyhow::Error::msg)?;
     let separator = if pg_url().contains('?') { '&' } else { '?' };
     let url = format!(
         "{}{separator}sslmode=prefer&options=-c%20search_path%3D{}",
         pg_url(),
-        guard.schema
+        guard.name()
     );
     let store = open(&url).await?;
     let id = store.create("alice", 1).await?;
@@ -542,6 +495,36 @@ async fn stores_open_by_url() -> anyhow::Result<()> {
     let store = open(&url.replacen("postgres://", "postgresql://", 1)).await?;
     let turns = store.find_turns("alice", &id, 5).await?;
     assert_eq!(texts(&turns), ["by url"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_a_search_path_the_tables_live_in_schema_agent0() -> anyhow::Result<()> {
+    // A fresh database, so the real schema name is used without colliding with parallel runs.
+    let db = dbconn::testing::TestDatabase::create(PG_ENV)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let store = open(db.url()).await?;
+    store.create("alice", 1).await?;
+    open(db.url()).await?;
+    let mut conn = sqlx::PgConnection::connect(db.url()).await?;
+    let tables: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_schema::text, table_name::text FROM information_schema.tables \
+         WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2",
+    )
+    .fetch_all(&mut conn)
+    .await?;
+    conn.close().await?;
+    assert!(!tables.is_empty());
+    assert!(
+        tables.iter().all(|(schema, _)| schema == DEFAULT_SCHEMA),
+        "{tables:?}"
+    );
+    assert!(
+        tables.contains(&(DEFAULT_SCHEMA.into(), "_sqlx_migrations".into())),
+        "{tables:?}"
+    );
+    drop(store);
     Ok(())
 }
 

@@ -10,50 +10,32 @@ use std::time::{Duration, Instant};
 
 use agent0::conversations::{ConversationStore, PostgresConversations};
 use agent0::llm::offline::OfflineModel;
+use dbconn::testing::TestSchema;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::harness::{AgentStack, Person};
 
+/// The variable that points this test at another server.
+const PG_ENV: &str = "AGENT0_TEST_DATABASE_URL";
+
 fn pg_url() -> String {
-    std::env::var("AGENT0_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    dbconn::testing::database_url(PG_ENV)
 }
 
-/// A fresh schema `t_<uuid>`, dropped with the guard.
-struct Schema(String);
+/// A fresh schema `t_<uuid>` (dropped with the guard), and stores in it.
+struct Schema(TestSchema);
 
 impl Schema {
     fn new() -> Self {
-        Self(format!("t_{}", uuid::Uuid::new_v4().simple()))
+        Self(TestSchema::new(PG_ENV))
     }
 
     async fn store(&self, url: &str) -> Arc<dyn ConversationStore> {
-        match PostgresConversations::connect_in_schema(url, &self.0).await {
+        match PostgresConversations::connect_in_schema(url, self.0.name()).await {
             Ok(store) => Arc::new(store),
-            Err(e) => panic!(
-                "PostgreSQL at {} is required for this test (start it, e.g. \
-                 `pg_ctlcluster <version> main start`, or set AGENT0_TEST_DATABASE_URL): {e}",
-                pg_url()
-            ),
-        }
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let schema = self.0.clone();
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(PostgresConversations::drop_schema(&pg_url(), &schema))?;
-            anyhow::Ok(())
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test schema {}", self.0);
+            Err(e) => panic!("{}", self.0.required(e)),
         }
     }
 }

@@ -203,7 +203,7 @@ pub trait Store: Send + Sync {
 /// A database that cannot be reached fails within a few seconds with an error naming the URL
 /// without its password and what to check; errors never contain the password.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    if is_postgres_url(url) {
+    if dbconn::is_postgres_url(url) {
         Ok(Arc::new(PostgresStore::connect(url).await?))
     } else {
         let path = url.strip_prefix("sqlite://").unwrap_or(url);
@@ -211,38 +211,6 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
             SqliteStore::open(std::path::Path::new(path)).await?,
         ))
     }
-}
-
-/// Whether `url` names a PostgreSQL database.
-pub fn is_postgres_url(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
-
-/// `url` as it may be shown or logged: the password (in the authority or a `password=` query
-/// parameter) replaced by `***`. A URL that does not parse is not repeated at all.
-pub fn redact_url(url: &str) -> String {
-    let Ok(mut parsed) = url::Url::parse(url) else {
-        return "(the database URL, which does not parse)".into();
-    };
-    if parsed.password().is_some() {
-        // Only fails for URLs that cannot have credentials, which this one has.
-        let _ = parsed.set_password(Some("***"));
-    }
-    if parsed.query_pairs().any(|(k, _)| k == "password") {
-        let pairs: Vec<(String, String)> = parsed
-            .query_pairs()
-            .map(|(k, v)| {
-                let v = if k == "password" {
-                    "***".into()
-                } else {
-                    v.into_owned()
-                };
-                (k.into_owned(), v)
-            })
-            .collect();
-        parsed.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    parsed.into()
 }
 
 /// SHA-256 hex of a secret, the only form in which secrets are stored.

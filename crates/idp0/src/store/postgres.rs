@@ -14,26 +14,21 @@
 //! histories colliding. A URL that sets its own `search_path` (`?options=-c%20search_path%3DNAME`)
 //! is used as it is.
 //!
-//! Pool: at most [`MAX_CONNECTIONS`] connections per replica; a caller waits at most
-//! [`ACQUIRE_TIMEOUT`] for one (connecting included), so an outage fails requests within seconds
-//! instead of hanging them. A connection the server dropped is discarded and replaced on the next
-//! use. Idle connections close after sqlx's default 10 minutes, every connection after 30.
-
-use std::str::FromStr;
-use std::time::Duration;
+//! Pool: `dbconn`'s settings, shared with todo0 and agent0: at most [`MAX_CONNECTIONS`]
+//! connections per replica; a caller waits at most [`ACQUIRE_TIMEOUT`] for one (connecting
+//! included), so an outage fails requests within seconds instead of hanging them. A connection
+//! the server dropped is discarded and replaced on the next use. Idle connections close after
+//! 10 minutes, every connection after 30.
 
 use async_trait::async_trait;
 use protocol::UnixTime;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{Connection, PgConnection, PgPool, Row};
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
 
-use super::{AuthCode, Grant, RefreshRecord, SsoSession, Store, StoreError, redact_url};
+use super::{AuthCode, Grant, RefreshRecord, SsoSession, Store, StoreError};
 
-/// How long a caller waits for a pooled connection (including connecting) before giving up; also
-/// how long the first connection at start may take.
-pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Most connections one idp0 opens.
-pub const MAX_CONNECTIONS: u32 = 10;
+pub use dbconn::{ACQUIRE_TIMEOUT, MAX_CONNECTIONS};
+
 /// The schema idp0 keeps its tables in unless the URL chooses a `search_path`.
 pub const DEFAULT_SCHEMA: &str = "idp0";
 /// The `application_name` idp0's sessions show in `pg_stat_activity` unless the URL sets one.
@@ -62,20 +57,8 @@ impl PostgresStore {
 
     /// [`Self::connect`] with `schema` in place of [`DEFAULT_SCHEMA`].
     async fn connect_with_default_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
-        let options = parse(url)?;
-        let options = match options.get_application_name() {
-            Some(_) => options,
-            None => options.application_name(APPLICATION_NAME),
-        };
-        let chooses_search_path = options
-            .get_options()
-            .is_some_and(|o| o.contains("search_path"));
-        if chooses_search_path {
-            Self::with_options(url, options, None).await
-        } else {
-            let options = options.options([("search_path", schema)]);
-            Self::with_options(url, options, Some(schema)).await
-        }
+        let target = dbconn::target(url, schema, APPLICATION_NAME).map_err(invalid)?;
+        Self::with_target(url, target).await
     }
 
     /// Connects with every pooled session confined to `schema` (its `search_path`), creating the
@@ -83,123 +66,53 @@ impl PostgresStore {
     ///
     /// `schema` must be a plain lower-case identifier (`[a-z_][a-z0-9_]*`, at most 63 bytes).
     pub async fn connect_in_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
-        check_identifier(schema)?;
-        let options = parse(url)?
-            .application_name(&format!("{APPLICATION_NAME}-{schema}"))
-            .options([("search_path", schema)]);
-        Self::with_options(url, options, Some(schema)).await
+        let target = dbconn::target_in_schema(url, schema, APPLICATION_NAME).map_err(invalid)?;
+        Self::with_target(url, target).await
     }
 
     /// Drops a schema made by [`Self::connect_in_schema`] (test clean-up).
     pub async fn drop_schema(url: &str, schema: &str) -> Result<(), StoreError> {
-        check_identifier(schema)?;
-        let mut conn = PgConnection::connect_with(&parse(url)?).await?;
-        // The name was checked to be a plain identifier above, so it may be spliced.
-        let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await?;
-        conn.close().await?;
-        Ok(())
+        dbconn::drop_schema(url, schema)
+            .await
+            .map_err(|e| StoreError(e.to_string()))
     }
 
-    async fn with_options(
-        url: &str,
-        options: PgConnectOptions,
-        schema: Option<&str>,
-    ) -> Result<Self, StoreError> {
-        // One direct connection first: the pool retries a refused connection until its deadline
-        // and then reports only "timed out", while a person starting idp0 needs the cause.
-        match tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&options)).await {
-            Ok(Ok(conn)) => {
-                let _ = conn.close().await;
-            }
-            Ok(Err(e)) => return Err(unreachable(url, &cause(&e))),
-            Err(_) => {
-                return Err(unreachable(
-                    url,
-                    &format!("no answer within {} s", ACQUIRE_TIMEOUT.as_secs()),
-                ));
-            }
-        }
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
+    async fn with_target(url: &str, target: dbconn::Target) -> Result<Self, StoreError> {
+        // `dbconn::connect` tries one direct connection first: the pool retries a refused
+        // connection until its deadline and then reports only "timed out", while a person
+        // starting idp0 needs the cause.
+        let pool = dbconn::connect(&target.options)
             .await
-            .map_err(|e| unreachable(url, &cause(&e)))?;
+            .map_err(|e| unreachable(url, &e))?;
         let mut migrator = sqlx::migrate!("./migrations/postgres");
-        if let Some(schema) = schema {
-            // sqlx creates it (under its migration lock, so replicas starting together do not
-            // race) before its bookkeeping table, which lands in the first `search_path` schema:
-            // each schema has its own migration history. An existing schema is not created again,
-            // so a user without the CREATE privilege can start on a prepared one.
-            let exists: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
-                    .bind(schema)
-                    .fetch_one(&pool)
-                    .await?;
-            if !exists {
-                migrator.create_schema(schema.to_owned());
-            }
+        if let Some(schema) = &target.schema {
+            dbconn::create_schema_if_missing(&pool, &mut migrator, schema).await?;
         }
         migrator
             .run(&pool)
             .await
-            .map_err(|e| StoreError::migration(e, &redact_url(url)))?;
+            .map_err(|e| StoreError::migration(e, &dbconn::redact_url(url)))?;
         Ok(Self { pool })
     }
 }
 
-/// Parses a connection URL; the error never repeats the URL (it may hold a password).
-fn parse(url: &str) -> Result<PgConnectOptions, StoreError> {
-    PgConnectOptions::from_str(url).map_err(|_| {
-        StoreError(
-            "the PostgreSQL database URL is invalid: expected \
-             postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require]"
-                .into(),
-        )
-    })
+/// A URL or schema name that cannot be used; never repeats the URL (it may hold a password).
+fn invalid(e: dbconn::Error) -> StoreError {
+    StoreError(e.to_string())
 }
 
 /// The start-up error for a database that cannot be used.
-fn unreachable(url: &str, cause: &str) -> StoreError {
+fn unreachable(url: &str, e: &dbconn::Error) -> StoreError {
+    let cause = match e {
+        dbconn::Error::NoAnswer => format!("no answer within {} s", ACQUIRE_TIMEOUT.as_secs()),
+        other => other.to_string(),
+    };
     StoreError(format!(
         "cannot connect to the PostgreSQL database {} ({cause}). Fix: start the server or check \
          the host, port, user, password, database name and sslmode in --database / \
          IDP_DATABASE_URL",
-        redact_url(url)
+        dbconn::redact_url(url)
     ))
-}
-
-/// What went wrong while connecting, in words (never the URL or password).
-fn cause(e: &sqlx::Error) -> String {
-    match e {
-        sqlx::Error::PoolTimedOut => {
-            format!("no connection within {} s", ACQUIRE_TIMEOUT.as_secs())
-        }
-        sqlx::Error::Io(io) => io.to_string(),
-        sqlx::Error::Tls(tls) => format!("TLS failed: {tls}"),
-        sqlx::Error::Database(db) => db.message().to_owned(),
-        other => other.to_string(),
-    }
-}
-
-/// `[a-z_][a-z0-9_]*`, 1–63 bytes: needs no quoting and is never folded or truncated.
-fn check_identifier(name: &str) -> Result<(), StoreError> {
-    let mut chars = name.chars();
-    let plain = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && name.len() <= 63;
-    if plain {
-        Ok(())
-    } else {
-        Err(StoreError(
-            "a schema name must be a lower-case identifier of at most 63 bytes".into(),
-        ))
-    }
 }
 
 fn grant_from(row: &PgRow) -> Result<Grant, sqlx::Error> {
@@ -537,33 +450,15 @@ impl Store for PostgresStore {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use sqlx::{Connection, PgConnection};
 
-    #[test]
-    fn only_plain_identifiers_name_a_schema() {
-        assert!(check_identifier("t_0123abcd").is_ok());
-        assert!(check_identifier("_x").is_ok());
-        for bad in [
-            "",
-            "T_x",
-            "1x",
-            "x-y",
-            "x y",
-            "x;DROP",
-            "\"x\"",
-            "é",
-            &"x".repeat(64),
-        ] {
-            assert!(check_identifier(bad).is_err(), "{bad:?}");
-        }
-    }
+    use super::*;
 
     #[tokio::test]
     async fn without_a_search_path_the_tables_live_in_their_own_schema() -> anyhow::Result<()> {
         // A random name stands in for `idp0`, so parallel runs never share it.
-        let url = std::env::var("IDP0_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let url = dbconn::testing::database_url("IDP0_TEST_DATABASE_URL");
+        let schema = dbconn::testing::fresh_name();
         let opened = PostgresStore::connect_with_default_schema(&url, &schema).await;
         let again = PostgresStore::connect_with_default_schema(&url, &schema).await;
         let mut conn = PgConnection::connect(&url).await?;

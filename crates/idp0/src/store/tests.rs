@@ -11,20 +11,15 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dbconn::testing::TestSchema;
 use rstest::rstest;
 
 use super::{
-    AuthCode, Grant, PostgresStore, RefreshRecord, SqliteStore, SsoSession, Store, redact_url,
-    secret_hash,
+    AuthCode, Grant, PostgresStore, RefreshRecord, SqliteStore, SsoSession, Store, secret_hash,
 };
 
 /// A fixed "now"; tests pass explicit times.
 const T0: i64 = 1_700_000_000;
-
-fn pg_url() -> String {
-    std::env::var("IDP0_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
 
 fn grant(family: &str) -> Grant {
     Grant {
@@ -82,7 +77,7 @@ enum Backend {
 struct Harness {
     store: Arc<dyn Store>,
     dir: Option<tempfile::TempDir>,
-    schema: Option<SchemaGuard>,
+    schema: Option<TestSchema>,
 }
 
 impl Deref for Harness {
@@ -110,8 +105,8 @@ impl Backend {
                 }
             }
             Self::Postgres => {
-                let guard = SchemaGuard::new();
-                let store = guard.connect().await?;
+                let guard = TestSchema::new(PG_ENV);
+                let store = connect(&guard).await?;
                 Harness {
                     store: Arc::new(store),
                     dir: None,
@@ -127,7 +122,7 @@ impl Harness {
     async fn reopen(&self) -> anyhow::Result<Arc<dyn Store>> {
         Ok(match (&self.dir, &self.schema) {
             (Some(dir), _) => Arc::new(SqliteStore::open(&dir.path().join("idp0.db")).await?),
-            (None, Some(schema)) => Arc::new(schema.connect().await?),
+            (None, Some(schema)) => Arc::new(connect(schema).await?),
             (None, None) => anyhow::bail!("an in-memory database cannot be reopened"),
         })
     }
@@ -158,57 +153,15 @@ impl Harness {
     }
 }
 
-/// A fresh schema `t_<uuid>` of the test database, dropped when the test ends, passed or failed.
-struct SchemaGuard {
-    url: String,
-    schema: String,
-}
+/// The variable that points the PostgreSQL cases at another server.
+const PG_ENV: &str = "IDP0_TEST_DATABASE_URL";
 
-impl SchemaGuard {
-    fn new() -> Self {
-        Self {
-            url: pg_url(),
-            schema: format!("t_{}", uuid::Uuid::new_v4().simple()),
-        }
-    }
-
-    async fn connect(&self) -> anyhow::Result<PostgresStore> {
-        PostgresStore::connect_in_schema(&self.url, &self.schema)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "PostgreSQL at {} is required for idp0's store tests (start it, e.g. \
-                     `pg_ctlcluster 15 main start`, or set IDP0_TEST_DATABASE_URL): {e}",
-                    self.url
-                )
-            })
-    }
-
-    /// The test URL with this schema as the `search_path` (what a person could pass).
-    fn url_with_search_path(&self) -> String {
-        let mut url = url::Url::parse(&self.url).unwrap();
-        url.query_pairs_mut()
-            .append_pair("options", &format!("-c search_path={}", self.schema));
-        url.into()
-    }
-}
-
-impl Drop for SchemaGuard {
-    fn drop(&mut self) {
-        // `Drop` cannot await; a short-lived runtime on its own thread does the async work.
-        let (url, schema) = (self.url.clone(), self.schema.clone());
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(PostgresStore::drop_schema(&url, &schema))?;
-            anyhow::Ok(())
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test schema {}", self.schema);
-        }
-    }
+/// A store in `schema` (created if missing); an unreachable server fails the test with what to
+/// start.
+async fn connect(schema: &TestSchema) -> anyhow::Result<PostgresStore> {
+    PostgresStore::connect_in_schema(schema.url(), schema.name())
+        .await
+        .map_err(|e| anyhow::anyhow!(schema.required(e)))
 }
 
 #[rstest]
@@ -605,11 +558,11 @@ async fn open_picks_the_backend_by_url() -> anyhow::Result<()> {
     let plain = super::open(&path.display().to_string()).await?;
     assert!(plain.find_session("h").await?.is_some(), "a plain path");
 
-    let guard = SchemaGuard::new();
-    guard.connect().await?;
+    let guard = TestSchema::new(PG_ENV);
+    connect(&guard).await?;
     let store = super::open(&guard.url_with_search_path()).await?;
     store.create_session("h", &session("s", T0 + 99)).await?;
-    let pg = guard.connect().await?;
+    let pg = connect(&guard).await?;
     assert!(pg.find_session("h").await?.is_some(), "postgres://");
     let alias = guard
         .url_with_search_path()
@@ -646,8 +599,8 @@ async fn an_unreachable_database_fails_fast_without_the_password() {
 #[tokio::test]
 async fn sslmode_require_connects_over_tls_or_says_why_not() -> anyhow::Result<()> {
     // rustls with aws-lc-rs: `sslmode=require` must encrypt (or fail), never connect in the clear.
-    let guard = SchemaGuard::new();
-    guard.connect().await?;
+    let guard = TestSchema::new(PG_ENV);
+    connect(&guard).await?;
     let url = format!("{}&sslmode=require", guard.url_with_search_path());
     match super::open(&url).await {
         Ok(_) => {
@@ -668,20 +621,6 @@ async fn sslmode_require_connects_over_tls_or_says_why_not() -> anyhow::Result<(
         }
     }
     Ok(())
-}
-
-#[test]
-fn passwords_never_show_in_a_redacted_url() {
-    assert_eq!(
-        redact_url("postgres://u:p%40ss@db:5432/idp0?sslmode=require"),
-        "postgres://u:***@db:5432/idp0?sslmode=require"
-    );
-    assert_eq!(
-        redact_url("postgresql://db/idp0?user=u&password=secret&sslmode=require"),
-        "postgresql://db/idp0?user=u&password=***&sslmode=require"
-    );
-    assert_eq!(redact_url("postgres://u@db/idp0"), "postgres://u@db/idp0");
-    assert!(!redact_url("postgres://u:secret@[bad").contains("secret"));
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! PostgreSQL is required, never skipped: `IDP0_TEST_DATABASE_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/test`; each run uses its own schema, dropped at the end.
 
+use dbconn::testing::TestSchema;
 use idp0::store::PostgresStore;
 use protocol::token_client::TokenClient;
 use secrecy::ExposeSecret;
@@ -12,52 +13,19 @@ use testkit::{Browser, IdpHandle, Pkce};
 
 use crate::flow::RESOURCE;
 
-/// A fresh schema of the test database, dropped when the test ends.
-struct Schema {
-    url: String,
-    name: String,
-}
-
-impl Schema {
-    async fn create() -> Self {
-        let url = std::env::var("IDP0_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-        if let Err(e) = PostgresStore::connect_in_schema(&url, &name).await {
-            panic!(
-                "PostgreSQL at {url} is required (start it, e.g. `pg_ctlcluster 15 main start`, \
-                 or set IDP0_TEST_DATABASE_URL): {e}"
-            );
-        }
-        Self { url, name }
+/// A fresh schema of the test database with idp0's tables, dropped when the test ends.
+async fn create_schema() -> TestSchema {
+    let schema = TestSchema::new("IDP0_TEST_DATABASE_URL");
+    if let Err(e) = PostgresStore::connect_in_schema(schema.url(), schema.name()).await {
+        panic!("{}", schema.required(e));
     }
-
-    /// The URL a person would pass to `--database`, confined to this schema.
-    fn database_url(&self) -> String {
-        let mut url = url::Url::parse(&self.url).unwrap();
-        url.query_pairs_mut()
-            .append_pair("options", &format!("-c search_path={}", self.name));
-        url.into()
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let (url, name) = (self.url.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map(|rt| rt.block_on(PostgresStore::drop_schema(&url, &name)))
-        })
-        .join();
-    }
+    schema
 }
 
 #[tokio::test]
 async fn two_replicas_on_one_postgres_database_share_sessions_and_tokens() {
-    let schema = Schema::create().await;
-    let database = schema.database_url();
+    let schema = create_schema().await;
+    let database = schema.url_with_search_path();
     let dir = tempfile::tempdir().unwrap();
     let a = IdpHandle::start_replica(dir.path(), &database)
         .await

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use protocol::UnixTime;
 
-pub use postgres::PostgresStore;
+pub use postgres::{DEFAULT_SCHEMA, PostgresStore};
 pub use sqlite::SqliteStore;
 
 use crate::domain::{Filter, Owner, Title, Todo, TodoChange, TodoError};
@@ -59,7 +59,7 @@ pub trait TodoStore: Send + Sync {
 
 /// Opens a store by URL: `sqlite://path` / a plain path, or `postgres://…`.
 pub async fn open(url: &str) -> Result<Arc<dyn TodoStore>, TodoError> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if dbconn::is_postgres_url(url) {
         Ok(Arc::new(PostgresStore::connect(url).await?))
     } else {
         let path = url.strip_prefix("sqlite://").unwrap_or(url);

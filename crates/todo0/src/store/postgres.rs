@@ -6,22 +6,25 @@
 //!
 //! Text search is case-insensitive through `lower()`, which follows the database's `LC_CTYPE`
 //! (Unicode-aware under a UTF-8 locale such as `C.UTF-8`).
-
-use std::str::FromStr;
-use std::time::Duration;
+//!
+//! Tables and migration history live in the schema [`DEFAULT_SCHEMA`] (`todo0`) unless the URL
+//! sets a `search_path`, so idp0 and agent0 may share the database; connection, pool and schema
+//! handling are `dbconn`'s, shared with the other services.
 
 use async_trait::async_trait;
 use protocol::UnixTime;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Row};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgRow;
+use sqlx::{Connection, PgConnection, PgPool, Row};
 
 use super::TodoStore;
 use crate::domain::{Filter, Owner, Title, Todo, TodoChange, TodoError, rfc3339};
 
-/// How long a caller waits for a pooled connection (including connecting) before giving up.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Most connections the pool opens.
-const MAX_CONNECTIONS: u32 = 16;
+/// The schema todo0 keeps its tables in unless the URL chooses a `search_path` (or an earlier
+/// todo0 left them in `public`: see [`PostgresStore::connect`]).
+pub const DEFAULT_SCHEMA: &str = "todo0";
+/// Where todo0 kept its tables before it had its own schema.
+const LEGACY_SCHEMA: &str = "public";
 /// The `application_name` the store's sessions show in `pg_stat_activity` unless the URL sets one.
 const APPLICATION_NAME: &str = "todo0";
 
@@ -39,14 +42,38 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects (`postgres://user:password@host:port/database?…`) and applies migrations.
+    /// Connects (`postgres://user:password@host:port/database?…`) and applies migrations, in the
+    /// schema [`DEFAULT_SCHEMA`] (created if missing) unless the URL sets a `search_path`.
+    ///
+    /// A database that an earlier todo0 migrated in `public` (its `todos` table and todo0's
+    /// migration history there, no `todo0` schema yet) keeps being used in `public`, with one log
+    /// line saying how to move it: existing users are not stranded with an empty store.
     pub async fn connect(url: &str) -> Result<Self, TodoError> {
-        let options = parse(url)?;
-        let options = match options.get_application_name() {
-            Some(_) => options,
-            None => options.application_name(APPLICATION_NAME),
-        };
-        Self::with_options(options, None).await
+        let mut target =
+            dbconn::target(url, DEFAULT_SCHEMA, APPLICATION_NAME).map_err(connect_failed)?;
+        if target.schema.is_some() {
+            let migrator = sqlx::migrate!("./migrations/postgres");
+            let mut conn = dbconn::connect_once(&dbconn::parse(url).map_err(connect_failed)?)
+                .await
+                .map_err(connect_failed)?;
+            let legacy = is_legacy_public(&mut conn, &migrator).await;
+            let _ = conn.close().await;
+            if legacy? {
+                tracing::warn!(
+                    "todo0's tables are in the schema {LEGACY_SCHEMA} (made by an earlier todo0), \
+                     so todo0 keeps using it; to move them into their own schema, stop todo0 and \
+                     run: CREATE SCHEMA {DEFAULT_SCHEMA}; ALTER TABLE public.todos SET SCHEMA \
+                     {DEFAULT_SCHEMA}; ALTER TABLE public.ended_sessions SET SCHEMA \
+                     {DEFAULT_SCHEMA}; ALTER TABLE public._sqlx_migrations SET SCHEMA \
+                     {DEFAULT_SCHEMA}; (or keep public with ?options=-c%20search_path%3Dpublic)"
+                );
+                target = dbconn::Target {
+                    options: target.options.options([("search_path", LEGACY_SCHEMA)]),
+                    schema: None,
+                };
+            }
+        }
+        Self::with_target(target).await
     }
 
     /// Connects with every pooled session confined to `schema` (its `search_path`), creating the
@@ -55,48 +82,26 @@ impl PostgresStore {
     /// `schema` must be a plain lower-case identifier (`[a-z_][a-z0-9_]*`, at most 63 bytes).
     /// Sessions are named `todo0-<schema>` in `pg_stat_activity`.
     pub async fn connect_in_schema(url: &str, schema: &str) -> Result<Self, TodoError> {
-        if !is_plain_identifier(schema) {
-            return Err(TodoError::Invalid(
-                "schema must be a lower-case identifier of at most 63 bytes".into(),
-            ));
-        }
-        let options = parse(url)?
-            .application_name(&format!("{APPLICATION_NAME}-{schema}"))
-            .options([("search_path", schema)]);
-        Self::with_options(options, Some(schema)).await
+        Self::with_target(
+            dbconn::target_in_schema(url, schema, APPLICATION_NAME).map_err(connect_failed)?,
+        )
+        .await
     }
 
     /// Drops a schema made by [`Self::connect_in_schema`] (test and tenant clean-up).
     pub async fn drop_schema(url: &str, schema: &str) -> Result<(), TodoError> {
-        if !is_plain_identifier(schema) {
-            return Err(TodoError::Invalid(
-                "schema must be a lower-case identifier".into(),
-            ));
-        }
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&parse(url)?).await?;
-        // The name was validated as a plain identifier above, so it may be spliced.
-        let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await?;
-        sqlx::Connection::close(conn).await?;
-        Ok(())
+        dbconn::drop_schema(url, schema)
+            .await
+            .map_err(connect_failed)
     }
 
-    async fn with_options(
-        options: PgConnectOptions,
-        schema: Option<&str>,
-    ) -> Result<Self, TodoError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await?;
+    async fn with_target(target: dbconn::Target) -> Result<Self, TodoError> {
+        let pool = dbconn::connect(&target.options)
+            .await
+            .map_err(connect_failed)?;
         let mut migrator = sqlx::migrate!("./migrations/postgres");
-        if let Some(schema) = schema {
-            // sqlx creates it (validated above) before its bookkeeping table, which lands in the
-            // first `search_path` schema, so each schema has its own migration history.
-            migrator.create_schema(schema.to_owned());
+        if let Some(schema) = &target.schema {
+            dbconn::create_schema_if_missing(&pool, &mut migrator, schema).await?;
         }
         migrator
             .run(&pool)
@@ -106,20 +111,48 @@ impl PostgresStore {
     }
 }
 
-/// Parses a connection URL; the error never repeats the URL (it may hold a password).
-fn parse(url: &str) -> Result<PgConnectOptions, TodoError> {
-    PgConnectOptions::from_str(url)
-        .map_err(|_| TodoError::Unavailable("the PostgreSQL connection URL is invalid".into()))
+/// Whether todo0's tables are in `public` from before it had its own schema: no `todo0` schema,
+/// a `public.todos` table, and todo0's first migration (same checksum) recorded in
+/// `public._sqlx_migrations`.
+async fn is_legacy_public(conn: &mut PgConnection, migrator: &Migrator) -> Result<bool, TodoError> {
+    if dbconn::schema_exists(&mut *conn, DEFAULT_SCHEMA).await? {
+        return Ok(false);
+    }
+    let (todos, history): (bool, bool) = sqlx::query_as(
+        "SELECT to_regclass('public.todos') IS NOT NULL, \
+                to_regclass('public._sqlx_migrations') IS NOT NULL",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if !(todos && history) {
+        return Ok(false);
+    }
+    let Some(first) = migrator.iter().next() else {
+        return Ok(false);
+    };
+    let ours: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM public._sqlx_migrations WHERE version = $1 AND checksum = $2)",
+    )
+    .bind(first.version)
+    .bind(first.checksum.as_ref())
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(ours)
 }
 
-/// `[a-z_][a-z0-9_]*`, 1–63 bytes: needs no quoting and is never folded or truncated.
-fn is_plain_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && name.len() <= 63
+/// A connection that could not be made, or a URL or schema name that cannot be used; never
+/// repeats the URL (it may hold a password).
+fn connect_failed(e: dbconn::Error) -> TodoError {
+    match e {
+        dbconn::Error::Sqlx(e) => TodoError::from(e),
+        dbconn::Error::NoAnswer => TodoError::Unavailable(e.to_string()),
+        dbconn::Error::InvalidUrl => {
+            TodoError::Unavailable("the PostgreSQL connection URL is invalid".into())
+        }
+        dbconn::Error::InvalidSchema => {
+            TodoError::Invalid("schema must be a lower-case identifier of at most 63 bytes".into())
+        }
+    }
 }
 
 fn todo_from(row: &PgRow) -> Result<Todo, sqlx::Error> {
@@ -284,25 +317,6 @@ impl TodoStore for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_plain_identifiers_name_a_schema() {
-        assert!(is_plain_identifier("t_0123abcd"));
-        assert!(is_plain_identifier("_x"));
-        for bad in [
-            "",
-            "T_x",
-            "1x",
-            "x-y",
-            "x y",
-            "x;DROP",
-            "\"x\"",
-            "é",
-            &"x".repeat(64),
-        ] {
-            assert!(!is_plain_identifier(bad), "{bad:?}");
-        }
-    }
 
     #[tokio::test]
     async fn a_malformed_url_is_refused_without_echoing_it() {

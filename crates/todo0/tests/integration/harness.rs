@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use dbconn::testing::TestSchema;
 use protocol::claims::{AccessTokenClaims, Audience};
 use protocol::keys::{KeyKind, SigningKey, jwk_set};
 use protocol::verify::StaticKeys;
@@ -11,7 +12,6 @@ use serde_json::{Value, json};
 use todo0::store::{PostgresStore, SqliteStore, TodoStore};
 
 pub const ISSUER: &str = "https://idp.test/oauth2/todo0";
-pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// Which database backs the server.
 #[derive(Debug, Clone, Copy)]
@@ -20,34 +20,20 @@ pub enum Backend {
     Postgres,
 }
 
-/// A store, and for PostgreSQL the guard that drops its schema when the test ends.
-pub async fn store(backend: Backend) -> (Arc<dyn TodoStore>, Option<SchemaGuard>) {
+/// A store, and for PostgreSQL the guard that drops its schema when the test ends. PostgreSQL is
+/// required (`TODO0_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`): an
+/// unreachable server fails the test with what to start.
+pub async fn store(backend: Backend) -> (Arc<dyn TodoStore>, Option<TestSchema>) {
     match backend {
         Backend::Sqlite => (Arc::new(SqliteStore::in_memory().await.unwrap()), None),
         Backend::Postgres => {
-            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-            let store = PostgresStore::connect_in_schema(POSTGRES_URL, &schema)
-                .await
-                .unwrap();
-            (Arc::new(store), Some(SchemaGuard(schema)))
+            let schema = TestSchema::new("TODO0_TEST_DATABASE_URL");
+            let store = match PostgresStore::connect_in_schema(schema.url(), schema.name()).await {
+                Ok(store) => store,
+                Err(e) => panic!("{}", schema.required(e)),
+            };
+            (Arc::new(store), Some(schema))
         }
-    }
-}
-
-/// Drops a test schema when dropped (on its own thread: `Drop` cannot await).
-pub struct SchemaGuard(String);
-
-impl Drop for SchemaGuard {
-    fn drop(&mut self) {
-        let schema = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(PostgresStore::drop_schema(POSTGRES_URL, &schema))
-        })
-        .join();
     }
 }
 
@@ -63,7 +49,7 @@ pub struct Server {
     pub sessions: Arc<todo0::mcp::OwnedSessions>,
     /// The token guard.
     pub guard: todo0::mcp::auth::Guard,
-    _schema: Option<SchemaGuard>,
+    _schema: Option<TestSchema>,
 }
 
 impl Server {
