@@ -37,6 +37,8 @@ mod mcp_sessions;
 mod outages;
 #[path = "integration/postgres.rs"]
 mod postgres;
+#[path = "integration/replicas.rs"]
+mod replicas;
 #[path = "integration/sessions.rs"]
 mod sessions;
 #[path = "integration/token_broker.rs"]

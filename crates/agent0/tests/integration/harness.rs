@@ -113,35 +113,44 @@ impl AgentStack {
 
     /// Logs `user` in through idp0's login form, as a browser would.
     pub async fn login(&self, user: &str) -> Person {
-        let browser = Browser::new();
-        let start = browser
-            .http
-            .get(self.at("/auth/login"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(start.status(), StatusCode::SEE_OTHER);
-        let authorize = location(&start).unwrap();
-        let password = self.stack.idp.password(user);
-        let done = browser
-            .log_in_to(authorize.as_str(), (user, &password), &self.at("/callback"))
-            .await
-            .unwrap();
-        assert_eq!(done.status(), StatusCode::SEE_OTHER, "callback");
-        assert_eq!(done.headers()[LOCATION], "/");
-        let mut person = Person {
-            browser,
-            base: self.base.clone(),
-            csrf: String::new(),
-        };
-        let status = person.get("/auth/status").await.1;
-        assert_eq!(status["authenticated"], true, "{status}");
-        person.csrf = status["csrf"].as_str().unwrap().to_owned();
-        person
+        login_at(&self.stack, &self.base, user).await
     }
 }
 
-fn serve(
+/// Logs `user` in at the agent0 on `base` (served for `stack`) through idp0's login form.
+pub async fn login_at(stack: &Stack, base: &str, user: &str) -> Person {
+    let browser = Browser::new();
+    let start = browser
+        .http
+        .get(format!("{base}/auth/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), StatusCode::SEE_OTHER);
+    let authorize = location(&start).unwrap();
+    let password = stack.idp.password(user);
+    let done = browser
+        .log_in_to(
+            authorize.as_str(),
+            (user, &password),
+            &format!("{base}/callback"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::SEE_OTHER, "callback");
+    assert_eq!(done.headers()[LOCATION], "/");
+    let mut person = Person {
+        browser,
+        base: base.to_owned(),
+        csrf: String::new(),
+    };
+    let status = person.get("/auth/status").await.1;
+    assert_eq!(status["authenticated"], true, "{status}");
+    person.csrf = status["csrf"].as_str().unwrap().to_owned();
+    person
+}
+
+pub fn serve(
     listener: tokio::net::TcpListener,
     app: &agent0::AppState,
 ) -> (
@@ -212,7 +221,8 @@ pub async fn config(stack: &Stack, base: &str, model: Arc<dyn Model>) -> agent0:
 pub struct Person {
     /// Its HTTP client (cookies kept, no redirects followed).
     pub browser: Browser,
-    base: String,
+    /// The agent0 it talks to (another replica's, to land there).
+    pub base: String,
     /// The session's CSRF token.
     pub csrf: String,
 }
