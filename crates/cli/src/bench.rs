@@ -7,9 +7,16 @@
 //! current key, with the claims idp0 issues to the agent), one user and one MCP session each, and
 //! call a tool in a closed loop over keep-alive HTTP/1.1. Every reply is checked; any failed call
 //! makes the command fail. Targets are reported as PASS/MISS, not enforced.
+//!
+//! `--reference` also measures a minimal server on the same HTTP stack ([`reference`]) with the
+//! same client, tokens and concurrency, and reports todo0's calls/s as a share of it.
+//! `bench idp` measures idp0's token endpoint the same way ([`idp`]).
 
 mod agent;
 mod client;
+mod idp;
+mod reference;
+mod report;
 mod server;
 
 use std::path::PathBuf;
@@ -19,10 +26,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use secrecy::ExposeSecret;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::task::JoinSet;
 
 use client::{Endpoint, Session};
+use report::{
+    cell_json, format_duration, parse_duration, pass_miss, quantile_ms, redact, round2, round3,
+    table_header, table_row,
+};
 use server::{ChildServer, SpawnOptions};
 
 #[derive(Subcommand)]
@@ -31,6 +42,8 @@ pub(crate) enum BenchCommand {
     Mcp(McpBenchArgs),
     /// agent0's cost per chat turn (offline model, warm caches) at several concurrencies.
     Agent(agent::AgentBenchArgs),
+    /// Load-test idp0's token endpoint (ID-JAG exchange, JWT-bearer redemption) over real HTTP.
+    Idp(idp::IdpBenchArgs),
 }
 
 #[derive(Args)]
@@ -61,9 +74,58 @@ pub(crate) struct McpBenchArgs {
     /// The server's database URL (`todo-mcp --database`). Default: SQLite in the data directory.
     #[arg(long)]
     database: Option<String>,
+    /// Also measure a minimal reference server (one RS256 verification and a fixed JSON-RPC reply
+    /// per request, same HTTP stack, in this process) and report todo0's share of its calls/s.
+    #[arg(long)]
+    reference: bool,
     /// Print the results as JSON on standard output (progress goes to standard error).
     #[arg(long)]
     json: bool,
+}
+
+/// The server a cell measured.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Subject {
+    /// todo0's MCP server (the child process).
+    Todo0,
+    /// The minimal reference server ([`reference::mcp_router`]), in this process.
+    Reference,
+}
+
+impl Subject {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Todo0 => "todo0",
+            Self::Reference => "reference",
+        }
+    }
+}
+
+/// Where a cell's server runs, for its CPU and memory figures.
+enum Measured<'a> {
+    Child(&'a ChildServer),
+    InProcess(&'a reference::InProcess),
+}
+
+impl Measured<'_> {
+    /// (server CPU, this process's CPU less the server's): both in seconds so far.
+    fn cpu_seconds(&self) -> (Option<f64>, Option<f64>) {
+        match self {
+            Self::Child(child) => (child.cpu_seconds(), server::own_cpu_seconds()),
+            Self::InProcess(server) => {
+                let ours = server.cpu_seconds();
+                let all = server::own_cpu_seconds();
+                (ours, all.zip(ours).map(|(all, ours)| all - ours))
+            }
+        }
+    }
+
+    fn rss(&self) -> Option<u64> {
+        match self {
+            Self::Child(child) => child.memory().ok().map(|m| m.rss),
+            Self::InProcess(_) => None,
+        }
+    }
 }
 
 /// A tool the benchmark drives.
@@ -100,11 +162,14 @@ const TARGET_READ_P99_MS: f64 = 15.0;
 const TARGET_WRITES_PER_S: f64 = 2_000.0;
 const TARGET_RSS_MB: f64 = 40.0;
 const MB: f64 = 1024.0 * 1024.0;
+/// How the load client's CPU share is measured, for the reports.
+const BENCH_CPU_METHOD: &str = "this process's utime+stime (/proc/self/stat) less the in-process servers' threads (/proc/self/task/*/stat, by thread name)";
 /// Other processes' CPU (in cores) above which the results are flagged as noisy.
 const NOISY_OTHER_CPU: f64 = 0.2;
 
 /// One (tool, concurrency) cell's figures.
 struct Cell {
+    subject: Subject,
     tool: Tool,
     concurrency: usize,
     /// Calls started inside the measured window.
@@ -120,6 +185,8 @@ struct Cell {
     bench_cpu: Option<f64>,
     other_cpu: Option<f64>,
     rss_after: Option<u64>,
+    /// calls/s as a share of the reference's in the same (tool, concurrency) cell.
+    ratio: Option<f64>,
 }
 
 impl Cell {
@@ -153,7 +220,7 @@ impl Cell {
 
     /// The issue's target for this cell, if one applies: (goal, met).
     fn target(&self, database_in_memory: bool) -> Option<(String, Option<bool>)> {
-        if self.concurrency != TARGET_CONCURRENCY {
+        if self.concurrency != TARGET_CONCURRENCY || self.subject == Subject::Reference {
             return None;
         }
         Some(match self.tool {
@@ -180,6 +247,7 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Mcp(args) => run_mcp(args).await,
         BenchCommand::Agent(args) => agent::run(args).await,
+        BenchCommand::Idp(args) => idp::run(args).await,
     }
 }
 
@@ -287,6 +355,21 @@ async fn run_mcp(args: McpBenchArgs) -> anyhow::Result<()> {
         );
     }
 
+    let reference = if args.reference {
+        let (issuer, resource) = (issuer.clone(), resource.clone());
+        let server = reference::InProcess::start("bench-ref", move |listener| async move {
+            let app = reference::mcp_router(&issuer, &resource).await?;
+            Ok(httpserve::serve(listener, app, std::future::pending()).await?)
+        })?;
+        eprintln!(
+            "bench: reference server at {}/mcp (in this process, threads bench-ref)",
+            server.base
+        );
+        let endpoint = Arc::new(Endpoint::new(&format!("{}/mcp", server.base))?);
+        Some((server, endpoint))
+    } else {
+        None
+    };
     let endpoint = Arc::new(Endpoint::new(&child.url)?);
     if args.tools.contains(&Tool::GetTodos) {
         let (min, max) = seed(&endpoint, &tokens, workers, args.seed).await?;
@@ -300,28 +383,51 @@ async fn run_mcp(args: McpBenchArgs) -> anyhow::Result<()> {
             format_duration(args.warmup)
         );
         println!(
-            "server, bench, other: CPU used in the window by the server, this process and all other processes (100% = one core); us/call: server CPU per call"
+            "server, bench, other: CPU used in the window by the server, the load client and all other processes (100% = one core); us/call: server CPU per call"
         );
+        if reference.is_some() {
+            println!(
+                "reference: one RS256 verification + a fixed JSON-RPC reply per call, same HTTP stack, threads of this process; vs ref: todo0 calls/s / reference calls/s; the client's CPU is this process's less the reference's threads"
+            );
+        }
         println!("{}", table_header());
     }
     let mut cells = Vec::new();
     for tool in &args.tools {
         for &concurrency in &args.concurrency {
             eprintln!("bench: {} x {concurrency} …", tool.name());
-            let cell = run_cell(
+            let mut cell = run_cell(
                 &endpoint,
-                &child,
-                *tool,
+                Measured::Child(&child),
+                (Subject::Todo0, *tool),
                 &tokens,
                 concurrency,
-                args.warmup,
-                args.duration,
+                (args.warmup, args.duration),
             )
             .await?;
-            if !args.json {
-                println!("{}", table_row(&cell, database_in_memory));
+            let mut measured = vec![];
+            if let Some((server, endpoint)) = &reference {
+                eprintln!("bench: reference {} x {concurrency} …", tool.name());
+                let baseline = run_cell(
+                    endpoint,
+                    Measured::InProcess(server),
+                    (Subject::Reference, *tool),
+                    &tokens,
+                    concurrency,
+                    (args.warmup, args.duration),
+                )
+                .await?;
+                cell.ratio =
+                    Some(cell.calls_per_s() / baseline.calls_per_s().max(f64::MIN_POSITIVE));
+                measured.push(baseline);
             }
-            cells.push(cell);
+            measured.insert(0, cell);
+            for cell in measured {
+                if !args.json {
+                    println!("{}", table_row(&cell, database_in_memory));
+                }
+                cells.push(cell);
+            }
         }
     }
 
@@ -329,6 +435,7 @@ async fn run_mcp(args: McpBenchArgs) -> anyhow::Result<()> {
     if let Err(e) = child.stop().await {
         eprintln!("bench: stopping the server: {e:#}");
     }
+    drop(reference);
     let _ = stop_idp.send(());
     if let Ok(Err(e)) = idp_task.await {
         eprintln!("bench: idp0: {e}");
@@ -344,6 +451,8 @@ async fn run_mcp(args: McpBenchArgs) -> anyhow::Result<()> {
             "duration_s": args.duration.as_secs_f64(),
             "warmup_s": args.warmup.as_secs_f64(),
             "seed_todos_per_user": args.seed,
+            "reference": args.reference,
+            "bench_cpu_method": BENCH_CPU_METHOD,
             "server": {
                 "database": redact(&database),
                 "database_fs": database_fs,
@@ -498,12 +607,11 @@ struct WorkerStats {
 /// the measured window.
 async fn run_cell(
     endpoint: &Arc<Endpoint>,
-    child: &ChildServer,
-    tool: Tool,
+    server: Measured<'_>,
+    (subject, tool): (Subject, Tool),
     tokens: &Tokens,
     concurrency: usize,
-    warmup: Duration,
-    duration: Duration,
+    (warmup, duration): (Duration, Duration),
 ) -> anyhow::Result<Cell> {
     // Open every worker's session before the clock starts.
     let mut opening = JoinSet::new();
@@ -533,17 +641,14 @@ async fn run_cell(
     }
 
     let sample = || {
-        (
-            child.cpu_seconds(),
-            server::own_cpu_seconds(),
-            server::system_busy_seconds(),
-        )
+        let (server, bench) = server.cpu_seconds();
+        (server, bench, server::system_busy_seconds())
     };
     tokio::time::sleep_until(measure_start.into()).await;
     let (server0, bench0, system0) = sample();
     tokio::time::sleep_until(end.into()).await;
     let (server1, bench1, system1) = sample();
-    let rss_after = child.memory().ok().map(|m| m.rss);
+    let rss_after = server.rss();
     let seconds = duration.as_secs_f64();
     let cores = |a: Option<f64>, b: Option<f64>| b.zip(a).map(|(b, a)| (b - a) / seconds);
     let (server_cpu, bench_cpu) = (cores(server0, server1), cores(bench0, bench1));
@@ -552,6 +657,7 @@ async fn run_cell(
         .map(|(all, (server, bench))| (all - server - bench).max(0.0));
 
     let mut cell = Cell {
+        subject,
         tool,
         concurrency,
         calls: 0,
@@ -563,6 +669,7 @@ async fn run_cell(
         bench_cpu,
         other_cpu,
         rss_after,
+        ratio: None,
     };
     while let Some(done) = workers.join_next().await {
         let stats = done?;
@@ -623,151 +730,14 @@ async fn worker(
     stats
 }
 
-fn table_header() -> String {
-    format!(
-        "{:<11} {:>4} {:>8} {:>7} {:>7} {:>7} {:>6} {:>6} {:>8} {:>6} {:>6} {:>7}  {}",
-        "tool",
-        "conc",
-        "calls/s",
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "errors",
-        "server",
-        "us/call",
-        "bench",
-        "other",
-        "RSS MB",
-        "target"
-    )
-}
-
-fn table_row(cell: &Cell, database_in_memory: bool) -> String {
-    let percent = |cpu: Option<f64>| cpu.map_or("-".to_owned(), |c| format!("{:.0}%", c * 100.0));
-    let target = cell
-        .target(database_in_memory)
-        .map(|(goal, met)| format!("{} ({goal})", pass_miss(met)))
-        .unwrap_or_default();
-    format!(
-        "{:<11} {:>4} {:>8.0} {:>7.2} {:>7.2} {:>7.1} {:>6} {:>6} {:>8} {:>6} {:>6} {:>7}  {}",
-        cell.tool.name(),
-        cell.concurrency,
-        cell.calls_per_s(),
-        cell.quantile_ms(0.5),
-        cell.quantile_ms(0.99),
-        cell.max_ms(),
-        cell.errors,
-        percent(cell.server_cpu),
-        cell.server_us_per_call()
-            .map_or("-".to_owned(), |us| format!("{us:.0}")),
-        percent(cell.bench_cpu),
-        percent(cell.other_cpu),
-        cell.rss_after
-            .map_or("-".to_owned(), |r| format!("{:.1}", r as f64 / MB)),
-        target
-    )
-}
-
-fn cell_json(cell: &Cell, database_in_memory: bool) -> Value {
-    json!({
-        "tool": cell.tool.name(),
-        "concurrency": cell.concurrency,
-        "calls": cell.calls,
-        "errors": cell.errors,
-        "first_error": cell.first_error,
-        "calls_per_s": round2(cell.calls_per_s()),
-        "p50_ms": round3(cell.quantile_ms(0.5)),
-        "p99_ms": round3(cell.quantile_ms(0.99)),
-        "max_ms": round3(cell.max_ms()),
-        "mean_ms": round3(cell.mean_ms()),
-        "server_cpu_pct": cell.server_cpu.map(|c| round2(c * 100.0)),
-        "server_cpu_us_per_call": cell.server_us_per_call().map(round2),
-        "bench_cpu_pct": cell.bench_cpu.map(|c| round2(c * 100.0)),
-        "other_cpu_pct": cell.other_cpu.map(|c| round2(c * 100.0)),
-        "server_rss_mb": cell.rss_after.map(|r| round2(r as f64 / MB)),
-        "target": cell.target(database_in_memory).map(|(goal, pass)| json!({"goal": goal, "pass": pass})),
-    })
-}
-
-fn pass_miss(met: Option<bool>) -> &'static str {
-    match met {
-        Some(true) => "PASS",
-        Some(false) => "MISS",
-        None => "n/a",
-    }
-}
-
-/// The `q` quantile (nearest rank) of sorted nanoseconds, in milliseconds.
-fn quantile_ms(sorted: &[u64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1] as f64 / 1e6
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-/// A database URL without its password.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// `5s`, `500ms`, `1.5s`, `2m`, or a bare number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 5s, 500ms, 1m)"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" | "min" => value * 60.0,
-        _ => return Err(format!("unknown unit {unit:?} (ms, s, m)")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
-}
-
-fn format_duration(duration: Duration) -> String {
-    format!("{}s", round3(duration.as_secs_f64()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("5h").is_err());
-        assert!(parse_duration("fast").is_err());
-    }
-
-    #[test]
     fn quantiles_use_the_nearest_rank() {
         let cell = Cell {
+            subject: Subject::Todo0,
             tool: Tool::GetTodos,
             concurrency: TARGET_CONCURRENCY,
             calls: 100,
@@ -779,6 +749,7 @@ mod tests {
             bench_cpu: None,
             other_cpu: None,
             rss_after: None,
+            ratio: None,
         };
         assert_eq!(cell.quantile_ms(0.5), 50.0);
         assert_eq!(cell.quantile_ms(0.99), 99.0);

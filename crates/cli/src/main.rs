@@ -98,6 +98,10 @@ fn main() -> std::process::ExitCode {
     // Benchmarks run the services in-process: their per-request audit lines would be measured
     // too, so only warnings are logged unless RUST_LOG says otherwise.
     let default_filter = match cli.command {
+        // The token endpoint's audit lines (grants issued, refusals) are part of its cost.
+        Command::Bench {
+            command: bench::BenchCommand::Idp(_),
+        } => "warn,idp0=info",
         Command::Bench { .. } => "warn",
         _ => "info,sqlx=warn,rmcp=warn",
     };

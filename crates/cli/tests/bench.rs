@@ -1,6 +1,8 @@
 //! The benchmarks end to end. `bench mcp`: idp0 in process, todo0's MCP server as a child
 //! process, real HTTP; a short run must report throughput for both tools, no errors and the
-//! server's RSS. `bench agent`: the whole stack in process; turns reported, no warm IdP trips.
+//! server's RSS; with `--reference`, the reference server's cells and todo0's ratio to them.
+//! `bench agent`: the whole stack in process; turns reported, no warm IdP trips. `bench idp`:
+//! every workload against idp0 and the reference. Not timed: only completion and the fields.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
@@ -10,19 +12,25 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_secure-agent");
 
 fn run_bench(extra: &[&str]) -> Value {
+    let mut args = vec![
+        "mcp",
+        "--concurrency",
+        "1,4",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--json",
+    ];
+    args.extend(extra);
+    bench(&args)
+}
+
+/// `secure-agent bench ARGS`, which must succeed and print a JSON report.
+fn bench(args: &[&str]) -> Value {
     let run = Command::new(BIN)
-        .args([
-            "bench",
-            "mcp",
-            "--concurrency",
-            "1,4",
-            "--duration",
-            "1s",
-            "--warmup",
-            "0s",
-            "--json",
-        ])
-        .args(extra)
+        .arg("bench")
+        .args(args)
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
@@ -110,5 +118,89 @@ fn bench_agent_reports_turn_latency_and_no_idp_round_trips() {
             run["p99_ms"].as_f64().unwrap(),
         );
         assert!(p50 > 0.0 && p50 <= p99, "{run}");
+    }
+}
+
+/// A measured cell's common fields: calls, quantiles, CPU shares.
+fn check_cell(cell: &Value, client_cpu: &str) {
+    assert!(cell["calls"].as_u64().unwrap() > 0, "{cell}");
+    assert!(cell["calls_per_s"].as_f64().unwrap() > 0.0, "{cell}");
+    let (p50, p99) = (
+        cell["p50_ms"].as_f64().unwrap(),
+        cell["p99_ms"].as_f64().unwrap(),
+    );
+    assert!(p50 > 0.0 && p50 <= p99, "{cell}");
+    assert!(cell["server_cpu_pct"].as_f64().is_some(), "{cell}");
+    assert!(cell[client_cpu].as_f64().is_some(), "{cell}");
+}
+
+/// `bench mcp --reference`: each todo0 cell is followed by the reference's, and carries the
+/// ratio of its calls/s to the reference's.
+#[test]
+fn bench_mcp_reference_reports_ratios_and_the_clients_cpu() {
+    let report = bench(&[
+        "mcp",
+        "--reference",
+        "--tools",
+        "get-todos",
+        "--concurrency",
+        "1",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--seed",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(report["reference"], true);
+    assert!(report["bench_cpu_method"].is_string());
+    let results = report["results"].as_array().unwrap();
+    let servers: Vec<&str> = results
+        .iter()
+        .map(|c| c["server"].as_str().unwrap())
+        .collect();
+    assert_eq!(servers, ["todo0", "reference"], "{report}");
+    for cell in results {
+        check_cell(cell, "bench_cpu_pct");
+        assert_eq!(cell["errors"], 0, "{cell}");
+    }
+    assert!(results[0]["ratio_to_reference"].as_f64().unwrap() > 0.0);
+    assert!(results[1]["ratio_to_reference"].is_null());
+}
+
+/// `bench idp --reference`: the three token-endpoint workloads against idp0 and the reference.
+#[test]
+fn bench_idp_reports_every_workload_against_the_reference() {
+    let report = bench(&[
+        "idp",
+        "--reference",
+        "--concurrency",
+        "1",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--codes",
+        "3000",
+        "--json",
+    ]);
+    assert_eq!(report["reference"], true);
+    assert!(report["client_cpu_method"].is_string());
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 6, "{report}");
+    for workload in ["exchange", "jwt-bearer", "code"] {
+        for server in ["idp0", "reference"] {
+            let cell = results
+                .iter()
+                .find(|c| c["workload"] == workload && c["server"] == server)
+                .unwrap_or_else(|| panic!("no {server} {workload} in {report}"));
+            check_cell(cell, "client_cpu_pct");
+            assert_eq!(
+                cell["ratio_to_reference"].is_number(),
+                server == "idp0",
+                "{cell}"
+            );
+        }
     }
 }

@@ -192,6 +192,23 @@ pub(crate) fn system_busy_seconds() -> Option<f64> {
     Some(busy as f64 / 100.0)
 }
 
+/// CPU time (`utime + stime`, seconds) of this process's threads whose name starts with one of
+/// `prefixes` (`/proc/self/task/*/comm`, at most 15 bytes); `None` without `/proc`. Threads that
+/// ended are not counted, so it is sampled while the servers run.
+pub(crate) fn threads_cpu_seconds(prefixes: &[&str]) -> Option<f64> {
+    let mut total = 0.0;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let path = task.path();
+        let Ok(name) = std::fs::read_to_string(path.join("comm")) else {
+            continue;
+        };
+        if prefixes.iter().any(|p| name.trim_end().starts_with(p)) {
+            total += cpu_seconds(&path.join("stat").to_string_lossy()).unwrap_or(0.0);
+        }
+    }
+    Some(total)
+}
+
 /// `utime + stime` from a `/proc/<pid>/stat` file, in seconds (USER_HZ is 100 on Linux).
 fn cpu_seconds(path: &str) -> Option<f64> {
     let stat = std::fs::read_to_string(path).ok()?;
