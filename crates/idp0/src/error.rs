@@ -61,6 +61,8 @@ impl OAuthError {
             Self::InvalidScope(_) => ErrorCode::InvalidScope,
             Self::InvalidTarget(_) => ErrorCode::InvalidTarget,
             Self::UnsupportedTokenType(_) => ErrorCode::UnsupportedTokenType,
+            // RFC 6749 §4.1.2.1's code for a server that cannot answer for now.
+            Self::Store(e) if e.is_unavailable() => ErrorCode::TemporarilyUnavailable,
             Self::Store(_) | Self::Signing(_) => ErrorCode::ServerError,
         }
     }
@@ -85,6 +87,12 @@ impl OAuthError {
             | Self::InvalidScope(d)
             | Self::InvalidTarget(d)
             | Self::UnsupportedTokenType(d) => (StatusCode::BAD_REQUEST, d.clone()),
+            Self::Store(e) if e.is_unavailable() => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the identity provider's database cannot be reached right now; try again in a \
+                 moment"
+                    .into(),
+            ),
             Self::Store(_) | Self::Signing(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the server could not complete the request".into(),
@@ -112,6 +120,11 @@ impl IntoResponse for OAuthError {
         let body = ErrorResponse::new(self.code(), description);
         let mut response = (status, Json(body)).into_response();
         no_store(&mut response);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if let Self::InvalidClient { basic: true, .. } = self {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -127,4 +140,36 @@ pub fn no_store(response: &mut Response) {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    async fn answer(error: OAuthError) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let response = error.into_response();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 16).await.unwrap();
+        (
+            parts.status,
+            parts.headers,
+            serde_json::from_slice(&bytes).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_is_503_temporarily_unavailable_with_retry_after() {
+        let (status, headers, body) =
+            answer(OAuthError::Store(sqlx::Error::PoolTimedOut.into())).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[header::RETRY_AFTER], "5");
+        assert_eq!(body["error"], "temporarily_unavailable");
+
+        let (status, headers, body) =
+            answer(OAuthError::Store(sqlx::Error::RowNotFound.into())).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(headers.get(header::RETRY_AFTER).is_none());
+        assert_eq!(body["error"], "server_error");
+    }
 }

@@ -21,12 +21,35 @@ pub use sqlite::SqliteStore;
 
 /// A storage failure; never contains secrets.
 #[derive(Debug, thiserror::Error)]
-#[error("storage error: {0}")]
-pub struct StoreError(pub String);
+#[error("storage error: {message}")]
+pub struct StoreError {
+    message: String,
+    /// The database could not be reached (down, restarting, no free connection in time): the
+    /// request may succeed if retried shortly, so clients get 503 rather than 500.
+    unavailable: bool,
+}
+
+impl StoreError {
+    /// A failure described by `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            unavailable: false,
+        }
+    }
+
+    /// Whether the database was unreachable rather than the request wrong.
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable
+    }
+}
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        Self(e.to_string())
+        Self {
+            message: e.to_string(),
+            unavailable: dbconn::is_unavailable(&e),
+        }
     }
 }
 
@@ -35,7 +58,7 @@ impl StoreError {
     /// (a path, or a URL without its password).
     fn migration(e: sqlx::migrate::MigrateError, database: &str) -> Self {
         use sqlx::migrate::MigrateError;
-        Self(match e {
+        Self::new(match e {
             MigrateError::VersionMissing(version) => format!(
                 "the database {database} was migrated by a newer idp0 (it has schema migration \
                  {version}, which this binary does not know). Fix: run the same or a newer \

@@ -74,7 +74,7 @@ impl PostgresStore {
     pub async fn drop_schema(url: &str, schema: &str) -> Result<(), StoreError> {
         dbconn::drop_schema(url, schema)
             .await
-            .map_err(|e| StoreError(e.to_string()))
+            .map_err(|e| StoreError::new(e.to_string()))
     }
 
     async fn with_target(url: &str, target: dbconn::Target) -> Result<Self, StoreError> {
@@ -98,7 +98,7 @@ impl PostgresStore {
 
 /// A URL or schema name that cannot be used; never repeats the URL (it may hold a password).
 fn invalid(e: dbconn::Error) -> StoreError {
-    StoreError(e.to_string())
+    StoreError::new(e.to_string())
 }
 
 /// The start-up error for a database that cannot be used.
@@ -107,7 +107,7 @@ fn unreachable(url: &str, e: &dbconn::Error) -> StoreError {
         dbconn::Error::NoAnswer => format!("no answer within {} s", ACQUIRE_TIMEOUT.as_secs()),
         other => other.to_string(),
     };
-    StoreError(format!(
+    StoreError::new(format!(
         "cannot connect to the PostgreSQL database {} ({cause}). Fix: start the server or check \
          the host, port, user, password, database name and sslmode in --database / \
          IDP_DATABASE_URL",

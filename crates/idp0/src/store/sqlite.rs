@@ -44,7 +44,7 @@ impl SqliteStore {
             .max_connections(if in_memory { 1 } else { 4 })
             .connect_with(options)
             .await
-            .map_err(|e| StoreError(format!("cannot open the SQLite database {name}: {e}")))?;
+            .map_err(|e| StoreError::new(format!("cannot open the SQLite database {name}: {e}")))?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
