@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use agent0::shared::SharedState;
 use agent0::tokens::{IdJagTarget, Principal, TokenBroker};
-use protocol::Scopes;
 use protocol::clock::FixedClock;
+use protocol::{Clock, Scopes};
 use reqwest::StatusCode;
 use testkit::{Browser, IdpHandle, Stack};
 use weblogin::SessionKey;
@@ -204,8 +204,8 @@ async fn a_replica_sees_a_login_it_did_not_see_and_forgets_a_flushed_one() {
     assert_eq!(body["error"], "login_expired");
 }
 
-/// idp0's development ID token lifetime.
-const ID_TOKEN_LIFETIME: i64 = 3600;
+/// agent0 renews an ID token this many seconds before it expires.
+const RENEW_MARGIN: i64 = 60;
 
 #[tokio::test]
 async fn two_replicas_renewing_one_session_at_once_rotate_its_refresh_token_once() {
@@ -213,13 +213,15 @@ async fn two_replicas_renewing_one_session_at_once_rotate_its_refresh_token_once
     let clock = FixedClock::frozen_now();
     let replicas = Replicas::start_at(&url, &prefix, Some(clock.clone())).await;
     let alice = login_at(&replicas.stack, &replicas.a.base, "alice").await;
-    let (_, before) = alice.get("/api/me/claims").await;
+    let (_, mut current) = alice.get("/api/me/claims").await;
     for round in 0..2 {
-        // Inside the renewal margin, from agent0's point of view, on both replicas at once: a
-        // refresh token used twice would be refused by idp0 (rotation), ending the session on
-        // one of them.
-        clock.advance(ID_TOKEN_LIFETIME - 30);
-        tokio::time::sleep(Duration::from_millis(1100)).await; // a new iat at idp0
+        // Exactly at the renewal margin of the current ID token, from agent0's point of view,
+        // on both replicas at once: a refresh token used twice would be refused by idp0
+        // (rotation), ending the session on one of them. idp0 keeps real time: two seconds
+        // later its renewed token outlives the margin, so one renewal serves everyone.
+        let expires = current["claims"]["exp"].as_i64().unwrap();
+        clock.advance(expires - RENEW_MARGIN - clock.now());
+        tokio::time::sleep(Duration::from_millis(2100)).await;
         let calls: Vec<_> = (0..6)
             .map(|i| {
                 let http = alice.browser.http.clone();
@@ -247,7 +249,11 @@ async fn two_replicas_renewing_one_session_at_once_rotate_its_refresh_token_once
             1,
             "round {round}: one renewal, seen by all: {issued:?}"
         );
-        assert_ne!(issued[0], before["claims"]["iat"]);
+        assert_ne!(
+            issued[0], current["claims"]["iat"],
+            "round {round}: renewed"
+        );
+        current = alice.get("/api/me/claims").await.1;
     }
     clean_up(&url, &prefix).await;
 }
