@@ -53,8 +53,10 @@ pub struct Session {
     pub expires_at: UnixTime,
 }
 
-/// How long a replica may hold a session's refresh before others take over, in seconds.
-const REFRESH_LEASE: Duration = Duration::from_secs(15);
+/// How long a replica may hold a session's refresh before others take over: twice the token
+/// endpoint's 15 s timeout, so a slow refresh finishes before anyone could reuse its (rotated)
+/// refresh token.
+const REFRESH_LEASE: Duration = Duration::from_secs(30);
 
 /// The live sessions, kept in a [`SessionStore`] (in process, or Redis for several replicas).
 pub struct Sessions {

@@ -33,9 +33,9 @@ pub use cache::{MokaTokenCache, TOKEN_CAPACITY, TokenCache, TokenKey};
 /// A token is renewed this many seconds before it expires, so no call carries a token that
 /// expires in flight.
 pub const EXPIRY_MARGIN: i64 = 60;
-/// How long one replica may hold an exchange before others take over (the two legs' HTTP
-/// timeouts fit in it).
-const MINT_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long one replica may hold an exchange before others take over (the two legs' 15 s HTTP
+/// timeouts fit in it with room to spare).
+const MINT_LEASE: std::time::Duration = std::time::Duration::from_secs(45);
 /// Lifetime assumed when the server does not say (RFC 6749 §5.1 makes `expires_in` optional).
 const DEFAULT_LIFETIME: i64 = 300;
 
