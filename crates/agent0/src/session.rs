@@ -151,7 +151,7 @@ impl Sessions {
             })
         };
         let lease = match lead_or_follow(
-            self.leases.as_ref(),
+            &self.leases,
             &lease_name,
             REFRESH_LEASE,
             "renewing this session",
@@ -163,7 +163,7 @@ impl Sessions {
             Turn::Lead(lease) => lease,
         };
         let outcome = self.renew(id, session, rp).await;
-        if let Err(e) = self.leases.release(lease).await {
+        if let Err(e) = lease.release().await {
             // The renewal stands; the lease expires by itself.
             tracing::warn!(error = %e, "a session's refresh lease could not be released");
         }

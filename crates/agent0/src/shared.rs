@@ -97,13 +97,46 @@ pub(crate) enum Turn<T> {
     /// Someone else did the work; here is its result.
     Done(T),
     /// This caller holds the lease and does the work (then releases it).
-    Lead(Lease),
+    Lead(HeldLease),
+}
+
+/// A lease this task holds: released by [`HeldLease::release`], or in the background if the
+/// task is dropped first (a client that went away), so others need not wait for it to expire.
+pub(crate) struct HeldLease {
+    leases: Arc<dyn Leases>,
+    lease: Option<Lease>,
+}
+
+impl HeldLease {
+    /// Gives the lease back.
+    pub(crate) async fn release(mut self) -> Result<(), SharedStateError> {
+        match self.lease.take() {
+            Some(lease) => self.leases.release(lease).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        let Some(lease) = self.lease.take() else {
+            return;
+        };
+        let leases = self.leases.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = leases.release(lease).await {
+                    tracing::warn!(error = %e, "an abandoned lease could not be released");
+                }
+            });
+        }
+    }
 }
 
 /// Takes lease `name`, or — while another replica holds it — polls `done` until the result
 /// appears or the lease expires (then takes it over). Gives up after twice the lease's lifetime.
 pub(crate) async fn lead_or_follow<T, F, Fut>(
-    leases: &dyn Leases,
+    leases: &Arc<dyn Leases>,
     name: &str,
     ttl: Duration,
     what: &'static str,
@@ -122,7 +155,10 @@ where
                     leases.release(lease).await?;
                     Ok(Turn::Done(value))
                 }
-                Ok(None) => Ok(Turn::Lead(lease)),
+                Ok(None) => Ok(Turn::Lead(HeldLease {
+                    leases: leases.clone(),
+                    lease: Some(lease),
+                })),
                 Err(e) => {
                     let _ = leases.release(lease).await;
                     Err(e)

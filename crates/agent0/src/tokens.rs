@@ -200,7 +200,7 @@ impl TokenBroker {
         );
         let minted_elsewhere = || self.cache.get(&key);
         let lease = match lead_or_follow(
-            self.leases.as_ref(),
+            &self.leases,
             &lease_name,
             MINT_LEASE,
             "getting this token",
@@ -220,7 +220,7 @@ impl TokenBroker {
             }
             _ => Ok(()),
         };
-        let released = self.leases.release(lease).await;
+        let released = lease.release().await;
         let token = minted?;
         if let Err(e) = kept.and(released) {
             // The token is good; only the sharing failed (the others mint their own).

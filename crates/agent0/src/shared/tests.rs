@@ -341,11 +341,9 @@ async fn followers_wait_for_the_leader_and_take_over_when_its_lease_expires() {
     // A leader that never finishes (it died): the follower takes over after the lease.
     let _dead = leases.try_acquire("k", ttl).await.unwrap().unwrap();
     let started = Instant::now();
-    let turn = lead_or_follow(leases.as_ref(), "k", ttl, "test", || async {
-        Ok(None::<()>)
-    })
-    .await
-    .unwrap();
+    let turn = lead_or_follow(&leases, "k", ttl, "test", || async { Ok(None::<()>) })
+        .await
+        .unwrap();
     assert!(matches!(turn, Turn::Lead(_)));
     assert!(started.elapsed() >= Duration::from_millis(300));
     // A leader that finishes: the follower gets its result without leading.
@@ -356,7 +354,7 @@ async fn followers_wait_for_the_leader_and_take_over_when_its_lease_expires() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         finisher.store(true, std::sync::atomic::Ordering::SeqCst);
     });
-    let turn = lead_or_follow(leases.as_ref(), "j", ttl * 10, "test", || {
+    let turn = lead_or_follow(&leases, "j", ttl * 10, "test", || {
         let done = done.clone();
         async move { Ok(done.load(std::sync::atomic::Ordering::SeqCst).then_some(7)) }
     })
@@ -407,4 +405,29 @@ async fn rediss_speaks_tls_and_fails_cleanly_against_a_plain_server() {
         matches!(error, SharedStateError::Unavailable { .. }),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn a_lease_whose_holder_is_dropped_is_released_without_waiting_for_it_to_expire() {
+    let rig = Rig::start(Backend::Redis).await;
+    let leases = rig.shared.leases.clone();
+    let ttl = Duration::from_secs(30);
+    let Turn::Lead(held) = lead_or_follow(&leases, "k", ttl, "test", || async { Ok(None::<()>) })
+        .await
+        .unwrap()
+    else {
+        panic!("nobody else holds it");
+    };
+    assert!(leases.try_acquire("k", ttl).await.unwrap().is_none());
+    drop(held); // the request was cancelled (its client went away)
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        if let Some(lease) = leases.try_acquire("k", ttl).await.unwrap() {
+            leases.release(lease).await.unwrap();
+            break;
+        }
+        assert!(Instant::now() < deadline, "still held");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    rig.finish().await;
 }
