@@ -48,6 +48,16 @@ pub(crate) struct UpArgs {
         hide_env_values = true
     )]
     database: Option<String>,
+    /// Keep agent0's sessions, token cache and exchange locks in Redis
+    /// (`redis://[:PASSWORD@]HOST:6379[/DB]`, `rediss://` for TLS) instead of in process, as
+    /// `agent --redis` does. Checked before anything is served.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SECURE_AGENT_REDIS_URL",
+        hide_env_values = true
+    )]
+    redis: Option<String>,
     /// Every service serves https (see each service's --tls); plain http stays the default.
     #[command(flatten)]
     tls: crate::tls::ServeTls,
@@ -101,6 +111,21 @@ async fn check_database(url: &str) -> anyhow::Result<()> {
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     if let Some(url) = &args.database {
         check_database(url).await?;
+    }
+    if let Some(url) = &args.redis {
+        // Connecting is the check (agent0 connects again when it starts).
+        agent0::shared::SharedState::redis(
+            url,
+            agent0::shared::redis::DEFAULT_PREFIX,
+            protocol::clock::system(),
+        )
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{e}; start Redis there, or point --redis / SECURE_AGENT_REDIS_URL at one that \
+                 answers (or leave both unset to keep agent0's sessions in process)"
+            )
+        })?;
     }
     // Every port is bound before anything is configured: with port 0 the real ports are only
     // known now, and every URL in the generated configuration (redirect and logout URIs, the MCP
@@ -187,6 +212,9 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     ]);
     let mut agent_args = with("agent", agent_port);
     agent_args.extend(["--okta-domain".into(), issuer]);
+    if let Some(url) = &args.redis {
+        agent_args.extend(["--redis".into(), url.clone()]);
+    }
     let mut mcp = tokio::spawn(crate::todo::run_mcp_on(
         service_args(&mcp_args)?,
         Some(mcp_listener),

@@ -185,3 +185,83 @@ fn up_with_an_unreachable_database_fails_fast_and_says_why() {
     );
     assert!(sqlite_files(dir.path()).is_empty());
 }
+
+/// `up --redis`: agent0's sessions live in Redis, so a person logged in before a restart of the
+/// whole stack is still logged in after it (an in-process session would be gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_redis_keeps_agent0_sessions_across_a_restart() {
+    let redis = std::env::var("SECURE_AGENT_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let dir = tempfile::tempdir().unwrap();
+    let (path, url) = (dir.path().to_owned(), redis.clone());
+    let up = tokio::task::spawn_blocking(move || Up::start_with(&path, [0; 4], &["--redis", &url]))
+        .await
+        .unwrap();
+    assert!(
+        up.banner
+            .iter()
+            .any(|l| l.contains("sessions:") && l.contains("redis redis://")),
+        "the banner says where sessions live: {:#?}",
+        up.banner
+    );
+    let ports = [up.idp, up.mcp, up.app, up.agent];
+    let agent = format!("http://localhost:{}", up.agent);
+    let password = super::demo_password(dir.path(), "alice");
+    let browser = Browser::new();
+    log_in_to_agent0(&browser, &agent, "alice", &password).await;
+    tokio::task::spawn_blocking(move || up.stop())
+        .await
+        .unwrap();
+
+    let (path, url) = (dir.path().to_owned(), redis);
+    let again =
+        tokio::task::spawn_blocking(move || Up::start_with(&path, ports, &["--redis", &url]))
+            .await
+            .unwrap();
+    let status: serde_json::Value = browser
+        .http
+        .get(format!("{agent}/auth/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["authenticated"], true, "{status}");
+    tokio::task::spawn_blocking(move || again.stop())
+        .await
+        .unwrap();
+}
+
+/// An unreachable Redis stops `up` before it serves anything, without its password.
+#[test]
+fn up_with_an_unreachable_redis_fails_fast_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let output = Command::new(BIN)
+        .args([
+            "up",
+            "--idp-port",
+            "0",
+            "--mcp-port",
+            "0",
+            "--app-port",
+            "0",
+        ])
+        .args(["--agent-port", "0", "--data-dir"])
+        .arg(dir.path())
+        .args(["--redis", "redis://:s3cret@127.0.0.1:1"])
+        .env_remove("SECURE_AGENT_REDIS_URL")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(started.elapsed() < Duration::from_secs(8), "{stderr}");
+    assert!(stderr.contains("SECURE_AGENT_REDIS_URL"), "{stderr}");
+    assert!(!stderr.contains("s3cret") && !stdout.contains("s3cret"));
+    assert!(
+        !stdout.contains("listening"),
+        "nothing was served: {stdout}"
+    );
+}
