@@ -269,6 +269,8 @@ struct Cell {
     window: Duration,
     server_cpu: Option<f64>,
     client_cpu: Option<f64>,
+    /// Every other process's CPU (this machine's busy time less this process's).
+    other_cpu: Option<f64>,
     ratio: Option<f64>,
 }
 
@@ -350,7 +352,7 @@ pub(crate) async fn run(args: IdpBenchArgs) -> anyhow::Result<()> {
             super::format_duration(args.warmup)
         );
         println!(
-            "server, client: CPU used in the window by the server's threads and by the load client (this process less the servers' threads; 100% = one core)"
+            "server, client, other: CPU used in the window by the server's threads, the load client (this process less the servers' threads) and all other processes (100% = one core)"
         );
         if reference.is_some() {
             println!(
@@ -358,7 +360,7 @@ pub(crate) async fn run(args: IdpBenchArgs) -> anyhow::Result<()> {
             );
         }
         println!(
-            "{:<9} {:<10} {:>4} {:>8} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6}",
+            "{:<9} {:<10} {:>4} {:>8} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6}",
             "server",
             "workload",
             "conc",
@@ -368,6 +370,7 @@ pub(crate) async fn run(args: IdpBenchArgs) -> anyhow::Result<()> {
             "max ms",
             "server",
             "client",
+            "other",
             "vs ref"
         );
     }
@@ -542,15 +545,18 @@ async fn login(
     })
 }
 
-/// CPU seconds so far: (the measured server's threads, this process less every server's).
-fn cpu_sample(threads: &[&str]) -> (Option<f64>, Option<f64>) {
+/// CPU seconds so far: the measured server's threads, this process less every server's, and
+/// every other process.
+fn cpu_sample(threads: &[&str]) -> [Option<f64>; 3] {
     let server = server::threads_cpu_seconds(threads);
     let servers =
         server::threads_cpu_seconds(&[IDP_THREADS[0], IDP_THREADS[1], REFERENCE_THREADS[0]]);
-    let client = server::own_cpu_seconds()
-        .zip(servers)
-        .map(|(all, servers)| all - servers);
-    (server, client)
+    let all = server::own_cpu_seconds();
+    let client = all.zip(servers).map(|(all, servers)| all - servers);
+    let other = server::system_busy_seconds()
+        .zip(all)
+        .map(|(busy, all)| busy - all);
+    [server, client, other]
 }
 
 async fn run_cell(
@@ -648,8 +654,9 @@ async fn run_cell(
         concurrency,
         latencies,
         window,
-        server_cpu: cores(before.0, after.0),
-        client_cpu: cores(before.1, after.1),
+        server_cpu: cores(before[0], after[0]),
+        client_cpu: cores(before[1], after[1]),
+        other_cpu: cores(before[2], after[2]).map(|c| c.max(0.0)),
         ratio: None,
     })
 }
@@ -663,7 +670,7 @@ fn print_row(cell: &Cell) {
     let percent = |cpu: Option<f64>| cpu.map_or("-".to_owned(), |c| format!("{:.0}%", c * 100.0));
     let q = |q: f64| super::quantile_ms(&cell.latencies, q);
     println!(
-        "{:<9} {:<10} {:>4} {:>8.0} {:>7.2} {:>7.2} {:>7.1} {:>6} {:>6} {:>6}",
+        "{:<9} {:<10} {:>4} {:>8.0} {:>7.2} {:>7.2} {:>7.1} {:>6} {:>6} {:>6} {:>6}",
         cell.server,
         cell.workload.name(),
         cell.concurrency,
@@ -673,6 +680,7 @@ fn print_row(cell: &Cell) {
         q(1.0),
         percent(cell.server_cpu),
         percent(cell.client_cpu),
+        percent(cell.other_cpu),
         cell.ratio.map_or("-".to_owned(), |r| format!("{r:.2}")),
     );
 }
@@ -690,6 +698,7 @@ fn cell_json(cell: &Cell) -> Value {
         "max_ms": q(1.0),
         "server_cpu_pct": cell.server_cpu.map(|c| super::round2(c * 100.0)),
         "client_cpu_pct": cell.client_cpu.map(|c| super::round2(c * 100.0)),
+        "other_cpu_pct": cell.other_cpu.map(|c| super::round2(c * 100.0)),
         "ratio_to_reference": cell.ratio.map(super::round3),
     })
 }
