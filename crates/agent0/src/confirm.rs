@@ -13,8 +13,6 @@
 //! that waited on it stops, opening no further card). One person may have at most
 //! [`MAX_PENDING_PER_PERSON`] cards waiting, so nobody can use up everyone's slots.
 
-pub mod store;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 

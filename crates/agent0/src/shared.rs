@@ -1,7 +1,5 @@
 //! agent0's state that several replicas must share (ARCHITECTURE §6, issue 10): the server-side
-//! sessions, the access-token cache, the pending tool-call confirmations
-//! ([`crate::confirm::store`]; the chat does not consult this store yet: a paused turn still
-//! resumes only on the replica that paused it), and the leases that make one replica — not N — do a slow
+//! sessions, the access-token cache, and the leases that make one replica — not N — do a slow
 //! step for a key (a token exchange, a refresh-token rotation). [`SharedState::in_process`]
 //! keeps all of it in this process (the embedded default, no server needed);
 //! [`SharedState::redis`] keeps it in Redis (`--redis redis://…`), so a person logged in
@@ -20,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use protocol::Clock;
 
-use crate::confirm::store::{ConfirmationStore, MEMORY_CAPACITY, MemoryConfirmationStore};
 use crate::session::{MemorySessionStore, SESSION_CAPACITY, SessionStore};
 use crate::tokens::{MokaTokenCache, TOKEN_CAPACITY, TokenCache};
 
@@ -187,8 +184,6 @@ pub struct SharedState {
     pub tokens: Arc<dyn TokenCache>,
     /// The leases.
     pub leases: Arc<dyn Leases>,
-    /// The pending tool-call confirmations.
-    pub confirmations: Arc<dyn ConfirmationStore>,
     /// Where, for the banner and `/health` (`in-process` or the URL without its password).
     pub description: String,
 }
@@ -199,9 +194,8 @@ impl SharedState {
     pub fn in_process(clock: Arc<dyn Clock>) -> Self {
         Self {
             sessions: Arc::new(MemorySessionStore::new(SESSION_CAPACITY, clock.clone())),
-            tokens: Arc::new(MokaTokenCache::new(TOKEN_CAPACITY, clock.clone())),
+            tokens: Arc::new(MokaTokenCache::new(TOKEN_CAPACITY, clock)),
             leases: Arc::new(LocalLeases),
-            confirmations: Arc::new(MemoryConfirmationStore::new(MEMORY_CAPACITY, clock)),
             description: "in-process".to_owned(),
         }
     }
@@ -217,9 +211,8 @@ impl SharedState {
         let conn = redis::RedisConn::connect(url, prefix).await?;
         Ok(Self {
             sessions: Arc::new(redis::RedisSessionStore::new(conn.clone(), clock.clone())),
-            tokens: Arc::new(redis::RedisTokenCache::new(conn.clone(), clock.clone())),
+            tokens: Arc::new(redis::RedisTokenCache::new(conn.clone(), clock)),
             leases: Arc::new(redis::RedisLeases::new(conn.clone())),
-            confirmations: Arc::new(redis::RedisConfirmationStore::new(conn.clone(), clock)),
             description: format!("redis {}", conn.shown_url()),
         })
     }

@@ -6,15 +6,11 @@
 //!   until its usable end (`exp` less the margin), with `{prefix}token-person:{h(subject)}`
 //!   (a hash: token key → `h(connection)`) to find a person's tokens at logout and for the
 //!   panel; `h` is a truncated SHA-256, so subjects and scopes are not in key names;
-//! - `{prefix}confirm:{sha256(id)}` and `{prefix}confirm-person:{h(subject)}` — pending
-//!   tool-call confirmations (see [`RedisConfirmationStore`]);
 //! - `{prefix}lease:{name}` — a lease, `SET NX PX` with a random token, released by a
 //!   compare-and-delete script.
 //!
 //! Every command has a deadline ([`COMMAND_TIMEOUT`]): with Redis gone, a request fails fast
 //! (503) and the manager reconnects by itself when Redis is back. Values are never logged.
-
-mod confirm;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +21,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use self::confirm::RedisConfirmationStore;
 use super::{Lease, Leases, SharedStateError, redact_url};
 use crate::session::{Session, SessionStore, StoredSession};
 use crate::tokens::{AccessToken, TokenCache, TokenKey};

@@ -431,5 +431,3 @@ async fn a_lease_whose_holder_is_dropped_is_released_without_waiting_for_it_to_e
     }
     rig.finish().await;
 }
-
-mod confirm;
