@@ -107,7 +107,6 @@ pub async fn enable(idp: &Idp, data_dir: &Path) -> anyhow::Result<()> {
     }
     let service = AdminService::new(&token, idp.issuer(), version, doc);
     idp.enable_admin(service);
-    follow_other_writers(idp.clone());
     Ok(())
 }
 
@@ -117,19 +116,18 @@ const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Replicas share one database: a change made through another replica's management API (a
 /// deactivated agent key, a removed assignment) must take effect here too, not at the next
-/// restart. Checks the stored version every [`FOLLOW_INTERVAL`] and serves a newer document.
-fn follow_other_writers(idp: Idp) {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(FOLLOW_INTERVAL);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            let Some(admin) = idp.admin() else { return };
-            if let Err(e) = admin.refresh(&idp).await {
-                tracing::warn!(error = %e, "reading the management API's directory failed");
-            }
+/// restart. Checks the stored version every [`FOLLOW_INTERVAL`] and serves a newer document;
+/// runs while idp0 serves ([`crate::serve`] stops it).
+pub(crate) async fn follow_other_writers(idp: Idp) {
+    let mut every = tokio::time::interval(FOLLOW_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(admin) = idp.admin() else { return };
+        if let Err(e) = admin.refresh(&idp).await {
+            tracing::warn!(error = %e, "reading the management API's directory failed");
         }
-    });
+    }
 }
 
 fn load_or_create_token(path: &Path) -> anyhow::Result<SecretString> {

@@ -126,8 +126,10 @@ pub async fn serve(
             }
         })
     };
+    let follower = tokio::spawn(admin::follow_other_writers(idp.clone()));
     // httpserve records the peer address (ConnectInfo), which login throttling keys on.
     let result = httpserve::serve(listener, router(idp), shutdown).await;
     purger.abort();
+    follower.abort();
     result
 }
