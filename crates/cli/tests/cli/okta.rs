@@ -528,6 +528,50 @@ async fn okta_bootstrap_reports_a_failed_operation_and_keeps_the_state() {
     assert_eq!(recorded["agentIdentityIds"], json!([]));
 }
 
+/// An operation that never completes stops bootstrap at the deadline with the fix; the state
+/// keeps the pending operation, and a re-run once Okta has finished completes the setup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_bootstrap_gives_up_on_an_operation_at_its_deadline_and_resumes_later() {
+    let org = StandIn::start().await;
+    org.with(|s| s.faults.stall_operations = true);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    let args = [
+        "bootstrap",
+        "--org",
+        &org.base,
+        "--out",
+        &out,
+        "--yes",
+        "--poll-interval-ms",
+        "20",
+        "--poll-deadline-secs",
+        "1",
+    ];
+    let run = okta(&args, Some(TOKEN)).await;
+    assert!(!run.ok);
+    assert!(
+        run.stderr.contains("had not completed after 1 s")
+            && run.stderr.contains("run the command again"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        state(dir.path()).get("pendingAgentOperation").is_some(),
+        "the pending operation is kept: {}",
+        state(dir.path())
+    );
+    org.with(|s| s.faults.stall_operations = false);
+    let again = bootstrap(&org, dir.path()).await;
+    assert!(again.ok, "{}", again.stderr);
+    assert_eq!(
+        state(dir.path())["agentIdentityIds"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn okta_rollback_deletes_in_reverse_order_past_a_404_and_keeps_the_state_on_failure() {
     let org = StandIn::start().await;

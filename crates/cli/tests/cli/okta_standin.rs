@@ -51,6 +51,8 @@ pub(crate) struct Faults {
     pub(crate) rate_limit: Option<String>,
     /// Operations end FAILED.
     pub(crate) fail_operations: bool,
+    /// Operations stay IN_PROGRESS.
+    pub(crate) stall_operations: bool,
     /// DELETEs of exactly this path answer 500 (each time).
     pub(crate) fail_delete: Option<String>,
     /// A hostile org: `Link: rel="next"` and operation `Location`s name this other origin.
@@ -361,11 +363,12 @@ fn route(
     if method == Method::GET && path.starts_with("/workload-principals/api/v1/operations/") {
         let id = segments[segments.len() - 1].to_owned();
         let failing = s.faults.fail_operations;
+        let stalled = s.faults.stall_operations;
         let Some(op) = s.ops.get_mut(&id) else {
             return not_found(path);
         };
         op.0 += 1;
-        if op.0 < 2 {
+        if op.0 < 2 || stalled {
             return json(json!({"id": id, "status": "IN_PROGRESS"}));
         }
         if failing {
