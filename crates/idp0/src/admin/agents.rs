@@ -467,12 +467,11 @@ pub(crate) async fn delete_key(
     admin
         .mutate(&idp, |doc| {
             let agent = find_mut(doc, &id)?;
-            let before = agent.keys.len();
-            agent.keys.retain(|k| k.id != key && k.kid != key);
-            if agent.keys.len() == before {
-                return Err(AdminError::not_found(format!("{key} (JsonWebKey)")));
-            }
-            Ok(())
+            super::wire::remove_where(
+                &mut agent.keys,
+                |k| k.id == key || k.kid == key,
+                AdminError::not_found(format!("{key} (JsonWebKey)")),
+            )
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -419,12 +419,11 @@ pub(crate) async fn delete_app_user(
     admin
         .mutate(&idp, |doc| {
             let app = find_mut(doc, &id)?;
-            let before = app.users.len();
-            app.users.retain(|u| u.id != user);
-            if app.users.len() == before {
-                return Err(AdminError::not_found(format!("{user} (AppUser)")));
-            }
-            Ok(())
+            super::wire::remove_where(
+                &mut app.users,
+                |u| u.id == user,
+                AdminError::not_found(format!("{user} (AppUser)")),
+            )
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)

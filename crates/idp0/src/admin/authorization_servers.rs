@@ -391,12 +391,11 @@ pub(crate) async fn delete_scope(
     admin
         .mutate(&idp, |doc| {
             let server = find_mut(doc, &id)?;
-            let before = server.scopes.len();
-            server.scopes.retain(|s| s.id != scope);
-            if server.scopes.len() == before {
-                return Err(AdminError::not_found(format!("{scope} (OAuth2Scope)")));
-            }
-            Ok(())
+            super::wire::remove_where(
+                &mut server.scopes,
+                |s| s.id == scope,
+                AdminError::not_found(format!("{scope} (OAuth2Scope)")),
+            )
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -554,12 +553,11 @@ pub(crate) async fn delete_policy(
     admin
         .mutate(&idp, |doc| {
             let server = find_mut(doc, &id)?;
-            let before = server.policies.len();
-            server.policies.retain(|p| p.id != policy);
-            if server.policies.len() == before {
-                return Err(AdminError::not_found(format!("{policy} (Policy)")));
-            }
-            Ok(())
+            super::wire::remove_where(
+                &mut server.policies,
+                |p| p.id == policy,
+                AdminError::not_found(format!("{policy} (Policy)")),
+            )
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -753,12 +751,11 @@ pub(crate) async fn delete_rule(
             let found = find_mut(doc, &id)?
                 .policy_mut(&policy)
                 .ok_or_else(|| AdminError::not_found(format!("{policy} (Policy)")))?;
-            let before = found.rules.len();
-            found.rules.retain(|r| r.id != rule);
-            if found.rules.len() == before {
-                return Err(AdminError::not_found(format!("{rule} (PolicyRule)")));
-            }
-            Ok(())
+            super::wire::remove_where(
+                &mut found.rules,
+                |r| r.id == rule,
+                AdminError::not_found(format!("{rule} (PolicyRule)")),
+            )
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -227,12 +227,11 @@ pub(crate) async fn delete_trusted_origin(
 ) -> Result<StatusCode, AdminError> {
     admin
         .mutate(&idp, |doc| {
-            let before = doc.trusted_origins.len();
-            doc.trusted_origins.retain(|o| o.id != id);
-            if doc.trusted_origins.len() == before {
-                return Err(AdminError::not_found(format!("{id} (TrustedOrigin)")));
-            }
-            Ok(())
+            super::wire::remove_where(
+                &mut doc.trusted_origins,
+                |o| o.id == id,
+                AdminError::not_found(format!("{id} (TrustedOrigin)")),
+            )
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -171,6 +171,22 @@ pub(crate) fn href(url: String) -> Value {
     serde_json::json!({ "href": url })
 }
 
+/// Removes the items `is_it` picks; `Err(missing)` when there is none (nothing changes): the
+/// `DELETE` of a child resource (a scope, policy, rule, key, assignment, trusted origin).
+pub(crate) fn remove_where<T>(
+    items: &mut Vec<T>,
+    is_it: impl Fn(&T) -> bool,
+    missing: AdminError,
+) -> Result<(), AdminError> {
+    let before = items.len();
+    items.retain(|item| !is_it(item));
+    if items.len() == before {
+        Err(missing)
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
