@@ -5,10 +5,17 @@
 //! (default [`DEFAULT_URL`]), and an unreachable server fails the test with [`required`]'s
 //! message, which says what to start.
 //!
+//! [`PrivatePostgres`] and [`PrivateRedis`] are servers of a test's own, for fault tests that stop
+//! and restart them.
+//!
 //! This lives here rather than in testkit because testkit depends on idp0 and todo0, whose own
 //! unit tests need it.
 
+mod servers;
+
 use std::fmt::Display;
+
+pub use servers::{PrivatePostgres, PrivateRedis};
 
 use sqlx::{Connection, PgConnection};
 
