@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod browser;
+pub mod proxy;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
