@@ -13,6 +13,8 @@ mod mcp_scopes;
 mod mcp_sessions;
 #[path = "integration/mcp_wire_errors.rs"]
 mod mcp_wire_errors;
+#[path = "integration/postgres_restart.rs"]
+mod postgres_restart;
 #[path = "integration/python_sdk.rs"]
 mod python_sdk;
 #[path = "integration/scope_policy.rs"]
