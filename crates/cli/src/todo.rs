@@ -55,7 +55,15 @@ pub(crate) struct TodoMcpArgs {
     /// Port to listen on (0 picks a free one). Env: MCP_PORT.
     #[arg(long)]
     port: Option<u16>,
-    /// No MCP sessions (JSON responses): for several replicas behind a load balancer.
+    /// Serve without MCP sessions, for several replicas behind a load balancer: no request
+    /// depends on anything an earlier one left in a replica's memory, so any request may land on
+    /// any replica (the todos are in the shared --database). Each request is checked on its own
+    /// exactly as with sessions: the token (signature, issuer, audience, expiry, revocation), the
+    /// tool's scope, and whose todos from the token. Clients see no `Mcp-Session-Id`; answers are
+    /// `application/json`; GET (a standalone SSE stream) and DELETE (ending a session) are
+    /// answered `405 Method Not Allowed` with `Allow: POST`, as the Streamable HTTP transport
+    /// allows. The session limits below do not apply. Without it, replicas need a balancer that
+    /// sends each client back to the same replica. Env: MCP_STATELESS.
     #[arg(long, env = "MCP_STATELESS")]
     stateless: bool,
     /// Extra accepted `Host` values (DNS-rebinding protection; loopback is always accepted).
@@ -252,6 +260,7 @@ pub(crate) async fn run_mcp_on(
             .collect();
     }
     let checks_revocation = config.revocation.as_ref().map(|r| r.interval);
+    let stateless = config.stateless;
     let app = todo0::mcp::router(&config, Arc::new(jwks), store, protocol::clock::system());
     let listener = match listener {
         Some(listener) => listener,
@@ -278,6 +287,9 @@ pub(crate) async fn run_mcp_on(
         None => println!(
             "  revoked tokens:    NOT checked (no OKTA_CLIENT_ID/OKTA_CLIENT_SECRET): accepted until they expire"
         ),
+    }
+    if stateless {
+        println!("  sessions:          none (stateless: any replica may answer any request)");
     }
     println!(
         "  store:             {}",

@@ -17,6 +17,8 @@ mod mcp_wire_errors;
 mod postgres_restart;
 #[path = "integration/python_sdk.rs"]
 mod python_sdk;
+#[path = "integration/replicas.rs"]
+mod replicas;
 #[path = "integration/scope_policy.rs"]
 mod scope_policy;
 #[path = "integration/web.rs"]

@@ -2,6 +2,10 @@
 //! resource metadata (RFC 9728) at the well-known URLs. Sessions carry their owner and end when
 //! idle, within per-person and server-wide caps ([`sessions`]); revoked tokens are found by
 //! introspection in the background when the server has client credentials ([`revocation`]).
+//!
+//! In stateless mode ([`McpConfig::stateless`], for replicas behind a load balancer) rmcp opens
+//! no session: each POST is served on its own behind the same guard (token, revocation, scopes,
+//! owner), GET and DELETE are answered `405` (`Allow: POST`), and the session table stays empty.
 
 pub mod auth;
 pub mod jsonrpc;
