@@ -33,6 +33,8 @@ mod login;
 mod logs;
 #[path = "integration/mcp_sessions.rs"]
 mod mcp_sessions;
+#[path = "integration/mcp_stateless.rs"]
+mod mcp_stateless;
 #[path = "integration/outages.rs"]
 mod outages;
 #[path = "integration/postgres.rs"]
