@@ -16,12 +16,19 @@
 //! instead of hanging them. Each connection is checked before it is handed out, so one the server
 //! dropped (restart, `pg_terminate_backend`) is replaced; idle connections close after
 //! [`IDLE_TIMEOUT`], every connection after [`MAX_LIFETIME`].
+//!
+//! # Migrations
+//! Every store (PostgreSQL and SQLite alike) applies its migrations through [`migrate`], which
+//! refuses a database that records a migration this binary does not know — a replica of an older
+//! release started against a database a newer one migrated — with one message that says so and
+//! what to do, before anything runs against it.
 
 use std::fmt;
+use std::ops::Deref;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::migrate::Migrator;
+use sqlx::migrate::{Migrate, MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
@@ -255,6 +262,79 @@ pub async fn create_schema_if_missing(
     Ok(())
 }
 
+/// Why a store's migrations were not applied. The message never holds the URL; callers add the
+/// database they name (redacted).
+#[derive(Debug)]
+pub enum MigrationError {
+    /// The database records migration `.0`, which this binary does not know: a newer release
+    /// migrated it. Refused before anything runs against it.
+    Newer(i64),
+    /// The database's migration `.0` differs from this binary's (a different build).
+    Differs(i64),
+    /// The database failed while migrating (unreachable included: see [`is_unavailable`]).
+    Database(sqlx::Error),
+    /// Any other migration failure.
+    Other(MigrateError),
+}
+
+impl MigrationError {
+    /// Whether the schema is not this binary's ([`Self::Newer`], [`Self::Differs`]): another
+    /// version of secure-agent is needed, retrying does not help.
+    pub fn is_incompatible(&self) -> bool {
+        matches!(self, Self::Newer(_) | Self::Differs(_))
+    }
+
+    /// Whether the database could not be reached while migrating.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Database(e) if is_unavailable(e))
+    }
+}
+
+impl fmt::Display for MigrationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Newer(version) => write!(
+                f,
+                "the database was migrated by a newer secure-agent (it records schema migration \
+                 {version}, which this binary does not know), so this binary refuses to run \
+                 against it. Fix: run the same secure-agent version on every replica sharing the \
+                 database (upgrade this one), or point --database at another database"
+            ),
+            Self::Differs(version) => write!(
+                f,
+                "the database's schema migration {version} differs from this binary's. Fix: run \
+                 the same secure-agent version on every replica sharing the database"
+            ),
+            Self::Database(e) => write!(f, "migrating the database failed: {}", cause(e)),
+            Self::Other(e) => write!(f, "migrating the database failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for MigrationError {}
+
+impl From<MigrateError> for MigrationError {
+    fn from(e: MigrateError) -> Self {
+        match e {
+            MigrateError::VersionMissing(version) => Self::Newer(version),
+            MigrateError::VersionMismatch(version) => Self::Differs(version),
+            MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => Self::Database(e),
+            other => Self::Other(other),
+        }
+    }
+}
+
+/// Applies `migrator`'s migrations (under its lock, where the database has one), refusing a
+/// database migrated by a newer release ([`MigrationError::Newer`]) before any runs. The one
+/// place every store migrates, PostgreSQL and SQLite alike.
+pub async fn migrate<'a, A>(migrator: &Migrator, target: A) -> Result<(), MigrationError>
+where
+    A: sqlx::Acquire<'a>,
+    <A::Connection as Deref>::Target: Migrate,
+{
+    Ok(migrator.run(target).await?)
+}
+
 /// Drops `schema` and everything in it (test and tenant clean-up).
 pub async fn drop_schema(url: &str, schema: &str) -> Result<(), Error> {
     if !is_plain_identifier(schema) {
@@ -389,6 +469,22 @@ mod tests {
             std::io::ErrorKind::ConnectionRefused
         ))));
         assert!(!is_unavailable(&sqlx::Error::RowNotFound));
+    }
+
+    #[test]
+    fn a_database_migrated_by_a_newer_release_is_refused_by_name() {
+        let newer = MigrationError::from(MigrateError::VersionMissing(20990101000000));
+        assert!(newer.is_incompatible() && !newer.is_unavailable());
+        let message = newer.to_string();
+        assert!(
+            message.contains("migrated by a newer secure-agent"),
+            "{message}"
+        );
+        assert!(message.contains("20990101000000"), "{message}");
+        assert!(message.contains("Fix: run the same secure-agent version"));
+        assert!(MigrationError::from(MigrateError::VersionMismatch(3)).is_incompatible());
+        let down = MigrationError::from(MigrateError::Execute(sqlx::Error::PoolTimedOut));
+        assert!(!down.is_incompatible() && down.is_unavailable());
     }
 
     #[tokio::test]

@@ -137,25 +137,16 @@ impl From<serde_json::Error> for StoreError {
     }
 }
 
-/// A failed migration, said for the operator: a schema newer than this binary (another replica
-/// already upgraded it) is refused by name.
-fn migration_failed(e: sqlx::migrate::MigrateError) -> StoreError {
-    use sqlx::migrate::MigrateError;
-    match e {
-        MigrateError::VersionMissing(version) => StoreError::Incompatible(format!(
-            "the conversation database's schema is newer than this secure-agent (it has \
-             migration {version}, which this version does not know): run the newest \
-             secure-agent on every replica"
-        )),
-        MigrateError::VersionMismatch(version) => StoreError::Incompatible(format!(
-            "the conversation database's migration {version} differs from this secure-agent's: \
-             every replica must run the same secure-agent version"
-        )),
-        MigrateError::Execute(e) => match StoreError::from(e) {
-            StoreError::Unavailable(detail) => StoreError::Unavailable(detail),
-            other => StoreError::Database(format!("database migration failed: {other}")),
-        },
-        other => StoreError::Database(format!("database migration failed: {other}")),
+/// A failed migration, said for the operator (`dbconn` words it): a schema newer than this
+/// binary (another replica already upgraded it) is refused by name.
+fn migration_failed(e: dbconn::MigrationError) -> StoreError {
+    let message = format!("the conversation database: {e}");
+    if e.is_incompatible() {
+        StoreError::Incompatible(message)
+    } else if e.is_unavailable() {
+        StoreError::Unavailable(message)
+    } else {
+        StoreError::Database(message)
     }
 }
 

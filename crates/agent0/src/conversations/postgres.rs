@@ -63,7 +63,9 @@ impl PostgresConversations {
         if let Some(schema) = &target.schema {
             dbconn::create_schema_if_missing(&pool, &mut migrator, schema).await?;
         }
-        migrator.run(&pool).await.map_err(migration_failed)?;
+        dbconn::migrate(&migrator, &pool)
+            .await
+            .map_err(migration_failed)?;
         Ok(Self { pool })
     }
 

@@ -102,8 +102,7 @@ async fn single_connection(options: SqliteConnectOptions) -> Result<SqlitePool, 
         .max_lifetime(None)
         .connect_with(options)
         .await?;
-    sqlx::migrate!("./migrations/sqlite")
-        .run(&pool)
+    dbconn::migrate(&sqlx::migrate!("./migrations/sqlite"), &pool)
         .await
         .map_err(migration_failed)?;
     Ok(pool)

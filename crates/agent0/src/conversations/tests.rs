@@ -463,9 +463,10 @@ async fn a_schema_newer_than_this_binary_is_refused(
     );
     let message = refused.to_string();
     assert!(
-        message.contains("newer than this secure-agent"),
+        message.contains("migrated by a newer secure-agent"),
         "{message}"
     );
+    assert!(message.contains("Fix:"), "{message}");
     Ok(())
 }
 

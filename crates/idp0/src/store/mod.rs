@@ -5,7 +5,7 @@
 //! Two backends, chosen by URL in [`open`]: SQLite (embedded default, one file in the data
 //! directory, WAL) and PostgreSQL (several idp0 replicas share one database). Each applies its
 //! own migrations (`migrations/sqlite`, `migrations/postgres`, same numbering) at open, and
-//! refuses a database migrated by a newer idp0. Both are held to one contract suite (`tests.rs`).
+//! refuses a database migrated by a newer secure-agent (`dbconn::migrate`). Both are held to one contract suite (`tests.rs`).
 
 mod postgres;
 mod sqlite;
@@ -54,22 +54,14 @@ impl From<sqlx::Error> for StoreError {
 }
 
 impl StoreError {
-    /// A migration failure at open, in words a person can act on. `database` names the database
-    /// (a path, or a URL without its password).
-    fn migration(e: sqlx::migrate::MigrateError, database: &str) -> Self {
-        use sqlx::migrate::MigrateError;
-        Self::new(match e {
-            MigrateError::VersionMissing(version) => format!(
-                "the database {database} was migrated by a newer idp0 (it has schema migration \
-                 {version}, which this binary does not know). Fix: run the same or a newer \
-                 secure-agent version on every replica, or point --database at another database"
-            ),
-            MigrateError::VersionMismatch(version) => format!(
-                "the database {database} has a schema migration {version} that differs from this \
-                 binary's. Fix: run the same secure-agent version on every replica sharing it"
-            ),
-            other => format!("migrating the database {database} failed: {other}"),
-        })
+    /// A migration failure at open, in words a person can act on (`dbconn` words it: a database
+    /// migrated by a newer secure-agent is refused). `database` names the database (a path, or a
+    /// URL without its password).
+    fn migration(e: dbconn::MigrationError, database: &str) -> Self {
+        Self {
+            unavailable: e.is_unavailable(),
+            message: format!("{database}: {e}"),
+        }
     }
 }
 

@@ -88,8 +88,7 @@ impl PostgresStore {
         if let Some(schema) = &target.schema {
             dbconn::create_schema_if_missing(&pool, &mut migrator, schema).await?;
         }
-        migrator
-            .run(&pool)
+        dbconn::migrate(&migrator, &pool)
             .await
             .map_err(|e| StoreError::migration(e, &dbconn::redact_url(url)))?;
         Ok(Self { pool })

@@ -45,8 +45,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::new(format!("cannot open the SQLite database {name}: {e}")))?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
+        dbconn::migrate(&sqlx::migrate!("./migrations/sqlite"), &pool)
             .await
             .map_err(|e| StoreError::migration(e, name))?;
         Ok(Self { pool })

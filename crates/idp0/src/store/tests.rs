@@ -543,7 +543,10 @@ async fn state_survives_reopening_and_a_newer_schema_is_refused(
         panic!("a database migrated by a newer idp0 must be refused");
     };
     let message = err.to_string();
-    assert!(message.contains("migrated by a newer idp0"), "{message}");
+    assert!(
+        message.contains("migrated by a newer secure-agent"),
+        "{message}"
+    );
     assert!(message.contains("9999"), "{message}");
     assert!(message.contains("Fix:"), "{message}");
     Ok(())

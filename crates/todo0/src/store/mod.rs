@@ -69,5 +69,17 @@ pub async fn open(url: &str) -> Result<Arc<dyn TodoStore>, TodoError> {
     }
 }
 
+/// A migration failure at open, in words a person can act on (`dbconn` words it): a database
+/// migrated by a newer secure-agent is refused by name, not reported as an outage.
+fn migration_failed(e: dbconn::MigrationError) -> TodoError {
+    if e.is_incompatible() {
+        TodoError::Invalid(format!("the todo database: {e}"))
+    } else {
+        TodoError::Unavailable(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod migration_tests;
 #[cfg(test)]
 mod tests;

@@ -103,10 +103,9 @@ impl PostgresStore {
         if let Some(schema) = &target.schema {
             dbconn::create_schema_if_missing(&pool, &mut migrator, schema).await?;
         }
-        migrator
-            .run(&pool)
+        dbconn::migrate(&migrator, &pool)
             .await
-            .map_err(|e| TodoError::Unavailable(format!("database migration failed: {e}")))?;
+            .map_err(super::migration_failed)?;
         Ok(Self { pool })
     }
 }

@@ -292,14 +292,11 @@ impl SqliteStore {
     /// the loser's transaction rolls back with "busy" and [`Self::open`] retries, finding the
     /// migration applied.
     async fn migrate(pool: &SqlitePool) -> Result<(), OpenError> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(pool)
+        dbconn::migrate(&sqlx::migrate!("./migrations/sqlite"), pool)
             .await
             .map_err(|e| match e {
-                sqlx::migrate::MigrateError::Execute(e) => OpenError::from_sqlx(e),
-                other => OpenError::Failed(TodoError::Unavailable(format!(
-                    "database migration failed: {other}"
-                ))),
+                dbconn::MigrationError::Database(e) => OpenError::from_sqlx(e),
+                other => OpenError::Failed(super::migration_failed(other)),
             })
     }
 }
