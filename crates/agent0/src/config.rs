@@ -1,5 +1,6 @@
-//! agent0's connection configuration (ARCHITECTURE §4, §7): the MCP servers the agent reaches
-//! and each one's auth strategy. They come from two places: the sample's `MCP_*` settings (the
+//! agent0's configuration (ARCHITECTURE §4, §7): its own settings ([`service_settings`]: port,
+//! steps per turn, ID token renewal, disabled connection kinds, database and Redis), and the MCP
+//! servers the agent reaches with each one's auth strategy. They come from two places: the sample's `MCP_*` settings (the
 //! todo0 connection, named `todo0`) and the optional `--config` TOML file's `[[mcp_servers]]`
 //! entries (see `config/agent0.example.toml`).
 //!
@@ -10,13 +11,14 @@
 //! id-jag key on an `auth = "none"` server is an error rather than silently ignored. Every
 //! error names the file (or the setting), the entry and the key.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use protocol::Scopes;
 use serde::Deserialize;
 
+use crate::connections::ConnectionKind;
 use crate::mcp::McpServer;
 use crate::tokens::IdJagTarget;
 
@@ -405,6 +407,93 @@ fn apply_auto_approve(servers: &mut [McpServerConfig], list: &str) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// The port agent0 listens on unless `PORT` (or `--port`) says otherwise.
+pub const DEFAULT_PORT: u16 = 3000;
+
+/// agent0's own settings besides its connections, parsed and validated at load: where it
+/// listens, how many model calls a chat turn may make, whether ID tokens are renewed, which
+/// connection kinds are off, and where conversations and sessions live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSettings {
+    /// `PORT` (0 picks a free one); default [`DEFAULT_PORT`].
+    pub port: u16,
+    /// `AGENT_MAX_STEPS`: model calls per chat turn, at least 1; default
+    /// [`crate::agent::DEFAULT_MAX_STEPS`].
+    pub max_steps: usize,
+    /// Whether to ask for `offline_access` (renew ID tokens): off when `AGENT_NO_REFRESH` is
+    /// true (`1`, `true`, `yes`, `on`; `0`, `false`, `no`, `off` keep it on).
+    pub offline_access: bool,
+    /// `DISABLED_CONNECTIONS`: the connection kinds turned off.
+    pub disabled: BTreeSet<ConnectionKind>,
+    /// `AGENT_DATABASE_URL`: where conversations are kept (`None`: the caller's default file).
+    pub database: Option<String>,
+    /// `AGENT_REDIS_URL`: Redis for sessions, token caches and exchange leases (`None`: in
+    /// process).
+    pub redis: Option<String>,
+}
+
+/// Reads agent0's [`ServiceSettings`] through `get` (a setting by name; the caller lets its
+/// flags win). Every error names the setting, the value and what is accepted.
+pub fn service_settings(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<ServiceSettings, ConfigError> {
+    let port = match get("PORT") {
+        Some(text) => text.trim().parse::<u16>().map_err(|_| {
+            invalid(
+                "PORT",
+                format!(
+                    "{text:?} is not a port: use a number from 0 to 65535 (0 picks a free one)"
+                ),
+            )
+        })?,
+        None => DEFAULT_PORT,
+    };
+    let max_steps = match get("AGENT_MAX_STEPS") {
+        Some(text) => match text.trim().parse::<usize>() {
+            Ok(0) => {
+                return Err(invalid(
+                    "AGENT_MAX_STEPS",
+                    "0 is too few: a chat turn needs at least 1 model call",
+                ));
+            }
+            Ok(steps) => steps,
+            Err(_) => {
+                return Err(invalid(
+                    "AGENT_MAX_STEPS",
+                    format!("{text:?} is not a number: use a whole number of at least 1"),
+                ));
+            }
+        },
+        None => crate::agent::DEFAULT_MAX_STEPS,
+    };
+    let no_refresh = match get("AGENT_NO_REFRESH") {
+        Some(text) => match text.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            _ => {
+                return Err(invalid(
+                    "AGENT_NO_REFRESH",
+                    format!("{text:?} is not a yes or no: use true or false (or 1 / 0)"),
+                ));
+            }
+        },
+        None => false,
+    };
+    let disabled = match get("DISABLED_CONNECTIONS") {
+        Some(text) => crate::connections::parse_disabled(&text)
+            .map_err(|problem| invalid("DISABLED_CONNECTIONS", problem))?,
+        None => BTreeSet::new(),
+    };
+    Ok(ServiceSettings {
+        port,
+        max_steps,
+        offline_access: !no_refresh,
+        disabled,
+        database: get("AGENT_DATABASE_URL"),
+        redis: get("AGENT_REDIS_URL"),
+    })
 }
 
 #[cfg(test)]

@@ -264,3 +264,63 @@ fn auto_approve_comes_from_the_file_and_the_setting() {
         );
     }
 }
+
+#[test]
+fn service_settings_default_when_unset() {
+    let parsed = service_settings(&settings(&[])).unwrap();
+    assert_eq!(
+        parsed,
+        ServiceSettings {
+            port: DEFAULT_PORT,
+            max_steps: crate::agent::DEFAULT_MAX_STEPS,
+            offline_access: true,
+            disabled: BTreeSet::new(),
+            database: None,
+            redis: None,
+        }
+    );
+}
+
+#[test]
+fn service_settings_are_read_by_their_names() {
+    let parsed = service_settings(&settings(&[
+        ("PORT", "0"),
+        ("AGENT_MAX_STEPS", " 3 "),
+        ("AGENT_NO_REFRESH", "true"),
+        ("DISABLED_CONNECTIONS", "application"),
+        ("AGENT_DATABASE_URL", "postgres://u@db/x?sslmode=require"),
+        ("AGENT_REDIS_URL", "rediss://db:6380"),
+    ]))
+    .unwrap();
+    assert_eq!(parsed.port, 0);
+    assert_eq!(parsed.max_steps, 3);
+    assert!(!parsed.offline_access);
+    assert_eq!(parsed.disabled.len(), 1);
+    assert_eq!(
+        parsed.database.as_deref(),
+        Some("postgres://u@db/x?sslmode=require")
+    );
+    assert_eq!(parsed.redis.as_deref(), Some("rediss://db:6380"));
+    for (value, renew) in [("1", false), ("ON", false), ("0", true), ("false", true)] {
+        let parsed = service_settings(&settings(&[("AGENT_NO_REFRESH", value)])).unwrap();
+        assert_eq!(parsed.offline_access, renew, "{value}");
+    }
+}
+
+#[test]
+fn bad_service_settings_are_refused_naming_the_setting_and_the_fix() {
+    for (name, value, says) in [
+        ("PORT", "70000", "is not a port"),
+        ("PORT", "http", "is not a port"),
+        ("AGENT_MAX_STEPS", "0", "at least 1 model call"),
+        ("AGENT_MAX_STEPS", "-2", "is not a number"),
+        ("AGENT_MAX_STEPS", "many", "is not a number"),
+        ("AGENT_NO_REFRESH", "maybe", "use true or false"),
+        ("DISABLED_CONNECTIONS", "gateway", ""),
+    ] {
+        let err = service_settings(&settings(&[(name, value)])).unwrap_err();
+        let message = err.to_string();
+        assert!(message.starts_with(&format!("{name}: ")), "{message}");
+        assert!(message.contains(says), "{message}");
+    }
+}

@@ -3,15 +3,15 @@
 //! writes): the login client (`OKTA_*`), the agent identity (`AI_AGENT_ID` + private key file +
 //! kid, for `private_key_jwt`), the todo0 MCP server and its authorization server (`MCP_*`),
 //! `DISABLED_CONNECTIONS`, and the model (`ANTHROPIC_*`, `AWS_*` + `BEDROCK_MODEL_ID`,
-//! `OPENAI_*`, else the offline model). More MCP servers come from `--config` (TOML); the
-//! connections are parsed and validated by `agent0::config`, this command only reads settings.
+//! `OPENAI_*`, else the offline model). More MCP servers come from `--config` (TOML); agent0's
+//! own settings (`PORT`, `AGENT_MAX_STEPS`, `AGENT_NO_REFRESH`, `DISABLED_CONNECTIONS`, the
+//! database and Redis URLs) and its connections are parsed and validated by `agent0::config`:
+//! this command only parses flags and hands the settings over.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use agent0::config::ConfigFile;
-use agent0::connections::parse_disabled;
 use agent0::conversations::StoreError;
 use anyhow::{Context, bail};
 use protocol::assertion::ClientAssertionSigner;
@@ -65,7 +65,7 @@ pub(crate) struct AgentArgs {
     #[arg(long, value_name = "LIST")]
     auto_approve_tools: Option<String>,
     /// Do not ask for `offline_access`: ID tokens are then not renewed, and the person logs in
-    /// again when theirs expires. Env: AGENT_NO_REFRESH.
+    /// again when theirs expires. Env: AGENT_NO_REFRESH=true (or 1 / yes / on).
     #[arg(long)]
     no_refresh: bool,
     #[command(flatten)]
@@ -110,14 +110,28 @@ pub(crate) async fn prepare(
     let session_key = crate::web::session_key(&settings, &args.service.data_dir, SESSION_KEY_FILE)?;
     let agent_id = settings.require(None, "AI_AGENT_ID", "AI_AGENT_ID")?;
     let agent_auth = agent_auth(&settings, &agent_id, clock.clone())?;
-    let disabled = match settings.get(None, "DISABLED_CONNECTIONS") {
-        Some(value) => {
-            parse_disabled(&value).map_err(|e| anyhow::anyhow!("DISABLED_CONNECTIONS: {e}"))?
-        }
-        None => BTreeSet::new(),
-    };
-    // The connections' model lives in agent0 (parsed and validated there); flags win over the
+    // agent0's settings and connections are parsed and validated there; flags win over the
     // settings of the same name.
+    let port_flag = args.port.map(|p| p.to_string());
+    let steps_flag = args.max_steps.map(|s| s.to_string());
+    let agent0::config::ServiceSettings {
+        port,
+        max_steps,
+        offline_access,
+        disabled,
+        database,
+        redis,
+    } = agent0::config::service_settings(&|name| {
+        let flag = match name {
+            "PORT" => port_flag.as_deref(),
+            "AGENT_MAX_STEPS" => steps_flag.as_deref(),
+            "AGENT_NO_REFRESH" => args.no_refresh.then_some("true"),
+            "AGENT_DATABASE_URL" => args.database.as_deref(),
+            "AGENT_REDIS_URL" => args.redis.as_deref(),
+            _ => None,
+        };
+        settings.get(flag, name)
+    })?;
     let file = args.config.as_deref().map(ConfigFile::load).transpose()?;
     let agent0::config::Connections {
         authorization_server,
@@ -129,51 +143,23 @@ pub(crate) async fn prepare(
     })?;
     let model = agent0::llm::select::from_settings(&|name| settings.get(None, name), clock.clone())
         .map_err(|e| anyhow::anyhow!(e))?;
-    let max_steps = match args.max_steps {
-        Some(steps) => steps,
-        None => settings
-            .get(None, "AGENT_MAX_STEPS")
-            .map(|s| {
-                s.parse::<usize>()
-                    .with_context(|| format!("AGENT_MAX_STEPS {s:?} is not a number"))
-            })
-            .transpose()?
-            .unwrap_or(agent0::agent::DEFAULT_MAX_STEPS),
-    };
-    if max_steps == 0 {
-        bail!("--max-steps must be at least 1");
-    }
-    let port = match args.port {
-        Some(port) => port,
-        None => settings
-            .get(None, "PORT")
-            .map(|p| {
-                p.parse::<u16>()
-                    .with_context(|| format!("PORT {p:?} is not a port"))
-            })
-            .transpose()?
-            .unwrap_or(3000),
-    };
     idp0::fsutil::create_private_dir(&args.service.data_dir)?;
-    let database = settings
-        .get(args.database.as_deref(), "AGENT_DATABASE_URL")
-        .unwrap_or_else(|| {
-            format!(
-                "sqlite://{}",
-                args.service.data_dir.join("agent0.db").display()
-            )
-        });
+    let database = database.unwrap_or_else(|| {
+        format!(
+            "sqlite://{}",
+            args.service.data_dir.join("agent0.db").display()
+        )
+    });
     let store = agent0::conversations::open(&database)
         .await
         .map_err(|e| anyhow::anyhow!(store_failed(&database, &e)))?;
-    let no_refresh = args.no_refresh || settings.get(None, "AGENT_NO_REFRESH").is_some();
     let redirect_uri = oidc.redirect_uri.clone();
     let model_info = model.info();
     let server_lines: Vec<String> = servers
         .iter()
         .map(|s| format!("  MCP server:      {} ({})", s.url, s.name))
         .collect();
-    let shared = match settings.get(args.redis.as_deref(), "AGENT_REDIS_URL") {
+    let shared = match redis {
         Some(url) => agent0::shared::SharedState::redis(
             &url,
             agent0::shared::redis::DEFAULT_PREFIX,
@@ -191,7 +177,7 @@ pub(crate) async fn prepare(
     let shared_state = shared.description.clone();
     let config = agent0::AgentConfig {
         oidc,
-        offline_access: !no_refresh,
+        offline_access,
         session_key,
         agent_id: agent_id.clone(),
         agent_auth,
