@@ -115,19 +115,22 @@ async fn serve(args: IdpArgs, stack: Stack) -> anyhow::Result<()> {
         })
     });
     let local_ca = args.tls.prepare(&args.service.data_dir)?;
-    // With a fixed port the configuration is loaded before binding, so a bad config never holds a port.
+    // The store is opened (and migrated) first, so an unusable database stops idp0 before it
+    // binds; with a fixed port the configuration is loaded before binding too, so a bad config
+    // never holds a port. With `--port 0` the issuer needs the bound port first.
+    let store = idp0::open_store(&options(&args, String::new(), None)).await?;
     let (listener, opened) = match listener {
         Some(listener) => {
             let issuer = issuer_for(listener.local_addr()?.port());
-            (listener, open(&args, issuer, topology).await?)
+            (listener, open(&args, issuer, topology, store).await?)
         }
         None if args.port == 0 => {
             let listener = bind(&args.bind, 0).await?;
             let issuer = issuer_for(listener.local_addr()?.port());
-            (listener, open(&args, issuer, topology).await?)
+            (listener, open(&args, issuer, topology, store).await?)
         }
         None => {
-            let opened = open(&args, issuer_for(args.port), topology).await?;
+            let opened = open(&args, issuer_for(args.port), topology, store).await?;
             (bind(&args.bind, args.port).await?, opened)
         }
     };
@@ -180,23 +183,31 @@ async fn serve(args: IdpArgs, stack: Stack) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn open(
+fn options(
     args: &IdpArgs,
     issuer: String,
     topology: Option<idp0::devconfig::Topology>,
-) -> anyhow::Result<idp0::Opened> {
-    let parsed =
-        url::Url::parse(&issuer).with_context(|| format!("--issuer {issuer:?} is not a URL"))?;
-    crate::tls::check_public_url(&args.tls, &parsed, "--issuer")?;
-    idp0::open(idp0::Options {
+) -> idp0::Options {
+    idp0::Options {
         data_dir: args.service.data_dir.clone(),
         config: args.config.clone(),
         database: args.database.clone(),
         issuer,
         clock: protocol::clock::system(),
         topology,
-    })
-    .await
+    }
+}
+
+async fn open(
+    args: &IdpArgs,
+    issuer: String,
+    topology: Option<idp0::devconfig::Topology>,
+    store: std::sync::Arc<dyn idp0::store::Store>,
+) -> anyhow::Result<idp0::Opened> {
+    let parsed =
+        url::Url::parse(&issuer).with_context(|| format!("--issuer {issuer:?} is not a URL"))?;
+    crate::tls::check_public_url(&args.tls, &parsed, "--issuer")?;
+    idp0::open_with_store(options(args, issuer, topology), store).await
 }
 
 async fn bind(address: &str, port: u16) -> anyhow::Result<tokio::net::TcpListener> {

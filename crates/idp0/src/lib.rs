@@ -70,8 +70,28 @@ pub struct Opened {
     pub generated: bool,
 }
 
-/// Loads (or generates) configuration, opens storage and keys.
+/// Opens storage, then loads (or generates) configuration and keys.
 pub async fn open(options: Options) -> anyhow::Result<Opened> {
+    let store = open_store(&options).await?;
+    open_with_store(options, store).await
+}
+
+/// Opens (and migrates) the store `options.database` names, or the SQLite file in the data
+/// directory. Its own step so that a caller that must bind its port before it knows the issuer
+/// (`--port 0`) can still refuse an unusable database before binding.
+pub async fn open_store(options: &Options) -> anyhow::Result<Arc<dyn store::Store>> {
+    fsutil::create_private_dir(&options.data_dir)?;
+    Ok(match &options.database {
+        Some(url) => store::open(url).await?,
+        None => Arc::new(store::SqliteStore::open(&options.data_dir.join(DATABASE_FILE)).await?),
+    })
+}
+
+/// Loads (or generates) configuration and keys on a store [`open_store`] opened.
+pub async fn open_with_store(
+    options: Options,
+    store: Arc<dyn store::Store>,
+) -> anyhow::Result<Opened> {
     fsutil::create_private_dir(&options.data_dir)?;
     let (config_path, dev) = match options.config {
         Some(path) => (path, None),
@@ -81,10 +101,6 @@ pub async fn open(options: Options) -> anyhow::Result<Opened> {
         }
     };
     let config = config::Config::load(&config_path)?;
-    let store = match &options.database {
-        Some(url) => store::open(url).await?,
-        None => Arc::new(store::SqliteStore::open(&options.data_dir.join(DATABASE_FILE)).await?),
-    };
     let demo_users = dev
         .as_ref()
         .map(|d| d.demo_users.clone())
