@@ -472,6 +472,27 @@ mod tests {
     }
 
     #[test]
+    fn tls_urls_are_accepted_and_keep_their_sslmode() {
+        use sqlx::postgres::PgSslMode;
+        for (url, mode) in [
+            ("postgres://u:pw@db:5432/x?sslmode=require", PgSslMode::Require),
+            ("postgresql://u@db/x?sslmode=verify-full", PgSslMode::VerifyFull),
+            ("postgres://u@db/x?sslmode=disable", PgSslMode::Disable),
+        ] {
+            let t = target(url, "idp0", "idp0").unwrap();
+            assert!(
+                matches!(
+                    (t.options.get_ssl_mode(), mode),
+                    (PgSslMode::Require, PgSslMode::Require)
+                        | (PgSslMode::VerifyFull, PgSslMode::VerifyFull)
+                        | (PgSslMode::Disable, PgSslMode::Disable)
+                ),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
     fn a_database_migrated_by_a_newer_release_is_refused_by_name() {
         let newer = MigrationError::from(MigrateError::VersionMissing(20990101000000));
         assert!(newer.is_incompatible() && !newer.is_unavailable());

@@ -386,6 +386,24 @@ async fn an_unreachable_redis_fails_fast_naming_the_url_without_its_password() {
     assert!(matches!(error, SharedStateError::Unavailable { .. }));
 }
 
+#[test]
+fn rediss_urls_are_accepted_as_tls() {
+    // The redis crate refuses `rediss://` at parse time when built without a TLS feature; ours
+    // (`tokio-rustls-comp`) reads it as TLS with certificate checks, password and database kept.
+    let client = ::redis::Client::open("rediss://:hunter2@cache.example:6380/2").unwrap();
+    let info = client.get_connection_info();
+    assert!(
+        matches!(
+            info.addr(),
+            ::redis::ConnectionAddr::TcpTls { host, port: 6380, insecure: false, .. }
+                if host == "cache.example"
+        ),
+        "{:?}",
+        info.addr()
+    );
+    assert_eq!(info.redis_settings().db(), 2);
+}
+
 #[tokio::test]
 async fn rediss_speaks_tls_and_fails_cleanly_against_a_plain_server() {
     // The plain test server does not answer a TLS handshake: a clear error, not a hang or a
