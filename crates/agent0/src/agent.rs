@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::Clock;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -52,7 +52,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 pub const TOOL_NAME_SEPARATOR: &str = "__";
 
 /// What happens during a turn, as the chat streams it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", content = "data", rename_all = "snake_case")]
 pub enum AgentEvent {
     /// The conversation this turn belongs to.
@@ -130,7 +130,7 @@ pub enum AgentError {
 }
 
 /// A finished turn.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TurnSummary {
     /// The conversation.
     pub conversation_id: String,
@@ -151,7 +151,7 @@ pub struct Agent {
     /// Recent conversations' model history and its turn count: a warm turn reads no turns
     /// back, only the count, to know the copy is current.
     recent: std::sync::Mutex<HashMap<String, CachedHistory>>,
-    confirmations: Confirmations,
+    confirmations: Arc<Confirmations>,
 }
 
 /// A conversation's turn count and its model history (windowed) after those turns.
@@ -188,13 +188,13 @@ impl Agent {
             max_steps: max_steps.max(1),
             locks: std::sync::Mutex::new(HashMap::new()),
             recent: std::sync::Mutex::new(HashMap::new()),
-            confirmations: Confirmations::new(clock.clone()),
+            confirmations: Arc::new(Confirmations::new(clock.clone())),
             clock,
         }
     }
 
     /// The confirmations waiting for people.
-    pub fn confirmations(&self) -> &Confirmations {
+    pub fn confirmations(&self) -> &Arc<Confirmations> {
         &self.confirmations
     }
 

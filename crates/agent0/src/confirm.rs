@@ -18,8 +18,9 @@ use std::sync::Arc;
 
 use protocol::{Clock, Scopes, UnixTime, constant_time};
 use rmcp::model::Tool;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::agent::{AgentError, AgentEvent, TurnSummary};
@@ -62,7 +63,7 @@ impl Sink {
 }
 
 /// A tool call waiting for the person, as the chat shows it (the card).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfirmationRequest {
     /// What the decision must name.
@@ -86,7 +87,8 @@ pub struct ConfirmationRequest {
 }
 
 /// What the person decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Decision {
     /// Run the call.
     Approve,
@@ -158,6 +160,7 @@ pub enum ConfirmError {
 
 struct Pending {
     subject: String,
+    /// [`session_digest`] of the session: what a decision relayed by another replica names.
     session: String,
     conversation: String,
     connection: String,
@@ -176,11 +179,45 @@ pub struct Owner<'a> {
     pub conversation: &'a str,
 }
 
+/// What the other replicas must apply to the confirmations they hold (see
+/// [`crate::shared::relay`]): a new message, or a logout, through this replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "notice", rename_all = "snake_case")]
+pub enum Notice {
+    /// `subject` sent a new message in `conversation`.
+    Supersede {
+        /// The person.
+        subject: String,
+        /// The conversation.
+        conversation: String,
+    },
+    /// The session with this [`session_digest`] logged out.
+    ForgetSession {
+        /// The session's digest.
+        session: String,
+    },
+}
+
+/// Notices waiting for the relay, at most (more are dropped with a warning: a card on another
+/// replica then waits out its lifetime instead).
+const OUTBOX_CAPACITY: usize = 1024;
+
+/// A SHA-256 (hex) of a session id: confirmations keep and compare this, so the session id (a
+/// bearer secret, the cookie's content) never leaves the process, not even to the relay.
+pub fn session_digest(session: &str) -> String {
+    Sha256::digest(session.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Pending confirmations and the scopes approved per conversation.
 pub struct Confirmations {
     pending: std::sync::Mutex<HashMap<String, Pending>>,
     approved: std::sync::Mutex<HashMap<(String, String, String), Scopes>>,
     clock: Arc<dyn Clock>,
+    /// Where [`Notice`]s for the other replicas go (set when replicas share Redis).
+    outbox: std::sync::OnceLock<mpsc::Sender<Notice>>,
 }
 
 impl Confirmations {
@@ -190,6 +227,25 @@ impl Confirmations {
             pending: std::sync::Mutex::new(HashMap::new()),
             approved: std::sync::Mutex::new(HashMap::new()),
             clock,
+            outbox: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// From now on, supersessions and logouts are also told to the other replicas through
+    /// the returned receiver (once; later calls return `None`).
+    pub fn relay_notices(&self) -> Option<mpsc::Receiver<Notice>> {
+        let (sender, receiver) = mpsc::channel(OUTBOX_CAPACITY);
+        self.outbox.set(sender).ok().map(|()| receiver)
+    }
+
+    fn tell_other_replicas(&self, notice: Notice) {
+        if let Some(outbox) = self.outbox.get()
+            && outbox.try_send(notice).is_err()
+        {
+            tracing::warn!(
+                "too many confirmation notices wait for the relay; one was dropped (a card on \
+                 another replica waits out its lifetime instead)"
+            );
         }
     }
 
@@ -222,7 +278,7 @@ impl Confirmations {
             id.clone(),
             Pending {
                 subject: owner.subject.to_owned(),
-                session: owner.session.to_owned(),
+                session: session_digest(owner.session),
                 conversation: owner.conversation.to_owned(),
                 connection: connection.to_owned(),
                 tool: tool.to_owned(),
@@ -237,6 +293,23 @@ impl Confirmations {
     /// reporting to `sink`. Someone else's id is as unknown as a made-up one, and stays usable
     /// by its owner.
     pub fn decide(
+        &self,
+        id: &str,
+        owner: &Owner<'_>,
+        decision: Decision,
+        sink: Sink,
+    ) -> Result<(), ConfirmError> {
+        let session = session_digest(owner.session);
+        let owner = Owner {
+            session: &session,
+            ..*owner
+        };
+        self.decide_as(id, &owner, decision, sink)
+    }
+
+    /// [`Confirmations::decide`] for an owner whose `session` is already a [`session_digest`]
+    /// (a decision relayed from another replica).
+    pub fn decide_as(
         &self,
         id: &str,
         owner: &Owner<'_>,
@@ -279,8 +352,41 @@ impl Confirmations {
             .map_err(|_| ConfirmError::NotFound)
     }
 
-    /// Denies whatever waits in `subject`'s `conversation` (they sent a new message instead).
+    /// Denies whatever waits in `subject`'s `conversation` (they sent a new message instead),
+    /// here and on the other replicas.
     pub fn supersede(&self, subject: &str, conversation: &str) {
+        self.apply(Notice::Supersede {
+            subject: subject.to_owned(),
+            conversation: conversation.to_owned(),
+        });
+        self.tell_other_replicas(Notice::Supersede {
+            subject: subject.to_owned(),
+            conversation: conversation.to_owned(),
+        });
+    }
+
+    /// Declines everything waiting for `session` (it logged out), here and on the other
+    /// replicas: those turns stop without their calls instead of waiting out the lifetime.
+    pub fn forget_session(&self, session: &str) {
+        let notice = Notice::ForgetSession {
+            session: session_digest(session),
+        };
+        self.apply(notice.clone());
+        self.tell_other_replicas(notice);
+    }
+
+    /// Applies `notice` to the confirmations held here (another replica's, or this one's).
+    pub fn apply(&self, notice: Notice) {
+        match notice {
+            Notice::Supersede {
+                subject,
+                conversation,
+            } => self.supersede_here(&subject, &conversation),
+            Notice::ForgetSession { session } => self.forget_session_here(&session),
+        }
+    }
+
+    fn supersede_here(&self, subject: &str, conversation: &str) {
         let taken: Vec<Pending> = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             let ids: Vec<String> = pending
@@ -299,9 +405,7 @@ impl Confirmations {
         }
     }
 
-    /// Declines everything waiting for `session` (it logged out): those turns stop without
-    /// their calls instead of waiting out the lifetime.
-    pub fn forget_session(&self, session: &str) {
+    fn forget_session_here(&self, session: &str) {
         let taken: Vec<Pending> = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             let ids: Vec<String> = pending

@@ -11,6 +11,7 @@
 //! in-process lease is always granted.
 
 pub mod redis;
+pub mod relay;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -184,6 +185,8 @@ pub struct SharedState {
     pub tokens: Arc<dyn TokenCache>,
     /// The leases.
     pub leases: Arc<dyn Leases>,
+    /// How a turn paused on one replica is resumed through another (none in process).
+    pub relay: Option<Arc<relay::TurnRelay>>,
     /// Where, for the banner and `/health` (`in-process` or the URL without its password).
     pub description: String,
 }
@@ -196,6 +199,7 @@ impl SharedState {
             sessions: Arc::new(MemorySessionStore::new(SESSION_CAPACITY, clock.clone())),
             tokens: Arc::new(MokaTokenCache::new(TOKEN_CAPACITY, clock)),
             leases: Arc::new(LocalLeases),
+            relay: None,
             description: "in-process".to_owned(),
         }
     }
@@ -213,6 +217,7 @@ impl SharedState {
             sessions: Arc::new(redis::RedisSessionStore::new(conn.clone(), clock.clone())),
             tokens: Arc::new(redis::RedisTokenCache::new(conn.clone(), clock)),
             leases: Arc::new(redis::RedisLeases::new(conn.clone())),
+            relay: Some(Arc::new(relay::TurnRelay::new(conn.clone()))),
             description: format!("redis {}", conn.shown_url()),
         })
     }

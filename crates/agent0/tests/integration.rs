@@ -9,6 +9,8 @@ mod browser_conveniences;
 mod browser_new_user;
 #[path = "integration/confirmations.rs"]
 mod confirmations;
+#[path = "integration/confirmations_across_replicas.rs"]
+mod confirmations_across_replicas;
 #[path = "integration/connections.rs"]
 mod connections;
 #[path = "integration/fake_llm.rs"]

@@ -25,9 +25,10 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use super::AppState;
 use super::error::ApiError;
 use crate::agent::{AgentError, AgentEvent, TurnSummary, validate_message};
-use crate::confirm::{Decision, Owner, Sink};
+use crate::confirm::{ConfirmError, Decision, Owner, Sink};
 use crate::connections;
 use crate::session::Session;
+use crate::shared::relay::RelayError;
 
 /// Turns shown when the page loads a conversation.
 const SHOWN_TURNS: u32 = 200;
@@ -106,8 +107,9 @@ fn spawn_turn(
     (receiver, end)
 }
 
-/// Resumes the paused turn of confirmation `request.id` with the person's decision.
-fn resume_turn(
+/// Resumes the paused turn of confirmation `request.id` with the person's decision: here, or
+/// (when replicas share Redis) on the replica where it paused, streaming its rest through here.
+async fn resume_turn(
     app: &AppState,
     session: &Session,
     request: &ConfirmRequest,
@@ -123,10 +125,28 @@ fn resume_turn(
         events,
         finished: Some(finished),
     };
-    app.agent
-        .confirmations()
-        .decide(&request.id, &owner, request.decision.into(), sink)?;
-    Ok((receiver, end))
+    let decision = request.decision.into();
+    let confirmations = app.agent.confirmations();
+    match (
+        &app.relay,
+        confirmations.decide(&request.id, &owner, decision, sink),
+    ) {
+        (_, Ok(())) => Ok((receiver, end)),
+        (Some(relay), Err(ConfirmError::NotFound)) => {
+            let (events, receiver) = mpsc::unbounded_channel();
+            let (finished, end) = oneshot::channel();
+            let sink = Sink {
+                events,
+                finished: Some(finished),
+            };
+            match relay.decide(&request.id, &owner, decision, sink).await {
+                Ok(()) => Ok((receiver, end)),
+                Err(RelayError::Confirmation(e)) => Err(e.into()),
+                Err(RelayError::Unavailable(e)) => Err(e.into()),
+            }
+        }
+        (_, Err(e)) => Err(e.into()),
+    }
 }
 
 /// Waits for a turn to end or pause: the JSON answer of `/api/chat` and `/api/chat/confirm`.
@@ -236,7 +256,7 @@ pub(crate) async fn post_chat_confirm(
 ) -> Result<Json<Value>, ApiError> {
     let session = app.require_csrf(&headers).await?;
     let Json(request) = body?;
-    let (receiver, end) = resume_turn(&app, &session, &request)?;
+    let (receiver, end) = resume_turn(&app, &session, &request).await?;
     answer(&app, &session, receiver, end).await
 }
 
@@ -248,7 +268,7 @@ pub(crate) async fn post_chat_confirm_stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let session = app.require_csrf(&headers).await?;
     let Json(request) = body?;
-    let (receiver, end) = resume_turn(&app, &session, &request)?;
+    let (receiver, end) = resume_turn(&app, &session, &request).await?;
     Ok(stream(&app, session, receiver, end))
 }
 

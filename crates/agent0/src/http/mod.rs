@@ -123,6 +123,8 @@ pub struct Inner {
     pub(crate) rp: RelyingParty,
     pub(crate) sessions: Sessions,
     pub(crate) shared_state: String,
+    /// Resumes turns paused on other replicas (when replicas share Redis).
+    pub(crate) relay: Option<Arc<crate::shared::relay::TurnRelay>>,
     pub(crate) cookies: Cookies,
     pub(crate) agent: Agent,
     pub(crate) all_servers: Vec<McpServer>,
@@ -187,6 +189,9 @@ impl AppState {
             config.clock.clone(),
             config.max_steps,
         );
+        if let Some(relay) = &shared.relay {
+            relay.start(agent.confirmations());
+        }
         let authorization_server =
             config
                 .authorization_server
@@ -205,6 +210,7 @@ impl AppState {
                 config.clock.clone(),
             ),
             shared_state: shared.description,
+            relay: shared.relay,
             cookies: Cookies::new(&config.session_key, https),
             rp,
             agent,

@@ -50,6 +50,8 @@ pub(crate) fn hashed(value: &str) -> String {
 #[derive(Clone)]
 pub struct RedisConn {
     manager: ConnectionManager,
+    /// For connections of their own (a pub/sub subscription cannot share the manager's).
+    client: redis::Client,
     prefix: Arc<str>,
     shown_url: Arc<str>,
 }
@@ -73,13 +75,14 @@ impl RedisConn {
         };
         let manager = tokio::time::timeout(
             CONNECT_TIMEOUT * 2,
-            ConnectionManager::new_with_config(client, config),
+            ConnectionManager::new_with_config(client.clone(), config),
         )
         .await
         .map_err(|_| unavailable("no answer in time".to_owned()))?
         .map_err(|e| unavailable(e.to_string()))?;
         let conn = Self {
             manager,
+            client,
             prefix: prefix.into(),
             shown_url: shown.as_str().into(),
         };
@@ -92,8 +95,23 @@ impl RedisConn {
         &self.shown_url
     }
 
-    fn key(&self, rest: &str) -> String {
+    pub(crate) fn key(&self, rest: &str) -> String {
         format!("{}{rest}", self.prefix)
+    }
+
+    /// A new pub/sub connection, within [`CONNECT_TIMEOUT`].
+    pub(crate) async fn subscriber(&self) -> Result<redis::aio::PubSub, SharedStateError> {
+        self.deadline(self.client.get_async_pubsub()).await
+    }
+
+    /// Publishes `payload` on channel `{prefix}{channel}`: how many subscribers got it.
+    pub(crate) async fn publish(
+        &self,
+        channel: &str,
+        payload: &str,
+    ) -> Result<usize, SharedStateError> {
+        self.query(redis::cmd("PUBLISH").arg(self.key(channel)).arg(payload))
+            .await
     }
 
     async fn query<T: redis::FromRedisValue>(

@@ -22,11 +22,11 @@ use weblogin::SessionKey;
 
 use crate::harness::{Person, config, login_at, serve};
 
-fn redis_url() -> String {
+pub(crate) fn redis_url() -> String {
     std::env::var("AGENT0_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
-fn prefix() -> String {
+pub(crate) fn prefix() -> String {
     format!("agent0-test-{}:", uuid::Uuid::new_v4().simple())
 }
 
@@ -53,7 +53,7 @@ async fn keys(url: &str, prefix: &str) -> Vec<String> {
 }
 
 /// Deletes every key under `prefix`.
-async fn clean_up(url: &str, prefix: &str) {
+pub(crate) async fn clean_up(url: &str, prefix: &str) {
     let keys = keys(url, prefix).await;
     let client = redis::Client::open(url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -67,9 +67,9 @@ async fn clean_up(url: &str, prefix: &str) {
 }
 
 /// One replica: its state, address and server.
-struct Replica {
-    app: agent0::AppState,
-    base: String,
+pub(crate) struct Replica {
+    pub(crate) app: agent0::AppState,
+    pub(crate) base: String,
     _server: (
         tokio::sync::oneshot::Sender<()>,
         tokio::task::JoinHandle<std::io::Result<()>>,
@@ -78,14 +78,14 @@ struct Replica {
 
 /// idp0 + todo0 and two agent0 replicas behind one public address (A's, as a load balancer
 /// would present them), sharing Redis at `url` under `prefix`.
-struct Replicas {
-    stack: Stack,
-    a: Replica,
-    b: Replica,
+pub(crate) struct Replicas {
+    pub(crate) stack: Stack,
+    pub(crate) a: Replica,
+    pub(crate) b: Replica,
 }
 
 impl Replicas {
-    async fn start(url: &str, prefix: &str) -> Self {
+    pub(crate) async fn start(url: &str, prefix: &str) -> Self {
         Self::start_at(url, prefix, None).await
     }
 
@@ -100,8 +100,12 @@ impl Replicas {
         let secret = SessionKey::generate_secret();
         let public = base_a.clone();
         let mut replicas = Vec::new();
+        // And one conversation store, as replicas on one PostgreSQL do.
+        let mut store = None;
         for (listener, base) in [(listener_a, base_a), (listener_b, base_b)] {
             let mut config = config(&stack, &public, offline()).await;
+            let store = store.get_or_insert_with(|| config.store.clone());
+            config.store = store.clone();
             config.session_key = SessionKey::from_secret(&secret).unwrap();
             if let Some(clock) = &clock {
                 config.clock = clock.clone();
@@ -135,7 +139,7 @@ fn offline() -> Arc<dyn agent0::llm::Model> {
 }
 
 /// `person` now talks to `replica`.
-fn through(person: &mut Person, replica: &Replica) {
+pub(crate) fn through(person: &mut Person, replica: &Replica) {
     person.base = replica.base.clone();
 }
 
