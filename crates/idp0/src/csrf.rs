@@ -38,13 +38,44 @@ const SEC_FETCH_SITE: &str = "sec-fetch-site";
 /// A token is accepted for this long after it was issued (the form's lifetime).
 pub const MAX_AGE: i64 = 3600;
 
-/// The per-process MAC key (forms in flight during a restart ask the person to try again).
+/// The MAC key. Kept in the data directory's keys ([`CSRF_KEY_FILE`]) beside the signing keys,
+/// so every replica that shares those accepts a form another replica issued (a load balancer
+/// sends the login form's GET and its POST to different replicas), and a restart keeps forms in
+/// flight valid; random per process where there is no keys directory (tests).
 pub struct CsrfKey(SecretBox<[u8; 32]>);
+
+/// The key's file in the keys directory: 32 random bytes, base64url, mode 0600.
+pub const CSRF_KEY_FILE: &str = "csrf.key";
 
 impl CsrfKey {
     /// A fresh random key.
     pub fn random() -> Self {
         Self(SecretBox::new(Box::new(rand::random())))
+    }
+
+    /// The key in `keys_dir/`[`CSRF_KEY_FILE`], created there when missing.
+    pub fn load_or_create(keys_dir: &std::path::Path) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let path = keys_dir.join(CSRF_KEY_FILE);
+        if !path.exists() {
+            std::fs::create_dir_all(keys_dir)?;
+            let fresh: [u8; 32] = rand::random();
+            crate::fsutil::write_private(&path, &URL_SAFE_NO_PAD.encode(fresh))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let bytes: [u8; 32] = URL_SAFE_NO_PAD
+            .decode(text.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .with_context(|| {
+                format!(
+                    "{} holds no 32-byte key; delete it to make a new one",
+                    path.display()
+                )
+            })?;
+        Ok(Self(SecretBox::new(Box::new(bytes))))
     }
 
     fn mac(&self, purpose: &str, binding: &str, issued_at: UnixTime) -> Option<Hmac<Sha256>> {
@@ -123,6 +154,28 @@ mod tests {
         assert_eq!(key.is_valid(purpose, binding, &token, NOW + later), valid);
         let other = CsrfKey::random();
         assert!(!other.is_valid(purpose, binding, &token, NOW + later));
+    }
+
+    #[test]
+    fn a_key_in_a_keys_directory_is_the_same_for_every_process_that_loads_it() -> anyhow::Result<()>
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir()?;
+        let first = CsrfKey::load_or_create(dir.path())?;
+        let token = first.token("login", "cookie", NOW);
+        let again = CsrfKey::load_or_create(dir.path())?;
+        assert!(again.is_valid("login", "cookie", &token, NOW));
+        let file = dir.path().join(CSRF_KEY_FILE);
+        assert_eq!(
+            std::fs::metadata(&file)?.permissions().mode() & 0o777,
+            0o600
+        );
+        std::fs::write(&file, "short")?;
+        let error = CsrfKey::load_or_create(dir.path())
+            .err()
+            .map(|e| e.to_string());
+        assert!(error.is_some_and(|e| e.contains("delete it")));
+        Ok(())
     }
 
     const ISSUER: &str = "http://127.0.0.1:9000/oauth2/default";

@@ -129,7 +129,10 @@ impl Idp {
             secure_cookies: issuer.starts_with("https://"),
             password_gate: PasswordGate::new(&config.login)?,
             login_throttle: LoginThrottle::new(&config.login, config.users.len()),
-            csrf: CsrfKey::random(),
+            csrf: match parts.keys_dir.as_deref() {
+                Some(dir) => CsrfKey::load_or_create(dir)?,
+                None => CsrfKey::random(),
+            },
             org,
             store: parts.store,
             clock: parts.clock,
