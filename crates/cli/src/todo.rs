@@ -63,8 +63,8 @@ pub(crate) struct TodoMcpArgs {
     /// `application/json`; GET (a standalone SSE stream) and DELETE (ending a session) are
     /// answered `405 Method Not Allowed` with `Allow: POST`, as the Streamable HTTP transport
     /// allows. The session limits below do not apply. Without it, replicas need a balancer that
-    /// sends each client back to the same replica. Env: MCP_STATELESS.
-    #[arg(long, env = "MCP_STATELESS")]
+    /// sends each client back to the same replica. Env: MCP_STATELESS=true (or 1 / yes / on).
+    #[arg(long)]
     stateless: bool,
     /// Extra accepted `Host` values (DNS-rebinding protection; loopback is always accepted).
     #[arg(long = "allowed-host")]
@@ -91,6 +91,17 @@ pub(crate) struct TodoMcpArgs {
     /// Open MCP sessions in all. Env: MCP_MAX_SESSIONS. Default: 10000.
     #[arg(long)]
     max_sessions: Option<usize>,
+}
+
+/// `true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off`, in any case; empty is `false`.
+fn parse_switch(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!(
+            "{text:?} is neither true nor false (1/0, yes/no and on/off work too)"
+        )),
+    }
 }
 
 /// `250ms`, `15s`, `30m`, `1h`, or a plain number of seconds.
@@ -244,12 +255,14 @@ pub(crate) async fn run_mcp_on(
 ) -> anyhow::Result<()> {
     let common = Common::resolve(&args.common)?;
     let port = common.port(args.port, &["MCP_PORT"], 5002)?;
+    let stateless = args.stateless
+        || setting(&common.settings, None, "MCP_STATELESS", parse_switch)?.unwrap_or(false);
     let (store, jwks) = common.connect(&args.common).await?;
 
     let mut config = todo0::mcp::McpConfig::new(&common.issuer, &common.resource);
     config.sessions = session_limits(&common.settings, &args)?;
     config.revocation = revocation(&common, &args).await?;
-    config.stateless = args.stateless;
+    config.stateless = stateless;
     config.scope_policy = common.scope_policy;
     config.allowed_origins = args.allowed_origins;
     if !args.allowed_hosts.is_empty() {
@@ -260,7 +273,6 @@ pub(crate) async fn run_mcp_on(
             .collect();
     }
     let checks_revocation = config.revocation.as_ref().map(|r| r.interval);
-    let stateless = config.stateless;
     let app = todo0::mcp::router(&config, Arc::new(jwks), store, protocol::clock::system());
     let listener = match listener {
         Some(listener) => listener,
@@ -507,6 +519,18 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5 days").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn switches_read_the_usual_spellings_and_refuse_others() {
+        for on in ["true", "1", "yes", "on", "TRUE", " On "] {
+            assert_eq!(parse_switch(on), Ok(true), "{on}");
+        }
+        for off in ["false", "0", "no", "off", "False", ""] {
+            assert_eq!(parse_switch(off), Ok(false), "{off}");
+        }
+        let error = parse_switch("stateless").unwrap_err();
+        assert!(error.contains("neither true nor false"), "{error}");
     }
 
     #[derive(clap::Parser)]

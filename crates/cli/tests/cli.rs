@@ -29,6 +29,8 @@ mod sample_env;
 mod start_order;
 #[path = "cli/tls.rs"]
 mod tls;
+#[path = "cli/todo_mcp_replicas.rs"]
+mod todo_mcp_replicas;
 #[path = "cli/up.rs"]
 mod up;
 #[path = "cli/up_database.rs"]
