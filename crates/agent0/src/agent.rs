@@ -193,6 +193,13 @@ impl Agent {
         }
     }
 
+    /// The same agent, remembering people's approved scopes in `approvals` (shared by
+    /// replicas) instead of in process.
+    pub fn with_approvals(mut self, approvals: Arc<dyn crate::approvals::ApprovalStore>) -> Self {
+        self.confirmations = Arc::new(Confirmations::with_approvals(self.clock.clone(), approvals));
+        self
+    }
+
     /// The confirmations waiting for people.
     pub fn confirmations(&self) -> &Arc<Confirmations> {
         &self.confirmations

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::agent::{AgentError, AgentEvent, TurnSummary};
+use crate::approvals::{ApprovalKey, ApprovalStore, MemoryApprovals, approved_or_none};
 
 /// How long a confirmation may wait for the person, in seconds.
 pub const CONFIRMATION_LIFETIME: i64 = 10 * 60;
@@ -32,8 +33,6 @@ const MAX_PENDING: usize = 4096;
 /// Confirmations waiting at once for one person (across their conversations and sessions), so
 /// nobody can use up everyone's slots.
 pub const MAX_PENDING_PER_PERSON: usize = 8;
-/// Conversations whose approved scopes are remembered (forgetting only asks again).
-const MAX_APPROVALS: usize = 16 * 1024;
 
 /// Where a turn reports to: its events, and (for a caller waiting on the whole turn) its end.
 pub struct Sink {
@@ -214,18 +213,23 @@ pub fn session_digest(session: &str) -> String {
 /// Pending confirmations and the scopes approved per conversation.
 pub struct Confirmations {
     pending: std::sync::Mutex<HashMap<String, Pending>>,
-    approved: std::sync::Mutex<HashMap<(String, String, String), Scopes>>,
+    approvals: Arc<dyn ApprovalStore>,
     clock: Arc<dyn Clock>,
     /// Where [`Notice`]s for the other replicas go (set when replicas share Redis).
     outbox: std::sync::OnceLock<mpsc::Sender<Notice>>,
 }
 
 impl Confirmations {
-    /// None yet.
+    /// None yet, approvals kept in process.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self::with_approvals(clock, Arc::new(MemoryApprovals::default()))
+    }
+
+    /// None yet, approvals kept in `approvals` (shared by replicas).
+    pub fn with_approvals(clock: Arc<dyn Clock>, approvals: Arc<dyn ApprovalStore>) -> Self {
         Self {
             pending: std::sync::Mutex::new(HashMap::new()),
-            approved: std::sync::Mutex::new(HashMap::new()),
+            approvals,
             clock,
             outbox: std::sync::OnceLock::new(),
         }
@@ -436,40 +440,29 @@ impl Confirmations {
         }
     }
 
-    /// The scopes approved in `subject`'s `conversation` for `connection`.
-    pub fn approved(&self, subject: &str, conversation: &str, connection: &str) -> Scopes {
-        self.approved
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&(
-                subject.to_owned(),
-                conversation.to_owned(),
-                connection.to_owned(),
-            ))
-            .cloned()
-            .unwrap_or_else(Scopes::empty)
+    /// The scopes approved in `subject`'s `conversation` for `connection` (none, when the
+    /// shared store cannot say: the person is asked again).
+    pub async fn approved(&self, subject: &str, conversation: &str, connection: &str) -> Scopes {
+        approved_or_none(
+            &self.approvals,
+            &approval_key(subject, conversation, connection),
+        )
+        .await
     }
 
-    /// Remembers that the person approved `scopes` for `connection` in this conversation.
-    pub fn approve_scopes(
+    /// Remembers that the person approved `scopes` for `connection` in this conversation (if
+    /// the shared store fails, they are only asked again next time).
+    pub async fn approve_scopes(
         &self,
         subject: &str,
         conversation: &str,
         connection: &str,
         scopes: &Scopes,
     ) {
-        let key = (
-            subject.to_owned(),
-            conversation.to_owned(),
-            connection.to_owned(),
-        );
-        let mut approved = self.approved.lock().unwrap_or_else(|p| p.into_inner());
-        if approved.len() >= MAX_APPROVALS && !approved.contains_key(&key) {
-            // Forgetting approvals is safe: the person is only asked again.
-            approved.clear();
+        let key = approval_key(subject, conversation, connection);
+        if let Err(e) = self.approvals.approve(&key, scopes).await {
+            tracing::warn!(error = %e, "an approval could not be remembered; the person will be asked again");
         }
-        let entry = approved.entry(key).or_insert_with(Scopes::empty);
-        *entry = entry.union(scopes);
     }
 
     /// How many confirmations wait (for tests and health).
@@ -480,6 +473,14 @@ impl Confirmations {
     /// Whether none waits.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+fn approval_key(subject: &str, conversation: &str, connection: &str) -> ApprovalKey {
+    ApprovalKey {
+        subject: subject.to_owned(),
+        conversation: conversation.to_owned(),
+        connection: connection.to_owned(),
     }
 }
 

@@ -3,6 +3,7 @@
 //! Access tokens (ID token → ID-JAG → MCP access token), stepping up on `insufficient_scope`.
 
 pub mod agent;
+pub mod approvals;
 pub mod config;
 pub mod confirm;
 pub mod connections;

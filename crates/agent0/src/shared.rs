@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use protocol::Clock;
 
+use crate::approvals::{ApprovalStore, MemoryApprovals};
 use crate::session::{MemorySessionStore, SESSION_CAPACITY, SessionStore};
 use crate::tokens::{MokaTokenCache, TOKEN_CAPACITY, TokenCache};
 
@@ -185,6 +186,8 @@ pub struct SharedState {
     pub tokens: Arc<dyn TokenCache>,
     /// The leases.
     pub leases: Arc<dyn Leases>,
+    /// The scopes people approved per conversation.
+    pub approvals: Arc<dyn ApprovalStore>,
     /// How a turn paused on one replica is resumed through another (none in process).
     pub relay: Option<Arc<relay::TurnRelay>>,
     /// Where, for the banner and `/health` (`in-process` or the URL without its password).
@@ -199,6 +202,7 @@ impl SharedState {
             sessions: Arc::new(MemorySessionStore::new(SESSION_CAPACITY, clock.clone())),
             tokens: Arc::new(MokaTokenCache::new(TOKEN_CAPACITY, clock)),
             leases: Arc::new(LocalLeases),
+            approvals: Arc::new(MemoryApprovals::default()),
             relay: None,
             description: "in-process".to_owned(),
         }
@@ -217,6 +221,7 @@ impl SharedState {
             sessions: Arc::new(redis::RedisSessionStore::new(conn.clone(), clock.clone())),
             tokens: Arc::new(redis::RedisTokenCache::new(conn.clone(), clock)),
             leases: Arc::new(redis::RedisLeases::new(conn.clone())),
+            approvals: Arc::new(redis::RedisApprovals::new(conn.clone())),
             relay: Some(Arc::new(relay::TurnRelay::new(conn.clone()))),
             description: format!("redis {}", conn.shown_url()),
         })

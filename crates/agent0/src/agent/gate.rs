@@ -35,11 +35,12 @@ impl Agent {
             AuthStrategy::IdJag { initial_scopes, .. } => initial_scopes.clone(),
             AuthStrategy::None => Scopes::empty(),
         };
-        let approved = first.union(&self.confirmations.approved(
-            subject,
-            owner.conversation,
-            connection,
-        ));
+        let approved = first.union(
+            &self
+                .confirmations
+                .approved(subject, owner.conversation, connection)
+                .await,
+        );
         if !target.policy.needs_confirmation(&approved) {
             return Gate::Run;
         }
@@ -107,12 +108,9 @@ impl Agent {
         let reason = match verdict {
             Verdict::Approved => {
                 if let Some(scopes) = &target.policy.required_scopes {
-                    self.confirmations.approve_scopes(
-                        subject,
-                        owner.conversation,
-                        connection,
-                        scopes,
-                    );
+                    self.confirmations
+                        .approve_scopes(subject, owner.conversation, connection, scopes)
+                        .await;
                 }
                 return Gate::Run;
             }

@@ -188,7 +188,8 @@ impl AppState {
             config.store,
             config.clock.clone(),
             config.max_steps,
-        );
+        )
+        .with_approvals(shared.approvals.clone());
         if let Some(relay) = &shared.relay {
             relay.start(agent.confirmations());
         }

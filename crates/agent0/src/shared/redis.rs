@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Lease, Leases, SharedStateError, redact_url};
+use crate::approvals::{APPROVAL_LIFETIME, ApprovalKey, ApprovalStore};
 use crate::session::{Session, SessionStore, StoredSession};
 use crate::tokens::{AccessToken, TokenCache, TokenKey};
 
@@ -423,5 +424,59 @@ impl TokenCache for RedisTokenCache {
         Ok(records
             .into_iter()
             .any(|record| self.decode(record).is_some()))
+    }
+}
+
+/// Approved scopes on Redis: `{prefix}approved:{h(subject)}:{h(conversation)}:{h(connection)}`,
+/// a set of scope tokens kept [`APPROVAL_LIFETIME`] after the last approval.
+pub struct RedisApprovals {
+    conn: RedisConn,
+}
+
+impl RedisApprovals {
+    /// Approvals under `conn`'s prefix.
+    pub fn new(conn: RedisConn) -> Self {
+        Self { conn }
+    }
+
+    fn key(&self, key: &ApprovalKey) -> String {
+        self.conn.key(&format!(
+            "approved:{}:{}:{}",
+            hashed(&key.subject),
+            hashed(&key.conversation),
+            hashed(&key.connection)
+        ))
+    }
+}
+
+#[async_trait::async_trait]
+impl ApprovalStore for RedisApprovals {
+    async fn approved(&self, key: &ApprovalKey) -> Result<Scopes, SharedStateError> {
+        let scopes: Vec<String> = self
+            .conn
+            .query(redis::cmd("SMEMBERS").arg(self.key(key)))
+            .await?;
+        Ok(scopes.iter().map(String::as_str).collect())
+    }
+
+    async fn approve(&self, key: &ApprovalKey, scopes: &Scopes) -> Result<(), SharedStateError> {
+        if scopes.is_empty() {
+            return Ok(());
+        }
+        let set = self.key(key);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SADD")
+            .arg(&set)
+            .arg(scopes.iter().collect::<Vec<_>>())
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(&set)
+            .arg(APPROVAL_LIFETIME.as_secs())
+            .ignore();
+        let mut manager = self.conn.manager.clone();
+        self.conn
+            .deadline(pipe.query_async::<()>(&mut manager))
+            .await
     }
 }

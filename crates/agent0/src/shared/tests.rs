@@ -449,3 +449,80 @@ async fn a_lease_whose_holder_is_dropped_is_released_without_waiting_for_it_to_e
     }
     rig.finish().await;
 }
+
+fn approval(subject: &str, conversation: &str) -> crate::approvals::ApprovalKey {
+    crate::approvals::ApprovalKey {
+        subject: subject.to_owned(),
+        conversation: conversation.to_owned(),
+        connection: "todo0".to_owned(),
+    }
+}
+
+#[rstest]
+#[case::in_process(Backend::InProcess)]
+#[case::redis(Backend::Redis)]
+#[tokio::test]
+async fn approvals_add_up_per_person_and_conversation(#[case] backend: Backend) {
+    let rig = Rig::start(backend).await;
+    let approvals = rig.shared.approvals.clone();
+    let manage = Scopes::parse("mcp:tools:manage").unwrap();
+    let delete = Scopes::parse("mcp:tools:delete").unwrap();
+    assert!(
+        approvals
+            .approved(&approval("alice", "c1"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    approvals
+        .approve(&approval("alice", "c1"), &manage)
+        .await
+        .unwrap();
+    approvals
+        .approve(&approval("alice", "c1"), &delete)
+        .await
+        .unwrap();
+    let both = approvals.approved(&approval("alice", "c1")).await.unwrap();
+    assert_eq!(both.to_string(), manage.union(&delete).to_string());
+    // Another conversation, another person: nothing approved.
+    assert!(
+        approvals
+            .approved(&approval("alice", "c2"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        approvals
+            .approved(&approval("bob", "c1"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    rig.finish().await;
+}
+
+#[tokio::test]
+async fn redis_approval_keys_show_no_subject_or_scope_and_expire() {
+    let rig = Rig::start(Backend::Redis).await;
+    let (conn, prefix) = rig.redis.clone().unwrap();
+    let manage = Scopes::parse("mcp:tools:manage").unwrap();
+    rig.shared
+        .approvals
+        .approve(&approval("alice", "c1"), &manage)
+        .await
+        .unwrap();
+    let keys = rig.keys().await;
+    let all = keys.join(" ");
+    for clear in ["alice", "c1", "todo0", "mcp:"] {
+        assert!(!all.contains(clear), "{clear} in {all}");
+    }
+    let key = keys
+        .iter()
+        .find(|k| k.starts_with(&format!("{prefix}approved:")))
+        .unwrap();
+    let ttl: i64 = conn.raw(::redis::cmd("TTL").arg(key)).await.unwrap();
+    let lifetime = crate::approvals::APPROVAL_LIFETIME.as_secs() as i64;
+    assert!((lifetime - 5..=lifetime).contains(&ttl), "TTL {ttl}");
+    rig.finish().await;
+}

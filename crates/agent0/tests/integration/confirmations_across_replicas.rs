@@ -78,6 +78,26 @@ async fn a_card_opened_on_one_replica_is_decided_through_the_other_once() {
     let listed = alice.chat_approved("list my todos").await;
     assert_eq!(titles(&listed), ["prep the demo"], "{listed}");
 
+    // The approval is shared: the next write in that conversation, through B, asks nothing.
+    let (status, next) = alice
+        .post(
+            "/api/chat",
+            &json!({"message": r#"add a todo "second""#, "conversationId": card["conversationId"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{next}");
+    assert!(next["confirmation"].is_null(), "asked again on B: {next}");
+    assert_eq!(next["toolResults"][0]["isError"], false, "{next}");
+    through(&mut alice, &replicas.a);
+    let (status, next) = alice
+        .post(
+            "/api/chat",
+            &json!({"message": "mark todo 2 as done", "conversationId": card["conversationId"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{next}");
+    assert!(next["confirmation"].is_null(), "asked again on A: {next}");
+
     // A destructive call paused on A, decided on B as a stream: the rest of the turn's events
     // arrive through B in order, ending with `done`.
     let reply = alice.chat("delete todo 1").await;
@@ -93,7 +113,7 @@ async fn a_card_opened_on_one_replica_is_decided_through_the_other_once() {
     assert_eq!(deleted.1["tool"], "delete-todo", "{events:?}");
     assert_eq!(deleted.1["isError"], false, "{events:?}");
     let listed = alice.chat_approved("list my todos").await;
-    assert!(titles(&listed).is_empty(), "{listed}");
+    assert_eq!(titles(&listed), ["second"], "{listed}");
     clean_up(&url, &prefix).await;
 }
 
