@@ -1,0 +1,97 @@
+//! What a turn tells the chat as it runs, how it ends, and why it could not run: also what a
+//! replica relays of a turn resumed for another (`crate::shared::relay`), hence `Deserialize`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::confirm::ConfirmationRequest;
+use crate::conversations::{StoreError, ToolResultView};
+
+/// What happens during a turn, as the chat streams it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", content = "data", rename_all = "snake_case")]
+pub enum AgentEvent {
+    /// The conversation this turn belongs to.
+    Conversation {
+        /// Its id.
+        #[serde(rename = "conversationId")]
+        conversation_id: String,
+    },
+    /// Model text as it arrives.
+    Text {
+        /// The new text.
+        delta: String,
+    },
+    /// A tool call starts.
+    ToolStart {
+        /// The call's id.
+        id: String,
+        /// The tool.
+        tool: String,
+        /// The connection.
+        connection: String,
+        /// Its arguments.
+        arguments: Value,
+    },
+    /// A tool call needed more scope and got it.
+    StepUp {
+        /// The call's id.
+        id: String,
+        /// The tool.
+        tool: String,
+        /// Scopes before.
+        from: String,
+        /// Scopes after.
+        to: String,
+    },
+    /// A tool call finished.
+    ToolDone(ToolResultView),
+    /// A tool call waits for the person's decision; the turn is paused until then.
+    ConfirmRequired(ConfirmationRequest),
+    /// A connection needs the person's consent.
+    ConsentRequired {
+        /// The connection.
+        connection: String,
+        /// Where to consent.
+        #[serde(rename = "interactionUri")]
+        interaction_uri: String,
+    },
+    /// Something went wrong; the turn goes on if it can.
+    Error {
+        /// For the person.
+        message: String,
+    },
+    /// The turn is over.
+    Done {
+        /// The reply.
+        message: String,
+        /// All tool calls.
+        #[serde(rename = "toolResults")]
+        tool_results: Vec<ToolResultView>,
+    },
+}
+
+/// Why a turn could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// Empty or too long.
+    #[error("{0}")]
+    InvalidMessage(String),
+    /// The person must log in again.
+    #[error("your login has expired; log in again")]
+    LoginExpired,
+    /// The conversation store failed or the conversation is not theirs.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A finished turn.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TurnSummary {
+    /// The conversation.
+    pub conversation_id: String,
+    /// The reply.
+    pub message: String,
+    /// The tool calls.
+    pub tool_results: Vec<ToolResultView>,
+}
