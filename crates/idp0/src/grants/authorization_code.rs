@@ -7,7 +7,7 @@ use protocol::oauth::GrantType;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-use super::issue_for_grant;
+use super::{Redeemed, issue_for_grant};
 use crate::config::Client;
 use crate::error::OAuthError;
 use crate::server::AuthServer;
@@ -55,13 +55,6 @@ pub(super) async fn grant(
             "code_verifier does not match the code_challenge".into(),
         ));
     }
-    if !idp.store.consume_code(&hash, now).await? {
-        // A concurrent redemption won the race: treat as reuse.
-        idp.store.revoke_family(&stored.grant.family, now).await?;
-        return Err(OAuthError::InvalidGrant(
-            "authorization code was already used".into(),
-        ));
-    }
     let scope =
         Scopes::parse(&stored.grant.scope).map_err(|e| OAuthError::InvalidGrant(e.to_string()))?;
     issue_for_grant(
@@ -72,6 +65,7 @@ pub(super) async fn grant(
         &scope,
         stored.grant.nonce.as_deref(),
         &GrantType::AuthorizationCode,
+        Redeemed::Code(&hash),
     )
     .await
 }

@@ -86,8 +86,21 @@ fn access_lifetime(idp: &Idp, server: &AuthServer, client: &Client, grant: &Gran
         })
 }
 
+/// The single-use credential an interactive grant redeems (its hash).
+///
+/// It is consumed as the grant's last write, after the tokens it pays for are recorded: a grant
+/// that fails before (the database restarting) leaves it unused, so the client's retry works
+/// instead of looking like a replay that revokes the whole login. Rows recorded for a grant that
+/// then failed belong to no answer and expire.
+enum Redeemed<'a> {
+    Code(&'a str),
+    RefreshToken(&'a str),
+}
+
 /// Issues the tokens of an interactive grant (code or refresh): an access token, an ID token
-/// when `openid` was granted, and a refresh token in the same family when `offline_access` was.
+/// when `openid` was granted, and a refresh token in the same family when `offline_access` was;
+/// then consumes `redeemed` (see [`Redeemed`]).
+#[allow(clippy::too_many_arguments)]
 async fn issue_for_grant(
     idp: &Idp,
     server: &AuthServer,
@@ -96,6 +109,7 @@ async fn issue_for_grant(
     access_scope: &Scopes,
     nonce: Option<&str>,
     grant_type: &GrantType,
+    redeemed: Redeemed<'_>,
 ) -> Result<TokenResponse, OAuthError> {
     let now = idp.clock.now();
     let user = idp
@@ -158,6 +172,22 @@ async fn issue_for_grant(
     } else {
         None
     };
+    let (consumed, reuse) = match redeemed {
+        Redeemed::Code(hash) => (
+            idp.store.consume_code(hash, now).await?,
+            "authorization code was already used",
+        ),
+        Redeemed::RefreshToken(hash) => (
+            idp.store.consume_refresh_token(hash, now).await?,
+            "refresh token reuse detected; its tokens are revoked",
+        ),
+    };
+    if !consumed {
+        // A concurrent redemption won the race: treat as reuse (what was just recorded is in the
+        // revoked family too).
+        idp.store.revoke_family(&grant.family, now).await?;
+        return Err(OAuthError::InvalidGrant(reuse.into()));
+    }
     Ok(TokenResponse {
         access_token: access.token,
         token_type: "Bearer".into(),

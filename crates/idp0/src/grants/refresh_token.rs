@@ -5,7 +5,7 @@ use protocol::Scopes;
 use protocol::oauth::{GrantType, TokenResponse};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::issue_for_grant;
+use super::{Redeemed, issue_for_grant};
 use crate::config::Client;
 use crate::error::OAuthError;
 use crate::server::AuthServer;
@@ -61,12 +61,6 @@ pub(super) async fn grant(
         Some(requested) => requested,
         None => original,
     };
-    if !idp.store.consume_refresh_token(&hash, now).await? {
-        idp.store.revoke_family(&record.grant.family, now).await?;
-        return Err(OAuthError::InvalidGrant(
-            "refresh token reuse detected; its tokens are revoked".into(),
-        ));
-    }
     issue_for_grant(
         idp,
         server,
@@ -75,6 +69,7 @@ pub(super) async fn grant(
         &access_scope,
         None,
         &GrantType::RefreshToken,
+        Redeemed::RefreshToken(&hash),
     )
     .await
 }
