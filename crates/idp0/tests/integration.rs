@@ -17,6 +17,8 @@ mod management_client;
 mod management_shapes;
 #[path = "integration/negative.rs"]
 mod negative;
+#[path = "integration/postgres_restart.rs"]
+mod postgres_restart;
 #[path = "integration/session_end.rs"]
 mod session_end;
 #[path = "integration/shared_database.rs"]
