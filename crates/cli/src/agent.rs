@@ -103,7 +103,7 @@ pub(crate) async fn prepare(
     let settings = Settings::load(
         &args.env_files,
         &args.service.data_dir,
-        idp0::devconfig::AGENT0_ENV,
+        devstack::AGENT0_ENV,
     )?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let oidc = crate::web::oidc_settings(&settings, &args.login)?;

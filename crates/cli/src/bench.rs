@@ -286,24 +286,17 @@ async fn run_mcp(args: McpBenchArgs) -> anyhow::Result<()> {
         .await
         .context("binding idp0 to a loopback port")?;
     let org_issuer = format!("http://{}", listener.local_addr()?);
-    let opened = idp0::open(idp0::Options {
-        data_dir: data_dir.clone(),
-        config: None,
-        database: None,
-        issuer: org_issuer,
-        clock: protocol::clock::system(),
-        topology: None,
-    })
-    .await
-    .context("opening idp0")?;
+    let opened = devstack::open_idp(&data_dir, None, org_issuer, protocol::clock::system(), None)
+        .await
+        .context("opening idp0")?;
     let todo_as = opened
         .idp
-        .server(Some(idp0::devconfig::TODO0_SERVER))
+        .server(Some(devstack::TODO0_SERVER))
         .with_context(|| {
             format!(
                 "the idp0 configuration in {} has no {:?} authorization server",
                 data_dir.display(),
-                idp0::devconfig::TODO0_SERVER
+                devstack::TODO0_SERVER
             )
         })?;
     let (stop_idp, idp_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -504,17 +497,17 @@ fn mint_tokens(
     tools: &[Tool],
     workers: usize,
 ) -> anyhow::Result<Tokens> {
-    let scopes: protocol::Scopes = idp0::devconfig::TODO0_SCOPES.into_iter().collect();
+    let scopes: protocol::Scopes = devstack::TODO0_SCOPES.into_iter().collect();
     let now = protocol::clock::system().now();
     let mint = |user: &str| -> anyhow::Result<String> {
         let minted = idp0::tokens::access_token(
             server,
             &idp0::tokens::AccessTokenInput {
                 user_id: Some(user),
-                client_id: idp0::devconfig::AGENT_ID,
+                client_id: devstack::AGENT_ID,
                 scope: &scopes,
                 auth_time: Some(now),
-                actor: Some(idp0::devconfig::AGENT_ID),
+                actor: Some(devstack::AGENT_ID),
                 lifetime: 3600,
             },
             now,

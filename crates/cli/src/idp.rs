@@ -81,7 +81,7 @@ pub(crate) async fn run(args: IdpArgs) -> anyhow::Result<()> {
 #[derive(Default)]
 pub(crate) struct Stack {
     pub(crate) listener: Option<tokio::net::TcpListener>,
-    pub(crate) topology: Option<idp0::devconfig::Topology>,
+    pub(crate) topology: Option<devstack::Topology>,
     pub(crate) ready: Option<tokio::sync::oneshot::Sender<String>>,
     pub(crate) shutdown: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 }
@@ -109,33 +109,40 @@ async fn serve(args: IdpArgs, stack: Stack) -> anyhow::Result<()> {
     // configuration follows the scheme it serves (its clients' URLs switch with `--tls`).
     let topology = topology.or_else(|| {
         args.config.is_none().then(|| {
-            idp0::devconfig::configured_topology(&args.service.data_dir, scheme).unwrap_or_else(
-                || idp0::devconfig::Topology::on_localhost(scheme, 3000, 5001, 5002),
-            )
+            devstack::configured_topology(&args.service.data_dir, scheme)
+                .unwrap_or_else(|| devstack::Topology::on_localhost(scheme, 3000, 5001, 5002))
         })
     });
     let local_ca = args.tls.prepare(&args.service.data_dir)?;
     // The store is opened (and migrated) first, so an unusable database stops idp0 before it
     // binds; with a fixed port the configuration is loaded before binding too, so a bad config
     // never holds a port. With `--port 0` the issuer needs the bound port first.
-    let store = idp0::open_store(&options(&args, String::new(), None)).await?;
+    let dev = match &args.config {
+        Some(_) => None,
+        None => Some(devstack::ensure(&args.service.data_dir, topology.as_ref())?),
+    };
+    let store = idp0::open_store(&options(&args, String::new(), dev.as_ref())?).await?;
     let (listener, opened) = match listener {
         Some(listener) => {
             let issuer = issuer_for(listener.local_addr()?.port());
-            (listener, open(&args, issuer, topology, store).await?)
+            (listener, open(&args, issuer, dev.as_ref(), store).await?)
         }
         None if args.port == 0 => {
             let listener = bind(&args.bind, 0).await?;
             let issuer = issuer_for(listener.local_addr()?.port());
-            (listener, open(&args, issuer, topology, store).await?)
+            (listener, open(&args, issuer, dev.as_ref(), store).await?)
         }
         None => {
-            let opened = open(&args, issuer_for(args.port), topology, store).await?;
+            let opened = open(&args, issuer_for(args.port), dev.as_ref(), store).await?;
             (bind(&args.bind, args.port).await?, opened)
         }
     };
     let listener = args.tls.listener(&args.service.data_dir, listener)?;
-    let idp = opened.idp;
+    let idp = opened;
+    if dev.is_some() {
+        devstack::write_env_files(&args.service.data_dir, idp.issuer())?;
+    }
+    let (demo_users, generated) = dev.map_or((Vec::new(), false), |d| (d.demo_users, d.created));
     println!("idp0 is running");
     println!("  org issuer:        {}", idp.issuer());
     let mut servers: Vec<_> = idp
@@ -157,14 +164,10 @@ async fn serve(args: IdpArgs, stack: Stack) -> anyhow::Result<()> {
             .join(idp0::admin::TOKEN_FILE)
             .display()
     );
-    if !opened.demo_users.is_empty() {
-        let note = if opened.generated {
-            " (generated now)"
-        } else {
-            ""
-        };
+    if !demo_users.is_empty() {
+        let note = if generated { " (generated now)" } else { "" };
         println!("  demo logins{note}:");
-        for (user, password) in &opened.demo_users {
+        for (user, password) in &demo_users {
             println!("    {user} / {password}");
         }
         println!(
@@ -183,31 +186,38 @@ async fn serve(args: IdpArgs, stack: Stack) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// idp0's options: the `--config` file, or the development configuration `dev` (with its demo
+/// logins shown).
 fn options(
     args: &IdpArgs,
     issuer: String,
-    topology: Option<idp0::devconfig::Topology>,
-) -> idp0::Options {
-    idp0::Options {
+    dev: Option<&devstack::DevConfig>,
+) -> anyhow::Result<idp0::Options> {
+    let config = match (dev, &args.config) {
+        (Some(dev), _) => dev.path.clone(),
+        (None, Some(path)) => path.clone(),
+        (None, None) => anyhow::bail!("idp0 needs --config or the development configuration"),
+    };
+    Ok(idp0::Options {
         data_dir: args.service.data_dir.clone(),
-        config: args.config.clone(),
+        config,
         database: args.database.clone(),
         issuer,
         clock: protocol::clock::system(),
-        topology,
-    }
+        demo_credentials: dev.map(|d| d.demo_users.clone()).unwrap_or_default(),
+    })
 }
 
 async fn open(
     args: &IdpArgs,
     issuer: String,
-    topology: Option<idp0::devconfig::Topology>,
+    dev: Option<&devstack::DevConfig>,
     store: std::sync::Arc<dyn idp0::store::Store>,
-) -> anyhow::Result<idp0::Opened> {
+) -> anyhow::Result<idp0::Idp> {
     let parsed =
         url::Url::parse(&issuer).with_context(|| format!("--issuer {issuer:?} is not a URL"))?;
     crate::tls::check_public_url(&args.tls, &parsed, "--issuer")?;
-    idp0::open_with_store(options(args, issuer, topology), store).await
+    idp0::open_with_store(options(args, issuer, dev)?, store).await
 }
 
 async fn bind(address: &str, port: u16) -> anyhow::Result<tokio::net::TcpListener> {

@@ -73,9 +73,9 @@ pub(crate) struct LoginArgs {
 
 pub(crate) async fn run(args: LoginArgs) -> anyhow::Result<()> {
     let data_dir = &args.service.data_dir;
-    let settings = Settings::load(&args.env_files, data_dir, idp0::devconfig::AGENT0_ENV)?;
+    let settings = Settings::load(&args.env_files, data_dir, devstack::AGENT0_ENV)?;
     let domain = settings.require(args.issuer.as_deref(), "--issuer", "OKTA_DOMAIN")?;
-    let issuer = idp0::devconfig::issuer_from_okta_domain(&domain);
+    let issuer = devstack::issuer_from_okta_domain(&domain);
     if args.show {
         return show(&args, &issuer);
     }
@@ -204,17 +204,16 @@ fn client_id(args: &LoginArgs, settings: &Settings, issuer: &str) -> anyhow::Res
     if let Some(id) = settings.get(args.client_id.as_deref(), "SECURE_AGENT_CLI_CLIENT_ID") {
         return Ok(id);
     }
-    let generated =
-        std::fs::read_to_string(args.service.data_dir.join(idp0::devconfig::CONFIG_FILE))
-            .ok()
-            .and_then(|text| toml::from_str::<idp0::config::ConfigFile>(&text).ok())
-            .is_some_and(|file| {
-                file.development
-                    && file
-                        .clients
-                        .iter()
-                        .any(|c| c.client_id == idp0::devconfig::CLI_CLIENT)
-            });
+    let generated = std::fs::read_to_string(args.service.data_dir.join(devstack::CONFIG_FILE))
+        .ok()
+        .and_then(|text| toml::from_str::<idp0::config::ConfigFile>(&text).ok())
+        .is_some_and(|file| {
+            file.development
+                && file
+                    .clients
+                    .iter()
+                    .any(|c| c.client_id == devstack::CLI_CLIENT)
+        });
     let local = url::Url::parse(issuer).is_ok_and(|u| match u.host() {
         Some(url::Host::Domain(d)) => d == "localhost",
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -222,7 +221,7 @@ fn client_id(args: &LoginArgs, settings: &Settings, issuer: &str) -> anyhow::Res
         None => false,
     });
     if generated || local {
-        return Ok(idp0::devconfig::CLI_CLIENT.to_owned());
+        return Ok(devstack::CLI_CLIENT.to_owned());
     }
     bail!(
         "missing --client-id (or SECURE_AGENT_CLI_CLIENT_ID): the client id of your native \

@@ -117,7 +117,7 @@ async fn execute(args: &ConnectArgs, op: Op) -> anyhow::Result<Outcome> {
     let settings = Settings::load(
         &args.env_files,
         &args.service.data_dir,
-        idp0::devconfig::AGENT0_ENV,
+        devstack::AGENT0_ENV,
     )?;
     let server = settings.require(args.server.as_deref(), "--server", "MCP_SERVER_URL")?;
     let server_url =

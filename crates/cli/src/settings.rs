@@ -1,7 +1,7 @@
 //! Settings by the sample's variable names (ARCHITECTURE §4): a command-line flag wins, then the
 //! process environment, then `--env-file`s in order (later files win), then the dotenv files idp0
 //! wrote in the data directory. The files are read as the sample's own loader reads them
-//! ([`idp0::dotenv`]), and a relative path in a file means a path beside that file.
+//! ([`devstack::dotenv`]), and a relative path in a file means a path beside that file.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -34,7 +34,7 @@ impl Settings {
         for file in files {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading the env file {}", file.display()))?;
-            let entries = idp0::dotenv::parse(&text)
+            let entries = devstack::dotenv::parse(&text)
                 .map_err(|e| anyhow::anyhow!("{}:{}: {}", file.display(), e.line, e.problem))?;
             for (key, text) in entries {
                 let file = Some(file.clone());

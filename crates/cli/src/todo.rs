@@ -149,11 +149,8 @@ struct Common {
 
 impl Common {
     fn resolve(args: &TodoCommonArgs) -> anyhow::Result<Self> {
-        let settings = Settings::load(
-            &args.env_files,
-            &args.service.data_dir,
-            idp0::devconfig::TODO0_ENV,
-        )?;
+        let settings =
+            Settings::load(&args.env_files, &args.service.data_dir, devstack::TODO0_ENV)?;
         // The sample's `.env.mcp` says MCP_OKTA_ISSUER / MCP_EXPECTED_AUDIENCE; its todo0
         // `.env.app` says OKTA_ISSUER / EXPECTED_AUDIENCE for the same two things.
         let issuer = settings.require_any(

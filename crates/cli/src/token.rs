@@ -70,10 +70,10 @@ async fn exchange(args: ExchangeArgs) -> anyhow::Result<()> {
     let settings = Settings::load(
         &args.env_files,
         &args.service.data_dir,
-        idp0::devconfig::AGENT0_ENV,
+        devstack::AGENT0_ENV,
     )?;
     let domain = settings.require(args.issuer.as_deref(), "--issuer", "OKTA_DOMAIN")?;
-    let issuer = idp0::devconfig::issuer_from_okta_domain(&domain);
+    let issuer = devstack::issuer_from_okta_domain(&domain);
     let id_token = match settings.get(args.id_token.as_deref(), "ID_TOKEN") {
         Some(token) if token == "-" => {
             let mut token = String::new();

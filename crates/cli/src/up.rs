@@ -142,7 +142,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         port(&agent_listener)?,
     );
     let scheme = args.tls.scheme();
-    let topology = idp0::devconfig::Topology::on_localhost(scheme, agent_port, app_port, mcp_port);
+    let topology = devstack::Topology::on_localhost(scheme, agent_port, app_port, mcp_port);
     let (topology, beside) =
         sample::beside(topology, &args, [agent_port, app_port, mcp_port, idp_port])?;
     // The CA is made (or renewed) once here, before the services start side by side.
@@ -200,7 +200,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     // The other services read the env files idp0 has just written for this topology; the issuer
     // is passed too, since `--idp-port` moves it.
-    let todo_issuer = format!("{issuer}/oauth2/{}", idp0::devconfig::TODO0_SERVER);
+    let todo_issuer = format!("{issuer}/oauth2/{}", devstack::TODO0_SERVER);
     let mut mcp_args = with("todo-mcp", mcp_port);
     mcp_args.extend(["--issuer".into(), todo_issuer.clone()]);
     let mut app_args = with("todo-app", app_port);

@@ -52,7 +52,7 @@ pub(crate) fn oidc_settings(settings: &Settings, args: &LoginArgs) -> anyhow::Re
         );
     }
     Ok(OidcSettings {
-        issuer: idp0::devconfig::issuer_from_okta_domain(&domain),
+        issuer: devstack::issuer_from_okta_domain(&domain),
         client_id,
         client_secret: SecretString::from(client_secret),
         post_logout_redirect_uri: redirect.join("/")?.to_string(),

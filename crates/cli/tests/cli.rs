@@ -49,7 +49,7 @@ fn demo_password(data_dir: &std::path::Path, user: &str) -> String {
 
 /// A dotenv file's variables, read as the services read them.
 fn env_file(path: &std::path::Path) -> std::collections::HashMap<String, String> {
-    idp0::devconfig::read_env_file(path)
+    devstack::read_env_file(path)
         .unwrap()
         .into_iter()
         .collect()

@@ -22,11 +22,11 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use idp0::config::{Config, ConfigFile};
-use idp0::devconfig::{
+use devstack::{
     AGENT_ID, AGENT_INITIAL_SCOPES, AGENT0_CLIENT, TODO0_CLIENT, TODO0_MCP_RESOURCE, TODO0_SCOPES,
     TODO0_SERVER,
 };
+use idp0::config::{Config, ConfigFile};
 use idp0::state::IdpParts;
 use idp0::store::SqliteStore;
 use idp0::tokens::{IdJagInput, IdTokenInput, new_secret};
@@ -41,7 +41,7 @@ use tower::ServiceExt;
 
 const ISSUER: &str = "http://idp0.bench";
 
-/// The development configuration (as `devconfig::ensure` writes it), with fresh secrets.
+/// The development configuration (as `devstack::ensure` writes it), with fresh secrets.
 fn dev_config(agent_key: &SigningKey) -> ConfigFile {
     let user = |username: &str, name: &str| {
         let hash = password::hash(&new_secret()).expect("hashing a password");

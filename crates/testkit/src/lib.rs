@@ -64,7 +64,7 @@ impl IdpHandle {
     pub async fn start_for(resource: &str, agent_base: Option<&str>) -> anyhow::Result<Self> {
         let temp = tempfile::tempdir()?;
         let dir = temp.path().to_owned();
-        let mut topology = idp0::devconfig::Topology {
+        let mut topology = devstack::Topology {
             mcp_resource: resource.to_owned(),
             ..Default::default()
         };
@@ -88,7 +88,7 @@ impl IdpHandle {
     pub async fn start_with(
         dir: &Path,
         clock: Arc<dyn Clock>,
-        topology: Option<idp0::devconfig::Topology>,
+        topology: Option<devstack::Topology>,
     ) -> anyhow::Result<Self> {
         Self::start_full(dir, clock, topology, None).await
     }
@@ -108,20 +108,13 @@ impl IdpHandle {
     async fn start_full(
         dir: &Path,
         clock: Arc<dyn Clock>,
-        topology: Option<idp0::devconfig::Topology>,
+        topology: Option<devstack::Topology>,
         database: Option<String>,
     ) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let issuer = format!("http://{}", listener.local_addr()?);
-        let opened = idp0::open(idp0::Options {
-            data_dir: dir.to_owned(),
-            config: None,
-            database,
-            issuer: issuer.clone(),
-            clock,
-            topology,
-        })
-        .await?;
+        let opened =
+            devstack::open_idp(dir, database, issuer.clone(), clock, topology.as_ref()).await?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(idp0::serve(listener, opened.idp.clone(), async move {
             let _ = rx.await;
@@ -165,7 +158,7 @@ impl IdpHandle {
 
     /// A dotenv file the IdP wrote, as a map.
     pub fn env(&self, file: &str) -> HashMap<String, String> {
-        idp0::devconfig::read_env_file(&self.data_dir.join(file))
+        devstack::read_env_file(&self.data_dir.join(file))
             .unwrap()
             .into_iter()
             .collect()
@@ -173,7 +166,7 @@ impl IdpHandle {
 
     /// The todo0 custom AS issuer.
     pub fn todo0_issuer(&self) -> String {
-        format!("{}/oauth2/{}", self.issuer, idp0::devconfig::TODO0_SERVER)
+        format!("{}/oauth2/{}", self.issuer, devstack::TODO0_SERVER)
     }
 
     /// The org token endpoint.
@@ -240,7 +233,7 @@ impl IdpHandle {
 
     /// The agent's private key (from the generated files).
     pub fn agent_key(&self) -> Arc<SigningKey> {
-        let env = self.env(idp0::devconfig::AGENT0_ENV);
+        let env = self.env(devstack::AGENT0_ENV);
         let pem = std::fs::read_to_string(&env["AI_AGENT_PRIVATE_KEY_FILE"]).unwrap();
         Arc::new(SigningKey::from_pem(&pem, Some(env["AI_AGENT_PRIVATE_KEY_KID"].clone())).unwrap())
     }
@@ -248,7 +241,7 @@ impl IdpHandle {
     /// `private_key_jwt` authentication as the agent.
     pub fn agent_auth(&self) -> ClientAuth {
         ClientAuth::PrivateKeyJwt(ClientAssertionSigner::new(
-            idp0::devconfig::AGENT_ID,
+            devstack::AGENT_ID,
             self.agent_key(),
             protocol::clock::system(),
         ))
@@ -264,10 +257,10 @@ impl IdpHandle {
 
     /// A web client's secret.
     pub fn client_secret(&self, client_id: &str) -> SecretString {
-        let file = if client_id == idp0::devconfig::TODO0_CLIENT {
-            idp0::devconfig::TODO0_ENV
+        let file = if client_id == devstack::TODO0_CLIENT {
+            devstack::TODO0_ENV
         } else {
-            idp0::devconfig::AGENT0_ENV
+            devstack::AGENT0_ENV
         };
         SecretString::from(self.env(file)["OKTA_CLIENT_SECRET"].clone())
     }

@@ -172,7 +172,7 @@ pub fn serve(
 /// agent0's configuration for `stack`, from the `agent0.env` idp0 wrote (as the CLI reads it),
 /// pointed at the servers' real addresses.
 pub async fn config(stack: &Stack, base: &str, model: Arc<dyn Model>) -> agent0::AgentConfig {
-    let env = stack.idp.env(idp0::devconfig::AGENT0_ENV);
+    let env = stack.idp.env(devstack::AGENT0_ENV);
     let clock = protocol::clock::system();
     let agent_id = env["AI_AGENT_ID"].clone();
     agent0::AgentConfig {

@@ -91,7 +91,7 @@ impl Rig {
             email: None,
             id_token: login.id_token.unwrap(),
         };
-        let env = idp.env(idp0::devconfig::AGENT0_ENV);
+        let env = idp.env(devstack::AGENT0_ENV);
         let server = McpServer {
             name: "sample".into(),
             label: "Sample MCP Server".into(),

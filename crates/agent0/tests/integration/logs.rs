@@ -57,7 +57,7 @@ async fn no_token_secret_password_or_cookie_is_logged() {
         text.contains("tool call confirmation") && text.contains("approved"),
         "and the person's decisions"
     );
-    let env = stack.stack.idp.env(idp0::devconfig::AGENT0_ENV);
+    let env = stack.stack.idp.env(devstack::AGENT0_ENV);
     for (what, secret) in [
         ("a JWT", "eyJ".to_owned()),
         ("alice's password", stack.stack.idp.password("alice")),

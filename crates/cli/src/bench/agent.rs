@@ -72,21 +72,13 @@ pub(crate) async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
     let issuer = format!("http://{}", idp_listener.local_addr()?);
     configure_idp(&dir, &agent_base, &mcp_url, people)?;
 
-    let opened = idp0::open(idp0::Options {
-        data_dir: dir.clone(),
-        config: None,
-        database: None,
-        issuer: issuer.clone(),
-        clock: clock.clone(),
-        topology: None,
-    })
-    .await?;
+    let opened = devstack::open_idp(&dir, None, issuer.clone(), clock.clone(), None).await?;
     tokio::spawn(idp0::serve(
         idp_listener,
         opened.idp.clone(),
         std::future::pending(),
     ));
-    let todo_issuer = format!("{issuer}/oauth2/{}", idp0::devconfig::TODO0_SERVER);
+    let todo_issuer = format!("{issuer}/oauth2/{}", devstack::TODO0_SERVER);
 
     let store = todo0::store::open(&format!("sqlite://{}", dir.join("todo0.db").display())).await?;
     let jwks = protocol::verify::RemoteJwks::discover(
@@ -189,13 +181,13 @@ fn configure_idp(
     mcp_url: &str,
     people: usize,
 ) -> anyhow::Result<()> {
-    let topology = idp0::devconfig::Topology {
+    let topology = devstack::Topology {
         agent: agent_base.to_owned(),
         mcp_resource: mcp_url.to_owned(),
         ..Default::default()
     };
-    idp0::devconfig::ensure(dir, Some(&topology))?;
-    let path = dir.join(idp0::devconfig::CONFIG_FILE);
+    devstack::ensure(dir, Some(&topology))?;
+    let path = dir.join(devstack::CONFIG_FILE);
     let text = std::fs::read_to_string(&path)?;
     let mut config: toml::Table = toml::from_str(&text)?;
     let hash = idp0::password::hash(PASSWORD).map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
@@ -223,9 +215,9 @@ async fn agent_config(
     todo_issuer: &str,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<agent0::AgentConfig> {
-    idp0::devconfig::write_env_files(dir, issuer)?;
+    devstack::write_env_files(dir, issuer)?;
     let env: std::collections::HashMap<String, String> =
-        idp0::devconfig::read_env_file(&dir.join(idp0::devconfig::AGENT0_ENV))?
+        devstack::read_env_file(&dir.join(devstack::AGENT0_ENV))?
             .into_iter()
             .collect();
     let var = |name: &str| {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
-use idp0::devconfig::{AGENT_ID, AGENT_INITIAL_SCOPES, TODO0_MCP_RESOURCE};
+use devstack::{AGENT_ID, AGENT_INITIAL_SCOPES, TODO0_MCP_RESOURCE};
 use idp0::store::{AuthCode, Grant};
 use idp0::tokens::IdJagInput;
 use protocol::assertion::ClientAssertionSigner;
@@ -298,15 +298,7 @@ pub(crate) async fn run(args: IdpBenchArgs) -> anyhow::Result<()> {
         let (dir, clock) = (dir.clone(), clock.clone());
         InProcess::start("bench-idp", move |listener| async move {
             let issuer = format!("http://{}", listener.local_addr()?);
-            let opened = idp0::open(idp0::Options {
-                data_dir: dir,
-                config: None,
-                database: None,
-                issuer,
-                clock,
-                topology: None,
-            })
-            .await;
+            let opened = devstack::open_idp(&dir, None, issuer, clock, None).await;
             let idp = match opened {
                 Ok(opened) => {
                     let _ = opened_tx.send(Ok((opened.idp.clone(), opened.demo_users)));
@@ -429,10 +421,10 @@ pub(crate) async fn run(args: IdpBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The agent's signing key, as `devconfig` wrote it for agent0.
+/// The agent's signing key, as `devstack` wrote it for agent0.
 fn agent_key(dir: &std::path::Path) -> anyhow::Result<SigningKey> {
     let env: std::collections::HashMap<String, String> =
-        idp0::devconfig::read_env_file(&dir.join(idp0::devconfig::AGENT0_ENV))?
+        devstack::read_env_file(&dir.join(devstack::AGENT0_ENV))?
             .into_iter()
             .collect();
     let var = |name: &str| {
@@ -453,10 +445,10 @@ async fn requests(
     (idp, demo_users): (idp0::Idp, Vec<(String, String)>),
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Requests> {
-    idp0::devconfig::write_env_files(dir, issuer)?;
+    devstack::write_env_files(dir, issuer)?;
     let agent = ClientAssertionSigner::new(AGENT_ID, Arc::new(agent_key(dir)?), clock.clone());
     let todo0 = idp
-        .server(Some(idp0::devconfig::TODO0_SERVER))
+        .server(Some(devstack::TODO0_SERVER))
         .context("the development configuration has no todo0 authorization server")?;
     let user = idp
         .directory()
@@ -491,7 +483,7 @@ async fn login(
     now: protocol::UnixTime,
 ) -> anyhow::Result<Login> {
     let env: std::collections::HashMap<String, String> =
-        idp0::devconfig::read_env_file(&dir.join(idp0::devconfig::AGENT0_ENV))?
+        devstack::read_env_file(&dir.join(devstack::AGENT0_ENV))?
             .into_iter()
             .collect();
     let var = |name: &str| {

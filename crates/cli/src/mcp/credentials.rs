@@ -110,7 +110,7 @@ impl AuthArgs {
             "--id-token (or ID_TOKEN), or --issuer for the token `secure-agent login` cached",
             "OKTA_DOMAIN",
         )?;
-        let issuer = idp0::devconfig::issuer_from_okta_domain(&domain);
+        let issuer = devstack::issuer_from_okta_domain(&domain);
         crate::login::cached_id_token(data_dir, &issuer).await
     }
 
@@ -141,7 +141,7 @@ impl AuthArgs {
                         "--issuer (or --idp-token-endpoint)",
                         "OKTA_DOMAIN",
                     )?;
-                    let issuer = idp0::devconfig::issuer_from_okta_domain(&domain);
+                    let issuer = devstack::issuer_from_okta_domain(&domain);
                     protocol::discovery::discover(http, &issuer)
                         .await
                         .with_context(|| format!("discovering the IdP {issuer}"))?

@@ -198,7 +198,7 @@ pub(crate) async fn run(args: BootstrapArgs) -> anyhow::Result<()> {
             state.check_org(out, &org)?;
             state
         }
-        None => State::new(&idp0::devconfig::okta_domain_for(&org)),
+        None => State::new(&devstack::okta_domain_for(&org)),
     };
     if let Some(recorded) = &state.mcp_audience
         && recorded != &audience

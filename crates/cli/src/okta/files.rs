@@ -93,7 +93,7 @@ pub(crate) fn agent_key(path: &Path) -> anyhow::Result<SigningKey> {
 
 /// Writes the four env files.
 pub(crate) fn write_all(out: &Path, plan: &Plan, outcome: &Outcome) -> anyhow::Result<Written> {
-    let okta_domain = idp0::devconfig::okta_domain_for(&plan.org);
+    let okta_domain = devstack::okta_domain_for(&plan.org);
     let as_issuer = plan.as_issuer(&outcome.as_id);
     let mcp_url = format!("{}/mcp", plan.mcp_origin());
     let mut written = Written::default();
@@ -140,7 +140,7 @@ pub(crate) fn write_all(out: &Path, plan: &Plan, outcome: &Outcome) -> anyhow::R
             ("AI_AGENT_PRIVATE_KEY_KID", outcome.kid.clone()),
             (
                 "AI_AGENT_TODO_MCP_SERVER_SCOPES_TO_REQUEST",
-                idp0::devconfig::SAMPLE_AGENT_SCOPES.to_owned(),
+                devstack::SAMPLE_AGENT_SCOPES.to_owned(),
             ),
             ("MCP_AUTHORIZATION_SERVER", as_issuer.clone()),
             (
@@ -200,7 +200,8 @@ impl Old {
 fn read_old(path: &Path) -> anyhow::Result<Option<Old>> {
     match std::fs::read(path) {
         Ok(bytes) => {
-            let vars = idp0::dotenv::parse(&String::from_utf8_lossy(&bytes)).unwrap_or_default();
+            let vars =
+                devstack::dotenv::parse(&String::from_utf8_lossy(&bytes)).unwrap_or_default();
             Ok(Some(Old { bytes, vars }))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -504,7 +505,7 @@ mod tests {
     fn values_are_quoted_where_dotenv_needs_it() {
         let text = lines(&[("A", "x y".into()), ("B", "plain".into())]).unwrap();
         assert_eq!(text, "A=\"x y\"\nB=plain\n");
-        let parsed = idp0::dotenv::parse(&text).unwrap();
+        let parsed = devstack::dotenv::parse(&text).unwrap();
         assert_eq!(parsed[0].1, "x y");
         let injected = lines(&[("OKTA_CLIENT_ID", "0oa1\nLLM_BASE_URL=http://evil".into())]);
         assert!(injected.is_err(), "a line break would add a variable");

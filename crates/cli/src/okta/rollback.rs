@@ -51,7 +51,7 @@ pub(crate) async fn run(args: RollbackArgs) -> anyhow::Result<()> {
         println!("Nothing left to roll back; removed the empty state file.");
         return Ok(());
     }
-    let org = idp0::devconfig::issuer_from_okta_domain(&state.okta_domain);
+    let org = devstack::issuer_from_okta_domain(&state.okta_domain);
     let org = super::parse_org(&org)
         .with_context(|| format!("the oktaDomain of {}", State::path(&out).display()))?;
     let token = super::api_token()?;

@@ -150,7 +150,7 @@ impl State {
 
     /// Refuses a state of another org.
     pub(crate) fn check_org(&self, out: &Path, org: &str) -> anyhow::Result<()> {
-        let recorded = idp0::devconfig::issuer_from_okta_domain(&self.okta_domain);
+        let recorded = devstack::issuer_from_okta_domain(&self.okta_domain);
         if !recorded.eq_ignore_ascii_case(org.trim_end_matches('/')) {
             bail!(
                 "{} belongs to the org {}, not {org}; use another --out folder, or run \

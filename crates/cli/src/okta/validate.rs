@@ -101,7 +101,7 @@ async fn validate(args: &ValidateArgs, checks: &mut Checks) -> anyhow::Result<()
     for name in [AGENT_APP_ENV, AGENT_ENV, TODO_APP_ENV, TODO_MCP_ENV] {
         let path = out.join(name);
         match std::fs::read_to_string(&path) {
-            Ok(text) => match idp0::dotenv::parse(&text) {
+            Ok(text) => match devstack::dotenv::parse(&text) {
                 Ok(vars) => {
                     checks.pass(&format!("file {name}"), "present and readable");
                     files.insert(name, EnvFile(vars.into_iter().collect()));
@@ -129,7 +129,7 @@ async fn validate(args: &ValidateArgs, checks: &mut Checks) -> anyhow::Result<()
             .with_context(|| format!("{in_file} has no {name}; {FIX_BOOTSTRAP}"))
     };
     let okta_domain = need(agent, "OKTA_DOMAIN", AGENT_ENV)?;
-    let org = idp0::devconfig::issuer_from_okta_domain(&okta_domain);
+    let org = devstack::issuer_from_okta_domain(&okta_domain);
     let agent_id = need(agent, "AI_AGENT_ID", AGENT_ENV)?;
     let mcp_as = need(agent, "MCP_AUTHORIZATION_SERVER", AGENT_ENV)?;
     let mcp_url = need(agent, "MCP_SERVER_URL", AGENT_ENV)?;

@@ -1,12 +1,12 @@
 //! `up --sample-env DIR`: the TypeScript sample's own services beside the stack. Their ports are
 //! chosen with the stack's (so idp0's generated configuration registers their redirect and logout
 //! URIs from the start), and once idp0 is ready their four env files are written into the sample's
-//! checkout ([`idp0::devconfig::write_sample_env`]), with how to start them.
+//! checkout ([`devstack::write_sample_env`]), with how to start them.
 
 use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
-use idp0::devconfig::{SampleTopology, Topology};
+use devstack::{SampleTopology, Topology};
 
 use super::UpArgs;
 
@@ -91,7 +91,7 @@ pub(super) fn write(
         return Ok(());
     };
     let data_dir = &args.service.data_dir;
-    let written = idp0::devconfig::write_sample_env(data_dir, issuer, sample, root)?;
+    let written = devstack::write_sample_env(data_dir, issuer, sample, root)?;
     let given = root;
     let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
     println!(

@@ -273,7 +273,7 @@ async fn a_refresh_token_can_be_the_subject_token() {
 #[tokio::test]
 async fn a_native_client_redirects_to_any_loopback_port_and_only_there() {
     let idp = IdpHandle::start().await.unwrap();
-    let cli = idp0::devconfig::CLI_CLIENT;
+    let cli = devstack::CLI_CLIENT;
     let scope = "openid profile email offline_access";
     for port in [1024_u16, 49_153, 65_535] {
         let redirect = format!("http://127.0.0.1:{port}/callback");

@@ -25,7 +25,7 @@ struct Served {
 
 async fn serve_with(limits: LoginLimits, clock: Arc<dyn protocol::Clock>) -> Served {
     let dir = tempfile::tempdir().unwrap();
-    let dev = idp0::devconfig::ensure(dir.path(), None).unwrap();
+    let dev = devstack::ensure(dir.path(), None).unwrap();
     let mut config = idp0::config::Config::load(&dev.path).unwrap();
     config.login = limits;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -172,7 +172,7 @@ async fn introspection_answers_only_the_tokens_client_or_the_servers_resource_cl
 
     // (endpoint, caller, secret, token, active?)
     let cases: [(&str, &str, &SecretString, &str, bool); 7] = [
-        // todo0 is registered as the todo0 AS's resource client (devconfig resource_clients).
+        // todo0 is registered as the todo0 AS's resource client (devstack resource_clients).
         (&todo0_endpoint, "todo0", &todo0, mcp_token, true),
         // agent0 is neither the MCP token's client (agent0-agent) nor a resource client.
         (&todo0_endpoint, "agent0", &agent0, mcp_token, false),

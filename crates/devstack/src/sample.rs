@@ -373,14 +373,14 @@ fn private_options() -> std::fs::OpenOptions {
 
 /// Via a temporary file beside it (named after it, so no other file of the folder is touched,
 /// and ignored by the sample's `.gitignore` like the backups), created afresh by
-/// [`crate::fsutil::write_atomically`].
+/// [`idp0::fsutil::write_atomically`].
 fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!("{name}.secure-agent-tmp.backup"));
-    crate::fsutil::write_atomically(path, &tmp, contents.as_bytes(), 0o600)
+    idp0::fsutil::write_atomically(path, &tmp, contents.as_bytes(), 0o600)
 }
 
 fn restrict(path: &Path) -> std::io::Result<()> {

@@ -3,7 +3,7 @@
 //! `SCOPES=mcp:connect mcp:tools:read`), `'…'`, `"…"` and `` `…` `` quote (double quotes expand
 //! `\n`, and may span lines: PEM keys), a `#` after whitespace starts a comment. `dotenvy` follows
 //! shell rules instead and refuses the sample's unquoted lists, so this small reader is ours. It
-//! reads what [`crate::devconfig`] writes, too.
+//! reads what [`crate::write_env_files`] writes, too.
 
 /// A line of an env file that cannot be read, and why (naming the variable where there is one).
 #[derive(Debug)]
@@ -170,7 +170,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_what_devconfig_writes() {
+    fn reads_what_devstack_writes() {
         let text = "# agent0 settings\nA=\"with space\"\nB=plain\n";
         assert_eq!(
             parsed(text),

@@ -2,8 +2,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::*;
-use crate::config::ConfigFile;
-use crate::devconfig::{AGENT_KEY_FILE, Topology, ensure, read_env_file, write_env_files};
+use crate::{AGENT_KEY_FILE, Topology, ensure, read_env_file, write_env_files};
+use idp0::config::ConfigFile;
 
 const ISSUER: &str = "https://localhost:29400";
 const SAMPLE: SampleTopology = SampleTopology {
@@ -238,7 +238,7 @@ fn the_samples_uris_follow_ours_until_a_start_without_them() {
     );
     write_env_files(data, ISSUER).unwrap();
     assert_eq!(
-        env(&data.join(crate::devconfig::AGENT0_ENV))["OKTA_REDIRECT_URI"],
+        env(&data.join(crate::AGENT0_ENV))["OKTA_REDIRECT_URI"],
         "https://localhost:23000/callback"
     );
     write_sample_env(data, ISSUER, &SAMPLE, root).unwrap();

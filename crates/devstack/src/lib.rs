@@ -1,4 +1,9 @@
-//! The development configuration generated on first start when no config file is given:
+//! devstack: the development stack as `secure-agent up` starts it — where each service listens
+//! ([`Topology`]), the variable names the services read ([`dotenv`], the env files), and idp0's
+//! development configuration. idp0 itself knows none of this: it is handed a config file (and the
+//! demo logins to show), like any deployment's.
+//!
+//! The development configuration is generated on first start when no config file is given:
 //! demo users `alice` and `bob` with random passwords, the `agent0` and `todo0` web clients, the
 //! `secure-agent-cli` native client (`secure-agent login`: public, PKCE, loopback redirect on any
 //! port, RFC 8252), the `agent0-agent` AI agent identity (linked to `agent0` and the CLI, so it
@@ -14,14 +19,15 @@ use anyhow::Context;
 use jsonwebtoken::jwk::JwkSet;
 use protocol::keys::{KeyKind, SigningKey, expose_pem};
 
-use crate::config::{
+use idp0::config::{
     AgentEntry, ApplicationType, AuthMethod, AuthorizationServerEntry, ClientEntry, ConfigFile,
     PolicyEntry, UserEntry,
 };
-use crate::fsutil::write_private;
-use crate::password;
-use crate::tokens::new_secret;
+use idp0::fsutil::write_private;
+use idp0::password;
+use idp0::tokens::new_secret;
 
+pub mod dotenv;
 mod sample;
 pub use sample::{
     SAMPLE_AGENT_SCOPES, SAMPLE_ENV_FILES, SampleEnv, SampleTopology, write_sample_env,
@@ -253,11 +259,50 @@ fn write_config(path: &Path, file: &ConfigFile) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// idp0 opened on the development configuration, and what to tell the person starting it.
+pub struct Opened {
+    /// The IdP.
+    pub idp: idp0::Idp,
+    /// The demo logins (also shown on idp0's login page).
+    pub demo_users: Vec<(String, String)>,
+    /// The development configuration was generated on this start (so the passwords are new).
+    pub generated: bool,
+}
+
+/// Opens idp0 on the development configuration in `data_dir`: generates it (or makes it follow
+/// `topology`, see [`ensure`]), opens idp0 with its state where `database` says (`None`: SQLite
+/// in `data_dir`) and the demo logins shown, then writes the env files with idp0's issuer.
+pub async fn open_idp(
+    data_dir: &Path,
+    database: Option<String>,
+    issuer: String,
+    clock: std::sync::Arc<dyn protocol::Clock>,
+    topology: Option<&Topology>,
+) -> anyhow::Result<Opened> {
+    let dev = ensure(data_dir, topology)?;
+    let idp = idp0::open(idp0::Options {
+        data_dir: data_dir.to_owned(),
+        database,
+        config: dev.path.clone(),
+        issuer,
+        clock,
+        demo_credentials: dev.demo_users.clone(),
+    })
+    .await?;
+    write_env_files(data_dir, idp.issuer())?;
+    Ok(Opened {
+        idp,
+        demo_users: dev.demo_users,
+        generated: dev.created,
+    })
+}
+
 /// Generates the development configuration in `data_dir` unless one is there. With a
 /// `topology` (from the command that starts the whole stack) an existing generated configuration
 /// is made to follow it, so a changed port on a later start stays consistent; without one (idp0
 /// started on its own, which does not know the other services' ports) it is left as it is.
 pub fn ensure(data_dir: &Path, topology: Option<&Topology>) -> anyhow::Result<DevConfig> {
+    idp0::fsutil::create_private_dir(data_dir)?;
     let path = data_dir.join(CONFIG_FILE);
     if path.exists() {
         let mut file: ConfigFile = toml::from_str(&std::fs::read_to_string(&path)?)
@@ -269,7 +314,7 @@ pub fn ensure(data_dir: &Path, topology: Option<&Topology>) -> anyhow::Result<De
         if changed {
             write_config(&path, &file)?;
         }
-        let demo_users = crate::state::Idp::read_demo_credentials(&data_dir.join(DEMO_USERS_FILE));
+        let demo_users = idp0::Idp::read_demo_credentials(&data_dir.join(DEMO_USERS_FILE));
         return Ok(DevConfig {
             path,
             created: false,
@@ -710,7 +755,7 @@ mod tests {
         let file: ConfigFile = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert!(file.clients.iter().any(|c| c.client_id == CLI_CLIENT));
         assert_eq!(file.agents[0].linked_clients, [AGENT0_CLIENT, CLI_CLIENT]);
-        crate::config::Config::load(&path).unwrap();
+        idp0::config::Config::load(&path).unwrap();
     }
 
     #[test]
