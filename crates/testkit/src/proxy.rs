@@ -36,8 +36,10 @@ struct Backend {
 struct Shared {
     backends: Mutex<Vec<Arc<Backend>>>,
     next: AtomicUsize,
-    /// The backend index of every forwarded request, in the order they were forwarded.
-    order: Mutex<Vec<usize>>,
+    /// `(ticket, backend index)` of every forwarded request: the ticket is the rotation's
+    /// counter when the backend was picked, so sorting by it gives the rotation's own order
+    /// whatever order concurrent requests finished connecting in.
+    order: Mutex<Vec<(usize, usize)>>,
     /// Requests that reached no backend or lost it midway (answered 502).
     failed: AtomicU64,
 }
@@ -123,9 +125,12 @@ impl RoundRobin {
             .collect()
     }
 
-    /// The backend index of every forwarded request so far, in order.
+    /// The backend index of every forwarded request so far, in the order the rotation picked
+    /// them (with every backend up, consecutive entries differ).
     pub fn order(&self) -> Vec<usize> {
-        lock(&self.shared.order).clone()
+        let mut order = lock(&self.shared.order).clone();
+        order.sort_unstable();
+        order.into_iter().map(|(_, index)| index).collect()
     }
 
     /// Requests answered 502: no backend took the connection, or one failed midway.
@@ -155,7 +160,8 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     let count = backends.len();
     let mut connected = None;
     for _ in 0..count {
-        let index = shared.next.fetch_add(1, Ordering::SeqCst) % count;
+        let ticket = shared.next.fetch_add(1, Ordering::SeqCst);
+        let index = ticket % count;
         let backend = &backends[index];
         if backend.down.load(Ordering::SeqCst) {
             continue;
@@ -163,11 +169,11 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         // Refused: nothing was sent, so the next backend may take the request.
         if let Ok(stream) = tokio::net::TcpStream::connect(backend.addr).await {
             let _ = stream.set_nodelay(true);
-            connected = Some((index, stream));
+            connected = Some((ticket, index, stream));
             break;
         }
     }
-    let Some((index, stream)) = connected else {
+    let Some((ticket, index, stream)) = connected else {
         shared.failed.fetch_add(1, Ordering::SeqCst);
         return (
             StatusCode::BAD_GATEWAY,
@@ -184,7 +190,7 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     tokio::spawn(connection);
     let backend = &backends[index];
     backend.served.fetch_add(1, Ordering::SeqCst);
-    lock(&shared.order).push(index);
+    lock(&shared.order).push((ticket, index));
 
     let (mut parts, body) = request.into_parts();
     strip_hop_by_hop(&mut parts.headers);
