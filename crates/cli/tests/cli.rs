@@ -25,6 +25,8 @@ mod okta_standin;
 mod okta_validate;
 #[path = "cli/sample_env.rs"]
 mod sample_env;
+#[path = "cli/scale.rs"]
+mod scale;
 #[path = "cli/start_order.rs"]
 mod start_order;
 #[path = "cli/tls.rs"]
