@@ -43,6 +43,8 @@ mod outages;
 mod postgres;
 #[path = "integration/replicas.rs"]
 mod replicas;
+#[path = "integration/restarts.rs"]
+mod restarts;
 #[path = "integration/sessions.rs"]
 mod sessions;
 #[path = "integration/token_broker.rs"]
