@@ -138,6 +138,13 @@ uri_enum!(
         InsufficientScope => "insufficient_scope",
         /// RFC 7009 §2.2.1.
         UnsupportedTokenType => "unsupported_token_type",
+        /// RFC 8628 §3.5, reused by draft-parecki-oauth-jwt-grant-interaction-response: the
+        /// person has not finished the interaction yet.
+        InteractionPending => "interaction_pending",
+        /// RFC 8628 §3.5: the client polls faster than `interval`.
+        SlowDown => "slow_down",
+        /// RFC 8628 §3.5: the interaction expired; a new request starts a new one.
+        ExpiredToken => "expired_token",
     }
 );
 
@@ -152,6 +159,13 @@ pub struct ErrorResponse {
     /// Where a person completes a required interaction (brokered consent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interaction_uri: Option<String>,
+    /// Seconds a client waits between retries while the interaction is pending
+    /// (draft-parecki-oauth-jwt-grant-interaction-response).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<u64>,
+    /// Seconds until `interaction_uri` expires (same draft).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
 }
 
 impl ErrorResponse {
@@ -161,6 +175,8 @@ impl ErrorResponse {
             error,
             error_description: Some(description.into()),
             interaction_uri: None,
+            interval: None,
+            expires_in: None,
         }
     }
 }
