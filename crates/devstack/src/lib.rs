@@ -378,6 +378,7 @@ pub fn ensure(data_dir: &Path, topology: Option<&Topology>) -> anyhow::Result<De
             jwks_file: None,
             linked_clients: vec![AGENT0_CLIENT.into(), CLI_CLIENT.into()],
             connections: None,
+            brokered_connections: Vec::new(),
         }],
         authorization_servers: vec![AuthorizationServerEntry {
             id: TODO0_SERVER.into(),

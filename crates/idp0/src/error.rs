@@ -41,6 +41,32 @@ pub enum OAuthError {
     /// RFC 7009 §2.2.1.
     #[error("unsupported_token_type: {0}")]
     UnsupportedTokenType(String),
+    /// Brokered consent: the person must consent first at `interaction_uri` (OKTA.md §1,
+    /// draft-parecki-oauth-jwt-grant-interaction-response).
+    #[error("interaction_required")]
+    InteractionRequired {
+        /// Where the person consents (opaque, single use).
+        interaction_uri: String,
+        /// Seconds between retries.
+        interval: u64,
+        /// Seconds until the link expires.
+        expires_in: u64,
+    },
+    /// The person has not finished the interaction yet.
+    #[error("interaction_pending")]
+    InteractionPending,
+    /// The client retries faster than `interval`.
+    #[error("slow_down")]
+    SlowDown,
+    /// The person (or the third-party app) refused.
+    #[error("access_denied: {0}")]
+    AccessDenied(String),
+    /// The interaction expired; the next request starts a new one.
+    #[error("expired_token: {0}")]
+    ExpiredToken(String),
+    /// A third party idp0 depends on (the ISV) could not answer; nothing was stored.
+    #[error("temporarily_unavailable: {0}")]
+    Unavailable(String),
     /// Storage failed; the client sees a generic `server_error`.
     #[error("server_error: {0}")]
     Store(#[from] StoreError),
@@ -61,6 +87,12 @@ impl OAuthError {
             Self::InvalidScope(_) => ErrorCode::InvalidScope,
             Self::InvalidTarget(_) => ErrorCode::InvalidTarget,
             Self::UnsupportedTokenType(_) => ErrorCode::UnsupportedTokenType,
+            Self::InteractionRequired { .. } => ErrorCode::InteractionRequired,
+            Self::InteractionPending => ErrorCode::InteractionPending,
+            Self::SlowDown => ErrorCode::SlowDown,
+            Self::AccessDenied(_) => ErrorCode::AccessDenied,
+            Self::ExpiredToken(_) => ErrorCode::ExpiredToken,
+            Self::Unavailable(_) => ErrorCode::TemporarilyUnavailable,
             // RFC 6749 §4.1.2.1's code for a server that cannot answer for now.
             Self::Store(e) if e.is_unavailable() => ErrorCode::TemporarilyUnavailable,
             Self::Store(_) | Self::Signing(_) => ErrorCode::ServerError,
@@ -86,7 +118,24 @@ impl OAuthError {
             | Self::UnsupportedGrantType(d)
             | Self::InvalidScope(d)
             | Self::InvalidTarget(d)
-            | Self::UnsupportedTokenType(d) => (StatusCode::BAD_REQUEST, d.clone()),
+            | Self::UnsupportedTokenType(d)
+            | Self::AccessDenied(d)
+            | Self::ExpiredToken(d) => (StatusCode::BAD_REQUEST, d.clone()),
+            Self::InteractionRequired { .. } => (
+                StatusCode::BAD_REQUEST,
+                "The user must authenticate with the authorization server for the request to \
+                 proceed"
+                    .into(),
+            ),
+            Self::InteractionPending => (
+                StatusCode::BAD_REQUEST,
+                "the user has not completed the interaction yet".into(),
+            ),
+            Self::SlowDown => (
+                StatusCode::BAD_REQUEST,
+                "retry no more often than the interval".into(),
+            ),
+            Self::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, d.clone()),
             Self::Store(e) if e.is_unavailable() => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the identity provider's database cannot be reached right now; try again in a \
@@ -117,7 +166,17 @@ impl IntoResponse for OAuthError {
             }
             _ => tracing::info!(error = %self.code(), "token request refused"),
         }
-        let body = ErrorResponse::new(self.code(), description);
+        let mut body = ErrorResponse::new(self.code(), description);
+        if let Self::InteractionRequired {
+            interaction_uri,
+            interval,
+            expires_in,
+        } = &self
+        {
+            body.interaction_uri = Some(interaction_uri.clone());
+            body.interval = Some(*interval);
+            body.expires_in = Some(*expires_in);
+        }
         let mut response = (status, Json(body)).into_response();
         no_store(&mut response);
         if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -6,6 +6,7 @@
 //! * [`state::Idp`]: the assembled IdP; [`http::router`]: its routes.
 //! * [`grants`]: one module per grant; [`client_auth`]: client authentication.
 //! * [`store`]: durable state behind a trait (SQLite embedded, or PostgreSQL shared by replicas).
+//! * [`sts`]: brokered consent ("OAuth STS"): the token vault, the ISV client, the exchange.
 //! * [`admin`]: the Okta-compatible management API (`SSWS` admin token in the data directory).
 
 pub mod admin;
@@ -24,6 +25,7 @@ pub mod password;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod sts;
 pub mod token_request;
 pub mod tokens;
 

@@ -43,6 +43,8 @@ pub struct Inner {
     pub login_throttle: LoginThrottle,
     /// Key of the anti-CSRF tokens of idp0's forms.
     pub csrf: CsrfKey,
+    /// Brokered consent: the vault key and the ISV HTTP client.
+    pub sts: crate::sts::Sts,
     /// Where each server's keys live; `None` for ephemeral in-memory keys.
     keys_dir: Option<PathBuf>,
     /// The current directory. The lock is held only to clone or swap the `Arc`, never across I/O.
@@ -133,6 +135,7 @@ impl Idp {
                 Some(dir) => CsrfKey::load_or_create(dir)?,
                 None => CsrfKey::random(),
             },
+            sts: crate::sts::Sts::load(parts.keys_dir.as_deref())?,
             org,
             store: parts.store,
             clock: parts.clock,

@@ -111,6 +111,7 @@ pub(crate) fn managed_entries(doc: &Document, seed: &ConfigFile) -> ManagedEntri
                 jwks_file: None,
                 linked_clients: linked.into_iter().collect(),
                 connections: Some(connections),
+                brokered_connections: Vec::new(),
             })
         })
         .collect();

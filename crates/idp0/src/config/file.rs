@@ -185,6 +185,10 @@ pub struct AgentEntry {
     /// scopes; when absent, any server whose policy names the agent is reachable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<Vec<ConnectionEntry>>,
+    /// The agent's brokered ("OAuth STS") connections to third-party applications and MCP
+    /// servers (see [`super::brokered`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub brokered_connections: Vec<super::brokered::BrokeredConnectionEntry>,
 }
 
 /// A managed connection of an agent to a custom authorization server.

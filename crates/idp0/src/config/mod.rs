@@ -46,6 +46,7 @@
 //! (RFC 8252 §8.3), and every other part of the URI still matches exactly; web clients always
 //! match exactly.
 
+pub mod brokered;
 mod checks;
 mod file;
 
@@ -56,6 +57,7 @@ use std::sync::Arc;
 use self::checks::{
     check_redirect_uri, grant_type_named, is_loopback_match, parse_scopes, read_jwks,
 };
+pub use self::brokered::{BrokeredConnection, BrokeredConnectionEntry, BrokeredKind};
 pub use self::file::{
     AgentEntry, ApplicationType, AuthMethod, AuthorizationServerEntry, ClientEntry, ConfigFile,
     ConnectionEntry, PolicyEntry, UserEntry,
@@ -139,6 +141,8 @@ pub struct Client {
     pub linked_clients: HashSet<String>,
     /// For agents: the managed connections, when the agent has them (see [`AgentEntry`]).
     pub connections: Option<Vec<Connection>>,
+    /// For agents: the brokered ("OAuth STS") connections.
+    pub brokered: Vec<Arc<BrokeredConnection>>,
     /// The grants this client may use, when limited (see [`ClientEntry::grant_types`]).
     pub grant_types: Option<HashSet<GrantType>>,
     /// For apps created through the management API: the only users who may sign in to it
@@ -183,6 +187,12 @@ impl Client {
 }
 
 impl Client {
+    /// The agent's brokered connection for `resource` (exactly as configured, after the same
+    /// normalisation), if any.
+    pub fn brokered_connection(&self, resource: &str) -> Option<&Arc<BrokeredConnection>> {
+        self.brokered.iter().find(|c| c.resource == resource)
+    }
+
     /// Whether `user_id` may sign in to this client (it is assigned, or the client admits all).
     pub fn is_assigned(&self, user_id: &str) -> bool {
         self.assigned_users
@@ -453,6 +463,7 @@ impl Config {
                 is_agent: false,
                 linked_clients: HashSet::new(),
                 connections: None,
+                brokered: Vec::new(),
                 assigned_users: None,
                 grant_types,
             };
@@ -487,6 +498,10 @@ impl Config {
                 is_agent: true,
                 linked_clients: a.linked_clients.into_iter().collect(),
                 connections: None,
+                brokered: brokered::build(&key, a.brokered_connections)?
+                    .into_iter()
+                    .map(Arc::new)
+                    .collect(),
                 assigned_users: None,
                 grant_types: None,
             };

@@ -1,5 +1,6 @@
 //! Token exchange for an ID-JAG at the org AS (RFC 8693 §2, profiled by
-//! draft-ietf-oauth-identity-assertion-authz-grant §4.3).
+//! draft-ietf-oauth-identity-assertion-authz-grant §4.3), and the entry of the brokered
+//! ("OAuth STS") exchange, which shares its subject-token checks ([`crate::sts::exchange`]).
 //!
 //! An ID token subject must come from a grant that is not revoked and an SSO session (`sid`)
 //! that has not ended; a refresh token subject must be unused, unexpired and not revoked.
@@ -40,6 +41,24 @@ pub(super) async fn grant(
     client: &Client,
     request: Exchange,
 ) -> Result<TokenResponse, OAuthError> {
+    if request.requested_token_type == TokenType::OktaOauthSts {
+        // Brokered consent is the org AS's (OKTA.md §1): a custom AS answers invalid_request.
+        if !server.is_org() {
+            return Err(OAuthError::InvalidRequest(format!(
+                "requested_token_type {} is served by the org authorization server only",
+                TokenType::OktaOauthSts
+            )));
+        }
+        let (user, _) = subject(
+            idp,
+            client,
+            &request.subject_token_type,
+            &request.subject_token,
+        )
+        .await?;
+        return crate::sts::exchange::exchange(idp, client, &user, request.resource.as_deref())
+            .await;
+    }
     if !server.is_org() {
         return Err(OAuthError::UnsupportedGrantType(
             "token exchange for ID-JAGs is served by the org authorization server".into(),

@@ -9,6 +9,7 @@
 
 mod postgres;
 mod sqlite;
+pub mod sts;
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 pub use postgres::{ACQUIRE_TIMEOUT, DEFAULT_SCHEMA, MAX_CONNECTIONS, PostgresStore};
 pub use sqlite::SqliteStore;
+pub use sts::{Interaction, InteractionStatus, StsStore, VaultEntry};
 
 /// A storage failure; never contains secrets.
 #[derive(Debug, thiserror::Error)]
@@ -125,9 +127,9 @@ pub struct SsoSession {
     pub expires_at: UnixTime,
 }
 
-/// idp0's storage.
+/// idp0's storage (brokered consent's part is [`StsStore`]).
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: StsStore + Send + Sync {
     /// Stores a new code under its hash.
     async fn create_code(&self, code_hash: &str, code: &AuthCode) -> Result<(), StoreError>;
     /// Finds a code by hash.

@@ -440,6 +440,7 @@ impl Store for PostgresStore {
             "DELETE FROM revoked_access_tokens WHERE expires_at < $1",
             "DELETE FROM seen_jti WHERE expires_at < $1",
             "DELETE FROM sso_sessions WHERE expires_at < $1",
+            "DELETE FROM sts_interactions WHERE expires_at < $1 - 86400",
         ] {
             sqlx::query(sql).bind(now).execute(&self.pool).await?;
         }
@@ -491,3 +492,5 @@ mod tests {
         assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 }
+
+super::sts::sts_store!(PostgresStore);

@@ -367,9 +367,12 @@ impl Store for SqliteStore {
             "DELETE FROM revoked_access_tokens WHERE expires_at < ?",
             "DELETE FROM seen_jti WHERE expires_at < ?",
             "DELETE FROM sso_sessions WHERE expires_at < ?",
+            "DELETE FROM sts_interactions WHERE expires_at < ? - 86400",
         ] {
             sqlx::query(sql).bind(now).execute(&self.pool).await?;
         }
         Ok(())
     }
 }
+
+super::sts::sts_store!(SqliteStore);

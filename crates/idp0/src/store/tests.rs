@@ -660,3 +660,6 @@ fn the_sqlite_migrations_are_byte_for_byte_those_already_applied() {
         "both backends number their migrations alike"
     );
 }
+
+#[path = "sts_tests.rs"]
+mod sts_tests;

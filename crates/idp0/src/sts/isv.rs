@@ -1,0 +1,231 @@
+//! The third-party (ISV) side of brokered consent: idp0 as an OAuth client of the ISV
+//! (RFC 6749 §4.1.3 code redemption with PKCE, §6 refresh, RFC 7009 revocation), with
+//! `client_secret_post` and `Accept: application/json`.
+//!
+//! GitHub's quirks are accepted (OKTA.md §3): errors may come back as HTTP 200 with an `error`
+//! member, and a response without `Accept: application/json` is form-encoded — both shapes are
+//! read. Nothing here logs or returns a token, code, verifier or secret.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::BrokeredConnection;
+
+/// How long one call to the ISV may take.
+pub const ISV_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An HTTP client for ISVs: no redirects, bounded time. Fails closed (STYLE).
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(protocol::trust::client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(ISV_TIMEOUT)
+        .connect_timeout(Duration::from_secs(5))
+        .build()?)
+}
+
+/// Tokens the ISV issued.
+pub struct IsvTokens {
+    /// Access token.
+    pub access_token: SecretString,
+    /// Refresh token, when the ISV issues expiring tokens.
+    pub refresh_token: Option<SecretString>,
+    /// Seconds until the access token expires, when said.
+    pub expires_in: Option<i64>,
+    /// Granted scope, when said (GitHub separates with commas).
+    pub scope: Option<String>,
+}
+
+/// Why the ISV did not issue tokens.
+#[derive(Debug, thiserror::Error)]
+pub enum IsvError {
+    /// The ISV answered with an OAuth error (the grant is no good): its code only.
+    #[error("the app refused: {0}")]
+    Rejected(String),
+    /// The ISV could not be reached or failed (5xx, timeout, unreadable answer).
+    #[error("the app could not be reached: {0}")]
+    Unavailable(String),
+}
+
+/// Redeems an authorization code (RFC 6749 §4.1.3 + RFC 7636 §4.5).
+pub async fn redeem_code(
+    http: &reqwest::Client,
+    connection: &BrokeredConnection,
+    code: &str,
+    redirect_uri: &str,
+    verifier: &SecretString,
+) -> Result<IsvTokens, IsvError> {
+    token_request(
+        http,
+        connection,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier.expose_secret()),
+        ],
+    )
+    .await
+}
+
+/// Refreshes (RFC 6749 §6).
+pub async fn refresh(
+    http: &reqwest::Client,
+    connection: &BrokeredConnection,
+    refresh_token: &SecretString,
+) -> Result<IsvTokens, IsvError> {
+    token_request(
+        http,
+        connection,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose_secret()),
+        ],
+    )
+    .await
+}
+
+/// Revokes a token at the ISV's revocation endpoint (RFC 7009 §2.1); `Ok(false)` when the
+/// connection has none.
+pub async fn revoke(
+    http: &reqwest::Client,
+    connection: &BrokeredConnection,
+    token: &SecretString,
+    hint: &str,
+) -> Result<bool, IsvError> {
+    let Some(url) = &connection.revocation_url else {
+        return Ok(false);
+    };
+    let response = http
+        .post(url.clone())
+        .header(reqwest::header::ACCEPT, "application/json")
+        .form(&[
+            ("token", token.expose_secret()),
+            ("token_type_hint", hint),
+            ("client_id", connection.client_id.as_str()),
+            ("client_secret", connection.client_secret.expose_secret()),
+        ])
+        .send()
+        .await
+        .map_err(|e| IsvError::Unavailable(describe(&e)))?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(true)
+    } else if status.is_server_error() {
+        Err(IsvError::Unavailable(format!("HTTP {}", status.as_u16())))
+    } else {
+        Err(IsvError::Rejected(format!("HTTP {}", status.as_u16())))
+    }
+}
+
+async fn token_request(
+    http: &reqwest::Client,
+    connection: &BrokeredConnection,
+    params: &[(&str, &str)],
+) -> Result<IsvTokens, IsvError> {
+    let mut form: Vec<(&str, &str)> = params.to_vec();
+    form.push(("client_id", &connection.client_id));
+    form.push(("client_secret", connection.client_secret.expose_secret()));
+    let response = http
+        .post(connection.token_url.clone())
+        .header(reqwest::header::ACCEPT, "application/json")
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| IsvError::Unavailable(describe(&e)))?;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| IsvError::Unavailable(describe(&e)))?;
+    if status.is_server_error() {
+        return Err(IsvError::Unavailable(format!("HTTP {}", status.as_u16())));
+    }
+    let fields = read_fields(&body, is_json);
+    if let Some(error) = fields.get("error") {
+        return Err(IsvError::Rejected(short(error)));
+    }
+    if !status.is_success() {
+        return Err(IsvError::Rejected(format!("HTTP {}", status.as_u16())));
+    }
+    let access_token = fields
+        .get("access_token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| IsvError::Unavailable("the answer carries no access_token".into()))?;
+    Ok(IsvTokens {
+        access_token: SecretString::from(access_token.clone()),
+        refresh_token: fields
+            .get("refresh_token")
+            .filter(|t| !t.is_empty())
+            .map(|t| SecretString::from(t.clone())),
+        expires_in: fields.get("expires_in").and_then(|v| v.parse().ok()),
+        scope: fields.get("scope").map(|s| s.replace(',', " ")),
+    })
+}
+
+/// The answer's top-level members as strings (JSON numbers included), JSON or form-encoded.
+fn read_fields(body: &[u8], is_json: bool) -> HashMap<String, String> {
+    let json = if is_json || body.first() == Some(&b'{') {
+        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body).ok()
+    } else {
+        None
+    };
+    match json {
+        Some(map) => map
+            .into_iter()
+            .filter_map(|(k, v)| match v {
+                serde_json::Value::String(s) => Some((k, s)),
+                serde_json::Value::Number(n) => Some((k, n.to_string())),
+                _ => None,
+            })
+            .collect(),
+        None => url::form_urlencoded::parse(body).into_owned().collect(),
+    }
+}
+
+/// An error code as shown in logs and pages: short, and only a code's characters.
+fn short(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(64)
+        .collect()
+}
+
+/// A transport error without its URL (which is configuration, but keep logs plain).
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection refused or unreachable".into()
+    } else {
+        "transport error".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_form_and_github_style_answers_are_read() {
+        let json = read_fields(br#"{"access_token":"a","expires_in":28800}"#, true);
+        assert_eq!(json["access_token"], "a");
+        assert_eq!(json["expires_in"], "28800");
+        let form = read_fields(b"access_token=b&scope=repo%2Cuser&token_type=bearer", false);
+        assert_eq!(form["access_token"], "b");
+        assert_eq!(form["scope"], "repo,user");
+        let error = read_fields(
+            br#"{"error":"bad_verification_code","error_description":"x"}"#,
+            true,
+        );
+        assert_eq!(short(&error["error"]), "bad_verification_code");
+        assert_eq!(short("<script>"), "script");
+    }
+}

@@ -1,0 +1,157 @@
+//! Brokered consent ("OAuth STS", OKTA.md §1, ARCHITECTURE §5.4): idp0 holds a person's
+//! third-party (ISV) tokens in its vault and hands the access token to an agent that exchanges
+//! the person's ID token for it at the org authorization server.
+//!
+//! * [`exchange`]: the token-exchange branch (vault hit, silent refresh, or an interaction).
+//! * [`vault`]: AES-256-GCM sealing of the tokens at rest.
+//! * [`isv`]: idp0 as the ISV's OAuth client.
+//! * The pages (interaction, callback, Connected apps) are in `http::sts`.
+//!
+//! Audit lines go to the `idp0::audit` target with the person, agent and resource — never a
+//! token, code, state, verifier or secret.
+
+pub mod exchange;
+pub mod isv;
+pub mod vault;
+
+use secrecy::SecretString;
+
+use crate::config::{BrokeredConnection, Client};
+use crate::state::Idp;
+use crate::store::{StoreError, VaultEntry, secret_hash};
+
+/// Seconds a client waits between retries while an interaction is pending.
+pub const INTERVAL: u64 = 5;
+/// Seconds an `interaction_uri` stays valid.
+pub const INTERACTION_LIFETIME: i64 = 600;
+/// An ISV access token is not handed out in its last seconds (the agent still has to use it).
+pub const EXPIRY_MARGIN: i64 = 30;
+/// `last_used_at` is written at most this often per consent (a warm exchange stays a read).
+pub const TOUCH_EVERY: i64 = 60;
+/// The audit log's target.
+pub const AUDIT: &str = "idp0::audit";
+
+/// Brokered consent's parts of the IdP: the vault key and the HTTP client for ISVs.
+pub struct Sts {
+    /// The vault's cipher.
+    pub vault: vault::VaultKey,
+    /// HTTP client for ISVs (no redirects, bounded time).
+    pub http: reqwest::Client,
+}
+
+impl Sts {
+    /// With the vault key from the environment or `keys_dir`.
+    pub fn load(keys_dir: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        Ok(Self {
+            vault: vault::VaultKey::load(keys_dir)?,
+            http: isv::http_client()?,
+        })
+    }
+}
+
+/// The URL of idp0's ISV callback: `<issuer>/oauth2/v1/sts/callback`.
+pub fn callback_url(idp: &Idp) -> String {
+    format!("{}/oauth2/v1/sts/callback", idp.issuer())
+}
+
+/// The interaction page of opaque id `id`.
+pub fn interaction_url(idp: &Idp, id: &str) -> String {
+    format!("{}/oauth2/v1/sts/interaction/{id}", idp.issuer())
+}
+
+/// Seals tokens the ISV issued into the vault entry of (user, agent, connection).
+pub fn sealed_entry(
+    idp: &Idp,
+    user_id: &str,
+    agent: &Client,
+    connection: &BrokeredConnection,
+    tokens: &isv::IsvTokens,
+    previous: Option<&VaultEntry>,
+) -> anyhow::Result<VaultEntry> {
+    let now = idp.clock.now();
+    let owner = |field| vault::Owner {
+        user_id,
+        agent: &agent.client_id,
+        resource: &connection.resource,
+        field,
+    };
+    let access = idp.sts.vault.seal(&owner("access"), &tokens.access_token)?;
+    // An ISV that does not rotate refresh tokens answers a refresh without one: keep the old.
+    let refresh = match &tokens.refresh_token {
+        Some(token) => Some(idp.sts.vault.seal(&owner("refresh"), token)?),
+        None => previous.and_then(|p| p.refresh_token.clone()),
+    };
+    Ok(VaultEntry {
+        user_id: user_id.to_owned(),
+        agent: agent.client_id.clone(),
+        resource: connection.resource.clone(),
+        access_token: Some(access),
+        access_hash: Some(secret_hash(secrecy::ExposeSecret::expose_secret(
+            &tokens.access_token,
+        ))),
+        access_expires_at: tokens.expires_in.map(|s| now + s),
+        refresh_token: refresh,
+        scope: tokens
+            .scope
+            .clone()
+            .or_else(|| previous.map(|p| p.scope.clone()))
+            .unwrap_or_else(|| connection.scope.clone()),
+        granted_at: previous.map_or(now, |p| p.granted_at),
+        last_used_at: previous.and_then(|p| p.last_used_at),
+    })
+}
+
+/// Opens one sealed field of `entry`.
+pub fn open_field(idp: &Idp, entry: &VaultEntry, field: &str) -> Option<SecretString> {
+    let sealed = match field {
+        "access" => entry.access_token.as_deref(),
+        _ => entry.refresh_token.as_deref(),
+    }?;
+    idp.sts.vault.open(
+        &vault::Owner {
+            user_id: &entry.user_id,
+            agent: &entry.agent,
+            resource: &entry.resource,
+            field,
+        },
+        sealed,
+    )
+}
+
+/// Removes a person's consent: the vault entry goes, and the ISV is asked to revoke the tokens
+/// when it has a revocation endpoint (best effort). `Ok(Some(problem))` when the local removal
+/// stood but the ISV's revocation failed.
+pub async fn remove_consent(
+    idp: &Idp,
+    user_id: &str,
+    agent: &str,
+    resource: &str,
+) -> Result<Option<String>, StoreError> {
+    let Some(entry) = idp.store.find_vault_entry(user_id, agent, resource).await? else {
+        return Ok(None);
+    };
+    idp.store
+        .delete_vault_entry(user_id, agent, resource)
+        .await?;
+    tracing::info!(target: AUDIT, event = "consent_removed", user_id, agent, resource, "consent removed");
+    let connection = idp
+        .client(agent)
+        .and_then(|c| c.brokered_connection(resource).cloned());
+    let Some(connection) = connection.filter(|c| c.revocation_url.is_some()) else {
+        return Ok(None);
+    };
+    let mut problem = None;
+    for (field, hint) in [("refresh", "refresh_token"), ("access", "access_token")] {
+        let Some(token) = open_field(idp, &entry, field) else {
+            continue;
+        };
+        if let Err(e) = isv::revoke(&idp.sts.http, &connection, &token, hint).await {
+            tracing::warn!(target: AUDIT, event = "isv_revocation_failed", user_id, agent, resource, error = %e, "revocation at the app failed");
+            problem = Some(format!(
+                "{} could not revoke the token ({e}).",
+                connection.name
+            ));
+        }
+    }
+    Ok(problem)
+}
