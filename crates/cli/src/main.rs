@@ -2,6 +2,7 @@
 
 mod agent;
 mod bench;
+mod github;
 mod idp;
 mod keys;
 mod login;
@@ -51,6 +52,8 @@ enum Command {
     TodoMcp(todo::TodoMcpArgs),
     /// Run todo0's web app and REST API (OIDC login; the MCP server's todos).
     TodoApp(todo::TodoAppArgs),
+    /// Run github0, the offline GitHub sandbox (OAuth web flow, REST under /api/v3, MCP at /mcp).
+    Github0(github::Github0Args),
     /// Generate key pairs (PEM + public JWK with an RFC 7638 kid).
     Keys {
         #[command(subcommand)]
@@ -131,6 +134,7 @@ fn main() -> std::process::ExitCode {
             Command::Idp(args) => idp::run(args).await,
             Command::TodoMcp(args) => todo::run_mcp(args).await,
             Command::TodoApp(args) => todo::run_app(args).await,
+            Command::Github0(args) => github::run(args).await,
             Command::Keys { command } => keys::run(command),
             Command::Login(args) => login::run(args).await,
             Command::Token { command } => token::run(command).await,

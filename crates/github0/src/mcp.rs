@@ -143,25 +143,23 @@ fn tool_error(message: impl Into<String>) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message.into())])
 }
 
-fn required_str<'a>(args: &'a JsonObject, name: &str) -> Result<&'a str, CallToolResult> {
+fn required_str<'a>(args: &'a JsonObject, name: &str) -> Result<&'a str, String> {
     match args.get(name) {
-        None | Some(Value::Null) => Err(tool_error(format!("missing required parameter: {name}"))),
+        None | Some(Value::Null) => Err(format!("missing required parameter: {name}")),
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
-        Some(Value::String(_)) => Err(tool_error(format!("missing required parameter: {name}"))),
-        Some(_) => Err(tool_error(format!(
-            "parameter {name} is not of type string"
-        ))),
+        Some(Value::String(_)) => Err(format!("missing required parameter: {name}")),
+        Some(_) => Err(format!("parameter {name} is not of type string")),
     }
 }
 
-fn required_number(args: &JsonObject, name: &str) -> Result<i64, CallToolResult> {
+fn required_number(args: &JsonObject, name: &str) -> Result<i64, String> {
     match args.get(name) {
-        None | Some(Value::Null) => Err(tool_error(format!("missing required parameter: {name}"))),
+        None | Some(Value::Null) => Err(format!("missing required parameter: {name}")),
         Some(value) => value
             .as_f64()
             .filter(|n| n.fract() == 0.0 && *n >= 1.0 && *n <= 9.0e15)
             .map(|n| n as i64)
-            .ok_or_else(|| tool_error(format!("parameter {name} is not a valid number"))),
+            .ok_or_else(|| format!("parameter {name} is not a valid number")),
     }
 }
 
@@ -214,21 +212,23 @@ fn minimal_pull(github0: &Github0, repo: &Repo, p: &Pull) -> Value {
     value
 }
 
-fn failed(what: &str, error: ServiceError) -> CallToolResult {
+fn failed(what: &str, error: ServiceError) -> String {
     match error {
-        ServiceError::NotFound => tool_error(format!("failed to {what}: 404 Not Found")),
-        ServiceError::BodyMissing => tool_error(format!("failed to {what}: 422 body is missing")),
-        ServiceError::BodyTooLong => tool_error(format!(
-            "failed to {what}: 422 Validation Failed: Body is too long (maximum is 65536 characters)"
-        )),
-        ServiceError::InsufficientScope => tool_error(format!(
-            "failed to {what}: 403 Resource not accessible by integration (the token needs the repo or public_repo scope)"
-        )),
+        ServiceError::NotFound => format!("failed to {what}: 404 Not Found"),
+        ServiceError::BodyMissing => format!("failed to {what}: 422 body is missing"),
+        ServiceError::BodyTooLong => {
+            format!(
+                "failed to {what}: 422 Validation Failed: Body is too long (maximum is 65536 characters)"
+            )
+        }
+        ServiceError::InsufficientScope => {
+            format!(
+                "failed to {what}: 403 Resource not accessible by integration (the token needs the repo or public_repo scope)"
+            )
+        }
         ServiceError::Store(e) => {
             tracing::error!(error = %e, "github0 store failed");
-            tool_error(format!(
-                "failed to {what}: the sandbox is unavailable; try again"
-            ))
+            format!("failed to {what}: the sandbox is unavailable; try again")
         }
     }
 }
@@ -239,7 +239,7 @@ impl GithubTools {
         who: &Principal,
         name: &str,
         args: &JsonObject,
-    ) -> Result<CallToolResult, CallToolResult> {
+    ) -> Result<CallToolResult, String> {
         let github0 = &self.github0;
         match name {
             "get_me" => {
@@ -317,9 +317,9 @@ impl GithubTools {
                             .collect();
                         Ok(text(&Value::Array(list)))
                     }
-                    other => Err(tool_error(format!(
+                    other => Err(format!(
                         "unknown method: {other} (the github0 sandbox supports get and get_comments)"
-                    ))),
+                    )),
                 }
             }
             "add_issue_comment" => {
@@ -327,9 +327,9 @@ impl GithubTools {
                 let repo = required_str(args, "repo")?;
                 let number = required_number(args, "issue_number")?;
                 if args.get("reaction").is_some_and(|r| !r.is_null()) {
-                    return Err(tool_error(
-                        "reactions are not supported by the github0 sandbox; send a body",
-                    ));
+                    return Err(
+                        "reactions are not supported by the github0 sandbox; send a body".into(),
+                    );
                 }
                 let body = required_str(args, "body")?;
                 let (repo_row, comment) = github0
@@ -347,7 +347,7 @@ impl GithubTools {
                     ),
                 })))
             }
-            other => Err(tool_error(format!("unknown tool: {other}"))),
+            other => Err(format!("unknown tool: {other}")),
         }
     }
 }
@@ -410,7 +410,7 @@ impl ServerHandler for GithubTools {
         let result = self
             .run(&who, &request.name, &args)
             .await
-            .unwrap_or_else(|e| e);
+            .unwrap_or_else(tool_error);
         tracing::info!(target: "github0::audit", login = %who.account.login, tool = %request.name, error = result.is_error.unwrap_or(false), "mcp tool call");
         Ok(result.into())
     }

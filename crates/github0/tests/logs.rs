@@ -2,7 +2,7 @@
 //! while a whole journey runs — sign-in, consent, code exchange, refresh, REST and MCP calls,
 //! revocation — and searched for the password, the client secret, the code and every token.
 
-#![allow(clippy::unwrap_used, unreachable_pub)]
+#![allow(clippy::unwrap_used, unreachable_pub, dead_code)]
 
 use std::sync::{Arc, Mutex, OnceLock};
 
