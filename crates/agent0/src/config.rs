@@ -432,6 +432,10 @@ pub struct ServiceSettings {
     /// `AGENT_REDIS_URL`: Redis for sessions, token caches and exchange leases (`None`: in
     /// process).
     pub redis: Option<String>,
+    /// `AGENT_REDIS_PREFIX`: the start of every Redis key and channel name, shared by the
+    /// replicas of one deployment; deployments (or test runs) on one Redis each need their own.
+    /// Default [`crate::shared::redis::DEFAULT_PREFIX`].
+    pub redis_prefix: String,
 }
 
 /// Reads agent0's [`ServiceSettings`] through `get` (a setting by name; the caller lets its
@@ -486,6 +490,26 @@ pub fn service_settings(
             .map_err(|problem| invalid("DISABLED_CONNECTIONS", problem))?,
         None => BTreeSet::new(),
     };
+    let redis_prefix = match get("AGENT_REDIS_PREFIX") {
+        Some(text) => {
+            let fits = !text.is_empty()
+                && text.len() <= 64
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-' | '.'));
+            if !fits {
+                return Err(invalid(
+                    "AGENT_REDIS_PREFIX",
+                    format!(
+                        "{text:?} is not a key prefix: use 1 to 64 letters, digits and : _ - . \
+                         (e.g. agent0-prod:)"
+                    ),
+                ));
+            }
+            text
+        }
+        None => crate::shared::redis::DEFAULT_PREFIX.to_owned(),
+    };
     Ok(ServiceSettings {
         port,
         max_steps,
@@ -493,6 +517,7 @@ pub fn service_settings(
         disabled,
         database: get("AGENT_DATABASE_URL"),
         redis: get("AGENT_REDIS_URL"),
+        redis_prefix,
     })
 }
 

@@ -277,6 +277,7 @@ fn service_settings_default_when_unset() {
             disabled: BTreeSet::new(),
             database: None,
             redis: None,
+            redis_prefix: "agent0:".into(),
         }
     );
 }
@@ -290,6 +291,7 @@ fn service_settings_are_read_by_their_names() {
         ("DISABLED_CONNECTIONS", "application"),
         ("AGENT_DATABASE_URL", "postgres://u@db/x?sslmode=require"),
         ("AGENT_REDIS_URL", "rediss://db:6380"),
+        ("AGENT_REDIS_PREFIX", "agent0-prod:"),
     ]))
     .unwrap();
     assert_eq!(parsed.port, 0);
@@ -301,6 +303,7 @@ fn service_settings_are_read_by_their_names() {
         Some("postgres://u@db/x?sslmode=require")
     );
     assert_eq!(parsed.redis.as_deref(), Some("rediss://db:6380"));
+    assert_eq!(parsed.redis_prefix, "agent0-prod:");
     for (value, renew) in [("1", false), ("ON", false), ("0", true), ("false", true)] {
         let parsed = service_settings(&settings(&[("AGENT_NO_REFRESH", value)])).unwrap();
         assert_eq!(parsed.offline_access, renew, "{value}");
@@ -317,6 +320,8 @@ fn bad_service_settings_are_refused_naming_the_setting_and_the_fix() {
         ("AGENT_MAX_STEPS", "many", "is not a number"),
         ("AGENT_NO_REFRESH", "maybe", "use true or false"),
         ("DISABLED_CONNECTIONS", "gateway", ""),
+        ("AGENT_REDIS_PREFIX", "a b", "is not a key prefix"),
+        ("AGENT_REDIS_PREFIX", "*", "is not a key prefix"),
     ] {
         let err = service_settings(&settings(&[(name, value)])).unwrap_err();
         let message = err.to_string();

@@ -55,6 +55,11 @@ pub(crate) struct AgentArgs {
     /// this process (no Redis needed).
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// The start of every Redis key and channel this agent0 uses: the same on the replicas of
+    /// one deployment, another one for each deployment (or test run) sharing that Redis.
+    /// Env: AGENT_REDIS_PREFIX. Default: `agent0:`.
+    #[arg(long, value_name = "PREFIX")]
+    redis_prefix: Option<String>,
     /// Model calls per chat turn. Env: AGENT_MAX_STEPS.
     #[arg(long)]
     max_steps: Option<usize>,
@@ -121,6 +126,7 @@ pub(crate) async fn prepare(
         disabled,
         database,
         redis,
+        redis_prefix,
     } = agent0::config::service_settings(&|name| {
         let flag = match name {
             "PORT" => port_flag.as_deref(),
@@ -128,6 +134,7 @@ pub(crate) async fn prepare(
             "AGENT_NO_REFRESH" => args.no_refresh.then_some("true"),
             "AGENT_DATABASE_URL" => args.database.as_deref(),
             "AGENT_REDIS_URL" => args.redis.as_deref(),
+            "AGENT_REDIS_PREFIX" => args.redis_prefix.as_deref(),
             _ => None,
         };
         settings.get(flag, name)
@@ -160,11 +167,7 @@ pub(crate) async fn prepare(
         .map(|s| format!("  MCP server:      {} ({})", s.url, s.name))
         .collect();
     let shared = match redis {
-        Some(url) => agent0::shared::SharedState::redis(
-            &url,
-            agent0::shared::redis::DEFAULT_PREFIX,
-            clock.clone(),
-        )
+        Some(url) => agent0::shared::SharedState::redis(&url, &redis_prefix, clock.clone())
         .await
         .map_err(|e| {
             anyhow::anyhow!(
