@@ -8,12 +8,17 @@ use httpserve::html::escape;
 pub const CSP: &str =
     "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The CSP of the brokered-consent callback page: as [`CSP`], plus idp0's own scripts (its
+/// `close.js`, which closes a popup).
+pub const CSP_SELF_SCRIPT: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; \
+     frame-ancestors 'none'; base-uri 'none'";
+
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem;color:#1d2330}\
 h1{font-size:1.4rem}label{display:block;margin:.8rem 0 .2rem}input{width:100%;padding:.5rem;box-sizing:border-box;font-size:1rem}\
 button{margin-top:1rem;padding:.6rem 1.2rem;font-size:1rem}.error{color:#a3001b}.dev{background:#fff6d6;border:1px solid #e0c060;padding:.6rem;margin:1rem 0;font-size:.9rem}\
 code{font-size:.95rem}@media(prefers-color-scheme:dark){body{background:#14171c;color:#e6e6e6}.dev{background:#3a3210;border-color:#8a7420}}";
 
-fn page(title: &str, body: &str) -> String {
+pub(crate) fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>",
@@ -37,6 +42,8 @@ pub struct LoginPage<'a> {
     pub username: &'a str,
     /// Demo credentials (development configuration only).
     pub demo_credentials: &'a [(String, String)],
+    /// An idp0 page to return to after signing in (instead of an authorization request), or "".
+    pub return_to: &'a str,
 }
 
 /// The login form.
@@ -72,6 +79,7 @@ pub fn login(p: &LoginPage<'_>) -> String {
              <input type=\"hidden\" name=\"authorize_query\" value=\"{query}\">\
              <input type=\"hidden\" name=\"server\" value=\"{server}\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <input type=\"hidden\" name=\"return_to\" value=\"{return_to}\">\
              <label for=\"username\">Username</label><input id=\"username\" name=\"username\" autocomplete=\"username\" required autofocus value=\"{username}\">\
              <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
              <button type=\"submit\">Sign in</button></form>",
@@ -80,6 +88,7 @@ pub fn login(p: &LoginPage<'_>) -> String {
             server = escape(p.server),
             csrf = escape(p.csrf),
             username = escape(p.username),
+            return_to = escape(p.return_to),
         ),
     )
 }
@@ -141,7 +150,8 @@ pub fn home(issuer: &str, servers: &[(String, String)]) -> String {
         "idp0",
         &format!(
             "<h1>idp0</h1><p>Embedded identity provider. Org authorization server: \
-             <a href=\"{iss}/.well-known/openid-configuration\">{iss}</a></p><p>Custom authorization servers:</p><ul>{items}</ul>",
+             <a href=\"{iss}/.well-known/openid-configuration\">{iss}</a></p>\
+             <p><a href=\"/connected-apps\">Connected apps</a>: the third-party apps you let agents use.</p><p>Custom authorization servers:</p><ul>{items}</ul>",
             iss = escape(issuer)
         ),
     )
@@ -161,6 +171,7 @@ mod tests {
             error: Some("<b>"),
             username: "\"><img>",
             demo_credentials: &[],
+            return_to: "",
         });
         assert!(!html.contains("<script>x"));
         assert!(!html.contains("\"><img>"));

@@ -1,6 +1,10 @@
 //! idp0's integration tests: one binary (STYLE §11), real servers on 127.0.0.1:0.
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
+#[path = "integration/brokered.rs"]
+mod brokered;
+#[path = "integration/brokered_isv.rs"]
+mod brokered_isv;
 #[path = "integration/flow.rs"]
 mod flow;
 #[path = "integration/interop.rs"]

@@ -267,7 +267,7 @@ async fn authorize(
             &server,
             jar,
             &query,
-            &request.client,
+            &request.client.client_id,
             None,
             "",
             StatusCode::OK,
@@ -281,7 +281,48 @@ fn login_page(
     server: &AuthServer,
     jar: CookieJar,
     query: &str,
-    client: &Client,
+    client_name: &str,
+    error: Option<&str>,
+    username: &str,
+    status: StatusCode,
+) -> Response {
+    login_form(
+        idp,
+        server,
+        jar,
+        query,
+        "",
+        client_name,
+        error,
+        username,
+        status,
+    )
+}
+
+/// The login form for an idp0 page (`return_to`, see [`is_return_path`]) rather than an
+/// authorization request: after signing in the person is sent back there.
+pub(super) fn login_to_return(
+    idp: &Idp,
+    jar: CookieJar,
+    return_to: &str,
+    shown_as: &str,
+    error: Option<&str>,
+    username: &str,
+    status: StatusCode,
+) -> Response {
+    login_form(
+        idp, &idp.org, jar, "", return_to, shown_as, error, username, status,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn login_form(
+    idp: &Idp,
+    server: &AuthServer,
+    jar: CookieJar,
+    query: &str,
+    return_to: &str,
+    client_name: &str,
     error: Option<&str>,
     username: &str,
     status: StatusCode,
@@ -296,13 +337,14 @@ fn login_page(
         &[]
     };
     let page = html::login(&LoginPage {
-        client_name: &client.client_id,
+        client_name,
         authorize_query: query,
         server: server.store_id(),
         csrf: &csrf,
         error,
         username,
         demo_credentials: demo,
+        return_to,
     });
     let cookie = Cookie::build((CSRF_COOKIE, cookie_value))
         .path("/login")
@@ -378,6 +420,144 @@ pub(super) struct LoginForm {
     #[serde(default)]
     server: String,
     csrf: String,
+    /// An idp0 page to return to instead of an authorization request (brokered consent's
+    /// interaction page, Connected apps); checked by [`is_return_path`].
+    #[serde(default)]
+    return_to: String,
+}
+
+/// Whether `path` is one of the idp0 pages a login may return to: Connected apps, or an
+/// interaction page (`/oauth2/v1/sts/interaction/<opaque id>`). Nothing else, so the form
+/// cannot be made an open redirector.
+pub(super) fn is_return_path(path: &str) -> bool {
+    path == super::sts::CONNECTED_APPS
+        || path
+            .strip_prefix(super::sts::INTERACTION_PREFIX)
+            .is_some_and(|id| {
+                !id.is_empty()
+                    && id.len() <= 64
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+}
+
+/// `POST /login` for an idp0 page: the same CSRF, throttle and password checks, a new SSO
+/// session, then back to the page.
+async fn login_and_return(
+    idp: Idp,
+    address: Option<std::net::IpAddr>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    form: LoginForm,
+) -> Response {
+    if !is_return_path(&form.return_to) {
+        return html_response(
+            StatusCode::BAD_REQUEST,
+            html::error("Cannot sign in", "The sign-in form was changed."),
+        );
+    }
+    let page = |jar: CookieJar, message: &str, status: StatusCode| {
+        login_to_return(
+            &idp,
+            jar,
+            &form.return_to,
+            "idp0",
+            Some(message),
+            &form.username,
+            status,
+        )
+    };
+    let now = idp.clock.now();
+    let csrf_ok = !is_foreign_post(&headers, idp.issuer())
+        && jar.get(CSRF_COOKIE).is_some_and(|c| {
+            idp.csrf
+                .is_valid(LOGIN_CSRF_PURPOSE, c.value(), &form.csrf, now)
+        });
+    if !csrf_ok {
+        return page(
+            jar,
+            "Your sign-in form expired. Please try again.",
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let user = match check_credentials(&idp, &form, address, now).await {
+        Ok(user) => user,
+        Err(LoginRefusal::Throttled(seconds)) => {
+            let message = format!(
+                "Too many failed sign-in attempts. Please try again in {}.",
+                in_words(seconds)
+            );
+            let response = page(jar, &message, StatusCode::TOO_MANY_REQUESTS);
+            return with_retry_after(response, seconds);
+        }
+        Err(LoginRefusal::Busy(seconds)) => {
+            let message = "Sign-in is busy right now. Please try again in a moment.";
+            let response = page(jar, message, StatusCode::SERVICE_UNAVAILABLE);
+            return with_retry_after(response, seconds);
+        }
+        Err(LoginRefusal::Invalid) => {
+            return page(
+                jar,
+                "Invalid username or password.",
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+    };
+    match start_session(&idp, jar, &user.id).await {
+        Ok((jar, _)) => {
+            tracing::info!("login succeeded (idp0 page)");
+            (
+                jar,
+                [(header::CACHE_CONTROL, "no-store")],
+                Redirect::to(&form.return_to),
+            )
+                .into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+/// Starts an SSO session for `user_id`: stores it, replaces any previous session cookie
+/// (session fixation) and drops the login form's CSRF cookie.
+async fn start_session(
+    idp: &Idp,
+    jar: CookieJar,
+    user_id: &str,
+) -> Result<(CookieJar, SsoSession), Response> {
+    let now = idp.clock.now();
+    let cookie_value = new_secret();
+    let session = SsoSession {
+        sid: new_id(),
+        user_id: user_id.to_owned(),
+        auth_time: now,
+        expires_at: now + idp.directory().config.session_lifetime,
+    };
+    if let Err(e) = idp
+        .store
+        .create_session(&secret_hash(&cookie_value), &session)
+        .await
+    {
+        tracing::error!(error = %e, "could not store an SSO session");
+        return Err(html_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            html::error("Cannot sign in", "Please try again shortly."),
+        ));
+    }
+    // Replace any previous session cookie (session fixation) and drop the CSRF cookie.
+    if let Some(old) = jar.get(SESSION_COOKIE) {
+        let _ = idp.store.delete_session(&secret_hash(old.value())).await;
+    }
+    let cookie = Cookie::build((SESSION_COOKIE, cookie_value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(idp.secure_cookies)
+        .build();
+    let jar = jar
+        .add(cookie)
+        .remove(Cookie::build(CSRF_COOKIE).path("/login"));
+    Ok((jar, session))
 }
 
 /// `POST /login`: checks the password, starts an SSO session, and completes the authorization.
@@ -388,6 +568,9 @@ pub(super) async fn post_login(
     jar: CookieJar,
     AxumForm(form): AxumForm<LoginForm>,
 ) -> Response {
+    if !form.return_to.is_empty() {
+        return login_and_return(idp, address, headers, jar, form).await;
+    }
     let server = match idp.server((!form.server.is_empty()).then_some(form.server.as_str())) {
         Some(server) => server,
         None => {
@@ -407,7 +590,7 @@ pub(super) async fn post_login(
             &server,
             jar,
             &form.authorize_query,
-            &request.client,
+            &request.client.client_id,
             Some(message),
             &form.username,
             status,
@@ -445,38 +628,10 @@ pub(super) async fn post_login(
             return page(jar, message, StatusCode::UNAUTHORIZED);
         }
     };
-    let now = idp.clock.now();
-    let cookie_value = new_secret();
-    let session = SsoSession {
-        sid: new_id(),
-        user_id: user.id.clone(),
-        auth_time: now,
-        expires_at: now + idp.directory().config.session_lifetime,
+    let (jar, session) = match start_session(&idp, jar, &user.id).await {
+        Ok(started) => started,
+        Err(response) => return response,
     };
-    if let Err(e) = idp
-        .store
-        .create_session(&secret_hash(&cookie_value), &session)
-        .await
-    {
-        tracing::error!(error = %e, "could not store an SSO session");
-        return html_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            html::error("Cannot sign in", "Please try again shortly."),
-        );
-    }
-    // Replace any previous session cookie (session fixation) and drop the CSRF cookie.
-    if let Some(old) = jar.get(SESSION_COOKIE) {
-        let _ = idp.store.delete_session(&secret_hash(old.value())).await;
-    }
-    let cookie = Cookie::build((SESSION_COOKIE, cookie_value))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(idp.secure_cookies)
-        .build();
-    let jar = jar
-        .add(cookie)
-        .remove(Cookie::build(CSRF_COOKIE).path("/login"));
     tracing::info!(client_id = %request.client.client_id, "login succeeded");
     let response = issue_code(&idp, &server, &request, &session).await;
     (jar, [(header::CACHE_CONTROL, "no-store")], response).into_response()

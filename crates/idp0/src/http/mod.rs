@@ -4,6 +4,7 @@
 mod authorize;
 mod logout;
 mod metadata;
+mod sts;
 mod token;
 mod userinfo;
 
@@ -64,6 +65,15 @@ pub fn router(idp: Idp) -> Router {
             get(metadata::get_metadata),
         )
         .route("/login", post(authorize::post_login))
+        .route(
+            "/oauth2/v1/sts/interaction/{id}",
+            get(sts::get_interaction).post(sts::post_interaction),
+        )
+        .route(sts::CONNECTED_APPS, get(sts::get_connected_apps))
+        .route(
+            "/connected-apps/remove",
+            post(sts::post_remove_connected_app),
+        )
         .route("/", get(get_home))
         .route("/health", get(|| async { "ok" }))
         .merge(crate::admin::router(&idp))
@@ -72,11 +82,22 @@ pub fn router(idp: Idp) -> Router {
     // `same-origin`, not `no-referrer`: under it browsers send `Origin: null` even on same-origin
     // form posts (Fetch §3.1 "append a request Origin header"), and the login and logout forms
     // refuse any foreign Origin. `same-origin` still sends nothing to other sites.
+    // The callback's "connected" page runs idp0's own close.js (closes a popup): its CSP allows
+    // scripts from idp0 itself, and nothing else does.
+    let sts_pages = Router::new()
+        .route("/oauth2/v1/sts/callback", get(sts::get_callback))
+        .route("/oauth2/v1/sts/close.js", get(sts::get_close_js))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     headers::security_headers(
         router,
         HeaderValue::from_static(crate::html::CSP),
         headers::SAME_ORIGIN,
     )
+    .merge(headers::security_headers(
+        sts_pages,
+        HeaderValue::from_static(crate::html::CSP_SELF_SCRIPT),
+        headers::SAME_ORIGIN,
+    ))
     .with_state(idp)
 }
 

@@ -1,5 +1,6 @@
 //! The token endpoint (RFC 6749 §3.2), introspection (RFC 7662, limited per §4 to the token's
-//! own client and the issuing server's registered resource clients) and revocation (RFC 7009).
+//! own client and the issuing server's registered resource clients) and revocation (RFC 7009;
+//! with `token_type_hint=oauth_sts`, of a brokered ISV token as Okta does, OKTA.md §1).
 //! Each reads the form once, parses it into a typed request, authenticates the client, and hands
 //! over to a service function; failures are RFC 6749 §5.2 bodies with `Cache-Control: no-store`.
 
@@ -208,7 +209,14 @@ pub(super) async fn post_revoke(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let (token, client) = token_and_client(&idp, &server, "revoke", &headers, body).await?;
+        let form = read_form(&headers, body)?;
+        let token = form.require("token")?.to_owned();
+        let client =
+            client_auth::authenticate(&idp, &server, &server.endpoint("revoke"), &headers, &form)
+                .await?;
+        if form.get("token_type_hint") == Some(OAUTH_STS_HINT) && server.is_org() {
+            return revoke_brokered(&idp, &client, &token).await;
+        }
         revoke(&idp, &server, &client, &token).await
     }
     .await;
@@ -220,6 +228,27 @@ pub(super) async fn post_revoke(
         }
         Err(e) => refused(e, None),
     }
+}
+
+/// Okta's `token_type_hint` for a brokered (ISV) token (OKTA.md §1).
+const OAUTH_STS_HINT: &str = "oauth_sts";
+
+/// Revocation of a brokered ISV token the agent was given (OKTA.md §1): only idp0's cached
+/// access token is forgotten; the refresh token stays, so the next exchange refreshes silently.
+/// An unknown token is fine (RFC 7009 §2.2): always 200.
+async fn revoke_brokered(idp: &Idp, client: &Client, token: &str) -> Result<(), OAuthError> {
+    let hash = secret_hash(token);
+    if let Some(entry) = idp
+        .store
+        .find_vault_entry_by_access_hash(&client.client_id, &hash)
+        .await?
+    {
+        idp.store
+            .clear_vault_access_token(&entry.user_id, &entry.agent, &entry.resource)
+            .await?;
+        tracing::info!(target: crate::sts::AUDIT, event = "sts_token_revoked", user_id = %entry.user_id, agent = %entry.agent, resource = %entry.resource, "cached ISV access token revoked");
+    }
+    Ok(())
 }
 
 async fn revoke(

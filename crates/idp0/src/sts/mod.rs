@@ -12,6 +12,7 @@
 
 pub mod exchange;
 pub mod isv;
+pub mod pages;
 pub mod vault;
 
 use secrecy::SecretString;
