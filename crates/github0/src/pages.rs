@@ -2,6 +2,7 @@
 //! consent pages the OAuth flow shows, an error page, and a home page listing the repositories.
 
 use axum::Router;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -13,7 +14,9 @@ use crate::Github0;
 pub(crate) const SANDBOX_LABEL: &str = "sandbox";
 
 pub(crate) fn router() -> Router<Github0> {
-    Router::new().route("/", get(get_home))
+    Router::new()
+        .route("/", get(get_home))
+        .route("/{owner}/{repo}/pull/{number}", get(get_pull_page))
 }
 
 /// A whole page around `body` (already escaped HTML).
@@ -135,4 +138,63 @@ async fn get_home() -> Html<String> {
          a REST subset under <code>/api/v3</code>, and a remote MCP endpoint at <code>/mcp</code>.</p>\
          <p>Seeded repositories: <code>acme/widgets</code>, <code>acme/gadgets</code>.</p>",
     ))
+}
+
+/// A read-only view of a pull request and its conversation (what a comment's `html_url` shows).
+async fn get_pull_page(
+    State(github0): State<Github0>,
+    Path((owner, repo, number)): Path<(String, String, String)>,
+) -> Response {
+    let not_found = || {
+        error_page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such pull request in the sandbox.",
+        )
+    };
+    let Ok(number) = number.parse::<i64>() else {
+        return not_found();
+    };
+    let (repo_row, pull) = match github0.get_pull(&owner, &repo, number).await {
+        Ok(found) => found,
+        Err(crate::service::ServiceError::NotFound) => return not_found(),
+        Err(e) => {
+            tracing::error!(error = %e, "github0 store failed");
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again",
+                "The sandbox could not answer just now.",
+            );
+        }
+    };
+    let comments = github0
+        .list_comments(&owner, &repo, number, 100, 1)
+        .await
+        .map(|(_, c)| c)
+        .unwrap_or_default();
+    let list: String = comments
+        .iter()
+        .map(|c| {
+            format!(
+                "<li id=\"issuecomment-{}\"><strong>{}</strong> commented {}:<p>{}</p></li>",
+                c.id,
+                escape(&c.author.login),
+                escape(&crate::api::json::timestamp(c.created_at)),
+                escape(&c.body)
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>{} #{}</h1><p><code>{}/{}</code> · {} · opened by <strong>{}</strong></p><p>{}</p><h2>Conversation ({})</h2><ul>{}</ul>",
+        escape(&pull.title),
+        pull.number,
+        escape(&repo_row.owner.login),
+        escape(&repo_row.name),
+        escape(&pull.state),
+        escape(&pull.author.login),
+        escape(&pull.body),
+        comments.len(),
+        list
+    );
+    Html(layout(&pull.title, &body)).into_response()
 }

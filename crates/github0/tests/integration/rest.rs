@@ -121,6 +121,17 @@ async fn pull_requests_and_comments_in_githubs_shapes() {
         .await
         .unwrap();
     assert_eq!(pr["comments"], 1);
+    // The comment's html_url is a sandbox page showing it.
+    let page = reqwest::get(comment["html_url"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("sandbox")
+            && page.contains("LGTM")
+            && page.contains("Add widget size validation")
+    );
 
     let too_long = sandbox
         .api()
