@@ -24,6 +24,19 @@
 //! jwks = { keys = [ { kty = "RSA", ... } ] }   # or jwks_file = "agent.jwks.json"
 //! linked_clients = ["agent0"] # apps whose users' ID tokens the agent may exchange
 //!
+//! [[agents.brokered_connections]]   # brokered consent ("OAuth STS"); see `brokered`
+//! kind = "application"        # or "mcp_server"
+//! name = "GitHub"
+//! resource = "https://api.github.com"   # sent by the agent as `resource`; verbatim (URLs lose
+//!                                       # a trailing slash, as Okta stores them) or `orn:…`
+//! authorize_url = "https://github.com/login/oauth/authorize"
+//! token_url = "https://github.com/login/oauth/access_token"
+//! # revocation_url = "https://isv.example/oauth/revoke"   # optional
+//! client_id = "Iv1.0123"      # idp0's OAuth app at the ISV; its callback is
+//!                             # <issuer>/oauth2/v1/sts/callback
+//! client_secret_env = "GITHUB_CLIENT_SECRET"   # or client_secret = "…"
+//! scopes = ["repo", "read:user"]
+//!
 //! [[authorization_servers]]   # custom authorization servers at /oauth2/<id>
 //! id = "todo0"
 //! audience = "http://localhost:5002/mcp"
@@ -54,10 +67,10 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use self::brokered::{BrokeredConnection, BrokeredConnectionEntry, BrokeredKind};
 use self::checks::{
     check_redirect_uri, grant_type_named, is_loopback_match, parse_scopes, read_jwks,
 };
-pub use self::brokered::{BrokeredConnection, BrokeredConnectionEntry, BrokeredKind};
 pub use self::file::{
     AgentEntry, ApplicationType, AuthMethod, AuthorizationServerEntry, ClientEntry, ConfigFile,
     ConnectionEntry, PolicyEntry, UserEntry,

@@ -436,3 +436,81 @@ fn a_clients_grant_types_are_read_and_unknown_ones_refused() -> Result<(), Confi
     assert!(error.contains("clients[0].grant_types"), "{error}");
     Ok(())
 }
+
+#[test]
+fn brokered_connections_load_normalised_and_bad_ones_fail_naming_the_key() -> Result<(), ConfigError>
+{
+    let good = r#"kind = "mcp_server"
+name = "GitHub MCP"
+resource = "https://api.githubcopilot.com/mcp/"
+authorize_url = "https://github.com/login/oauth/authorize"
+token_url = "https://github.com/login/oauth/access_token"
+client_id = "Iv1.abc"
+client_secret = "s3cret"
+scopes = ["repo", "read:user"]"#;
+    let config = load(&format!(
+        "[[agents]]\nclient_id = \"agent\"\n{EC_JWKS}\n[[agents.brokered_connections]]\n{good}\n"
+    ))?;
+    let agent = &config.clients["agent"];
+    let connection = agent
+        .brokered_connection("https://api.githubcopilot.com/mcp")
+        .map(|c| (c.kind, c.scope.clone(), c.revocation_url.is_none()));
+    assert_eq!(
+        connection,
+        Some((BrokeredKind::McpServer, "repo read:user".to_owned(), true)),
+        "the trailing slash is dropped as Okta does"
+    );
+    assert!(
+        !format!("{:?}", agent.brokered).contains("s3cret"),
+        "the secret never shows in Debug"
+    );
+    for (change, key, why) in [
+        (
+            (
+                "resource = \"https://api.githubcopilot.com/mcp/\"",
+                "resource = \"mailto:x\"",
+            ),
+            "brokered_connections[0].resource",
+            "ORN",
+        ),
+        (
+            ("kind = \"mcp_server\"", "kind = \"vault\""),
+            "kind",
+            "unknown variant",
+        ),
+        (
+            (
+                "client_secret = \"s3cret\"",
+                "client_secret_env = \"IDP0_TEST_UNSET_SECRET_VAR\"",
+            ),
+            "brokered_connections[0].client_secret_env",
+            "IDP0_TEST_UNSET_SECRET_VAR is not set",
+        ),
+        (
+            (
+                "token_url = \"https://github.com/login/oauth/access_token\"",
+                "token_url = \"/token\"",
+            ),
+            "brokered_connections[0].token_url",
+            "absolute URL",
+        ),
+        (
+            ("client_id = \"Iv1.abc\"", "client_id = \"\""),
+            "client_id",
+            "must not be empty",
+        ),
+    ] {
+        let entry = good.replace(change.0, change.1);
+        let error = message(&format!(
+            "[[agents]]\nclient_id = \"agent\"\n{EC_JWKS}\n[[agents.brokered_connections]]\n{entry}\n"
+        ));
+        assert!(error.contains(key) && error.contains(why), "{error}");
+    }
+    let error = message(&format!(
+        "[[agents]]\nclient_id = \"agent\"\n{EC_JWKS}\n[[agents.brokered_connections]]\n{good}\n\
+         [[agents.brokered_connections]]\n{}\n",
+        good.replace("mcp/\"", "mcp\"")
+    ));
+    assert!(error.contains("duplicate resource"), "{error}");
+    Ok(())
+}
