@@ -1,5 +1,7 @@
 //! `secure-agent token exchange`: both Cross-App Access steps by hand (ARCHITECTURE §5.3) with a
 //! given ID token (default: the one `secure-agent login` cached for the issuer) and the agent's key, printing the decoded ID-JAG and access-token claims.
+//! With `--sts`, the brokered ("OAuth STS") exchange instead (OKTA.md §1): the ISV token's type,
+//! scope and expiry, or the consent link to open (and a non-zero exit).
 //! Raw tokens are printed only with `--raw`.
 
 use std::io::Read;
@@ -9,8 +11,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Subcommand;
 use protocol::assertion::ClientAssertionSigner;
-use protocol::oauth::TokenType;
-use protocol::token_client::{ClientAuth, CrossAppAccess, IdJagRequest, TokenClient};
+use protocol::oauth::{ErrorCode, TokenType};
+use protocol::token_client::{
+    ClientAuth, CrossAppAccess, IdJagRequest, TokenClient, TokenClientError,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -58,6 +62,10 @@ pub(crate) struct ExchangeArgs {
     /// Also print the raw tokens (they are bearer credentials: handle with care).
     #[arg(long)]
     raw: bool,
+    /// The brokered exchange (`requested_token_type=urn:okta:params:oauth:token-type:oauth-sts`)
+    /// for `--resource` (a managed connection's resource indicator; env: OAUTH_STS_RESOURCE).
+    #[arg(long)]
+    sts: bool,
 }
 
 pub(crate) async fn run(command: TokenCommand) -> anyhow::Result<()> {
@@ -86,6 +94,16 @@ async fn exchange(args: ExchangeArgs) -> anyhow::Result<()> {
     };
     let agent_id = settings.require(args.agent_id.as_deref(), "--agent-id", "AI_AGENT_ID")?;
     let key = settings.require_agent_key(args.key.as_deref(), args.kid.as_deref())?;
+    if args.sts {
+        let resource =
+            settings.require(args.resource.as_deref(), "--resource", "OAUTH_STS_RESOURCE")?;
+        let auth = ClientAuth::PrivateKeyJwt(ClientAssertionSigner::new(
+            agent_id,
+            Arc::new(key),
+            protocol::clock::system(),
+        ));
+        return brokered(&issuer, &auth, &id_token, &resource, args.raw).await;
+    }
     let audience = settings.require(
         args.audience.as_deref(),
         "--audience",
@@ -159,4 +177,81 @@ async fn exchange(args: ExchangeArgs) -> anyhow::Result<()> {
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
+}
+
+/// The brokered exchange: prints the outcome, or the consent link and fails.
+async fn brokered(
+    issuer: &str,
+    auth: &ClientAuth,
+    id_token: &SecretString,
+    resource: &str,
+    raw: bool,
+) -> anyhow::Result<()> {
+    let http = protocol::discovery::http_client().context("building the HTTP client")?;
+    let org = protocol::discovery::discover(&http, issuer)
+        .await
+        .context("discovering the org authorization server")?;
+    let endpoint = org
+        .token_endpoint
+        .context("the org authorization server has no token_endpoint")?;
+    let answer = TokenClient::new()?
+        .request(
+            &endpoint,
+            auth,
+            &[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("requested_token_type", TokenType::OktaOauthSts.as_str()),
+                ("subject_token", id_token.expose_secret()),
+                ("subject_token_type", TokenType::IdToken.as_str()),
+                ("resource", resource),
+            ],
+        )
+        .await;
+    match answer {
+        Ok(tokens) => {
+            let mut out = json!({
+                "token_endpoint": endpoint,
+                "resource": resource,
+                "issued_token_type": tokens.issued_token_type.as_ref().map(|t| t.as_str().to_owned()),
+                "token_type": tokens.token_type,
+                "scope": tokens.scope,
+                "expires_in": tokens.expires_in,
+            });
+            if raw {
+                out["raw"] = tokens.access_token.expose_secret().into();
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        Err(TokenClientError::OAuth { error, .. }) if error.interaction_uri.is_some() => {
+            let uri = error.interaction_uri.unwrap_or_default();
+            let out = json!({
+                "status": "interaction_required",
+                "interaction_uri": uri,
+                "interval": error.interval,
+                "expires_in": error.expires_in,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            anyhow::bail!(
+                "consent is needed first: open {uri} in your browser, approve, then run this \
+                 command again"
+            )
+        }
+        Err(TokenClientError::OAuth { error, .. })
+            if matches!(
+                error.error,
+                ErrorCode::InteractionPending | ErrorCode::SlowDown
+            ) =>
+        {
+            anyhow::bail!(
+                "consent is still pending ({}): finish it in the browser, then run this command \
+                 again",
+                error.error
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
 }
