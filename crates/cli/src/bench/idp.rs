@@ -13,6 +13,11 @@
 //!   them is written through idp0's store for alice's SSO session (a real login through idp0's
 //!   form), as `/authorize` writes them.
 //!
+//! * `sts`: the brokered ("OAuth STS") exchange of the same ID token for a third-party token at
+//!   the org AS, warm: alice's consent is already in the vault (sealed with AES-256-GCM), so each
+//!   request is the subject-token and client checks plus one vault read and decryption; the
+//!   third-party app itself is never called.
+//!
 //! The ID token the exchange sends comes from that login too. `--reference` also runs a minimal
 //! token endpoint (one RS256 verification, one RS256 signature) with the same client and
 //! requests.
@@ -77,7 +82,12 @@ enum Workload {
     JwtBearer,
     /// Authorization code → ID, access and refresh tokens at the org authorization server.
     Code,
+    /// ID token → a third-party token from idp0's vault (brokered consent, warm).
+    Sts,
 }
+
+/// The brokered connection the `sts` workload exchanges for (its app is never called).
+const STS_RESOURCE: &str = "https://api.github.example";
 
 impl Workload {
     fn name(self) -> &'static str {
@@ -85,6 +95,7 @@ impl Workload {
             Self::Exchange => "exchange",
             Self::JwtBearer => "jwt-bearer",
             Self::Code => "code",
+            Self::Sts => "sts",
         }
     }
 }
@@ -164,6 +175,16 @@ impl Requests {
                     ("audience", self.todo0_issuer.as_str()),
                     ("resource", TODO0_MCP_RESOURCE),
                     ("scope", AGENT_INITIAL_SCOPES),
+                ]);
+                &self.org_endpoint
+            }
+            Workload::Sts => {
+                form.extend_pairs([
+                    ("grant_type", GrantType::TokenExchange.as_str()),
+                    ("requested_token_type", TokenType::OktaOauthSts.as_str()),
+                    ("subject_token", self.login.id_token.expose_secret()),
+                    ("subject_token_type", TokenType::IdToken.as_str()),
+                    ("resource", STS_RESOURCE),
                 ]);
                 &self.org_endpoint
             }
@@ -292,6 +313,9 @@ pub(crate) async fn run(args: IdpBenchArgs) -> anyhow::Result<()> {
         .tempdir()?;
     let dir = temp.path().to_owned();
     let clock = protocol::clock::system();
+    if args.workloads.contains(&Workload::Sts) {
+        add_brokered_connection(&dir)?;
+    }
 
     let (opened_tx, opened_rx) = tokio::sync::oneshot::channel();
     let idp_server = {
@@ -422,6 +446,52 @@ pub(crate) async fn run(args: IdpBenchArgs) -> anyhow::Result<()> {
 }
 
 /// The agent's signing key, as `devstack` wrote it for agent0.
+/// Gives the development configuration's agent a brokered connection (for `sts`).
+fn add_brokered_connection(dir: &std::path::Path) -> anyhow::Result<()> {
+    devstack::ensure(dir, None)?;
+    let path = dir.join(devstack::CONFIG_FILE);
+    let mut file: idp0::config::ConfigFile = toml::from_str(&std::fs::read_to_string(&path)?)?;
+    let agent = file
+        .agents
+        .first_mut()
+        .context("the development configuration has no agent")?;
+    agent
+        .brokered_connections
+        .push(idp0::config::BrokeredConnectionEntry {
+            kind: idp0::config::BrokeredKind::Application,
+            name: "Bench app".into(),
+            resource: STS_RESOURCE.into(),
+            authorize_url: "http://127.0.0.1:9/authorize".into(),
+            token_url: "http://127.0.0.1:9/token".into(),
+            revocation_url: None,
+            client_id: "bench".into(),
+            client_secret: Some("bench-secret".into()),
+            client_secret_env: None,
+            scopes: vec!["repo".into()],
+        });
+    std::fs::write(&path, toml::to_string(&file)?)?;
+    Ok(())
+}
+
+/// alice's consent for the `sts` connection, in the vault as the callback would store it.
+async fn seed_consent(idp: &idp0::Idp, user: &idp0::config::User) -> anyhow::Result<()> {
+    let Some(agent) = idp.client(AGENT_ID) else {
+        return Ok(());
+    };
+    let Some(connection) = agent.brokered_connection(STS_RESOURCE).cloned() else {
+        return Ok(());
+    };
+    let tokens = idp0::sts::isv::IsvTokens {
+        access_token: SecretString::from(idp0::tokens::new_secret()),
+        refresh_token: None,
+        expires_in: Some(30 * 86_400),
+        scope: Some("repo".into()),
+    };
+    let entry = idp0::sts::sealed_entry(idp, &user.id, &agent, &connection, &tokens, None)?;
+    idp.store.upsert_vault_entry(&entry).await?;
+    Ok(())
+}
+
 fn agent_key(dir: &std::path::Path) -> anyhow::Result<SigningKey> {
     let env: std::collections::HashMap<String, String> =
         devstack::read_env_file(&dir.join(devstack::AGENT0_ENV))?
@@ -462,6 +532,7 @@ async fn requests(
         .find_map(|(name, password)| (name == "alice").then_some(password))
         .context("no demo password for alice")?;
     let login = login(dir, issuer, &password, clock.now()).await?;
+    seed_consent(&idp, &user).await?;
     Ok(Requests {
         agent,
         org_endpoint: idp.org.endpoint("token"),
