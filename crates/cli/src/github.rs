@@ -101,8 +101,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(seconds))
 }
 
-/// The runtime configuration from the file, the flags and the environment.
-fn config(args: &Github0Args, port: u16) -> anyhow::Result<Config> {
+/// The runtime configuration from the file, the flags and the environment, and whether its
+/// public URL was given (by `--public-url` or the file) rather than defaulted from `port`.
+fn config(args: &Github0Args, port: u16) -> anyhow::Result<(Config, bool)> {
     let data_dir = &args.service.data_dir;
     let public_url = match &args.public_url {
         Some(url) => url.clone(),
@@ -117,9 +118,12 @@ fn config(args: &Github0Args, port: u16) -> anyhow::Result<Config> {
         .config
         .clone()
         .or_else(|| Some(data_dir.join("github0.toml")).filter(|p| p.exists()));
+    let mut url_given = args.public_url.is_some();
     if let Some(path) = &file {
         let base = path.parent().map(PathBuf::from).unwrap_or_default();
-        ConfigFile::load(path)?.apply(&mut config, &base)?;
+        let loaded = ConfigFile::load(path)?;
+        url_given |= loaded.public_url.is_some();
+        loaded.apply(&mut config, &base)?;
         if let Some(url) = &args.public_url {
             config.public_url = url.clone();
         }
@@ -162,7 +166,7 @@ fn config(args: &Github0Args, port: u16) -> anyhow::Result<Config> {
         config.rate_limit_per_hour = limit;
     }
     github0::config::validate(&config)?;
-    Ok(config)
+    Ok((config, url_given))
 }
 
 pub(crate) async fn run(args: Github0Args) -> anyhow::Result<()> {
@@ -175,6 +179,8 @@ pub(crate) async fn run_on(
     listener: Option<tokio::net::TcpListener>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Configuration errors end the command before any port is bound (ARCHITECTURE §4).
+    let (mut config, url_given) = config(&args, args.port)?;
     let listener = match listener {
         Some(listener) => listener,
         None => tokio::net::TcpListener::bind((args.bind.as_str(), args.port))
@@ -184,7 +190,9 @@ pub(crate) async fn run_on(
             })?,
     };
     let local = listener.local_addr()?;
-    let config = config(&args, local.port())?;
+    if !url_given {
+        config.public_url = Url::parse(&format!("http://localhost:{}", local.port()))?;
+    }
     if config.apps.is_empty() {
         tracing::warn!(
             "no OAuth app is registered: give --client-id/--callback-url (secret in GITHUB0_CLIENT_SECRET) or [[apps]] in --config"

@@ -74,6 +74,7 @@ impl Github0 {
         let store = Store::open(&config.database).await?;
         let now = clock.now();
         store.seed(now).await?;
+        store.purge(now).await?;
         for user in &config.users {
             let account = store
                 .ensure_account(&user.login, "User", &user.name, now)

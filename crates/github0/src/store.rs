@@ -236,6 +236,23 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes what can no longer be used: expired sessions, pending requests, codes (kept
+    /// until expiry so a replay is recognised), tokens, and finished rate windows.
+    pub async fn purge(&self, now: UnixTime) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "DELETE FROM web_sessions WHERE expires_at <= ?1",
+            "DELETE FROM pending_authorizations WHERE expires_at <= ?1",
+            "DELETE FROM codes WHERE expires_at <= ?1",
+            "DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+            "DELETE FROM rate_windows WHERE window_start + 3600 <= ?1",
+        ] {
+            sqlx::query(sql).bind(now).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     // ---- browser sessions ----
 
     /// Records a session for `account_id`.

@@ -456,6 +456,9 @@ pub(crate) async fn post_session(
         );
         return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
     };
+    if let Err(e) = github0.store().purge(github0.now()).await {
+        tracing::warn!(error = %e, "purging expired sandbox state failed");
+    }
     let session = new_opaque();
     let expires_at = github0.now() + SESSION_LIFETIME_SECONDS;
     if let Err(e) = github0
