@@ -1,8 +1,10 @@
 //! The benchmarks end to end. `bench mcp`: idp0 in process, todo0's MCP server as a child
 //! process, real HTTP; a short run must report throughput for both tools, no errors and the
 //! server's RSS; with `--reference`, the reference server's cells and todo0's ratio to them.
-//! `bench agent`: the whole stack in process; turns reported, no warm IdP trips. `bench idp`:
-//! every workload against idp0 and the reference. Not timed: only completion and the fields.
+//! `bench agent`: the whole stack in process; turns reported, no warm IdP trips; with
+//! `--database`, `--redis` and `--replicas 2`, the same on the real PostgreSQL and Redis. `bench
+//! idp`: every workload against idp0 and the reference. Not timed: only completion and the
+//! fields.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
@@ -98,6 +100,8 @@ fn bench_agent_reports_turn_latency_and_no_idp_round_trips() {
             "--json",
         ])
         .env("RUST_LOG", "warn")
+        .env_remove("AGENT_DATABASE_URL")
+        .env_remove("AGENT_REDIS_URL")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
@@ -118,6 +122,96 @@ fn bench_agent_reports_turn_latency_and_no_idp_round_trips() {
             run["p99_ms"].as_f64().unwrap(),
         );
         assert!(p50 > 0.0 && p50 <= p99, "{run}");
+    }
+}
+
+/// `bench agent` on the shared engines (the real PostgreSQL, in a private schema, and Redis):
+/// the embedded default, PostgreSQL with in-process caches, PostgreSQL + Redis, and two replicas
+/// on them, requests alternating between the replicas. Every turn succeeded, no warm turn made
+/// an IdP round trip, and the two replicas together exchanged once per person, not per turn or
+/// per replica; Redis's cost per turn is reported for each closed-loop concurrency.
+#[test]
+fn bench_agent_on_postgres_and_redis_with_two_replicas() {
+    let schema = dbconn::testing::TestSchema::new("SECURE_AGENT_TEST_DATABASE_URL");
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(schema.create())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let redis = std::env::var("SECURE_AGENT_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let report = bench(&[
+        "agent",
+        "--database",
+        &schema.url_with_search_path(),
+        "--redis",
+        &redis,
+        "--replicas",
+        "2",
+        "--concurrency",
+        "1,2",
+        "--duration",
+        "200ms",
+        "--warmup",
+        "100ms",
+        "--pace",
+        "0s",
+        "--json",
+    ]);
+    let runs = report["runs"].as_array().unwrap();
+    let setups: Vec<(&str, u64)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["setup"].as_str().unwrap(),
+                r["concurrency"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        setups,
+        [
+            ("sqlite+in-process x1", 1),
+            ("sqlite+in-process x1", 2),
+            ("postgres+in-process x1", 1),
+            ("postgres+in-process x1", 2),
+            ("postgres+redis x1", 1),
+            ("postgres+redis x1", 2),
+            ("postgres+redis x2", 1),
+            ("postgres+redis x2", 2),
+        ],
+        "{report}"
+    );
+    for run in runs {
+        assert!(run["turns"].as_u64().unwrap() > 0, "{run}");
+        assert_eq!(run["idp_round_trips"], 0, "{run}");
+        let (p50, p99) = (
+            run["p50_ms"].as_f64().unwrap(),
+            run["p99_ms"].as_f64().unwrap(),
+        );
+        assert!(p50 > 0.0 && p50 <= p99, "{run}");
+        assert!(run["cpu_us_per_turn"].as_f64().unwrap() > 0.0, "{run}");
+        if run["sessions"] == "redis" {
+            // Read from the server's INFO: a turn reads the session and the token there.
+            let commands = run["redis_commands_per_turn"].as_f64().unwrap();
+            assert!(commands >= 1.0, "{run}");
+        }
+        let exchanges: Vec<u64> = run["exchanges_per_replica"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_u64().unwrap())
+            .collect();
+        assert_eq!(exchanges.len() as u64, run["replicas"].as_u64().unwrap());
+        // Each person's token was minted once, on whichever replica served them first.
+        let people = run["concurrency"].as_u64().unwrap();
+        assert_eq!(exchanges.iter().sum::<u64>(), people, "{run}");
+    }
+    let costs = report["redis_cost_per_turn"].as_array().unwrap();
+    assert_eq!(costs.len(), 2, "{report}");
+    for cost in costs {
+        assert!(cost["p50_ms"].is_number(), "{cost}");
+        assert!(cost["cpu_us"].is_number(), "{cost}");
+        assert!(cost["redis_commands"].as_f64().unwrap() >= 1.0, "{cost}");
     }
 }
 

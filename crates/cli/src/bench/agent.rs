@@ -5,12 +5,19 @@
 //! out: session lookup, conversation read, `tools/list` (cached), the model step, the MCP
 //! `tools/call` over HTTP to todo0, the second model step, the durable turn write. The token
 //! broker's exchange counter must not move while measuring: a warm turn makes no IdP round trip.
+//!
+//! With `--database postgres://…` and `--redis redis://…` the same runs are repeated on the
+//! shared engines ([`replicas`]): PostgreSQL with in-process caches, PostgreSQL + Redis, and
+//! PostgreSQL + Redis with `--replicas N` replicas, each request of a person going to the next
+//! replica (round robin on the client side, as a load balancer would spread it). Each run also
+//! reports this process's CPU time per turn and the other processes' (the Redis and PostgreSQL
+//! servers), so Redis's cost per turn is the difference between the first two.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agent0::config::AuthStrategy;
-use agent0::conversations::SqliteConversations;
+use agent0::conversations::ConversationStore;
 use agent0::mcp::McpServer;
 use agent0::tokens::IdJagTarget;
 use anyhow::{Context, bail};
@@ -20,6 +27,11 @@ use protocol::token_client::ClientAuth;
 use protocol::{Clock, Scopes};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
+
+use replicas::{Deployment, Setup};
+
+mod redis_info;
+mod replicas;
 
 /// The target: p50 per turn, in milliseconds.
 const TARGET_P50_MS: f64 = 5.0;
@@ -43,6 +55,18 @@ pub(crate) struct AgentBenchArgs {
     /// Unmeasured turns before each run's measurement (warms the token caches and sessions).
     #[arg(long, default_value = "1s", value_parser = super::parse_duration)]
     warmup: Duration,
+    /// agent0 replicas in the last run on the shared engines (needs --database and --redis).
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    /// PostgreSQL for conversations (`postgres://USER@HOST:5432/DATABASE`): the runs are then
+    /// repeated on the shared engines. Conversations go to a fresh schema, dropped afterwards,
+    /// unless the URL chooses a `search_path`. Env: AGENT_DATABASE_URL.
+    #[arg(long, value_name = "URL", env = "AGENT_DATABASE_URL")]
+    database: Option<String>,
+    /// Redis for sessions, token caches and leases (`redis://HOST:6379`), with --database. The
+    /// keys get a fresh prefix, and the people log out at the end. Env: AGENT_REDIS_URL.
+    #[arg(long, value_name = "URL", env = "AGENT_REDIS_URL")]
+    redis: Option<String>,
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
@@ -58,14 +82,20 @@ pub(crate) async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
         bail!("--concurrency needs positive numbers, e.g. 1,32");
     }
     let people = args.concurrency.iter().copied().max().unwrap_or(1);
+    let (setups, shared) = replicas::setups(
+        args.replicas,
+        args.database.as_deref(),
+        args.redis.as_deref(),
+    )?;
     let temp = tempfile::Builder::new()
         .prefix("secure-agent-bench-agent-")
         .tempdir()?;
     let dir = temp.path().to_owned();
     let clock = protocol::clock::system();
 
-    let agent_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let agent_base = format!("http://{}", agent_listener.local_addr()?);
+    // Held, never served: the front door's address (see `Stack::front`); replicas get their own.
+    let front_door = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let agent_base = format!("http://{}", front_door.local_addr()?);
     let mcp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let mcp_url = format!("http://{}/mcp", mcp_listener.local_addr()?);
     let idp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -95,22 +125,18 @@ pub(crate) async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
     );
     tokio::spawn(async move { httpserve::serve(mcp_listener, mcp, std::future::pending()).await });
 
-    let state = agent0::AppState::new(
-        agent_config(&dir, &issuer, &agent_base, &mcp_url, &todo_issuer, clock).await?,
-    )
-    .await?;
-    let app = agent0::router(state.clone());
-    tokio::spawn(
-        async move { httpserve::serve(agent_listener, app, std::future::pending()).await },
-    );
+    devstack::write_env_files(&dir, &issuer)?;
+    let stack = Stack {
+        dir: dir.clone(),
+        issuer,
+        front: agent_base,
+        mcp_url,
+        todo_issuer,
+        clock,
+        session_key: weblogin::SessionKey::from_secret(&weblogin::SessionKey::generate_secret())?,
+    };
 
-    eprintln!("bench: logging in {people} people through idp0's form");
-    let mut logged_in = Vec::with_capacity(people);
-    for i in 0..people {
-        logged_in.push(Arc::new(login(&agent_base, &user(i)).await?));
-    }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut results = Vec::new();
     if !args.json {
         println!(
             "agent0 chat-turn benchmark (offline model, {:?} per turn; {} measured after {} warm-up; {cpus} CPUs)",
@@ -119,8 +145,9 @@ pub(crate) async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
             super::format_duration(args.warmup)
         );
         println!(
-            "people  load                 turns  turns/s   p50 ms   p95 ms   p99 ms   max ms  IdP trips  target p50<{TARGET_P50_MS}ms"
+            "us/turn: this process's CPU per turn (load client, idp0, todo0, every agent0 replica); other us: all other processes' (Redis, PostgreSQL, anything else running)"
         );
+        println!("{}", Row::header());
     }
     let mut runs: Vec<(usize, Option<Duration>)> = Vec::new();
     for &concurrency in &args.concurrency {
@@ -129,45 +156,271 @@ pub(crate) async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
             runs.push((concurrency, Some(args.pace)));
         }
     }
-    for (concurrency, pace) in runs {
-        let people = &logged_in[..concurrency];
-        run_for(&agent_base, people, &args.message, args.warmup, pace).await?;
-        let before = state.agent().hub().broker().exchange_count();
-        let (latencies, window) =
-            run_for(&agent_base, people, &args.message, args.duration, pace).await?;
-        let trips = state.agent().hub().broker().exchange_count() - before;
-        let q = |q: f64| super::quantile_ms(&latencies, q);
-        let per_s = latencies.len() as f64 / window.as_secs_f64();
-        let met = q(0.5) < TARGET_P50_MS && trips == 0;
-        let load = match pace {
-            None => "closed loop".to_owned(),
-            Some(pace) => format!("1 msg/{} each", super::format_duration(pace)),
-        };
-        if args.json {
-            results.push(json!({
-                "concurrency": concurrency, "load": load, "turns": latencies.len(), "turns_per_s": per_s,
-                "p50_ms": q(0.5), "p95_ms": q(0.95), "p99_ms": q(0.99), "max_ms": q(1.0),
-                "idp_round_trips": trips, "target_met": met,
-            }));
-        } else {
+    let mut rows = Vec::new();
+    for (index, &setup) in setups.iter().enumerate() {
+        let deployment = Deployment::start(&stack, setup, shared.as_ref(), index).await?;
+        eprintln!(
+            "bench: {} at {}; {}",
+            setup.label(),
+            deployment.bases.join(", "),
+            deployment.description
+        );
+        eprintln!("bench: logging in {people} people through idp0's form");
+        let mut logged_in = Vec::with_capacity(people);
+        for i in 0..people {
+            let base = &deployment.bases[i % deployment.bases.len()];
+            logged_in.push(Arc::new(login(base, &user(i)).await?));
+        }
+        for &(concurrency, pace) in &runs {
+            let people = &logged_in[..concurrency];
+            let redis = shared.as_ref().map(|s| s.redis.as_str());
+            let row = measure(&deployment, setup, people, &args, pace, redis).await?;
+            if !args.json {
+                println!("{}", row.line());
+            }
+            rows.push(row);
+        }
+        for (i, person) in logged_in.iter().enumerate() {
+            let base = &deployment.bases[i % deployment.bases.len()];
+            if let Err(e) = logout(base, person).await {
+                eprintln!("bench: logging {} out: {e:#}", user(i));
+            }
+        }
+        deployment.stop().await;
+    }
+    let costs = redis_costs(&rows);
+    if args.json {
+        let report = json!({
+            "cpus": cpus,
+            "runs": rows.iter().map(Row::json).collect::<Vec<_>>(),
+            "redis_cost_per_turn": costs,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for cost in &costs {
             println!(
-                "{concurrency:>6}  {load:<18} {:>7} {per_s:>8.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {trips:>10}  {}",
-                latencies.len(),
-                q(0.5),
-                q(0.95),
-                q(0.99),
-                q(1.0),
-                if met { "PASS" } else { "MISS" }
+                "Redis instead of in-process caches (postgres+redis x1 less postgres+in-process x1), {} people, {}: p50 {:+.2} ms, this process {:+.0} us CPU, other processes {:+.0} us CPU per turn; the Redis server {:.0} us CPU (less its idle rate) and {:.1} commands per turn",
+                cost["concurrency"],
+                cost["load"].as_str().unwrap_or_default(),
+                cost["p50_ms"].as_f64().unwrap_or_default(),
+                cost["cpu_us"].as_f64().unwrap_or_default(),
+                cost["other_cpu_us"].as_f64().unwrap_or_default(),
+                cost["redis_cpu_us"].as_f64().unwrap_or(f64::NAN),
+                cost["redis_commands"].as_f64().unwrap_or(f64::NAN),
             );
         }
     }
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"runs": results}))?
-        );
-    }
     Ok(())
+}
+
+/// What every replica of every deployment is configured from.
+struct Stack {
+    dir: std::path::PathBuf,
+    issuer: String,
+    /// The address people use (as a load balancer's would be): idp0 knows it as agent0's
+    /// redirect URI; the bench delivers each callback to the replica the login started on.
+    front: String,
+    mcp_url: String,
+    todo_issuer: String,
+    clock: Arc<dyn Clock>,
+    /// One cookie key for every replica, as replicas behind a load balancer share it.
+    session_key: weblogin::SessionKey,
+}
+
+/// One measured run: a setup, a number of people, closed loop or paced.
+struct Row {
+    setup: Setup,
+    concurrency: usize,
+    pace: Option<Duration>,
+    /// Sorted turn latencies, in nanoseconds.
+    latencies: Vec<u64>,
+    window: Duration,
+    /// Exchanges (IdP round trips) during the measurement, all replicas together.
+    trips: u64,
+    /// Exchanges per replica since the deployment started (warm-up included).
+    exchanges: Vec<u64>,
+    /// CPU seconds used during the measurement by this process and by all others.
+    cpu: Option<f64>,
+    other_cpu: Option<f64>,
+    /// The Redis server's CPU seconds and commands during the measurement (with --redis).
+    redis: Option<(f64, u64)>,
+}
+
+impl Row {
+    fn header() -> String {
+        format!(
+            "{:<24} people  load                 turns  turns/s   p50 ms   p95 ms   p99 ms   max ms  IdP trips  exchanges  us/turn  other us  redis cmd  redis us  target p50<{TARGET_P50_MS}ms",
+            "setup"
+        )
+    }
+
+    fn q(&self, q: f64) -> f64 {
+        super::quantile_ms(&self.latencies, q)
+    }
+
+    fn per_s(&self) -> f64 {
+        self.latencies.len() as f64 / self.window.as_secs_f64()
+    }
+
+    fn is_met(&self) -> bool {
+        self.q(0.5) < TARGET_P50_MS && self.trips == 0
+    }
+
+    fn load(&self) -> String {
+        match self.pace {
+            None => "closed loop".to_owned(),
+            Some(pace) => format!("1 msg/{} each", super::format_duration(pace)),
+        }
+    }
+
+    /// CPU seconds per turn, in microseconds.
+    fn per_turn_us(&self, seconds: Option<f64>) -> Option<f64> {
+        let turns = self.latencies.len() as f64;
+        seconds.filter(|_| turns > 0.0).map(|s| s / turns * 1e6)
+    }
+
+    /// Redis commands per turn.
+    fn redis_commands(&self) -> Option<f64> {
+        let turns = self.latencies.len() as f64;
+        self.redis
+            .filter(|_| turns > 0.0)
+            .map(|(_, commands)| commands as f64 / turns)
+    }
+
+    fn exchanges(&self) -> String {
+        let each: Vec<String> = self.exchanges.iter().map(u64::to_string).collect();
+        each.join("+")
+    }
+
+    fn line(&self) -> String {
+        let us = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"));
+        format!(
+            "{:<24} {:>6}  {:<18} {:>7} {:>8.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10} {:>10} {:>8} {:>9} {:>10} {:>9}  {}",
+            self.setup.label(),
+            self.concurrency,
+            self.load(),
+            self.latencies.len(),
+            self.per_s(),
+            self.q(0.5),
+            self.q(0.95),
+            self.q(0.99),
+            self.q(1.0),
+            self.trips,
+            self.exchanges(),
+            us(self.per_turn_us(self.cpu)),
+            us(self.per_turn_us(self.other_cpu)),
+            self.redis_commands()
+                .map_or_else(|| "-".to_owned(), |n| format!("{n:.1}")),
+            us(self.per_turn_us(self.redis.map(|(cpu, _)| cpu))),
+            if self.is_met() { "PASS" } else { "MISS" }
+        )
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "setup": self.setup.label(),
+            "conversations": self.setup.engines.conversations(),
+            "sessions": self.setup.engines.sessions(),
+            "replicas": self.setup.replicas,
+            "concurrency": self.concurrency, "load": self.load(), "turns": self.latencies.len(),
+            "turns_per_s": self.per_s(), "p50_ms": self.q(0.5), "p95_ms": self.q(0.95),
+            "p99_ms": self.q(0.99), "max_ms": self.q(1.0), "idp_round_trips": self.trips,
+            "exchanges_per_replica": self.exchanges,
+            "cpu_us_per_turn": self.per_turn_us(self.cpu),
+            "other_cpu_us_per_turn": self.per_turn_us(self.other_cpu),
+            "redis_commands_per_turn": self.redis_commands(),
+            "redis_cpu_us_per_turn": self.per_turn_us(self.redis.map(|(cpu, _)| cpu)),
+            "target_met": self.is_met(),
+        })
+    }
+}
+
+/// Warms up, then measures one run of `people` on `deployment`.
+async fn measure(
+    deployment: &Deployment,
+    setup: Setup,
+    people: &[Arc<Person>],
+    args: &AgentBenchArgs,
+    pace: Option<Duration>,
+    redis: Option<&str>,
+) -> anyhow::Result<Row> {
+    let bases = &deployment.bases;
+    run_for(bases, people, &args.message, args.warmup, pace).await?;
+    let before: u64 = deployment.exchanges().iter().sum();
+    let cpu = || {
+        (
+            super::server::own_cpu_seconds(),
+            super::server::system_busy_seconds(),
+        )
+    };
+    let redis_counters = async || match redis {
+        Some(url) => redis_info::read(url).await,
+        None => None,
+    };
+    let redis0 = redis_counters().await;
+    let (own0, all0) = cpu();
+    let (latencies, window) = run_for(bases, people, &args.message, args.duration, pace).await?;
+    let (own1, all1) = cpu();
+    let redis1 = redis_counters().await;
+    let exchanges = deployment.exchanges();
+    let own = own1.zip(own0).map(|(b, a)| b - a);
+    let all = all1.zip(all0).map(|(b, a)| b - a);
+    Ok(Row {
+        setup,
+        concurrency: people.len(),
+        pace,
+        latencies,
+        window,
+        trips: exchanges.iter().sum::<u64>() - before,
+        exchanges,
+        cpu: own,
+        other_cpu: all.zip(own).map(|(all, own)| (all - own).max(0.0)),
+        redis: redis1
+            .zip(redis0)
+            .map(|(b, a)| (b.cpu - a.cpu, b.commands.saturating_sub(a.commands))),
+    })
+}
+
+/// The Redis server's CPU per turn in `redis` less its idle rate (serverCron, other clients)
+/// as measured during `local`, in microseconds.
+fn redis_net_cpu(redis: &Row, local: &Row) -> Option<f64> {
+    let (busy, _) = redis.redis?;
+    let (idle, _) = local.redis?;
+    let idle_rate = idle / local.window.as_secs_f64();
+    redis.per_turn_us(Some(busy - idle_rate * redis.window.as_secs_f64()))
+}
+
+/// For each closed-loop concurrency measured both on PostgreSQL with in-process caches and on
+/// PostgreSQL + Redis with one replica: what Redis adds per turn (p50, CPU here and elsewhere).
+fn redis_costs(rows: &[Row]) -> Vec<Value> {
+    let find = |engines, concurrency| {
+        rows.iter().find(|r| {
+            r.setup.engines == engines
+                && r.setup.replicas == 1
+                && r.concurrency == concurrency
+                && r.pace.is_none()
+        })
+    };
+    let diff = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a - b);
+    rows.iter()
+        .filter(|r| r.setup.engines == replicas::Engines::Shared && r.setup.replicas == 1)
+        .filter(|r| r.pace.is_none())
+        .filter_map(|redis| {
+            let local = find(replicas::Engines::Postgres, redis.concurrency)?;
+            Some(json!({
+                "concurrency": redis.concurrency,
+                "load": redis.load(),
+                "p50_ms": redis.q(0.5) - local.q(0.5),
+                "cpu_us": diff(redis.per_turn_us(redis.cpu), local.per_turn_us(local.cpu)),
+                "other_cpu_us": diff(
+                    redis.per_turn_us(redis.other_cpu),
+                    local.per_turn_us(local.other_cpu)
+                ),
+                "redis_cpu_us": redis_net_cpu(redis, local),
+                "redis_commands": redis.redis_commands(),
+            }))
+        })
+        .collect()
 }
 
 fn user(i: usize) -> String {
@@ -207,15 +460,20 @@ fn configure_idp(
     Ok(())
 }
 
-async fn agent_config(
-    dir: &std::path::Path,
-    issuer: &str,
-    agent_base: &str,
-    mcp_url: &str,
-    todo_issuer: &str,
-    clock: Arc<dyn Clock>,
+/// One replica's configuration: the stack's, with `store` for its conversations.
+fn agent_config(
+    stack: &Stack,
+    store: Arc<dyn ConversationStore>,
 ) -> anyhow::Result<agent0::AgentConfig> {
-    devstack::write_env_files(dir, issuer)?;
+    let Stack {
+        dir,
+        issuer,
+        front,
+        mcp_url,
+        todo_issuer,
+        clock,
+        session_key,
+    } = stack;
     let env: std::collections::HashMap<String, String> =
         devstack::read_env_file(&dir.join(devstack::AGENT0_ENV))?
             .into_iter()
@@ -234,11 +492,11 @@ async fn agent_config(
             issuer: issuer.to_owned(),
             client_id: var("OKTA_CLIENT_ID")?,
             client_secret: var("OKTA_CLIENT_SECRET")?.into(),
-            redirect_uri: format!("{agent_base}/callback"),
-            post_logout_redirect_uri: format!("{agent_base}/"),
+            redirect_uri: format!("{front}/callback"),
+            post_logout_redirect_uri: format!("{front}/"),
         },
         offline_access: true,
-        session_key: weblogin::SessionKey::from_secret(&weblogin::SessionKey::generate_secret())?,
+        session_key: session_key.clone(),
         agent_auth: ClientAuth::PrivateKeyJwt(ClientAssertionSigner::new(
             agent_id.clone(),
             Arc::new(key),
@@ -264,13 +522,14 @@ async fn agent_config(
         }],
         disabled: Default::default(),
         model: Arc::new(agent0::llm::offline::OfflineModel::new()),
-        store: Arc::new(SqliteConversations::open(&dir.join("agent0.db")).await?),
+        store,
         max_steps: agent0::agent::DEFAULT_MAX_STEPS,
-        clock,
+        clock: clock.clone(),
     })
 }
 
-/// Logs `username` in through `/auth/login`, idp0's form and the callback.
+/// Logs `username` in through `/auth/login` on the replica at `agent_base`, idp0's form and the
+/// callback (delivered to that replica, whatever the front door's address in it).
 async fn login(agent_base: &str, username: &str) -> anyhow::Result<Person> {
     let http = protocol::trust::client_builder()
         .cookie_store(true)
@@ -293,7 +552,12 @@ async fn login(agent_base: &str, username: &str) -> anyhow::Result<Person> {
     fields.push(("password".into(), PASSWORD.into()));
     let action = idp0::login_form::form_action(&authorize, &page)?;
     let submitted = http.post(action).form(&fields).send().await?;
-    let callback = location(&submitted)?;
+    let callback = url::Url::parse(&location(&submitted)?)?;
+    let callback = format!(
+        "{agent_base}{}?{}",
+        callback.path(),
+        callback.query().unwrap_or_default()
+    );
     let done = http.get(callback).send().await?;
     if !done.status().is_redirection() {
         bail!("login of {username} failed: {}", done.text().await?);
@@ -311,11 +575,25 @@ async fn login(agent_base: &str, username: &str) -> anyhow::Result<Person> {
     Ok(Person { http, csrf })
 }
 
+/// Ends `person`'s session (in Redis: the session and the person's tokens go).
+async fn logout(agent_base: &str, person: &Person) -> anyhow::Result<()> {
+    let response = person
+        .http
+        .post(format!("{agent_base}/auth/logout"))
+        .header("x-csrf-token", &person.csrf)
+        .send()
+        .await?;
+    if !response.status().is_redirection() {
+        bail!("HTTP {}", response.status());
+    }
+    Ok(())
+}
+
 /// Every person chats for `duration`, back to back (closed loop) or one message per `pace`
 /// (staggered, latency counted from when each message was due); the sorted latencies (ns) and
-/// the window.
+/// the window. Each person's requests go to the replicas in turn, starting at their own index.
 async fn run_for(
-    agent_base: &str,
+    bases: &[String],
     people: &[Arc<Person>],
     message: &str,
     duration: Duration,
@@ -328,19 +606,22 @@ async fn run_for(
     for (index, person) in people.iter().enumerate() {
         let person = person.clone();
         let offset = pace.map(|p| p * index as u32 / count);
-        let url = format!("{agent_base}/api/chat");
+        let urls: Vec<String> = bases.iter().map(|b| format!("{b}/api/chat")).collect();
         let body = json!({"message": message});
         tasks.spawn(async move {
             let mut latencies = Vec::new();
             let mut due = start + offset.unwrap_or_default();
+            let mut next = index;
             while due < deadline {
+                let url = &urls[next % urls.len()];
+                next += 1;
                 if pace.is_some() {
                     tokio::time::sleep_until(due.into()).await;
                 }
                 let began = if pace.is_some() { due } else { Instant::now() };
                 let response = person
                     .http
-                    .post(&url)
+                    .post(url)
                     .header("x-csrf-token", &person.csrf)
                     .json(&body)
                     .send()
