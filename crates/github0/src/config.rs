@@ -349,6 +349,12 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
                 problem: "the same client_id is given twice".into(),
             });
         }
+        if app.client_id.is_empty() || app.callback_urls.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: format!("apps: {:?}", app.client_id),
+                problem: "an app needs a client_id and at least one callback URL".into(),
+            });
+        }
     }
     Ok(())
 }
@@ -454,5 +460,17 @@ mod tests {
             let error = file.apply(&mut base(), Path::new(".")).unwrap_err();
             assert!(error.to_string().contains(key), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn an_app_built_in_code_needs_a_callback() {
+        let mut config = base();
+        config.apps.push(App::new(
+            "a",
+            "A",
+            &SecretString::from("s".to_owned()),
+            Vec::new(),
+        ));
+        assert!(validate(&config).is_err());
     }
 }
