@@ -14,8 +14,19 @@ async fn connect(
     rmcp::service::RunningService<rmcp::RoleClient, ClientConfig>,
     rmcp::service::ClientInitializeError,
 > {
+    connect_to(sandbox, "/mcp", token).await
+}
+
+async fn connect_to(
+    sandbox: &Sandbox,
+    path: &str,
+    token: &str,
+) -> Result<
+    rmcp::service::RunningService<rmcp::RoleClient, ClientConfig>,
+    rmcp::service::ClientInitializeError,
+> {
     let config =
-        StreamableHttpClientTransportConfig::with_uri(sandbox.url("/mcp")).auth_header(token);
+        StreamableHttpClientTransportConfig::with_uri(sandbox.url(path)).auth_header(token);
     let transport = StreamableHttpClientTransport::from_config(config);
     ClientConfig::new(
         ClientCapabilities::default(),
@@ -149,6 +160,15 @@ async fn githubs_tools_with_githubs_schemas_over_streamable_http() {
     assert_eq!(comments[0]["user"]["login"], "alice");
     assert_eq!(comments[0]["id"].to_string(), added["id"].as_str().unwrap());
     client.cancel().await.unwrap();
+
+    // GitHub's own URL ends in a slash (`…/mcp/`): the same endpoint answers there.
+    let slashed = connect_to(&sandbox, "/mcp/", token).await.unwrap();
+    let me = slashed
+        .call_tool(CallToolRequestParams::new("get_me"))
+        .await
+        .unwrap();
+    assert!(text_of(&me).contains("\"login\":\"alice\""));
+    slashed.cancel().await.unwrap();
 }
 
 #[tokio::test]
