@@ -1201,6 +1201,7 @@
           extras.appendChild(card.el);
         }
         card.setUri(ev.interactionUri);
+        if (ev.waiting === true) card.waitHere();
         scrollToBottom();
       },
       finish(toolResults) {
@@ -1293,6 +1294,7 @@
     let link = null;
     let settled = false;
     let autoContinue = false;
+    let waiting = false;
 
     const self = {
       el: card,
@@ -1323,7 +1325,9 @@
           link.addEventListener('click', () => {
             card.dataset.state = 'opened';
             state.pendingConsent = { card: self, at: Date.now() };
-            note.textContent = autoContinue || !settled
+            note.textContent = waiting
+              ? 'Approve access in the new tab; agent0 then continues your request by itself.'
+              : autoContinue || !settled
               ? 'Approve access in the new tab. When you come back here, agent0 continues your request.'
               : 'Approve access in the new tab, then continue the request here.';
           });
@@ -1333,8 +1337,20 @@
           actions.append(retry);
         }
       },
+      /** The turn waits for this consent and continues by itself: never re-send the message. */
+      waitHere() {
+        waiting = true;
+        note.textContent = 'Approve access in the new tab; agent0 then continues your request by itself.';
+      },
       settle(succeeded, canAutoContinue) {
         settled = true;
+        if (waiting && !succeeded) {
+          card.dataset.state = 'done';
+          retry.hidden = true;
+          if (link) link.hidden = true;
+          note.textContent = 'Access was not given, so the request was not carried out.';
+          return;
+        }
         autoContinue = Boolean(canAutoContinue);
         if (succeeded) {
           card.dataset.state = 'done';

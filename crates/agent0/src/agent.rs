@@ -27,8 +27,10 @@ use crate::llm::{Block, LlmError, Message, Model, ModelRequest, Role, StopReason
 use crate::mcp::{McpError, McpHub, McpServer};
 use crate::tokens::{Principal, TokenError};
 
+mod consent;
 mod events;
 mod gate;
+pub use consent::ConsentWaits;
 pub use events::{AgentError, AgentEvent, TurnSummary};
 use gate::{Gate, not_run, stopped_note, stopped_reason};
 
@@ -64,6 +66,7 @@ pub struct Agent {
     /// back, only the count, to know the copy is current.
     recent: std::sync::Mutex<HashMap<String, CachedHistory>>,
     confirmations: Arc<Confirmations>,
+    consent_waits: ConsentWaits,
 }
 
 /// A conversation's turn count and its model history (windowed) after those turns.
@@ -101,6 +104,7 @@ impl Agent {
             locks: std::sync::Mutex::new(HashMap::new()),
             recent: std::sync::Mutex::new(HashMap::new()),
             confirmations: Arc::new(Confirmations::new(clock.clone())),
+            consent_waits: ConsentWaits::default(),
             clock,
         }
     }
@@ -115,6 +119,11 @@ impl Agent {
     /// The confirmations waiting for people.
     pub fn confirmations(&self) -> &Arc<Confirmations> {
         &self.confirmations
+    }
+
+    /// The turns waiting for brokered consent.
+    pub fn consent_waits(&self) -> &ConsentWaits {
+        &self.consent_waits
     }
 
     /// The model.
@@ -192,6 +201,8 @@ impl Agent {
         };
         // A card left undecided is declined by the next message, so the turns go on.
         self.confirmations
+            .supersede(&principal.subject, &conversation_id);
+        self.consent_waits
             .supersede(&principal.subject, &conversation_id);
         let lock = {
             let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
@@ -278,6 +289,8 @@ impl Agent {
         // by a new message, expired, or their logout): nobody watches this turn any more, so
         // it stops — no more cards nobody sees, no more model calls, the lock freed at once.
         let mut abandoned: Option<Verdict> = None;
+        // Set when a call stopped at a consent that was not given: its last words.
+        let mut consent_stop: Option<&'static str> = None;
         loop {
             if steps == self.max_steps {
                 let note = format!(
@@ -350,7 +363,7 @@ impl Agent {
             }
             let mut results = Vec::with_capacity(calls.len());
             for (id, name, input) in calls {
-                let gate = if login_expired || abandoned.is_some() {
+                let gate = if login_expired || abandoned.is_some() || consent_stop.is_some() {
                     Gate::Skip
                 } else {
                     self.confirm(owner, &offered, &id, &name, &input, sink)
@@ -359,9 +372,10 @@ impl Agent {
                 let view = match gate {
                     Gate::Skip => {
                         // Every tool call keeps a result, even the ones no longer run.
-                        let reason = match abandoned {
-                            Some(verdict) => stopped_reason(verdict),
-                            None => "Not run: the person's login has expired.",
+                        let reason = match (abandoned, consent_stop) {
+                            (Some(verdict), _) => stopped_reason(verdict),
+                            (None, Some(_)) => "Not run: the turn stopped at a consent not given.",
+                            (None, None) => "Not run: the person's login has expired.",
                         };
                         not_run(&id, &name, input, reason)
                     }
@@ -371,10 +385,13 @@ impl Agent {
                         view
                     }
                     Gate::Run => match self
-                        .run_tool(principal, &offered, &id, &name, input.clone(), &sink.events)
+                        .run_tool(owner, &offered, (&id, &name), input.clone(), &sink.events)
                         .await
                     {
-                        Ok(view) => view,
+                        Ok((view, stop)) => {
+                            consent_stop = consent_stop.or(stop);
+                            view
+                        }
                         Err(AgentError::LoginExpired) => {
                             login_expired = true;
                             not_run(
@@ -405,9 +422,8 @@ impl Agent {
                 replies.push(note.to_owned());
                 break;
             }
-            if let Some(verdict) = abandoned {
+            if let Some(note) = abandoned.map(stopped_note).or(consent_stop) {
                 // What already happened is kept; the model is not asked again.
-                let note = stopped_note(verdict);
                 history.push(assistant_text(note));
                 replies.push(note.to_owned());
                 break;
@@ -460,10 +476,12 @@ impl Agent {
                 Err(McpError::Token(TokenError::InteractionRequired {
                     connection,
                     interaction_uri,
+                    ..
                 })) => {
                     let _ = events.send(AgentEvent::ConsentRequired {
                         connection,
                         interaction_uri,
+                        waiting: false,
                     });
                 }
                 Err(e) => {
@@ -510,13 +528,13 @@ impl Agent {
 
     async fn run_tool(
         &self,
-        principal: &Principal,
+        owner: TurnOwner<'_>,
         offered: &HashMap<String, OfferedTool>,
-        id: &str,
-        name: &str,
+        (id, name): (&str, &str),
         input: Value,
         events: &UnboundedSender<AgentEvent>,
-    ) -> Result<ToolResultView, AgentError> {
+    ) -> Result<(ToolResultView, Option<&'static str>), AgentError> {
+        let principal = owner.principal;
         let connection = offered
             .get(name)
             .map(|o| o.server.name.clone())
@@ -549,19 +567,18 @@ impl Agent {
                 }
             ));
             let _ = events.send(AgentEvent::ToolDone(view.clone()));
-            return Ok(view);
+            return Ok((view, None));
         };
         let Value::Object(arguments) = input else {
             view.result = Value::String("The tool's arguments must be a JSON object.".into());
             let _ = events.send(AgentEvent::ToolDone(view.clone()));
-            return Ok(view);
+            return Ok((view, None));
         };
         tracing::info!(target: "agent0::audit", user = %principal.subject, connection = %target.server.name, tool = %target.tool, "tool call");
-        match self
-            .hub
-            .call_tool(principal, &target.server, &target.tool, arguments)
-            .await
-        {
+        let (result, stop) = self
+            .call_with_consent(owner, &target.server, &target.tool, arguments, events)
+            .await;
+        match result {
             Ok(outcome) => {
                 if let Some((from, to)) = &outcome.step_up {
                     let step_up = StepUp {
@@ -580,14 +597,7 @@ impl Agent {
                 view.is_error = outcome.is_error;
             }
             Err(McpError::Token(TokenError::LoginExpired)) => return Err(AgentError::LoginExpired),
-            Err(McpError::Token(TokenError::InteractionRequired {
-                connection,
-                interaction_uri,
-            })) => {
-                let _ = events.send(AgentEvent::ConsentRequired {
-                    connection: connection.clone(),
-                    interaction_uri,
-                });
+            Err(McpError::Token(TokenError::InteractionRequired { connection, .. })) => {
                 view.result = Value::String(format!(
                     "{connection} needs the person's consent first; they have been asked for it."
                 ));
@@ -600,7 +610,7 @@ impl Agent {
             }
         }
         let _ = events.send(AgentEvent::ToolDone(view.clone()));
-        Ok(view)
+        Ok((view, stop))
     }
 
     /// One model call, retried with backoff while the failure may pass.

@@ -22,6 +22,13 @@ use crate::connections::ConnectionKind;
 use crate::mcp::McpServer;
 use crate::tokens::IdJagTarget;
 
+mod brokered;
+
+pub use brokered::{
+    APPLICATION_NAME, Brokered, DEFAULT_GITHUB_API_URL, DEFAULT_GITHUB_WEB_URL, GITHUB_MCP_NAME,
+    GithubApplication, brokered,
+};
+
 /// What an id-jag server's first token asks for unless configured (least privilege; more is
 /// stepped up on `insufficient_scope`).
 pub const DEFAULT_SCOPES: &str = "mcp:connect mcp:tools:read";
@@ -125,6 +132,7 @@ struct RawServerEntry {
     auto_approve: Vec<String>,
     #[serde(default)]
     in_band_refusals: bool,
+    okta_id: Option<String>,
 }
 
 /// The `auth` key's accepted values (serde's error lists them when another is given).
@@ -133,6 +141,7 @@ struct RawServerEntry {
 enum AuthKind {
     #[default]
     IdJag,
+    OauthSts,
     None,
 }
 
@@ -157,6 +166,15 @@ pub enum AuthStrategy {
         target: IdJagTarget,
         /// What the first token asks for (default [`DEFAULT_SCOPES`]).
         initial_scopes: Scopes,
+    },
+    /// Brokered consent (`auth = "oauth-sts"`, OKTA.md §1): the ISV token the org
+    /// authorization server hands out for `resource` (the managed connection's resource
+    /// indicator, sent verbatim) is the bearer.
+    OauthSts {
+        /// The resource indicator.
+        resource: String,
+        /// The managed connection's Okta id (`okta_id`; shown in the panel only).
+        okta_id: Option<String>,
     },
     /// No token (`auth = "none"`: an open server).
     None,
@@ -199,7 +217,39 @@ impl McpServerConfig {
                 ));
             }
         };
+        if entry.okta_id.is_some() && entry.auth != AuthKind::OauthSts {
+            return Err(invalid(
+                origin.at(&name, "okta_id"),
+                "only an oauth-sts server takes this key: remove it, or set auth = \"oauth-sts\"",
+            ));
+        }
         let auth = match entry.auth {
+            AuthKind::OauthSts => {
+                for (key, value) in [
+                    ("authorization_server", &entry.authorization_server),
+                    ("token_endpoint", &entry.token_endpoint),
+                    ("scopes", &entry.scopes),
+                ] {
+                    if value.is_some() {
+                        return Err(invalid(
+                            origin.at(&name, key),
+                            "only an id-jag server takes this key: an oauth-sts server's scopes \
+                             are the managed connection's, set in the IdP",
+                        ));
+                    }
+                }
+                let Some(resource) = entry.resource.filter(|r| !r.trim().is_empty()) else {
+                    return Err(invalid(
+                        origin.at(&name, "resource"),
+                        "an oauth-sts server needs the managed connection's resource indicator \
+                         (a URL or orn:okta:… value, exactly as the IdP shows it)",
+                    ));
+                };
+                AuthStrategy::OauthSts {
+                    resource,
+                    okta_id: entry.okta_id,
+                }
+            }
             AuthKind::None => {
                 // These keys mean something only for id-jag: refuse them rather than ignore a
                 // setting the person believes is in force.
@@ -316,6 +366,7 @@ pub fn sample_server(
         // The connection the sample's env files describe: the sample's MCP server refuses a
         // missing scope inside the tool result.
         in_band_refusals: true,
+        okta_id: None,
     };
     McpServerConfig::from_raw(entry, ServerOrigin::Sample).map(Some)
 }
@@ -326,8 +377,11 @@ pub struct Connections {
     /// The todo0 connection's authorization server `(issuer, token endpoint)`, when it uses
     /// id-jag (the Managed Connections panel's `authorization_server`).
     pub authorization_server: Option<(String, String)>,
-    /// The servers: todo0 first, then the file's, in order.
+    /// The servers: todo0 first, then the sample's GitHub MCP server, then the file's, in
+    /// order.
     pub mcp_servers: Vec<McpServer>,
+    /// The brokered-consent settings (the application connection and where exchanges go).
+    pub brokered: Brokered,
 }
 
 /// Combines the sample's todo0 connection, the `--config` file's servers and
@@ -337,10 +391,24 @@ pub fn connections(
     get: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Connections, ConfigError> {
     let mut servers: Vec<McpServerConfig> = sample_server(get)?.into_iter().collect();
+    servers.extend(brokered::github_mcp_server(get)?);
     if let Some(file) = file {
         servers.extend(file.mcp_servers.iter().cloned());
     }
     check_unique(&servers)?;
+    let brokered = brokered(get)?;
+    if let Some(app) = &brokered.application
+        && let Some(clash) = servers.iter().find(|s| s.server.name == app.name)
+    {
+        return Err(invalid(
+            clash.origin.at(&clash.server.name, "name"),
+            format!(
+                "{:?} is the name of the application connection (OAUTH_STS_RESOURCE); name this \
+                 MCP server otherwise",
+                app.name
+            ),
+        ));
+    }
     if let Some(list) = get("AGENT_AUTO_APPROVE_TOOLS") {
         apply_auto_approve(&mut servers, &list)?;
     }
@@ -351,11 +419,12 @@ pub fn connections(
             AuthStrategy::IdJag { target, .. } => {
                 Some((target.as_issuer.clone(), target.as_token_endpoint.clone()))
             }
-            AuthStrategy::None => None,
+            AuthStrategy::OauthSts { .. } | AuthStrategy::None => None,
         });
     Ok(Connections {
         authorization_server,
         mcp_servers: servers.into_iter().map(|s| s.server).collect(),
+        brokered,
     })
 }
 

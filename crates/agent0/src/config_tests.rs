@@ -119,7 +119,7 @@ fn an_unknown_auth_value_names_the_accepted_ones() {
         "{error}"
     );
     assert!(
-        error.contains("unknown variant `magic`, expected `id-jag` or `none`"),
+        error.contains("unknown variant `magic`, expected one of `id-jag`, `oauth-sts`, `none`"),
         "{error}"
     );
 }

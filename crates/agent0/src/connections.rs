@@ -10,7 +10,7 @@ use std::str::FromStr;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::config::AuthStrategy;
+use crate::config::{AuthStrategy, GithubApplication};
 use crate::mcp::{McpHub, McpServer};
 
 /// A connection's kind.
@@ -119,6 +119,7 @@ pub async fn status(
     hub: &McpHub,
     authorization_server: Option<&AuthorizationServerInfo>,
     all_servers: &[McpServer],
+    application: Option<&GithubApplication>,
     disabled: &BTreeSet<ConnectionKind>,
     subject: &str,
 ) -> Vec<ConnectionStatus> {
@@ -168,6 +169,13 @@ pub async fn status(
                 identifiers.insert("AS issuer".into(), target.as_issuer.clone().into());
                 identifiers.insert("First scopes".into(), initial_scopes.to_string().into());
             }
+            AuthStrategy::OauthSts { resource, okta_id } => {
+                identifiers.insert("Resource indicator".into(), resource.clone().into());
+                identifiers.insert("Auth".into(), "oauth-sts".into());
+                if let Some(id) = okta_id {
+                    identifiers.insert("Okta id".into(), id.clone().into());
+                }
+            }
             AuthStrategy::None => {
                 identifiers.insert("Auth".into(), "none".into());
             }
@@ -188,7 +196,58 @@ pub async fn status(
             last_failure_at: rfc3339(health.last_failure_at),
         });
     }
+    // Last, so the cards before it keep their places.
+    connections.push(application_status(hub, application, disabled, subject));
     connections
+}
+
+/// The application connection's card (GitHub REST by brokered consent).
+fn application_status(
+    hub: &McpHub,
+    application: Option<&GithubApplication>,
+    disabled: &BTreeSet<ConnectionKind>,
+    subject: &str,
+) -> ConnectionStatus {
+    let is_disabled = disabled.contains(&ConnectionKind::Application);
+    let mut identifiers = Map::new();
+    let Some(app) = application else {
+        return ConnectionStatus {
+            name: "application".into(),
+            kind: ConnectionKind::Application,
+            label: "Application".into(),
+            state: state(false, is_disabled, false),
+            configured: false,
+            connected: false,
+            disabled: is_disabled,
+            identifiers,
+            last_success_at: None,
+            last_failure_at: None,
+        };
+    };
+    identifiers.insert("Resource indicator".into(), app.resource.clone().into());
+    identifiers.insert("Auth".into(), "oauth-sts".into());
+    if let Some(id) = &app.okta_id {
+        identifiers.insert("Okta id".into(), id.clone().into());
+    }
+    identifiers.insert("API URL".into(), app.api_url.clone().into());
+    identifiers.insert("Web URL".into(), app.web_url.to_string().into());
+    let health = hub.health(subject, &app.name);
+    let connected = !is_disabled && hub.is_live(subject, &app.name) && !health.is_unreachable();
+    ConnectionStatus {
+        name: app.name.clone(),
+        kind: ConnectionKind::Application,
+        label: app.label.clone(),
+        state: match state(true, is_disabled, connected) {
+            "idle" | "live" if health.is_unreachable() => "unreachable",
+            other => other,
+        },
+        configured: true,
+        connected,
+        disabled: is_disabled,
+        identifiers,
+        last_success_at: rfc3339(health.last_success_at),
+        last_failure_at: rfc3339(health.last_failure_at),
+    }
 }
 
 #[cfg(test)]

@@ -34,6 +34,15 @@ pub fn token(error: &TokenError, label: &str) -> String {
         TokenError::InteractionRequired { .. } => {
             format!("{label} needs your consent first; follow the link to give it.")
         }
+        TokenError::ConsentPending { .. } => {
+            format!("{label} is still waiting for your consent; finish it in the window that opened.")
+        }
+        TokenError::ConsentDenied { .. } => {
+            format!("Consent to {label} was denied, so the agent did not use it.")
+        }
+        TokenError::ConsentExpired { .. } => {
+            format!("The consent link for {label} expired; ask again to get a new one.")
+        }
         TokenError::LoginExpired => "Your login has expired; log in again.".to_owned(),
         TokenError::Refused(_) => format!(
             "Access to {label} was refused by its authorization server; ask your administrator."

@@ -9,6 +9,7 @@ pub mod confirm;
 pub mod connections;
 pub mod conversations;
 pub mod failure;
+pub mod github;
 pub mod http;
 pub mod llm;
 pub mod mcp;

@@ -33,8 +33,9 @@ use sha2::{Digest, Sha256};
 
 use crate::config::AuthStrategy;
 use crate::single_flight::KeyedLocks;
-use crate::tokens::{AccessToken, Principal, TokenBroker, TokenError};
+use crate::tokens::{AccessToken, Principal, StsTarget, TokenBroker, TokenError};
 
+mod application;
 mod in_band;
 
 pub use protocol::step_up::MAX_STEP_UPS;
@@ -146,6 +147,8 @@ pub struct McpHub {
     tools: Cache<SessionKey, (Vec<Tool>, UnixTime)>,
     live: Cache<SessionKey, UnixTime>,
     health: Cache<SessionKey, Health>,
+    /// The application connection (GitHub REST), when configured and enabled.
+    application: Option<Arc<crate::github::GithubRest>>,
 }
 
 /// When a person's last call to a connection succeeded and when one last failed to reach it
@@ -208,6 +211,7 @@ impl McpHub {
                 .time_to_idle(HEALTH_IDLE)
                 .support_invalidation_closures()
                 .build(),
+            application: None,
         })
     }
 
@@ -287,6 +291,9 @@ impl McpHub {
     ) -> Result<Vec<Tool>, McpError> {
         let key = (principal.subject.clone(), server.name.clone());
         let now = self.clock.now();
+        if self.application_for(server).is_some() {
+            return Ok(self.application_tools());
+        }
         if let Some((tools, until)) = self.tools.get(&key)
             && now < until
         {
@@ -314,6 +321,12 @@ impl McpHub {
         tool: &str,
         arguments: serde_json::Map<String, Value>,
     ) -> Result<ToolOutcome, McpError> {
+        if let Some(rest) = self.application_for(server) {
+            return self
+                .call_application(rest, principal, server, tool, &arguments)
+                .await
+                .inspect_err(|e| self.note_failure(principal, server, e));
+        }
         let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
         let (result, step_up) = self
             .with_session(
@@ -356,7 +369,7 @@ impl McpHub {
                 let learned = self.learned.get(&learned_key).unwrap_or_else(Scopes::empty);
                 initial_scopes.union(&learned)
             }
-            AuthStrategy::None => Scopes::empty(),
+            AuthStrategy::OauthSts { .. } | AuthStrategy::None => Scopes::empty(),
         };
         let mut step_up = StepUp::new();
         let mut retried = false;
@@ -407,8 +420,18 @@ impl McpHub {
                     self.drop_session(principal, server);
                     // The cache holds it under the scopes asked for (the grant may name them
                     // differently), so the next round trip mints a fresh one.
-                    if let AuthStrategy::IdJag { target, .. } = &server.auth {
-                        self.broker.forget(principal, target, &scopes).await;
+                    match &server.auth {
+                        AuthStrategy::IdJag { target, .. } => {
+                            self.broker.forget(principal, target, &scopes).await;
+                        }
+                        AuthStrategy::OauthSts { resource, .. } => {
+                            let target = StsTarget {
+                                connection: &server.name,
+                                resource,
+                            };
+                            self.broker.forget_brokered(principal, target).await;
+                        }
+                        AuthStrategy::None => {}
                     }
                     if retried || token.is_none() {
                         return Err(McpError::Unauthorized {
@@ -459,6 +482,13 @@ impl McpHub {
                     });
                 }
                 Ok(Some(token))
+            }
+            AuthStrategy::OauthSts { resource, .. } => {
+                let target = StsTarget {
+                    connection: &server.name,
+                    resource,
+                };
+                Ok(Some(self.broker.brokered_token(principal, target).await?))
             }
             AuthStrategy::None => Ok(None),
         }

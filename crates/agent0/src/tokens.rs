@@ -27,8 +27,10 @@ use crate::shared::{Leases, LocalLeases, SharedStateError, Turn, lead_or_follow}
 use crate::single_flight::KeyedLocks;
 
 mod cache;
+mod sts;
 
 pub use cache::{MokaTokenCache, TOKEN_CAPACITY, TokenCache, TokenKey};
+pub use sts::StsTarget;
 
 /// A token is renewed this many seconds before it expires, so no call carries a token that
 /// expires in flight.
@@ -86,6 +88,31 @@ pub enum TokenError {
         connection: String,
         /// Where the person goes to consent.
         interaction_uri: String,
+        /// Seconds to wait between retries of the exchange, when the server said.
+        interval: Option<u64>,
+        /// Seconds the interaction stays open, when the server said.
+        expires_in: Option<u64>,
+    },
+    /// Consent was asked for and is not given yet (`interaction_pending`, or `slow_down`:
+    /// the retries came too fast).
+    #[error("{connection} is still waiting for your consent")]
+    ConsentPending {
+        /// The connection.
+        connection: String,
+        /// Whether the server asked to slow down.
+        slow_down: bool,
+    },
+    /// The person (or the ISV) denied consent (`access_denied`).
+    #[error("consent to {connection} was denied")]
+    ConsentDenied {
+        /// The connection.
+        connection: String,
+    },
+    /// The consent link expired before it was used (`expired_token`).
+    #[error("the consent link for {connection} expired")]
+    ConsentExpired {
+        /// The connection.
+        connection: String,
     },
     /// The IdP no longer accepts the person's ID token: they must log in again.
     #[error("your login is no longer accepted by the identity provider; log in again")]
@@ -110,6 +137,8 @@ pub struct TokenBroker {
     /// Moves at every logout: a token minted across one is handed out but not kept.
     forgotten: AtomicU64,
     exchanges: AtomicU64,
+    /// Where brokered (`oauth-sts`) exchanges go, when not `org_token_endpoint`.
+    sts_token_endpoint: Option<String>,
 }
 
 impl TokenBroker {
@@ -161,6 +190,7 @@ impl TokenBroker {
             minting: KeyedLocks::new(),
             forgotten: AtomicU64::new(0),
             exchanges: AtomicU64::new(0),
+            sts_token_endpoint: None,
         })
     }
 
@@ -183,6 +213,18 @@ impl TokenBroker {
         scopes: &Scopes,
     ) -> Result<AccessToken, TokenError> {
         let key = token_key(principal, target, scopes);
+        self.cached_or_minted(key, || self.mint(principal, target, scopes))
+            .await
+    }
+
+    /// The token under `key` from the cache, or minted by `mint` (once, however many callers
+    /// ask at the same time, on this replica or on others sharing the cache) and kept unless a
+    /// logout happened meanwhile.
+    async fn cached_or_minted<F, Fut>(&self, key: TokenKey, mint: F) -> Result<AccessToken, TokenError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<AccessToken, TokenError>>,
+    {
         if let Some(token) = self.cache.get(&key).await.map_err(cache_down)? {
             return Ok(token);
         }
@@ -213,7 +255,7 @@ impl TokenBroker {
             Turn::Lead(lease) => lease,
         };
         let generation = self.forgotten.load(Ordering::SeqCst);
-        let minted = self.mint(principal, target, scopes).await;
+        let minted = mint().await;
         let kept = match &minted {
             Ok(token) if self.forgotten.load(Ordering::SeqCst) == generation => {
                 self.cache.insert(key, token.clone()).await
@@ -344,6 +386,8 @@ fn refused(error: CrossAppAccessError, connection: &str) -> TokenError {
             (_, Some(interaction_uri)) => TokenError::InteractionRequired {
                 connection: connection.to_owned(),
                 interaction_uri,
+                interval: error.interval,
+                expires_in: error.expires_in,
             },
             (ErrorCode::InvalidGrant, None) if step == CrossAppAccessStep::IdJag => {
                 TokenError::LoginExpired
@@ -412,7 +456,7 @@ mod tests {
                 at(IdJag, oauth(ErrorCode::InteractionRequired, Some("https://idp/consent"))),
                 "github",
             ),
-            TokenError::InteractionRequired { connection, interaction_uri }
+            TokenError::InteractionRequired { connection, interaction_uri, .. }
                 if connection == "github" && interaction_uri == "https://idp/consent"
         ));
         let unreachable = TokenClientError::Http {

@@ -1,6 +1,8 @@
 //! agent0's integration tests: one binary (STYLE §11), real servers on 127.0.0.1:0.
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
+#[path = "integration/brokered.rs"]
+mod brokered;
 #[path = "integration/browser.rs"]
 mod browser;
 #[path = "integration/browser_conveniences.rs"]

@@ -143,6 +143,7 @@ pub(crate) async fn prepare(
     let agent0::config::Connections {
         authorization_server,
         mcp_servers: servers,
+        brokered,
     } = agent0::config::connections(file.as_ref(), &|name| match name {
         "MCP_SERVER_URL" => settings.get(args.mcp_server_url.as_deref(), name),
         "AGENT_AUTO_APPROVE_TOOLS" => settings.get(args.auto_approve_tools.as_deref(), name),
@@ -186,6 +187,7 @@ pub(crate) async fn prepare(
         agent_auth,
         authorization_server,
         mcp_servers: servers,
+        brokered,
         disabled,
         model,
         store,

@@ -55,6 +55,10 @@ pub enum AgentEvent {
         /// Where to consent.
         #[serde(rename = "interactionUri")]
         interaction_uri: String,
+        /// Whether the turn waits for the consent and then resumes the call by itself (the page
+        /// then never re-sends the message).
+        #[serde(default)]
+        waiting: bool,
     },
     /// Something went wrong; the turn goes on if it can.
     Error {

@@ -33,7 +33,7 @@ impl Agent {
         let connection = target.server.name.as_str();
         let first = match &target.server.auth {
             AuthStrategy::IdJag { initial_scopes, .. } => initial_scopes.clone(),
-            AuthStrategy::None => Scopes::empty(),
+            AuthStrategy::OauthSts { .. } | AuthStrategy::None => Scopes::empty(),
         };
         let approved = first.union(
             &self

@@ -95,6 +95,9 @@ pub(crate) async fn post_logout(
             app.sessions.remove(&session.id).await?;
             app.agent.confirmations().forget_session(&session.id);
             app.agent
+                .consent_waits()
+                .forget_person(&session.principal.subject);
+            app.agent
                 .hub()
                 .forget_person(&session.principal.subject)
                 .await;

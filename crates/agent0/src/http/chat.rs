@@ -334,6 +334,7 @@ pub(crate) async fn get_connections_status(
         app.agent.hub(),
         app.authorization_server.as_ref(),
         &app.all_servers,
+        app.brokered.application.as_ref(),
         &app.disabled,
         &session.principal.subject,
     )

@@ -10,6 +10,7 @@ mod auth;
 mod chat;
 mod conversations;
 pub mod error;
+mod oauth_sts;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -76,6 +77,9 @@ pub struct AgentConfig {
     pub authorization_server: Option<(String, String)>,
     /// The MCP servers.
     pub mcp_servers: Vec<McpServer>,
+    /// The brokered-consent settings: the application connection (GitHub REST) and where
+    /// brokered exchanges go.
+    pub brokered: crate::config::Brokered,
     /// Kinds turned off (`DISABLED_CONNECTIONS`).
     pub disabled: BTreeSet<ConnectionKind>,
     /// The model.
@@ -128,6 +132,7 @@ pub struct Inner {
     pub(crate) cookies: Cookies,
     pub(crate) agent: Agent,
     pub(crate) all_servers: Vec<McpServer>,
+    pub(crate) brokered: crate::config::Brokered,
     pub(crate) authorization_server: Option<AuthorizationServerInfo>,
     pub(crate) disabled: BTreeSet<ConnectionKind>,
     pub(crate) offline_access: bool,
@@ -174,14 +179,22 @@ impl AppState {
             config.clock.clone(),
             shared.tokens.clone(),
             shared.leases.clone(),
-        )?);
+        )?
+        .with_sts_token_endpoint(config.brokered.token_endpoint.clone()));
         let enabled: Vec<McpServer> = config
             .mcp_servers
             .iter()
             .filter(|s| crate::connections::is_enabled(s, &config.disabled))
             .cloned()
             .collect();
-        let hub = Arc::new(McpHub::new(enabled, broker, config.clock.clone())?);
+        let application = config
+            .brokered
+            .application
+            .clone()
+            .filter(|_| !config.disabled.contains(&ConnectionKind::Application));
+        let hub = Arc::new(
+            McpHub::new(enabled, broker, config.clock.clone())?.with_application(application)?,
+        );
         let agent = Agent::new(
             config.model,
             hub,
@@ -216,6 +229,7 @@ impl AppState {
             rp,
             agent,
             all_servers: config.mcp_servers,
+            brokered: config.brokered,
             authorization_server,
             disabled: config.disabled,
             offline_access: config.offline_access,
@@ -297,6 +311,8 @@ pub fn router(state: AppState) -> Router {
             get(conversations::get_conversation_export),
         )
         .route("/api/connections/status", get(chat::get_connections_status))
+        .route("/api/oauth-sts/exchange", post(oauth_sts::post_exchange))
+        .route("/api/oauth-sts/status", get(oauth_sts::get_status))
         .layer(headers::no_store());
     let router = Router::new()
         .route("/", get(assets::get_index))

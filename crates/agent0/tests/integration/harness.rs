@@ -209,6 +209,7 @@ pub async fn config(stack: &Stack, base: &str, model: Arc<dyn Model>) -> agent0:
             auto_approve: Vec::new(),
             in_band_refusals: true,
         }],
+        brokered: Default::default(),
         disabled: Default::default(),
         model,
         store: Arc::new(SqliteConversations::in_memory().await.unwrap()),

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use super::harness::AgentStack;
 
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(super) struct Captured(pub(super) Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -20,7 +20,7 @@ impl std::io::Write for Captured {
     }
 }
 
-fn capture() -> &'static Captured {
+pub(super) fn capture() -> &'static Captured {
     static LOGS: OnceLock<Captured> = OnceLock::new();
     LOGS.get_or_init(|| {
         let logs = Captured::default();

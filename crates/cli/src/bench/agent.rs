@@ -520,6 +520,7 @@ fn agent_config(
             auto_approve: Vec::new(),
             in_band_refusals: true,
         }],
+        brokered: Default::default(),
         disabled: Default::default(),
         model: Arc::new(agent0::llm::offline::OfflineModel::new()),
         store,

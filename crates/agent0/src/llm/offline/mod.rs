@@ -11,6 +11,7 @@
 
 mod change;
 mod follow_up;
+mod github;
 mod parse;
 
 use async_trait::async_trait;
@@ -75,6 +76,9 @@ fn decide(messages: &[Message], tools: &[ToolSpec]) -> ModelReply {
         return text_reply(help_text());
     };
     let request = messages[anchor].text();
+    if let Some(ask) = github::parse(&request) {
+        return github::reply(&ask, &messages[anchor + 1..], tools);
+    }
     let intents = follow_up::answer(messages, anchor).or_else(|| parse::parse(&request));
     let Some(intents) = intents else {
         return text_reply(if request.trim().is_empty() {
