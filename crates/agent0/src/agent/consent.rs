@@ -255,3 +255,41 @@ fn consent_note(verdict: Verdict) -> &'static str {
         _ => "Consent was not given in time, so I did not do that; ask again to get a new link.",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_are_bounded_per_person_and_ended_by_a_new_message_or_logout() {
+        let waits = ConsentWaits::default();
+        let mut alice: Vec<WaitGuard<'_>> = (0..MAX_WAITS_PER_PERSON)
+            .map(|i| waits.register("alice", &format!("c{i}")).expect("a slot"))
+            .collect();
+        assert!(
+            waits.register("alice", "c9").is_none(),
+            "alice's slots are used up"
+        );
+        let mut bob = waits.register("bob", "c0").expect("others still get one");
+        waits.supersede("alice", "c0");
+        assert_eq!(
+            *alice[0].ended.borrow_and_update(),
+            Some(Verdict::Superseded)
+        );
+        assert_eq!(
+            *alice[1].ended.borrow_and_update(),
+            None,
+            "only that conversation"
+        );
+        assert_eq!(*bob.ended.borrow_and_update(), None, "only that person");
+        waits.forget_person("alice");
+        assert_eq!(
+            *alice[1].ended.borrow_and_update(),
+            Some(Verdict::LoggedOut)
+        );
+        alice.clear();
+        assert_eq!(waits.len(), 1, "a finished wait frees its slot");
+        drop(bob);
+        assert!(waits.is_empty());
+    }
+}
