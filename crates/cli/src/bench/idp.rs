@@ -464,6 +464,7 @@ fn add_brokered_connection(dir: &std::path::Path) -> anyhow::Result<()> {
             authorize_url: "http://127.0.0.1:9/authorize".into(),
             token_url: "http://127.0.0.1:9/token".into(),
             revocation_url: None,
+            revocation: Default::default(),
             client_id: "bench".into(),
             client_secret: Some("bench-secret".into()),
             client_secret_env: None,

@@ -10,6 +10,9 @@
 //! authorize_url = "https://github.com/login/oauth/authorize"
 //! token_url = "https://github.com/login/oauth/access_token"
 //! revocation_url = "https://isv.example/oauth/revoke"   # optional (RFC 7009)
+//! # revocation = "github"   # default "rfc7009"; "github": revocation_url is GitHub's
+//! #   DELETE https://api.github.com/applications/{client_id}/grant (Basic client_id:secret,
+//! #   JSON {"access_token"}), which removes the person's whole authorization of the app
 //! client_id = "Iv1.0123"
 //! client_secret_env = "GITHUB_CLIENT_SECRET"  # or client_secret = "…"
 //! scopes = ["repo", "read:user"]
@@ -42,6 +45,27 @@ impl BrokeredKind {
     }
 }
 
+/// How idp0 revokes a person's tokens at the ISV when the person removes a consent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationStyle {
+    /// RFC 7009: `POST revocation_url` with a form (`token`, `token_type_hint`, client
+    /// credentials), once per token.
+    #[default]
+    Rfc7009,
+    /// GitHub's OAuth app API: `DELETE revocation_url` (GitHub:
+    /// `https://api.github.com/applications/{client_id}/grant`) with HTTP Basic
+    /// `client_id:client_secret` and the JSON body `{"access_token": …}`; it deletes the person's
+    /// whole authorization of the app (every token), so GitHub asks for consent again.
+    Github,
+}
+
+impl RevocationStyle {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// A brokered connection as the file says it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +83,9 @@ pub struct BrokeredConnectionEntry {
     /// The ISV's token revocation endpoint, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_url: Option<String>,
+    /// How `revocation_url` is called: `rfc7009` (default) or `github`.
+    #[serde(default, skip_serializing_if = "RevocationStyle::is_default")]
+    pub revocation: RevocationStyle,
     /// idp0's client id at the ISV.
     pub client_id: String,
     /// idp0's client secret at the ISV (sent to the ISV, so kept, never hashed).
@@ -87,6 +114,8 @@ pub struct BrokeredConnection {
     pub token_url: url::Url,
     /// ISV revocation endpoint.
     pub revocation_url: Option<url::Url>,
+    /// How the revocation endpoint is called.
+    pub revocation: RevocationStyle,
     /// Client id at the ISV.
     pub client_id: String,
     /// Client secret at the ISV.
@@ -187,6 +216,7 @@ pub(super) fn build(
                 .as_deref()
                 .map(|u| endpoint(&format!("{k}.revocation_url"), u))
                 .transpose()?,
+            revocation: e.revocation,
             client_id: e.client_id,
             client_secret: SecretString::from(secret),
             scope: e.scopes.join(" "),

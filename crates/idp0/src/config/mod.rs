@@ -32,6 +32,9 @@
 //! authorize_url = "https://github.com/login/oauth/authorize"
 //! token_url = "https://github.com/login/oauth/access_token"
 //! # revocation_url = "https://isv.example/oauth/revoke"   # optional
+//! # revocation = "github"     # default "rfc7009" (a form POST); "github": DELETE revocation_url
+//! #                           # (https://api.github.com/applications/<client_id>/grant) with
+//! #                           # Basic client_id:secret and {"access_token": …}
 //! client_id = "Iv1.0123"      # idp0's OAuth app at the ISV; its callback is
 //!                             # <issuer>/oauth2/v1/sts/callback
 //! client_secret_env = "GITHUB_CLIENT_SECRET"   # or client_secret = "…"
@@ -67,7 +70,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use self::brokered::{BrokeredConnection, BrokeredConnectionEntry, BrokeredKind};
+pub use self::brokered::{
+    BrokeredConnection, BrokeredConnectionEntry, BrokeredKind, RevocationStyle,
+};
 use self::checks::{
     check_redirect_uri, grant_type_named, is_loopback_match, parse_scopes, read_jwks,
 };

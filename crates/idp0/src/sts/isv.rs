@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::BrokeredConnection;
+use crate::config::{BrokeredConnection, RevocationStyle};
 
 /// How long one call to the ISV may take.
 pub const ISV_TIMEOUT: Duration = Duration::from_secs(10);
@@ -86,8 +86,9 @@ pub async fn refresh(
     .await
 }
 
-/// Revokes a token at the ISV's revocation endpoint (RFC 7009 §2.1); `Ok(false)` when the
-/// connection has none.
+/// Revokes a token at the ISV's revocation endpoint, RFC 7009 §2.1 or GitHub's grant deletion
+/// (the connection's `revocation`); `Ok(false)` when the connection has none. GitHub revokes
+/// with an access token only (the grant goes with every token), so `hint` is ignored there.
 pub async fn revoke(
     http: &reqwest::Client,
     connection: &BrokeredConnection,
@@ -97,20 +98,32 @@ pub async fn revoke(
     let Some(url) = &connection.revocation_url else {
         return Ok(false);
     };
-    let response = http
-        .post(url.clone())
-        .header(reqwest::header::ACCEPT, "application/json")
-        .form(&[
+    let request = match connection.revocation {
+        RevocationStyle::Rfc7009 => http.post(url.clone()).form(&[
             ("token", token.expose_secret()),
             ("token_type_hint", hint),
             ("client_id", connection.client_id.as_str()),
             ("client_secret", connection.client_secret.expose_secret()),
-        ])
+        ]),
+        // GitHub: DELETE /applications/{client_id}/grant, Basic client_id:secret, the access
+        // token in a JSON body; 204 when done, 404 when the token is already gone.
+        RevocationStyle::Github => http
+            .delete(url.clone())
+            .basic_auth(
+                &connection.client_id,
+                Some(connection.client_secret.expose_secret()),
+            )
+            .json(&serde_json::json!({ "access_token": token.expose_secret() })),
+    };
+    let response = request
+        .header(reqwest::header::ACCEPT, "application/json")
         .send()
         .await
         .map_err(|e| IsvError::Unavailable(describe(&e)))?;
     let status = response.status();
-    if status.is_success() {
+    let gone = connection.revocation == RevocationStyle::Github
+        && status == reqwest::StatusCode::NOT_FOUND;
+    if status.is_success() || gone {
         Ok(true)
     } else if status.is_server_error() {
         Err(IsvError::Unavailable(format!("HTTP {}", status.as_u16())))
@@ -227,5 +240,107 @@ mod tests {
         );
         assert_eq!(short(&error["error"]), "bad_verification_code");
         assert_eq!(short("<script>"), "script");
+    }
+}
+
+#[cfg(test)]
+mod revocation_tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::http::HeaderMap;
+
+    use super::*;
+    use crate::config::BrokeredKind;
+
+    type Seen = Arc<Mutex<Vec<(String, String, Option<String>, String)>>>;
+
+    /// A stand-in ISV recording each revocation: method, path, Authorization, body.
+    async fn isv(status: u16) -> (String, Seen) {
+        let seen: Seen = Arc::default();
+        let record = seen.clone();
+        let app = axum::Router::new().fallback(
+            move |method: axum::http::Method,
+                  uri: axum::http::Uri,
+                  headers: HeaderMap,
+                  body: String| {
+                let record = record.clone();
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    record.lock().unwrap().push((
+                        method.to_string(),
+                        uri.path().to_owned(),
+                        auth,
+                        body,
+                    ));
+                    axum::http::StatusCode::from_u16(status).unwrap()
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (base, seen)
+    }
+
+    fn connection(revocation_url: &str, revocation: RevocationStyle) -> BrokeredConnection {
+        BrokeredConnection {
+            kind: BrokeredKind::Application,
+            name: "GitHub".into(),
+            resource: "https://api.github.com".into(),
+            authorize_url: url::Url::parse("https://github.com/login/oauth/authorize").unwrap(),
+            token_url: url::Url::parse("https://github.com/login/oauth/access_token").unwrap(),
+            revocation_url: Some(url::Url::parse(revocation_url).unwrap()),
+            revocation,
+            client_id: "Iv1.abc".into(),
+            client_secret: SecretString::from("s3cret"),
+            scope: "repo read:user".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn github_style_deletes_the_grant_with_basic_auth_and_a_json_body() {
+        let (base, seen) = isv(204).await;
+        let c = connection(
+            &format!("{base}/api/v3/applications/Iv1.abc/grant"),
+            RevocationStyle::Github,
+        );
+        let http = http_client().unwrap();
+        let token = SecretString::from("ghu_abc");
+        assert!(revoke(&http, &c, &token, "access_token").await.unwrap());
+        let (method, path, auth, body) = seen.lock().unwrap()[0].clone();
+        assert_eq!(method, "DELETE");
+        assert_eq!(path, "/api/v3/applications/Iv1.abc/grant");
+        // base64("Iv1.abc:s3cret")
+        assert_eq!(auth.as_deref(), Some("Basic SXYxLmFiYzpzM2NyZXQ="));
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body, serde_json::json!({"access_token": "ghu_abc"}));
+        // A grant already gone (404) is done; a 500 is the app failing.
+        let (gone, _) = isv(404).await;
+        let c = connection(&format!("{gone}/grant"), RevocationStyle::Github);
+        assert!(revoke(&http, &c, &token, "access_token").await.unwrap());
+        let (down, _) = isv(500).await;
+        let c = connection(&format!("{down}/grant"), RevocationStyle::Github);
+        assert!(matches!(
+            revoke(&http, &c, &token, "access_token").await,
+            Err(IsvError::Unavailable(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn rfc7009_style_posts_a_form() {
+        let (base, seen) = isv(200).await;
+        let c = connection(&format!("{base}/revoke"), RevocationStyle::Rfc7009);
+        let http = http_client().unwrap();
+        let token = SecretString::from("rt-1");
+        assert!(revoke(&http, &c, &token, "refresh_token").await.unwrap());
+        let (method, path, auth, body) = seen.lock().unwrap()[0].clone();
+        assert_eq!(
+            (method.as_str(), path.as_str(), auth),
+            ("POST", "/revoke", None)
+        );
+        assert!(body.contains("token=rt-1") && body.contains("token_type_hint=refresh_token"));
     }
 }

@@ -17,7 +17,7 @@ pub mod vault;
 
 use secrecy::SecretString;
 
-use crate::config::{BrokeredConnection, Client};
+use crate::config::{BrokeredConnection, Client, RevocationStyle};
 use crate::state::Idp;
 use crate::store::{StoreError, VaultEntry, secret_hash};
 
@@ -142,7 +142,12 @@ pub async fn remove_consent(
         return Ok(None);
     };
     let mut problem = None;
-    for (field, hint) in [("refresh", "refresh_token"), ("access", "access_token")] {
+    // GitHub's grant deletion takes the access token and removes every token of the grant.
+    let fields: &[(&str, &str)] = match connection.revocation {
+        RevocationStyle::Rfc7009 => &[("refresh", "refresh_token"), ("access", "access_token")],
+        RevocationStyle::Github => &[("access", "access_token")],
+    };
+    for &(field, hint) in fields {
         let Some(token) = open_field(idp, &entry, field) else {
             continue;
         };

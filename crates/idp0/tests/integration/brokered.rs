@@ -44,6 +44,7 @@ pub async fn setup() -> Setup {
             authorize_url: format!("{}/authorize", isv.base),
             token_url: format!("{}/token", isv.base),
             revocation_url: Some(format!("{}/revoke", isv.base)),
+            revocation: Default::default(),
             client_id: ISV_CLIENT_ID.into(),
             client_secret: Some(ISV_SECRET.into()),
             client_secret_env: None,
