@@ -13,6 +13,8 @@ use testkit::{Browser, IdpHandle};
 mod agent_database;
 #[path = "cli/browser.rs"]
 mod browser;
+#[path = "cli/j3.rs"]
+mod j3;
 #[path = "cli/node.rs"]
 mod node;
 #[path = "cli/okta.rs"]
@@ -33,6 +35,8 @@ mod start_order;
 mod tls;
 #[path = "cli/todo_mcp_replicas.rs"]
 mod todo_mcp_replicas;
+#[path = "cli/token_sts.rs"]
+mod token_sts;
 #[path = "cli/up.rs"]
 mod up;
 #[path = "cli/up_database.rs"]
