@@ -244,6 +244,7 @@ mod tests {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod revocation_tests {
     use std::sync::{Arc, Mutex};
 
