@@ -149,6 +149,9 @@ pub struct McpHub {
     health: Cache<SessionKey, Health>,
     /// The application connection (GitHub REST), when configured and enabled.
     application: Option<Arc<crate::github::GithubRest>>,
+    /// The last tool list of each brokered (`oauth-sts`) server, offered to people who have not
+    /// consented yet.
+    brokered_tools: Cache<String, Vec<Tool>>,
 }
 
 /// When a person's last call to a connection succeeded and when one last failed to reach it
@@ -212,6 +215,10 @@ impl McpHub {
                 .support_invalidation_closures()
                 .build(),
             application: None,
+            brokered_tools: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_idle(HEALTH_IDLE)
+                .build(),
         })
     }
 
@@ -299,7 +306,7 @@ impl McpHub {
         {
             return Ok(tools);
         }
-        let (tools, _) = self
+        let listed = self
             .with_session(
                 principal,
                 server,
@@ -308,7 +315,19 @@ impl McpHub {
                 |_| None,
             )
             .await
-            .inspect_err(|e| self.note_failure(principal, server, e))?;
+            .inspect_err(|e| self.note_failure(principal, server, e));
+        let tools = match listed {
+            Ok((tools, _)) => tools,
+            // A brokered server's tool names are the same for everyone: offered as someone
+            // listed them, a call asks this person's consent and waits for it.
+            Err(e @ McpError::Token(TokenError::InteractionRequired { .. })) => {
+                return self.brokered_tools.get(&server.name).ok_or(e);
+            }
+            Err(e) => return Err(e),
+        };
+        if matches!(server.auth, AuthStrategy::OauthSts { .. }) {
+            self.brokered_tools.insert(server.name.clone(), tools.clone());
+        }
         self.tools.insert(key, (tools.clone(), now + TOOLS_TTL));
         Ok(tools)
     }

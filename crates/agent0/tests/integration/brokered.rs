@@ -17,10 +17,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use agent0::config::AuthStrategy;
+use agent0::mcp::McpServer;
+
 use super::faults::Scripted;
+use super::harness::stand_in;
 use super::harness::{AgentStack, Person};
 
 const RESOURCE: &str = "orn:okta:idp:00o1:client-auth-settings:cas1";
+const RESOURCE_MCP: &str = "https://api.githubcopilot.com/mcp";
 const PR: &str = "https://github.com/acme/widgets/pull/1";
 
 #[derive(Default)]
@@ -118,7 +123,7 @@ async fn post_token(
     let person = subject_of(form.get("subject_token").map_or("", String::as_str));
     let mut world = s.world();
     world.exchanges.push((person.clone(), form.clone()));
-    if form.get("resource").map(String::as_str) != Some(RESOURCE) {
+    if ![Some(RESOURCE), Some(RESOURCE_MCP)].contains(&form.get("resource").map(String::as_str)) {
         return oauth_error(
             json!({"error": "invalid_target", "error_description": "Resource mismatch"}),
         );
@@ -256,7 +261,36 @@ struct Setup {
 }
 
 async fn start(disabled: &[ConnectionKind]) -> Setup {
-    let standin = StandIn::default();
+    start_with(disabled, false).await
+}
+
+/// With `mcp`, also the GitHub MCP server (auth `oauth-sts`) at the stand-in's `/mcp`.
+async fn start_with(disabled: &[ConnectionKind], mcp: bool) -> Setup {
+    let model = Arc::new(Scripted::default());
+    let (stack, standin) = start_full(StandIn::default(), disabled, mcp, model.clone()).await;
+    Setup {
+        stack,
+        model,
+        standin,
+    }
+}
+
+/// With the GitHub MCP server and `model`.
+async fn start_with_model(standin: StandIn, model: Arc<dyn agent0::llm::Model>) -> Setup {
+    let (stack, standin) = start_full(standin, &[], true, model).await;
+    Setup {
+        stack,
+        model: Arc::new(Scripted::default()),
+        standin,
+    }
+}
+
+async fn start_full(
+    standin: StandIn,
+    disabled: &[ConnectionKind],
+    mcp: bool,
+    model: Arc<dyn agent0::llm::Model>,
+) -> (AgentStack, StandIn) {
     let org = serve(
         Router::new()
             .route("/oauth2/v1/token", post(post_token))
@@ -271,31 +305,40 @@ async fn start(disabled: &[ConnectionKind]) -> Setup {
             )
             .route("/repos/{owner}/{repo}/pulls/{number}", get(get_pull))
             .route("/repos/{owner}/{repo}/pulls", get(get_pulls))
+            .route("/mcp", post(post_mcp).delete(|| async { StatusCode::OK }))
             .with_state(standin.clone()),
     )
     .await;
-    let model = Arc::new(Scripted::default());
     let disabled: Vec<ConnectionKind> = disabled.to_vec();
-    let stack = AgentStack::start_with(model.clone(), move |config| {
+    let stack = AgentStack::start_with(model, move |config| {
         config.brokered = Brokered {
             application: Some(GithubApplication {
                 name: "github".into(),
                 label: "GitHub (Application)".into(),
                 resource: RESOURCE.into(),
-                api_url: github,
+                api_url: github.clone(),
                 web_url: url::Url::parse("https://github.com").unwrap(),
                 okta_id: Some("cas1".into()),
             }),
             token_endpoint: Some(format!("{org}/oauth2/v1/token")),
         };
         config.disabled = disabled.into_iter().collect();
+        if mcp {
+            config.mcp_servers.push(McpServer {
+                name: "github-mcp".into(),
+                label: "GitHub MCP Server".into(),
+                url: format!("{github}/mcp"),
+                auth: AuthStrategy::OauthSts {
+                    resource: RESOURCE_MCP.into(),
+                    okta_id: Some("ems1".into()),
+                },
+                auto_approve: Vec::new(),
+                in_band_refusals: false,
+            });
+        }
     })
     .await;
-    Setup {
-        stack,
-        model,
-        standin,
-    }
+    (stack, standin)
 }
 
 fn comment_call(url: &str, body: &str) -> Result<agent0::llm::ModelReply, agent0::llm::LlmError> {
@@ -715,4 +758,152 @@ async fn disabled_application_offers_no_github_tools() {
         .await;
     assert_eq!(body["status"], "error");
     assert!(standin.world().exchanges.is_empty());
+}
+
+/// GitHub's MCP server, as far as `get_me` (Streamable HTTP, JSON answers, bearer tokens).
+async fn post_mcp(
+    State(s): State<StandIn>,
+    headers: HeaderMap,
+    Json(message): Json<Value>,
+) -> Response {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let Some(person) = s.world().tokens.get(token).cloned() else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [("www-authenticate", "Bearer error=\"invalid_token\"")],
+        )
+            .into_response();
+    };
+    let Some(id) = message.get("id").cloned() else {
+        return StatusCode::ACCEPTED.into_response();
+    };
+    match message["method"].as_str().unwrap_or_default() {
+        "initialize" => stand_in::initialized(id, &message, "github-mcp", format!("s-{person}")),
+        "tools/list" => stand_in::result(
+            id,
+            json!({"tools": [{"name": "get_me", "description": "Get my user profile",
+                              "inputSchema": {"type": "object"},
+                              "annotations": {"readOnlyHint": true}}]}),
+        ),
+        "tools/call" => {
+            s.world().github.push(("MCP get_me".into(), person.clone()));
+            stand_in::result(
+                id,
+                json!({"content": [{"type": "text", "text": json!({"login": person}).to_string()}]}),
+            )
+        }
+        _ => stand_in::method_not_found(id),
+    }
+}
+
+#[tokio::test]
+async fn github_mcp_uses_the_persons_brokered_token_and_waits_for_consent_like_rest() {
+    let Setup {
+        stack,
+        model,
+        standin,
+    } = start_with(&[], true).await;
+    standin.world().consented.insert("alice".into());
+    let alice = stack.login("alice").await;
+    model.push(Scripted::tool("get_me", json!({})));
+    model.push(Scripted::text("ok"));
+    let reply = alice.chat("who am I on GitHub?").await;
+    let chip = &reply["toolResults"][0];
+    assert_eq!(chip["connection"], "github-mcp", "{reply}");
+    assert!(
+        chip["result"].as_str().unwrap().contains("\"alice\""),
+        "{chip}"
+    );
+    let (_, status) = alice.get("/api/connections/status").await;
+    let card = status["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "github-mcp")
+        .unwrap()
+        .clone();
+    assert_eq!(card["state"], "live", "{card}");
+    assert_eq!(card["identifiers"]["Auth"], "oauth-sts");
+    assert_eq!(card["identifiers"]["Resource indicator"], RESOURCE_MCP);
+    assert_eq!(card["identifiers"]["Okta id"], "ems1");
+
+    // bob has not consented: get_me is still offered (as alice's listing named it), no card
+    // at the turn's start; the call asks and waits, then runs with bob's own token.
+    let bob = Arc::new(stack.login("bob").await);
+    model.push(Scripted::tool("get_me", json!({})));
+    model.push(Scripted::text("ok"));
+    let turn = stream(&bob, "who am I on GitHub?");
+    standin.wait_for_exchange("bob").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    standin.world().consented.insert("bob".into());
+    let events = tokio::time::timeout(Duration::from_secs(20), turn)
+        .await
+        .unwrap()
+        .unwrap();
+    let cards = events_of(&events, "consent_required");
+    assert_eq!(cards.len(), 1, "{events:?}");
+    assert_eq!(cards[0]["connection"], "github-mcp");
+    assert_eq!(cards[0]["waiting"], true);
+    let done = events_of(&events, "tool_done");
+    assert!(
+        done[0]["result"].as_str().unwrap().contains("\"bob\""),
+        "{:?}",
+        done[0]
+    );
+    assert!(
+        model
+            .tools
+            .lock()
+            .unwrap()
+            .last()
+            .unwrap()
+            .contains(&"get_me".to_owned())
+    );
+    let calls: Vec<(String, String)> = standin.world().github.clone();
+    assert_eq!(
+        calls,
+        vec![
+            ("MCP get_me".to_owned(), "alice".to_owned()),
+            ("MCP get_me".to_owned(), "bob".to_owned())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_offline_model_carries_out_j3s_prompts() {
+    let standin = StandIn::default();
+    standin.world().consented.insert("alice".into());
+    let Setup { stack, standin, .. } =
+        start_with_model(standin, Arc::new(agent0::llm::offline::OfflineModel::new())).await;
+    let alice = stack.login("alice").await;
+    let reply = alice
+        .chat("comment \"LGTM\" on https://github.com/acme/widgets/pull/1")
+        .await;
+    assert!(
+        reply["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Commented on acme/widgets#1"),
+        "{reply}"
+    );
+    assert_eq!(
+        standin.world().comments,
+        vec![("alice".to_owned(), "LGTM".to_owned())]
+    );
+    let reply = alice.chat("show me PR 1 in acme/widgets").await;
+    assert!(
+        reply["message"].as_str().unwrap().contains("Add widgets"),
+        "{reply}"
+    );
+    let reply = alice.chat("list open pull requests in acme/widgets").await;
+    assert!(reply["message"].as_str().unwrap().contains("#2"), "{reply}");
+    let reply = alice.chat("who am I on GitHub?").await;
+    assert!(
+        reply["message"].as_str().unwrap().contains("**alice**"),
+        "{reply}"
+    );
 }
