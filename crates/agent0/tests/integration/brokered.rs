@@ -907,3 +907,25 @@ async fn the_offline_model_carries_out_j3s_prompts() {
         "{reply}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_requests_for_one_persons_isv_token_make_one_exchange() {
+    let Setup { stack, standin, .. } = start(&[]).await;
+    standin.world().consented.insert("alice".into());
+    let alice = Arc::new(stack.login("alice").await);
+    let asks: Vec<_> = (0..8)
+        .map(|_| {
+            let alice = alice.clone();
+            tokio::spawn(async move {
+                alice
+                    .post("/api/oauth-sts/exchange", &json!({"resource": RESOURCE}))
+                    .await
+            })
+        })
+        .collect();
+    for ask in asks {
+        let (_, body) = ask.await.unwrap();
+        assert_eq!(body, json!({"status": "success"}));
+    }
+    assert_eq!(standin.exchanges_for("alice"), 1);
+}
