@@ -67,6 +67,10 @@ pub(crate) struct AgentBenchArgs {
     /// keys get a fresh prefix, and the people log out at the end. Env: AGENT_REDIS_URL.
     #[arg(long, value_name = "URL", env = "AGENT_REDIS_URL")]
     redis: Option<String>,
+    /// Keep each person on the replica they logged in through, as a balancer with sticky
+    /// sessions would, instead of sending each request to the next replica.
+    #[arg(long)]
+    sticky: bool,
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
@@ -192,6 +196,7 @@ pub(crate) async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
     if args.json {
         let report = json!({
             "cpus": cpus,
+            "sticky": args.sticky,
             "runs": rows.iter().map(Row::json).collect::<Vec<_>>(),
             "redis_cost_per_turn": costs,
         });
@@ -345,7 +350,7 @@ async fn measure(
     redis: Option<&str>,
 ) -> anyhow::Result<Row> {
     let bases = &deployment.bases;
-    run_for(bases, people, &args.message, args.warmup, pace).await?;
+    run_for(bases, people, &args.message, args.warmup, pace, args.sticky).await?;
     let before: u64 = deployment.exchanges().iter().sum();
     let cpu = || {
         (
@@ -359,7 +364,15 @@ async fn measure(
     };
     let redis0 = redis_counters().await;
     let (own0, all0) = cpu();
-    let (latencies, window) = run_for(bases, people, &args.message, args.duration, pace).await?;
+    let (latencies, window) = run_for(
+        bases,
+        people,
+        &args.message,
+        args.duration,
+        pace,
+        args.sticky,
+    )
+    .await?;
     let (own1, all1) = cpu();
     let redis1 = redis_counters().await;
     let exchanges = deployment.exchanges();
@@ -592,13 +605,15 @@ async fn logout(agent_base: &str, person: &Person) -> anyhow::Result<()> {
 
 /// Every person chats for `duration`, back to back (closed loop) or one message per `pace`
 /// (staggered, latency counted from when each message was due); the sorted latencies (ns) and
-/// the window. Each person's requests go to the replicas in turn, starting at their own index.
+/// the window. Each person's requests go to the replicas in turn, starting at their own index
+/// (the replica they logged in through), or all to that one when `sticky`.
 async fn run_for(
     bases: &[String],
     people: &[Arc<Person>],
     message: &str,
     duration: Duration,
     pace: Option<Duration>,
+    sticky: bool,
 ) -> anyhow::Result<(Vec<u64>, Duration)> {
     let start = Instant::now();
     let deadline = start + duration;
@@ -615,7 +630,7 @@ async fn run_for(
             let mut next = index;
             while due < deadline {
                 let url = &urls[next % urls.len()];
-                next += 1;
+                next += usize::from(!sticky);
                 if pace.is_some() {
                     tokio::time::sleep_until(due.into()).await;
                 }
