@@ -154,6 +154,12 @@ fn sts_refused(error: TokenClientError, connection: &str) -> TokenError {
             (ErrorCode::AccessDenied, None) => TokenError::ConsentDenied { connection },
             (ErrorCode::ExpiredToken, None) => TokenError::ConsentExpired { connection },
             (ErrorCode::InvalidGrant, None) => TokenError::LoginExpired,
+            // idp0 answers 503 temporarily_unavailable when the ISV is down: it may pass.
+            (ErrorCode::TemporarilyUnavailable | ErrorCode::ServerError, None) => {
+                TokenError::Unavailable(format!(
+                    "the identity provider cannot reach {connection}'s app right now"
+                ))
+            }
             (code, None) => TokenError::Refused(format!(
                 "the identity provider refused access to {connection}: {code}{}",
                 error
@@ -220,6 +226,10 @@ mod tests {
         assert!(matches!(
             sts_refused(oauth("invalid_grant", None), "github"),
             TokenError::LoginExpired
+        ));
+        assert!(matches!(
+            sts_refused(oauth("temporarily_unavailable", None), "github"),
+            TokenError::Unavailable(_)
         ));
         let other = sts_refused(oauth("invalid_target", None), "github").to_string();
         assert_eq!(
