@@ -77,6 +77,9 @@ pub fn router(idp: Idp) -> Router {
         .route("/", get(get_home))
         .route("/health", get(|| async { "ok" }))
         .merge(crate::admin::router(&idp))
+        // An explicit fallback, so that unknown paths keep the security headers once the
+        // brokered-consent pages (their own CSP) are merged in below.
+        .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     // Every response, pages or not: the pages' CSP (no scripts, no framing), nosniff, DENY, and
     // `same-origin`, not `no-referrer`: under it browsers send `Origin: null` even on same-origin

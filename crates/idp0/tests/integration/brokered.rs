@@ -440,6 +440,18 @@ async fn denial_at_idp0_or_at_the_app_and_expiry_are_reported_once_then_a_new_li
     );
     let response = alice.http.get(&foreign).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // The callback's pages may run idp0's own close.js, and only that.
+    assert_eq!(
+        response.headers()["content-security-policy"],
+        idp0::html::CSP_SELF_SCRIPT
+    );
+    let script = alice
+        .http
+        .get(format!("{}/oauth2/v1/sts/close.js", s.idp.issuer))
+        .send()
+        .await
+        .unwrap();
+    assert!(script.text().await.unwrap().contains("window.close()"));
     assert!(!s.database_contains("-plaintext"));
 }
 
