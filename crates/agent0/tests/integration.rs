@@ -3,6 +3,8 @@
 
 #[path = "integration/brokered.rs"]
 mod brokered;
+#[path = "integration/brokered_stand_in.rs"]
+mod brokered_stand_in;
 #[path = "integration/browser.rs"]
 mod browser;
 #[path = "integration/browser_conveniences.rs"]
