@@ -16,9 +16,14 @@ use crate::config::{BrokeredConnection, RevocationStyle};
 /// How long one call to the ISV may take.
 pub const ISV_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An HTTP client for ISVs: no redirects, bounded time. Fails closed (STYLE).
+/// The `User-Agent` idp0 sends to ISVs; GitHub's REST API (where its grant revocation lives)
+/// answers 403 to a request without one.
+pub const USER_AGENT: &str = concat!("idp0/", env!("CARGO_PKG_VERSION"));
+
+/// An HTTP client for ISVs: no redirects, bounded time, a `User-Agent`. Fails closed (STYLE).
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
     Ok(protocol::trust::client_builder()
+        .user_agent(USER_AGENT)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(ISV_TIMEOUT)
         .connect_timeout(Duration::from_secs(5))
@@ -253,9 +258,9 @@ mod revocation_tests {
     use super::*;
     use crate::config::BrokeredKind;
 
-    type Seen = Arc<Mutex<Vec<(String, String, Option<String>, String)>>>;
+    type Seen = Arc<Mutex<Vec<(String, String, Option<String>, String, String)>>>;
 
-    /// A stand-in ISV recording each revocation: method, path, Authorization, body.
+    /// A stand-in ISV recording each revocation: method, path, Authorization, body, User-Agent.
     async fn isv(status: u16) -> (String, Seen) {
         let seen: Seen = Arc::default();
         let record = seen.clone();
@@ -270,11 +275,17 @@ mod revocation_tests {
                         .get("authorization")
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned);
+                    let agent = headers
+                        .get("user-agent")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
                     record.lock().unwrap().push((
                         method.to_string(),
                         uri.path().to_owned(),
                         auth,
                         body,
+                        agent,
                     ));
                     axum::http::StatusCode::from_u16(status).unwrap()
                 }
@@ -311,8 +322,12 @@ mod revocation_tests {
         let http = http_client().unwrap();
         let token = SecretString::from("ghu_abc");
         assert!(revoke(&http, &c, &token, "access_token").await.unwrap());
-        let (method, path, auth, body) = seen.lock().unwrap()[0].clone();
+        let (method, path, auth, body, _) = seen.lock().unwrap()[0].clone();
         assert_eq!(method, "DELETE");
+        assert!(
+            seen.lock().unwrap()[0].4.starts_with("idp0/"),
+            "a User-Agent"
+        );
         assert_eq!(path, "/api/v3/applications/Iv1.abc/grant");
         // base64("Iv1.abc:s3cret")
         assert_eq!(auth.as_deref(), Some("Basic SXYxLmFiYzpzM2NyZXQ="));
@@ -337,7 +352,7 @@ mod revocation_tests {
         let http = http_client().unwrap();
         let token = SecretString::from("rt-1");
         assert!(revoke(&http, &c, &token, "refresh_token").await.unwrap());
-        let (method, path, auth, body) = seen.lock().unwrap()[0].clone();
+        let (method, path, auth, body, _) = seen.lock().unwrap()[0].clone();
         assert_eq!(
             (method.as_str(), path.as_str(), auth),
             ("POST", "/revoke", None)
