@@ -1,5 +1,6 @@
 //! `secure-agent up`: the stack in one process on embedded defaults (ARCHITECTURE §3) — idp0,
-//! todo0's MCP server, todo0's web app and agent0, sharing one data directory. Each service is
+//! todo0's MCP server, todo0's web app, agent0 and github0 (the offline GitHub sandbox, always
+//! plain http, reached by agent0 through idp0's brokered consent), sharing one data directory. Each service is
 //! started exactly as its own subcommand would start it, so `up` has no configuration path of
 //! its own.
 //!
@@ -37,6 +38,9 @@ pub(crate) struct UpArgs {
     /// agent0's port.
     #[arg(long, default_value_t = 3000)]
     agent_port: u16,
+    /// github0's port (the offline GitHub sandbox).
+    #[arg(long, default_value_t = crate::github::DEFAULT_PORT)]
+    github_port: u16,
     /// One PostgreSQL database for every service's state, instead of SQLite files in the data
     /// directory: `postgres://USER:PASSWORD@HOST:5432/DATABASE[?sslmode=require]`. idp0, todo0
     /// (MCP server and web app) and agent0 each keep their tables in their own schema (`idp0`,
@@ -134,6 +138,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mcp_listener = listen("todo0's MCP server", args.mcp_port, "--mcp-port").await?;
     let app_listener = listen("todo0's web app", args.app_port, "--app-port").await?;
     let agent_listener = listen("agent0", args.agent_port, "--agent-port").await?;
+    let github_listener = listen("github0", args.github_port, "--github-port").await?;
     let port = |l: &tokio::net::TcpListener| l.local_addr().map(|a| a.port());
     let (idp_port, mcp_port, app_port, agent_port) = (
         port(&idp_listener)?,
@@ -142,7 +147,9 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         port(&agent_listener)?,
     );
     let scheme = args.tls.scheme();
-    let topology = devstack::Topology::on_localhost(scheme, agent_port, app_port, mcp_port);
+    let github_port = port(&github_listener)?;
+    let topology = devstack::Topology::on_localhost(scheme, agent_port, app_port, mcp_port)
+        .with_github_port(github_port);
     let (topology, beside) =
         sample::beside(topology, &args, [agent_port, app_port, mcp_port, idp_port])?;
     // The CA is made (or renewed) once here, before the services start side by side.
@@ -174,6 +181,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let (stop_mcp, mcp_stop) = tokio::sync::oneshot::channel::<()>();
     let (stop_app, app_stop) = tokio::sync::oneshot::channel::<()>();
     let (stop_agent, agent_stop) = tokio::sync::oneshot::channel::<()>();
+    let (stop_github, github_stop) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let idp = tokio::spawn(crate::idp::run_in_stack(
         idp_args,
@@ -230,10 +238,25 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         Some(agent_listener),
         stopped(agent_stop),
     ));
+    // github0 reads the github0.toml idp0 has just written (idp0's OAuth app there, with its
+    // callback at this issuer) and the demo users' file.
+    let github_args = [
+        "github0".to_owned(),
+        "--data-dir".into(),
+        dir.clone(),
+        "--port".into(),
+        github_port.to_string(),
+    ];
+    let mut github = tokio::spawn(crate::github::run_on(
+        service_args(&github_args)?,
+        Some(github_listener),
+        stopped(github_stop),
+    ));
     let mut idp = idp;
     tokio::spawn(announce_when_ready(
         scheme,
         [idp_port, mcp_port, app_port, agent_port],
+        github_port,
         local_ca.map(|ca| crate::tls::trust_hint(&ca)),
     ));
     // Until Ctrl-C / SIGTERM, a service that stops is a failure, and it stops `up` (returning
@@ -243,6 +266,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         ended = &mut agent => Some(("agent0", ended)),
         ended = &mut mcp => Some(("todo0's MCP server", ended)),
         ended = &mut app => Some(("todo0's web app", ended)),
+        ended = &mut github => Some(("github0", ended)),
         ended = &mut idp => Some(("idp0", ended)),
     };
     if let Some((service, ended)) = early {
@@ -251,11 +275,11 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     let _ = stop_agent.send(());
     let agent = joined(agent).await;
-    let _ = (stop_mcp.send(()), stop_app.send(()));
-    let (mcp, app) = tokio::join!(joined(mcp), joined(app));
+    let _ = (stop_mcp.send(()), stop_app.send(()), stop_github.send(()));
+    let (mcp, app, github) = tokio::join!(joined(mcp), joined(app), joined(github));
     let _ = stop_idp.send(());
     let idp = joined(idp).await;
-    agent.and(mcp).and(app).and(idp)
+    agent.and(mcp).and(app).and(github).and(idp)
 }
 
 /// Resolves when `stop` fires or its sender is gone.
@@ -269,7 +293,12 @@ async fn joined(task: tokio::task::JoinHandle<anyhow::Result<()>>) -> anyhow::Re
 
 /// Prints where to start once every service answers its health check (after their own banners),
 /// and with `--tls`, how to make other tools and browsers trust the local CA.
-async fn announce_when_ready(scheme: &str, ports: [u16; 4], trust_hint: Option<String>) {
+async fn announce_when_ready(
+    scheme: &str,
+    ports: [u16; 4],
+    github_port: u16,
+    trust_hint: Option<String>,
+) {
     let agent_port = ports[3];
     let Ok(http) = protocol::trust::client_builder()
         .timeout(Duration::from_secs(2))
@@ -279,8 +308,12 @@ async fn announce_when_ready(scheme: &str, ports: [u16; 4], trust_hint: Option<S
     };
     for _ in 0..600 {
         let mut ready = true;
-        for port in ports {
-            let health = format!("{scheme}://localhost:{port}/health");
+        let github = format!("http://localhost:{github_port}");
+        let healths = ports
+            .iter()
+            .map(|port| format!("{scheme}://localhost:{port}/health"))
+            .chain([format!("{github}/health")]);
+        for health in healths {
             ready &= http
                 .get(&health)
                 .send()
@@ -291,6 +324,9 @@ async fn announce_when_ready(scheme: &str, ports: [u16; 4], trust_hint: Option<S
             if let Some(hint) = &trust_hint {
                 println!("\n{hint}");
             }
+            println!(
+                "\ngithub0 (the offline GitHub sandbox) is at {github}/ for the same demo logins"
+            );
             println!(
                 "\nsecure-agent is up: open {scheme}://localhost:{agent_port}/ and log in with a demo \
                  login above (Ctrl-C stops everything)"

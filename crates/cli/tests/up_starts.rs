@@ -42,6 +42,8 @@ fn up_starts_on_a_fresh_data_directory_every_time() {
                 "0",
                 "--agent-port",
                 "0",
+                "--github-port",
+                "0",
                 "--data-dir",
             ])
             .arg(dir.path())

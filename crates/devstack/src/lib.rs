@@ -9,6 +9,11 @@
 //! port, RFC 8252), the `agent0-agent` AI agent identity (linked to `agent0` and the CLI, so it
 //! may exchange either's ID tokens) with its private key, and the `todo0` custom authorization
 //! server with the MCP scopes (ARCHITECTURE §5.6) and a policy allowing the agent.
+//! It also has github0, the offline GitHub sandbox, as the agent's two brokered ("OAuth STS")
+//! connections — GitHub's REST API (`application`, resource `<github0>/api/v3`) and GitHub's MCP
+//! server (`mcp_server`, resource `<github0>/mcp`) — through one OAuth app at github0 whose
+//! generated secret is in both `idp0.toml` and `github0.toml` (both 0600), with idp0's
+//! `/oauth2/v1/sts/callback` as its callback.
 //! Its values are also written as dotenv files with the sample's variable names (ARCHITECTURE §4),
 //! and, for `up --sample-env`, as the TypeScript sample's own four files ([`write_sample_env`]).
 
@@ -20,8 +25,8 @@ use jsonwebtoken::jwk::JwkSet;
 use protocol::keys::{KeyKind, SigningKey, expose_pem};
 
 use idp0::config::{
-    AgentEntry, ApplicationType, AuthMethod, AuthorizationServerEntry, ClientEntry, ConfigFile,
-    PolicyEntry, UserEntry,
+    AgentEntry, ApplicationType, AuthMethod, AuthorizationServerEntry, BrokeredConnectionEntry,
+    BrokeredKind, ClientEntry, ConfigFile, PolicyEntry, RevocationStyle, UserEntry,
 };
 use idp0::fsutil::write_private;
 use idp0::password;
@@ -43,6 +48,16 @@ pub const AGENT_KEY_FILE: &str = "agent0-agent.pem";
 pub const AGENT0_ENV: &str = "agent0.env";
 /// todo0's dotenv file.
 pub const TODO0_ENV: &str = "todo0.env";
+/// github0's configuration (its OAuth app for idp0, with the secret; the demo users' file).
+pub const GITHUB0_CONFIG: &str = "github0.toml";
+/// github0's default port.
+pub const GITHUB0_PORT: u16 = 5003;
+/// The client id of idp0's OAuth app at github0.
+pub const GITHUB0_APP_CLIENT_ID: &str = "Ov23li-idp0-dev";
+/// That app's name on github0's consent page.
+pub const GITHUB0_APP_NAME: &str = "idp0 (secure-agent development)";
+/// What idp0 asks GitHub for.
+pub const GITHUB_SCOPES: [&str; 2] = ["repo", "read:user"];
 
 /// Client ids of the generated configuration.
 pub const AGENT0_CLIENT: &str = "agent0";
@@ -93,6 +108,8 @@ pub struct Topology {
     pub todo_app: String,
     /// todo0's MCP endpoint, which is also its resource identifier (`http://localhost:5002/mcp`).
     pub mcp_resource: String,
+    /// github0's base URL, no trailing slash (`http://localhost:5003`); always plain http.
+    pub github: String,
     /// The TypeScript sample's own services running beside these (`up --sample-env`): their
     /// redirect and logout URIs are registered on the `agent0` and `todo0` clients too. Being
     /// loopback URIs, a later start without them drops them again.
@@ -117,8 +134,48 @@ impl Topology {
             agent: format!("{scheme}://localhost:{agent_port}"),
             todo_app: format!("{scheme}://localhost:{app_port}"),
             mcp_resource: format!("{scheme}://localhost:{mcp_port}/mcp"),
+            github: format!("http://localhost:{GITHUB0_PORT}"),
             sample: None,
         }
+    }
+
+    /// The same, with github0 on `port`.
+    pub fn with_github_port(mut self, port: u16) -> Self {
+        self.github = format!("http://localhost:{port}");
+        self
+    }
+
+    /// The agent's two brokered connections to github0 (GitHub REST and GitHub MCP), with the
+    /// OAuth app's `secret`.
+    pub fn github_connections(&self, secret: &str) -> Vec<BrokeredConnectionEntry> {
+        let g = &self.github;
+        let entry = |kind, name: &str, resource: String| BrokeredConnectionEntry {
+            kind,
+            name: name.into(),
+            resource,
+            authorize_url: format!("{g}/login/oauth/authorize"),
+            token_url: format!("{g}/login/oauth/access_token"),
+            revocation_url: Some(format!(
+                "{g}/api/v3/applications/{GITHUB0_APP_CLIENT_ID}/grant"
+            )),
+            revocation: RevocationStyle::Github,
+            client_id: GITHUB0_APP_CLIENT_ID.into(),
+            client_secret: Some(secret.to_owned()),
+            client_secret_env: None,
+            scopes: GITHUB_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        vec![
+            entry(
+                BrokeredKind::Application,
+                "GitHub (github0 sandbox)",
+                format!("{g}/api/v3"),
+            ),
+            entry(
+                BrokeredKind::McpServer,
+                "GitHub MCP (github0 sandbox)",
+                format!("{g}/mcp"),
+            ),
+        ]
     }
 
     /// The redirect and logout URIs the generated configuration registers for the web client
@@ -201,7 +258,39 @@ fn follow_topology(file: &mut ConfigFile, topology: &Topology) -> bool {
             changed = true;
         }
     }
+    for agent in file.agents.iter_mut().filter(|a| a.client_id == AGENT_ID) {
+        for connection in &mut agent.brokered_connections {
+            if !is_github0(connection) {
+                continue;
+            }
+            let secret = connection.client_secret.clone().unwrap_or_default();
+            let Some(wanted) = topology
+                .github_connections(&secret)
+                .into_iter()
+                .find(|w| w.kind == connection.kind)
+            else {
+                continue;
+            };
+            if connection.resource != wanted.resource
+                || connection.authorize_url != wanted.authorize_url
+                || connection.token_url != wanted.token_url
+                || connection.revocation_url != wanted.revocation_url
+            {
+                connection.resource = wanted.resource;
+                connection.authorize_url = wanted.authorize_url;
+                connection.token_url = wanted.token_url;
+                connection.revocation_url = wanted.revocation_url;
+                changed = true;
+            }
+        }
+    }
     changed
+}
+
+/// A brokered connection the development configuration generated for github0 (its app, on this
+/// machine): the ones following the topology, and the ones `agent0.env` and `github0.toml` name.
+fn is_github0(connection: &BrokeredConnectionEntry) -> bool {
+    connection.client_id == GITHUB0_APP_CLIENT_ID && is_loopback_uri(&connection.authorize_url)
 }
 
 /// The `secure-agent-cli` native client.
@@ -225,9 +314,10 @@ fn cli_client() -> ClientEntry {
 /// generates: todo0 may introspect its authorization server's tokens (`resource_clients`), which
 /// its revocation sweep needs — without it idp0 would answer `active: false` for every token
 /// and todo0 would refuse them all; and the `secure-agent-cli` native client exists and the
-/// agent may exchange its ID tokens (`secure-agent login`, then `mcp` / `token exchange`).
+/// agent may exchange its ID tokens (`secure-agent login`, then `mcp` / `token exchange`); and
+/// the agent has the brokered connections to github0.
 /// A hand-written configuration is left alone.
-fn upgrade(file: &mut ConfigFile) -> bool {
+fn upgrade(file: &mut ConfigFile, topology: &Topology) -> bool {
     if !file.development || !file.clients.iter().any(|c| c.client_id == TODO0_CLIENT) {
         return false;
     }
@@ -239,6 +329,12 @@ fn upgrade(file: &mut ConfigFile) -> bool {
     for agent in &mut file.agents {
         if agent.client_id == AGENT_ID && !agent.linked_clients.iter().any(|c| c == CLI_CLIENT) {
             agent.linked_clients.push(CLI_CLIENT.into());
+            changed = true;
+        }
+        // Before github0: the agent had no brokered connection; it gets github0's two, with a
+        // new app secret (github0.toml is written from this file at every start).
+        if agent.client_id == AGENT_ID && agent.brokered_connections.is_empty() {
+            agent.brokered_connections = topology.github_connections(&new_secret());
             changed = true;
         }
     }
@@ -307,7 +403,7 @@ pub fn ensure(data_dir: &Path, topology: Option<&Topology>) -> anyhow::Result<De
     if path.exists() {
         let mut file: ConfigFile = toml::from_str(&std::fs::read_to_string(&path)?)
             .with_context(|| format!("reading {}", path.display()))?;
-        let mut changed = upgrade(&mut file);
+        let mut changed = upgrade(&mut file, &topology.cloned().unwrap_or_default());
         if let Some(topology) = topology {
             changed |= follow_topology(&mut file, topology);
         }
@@ -378,7 +474,7 @@ pub fn ensure(data_dir: &Path, topology: Option<&Topology>) -> anyhow::Result<De
             jwks_file: None,
             linked_clients: vec![AGENT0_CLIENT.into(), CLI_CLIENT.into()],
             connections: None,
-            brokered_connections: Vec::new(),
+            brokered_connections: topology.github_connections(&new_secret()),
         }],
         authorization_servers: vec![AuthorizationServerEntry {
             id: TODO0_SERVER.into(),
@@ -462,6 +558,18 @@ impl Generated {
         })
     }
 
+    /// The agent's brokered connections generated for github0.
+    fn github_connections(&self) -> Vec<BrokeredConnectionEntry> {
+        self.file
+            .agents
+            .iter()
+            .filter(|a| a.client_id == AGENT_ID)
+            .flat_map(|a| a.brokered_connections.iter())
+            .filter(|c| is_github0(c))
+            .cloned()
+            .collect()
+    }
+
     fn client(&self, id: &str) -> anyhow::Result<&ClientEntry> {
         self.file
             .clients
@@ -522,6 +630,25 @@ pub fn write_env_files(data_dir: &Path, issuer: &str) -> anyhow::Result<()> {
         ("MCP_RESOURCE_INDICATOR", resource.clone()),
     ];
     agent0.extend(port_of(&agent_redirect).map(|p| ("PORT", p)));
+    let github = generated.github_connections();
+    if let Some(app) = github.iter().find(|c| c.kind == BrokeredKind::Application) {
+        let web = app
+            .authorize_url
+            .trim_end_matches("/login/oauth/authorize")
+            .to_owned();
+        agent0.extend([
+            ("OAUTH_STS_RESOURCE", app.resource.clone()),
+            ("GITHUB_API_URL", format!("{web}/api/v3")),
+            ("GITHUB_WEB_URL", web),
+        ]);
+    }
+    if let Some(mcp) = github.iter().find(|c| c.kind == BrokeredKind::McpServer) {
+        agent0.extend([
+            ("GITHUB_MCP_SERVER_URL", format!("{}/", mcp.resource)),
+            ("OAUTH_STS_RESOURCE_GITHUB_MCP", mcp.resource.clone()),
+        ]);
+    }
+    write_github0_config(data_dir, issuer, &github)?;
     let mut todo0 = vec![
         ("OKTA_DOMAIN", okta_domain),
         ("OKTA_CLIENT_ID", TODO0_CLIENT.to_owned()),
@@ -534,6 +661,39 @@ pub fn write_env_files(data_dir: &Path, issuer: &str) -> anyhow::Result<()> {
     todo0.extend(port_of(&resource).map(|p| ("MCP_PORT", p)));
     write_private(&data_dir.join(AGENT0_ENV), &dotenv("agent0", &agent0))?;
     write_private(&data_dir.join(TODO0_ENV), &dotenv("todo0", &todo0))?;
+    Ok(())
+}
+
+/// Writes `github0.toml` (0600) for the generated github0 connections: the OAuth app idp0 uses
+/// (client id, secret, callback `<issuer>/oauth2/v1/sts/callback`) and the demo users' file, so
+/// github0's people are idp0's demo people with the same passwords. Nothing when there are none.
+fn write_github0_config(
+    data_dir: &Path,
+    issuer: &str,
+    connections: &[BrokeredConnectionEntry],
+) -> anyhow::Result<()> {
+    let Some(secret) = connections.iter().find_map(|c| c.client_secret.clone()) else {
+        return Ok(());
+    };
+    let mut app = toml::Table::new();
+    app.insert("client_id".into(), GITHUB0_APP_CLIENT_ID.into());
+    app.insert("name".into(), GITHUB0_APP_NAME.into());
+    app.insert("client_secret".into(), secret.into());
+    app.insert(
+        "callback_urls".into(),
+        toml::Value::Array(vec![
+            format!("{}/oauth2/v1/sts/callback", issuer.trim_end_matches('/')).into(),
+        ]),
+    );
+    let mut file = toml::Table::new();
+    file.insert("users_file".into(), DEMO_USERS_FILE.into());
+    file.insert("apps".into(), toml::Value::Array(vec![app.into()]));
+    let text = format!(
+        "# github0 settings for the idp0 development configuration; rewritten at every idp0 start.\n\
+         # The app is idp0's (its secret is also in {CONFIG_FILE}); people come from {DEMO_USERS_FILE}.\n{}",
+        toml::to_string(&file)?
+    );
+    write_private(&data_dir.join(GITHUB0_CONFIG), &text)?;
     Ok(())
 }
 
@@ -595,12 +755,17 @@ pub fn configured_topology(data_dir: &Path, scheme: &str) -> Option<Topology> {
         .iter()
         .find(|s| s.id == TODO0_SERVER)
         .and_then(|s| port(&s.audience))?;
-    Some(Topology::on_localhost(
-        scheme,
-        base(AGENT0_CLIENT)?,
-        base(TODO0_CLIENT)?,
-        mcp,
-    ))
+    let github = file
+        .agents
+        .iter()
+        .flat_map(|a| a.brokered_connections.iter())
+        .find(|c| is_github0(c))
+        .and_then(|c| port(&c.authorize_url))
+        .unwrap_or(GITHUB0_PORT);
+    Some(
+        Topology::on_localhost(scheme, base(AGENT0_CLIENT)?, base(TODO0_CLIENT)?, mcp)
+            .with_github_port(github),
+    )
 }
 
 /// `OKTA_DOMAIN` for an org issuer, as Okta and the sample mean it: the bare `host[:port]` when

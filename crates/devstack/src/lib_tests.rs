@@ -152,3 +152,106 @@ fn okta_domain_accepts_bare_domains_and_urls() {
         "http://localhost:9400"
     );
 }
+
+#[test]
+fn github0_is_the_agents_two_brokered_connections_and_follows_its_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = Topology::localhost(23000, 25001, 25002).with_github_port(25003);
+    ensure(dir.path(), Some(&topology)).unwrap();
+    let path = dir.path().join(CONFIG_FILE);
+    let config = idp0::config::Config::load(&path).unwrap();
+    drop(config);
+    let read =
+        || -> ConfigFile { toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap() };
+    let file = read();
+    let connections = &file.agents[0].brokered_connections;
+    let kinds: Vec<_> = connections
+        .iter()
+        .map(|c| (c.kind, c.resource.as_str(), c.revocation))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (
+                BrokeredKind::Application,
+                "http://localhost:25003/api/v3",
+                RevocationStyle::Github
+            ),
+            (
+                BrokeredKind::McpServer,
+                "http://localhost:25003/mcp",
+                RevocationStyle::Github
+            ),
+        ]
+    );
+    assert_eq!(
+        connections[0].revocation_url.as_deref(),
+        Some("http://localhost:25003/api/v3/applications/Ov23li-idp0-dev/grant")
+    );
+    assert_eq!(connections[0].scopes, ["repo", "read:user"]);
+    assert_eq!(configured_topology(dir.path(), "http").unwrap(), topology);
+
+    write_env_files(dir.path(), "http://localhost:29400").unwrap();
+    let env: std::collections::HashMap<_, _> = read_env_file(&dir.path().join(AGENT0_ENV))
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(env["OAUTH_STS_RESOURCE"], "http://localhost:25003/api/v3");
+    assert_eq!(env["GITHUB_API_URL"], "http://localhost:25003/api/v3");
+    assert_eq!(env["GITHUB_WEB_URL"], "http://localhost:25003");
+    assert_eq!(env["GITHUB_MCP_SERVER_URL"], "http://localhost:25003/mcp/");
+    assert_eq!(
+        env["OAUTH_STS_RESOURCE_GITHUB_MCP"],
+        "http://localhost:25003/mcp"
+    );
+    let github0 = dir.path().join(GITHUB0_CONFIG);
+    let text = std::fs::read_to_string(&github0).unwrap();
+    assert!(
+        text.contains("http://localhost:29400/oauth2/v1/sts/callback"),
+        "{text}"
+    );
+    assert!(text.contains(connections[0].client_secret.as_deref().unwrap()));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&github0).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let parsed = github0_file(&text);
+    assert_eq!(parsed["users_file"].as_str(), Some(DEMO_USERS_FILE));
+
+    // Another github0 port on a later start: every github0 URL follows, the secret stays.
+    ensure(dir.path(), Some(&topology.clone().with_github_port(25004))).unwrap();
+    let moved = read();
+    let moved = &moved.agents[0].brokered_connections;
+    assert_eq!(moved[1].resource, "http://localhost:25004/mcp");
+    assert_eq!(
+        moved[0].token_url,
+        "http://localhost:25004/login/oauth/access_token"
+    );
+    assert_eq!(moved[0].client_secret, connections[0].client_secret);
+}
+
+fn github0_file(text: &str) -> toml::Table {
+    toml::from_str(text).unwrap()
+}
+
+#[test]
+fn an_older_generated_config_gains_the_github0_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    ensure(dir.path(), None).unwrap();
+    let path = dir.path().join(CONFIG_FILE);
+    let mut file: ConfigFile = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    file.agents[0].brokered_connections.clear();
+    write_config(&path, &file).unwrap();
+    ensure(
+        dir.path(),
+        Some(&Topology::default().with_github_port(25003)),
+    )
+    .unwrap();
+    let file: ConfigFile = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let connections = &file.agents[0].brokered_connections;
+    assert_eq!(connections.len(), 2);
+    assert_eq!(
+        connections[0].authorize_url,
+        "http://localhost:25003/login/oauth/authorize"
+    );
+    idp0::config::Config::load(&path).unwrap();
+}

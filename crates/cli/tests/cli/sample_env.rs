@@ -503,7 +503,15 @@ fn up_sample_env_refuses_ports_the_sample_cannot_have() {
         .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
         .unwrap();
     let output = Command::new(BIN)
-        .args(["up", "--idp-port", "0", "--mcp-port", "0"])
+        .args([
+            "up",
+            "--idp-port",
+            "0",
+            "--mcp-port",
+            "0",
+            "--github-port",
+            "0",
+        ])
         .args(["--app-port", "0", "--agent-port", &high.to_string()])
         .arg("--sample-env")
         .arg(dir.path().join("sample"))

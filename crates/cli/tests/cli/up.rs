@@ -61,6 +61,20 @@ impl Up {
 
     /// [`Up::start`] with more arguments (`--tls` makes every URL it reads https).
     pub(super) fn start_with(dir: &std::path::Path, ports: [u16; 4], extra: &[&str]) -> Self {
+        Self::start_full(dir, ports, extra, &[])
+    }
+
+    /// [`Up::start`] with more environment variables (`GITHUB0_TOKEN_LIFETIME=4s`).
+    pub(super) fn start_env(dir: &std::path::Path, ports: [u16; 4], env: &[(&str, &str)]) -> Self {
+        Self::start_full(dir, ports, &[], env)
+    }
+
+    fn start_full(
+        dir: &std::path::Path,
+        ports: [u16; 4],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let [idp, mcp, app, agent] = ports.map(|p| p.to_string());
         let scheme = if extra.contains(&"--tls") {
             "https"
@@ -69,9 +83,12 @@ impl Up {
         };
         let mut child = Command::new(BIN)
             .args(["up", "--idp-port", &idp, "--mcp-port", &mcp])
+            // github0 too on a port the OS picks, so tests side by side never collide.
+            .args(["--github-port", "0"])
             .args(["--app-port", &app, "--agent-port", &agent, "--data-dir"])
             .arg(dir)
             .args(extra)
+            .envs(env.iter().copied())
             .env_remove("PORT")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.join("up.stderr")).unwrap())
@@ -333,7 +350,15 @@ fn up_names_the_service_and_the_flag_when_a_port_is_taken() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let output = Command::new(BIN)
-        .args(["up", "--idp-port", "0", "--mcp-port", &port])
+        .args([
+            "up",
+            "--idp-port",
+            "0",
+            "--mcp-port",
+            &port,
+            "--github-port",
+            "0",
+        ])
         .args(["--app-port", "0", "--agent-port", "0", "--data-dir"])
         .arg(dir.path())
         .output()
