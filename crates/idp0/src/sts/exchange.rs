@@ -46,8 +46,22 @@ pub async fn exchange(
             tracing::info!(target: AUDIT, event = "exchange_hit", user_id = %user.id, agent = %agent.client_id, resource = %connection.resource, "brokered exchange served from the vault");
             return Ok(response);
         }
-        if let Some(response) = refreshed(idp, agent, connection, &entry).await? {
-            return Ok(response);
+        // One refresh at a time per consent; whoever waited finds the refreshed token.
+        let lock = idp
+            .sts
+            .refresh_lock(&user.id, &agent.client_id, &connection.resource);
+        let _one_at_a_time = lock.lock().await;
+        let current = idp
+            .store
+            .find_vault_entry(&user.id, &agent.client_id, &connection.resource)
+            .await?;
+        if let Some(current) = current {
+            if let Some(response) = usable(idp, &current, idp.clock.now()) {
+                return Ok(response);
+            }
+            if let Some(response) = refreshed(idp, agent, connection, &current).await? {
+                return Ok(response);
+            }
         }
     }
     tracing::info!(target: AUDIT, event = "exchange_miss", user_id = %user.id, agent = %agent.client_id, resource = %connection.resource, "brokered exchange needs consent");

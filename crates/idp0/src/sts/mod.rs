@@ -38,6 +38,10 @@ pub struct Sts {
     pub vault: vault::VaultKey,
     /// HTTP client for ISVs (no redirects, bounded time).
     pub http: reqwest::Client,
+    /// One refresh at a time per (person, agent, connection): ISVs such as GitHub rotate refresh
+    /// tokens, so a second concurrent refresh would present a spent token and lose the consent.
+    /// Bounded, idle entries expire.
+    refreshing: moka::sync::Cache<String, std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Sts {
@@ -46,7 +50,22 @@ impl Sts {
         Ok(Self {
             vault: vault::VaultKey::load(keys_dir)?,
             http: isv::http_client()?,
+            refreshing: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(std::time::Duration::from_secs(120))
+                .build(),
         })
+    }
+
+    /// The refresh lock of (person, agent, connection).
+    pub fn refresh_lock(
+        &self,
+        user_id: &str,
+        agent: &str,
+        resource: &str,
+    ) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        self.refreshing
+            .get_with(format!("{user_id}\0{agent}\0{resource}"), Default::default)
     }
 }
 

@@ -353,13 +353,29 @@ async fn an_expired_token_is_refreshed_silently_revocation_keeps_the_refresh_tok
     let first = s.consented(&alice, &id_token, "alice").await;
     let first_token = first.body["access_token"].as_str().unwrap().to_owned();
 
-    // Expired: refreshed at the ISV, no new consent.
+    // Expired: refreshed at the ISV, no new consent — once, however many ask at the same time
+    // (the stand-in rotates refresh tokens, as GitHub does).
     s.clock.advance(3600);
-    let refreshed = s.exchange(&id_token).await;
+    s.isv.state.refresh_delay_ms.store(300, Ordering::SeqCst);
+    let (refreshed, b, c, d) = tokio::join!(
+        s.exchange(&id_token),
+        s.exchange(&id_token),
+        s.exchange(&id_token),
+        s.exchange(&id_token)
+    );
     assert_eq!(refreshed.status, StatusCode::OK, "{:?}", refreshed.body);
     let second = refreshed.body["access_token"].as_str().unwrap().to_owned();
+    for other in [b, c, d] {
+        assert_eq!(
+            other.body["access_token"],
+            second.as_str(),
+            "{:?}",
+            other.body
+        );
+    }
     assert_ne!(second, first_token);
     assert_eq!(s.isv.state.refreshes.load(Ordering::SeqCst), 1);
+    s.isv.state.refresh_delay_ms.store(0, Ordering::SeqCst);
 
     // Revocation with the oauth_sts hint drops only the cached access token.
     assert_eq!(s.revoke(&second).await, StatusCode::OK);

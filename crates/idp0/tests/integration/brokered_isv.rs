@@ -26,6 +26,8 @@ pub struct IsvState {
     pub expires_in: AtomicI64,
     pub issued: AtomicU64,
     pub refreshes: AtomicU64,
+    /// How long a refresh takes (so that concurrent ones overlap).
+    pub refresh_delay_ms: AtomicU64,
     /// code → (code_challenge, redirect_uri)
     codes: Mutex<HashMap<String, (String, String)>>,
     refresh_tokens: Mutex<Vec<String>>,
@@ -138,6 +140,8 @@ async fn token(
         }
         Some("refresh_token") => {
             state.refreshes.fetch_add(1, Ordering::SeqCst);
+            let delay = state.refresh_delay_ms.load(Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
             let presented = form.get("refresh_token").cloned().unwrap_or_default();
             let known = {
                 let mut list = state.refresh_tokens.lock().unwrap();
