@@ -42,8 +42,11 @@ pub const MAX_MESSAGE_CHARS: usize = 8000;
 const HISTORY_MESSAGES: usize = 60;
 /// Turns read back for the model's history (each has at least two messages).
 const HISTORY_TURNS: u32 = 30;
-/// Conversations whose model history is kept in memory between turns.
-const CACHED_CONVERSATIONS: usize = 1024;
+/// Conversations whose model history is kept in memory between turns (least recently used
+/// forgotten first: the store has it all).
+const CACHED_CONVERSATIONS: u64 = 1024;
+/// A conversation's model history unused for this long is forgotten.
+const CACHED_HISTORY_IDLE: Duration = Duration::from_secs(3600);
 /// Upper bound on a reply, in tokens.
 const MAX_TOKENS: u32 = 4096;
 /// Attempts per model call for retryable failures, and the first backoff.
@@ -64,7 +67,7 @@ pub struct Agent {
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Recent conversations' model history and its turn count: a warm turn reads no turns
     /// back, only the count, to know the copy is current.
-    recent: std::sync::Mutex<HashMap<String, CachedHistory>>,
+    recent: moka::sync::Cache<String, CachedHistory>,
     confirmations: Arc<Confirmations>,
     consent_waits: ConsentWaits,
 }
@@ -102,7 +105,10 @@ impl Agent {
             store,
             max_steps: max_steps.max(1),
             locks: std::sync::Mutex::new(HashMap::new()),
-            recent: std::sync::Mutex::new(HashMap::new()),
+            recent: moka::sync::Cache::builder()
+                .max_capacity(CACHED_CONVERSATIONS)
+                .time_to_idle(CACHED_HISTORY_IDLE)
+                .build(),
             confirmations: Arc::new(Confirmations::new(clock.clone())),
             consent_waits: ConsentWaits::default(),
             clock,
@@ -235,33 +241,36 @@ impl Agent {
             .store
             .count_turns(&principal.subject, conversation_id)
             .await?;
-        let cached = self
-            .recent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(conversation_id)
-            .filter(|(count, _)| *count == turns)
-            .map(|(_, history)| history.clone());
-        if let Some(history) = cached {
-            return Ok((turns, history.to_vec()));
-        }
-        let earlier = self
-            .store
-            .find_turns(&principal.subject, conversation_id, HISTORY_TURNS)
-            .await?;
-        let mut history: Vec<Message> = earlier.into_iter().flat_map(|t| t.messages).collect();
+        let cached = self.recent.get(conversation_id);
+        let earlier = match cached {
+            Some((count, history)) if count == turns => return Ok((turns, history.to_vec())),
+            // Another replica (or a restart) added turns since: read only those.
+            Some((count, history)) if count < turns && turns - count <= HISTORY_TURNS => {
+                let newer = self
+                    .store
+                    .find_turns(&principal.subject, conversation_id, turns - count)
+                    .await?;
+                let mut all = history.to_vec();
+                all.extend(newer.into_iter().flat_map(|t| t.messages));
+                all
+            }
+            _ => self
+                .store
+                .find_turns(&principal.subject, conversation_id, HISTORY_TURNS)
+                .await?
+                .into_iter()
+                .flat_map(|t| t.messages)
+                .collect(),
+        };
+        let mut history = earlier;
         history.drain(..history_window(&history));
         Ok((turns, history))
     }
 
     fn remember(&self, conversation_id: &str, turns: u32, mut history: Vec<Message>) {
         history.drain(..history_window(&history));
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        if recent.len() >= CACHED_CONVERSATIONS && !recent.contains_key(conversation_id) {
-            // Crude but bounded: forget everything; the store has it all.
-            recent.clear();
-        }
-        recent.insert(conversation_id.to_owned(), (turns, Arc::new(history)));
+        self.recent
+            .insert(conversation_id.to_owned(), (turns, Arc::new(history)));
     }
 
     async fn run_locked_turn(

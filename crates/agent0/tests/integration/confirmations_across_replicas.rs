@@ -188,3 +188,53 @@ async fn a_new_message_or_a_logout_through_the_other_replica_ends_the_card() {
     holds(&replicas.a.app, 0).await;
     clean_up(&url, &prefix).await;
 }
+
+/// The person's words in the model request's messages, in order.
+fn said(messages: &[agent0::llm::Message]) -> Vec<String> {
+    messages
+        .iter()
+        .flat_map(|m| &m.content)
+        .filter_map(|block| match block {
+            agent0::llm::Block::Text { text } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_conversation_continued_through_either_replica_gives_the_model_every_turn() {
+    let (url, prefix) = (redis_url(), prefix());
+    let model = std::sync::Arc::new(crate::faults::Scripted::default());
+    let replicas = Replicas::start_with(&url, &prefix, None, model.clone()).await;
+    let mut alice = login_at(&replicas.stack, &replicas.a.base, "alice").await;
+    let mut conversation = Value::Null;
+    // Each replica's in-memory history is a turn behind the other's: it reads back only the
+    // turns it has not seen, and the model still gets the whole conversation.
+    for (i, word) in ["one", "two", "three", "four"].iter().enumerate() {
+        let replica = if i % 2 == 0 { &replicas.a } else { &replicas.b };
+        through(&mut alice, replica);
+        model.push(crate::faults::Scripted::text(&format!("reply {word}")));
+        let (status, reply) = alice
+            .post(
+                "/api/chat",
+                &json!({"message": word, "conversationId": conversation}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+        conversation = reply["conversationId"].clone();
+    }
+    let requests = model.requests.lock().unwrap().clone();
+    assert_eq!(
+        said(requests.last().unwrap()),
+        [
+            "one",
+            "reply one",
+            "two",
+            "reply two",
+            "three",
+            "reply three",
+            "four"
+        ]
+    );
+    clean_up(&url, &prefix).await;
+}

@@ -91,6 +91,16 @@ impl Replicas {
 
     /// With agent0's clock `clock` on both replicas (idp0 keeps real time).
     async fn start_at(url: &str, prefix: &str, clock: Option<Arc<FixedClock>>) -> Self {
+        Self::start_with(url, prefix, clock, offline()).await
+    }
+
+    /// With `model` answering on both replicas.
+    pub(crate) async fn start_with(
+        url: &str,
+        prefix: &str,
+        clock: Option<Arc<FixedClock>>,
+        model: Arc<dyn agent0::llm::Model>,
+    ) -> Self {
         let listener_a = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let listener_b = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_a = format!("http://{}", listener_a.local_addr().unwrap());
@@ -103,7 +113,7 @@ impl Replicas {
         // And one conversation store, as replicas on one PostgreSQL do.
         let mut store = None;
         for (listener, base) in [(listener_a, base_a), (listener_b, base_b)] {
-            let mut config = config(&stack, &public, offline()).await;
+            let mut config = config(&stack, &public, model.clone()).await;
             let store = store.get_or_insert_with(|| config.store.clone());
             config.store = store.clone();
             config.session_key = SessionKey::from_secret(&secret).unwrap();
