@@ -69,7 +69,7 @@ pub struct Agent {
     /// back, only the count, to know the copy is current.
     recent: moka::sync::Cache<String, CachedHistory>,
     confirmations: Arc<Confirmations>,
-    consent_waits: ConsentWaits,
+    consent_waits: Arc<ConsentWaits>,
 }
 
 /// A conversation's turn count and its model history (windowed) after those turns.
@@ -110,16 +110,25 @@ impl Agent {
                 .time_to_idle(CACHED_HISTORY_IDLE)
                 .build(),
             confirmations: Arc::new(Confirmations::new(clock.clone())),
-            consent_waits: ConsentWaits::default(),
+            consent_waits: Arc::new(ConsentWaits::default()),
             clock,
         }
+        .waits_end_with_confirmations()
+    }
+
+    /// A new message or a logout ends turns waiting for consent as it ends confirmation cards
+    /// (on this replica and, through the relay, on the others).
+    fn waits_end_with_confirmations(self) -> Self {
+        self.confirmations
+            .end_consent_waits_too(self.consent_waits.clone());
+        self
     }
 
     /// The same agent, remembering people's approved scopes in `approvals` (shared by
     /// replicas) instead of in process.
     pub fn with_approvals(mut self, approvals: Arc<dyn crate::approvals::ApprovalStore>) -> Self {
         self.confirmations = Arc::new(Confirmations::with_approvals(self.clock.clone(), approvals));
-        self
+        self.waits_end_with_confirmations()
     }
 
     /// The confirmations waiting for people.
@@ -205,10 +214,9 @@ impl Agent {
             Some(id) => id.to_owned(),
             None => self.conversation_for(principal, None).await?,
         };
-        // A card left undecided is declined by the next message, so the turns go on.
+        // A card left undecided is declined by the next message, so the turns go on; so is a
+        // turn waiting for consent.
         self.confirmations
-            .supersede(&principal.subject, &conversation_id);
-        self.consent_waits
             .supersede(&principal.subject, &conversation_id);
         let lock = {
             let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());

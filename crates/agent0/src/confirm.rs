@@ -23,7 +23,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::agent::{AgentError, AgentEvent, TurnSummary};
+use crate::agent::{AgentError, AgentEvent, ConsentWaits, TurnSummary};
 use crate::approvals::{ApprovalKey, ApprovalStore, MemoryApprovals, approved_or_none};
 
 /// How long a confirmation may wait for the person, in seconds.
@@ -190,10 +190,12 @@ pub enum Notice {
         /// The conversation.
         conversation: String,
     },
-    /// The session with this [`session_digest`] logged out.
+    /// The session with this [`session_digest`], `subject`'s, logged out.
     ForgetSession {
         /// The session's digest.
         session: String,
+        /// Whose session it was.
+        subject: String,
     },
 }
 
@@ -217,6 +219,8 @@ pub struct Confirmations {
     clock: Arc<dyn Clock>,
     /// Where [`Notice`]s for the other replicas go (set when replicas share Redis).
     outbox: std::sync::OnceLock<mpsc::Sender<Notice>>,
+    /// The turns waiting for brokered consent, which the same notices end.
+    consent_waits: std::sync::OnceLock<Arc<ConsentWaits>>,
 }
 
 impl Confirmations {
@@ -232,7 +236,14 @@ impl Confirmations {
             approvals,
             clock,
             outbox: std::sync::OnceLock::new(),
+            consent_waits: std::sync::OnceLock::new(),
         }
+    }
+
+    /// A new message or a logout (here or, through the relay, on another replica) also ends
+    /// the turns of `waits` waiting for consent.
+    pub fn end_consent_waits_too(&self, waits: Arc<ConsentWaits>) {
+        let _ = self.consent_waits.set(waits);
     }
 
     /// From now on, supersessions and logouts are also told to the other replicas through
@@ -369,11 +380,13 @@ impl Confirmations {
         });
     }
 
-    /// Declines everything waiting for `session` (it logged out), here and on the other
-    /// replicas: those turns stop without their calls instead of waiting out the lifetime.
-    pub fn forget_session(&self, session: &str) {
+    /// Declines everything waiting for `session` (`subject`'s; it logged out), here and on the
+    /// other replicas: those turns stop without their calls instead of waiting out the
+    /// lifetime, and `subject`'s turns waiting for consent end.
+    pub fn forget_session(&self, session: &str, subject: &str) {
         let notice = Notice::ForgetSession {
             session: session_digest(session),
+            subject: subject.to_owned(),
         };
         self.apply(notice.clone());
         self.tell_other_replicas(notice);
@@ -385,8 +398,18 @@ impl Confirmations {
             Notice::Supersede {
                 subject,
                 conversation,
-            } => self.supersede_here(&subject, &conversation),
-            Notice::ForgetSession { session } => self.forget_session_here(&session),
+            } => {
+                self.supersede_here(&subject, &conversation);
+                if let Some(waits) = self.consent_waits.get() {
+                    waits.supersede(&subject, &conversation);
+                }
+            }
+            Notice::ForgetSession { session, subject } => {
+                self.forget_session_here(&session);
+                if let Some(waits) = self.consent_waits.get() {
+                    waits.forget_person(&subject);
+                }
+            }
         }
     }
 

@@ -292,4 +292,26 @@ mod tests {
         drop(bob);
         assert!(waits.is_empty());
     }
+
+    #[test]
+    fn another_replicas_new_message_or_logout_ends_a_wait_here() {
+        let waits = std::sync::Arc::new(ConsentWaits::default());
+        let confirmations =
+            crate::confirm::Confirmations::new(protocol::clock::FixedClock::frozen_now());
+        confirmations.end_consent_waits_too(waits.clone());
+        let mut first = waits.register("alice", "c1").expect("a slot");
+        let mut second = waits.register("alice", "c2").expect("a slot");
+        // What the relay delivers from another replica.
+        confirmations.apply(crate::confirm::Notice::Supersede {
+            subject: "alice".into(),
+            conversation: "c1".into(),
+        });
+        assert_eq!(*first.ended.borrow_and_update(), Some(Verdict::Superseded));
+        assert_eq!(*second.ended.borrow_and_update(), None);
+        confirmations.apply(crate::confirm::Notice::ForgetSession {
+            session: crate::confirm::session_digest("elsewhere"),
+            subject: "alice".into(),
+        });
+        assert_eq!(*second.ended.borrow_and_update(), Some(Verdict::LoggedOut));
+    }
 }

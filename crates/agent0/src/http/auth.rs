@@ -93,10 +93,10 @@ pub(crate) async fn post_logout(
                 return Err(ApiError::Csrf);
             }
             app.sessions.remove(&session.id).await?;
-            app.agent.confirmations().forget_session(&session.id);
+            // Cards and turns waiting for consent end, on every replica.
             app.agent
-                .consent_waits()
-                .forget_person(&session.principal.subject);
+                .confirmations()
+                .forget_session(&session.id, &session.principal.subject);
             app.agent
                 .hub()
                 .forget_person(&session.principal.subject)
