@@ -310,10 +310,14 @@ async fn j3_consent_resume_no_second_consent_refresh_mcp_removal_and_another_per
         .and_then(|rest| rest.split_whitespace().next())
         .map(|url| url.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| panic!("github0 in the banner: {:#?}", up.banner));
+    // github0 runs with idp0's app, the two demo people and the lifetime from the environment.
+    let banner = up.banner.join("\n");
+    assert!(banner.contains("github0 sandbox"), "{banner}");
     assert!(
-        up.banner.iter().any(|l| l.contains("github0 sandbox")),
-        "{:#?}",
-        up.banner
+        banner.contains(&format!(
+            "apps: 1   people: 2   token lifetime: {TOKEN_LIFETIME_S}s"
+        )),
+        "{banner}"
     );
     let agent = format!("http://localhost:{}", up.agent);
     let pr = format!("{github}/acme/widgets/pull/1");
