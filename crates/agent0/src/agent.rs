@@ -501,6 +501,11 @@ impl Agent {
                         waiting: false,
                     });
                 }
+                // Its card was shown when the consent was asked for: no error at every turn
+                // while the person has not (yet) consented.
+                Err(McpError::Token(TokenError::ConsentPending { .. })) => {
+                    tracing::debug!(connection = %server.name, "tools wait for consent");
+                }
                 Err(e) => {
                     tracing::warn!(connection = %server.name, error = %e, "tools unavailable");
                     let _ = events.send(AgentEvent::Error {
