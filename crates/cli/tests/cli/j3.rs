@@ -106,8 +106,8 @@ impl Turn {
             !self
                 .seen
                 .iter()
-                .any(|(e, d)| e == "consent_required" && d["waiting"] == true),
-            "no consent asked: {:#?}",
+                .any(|(e, d)| e == "error" || (e == "consent_required" && d["waiting"] == true)),
+            "no consent asked, no error: {:#?}",
             self.seen
         );
         self.seen
