@@ -178,8 +178,22 @@ impl Health {
 enum Failure {
     InsufficientScope(Option<Scopes>, String),
     Unauthorized(String),
-    Broken(String),
+    /// The transport failed; `unsent` when the server surely did not run the request (the
+    /// connection was refused, or the server no longer knew the session).
+    Broken {
+        message: String,
+        unsent: bool,
+    },
     Fatal(McpError),
+}
+
+/// Whether a request may be sent again after its connection broke with no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// Running it twice does no harm (a listing, a read-only or idempotent tool).
+    Safe,
+    /// It may have changed something: sent again only when it surely never ran.
+    Unsafe,
 }
 
 impl McpHub {
@@ -311,6 +325,7 @@ impl McpHub {
                 principal,
                 server,
                 "tools/list",
+                Repeat::Safe,
                 |peer| async move { peer.list_all_tools().await },
                 |_| None,
             )
@@ -326,7 +341,8 @@ impl McpHub {
             Err(e) => return Err(e),
         };
         if matches!(server.auth, AuthStrategy::OauthSts { .. }) {
-            self.brokered_tools.insert(server.name.clone(), tools.clone());
+            self.brokered_tools
+                .insert(server.name.clone(), tools.clone());
         }
         self.tools.insert(key, (tools.clone(), now + TOOLS_TTL));
         Ok(tools)
@@ -347,11 +363,13 @@ impl McpHub {
                 .inspect_err(|e| self.note_failure(principal, server, e));
         }
         let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+        let repeat = self.repeat_of(principal, server, tool);
         let (result, step_up) = self
             .with_session(
                 principal,
                 server,
                 tool,
+                repeat,
                 |peer| {
                     let params = params.clone();
                     async move { peer.call_tool(params).await }
@@ -368,6 +386,25 @@ impl McpHub {
         Ok(outcome(result, step_up))
     }
 
+    /// Whether `tool` may be called again after a broken connection: when the server's
+    /// listing marks it read-only or idempotent (MCP `ToolAnnotations`), else not.
+    fn repeat_of(&self, principal: &Principal, server: &McpServer, tool: &str) -> Repeat {
+        let key = (principal.subject.clone(), server.name.clone());
+        let harmless = self.tools.get(&key).is_some_and(|(tools, _)| {
+            tools.iter().any(|t| {
+                t.name == tool
+                    && t.annotations.as_ref().is_some_and(|a| {
+                        a.read_only_hint == Some(true) || a.idempotent_hint == Some(true)
+                    })
+            })
+        });
+        if harmless {
+            Repeat::Safe
+        } else {
+            Repeat::Unsafe
+        }
+    }
+
     /// Runs `op` on a live session, stepping up and reconnecting as needed: when the server
     /// challenges, or when `refusal` finds that `op`'s answer refuses the token in band.
     async fn with_session<T, F, Fut>(
@@ -375,6 +412,7 @@ impl McpHub {
         principal: &Principal,
         server: &McpServer,
         what: &str,
+        repeat: Repeat,
         op: F,
         refusal: impl Fn(&T) -> Option<Failure>,
     ) -> Result<(T, Option<(Scopes, Scopes)>), McpError>
@@ -424,9 +462,20 @@ impl McpHub {
                     return Ok((value, stepped));
                 }
                 Err(Failure::Fatal(e)) => return Err(e),
-                Err(Failure::Broken(message)) => {
-                    // A stale session (the server restarted) is worth one fresh attempt.
+                Err(Failure::Broken { message, unsent }) => {
+                    // A stale session (the server restarted) is worth one fresh attempt; a
+                    // call that may have run is not made again unless the tool says that is
+                    // harmless (behind a balancer, a replica can die after committing a write).
                     self.drop_session(principal, server);
+                    if !unsent && repeat == Repeat::Unsafe {
+                        return Err(McpError::Unavailable {
+                            server: server.label.clone(),
+                            message: format!(
+                                "{message}; the call may or may not have run, so it was not \
+                                 repeated (check before trying again)"
+                            ),
+                        });
+                    }
                     if retried {
                         return Err(McpError::Unavailable {
                             server: server.label.clone(),
@@ -645,8 +694,35 @@ fn classify_service_error(e: &rmcp::ServiceError) -> Failure {
             server: "the MCP server".into(),
             message: format!("{} (JSON-RPC code {})", error.message, error.code.0),
         }),
-        other => Failure::Broken(other.to_string()),
+        other => Failure::Broken {
+            message: other.to_string(),
+            unsent: surely_unsent(other),
+        },
     }
+}
+
+/// Whether a request that failed with `e` surely never ran at the server: the connection was
+/// refused (nothing was sent), or the server answered that it no longer knows the session.
+fn surely_unsent(e: &rmcp::ServiceError) -> bool {
+    use rmcp::transport::streamable_http_client::StreamableHttpError;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = source {
+        if let Some(StreamableHttpError::<reqwest::Error>::SessionExpired) = error.downcast_ref() {
+            return true;
+        }
+        if let Some(http) = error.downcast_ref::<reqwest::Error>()
+            && http.is_connect()
+        {
+            return true;
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// Why a call stopped stepping up, in agent0's words (`description`: the challenge's).

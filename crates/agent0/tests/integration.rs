@@ -37,6 +37,8 @@ mod llm_openai;
 mod login;
 #[path = "integration/logs.rs"]
 mod logs;
+#[path = "integration/mcp_retries.rs"]
+mod mcp_retries;
 #[path = "integration/mcp_sessions.rs"]
 mod mcp_sessions;
 #[path = "integration/mcp_stateless.rs"]
