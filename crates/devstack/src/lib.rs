@@ -33,6 +33,7 @@ use idp0::password;
 use idp0::tokens::new_secret;
 
 pub mod dotenv;
+pub mod login_form;
 mod sample;
 pub use sample::{
     SAMPLE_AGENT_SCOPES, SAMPLE_ENV_FILES, SampleEnv, SampleTopology, write_sample_env,

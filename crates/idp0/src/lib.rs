@@ -19,7 +19,6 @@ pub mod grants;
 pub mod html;
 pub mod http;
 pub mod keyring;
-pub mod login_form;
 pub mod login_guard;
 pub mod password;
 pub mod server;

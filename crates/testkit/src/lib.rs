@@ -24,7 +24,7 @@ use protocol::token_client::{
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-pub use idp0::login_form::{form_action, hidden_fields};
+pub use devstack::login_form::{form_action, hidden_fields};
 
 /// A running idp0.
 pub struct IdpHandle {

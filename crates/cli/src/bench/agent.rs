@@ -561,10 +561,10 @@ async fn login(agent_base: &str, username: &str) -> anyhow::Result<Person> {
     let start = http.get(format!("{agent_base}/auth/login")).send().await?;
     let authorize = location(&start)?;
     let page = http.get(&authorize).send().await?.text().await?;
-    let mut fields = idp0::login_form::hidden_fields(&page);
+    let mut fields = devstack::login_form::hidden_fields(&page);
     fields.push(("username".into(), username.into()));
     fields.push(("password".into(), PASSWORD.into()));
-    let action = idp0::login_form::form_action(&authorize, &page)?;
+    let action = devstack::login_form::form_action(&authorize, &page)?;
     let submitted = http.post(action).form(&fields).send().await?;
     let callback = url::Url::parse(&location(&submitted)?)?;
     let callback = format!(

@@ -577,10 +577,10 @@ async fn login(
         .build()?;
     let (authorize, pending) = rp.begin(now, &["offline_access"]);
     let page = browser.get(authorize.as_str()).send().await?.text().await?;
-    let mut fields = idp0::login_form::hidden_fields(&page);
+    let mut fields = devstack::login_form::hidden_fields(&page);
     fields.push(("username".into(), "alice".into()));
     fields.push(("password".into(), password.into()));
-    let action = idp0::login_form::form_action(authorize.as_str(), &page)?;
+    let action = devstack::login_form::form_action(authorize.as_str(), &page)?;
     let submitted = browser.post(action).form(&fields).send().await?;
     let location = submitted
         .headers()

@@ -1,6 +1,6 @@
 //! `secure-agent login --username U --password-stdin`: idp0's login form driven over HTTP, for
 //! scripts and tests. The authorization URL is opened, the form's hidden fields (the original
-//! request and its anti-CSRF token, [`idp0::login_form`]) are sent back with the credentials,
+//! request and its anti-CSRF token, [`devstack::login_form`]) are sent back with the credentials,
 //! and the redirect is followed to this command's own loopback listener — never anywhere else,
 //! so the code cannot leave the machine. Only idp0's form is understood; other IdPs need the
 //! browser.
@@ -38,11 +38,11 @@ pub(super) async fn log_in(
         if status != StatusCode::OK {
             bail!("the identity provider refused the login request (HTTP {status})");
         }
-        let action = idp0::login_form::form_action(&page_url, &html).context(
+        let action = devstack::login_form::form_action(&page_url, &html).context(
             "the identity provider showed no login form this command understands \
              (--username works with idp0; use the browser for other IdPs)",
         )?;
-        let mut fields = idp0::login_form::hidden_fields(&html);
+        let mut fields = devstack::login_form::hidden_fields(&html);
         fields.push(("username".into(), username.to_owned()));
         fields.push(("password".into(), password.expose_secret().to_owned()));
         http.post(action)

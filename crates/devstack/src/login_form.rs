@@ -1,6 +1,7 @@
-//! The login form as a client reads it (a test's browser stand-in, the benchmark's users): the
-//! form's action and its hidden fields, unescaped as [`crate::html`] escapes them
-//! ([`httpserve::html::unescape`]).
+//! idp0's login form as a client of the development stack reads it (`secure-agent login
+//! --scripted`, the benchmarks' users, the tests' browser stand-in): the form's action and its
+//! hidden fields, unescaped as idp0's pages escape them ([`httpserve::html::unescape`]). It
+//! lives here, beside the stack's topology, because idp0 serves the form and reads none.
 
 use anyhow::Context;
 
