@@ -13,6 +13,8 @@ use testkit::{Browser, IdpHandle};
 mod agent_database;
 #[path = "cli/browser.rs"]
 mod browser;
+#[path = "cli/browser_j3.rs"]
+mod browser_j3;
 #[path = "cli/j3.rs"]
 mod j3;
 #[path = "cli/node.rs"]
