@@ -422,6 +422,11 @@ async fn j3_consent_resume_no_second_consent_refresh_mcp_removal_and_another_per
     assert!(walk.github_consent, "github0 asks again: {walk:?}");
     assert_eq!(comments_by(&github, "alice").await, 4);
 
+    // Both connections are one app at github0, so its grant took the GitHub MCP tokens too:
+    // with these short-lived tokens idp0's refresh is refused and that connection asks again.
+    let me = mcp_get_me(&alice, &agent, &csrf, "alice", &alice_pw, None).await;
+    assert!(me.contains("alice"), "{me}");
+
     let log = up.stop();
     for secret in [&alice_pw, &bob_pw] {
         assert!(!log.contains(secret.as_str()), "no password in the log");

@@ -109,7 +109,8 @@ impl Up {
         let port_after = |marker: &str| -> u16 {
             let line = banner
                 .iter()
-                .find(|l| l.contains(marker))
+                // github0's banner line `web + OAuth: … (listening on …)` is not todo0's.
+                .find(|l| l.contains(marker) && !l.contains("web + OAuth:"))
                 .unwrap_or_else(|| {
                     let stderr = std::fs::read_to_string(dir.join("up.stderr")).unwrap();
                     panic!("no {marker:?} in {banner:#?}\nstderr:\n{stderr}")
