@@ -115,6 +115,22 @@ impl RedisConn {
             .await
     }
 
+    /// Publishes each of `payloads`, in order, on channel `{prefix}{channel}` in one pipelined
+    /// round trip.
+    pub(crate) async fn publish_all(
+        &self,
+        channel: &str,
+        payloads: &[String],
+    ) -> Result<(), SharedStateError> {
+        let channel = self.key(channel);
+        let mut pipe = redis::pipe();
+        for payload in payloads {
+            pipe.cmd("PUBLISH").arg(&channel).arg(payload).ignore();
+        }
+        let mut manager = self.manager.clone();
+        self.deadline(pipe.query_async::<()>(&mut manager)).await
+    }
+
     async fn query<T: redis::FromRedisValue>(
         &self,
         cmd: &mut redis::Cmd,

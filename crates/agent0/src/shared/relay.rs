@@ -37,6 +37,8 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 const SILENCE: Duration = Duration::from_secs(20);
 /// Answers buffered for one relayed turn (more end it: the person's stream is not read).
 const REPLY_BUFFER: usize = 4096;
+/// Notices sent in one pipelined round trip at most.
+const NOTICE_BATCH: usize = 256;
 /// The longest wait between two attempts to subscribe again.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -349,22 +351,24 @@ async fn forward(
 
 /// Sends this replica's notices to the others.
 async fn send_notices(relay: Weak<TurnRelay>, mut notices: mpsc::Receiver<Notice>) {
-    while let Some(notice) = notices.recv().await {
+    let mut batch = Vec::with_capacity(NOTICE_BATCH);
+    // What queued up while the last batch was on the wire goes in one pipelined round trip, so
+    // the notices (one per chat turn) keep up with any turn rate.
+    while notices.recv_many(&mut batch, NOTICE_BATCH).await > 0 {
         let Some(relay) = relay.upgrade() else {
             return;
         };
-        if let Err(e) = relay
-            .conn
-            .publish(
-                ALL,
-                &encode(&Broadcast::Notice {
+        let payloads: Vec<String> = batch
+            .drain(..)
+            .map(|notice| {
+                encode(&Broadcast::Notice {
                     from: relay.replica.clone(),
                     notice,
-                }),
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "a confirmation notice could not reach the other replicas");
+                })
+            })
+            .collect();
+        if let Err(e) = relay.conn.publish_all(ALL, &payloads).await {
+            tracing::warn!(error = %e, "confirmation notices could not reach the other replicas");
         }
     }
 }
