@@ -10,7 +10,11 @@
 //!   800-63B §5.2.2): a few free failures, then exponentially growing delays, then a temporary
 //!   lock. A refused attempt runs no Argon2id and does not extend the lock, and the right password
 //!   is refused too while locked; an existing SSO session is unaffected (it never reaches the
-//!   password form). Tables are bounded TTL caches (`moka`); time comes from the injected clock.
+//!   password form). The counts live in the store ([`crate::store::Store::count_login_attempt`]:
+//!   one atomic upsert per key), so every replica on the same database sees the same counts and N
+//!   replicas behind a balancer give no more guesses than one; rows expire and are purged with
+//!   the store's other expiring rows. Time comes from the injected clock. A store that cannot be
+//!   reached fails the login closed (503), never "no throttling".
 //!
 //! Attempts are counted when they start, not when they fail, so a burst of concurrent guesses
 //! cannot all slip through before the first failure is recorded; a success or a check that never
@@ -22,10 +26,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use moka::sync::Cache;
 use protocol::UnixTime;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
+
+use crate::store::{Store, StoreError};
 
 /// Audit events (failed logins, locks, throttled attempts) go to this tracing target.
 pub const AUDIT_TARGET: &str = "idp0::audit";
@@ -157,136 +162,153 @@ impl Account {
 pub struct Attempt {
     account: Account,
     address: Option<IpAddr>,
-    account_failures: u32,
+    account_failures: i64,
 }
 
-/// Per-account and per-address failure counters with bounded memory.
+/// Why an attempt did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NotStarted {
+    /// Too many recent failures for the account or the address.
+    #[error("login attempt throttled for {} s", .0.retry_after)]
+    Throttled(Throttled),
+    /// The shared counts could not be read or written: the login fails closed (503).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Per-account and per-client-address failure counters, kept in the store so every replica
+/// sharing the database sees the same counts.
 pub struct LoginThrottle {
     account_policy: ThrottlePolicy,
     address_policy: ThrottlePolicy,
-    /// Configured users only, so capacity covers every user and nothing is ever evicted early.
-    known: Cache<String, Failures>,
-    /// Unknown usernames and addresses: bounded, least useful entries evicted first; losing one
-    /// only forgets failures against an account that does not exist or a long-idle address.
-    unknown: Cache<String, Failures>,
-    addresses: Cache<IpAddr, Failures>,
-    /// Check-and-count is one step, so concurrent attempts cannot all pass a check.
-    update: Mutex<()>,
+    store: Arc<dyn Store>,
+}
+
+impl Account {
+    /// The account's row in the store.
+    fn key(&self) -> String {
+        match self {
+            Self::Known(id) => format!("user:{id}"),
+            Self::Unknown(digest) => format!("unknown:{digest}"),
+        }
+    }
+}
+
+/// An address's row in the store.
+fn address_key(address: IpAddr) -> String {
+    format!("ip:{address}")
 }
 
 impl LoginThrottle {
-    /// Counters for `users` configured users under `limits`.
-    pub fn new(limits: &LoginLimits, users: usize) -> Self {
-        let idle = |p: &ThrottlePolicy| {
-            let seconds = p.forget_after_seconds.max(p.lock_seconds).max(1);
-            Duration::from_secs(u64::try_from(seconds).unwrap_or(u64::MAX))
-        };
-        let account_idle = idle(&limits.account);
+    /// Counters under `limits`, kept in `store`.
+    pub fn new(limits: &LoginLimits, store: Arc<dyn Store>) -> Self {
         Self {
             account_policy: limits.account,
             address_policy: limits.address,
-            known: Cache::builder()
-                .max_capacity(u64::try_from(users).unwrap_or(u64::MAX).saturating_add(16))
-                .time_to_idle(account_idle)
-                .build(),
-            unknown: Cache::builder()
-                .max_capacity(10_000)
-                .time_to_idle(account_idle)
-                .build(),
-            addresses: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(idle(&limits.address))
-                .build(),
-            update: Mutex::new(()),
-        }
-    }
-
-    fn account_entry(&self, account: &Account) -> Option<Failures> {
-        match account {
-            Account::Known(id) => self.known.get(id),
-            Account::Unknown(digest) => self.unknown.get(digest),
-        }
-    }
-
-    fn put_account(&self, account: &Account, f: Failures) {
-        match account {
-            Account::Known(id) => self.known.insert(id.clone(), f),
-            Account::Unknown(digest) => self.unknown.insert(digest.clone(), f),
+            store,
         }
     }
 
     /// Starts an attempt at `now`, or says how long to wait. A refused attempt changes nothing
-    /// (so hammering a locked account does not keep it locked).
-    pub fn begin(
+    /// (so hammering a locked account does not keep it locked). One statement per key: the
+    /// account's count, then the address's; an address that must wait takes the account's count
+    /// back.
+    pub async fn begin(
         &self,
         account: Account,
         address: Option<IpAddr>,
         now: UnixTime,
-    ) -> Result<Attempt, Throttled> {
-        let _one_at_a_time = self.update.lock().unwrap_or_else(|e| e.into_inner());
-        let by_account = self
-            .account_policy
-            .current(self.account_entry(&account), now);
-        let by_address =
-            address.map(|a| (a, self.address_policy.current(self.addresses.get(&a), now)));
-        let mut refusal: Option<Throttled> = None;
-        let mut consider = |policy: &ThrottlePolicy, f: &Failures| {
-            let wait = policy.next_allowed(f).saturating_sub(now);
-            if wait > 0 {
-                let locked = f.count >= policy.lock_after;
-                let worse = refusal.is_none_or(|r| wait > r.retry_after);
-                if worse {
-                    refusal = Some(Throttled {
-                        retry_after: wait,
-                        locked,
-                    });
+    ) -> Result<Attempt, NotStarted> {
+        let account_key = account.key();
+        let counted = self
+            .store
+            .count_login_attempt(&account_key, &self.account_policy, now)
+            .await?;
+        let refused = match (counted, address) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(_), Some(a)) => {
+                let by_address = self
+                    .store
+                    .count_login_attempt(&address_key(a), &self.address_policy, now)
+                    .await;
+                match by_address {
+                    Ok(Some(_)) => false,
+                    Ok(None) => {
+                        self.store.uncount_login_attempt(&account_key).await?;
+                        true
+                    }
+                    Err(e) => {
+                        // Best effort: the request fails closed either way.
+                        let _ = self.store.uncount_login_attempt(&account_key).await;
+                        return Err(e.into());
+                    }
                 }
             }
         };
-        consider(&self.account_policy, &by_account);
-        if let Some((_, f)) = &by_address {
-            consider(&self.address_policy, f);
+        match counted {
+            Some(account_failures) if !refused => Ok(Attempt {
+                account,
+                address,
+                account_failures,
+            }),
+            _ => {
+                let refusal = self.refusal(&account_key, address, now).await?;
+                tracing::info!(
+                    target: AUDIT_TARGET,
+                    event = "login_throttled",
+                    user_id = account.audit_id(),
+                    address = ?address,
+                    retry_after = refusal.retry_after,
+                    locked = refusal.locked,
+                    "login attempt refused without checking the password"
+                );
+                Err(NotStarted::Throttled(refusal))
+            }
         }
-        if let Some(refusal) = refusal {
-            tracing::info!(
-                target: AUDIT_TARGET,
-                event = "login_throttled",
-                user_id = account.audit_id(),
-                address = ?address,
-                retry_after = refusal.retry_after,
-                locked = refusal.locked,
-                "login attempt refused without checking the password"
+    }
+
+    /// How long a refused attempt must wait: the longer of the account's and the address's waits.
+    async fn refusal(
+        &self,
+        account_key: &str,
+        address: Option<IpAddr>,
+        now: UnixTime,
+    ) -> Result<Throttled, StoreError> {
+        let mut keys = vec![(account_key.to_owned(), &self.account_policy)];
+        if let Some(a) = address {
+            keys.push((address_key(a), &self.address_policy));
+        }
+        let mut refusal = Throttled {
+            retry_after: 1,
+            locked: false,
+        };
+        let mut worst = 0;
+        for (key, policy) in keys {
+            let found = self.store.find_login_failures(&key).await?;
+            let f = policy.current(
+                found.map(|(count, last)| Failures {
+                    count: u32::try_from(count).unwrap_or(u32::MAX),
+                    last,
+                }),
+                now,
             );
-            return Err(refusal);
+            let wait = policy.next_allowed(&f).saturating_sub(now);
+            if wait > worst {
+                worst = wait;
+                refusal = Throttled {
+                    retry_after: wait,
+                    locked: f.count >= policy.lock_after,
+                };
+            }
         }
-        let account_failures = by_account.count.saturating_add(1);
-        self.put_account(
-            &account,
-            Failures {
-                count: account_failures,
-                last: now,
-            },
-        );
-        if let Some((a, f)) = by_address {
-            self.addresses.insert(
-                a,
-                Failures {
-                    count: f.count.saturating_add(1),
-                    last: now,
-                },
-            );
-        }
-        Ok(Attempt {
-            account,
-            address,
-            account_failures,
-        })
+        Ok(refusal)
     }
 
     /// The password was wrong: the attempt stays counted. Logs the audit event, and a lock when
     /// this failure starts one.
     pub fn failed(&self, attempt: &Attempt) {
-        let locked = attempt.account_failures >= self.account_policy.lock_after;
+        let locked = attempt.account_failures >= i64::from(self.account_policy.lock_after);
         if locked {
             tracing::warn!(
                 target: AUDIT_TARGET,
@@ -311,41 +333,25 @@ impl LoginThrottle {
 
     /// The password was right: the account's failures are forgotten and the address gets this
     /// attempt back.
-    pub fn succeeded(&self, attempt: Attempt) {
-        let _one_at_a_time = self.update.lock().unwrap_or_else(|e| e.into_inner());
-        match &attempt.account {
-            Account::Known(id) => self.known.invalidate(id),
-            Account::Unknown(digest) => self.unknown.invalidate(digest),
-        }
-        self.give_back_address(attempt.address);
+    pub async fn succeeded(&self, attempt: Attempt) -> Result<(), StoreError> {
+        self.store
+            .delete_login_failures(&attempt.account.key())
+            .await?;
+        self.give_back_address(attempt.address).await
     }
 
     /// The check never ran (the gate was full): the attempt is not held against anyone.
-    pub fn abandoned(&self, attempt: Attempt) {
-        let _one_at_a_time = self.update.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = self.account_entry(&attempt.account) {
-            self.put_account(
-                &attempt.account,
-                Failures {
-                    count: f.count.saturating_sub(1),
-                    ..f
-                },
-            );
-        }
-        self.give_back_address(attempt.address);
+    pub async fn abandoned(&self, attempt: Attempt) -> Result<(), StoreError> {
+        self.store
+            .uncount_login_attempt(&attempt.account.key())
+            .await?;
+        self.give_back_address(attempt.address).await
     }
 
-    fn give_back_address(&self, address: Option<IpAddr>) {
-        if let Some(a) = address
-            && let Some(f) = self.addresses.get(&a)
-        {
-            self.addresses.insert(
-                a,
-                Failures {
-                    count: f.count.saturating_sub(1),
-                    ..f
-                },
-            );
+    async fn give_back_address(&self, address: Option<IpAddr>) -> Result<(), StoreError> {
+        match address {
+            Some(a) => self.store.uncount_login_attempt(&address_key(a)).await,
+            None => Ok(()),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The throttle's schedule with a moved clock (no sleeping), and the gate's bound.
+//! The throttle's schedule with a moved clock (no sleeping) on an in-memory store, and the
+//! gate's bound.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
@@ -17,11 +18,35 @@ fn addr(last: u8) -> Option<IpAddr> {
     Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, last)))
 }
 
+/// A throttle with default limits on a fresh in-memory store.
+async fn throttle() -> LoginThrottle {
+    let store = crate::store::SqliteStore::in_memory()
+        .await
+        .expect("in-memory store");
+    LoginThrottle::new(&LoginLimits::default(), Arc::new(store))
+}
+
+/// The refusal of an attempt that did not start (a store error fails the test).
+fn refusal(result: Result<Attempt, NotStarted>) -> Option<Throttled> {
+    match result {
+        Ok(_) => None,
+        Err(NotStarted::Throttled(t)) => Some(t),
+        Err(NotStarted::Store(e)) => panic!("store: {e}"),
+    }
+}
+
 /// Fails `n` attempts at `at`, all allowed.
-fn fail(throttle: &LoginThrottle, account: Account, address: Option<IpAddr>, n: u32, at: UnixTime) {
+async fn fail(
+    throttle: &LoginThrottle,
+    account: Account,
+    address: Option<IpAddr>,
+    n: u32,
+    at: UnixTime,
+) {
     for i in 0..n {
         let attempt = throttle
             .begin(account.clone(), address, at)
+            .await
             .unwrap_or_else(|t| panic!("attempt {i} was refused: {t:?}"));
         throttle.failed(&attempt);
     }
@@ -37,39 +62,39 @@ fn fail(throttle: &LoginThrottle, account: Account, address: Option<IpAddr>, n: 
 #[case::the_lock_holds_for_its_duration(10, 299, Some((1, true)))]
 #[case::the_lock_expires(10, 300, None)]
 #[case::old_failures_are_forgotten(9, 3600, None)]
-fn the_account_schedule(
+#[tokio::test]
+async fn the_account_schedule(
     #[case] failures: u32,
     #[case] later: i64,
     #[case] expected: Option<(i64, bool)>,
 ) {
-    let throttle = LoginThrottle::new(&LoginLimits::default(), 2);
+    let throttle = throttle().await;
     let mut now = T0;
     for _ in 0..failures {
         // Each failure as early as the schedule allows.
         let attempt = loop {
-            match throttle.begin(alice(), addr(1), now) {
+            match throttle.begin(alice(), addr(1), now).await {
                 Ok(a) => break a,
-                Err(t) => now += t.retry_after,
+                Err(NotStarted::Throttled(t)) => now += t.retry_after,
+                Err(NotStarted::Store(e)) => panic!("store: {e}"),
             }
         };
         throttle.failed(&attempt);
     }
-    let got = throttle
-        .begin(alice(), addr(1), now + later)
-        .err()
-        .map(|t| (t.retry_after, t.locked));
-    assert_eq!(got, expected);
+    let got = throttle.begin(alice(), addr(1), now + later).await;
+    assert_eq!(refusal(got).map(|t| (t.retry_after, t.locked)), expected);
 }
 
-#[test]
-fn a_lock_refuses_the_right_password_too_and_refusals_do_not_extend_it() {
-    let throttle = LoginThrottle::new(&LoginLimits::default(), 2);
+#[tokio::test]
+async fn a_lock_refuses_the_right_password_too_and_refusals_do_not_extend_it() {
+    let throttle = throttle().await;
     let limits = LoginLimits::default();
     // Ten failures, each from a different address, spaced past every delay.
     let mut now = T0;
     for i in 0..limits.account.lock_after {
         let attempt = throttle
             .begin(alice(), addr(u8::try_from(i).unwrap_or(0)), now)
+            .await
             .expect("allowed");
         throttle.failed(&attempt);
         now += limits.account.max_delay_seconds;
@@ -77,29 +102,36 @@ fn a_lock_refuses_the_right_password_too_and_refusals_do_not_extend_it() {
     let locked_at = now - limits.account.max_delay_seconds;
     // Hammering during the lock is refused and does not move its end.
     for s in (0..300).step_by(30) {
-        let refused = throttle.begin(alice(), addr(200), locked_at + s);
+        let refused = throttle.begin(alice(), addr(200), locked_at + s).await;
         assert_eq!(
-            refused.err().map(|t| (t.locked, t.retry_after)),
+            refusal(refused).map(|t| (t.locked, t.retry_after)),
             Some((true, 300 - s))
         );
     }
     // After the lock, the right password works and clears the account.
     let attempt = throttle
         .begin(alice(), addr(200), locked_at + 300)
+        .await
         .expect("lock expired");
-    throttle.succeeded(attempt);
-    fail(&throttle, alice(), addr(201), 4, locked_at + 301);
+    throttle.succeeded(attempt).await.expect("store");
+    fail(&throttle, alice(), addr(201), 4, locked_at + 301).await;
 }
 
-#[test]
-fn accounts_and_addresses_are_independent_keys() {
-    let throttle = LoginThrottle::new(&LoginLimits::default(), 2);
-    fail(&throttle, alice(), addr(1), 5, T0);
-    assert!(throttle.begin(alice(), addr(2), T0).is_err(), "per account");
+#[tokio::test]
+async fn accounts_and_addresses_are_independent_keys() {
+    let throttle = throttle().await;
+    fail(&throttle, alice(), addr(1), 5, T0).await;
+    assert!(
+        throttle.begin(alice(), addr(2), T0).await.is_err(),
+        "per account"
+    );
     let bob = Account::Known("00ubob".into());
-    assert!(throttle.begin(bob, addr(1), T0).is_ok(), "bob is not alice");
+    assert!(
+        throttle.begin(bob, addr(1), T0).await.is_ok(),
+        "bob is not alice"
+    );
     // One address spraying many accounts is slowed after its own free failures.
-    let throttle = LoginThrottle::new(&LoginLimits::default(), 2);
+    let throttle = self::throttle().await;
     for i in 0..20 {
         fail(
             &throttle,
@@ -107,34 +139,40 @@ fn accounts_and_addresses_are_independent_keys() {
             addr(9),
             1,
             T0,
-        );
+        )
+        .await;
     }
-    let sprayed = throttle.begin(Account::named(None, "user99"), addr(9), T0);
-    assert_eq!(sprayed.err().map(|t| t.locked), Some(false));
+    let sprayed = throttle
+        .begin(Account::named(None, "user99"), addr(9), T0)
+        .await;
+    assert_eq!(refusal(sprayed).map(|t| t.locked), Some(false));
     assert!(
         throttle
             .begin(Account::named(None, "user99"), addr(10), T0)
+            .await
             .is_ok(),
         "another address is not slowed"
     );
 }
 
-#[test]
-fn unknown_usernames_are_throttled_like_real_ones() {
-    let throttle = LoginThrottle::new(&LoginLimits::default(), 2);
-    fail(&throttle, Account::named(None, "ghost"), addr(1), 5, T0);
-    let refused = throttle.begin(Account::named(None, " Ghost "), addr(2), T0);
-    assert_eq!(refused.err().map(|t| t.retry_after), Some(1));
+#[tokio::test]
+async fn unknown_usernames_are_throttled_like_real_ones() {
+    let throttle = throttle().await;
+    fail(&throttle, Account::named(None, "ghost"), addr(1), 5, T0).await;
+    let refused = throttle
+        .begin(Account::named(None, " Ghost "), addr(2), T0)
+        .await;
+    assert_eq!(refusal(refused).map(|t| t.retry_after), Some(1));
 }
 
-#[test]
-fn an_abandoned_attempt_is_not_held_against_anyone() {
-    let throttle = LoginThrottle::new(&LoginLimits::default(), 2);
+#[tokio::test]
+async fn an_abandoned_attempt_is_not_held_against_anyone() {
+    let throttle = throttle().await;
     for _ in 0..50 {
-        let attempt = throttle.begin(alice(), addr(1), T0).expect("allowed");
-        throttle.abandoned(attempt);
+        let attempt = throttle.begin(alice(), addr(1), T0).await.expect("allowed");
+        throttle.abandoned(attempt).await.expect("store");
     }
-    fail(&throttle, alice(), addr(1), 5, T0);
+    fail(&throttle, alice(), addr(1), 5, T0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -202,31 +240,34 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
     }
 }
 
-#[test]
-fn failures_locks_and_refusals_are_audit_events_that_name_no_secret() {
+#[tokio::test]
+async fn failures_locks_and_refusals_are_audit_events_that_name_no_secret() {
     let captured = Captured::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(captured.clone())
         .with_ansi(false)
         .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        let throttle = LoginThrottle::new(&LoginLimits::default(), 2);
+    {
+        // A current-thread runtime: the default subscriber covers every await below.
+        let _default = tracing::subscriber::set_default(subscriber);
+        let throttle = throttle().await;
         let mut now = T0;
         for _ in 0..10 {
             let attempt = loop {
-                match throttle.begin(alice(), addr(1), now) {
+                match throttle.begin(alice(), addr(1), now).await {
                     Ok(a) => break a,
-                    Err(t) => now += t.retry_after,
+                    Err(NotStarted::Throttled(t)) => now += t.retry_after,
+                    Err(NotStarted::Store(e)) => panic!("store: {e}"),
                 }
             };
             throttle.failed(&attempt);
         }
-        assert!(throttle.begin(alice(), addr(1), now).is_err());
+        assert!(throttle.begin(alice(), addr(1), now).await.is_err());
         // People sometimes type their password into the username field.
         let typo = Account::named(None, "hunter2-correct-horse");
-        let attempt = throttle.begin(typo, addr(1), now).expect("allowed");
+        let attempt = throttle.begin(typo, addr(1), now).await.expect("allowed");
         throttle.failed(&attempt);
-    });
+    }
     let log = String::from_utf8(captured.0.lock().map(|b| b.clone()).unwrap_or_default())
         .unwrap_or_default();
     for needle in [

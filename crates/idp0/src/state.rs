@@ -130,7 +130,7 @@ impl Idp {
         Ok(Self(Arc::new(Inner {
             secure_cookies: issuer.starts_with("https://"),
             password_gate: PasswordGate::new(&config.login)?,
-            login_throttle: LoginThrottle::new(&config.login, config.users.len()),
+            login_throttle: LoginThrottle::new(&config.login, parts.store.clone()),
             csrf: match parts.keys_dir.as_deref() {
                 Some(dir) => CsrfKey::load_or_create(dir)?,
                 None => CsrfKey::random(),

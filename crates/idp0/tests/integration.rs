@@ -13,6 +13,8 @@ mod interop;
 mod lifecycle;
 #[path = "integration/login_protection.rs"]
 mod login_protection;
+#[path = "integration/login_protection_replicas.rs"]
+mod login_protection_replicas;
 #[path = "integration/management.rs"]
 mod management;
 #[path = "integration/management_client.rs"]

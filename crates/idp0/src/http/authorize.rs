@@ -26,7 +26,7 @@ use super::{ClientAddr, Server, html_response};
 use crate::config::Client;
 use crate::csrf::is_foreign_post;
 use crate::html::{self, LoginPage};
-use crate::login_guard::Account;
+use crate::login_guard::{Account, NotStarted};
 use crate::password;
 use crate::server::{AuthServer, ORG_SCOPES};
 use crate::state::Idp;
@@ -503,6 +503,12 @@ async fn login_and_return(
                 StatusCode::UNAUTHORIZED,
             );
         }
+        Err(LoginRefusal::Unavailable(e)) => {
+            tracing::error!(error = %e, "could not read or count failed logins");
+            let message = "Sign-in is unavailable right now. Please try again shortly.";
+            let response = page(jar, message, StatusCode::SERVICE_UNAVAILABLE);
+            return with_retry_after(response, 5);
+        }
     };
     match start_session(&idp, jar, &user.id).await {
         Ok((jar, _)) => {
@@ -627,6 +633,12 @@ pub(super) async fn post_login(
             let message = "Invalid username or password.";
             return page(jar, message, StatusCode::UNAUTHORIZED);
         }
+        Err(LoginRefusal::Unavailable(e)) => {
+            tracing::error!(error = %e, "could not read or count failed logins");
+            let message = "Sign-in is unavailable right now. Please try again shortly.";
+            let response = page(jar, message, StatusCode::SERVICE_UNAVAILABLE);
+            return with_retry_after(response, 5);
+        }
     };
     let (jar, session) = match start_session(&idp, jar, &user.id).await {
         Ok(started) => started,
@@ -645,6 +657,8 @@ enum LoginRefusal {
     Busy(i64),
     /// Unknown user or wrong password (indistinguishable on purpose).
     Invalid,
+    /// The shared failure counts could not be read or written: fail closed.
+    Unavailable(crate::store::StoreError),
 }
 
 /// The throttle, then the bounded Argon2id check; knows nothing of HTTP.
@@ -661,10 +675,11 @@ async fn check_credentials(
         .get(form.username.trim())
         .cloned();
     let account = Account::named(user.as_ref().map(|u| u.id.as_str()), &form.username);
-    let attempt = idp
-        .login_throttle
-        .begin(account, address, now)
-        .map_err(|t| LoginRefusal::Throttled(t.retry_after))?;
+    let attempt = match idp.login_throttle.begin(account, address, now).await {
+        Ok(attempt) => attempt,
+        Err(NotStarted::Throttled(t)) => return Err(LoginRefusal::Throttled(t.retry_after)),
+        Err(NotStarted::Store(e)) => return Err(LoginRefusal::Unavailable(e)),
+    };
     // Unknown users cost the same Argon2id check, so timing does not reveal who exists.
     let phc = match &user {
         Some(user) => user.password_hash.as_str(),
@@ -673,7 +688,9 @@ async fn check_credentials(
     let verified = match idp.password_gate.verify(&form.password, phc).await {
         Ok(verified) => verified,
         Err(busy) => {
-            idp.login_throttle.abandoned(attempt);
+            if let Err(e) = idp.login_throttle.abandoned(attempt).await {
+                return Err(LoginRefusal::Unavailable(e));
+            }
             return Err(LoginRefusal::Busy(
                 i64::try_from(busy.retry_after).unwrap_or(1),
             ));
@@ -681,7 +698,10 @@ async fn check_credentials(
     };
     match user.filter(|_| verified) {
         Some(user) => {
-            idp.login_throttle.succeeded(attempt);
+            idp.login_throttle
+                .succeeded(attempt)
+                .await
+                .map_err(LoginRefusal::Unavailable)?;
             Ok(user)
         }
         None => {

@@ -1,6 +1,7 @@
 //! idp0's durable state behind one trait: authorization codes, refresh tokens (rotation with
-//! reuse detection per family), revoked access tokens, `jti` replay caches, SSO sessions and the
-//! directory entries created through the management API.
+//! reuse detection per family), revoked access tokens, `jti` replay caches, SSO sessions, the
+//! directory entries created through the management API and failed-login counts (shared by
+//! every replica, so throttling holds whichever replica a guess lands on).
 //!
 //! Two backends, chosen by URL in [`open`]: SQLite (embedded default, one file in the data
 //! directory, WAL) and PostgreSQL (several idp0 replicas share one database). Each applies its
@@ -16,6 +17,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use protocol::UnixTime;
 use sha2::{Digest, Sha256};
+
+use crate::login_guard::ThrottlePolicy;
 
 pub use postgres::{ACQUIRE_TIMEOUT, DEFAULT_SCHEMA, MAX_CONNECTIONS, PostgresStore};
 pub use sqlite::SqliteStore;
@@ -208,6 +211,23 @@ pub trait Store: StsStore + Send + Sync {
         expected: i64,
         body: &str,
     ) -> Result<bool, StoreError>;
+
+    /// Counts one login attempt against throttle key `key` at `now` when `policy` lets it run
+    /// (failures older than its `forget_after_seconds` start again from one): one atomic
+    /// statement, so concurrent attempts on any replica each see the others' counts. Returns the
+    /// failures now counted, or `None` when the attempt must wait (nothing is changed).
+    async fn count_login_attempt(
+        &self,
+        key: &str,
+        policy: &ThrottlePolicy,
+        now: UnixTime,
+    ) -> Result<Option<i64>, StoreError>;
+    /// The failures counted against `key` and when the last was counted.
+    async fn find_login_failures(&self, key: &str) -> Result<Option<(i64, UnixTime)>, StoreError>;
+    /// Takes one counted attempt back from `key` (never below zero).
+    async fn uncount_login_attempt(&self, key: &str) -> Result<(), StoreError>;
+    /// Forgets every failure counted against `key`.
+    async fn delete_login_failures(&self, key: &str) -> Result<(), StoreError>;
 
     /// Removes expired rows.
     async fn purge_expired(&self, now: UnixTime) -> Result<(), StoreError>;

@@ -12,6 +12,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::{AuthCode, Grant, RefreshRecord, SsoSession, Store, StoreError};
+use crate::login_guard::ThrottlePolicy;
 
 /// SQLite-backed [`Store`].
 #[derive(Clone)]
@@ -358,6 +359,80 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn count_login_attempt(
+        &self,
+        key: &str,
+        policy: &ThrottlePolicy,
+        now: UnixTime,
+    ) -> Result<Option<i64>, StoreError> {
+        // Stale (?4): the last failure is older than `forget_after_seconds`. Otherwise the
+        // attempt may run once the schedule's wait after the last failure has passed: the lock
+        // from `lock_after` failures (?5, ?6), nothing below `free_failures` (?7), else 2^n
+        // seconds capped at `max_delay_seconds` (?8). SQLite's write lock serialises concurrent
+        // attempts on every replica sharing the file. Concurrent requests may disagree by a
+        // moment about `now`: free failures run whatever the order, and the last failure's time
+        // never moves back.
+        let row = sqlx::query(
+            "INSERT INTO login_throttle (key, failures, last_at, expires_at) \
+             VALUES (?1, 1, ?2, ?2 + ?3) \
+             ON CONFLICT (key) DO UPDATE SET \
+             failures = CASE WHEN login_throttle.last_at <= ?2 - ?4 THEN 1 \
+             ELSE login_throttle.failures + 1 END, \
+             last_at = MAX(login_throttle.last_at, ?2), \
+             expires_at = MAX(login_throttle.expires_at, ?2 + ?3) \
+             WHERE login_throttle.last_at <= ?2 - ?4 \
+             OR (login_throttle.failures < ?7 AND login_throttle.failures < ?5) \
+             OR ?2 >= login_throttle.last_at + CASE \
+             WHEN login_throttle.failures >= ?5 THEN ?6 \
+             WHEN login_throttle.failures < ?7 THEN 0 \
+             ELSE MIN(1 << MIN(login_throttle.failures - ?7, 30), ?8) END \
+             RETURNING failures",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(policy.forget_after_seconds.max(policy.lock_seconds))
+        .bind(policy.forget_after_seconds)
+        .bind(i64::from(policy.lock_after))
+        .bind(policy.lock_seconds)
+        .bind(i64::from(policy.free_failures))
+        .bind(policy.max_delay_seconds)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get("failures")?),
+            None => None,
+        })
+    }
+
+    async fn find_login_failures(&self, key: &str) -> Result<Option<(i64, UnixTime)>, StoreError> {
+        let row = sqlx::query("SELECT failures, last_at FROM login_throttle WHERE key = ?1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some((row.try_get("failures")?, row.try_get("last_at")?)),
+            None => None,
+        })
+    }
+
+    async fn uncount_login_attempt(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE login_throttle SET failures = failures - 1 WHERE key = ?1 AND failures > 0",
+        )
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_login_failures(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM login_throttle WHERE key = ?1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn purge_expired(&self, now: UnixTime) -> Result<(), StoreError> {
         // Codes are kept a day past expiry so a late replay is still recognised as reuse.
         for sql in [
@@ -368,6 +443,7 @@ impl Store for SqliteStore {
             "DELETE FROM seen_jti WHERE expires_at < ?",
             "DELETE FROM sso_sessions WHERE expires_at < ?",
             "DELETE FROM sts_interactions WHERE expires_at < ? - 86400",
+            "DELETE FROM login_throttle WHERE expires_at < ?",
         ] {
             sqlx::query(sql).bind(now).execute(&self.pool).await?;
         }

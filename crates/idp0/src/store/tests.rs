@@ -663,3 +663,6 @@ fn the_sqlite_migrations_are_byte_for_byte_those_already_applied() {
 
 #[path = "sts_tests.rs"]
 mod sts_tests;
+
+#[path = "login_throttle_tests.rs"]
+mod login_throttle_tests;

@@ -73,7 +73,7 @@ fn authorize_url(issuer: &str) -> String {
 }
 
 /// A genuine login form: its CSRF cookie value and hidden fields, read without a cookie store.
-async fn genuine_form(issuer: &str) -> (String, Vec<(String, String)>) {
+pub(crate) async fn genuine_form(issuer: &str) -> (String, Vec<(String, String)>) {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -102,7 +102,7 @@ fn plain_client() -> reqwest::Client {
 }
 
 /// Posts the login form with exactly this cookie, fields and credentials.
-async fn post_login(
+pub(crate) async fn post_login(
     issuer: &str,
     cookie: Option<&str>,
     fields: &[(String, String)],
