@@ -35,7 +35,9 @@ pub fn token(error: &TokenError, label: &str) -> String {
             format!("{label} needs your consent first; follow the link to give it.")
         }
         TokenError::ConsentPending { .. } => {
-            format!("{label} is still waiting for your consent; finish it in the window that opened.")
+            format!(
+                "{label} is still waiting for your consent; finish it in the window that opened."
+            )
         }
         TokenError::ConsentDenied { .. } => {
             format!("Consent to {label} was denied, so the agent did not use it.")

@@ -220,7 +220,11 @@ impl TokenBroker {
     /// The token under `key` from the cache, or minted by `mint` (once, however many callers
     /// ask at the same time, on this replica or on others sharing the cache) and kept unless a
     /// logout happened meanwhile.
-    async fn cached_or_minted<F, Fut>(&self, key: TokenKey, mint: F) -> Result<AccessToken, TokenError>
+    async fn cached_or_minted<F, Fut>(
+        &self,
+        key: TokenKey,
+        mint: F,
+    ) -> Result<AccessToken, TokenError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<AccessToken, TokenError>>,

@@ -57,10 +57,7 @@ fn demo_password(data_dir: &std::path::Path, user: &str) -> String {
 
 /// A dotenv file's variables, read as the services read them.
 fn env_file(path: &std::path::Path) -> std::collections::HashMap<String, String> {
-    devstack::read_env_file(path)
-        .unwrap()
-        .into_iter()
-        .collect()
+    devstack::read_env_file(path).unwrap().into_iter().collect()
 }
 
 #[test]

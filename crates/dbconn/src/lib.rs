@@ -475,8 +475,14 @@ mod tests {
     fn tls_urls_are_accepted_and_keep_their_sslmode() {
         use sqlx::postgres::PgSslMode;
         for (url, mode) in [
-            ("postgres://u:pw@db:5432/x?sslmode=require", PgSslMode::Require),
-            ("postgresql://u@db/x?sslmode=verify-full", PgSslMode::VerifyFull),
+            (
+                "postgres://u:pw@db:5432/x?sslmode=require",
+                PgSslMode::Require,
+            ),
+            (
+                "postgresql://u@db/x?sslmode=verify-full",
+                PgSslMode::VerifyFull,
+            ),
             ("postgres://u@db/x?sslmode=disable", PgSslMode::Disable),
         ] {
             let t = target(url, "idp0", "idp0").unwrap();

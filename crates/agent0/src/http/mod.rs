@@ -173,14 +173,16 @@ impl AppState {
         }
         let https = config.oidc.redirect_uri.starts_with("https://");
         let rp = RelyingParty::discover(config.oidc).await?;
-        let broker = Arc::new(TokenBroker::shared(
-            rp.token_endpoint(),
-            config.agent_auth,
-            config.clock.clone(),
-            shared.tokens.clone(),
-            shared.leases.clone(),
-        )?
-        .with_sts_token_endpoint(config.brokered.token_endpoint.clone()));
+        let broker = Arc::new(
+            TokenBroker::shared(
+                rp.token_endpoint(),
+                config.agent_auth,
+                config.clock.clone(),
+                shared.tokens.clone(),
+                shared.leases.clone(),
+            )?
+            .with_sts_token_endpoint(config.brokered.token_endpoint.clone()),
+        );
         let enabled: Vec<McpServer> = config
             .mcp_servers
             .iter()
