@@ -26,10 +26,13 @@ pub(super) fn capture() -> &'static Captured {
         let logs = Captured::default();
         let writer = logs.clone();
         // `cookie_store` is the test browser's own cookie jar (client side), which logs the
-        // cookies it stores at debug level; it is not part of any server.
+        // cookies it stores at debug level; `thirtyfour` drives the browser tests' Chromium and
+        // logs WebDriver replies (screenshots as base64, which can hold "eyJ" by chance); neither
+        // is part of any server.
         tracing_subscriber::fmt()
             .with_env_filter(
-                "debug,hyper=info,hyper_util=info,h2=info,rustls=info,reqwest=info,cookie_store=info",
+                "debug,hyper=info,hyper_util=info,h2=info,rustls=info,reqwest=info,cookie_store=info,\
+                 thirtyfour=info",
             )
             .with_ansi(false)
             .with_writer(move || writer.clone())
