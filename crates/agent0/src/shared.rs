@@ -23,6 +23,10 @@ use crate::approvals::{ApprovalStore, MemoryApprovals};
 use crate::session::{MemorySessionStore, SESSION_CAPACITY, SessionStore};
 use crate::tokens::{MokaTokenCache, TOKEN_CAPACITY, TokenCache};
 
+/// A lease's lifetime in Redis: its holder renews it every third of this while it works, so a
+/// replica that dies holding one delays the others by at most this, however long the work may
+/// take (the work's own limit is the `ttl` given to [`lead_or_follow`]).
+const LIVE_TTL: Duration = Duration::from_secs(3);
 /// How often a replica waiting for another's lease looks for the result.
 const FOLLOW_POLL: Duration = Duration::from_millis(25);
 
@@ -54,7 +58,7 @@ pub enum SharedStateError {
 }
 
 /// A held lease: the work for its key is this holder's until released or expired.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Lease {
     name: String,
     token: String,
@@ -69,6 +73,8 @@ pub trait Leases: Send + Sync {
         name: &str,
         ttl: Duration,
     ) -> Result<Option<Lease>, SharedStateError>;
+    /// Extends `lease` to `ttl` from now; `false` when it is no longer this holder's.
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, SharedStateError>;
     /// Gives `lease` back (only if it is still this holder's).
     async fn release(&self, lease: Lease) -> Result<(), SharedStateError>;
 }
@@ -89,6 +95,10 @@ impl Leases for LocalLeases {
         }))
     }
 
+    async fn renew(&self, _lease: &Lease, _ttl: Duration) -> Result<bool, SharedStateError> {
+        Ok(true)
+    }
+
     async fn release(&self, _lease: Lease) -> Result<(), SharedStateError> {
         Ok(())
     }
@@ -107,11 +117,33 @@ pub(crate) enum Turn<T> {
 pub(crate) struct HeldLease {
     leases: Arc<dyn Leases>,
     lease: Option<Lease>,
+    /// Keeps the lease alive while its holder lives (see [`LIVE_TTL`]).
+    renewal: tokio::task::JoinHandle<()>,
 }
 
 impl HeldLease {
+    fn hold(leases: &Arc<dyn Leases>, lease: Lease) -> Self {
+        let renewal = tokio::spawn({
+            let (leases, lease) = (leases.clone(), lease.clone());
+            async move {
+                loop {
+                    tokio::time::sleep(LIVE_TTL / 3).await;
+                    if !matches!(leases.renew(&lease, LIVE_TTL).await, Ok(true)) {
+                        return;
+                    }
+                }
+            }
+        });
+        Self {
+            leases: leases.clone(),
+            lease: Some(lease),
+            renewal,
+        }
+    }
+
     /// Gives the lease back.
     pub(crate) async fn release(mut self) -> Result<(), SharedStateError> {
+        self.renewal.abort();
         match self.lease.take() {
             Some(lease) => self.leases.release(lease).await,
             None => Ok(()),
@@ -121,6 +153,7 @@ impl HeldLease {
 
 impl Drop for HeldLease {
     fn drop(&mut self) {
+        self.renewal.abort();
         let Some(lease) = self.lease.take() else {
             return;
         };
@@ -136,7 +169,8 @@ impl Drop for HeldLease {
 }
 
 /// Takes lease `name`, or — while another replica holds it — polls `done` until the result
-/// appears or the lease expires (then takes it over). Gives up after twice the lease's lifetime.
+/// appears or the lease expires (then takes it over): a live holder keeps renewing it, a dead one
+/// lets it lapse within [`LIVE_TTL`]. Gives up after twice `ttl`, the longest the work may take.
 pub(crate) async fn lead_or_follow<T, F, Fut>(
     leases: &Arc<dyn Leases>,
     name: &str,
@@ -150,17 +184,14 @@ where
 {
     let deadline = Instant::now() + ttl * 2;
     loop {
-        if let Some(lease) = leases.try_acquire(name, ttl).await? {
+        if let Some(lease) = leases.try_acquire(name, LIVE_TTL).await? {
             // The previous holder may have finished just before the lease was free.
             return match done().await {
                 Ok(Some(value)) => {
                     leases.release(lease).await?;
                     Ok(Turn::Done(value))
                 }
-                Ok(None) => Ok(Turn::Lead(HeldLease {
-                    leases: leases.clone(),
-                    lease: Some(lease),
-                })),
+                Ok(None) => Ok(Turn::Lead(HeldLease::hold(leases, lease))),
                 Err(e) => {
                     let _ = leases.release(lease).await;
                     Err(e)

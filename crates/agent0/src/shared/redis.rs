@@ -35,6 +35,9 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a person's token index is kept after its last token was added.
 const PERSON_INDEX_TTL: u64 = 24 * 3600;
 
+/// Extends a lease only if it is still the caller's.
+const RENEW: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0";
+
 /// Releases a lease only if it is still the caller's.
 const RELEASE: &str =
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
@@ -167,6 +170,7 @@ impl RedisConn {
 pub struct RedisLeases {
     conn: RedisConn,
     release: redis::Script,
+    renew: redis::Script,
 }
 
 impl RedisLeases {
@@ -175,6 +179,7 @@ impl RedisLeases {
         Self {
             conn,
             release: redis::Script::new(RELEASE),
+            renew: redis::Script::new(RENEW),
         }
     }
 }
@@ -201,6 +206,17 @@ impl Leases for RedisLeases {
             )
             .await?;
         Ok(set.map(|_| Lease { name: key, token }))
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, SharedStateError> {
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut manager = self.conn.manager.clone();
+        let mut invocation = self.renew.key(&lease.name);
+        invocation.arg(&lease.token).arg(millis);
+        self.conn
+            .deadline(invocation.invoke_async::<i64>(&mut manager))
+            .await
+            .map(|renewed| renewed == 1)
     }
 
     async fn release(&self, lease: Lease) -> Result<(), SharedStateError> {

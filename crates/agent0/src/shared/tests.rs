@@ -526,3 +526,38 @@ async fn redis_approval_keys_show_no_subject_or_scope_and_expire() {
     assert!((lifetime - 5..=lifetime).contains(&ttl), "TTL {ttl}");
     rig.finish().await;
 }
+
+#[tokio::test]
+async fn a_working_leader_keeps_its_lease_and_a_dead_one_loses_it_within_seconds() {
+    let rig = Rig::start(Backend::Redis).await;
+    let leases = rig.shared.leases.clone();
+    let work = Duration::from_secs(60);
+    let nothing = || async { Ok::<Option<u8>, SharedStateError>(None) };
+    // A leader working longer than the lease's life in Redis renews it: nobody takes over.
+    let Turn::Lead(held) = lead_or_follow(&leases, "w", work, "test", nothing)
+        .await
+        .unwrap()
+    else {
+        panic!("the first caller leads");
+    };
+    tokio::time::sleep(LIVE_TTL * 2).await;
+    assert!(
+        leases.try_acquire("w", work).await.unwrap().is_none(),
+        "still held"
+    );
+    held.release().await.unwrap();
+    // A leader that died (its lease taken without a holder renewing it) delays the next one by
+    // at most the lease's life, not by the work's limit.
+    let _dead = leases.try_acquire("d", LIVE_TTL).await.unwrap().unwrap();
+    let started = Instant::now();
+    let turn = lead_or_follow(&leases, "d", work, "test", nothing)
+        .await
+        .unwrap();
+    assert!(matches!(turn, Turn::Lead(_)));
+    assert!(
+        started.elapsed() <= LIVE_TTL + Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    rig.finish().await;
+}
