@@ -11,7 +11,8 @@ use testkit::browser::{Driver, WAIT, artifact, browser, wait_for};
 
 use super::up::{Up, has_default_port};
 
-async fn send(browser: &WebDriver, message: &str) -> WebDriverResult<()> {
+/// Types `message` into agent0's chat and sends it (the J3 browser test too).
+pub(super) async fn send(browser: &WebDriver, message: &str) -> WebDriverResult<()> {
     wait_for(browser, "#chat-input")
         .await
         .send_keys(message)

@@ -11,15 +11,8 @@ use testkit::browser::thirtyfour::prelude::{By, ElementQueryable, WebDriver, Web
 use testkit::browser::thirtyfour::stringmatch::StringMatch;
 use testkit::browser::{Driver, WAIT, artifact, browser, wait_for};
 
+use super::browser::send;
 use super::up::Up;
-
-async fn send(browser: &WebDriver, message: &str) -> WebDriverResult<()> {
-    wait_for(browser, "#chat-input")
-        .await
-        .send_keys(message)
-        .await?;
-    wait_for(browser, "#send-button").await.click().await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn j3_in_headless_chromium() {
