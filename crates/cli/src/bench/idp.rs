@@ -2,7 +2,9 @@
 //! process on its own runtime (threads `bench-idp`, plus its SQLite workers), with the
 //! development configuration in a fresh directory; the load client is the agent
 //! (`private_key_jwt`, a fresh client assertion per request, as `TokenClient` sends it) posting
-//! in a closed loop over keep-alive HTTP/1.1. Nothing is skipped: client authentication with the
+//! in a closed loop over keep-alive HTTP/1.1. Each cell's requests are built before it starts
+//! (`--requests`, signatures spread over every CPU), so the client's own signing does not take
+//! the server's CPU during the measurement. Nothing is skipped: client authentication with the
 //! jti replay cache, the grant's policy, token signing and the audit line of every grant.
 //!
 //! * `exchange`: RFC 8693 exchange of a person's ID token for an ID-JAG at the org AS.
@@ -27,11 +29,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use axum::body::Bytes;
 use clap::ValueEnum;
 use devstack::{AGENT_ID, AGENT_INITIAL_SCOPES, TODO0_MCP_RESOURCE};
 use idp0::store::{AuthCode, Grant};
 use idp0::tokens::IdJagInput;
-use protocol::assertion::ClientAssertionSigner;
+use protocol::assertion::{ASSERTION_LIFETIME_SECONDS, ClientAssertionSigner};
 use protocol::keys::SigningKey;
 use protocol::oauth::{GrantType, TokenType};
 use protocol::{Clock, Scopes};
@@ -54,10 +57,12 @@ pub(crate) struct IdpBenchArgs {
     /// Workloads, in this order, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_values = ["exchange", "jwt-bearer", "code"])]
     workloads: Vec<Workload>,
-    /// Authorization codes written before each `code` cell (one per request, warm-up included);
-    /// a cell that uses them all ends early, with a note.
-    #[arg(long, default_value_t = 20_000)]
-    codes: usize,
+    /// Requests built before each cell, one per request, warm-up included: client assertions
+    /// and ID-JAGs signed, authorization codes written through idp0's store. The load client
+    /// then only sends bytes, so its CPU is not taken from the server's two cores by signing. A
+    /// cell that uses them all ends early, with a note.
+    #[arg(long, alias = "codes", default_value_t = 20_000)]
+    requests: usize,
     /// Measured time per (workload, concurrency) cell, e.g. 5s.
     #[arg(long, default_value = "5s", value_parser = super::parse_duration)]
     duration: Duration,
@@ -72,6 +77,10 @@ pub(crate) struct IdpBenchArgs {
     #[arg(long)]
     json: bool,
 }
+
+/// The longest cell (warm-up included) whose pre-built requests are all still valid when sent:
+/// a client assertion lives [`ASSERTION_LIFETIME_SECONDS`], and building the pool takes time.
+const MAX_CELL: Duration = Duration::from_secs(40);
 
 /// A token-endpoint workload.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,7 +111,7 @@ impl Workload {
 
 /// What the client needs to build requests: the agent's signer, a person's ID token, and the
 /// org's keys to sign ID-JAGs as idp0 would have issued them; agent0's web client and the
-/// current pool of authorization codes.
+/// current cell's pool of pre-built requests.
 struct Requests {
     agent: ClientAssertionSigner,
     idp: idp0::Idp,
@@ -112,14 +121,24 @@ struct Requests {
     todo0_issuer: String,
     todo0_endpoint: String,
     clock: Arc<dyn Clock>,
-    codes: std::sync::RwLock<Arc<CodePool>>,
+    pool: std::sync::RwLock<Arc<RequestPool>>,
 }
 
-/// Authorization codes, each handed out once.
+/// One cell's pre-built request bodies, each sent once (a client assertion's `jti`, an ID-JAG
+/// and an authorization code are single-use).
 #[derive(Default)]
-struct CodePool {
-    codes: Vec<String>,
+struct RequestPool {
+    bodies: Vec<Bytes>,
     next: AtomicUsize,
+}
+
+impl RequestPool {
+    /// The next unsent body; `None` when the pool is used up.
+    fn take(&self) -> Option<Bytes> {
+        self.bodies
+            .get(self.next.fetch_add(1, Ordering::Relaxed))
+            .cloned()
+    }
 }
 
 /// agent0's web client and alice's login through idp0's form.
@@ -135,36 +154,29 @@ struct Login {
     code_verifier: String,
 }
 
-/// One request: its form body, the endpoint it is for, and whether it authenticates with
-/// agent0's client secret (HTTP Basic) rather than the agent's assertion.
-struct Request<'a> {
-    body: String,
-    endpoint: &'a str,
-    basic: bool,
-}
-
 impl Requests {
-    /// One request (a fresh client assertion; for `jwt-bearer` a fresh ID-JAG; for `code` the
-    /// pool's next code, `None` when it is used up).
-    fn next(&self, workload: Workload) -> anyhow::Result<Option<Request<'_>>> {
+    /// The endpoint `workload` posts to.
+    fn endpoint(&self, workload: Workload) -> &str {
+        match workload {
+            Workload::JwtBearer => &self.todo0_endpoint,
+            Workload::Exchange | Workload::Code | Workload::Sts => &self.org_endpoint,
+        }
+    }
+
+    /// One request's form body: a fresh client assertion (for `jwt-bearer` also a fresh
+    /// ID-JAG); for `code`, the code's redemption (authenticated with agent0's client secret
+    /// over HTTP Basic instead).
+    fn body(&self, workload: Workload, code: Option<&str>) -> anyhow::Result<Bytes> {
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         let endpoint = match workload {
             Workload::Code => {
-                let pool = self.code_pool();
-                let Some(code) = pool.codes.get(pool.next.fetch_add(1, Ordering::Relaxed)) else {
-                    return Ok(None);
-                };
                 form.extend_pairs([
                     ("grant_type", "authorization_code"),
-                    ("code", code),
+                    ("code", code.context("a code redemption needs a code")?),
                     ("redirect_uri", &self.login.redirect_uri),
                     ("code_verifier", &self.login.code_verifier),
                 ]);
-                return Ok(Some(Request {
-                    body: form.finish(),
-                    endpoint: &self.org_endpoint,
-                    basic: true,
-                }));
+                return Ok(Bytes::from(form.finish()));
             }
             Workload::Exchange => {
                 form.extend_pairs([
@@ -214,23 +226,66 @@ impl Requests {
         for (name, value) in self.agent.form_fields(endpoint)? {
             form.append_pair(name, value.expose_secret());
         }
-        Ok(Some(Request {
-            body: form.finish(),
-            endpoint,
-            basic: false,
-        }))
+        Ok(Bytes::from(form.finish()))
     }
 
-    fn code_pool(&self) -> Arc<CodePool> {
-        match self.codes.read() {
+    fn pool(&self) -> Arc<RequestPool> {
+        match self.pool.read() {
             Ok(pool) => pool.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
+    /// Builds `count` requests for `workload` and makes them the pool: for `code`, fresh codes
+    /// written through idp0's store first; the signing is spread over every CPU.
+    async fn refill(self: &Arc<Self>, workload: Workload, count: usize) -> anyhow::Result<()> {
+        let codes = if workload == Workload::Code {
+            self.write_codes(count).await?
+        } else {
+            Vec::new()
+        };
+        let this = self.clone();
+        let bodies = tokio::task::spawn_blocking(move || {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let chunk = count.div_ceil(threads).max(1);
+            std::thread::scope(|scope| {
+                let parts: Vec<_> = (0..count)
+                    .step_by(chunk)
+                    .map(|start| {
+                        let (this, codes) = (&this, &codes);
+                        scope.spawn(move || {
+                            (start..(start + chunk).min(count))
+                                .map(|i| this.body(workload, codes.get(i).map(String::as_str)))
+                                .collect::<anyhow::Result<Vec<_>>>()
+                        })
+                    })
+                    .collect();
+                parts
+                    .into_iter()
+                    .try_fold(Vec::with_capacity(count), |mut all, part| {
+                        all.extend(
+                            part.join()
+                                .map_err(|_| anyhow::anyhow!("building requests panicked"))??,
+                        );
+                        anyhow::Ok(all)
+                    })
+            })
+        })
+        .await??;
+        let pool = Arc::new(RequestPool {
+            bodies,
+            next: AtomicUsize::new(0),
+        });
+        match self.pool.write() {
+            Ok(mut current) => *current = pool,
+            Err(poisoned) => *poisoned.into_inner() = pool,
+        }
+        Ok(())
+    }
+
     /// Writes `count` fresh codes for alice's session through idp0's store, as `/authorize`
-    /// writes them, and makes them the pool.
-    async fn refill_codes(&self, count: usize) -> anyhow::Result<()> {
+    /// writes them.
+    async fn write_codes(&self, count: usize) -> anyhow::Result<Vec<String>> {
         let claim = |name: &str| self.login.claims.get(name).cloned().unwrap_or_default();
         let (sub, sid) = (claim("sub"), claim("sid"));
         let (Some(sub), Some(sid), Some(auth_time)) =
@@ -266,15 +321,7 @@ impl Requests {
                 .map_err(|e| anyhow::anyhow!("writing an authorization code: {e}"))?;
             codes.push(code);
         }
-        let pool = Arc::new(CodePool {
-            codes,
-            next: AtomicUsize::new(0),
-        });
-        match self.codes.write() {
-            Ok(mut current) => *current = pool,
-            Err(poisoned) => *poisoned.into_inner() = pool,
-        }
-        Ok(())
+        Ok(codes)
     }
 }
 
@@ -307,6 +354,16 @@ pub(crate) async fn run(args: IdpBenchArgs) -> anyhow::Result<()> {
     }
     if args.duration.is_zero() || args.workloads.is_empty() {
         bail!("--duration and --workloads must not be empty");
+    }
+    if args.warmup + args.duration > MAX_CELL {
+        bail!(
+            "--warmup plus --duration must stay under {}s: the pre-built client assertions are \
+             valid {ASSERTION_LIFETIME_SECONDS}s from when they are signed",
+            MAX_CELL.as_secs()
+        );
+    }
+    if args.requests == 0 {
+        bail!("--requests must be positive");
     }
     let temp = tempfile::Builder::new()
         .prefix("secure-agent-bench-idp-")
@@ -400,7 +457,7 @@ pub(crate) async fn run(args: IdpBenchArgs) -> anyhow::Result<()> {
                 ("idp0", &idp_server.base, &IDP_THREADS),
                 workload,
                 concurrency,
-                (args.warmup, args.duration, args.codes),
+                (args.warmup, args.duration, args.requests),
             )
             .await?;
             let mut row = vec![];
@@ -412,7 +469,7 @@ pub(crate) async fn run(args: IdpBenchArgs) -> anyhow::Result<()> {
                     ("reference", &reference.base, &REFERENCE_THREADS),
                     workload,
                     concurrency,
-                    (args.warmup, args.duration, args.codes),
+                    (args.warmup, args.duration, args.requests),
                 )
                 .await?;
                 cell.ratio =
@@ -543,7 +600,7 @@ async fn requests(
         login,
         idp,
         clock,
-        codes: Default::default(),
+        pool: Default::default(),
     })
 }
 
@@ -629,17 +686,22 @@ async fn run_cell(
     (server, base, threads): (&'static str, &str, &[&str]),
     workload: Workload,
     concurrency: usize,
-    (warmup, duration, codes): (Duration, Duration, usize),
+    (warmup, duration, pooled): (Duration, Duration, usize),
 ) -> anyhow::Result<Cell> {
-    if workload == Workload::Code {
-        eprintln!("bench: writing {codes} authorization codes …");
-        requests.refill_codes(codes).await?;
-    }
+    eprintln!("bench: building {pooled} {} requests …", workload.name());
+    requests.refill(workload, pooled).await?;
     let measure_start = Instant::now() + warmup;
     let end = measure_start + duration;
+    // The real endpoint's path on the measured server (the reference answers any).
+    let url = format!(
+        "{base}{}",
+        url::Url::parse(requests.endpoint(workload))?.path()
+    );
+    let pool = requests.pool();
     let mut workers = JoinSet::new();
     for _ in 0..concurrency {
-        let (http, requests, base) = (http.clone(), requests.clone(), base.to_owned());
+        let (http, requests, url, pool) =
+            (http.clone(), requests.clone(), url.clone(), pool.clone());
         workers.spawn(async move {
             let mut latencies = Vec::new();
             loop {
@@ -647,24 +709,22 @@ async fn run_cell(
                 if started >= end {
                     return Ok((latencies, None));
                 }
-                let Some(request) = requests.next(workload)? else {
+                let Some(body) = pool.take() else {
                     return Ok((latencies, Some(started)));
                 };
-                // The real endpoint's path on the measured server (the reference answers any).
-                let path = url::Url::parse(request.endpoint)?.path().to_owned();
                 let mut post = http
-                    .post(format!("{base}{path}"))
+                    .post(&url)
                     .header(
                         reqwest::header::CONTENT_TYPE,
                         "application/x-www-form-urlencoded",
                     )
                     .header(reqwest::header::ACCEPT, "application/json");
-                if request.basic {
+                if workload == Workload::Code {
                     let login = &requests.login;
                     post = post
                         .basic_auth(&login.client_id, Some(login.client_secret.expose_secret()));
                 }
-                let response = post.body(request.body).send().await?;
+                let response = post.body(body).send().await?;
                 let status = response.status();
                 let reply = response.bytes().await?;
                 let elapsed = started.elapsed();
@@ -699,11 +759,11 @@ async fn run_cell(
     }
     let window = match ran_out {
         Some(at) if at <= measure_start => {
-            bail!("the {codes} authorization codes ran out in the warm-up; raise --codes")
+            bail!("the {pooled} pre-built requests ran out in the warm-up; raise --requests")
         }
         Some(at) => {
             eprintln!(
-                "bench: note: the authorization codes ran out after {:.2}s of {}; raise --codes",
+                "bench: note: the {pooled} pre-built requests ran out after {:.2}s of {}; raise --requests",
                 (at - measure_start).as_secs_f64(),
                 super::format_duration(duration)
             );
