@@ -3,6 +3,8 @@
 
 #[path = "integration/brokered.rs"]
 mod brokered;
+#[path = "integration/brokered_bad_input.rs"]
+mod brokered_bad_input;
 #[path = "integration/brokered_stand_in.rs"]
 mod brokered_stand_in;
 #[path = "integration/browser.rs"]
