@@ -2,7 +2,8 @@
 //! process, real HTTP; a short run must report throughput for both tools, no errors and the
 //! server's RSS; with `--reference`, the reference server's cells and todo0's ratio to them.
 //! `bench agent`: the whole stack in process; turns reported, no warm IdP trips; with
-//! `--database`, `--redis` and `--replicas 2`, the same on the real PostgreSQL and Redis. `bench
+//! `--database`, `--redis` and `--replicas 2`, the same on the real PostgreSQL and Redis; with
+//! `--github`, a GitHub read after each person's consent, no warm IdP trips either. `bench
 //! idp`: every workload against idp0 and the reference. Not timed: only completion and the
 //! fields.
 #![allow(clippy::unwrap_used)]
@@ -123,6 +124,57 @@ fn bench_agent_reports_turn_latency_and_no_idp_round_trips() {
         );
         assert!(p50 > 0.0 && p50 <= p99, "{run}");
     }
+}
+
+/// `bench agent --github`: github0 runs in the bench too, each person walks the consent once
+/// (idp0's and github0's pages, over HTTP) and then reads a pull request through the brokered
+/// `application` connection. Every turn ran the tool with no confirmation card, no warm turn
+/// made an IdP round trip (brokered exchanges count), and each person exchanged three times in
+/// all: the brokered exchange answered `interaction_required`, the one after the consent, and
+/// todo0's ID-JAG (its tools are listed too) — never per turn.
+#[test]
+fn bench_agent_github_reads_a_pull_request_with_no_warm_idp_round_trips() {
+    let run = Command::new(BIN)
+        .args([
+            "bench",
+            "agent",
+            "--github",
+            "--concurrency",
+            "1,2",
+            "--duration",
+            "500ms",
+            "--warmup",
+            "200ms",
+            "--pace",
+            "50ms",
+            "--json",
+        ])
+        .env("RUST_LOG", "warn")
+        .env_remove("AGENT_DATABASE_URL")
+        .env_remove("AGENT_REDIS_URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stderr.contains("2 people hold a GitHub token (2 walked the consent"),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(report["github"], true, "{report}");
+    assert_eq!(
+        report["message"], "show me PR 1 in acme/widgets",
+        "{report}"
+    );
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4, "closed loop and paced at 1 and 2: {report}");
+    for run in runs {
+        assert!(run["turns"].as_u64().unwrap() > 0, "{run}");
+        assert_eq!(run["idp_round_trips"], 0, "{run}");
+        assert_eq!(run["target_met"], true, "{run}");
+    }
+    assert_eq!(runs[3]["exchanges_per_replica"], serde_json::json!([6]));
 }
 
 /// `bench agent` on the shared engines (the real PostgreSQL, in a private schema, and Redis):
