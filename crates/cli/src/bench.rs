@@ -5,8 +5,10 @@
 //! under test runs as a child process (`secure-agent todo-mcp`), so its peak RSS and CPU time are
 //! its own. Workers hold genuine access tokens of the todo0 authorization server (signed with its
 //! current key, with the claims idp0 issues to the agent), one user and one MCP session each, and
-//! call a tool in a closed loop over keep-alive HTTP/1.1. Every reply is checked; any failed call
-//! makes the command fail. Targets are reported as PASS/MISS, not enforced.
+//! call a tool in a closed loop over keep-alive HTTP/1.1 with a light hyper client ([`client`]:
+//! one connection per session, request bytes built once), whose own CPU share is reported per
+//! cell. Every reply is checked; any failed call makes the command fail. Targets are reported as
+//! PASS/MISS, not enforced.
 //!
 //! `--reference` also measures a minimal server on the same HTTP stack ([`reference`]) with the
 //! same client, tokens and concurrency, and reports todo0's calls/s as a share of it.
@@ -29,7 +31,7 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use client::{Endpoint, Session};
+use client::{CallTemplate, Endpoint, Session};
 use report::{
     cell_json, format_duration, parse_duration, pass_miss, quantile_ms, redact, round2, round3,
     table_header, table_row,
@@ -556,26 +558,24 @@ async fn seed(
         let endpoint = endpoint.clone();
         let token = token.clone();
         tasks.spawn(async move {
-            let session = endpoint.open(&token).await?;
-            let have = endpoint
-                .call(&session, 1, Tool::GetTodos.name(), "{}")
+            let mut session = endpoint.open(&token).await?;
+            let have = session
+                .call(&CallTemplate::new(Tool::GetTodos.name(), "{}"))
                 .await
                 .map_err(|e| anyhow::anyhow!("seeding: get-todos: {e}"))?
                 .count
                 .context("seeding: get-todos returned no count")?;
             for n in have..seed {
                 let arguments = json!({"title": format!("seeded todo {n} of reader {index}")});
-                endpoint
-                    .call(
-                        &session,
-                        2 + n as u64,
+                session
+                    .call(&CallTemplate::new(
                         Tool::CreateTodo.name(),
                         &arguments.to_string(),
-                    )
+                    ))
                     .await
                     .map_err(|e| anyhow::anyhow!("seeding: create-todo: {e}"))?;
             }
-            endpoint.close(&session).await;
+            session.close().await;
             Ok::<_, anyhow::Error>(have.max(seed))
         });
     }
@@ -624,11 +624,10 @@ async fn run_cell(
     let end = measure_start + duration;
     let mut workers = JoinSet::new();
     for (index, session) in sessions.into_iter().enumerate() {
-        let session = session.context("a worker has no session")?;
-        let endpoint = endpoint.clone();
+        let mut session = session.context("a worker has no session")?;
         workers.spawn(async move {
-            let stats = worker(&endpoint, &session, tool, index, measure_start, end).await;
-            endpoint.close(&session).await;
+            let stats = worker(&mut session, tool, index, measure_start, end).await;
+            session.close().await;
             stats
         });
     }
@@ -677,37 +676,35 @@ async fn run_cell(
     Ok(cell)
 }
 
-/// One closed-loop worker: call, wait for the reply, call again, until `end`.
+/// One closed-loop worker: call, wait for the reply, call again, until `end`. The request is
+/// built once ([`CallTemplate`]); a created todo's title carries the call's JSON-RPC id.
 async fn worker(
-    endpoint: &Endpoint,
-    session: &Session,
+    session: &mut Session,
     tool: Tool,
     index: usize,
     measure_start: Instant,
     end: Instant,
 ) -> WorkerStats {
     let mut stats = WorkerStats::default();
-    let mut id: u64 = 1;
+    let call = match tool {
+        Tool::GetTodos => CallTemplate::new(tool.name(), "{}"),
+        Tool::CreateTodo => CallTemplate::new(
+            tool.name(),
+            &format!(r#"{{"title":"bench todo {{id}} of worker {index}"}}"#),
+        ),
+    };
     loop {
         let started = Instant::now();
         if started >= end {
             break;
         }
-        let arguments = match tool {
-            Tool::GetTodos => "{}".to_owned(),
-            Tool::CreateTodo => format!(r#"{{"title":"bench todo {id} of worker {index}"}}"#),
-        };
-        let result = endpoint
-            .call(session, id, tool.name(), &arguments)
-            .await
-            .and_then(|ok| match tool {
-                Tool::GetTodos if ok.count.is_none() => {
-                    Err("get-todos returned no structuredContent.count".to_owned())
-                }
-                _ => Ok(()),
-            });
+        let result = session.call(&call).await.and_then(|ok| match tool {
+            Tool::GetTodos if ok.count.is_none() => {
+                Err("get-todos returned no structuredContent.count".to_owned())
+            }
+            _ => Ok(()),
+        });
         let elapsed = started.elapsed();
-        id += 1;
         if started >= measure_start {
             stats
                 .latencies
