@@ -460,6 +460,7 @@ pub fn ensure(data_dir: &Path, topology: Option<&Topology>) -> anyhow::Result<De
         refresh_token_lifetime_seconds: 30 * 24 * 3600,
         session_lifetime_seconds: 12 * 3600,
         admin_user: None,
+        signing_alg: None,
         users,
         clients: vec![
             web_client(AGENT0_CLIENT),
@@ -481,6 +482,7 @@ pub fn ensure(data_dir: &Path, topology: Option<&Topology>) -> anyhow::Result<De
             id: TODO0_SERVER.into(),
             name: Some("todo0 MCP".into()),
             audience: topology.mcp_resource.clone(),
+            signing_alg: None,
             scopes: scopes.clone(),
             default_scopes: vec!["mcp:connect".into()],
             resource_clients: vec![TODO0_CLIENT.into()],

@@ -2,6 +2,7 @@
 //! `/oauth2/v1/`) and custom ASes at `/oauth2/<id>` (endpoints under `/oauth2/<id>/v1/`), each
 //! with its own keys and metadata (RFC 8414, OIDC Discovery, ID-JAG draft §7).
 
+use jsonwebtoken::Algorithm;
 use protocol::metadata::AuthorizationServerMetadata;
 use protocol::oauth::{GrantType, ID_JAG_GRANT_PROFILE, TokenType};
 
@@ -57,6 +58,15 @@ impl AuthServer {
         scopes
     }
 
+    /// The JWS algorithm this server signs its tokens with (its current key's).
+    pub fn signing_alg(&self) -> &'static str {
+        match self.keys.signing_key().alg() {
+            Algorithm::ES256 => "ES256",
+            Algorithm::EdDSA => "EdDSA",
+            _ => "RS256",
+        }
+    }
+
     /// The metadata document.
     pub fn metadata(&self) -> AuthorizationServerMetadata {
         let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
@@ -92,7 +102,7 @@ impl AuthServer {
             response_modes_supported: strings(&["query"]),
             grant_types_supported: grants,
             subject_types_supported: strings(&["public"]),
-            id_token_signing_alg_values_supported: strings(&["RS256"]),
+            id_token_signing_alg_values_supported: vec![self.signing_alg().to_owned()],
             token_endpoint_auth_methods_supported: auth_methods.clone(),
             token_endpoint_auth_signing_alg_values_supported: strings(&["RS256", "ES256", "EdDSA"]),
             introspection_endpoint_auth_methods_supported: auth_methods.clone(),

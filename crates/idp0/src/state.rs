@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use jsonwebtoken::jwk::JwkSet;
 use protocol::Clock;
+use protocol::keys::KeyKind;
 use protocol::verify::{JwtVerifier, StaticKeys};
 
 use crate::config::{Client, Config, ConfigError, ManagedEntries, User};
@@ -103,10 +104,10 @@ pub struct IdpParts {
     pub demo_credentials: Vec<(String, String)>,
 }
 
-fn key_ring(keys_dir: Option<&Path>, name: &str) -> anyhow::Result<KeyRing> {
+fn key_ring(keys_dir: Option<&Path>, name: &str, kind: KeyKind) -> anyhow::Result<KeyRing> {
     match keys_dir {
-        Some(dir) => KeyRing::load_or_create(&dir.join(name)),
-        None => KeyRing::ephemeral(),
+        Some(dir) => KeyRing::load_or_create(&dir.join(name), kind),
+        None => KeyRing::ephemeral(kind),
     }
 }
 
@@ -116,7 +117,11 @@ impl Idp {
         let issuer = parts.issuer.trim_end_matches('/').to_owned();
         let org = Arc::new(AuthServer {
             issuer: issuer.clone(),
-            keys: Arc::new(key_ring(parts.keys_dir.as_deref(), "org")?),
+            keys: Arc::new(key_ring(
+                parts.keys_dir.as_deref(),
+                "org",
+                parts.config.signing_alg,
+            )?),
             custom: None,
         });
         let directory = build_directory(
@@ -284,9 +289,14 @@ fn build_directory(
 ) -> anyhow::Result<Directory> {
     let mut servers = HashMap::new();
     for custom in &config.servers {
+        // A kept server keeps its ring unless its signing algorithm changed.
         let keys = match previous.get(&custom.id) {
-            Some(kept) => kept.keys.clone(),
-            None => Arc::new(key_ring(keys_dir, &format!("as-{}", custom.id))?),
+            Some(kept) if kept.keys.kind() == custom.signing_alg => kept.keys.clone(),
+            _ => Arc::new(key_ring(
+                keys_dir,
+                &format!("as-{}", custom.id),
+                custom.signing_alg,
+            )?),
         };
         let server = AuthServer {
             issuer: format!("{issuer}/oauth2/{}", custom.id),

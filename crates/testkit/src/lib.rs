@@ -62,6 +62,16 @@ impl IdpHandle {
     /// As [`Self::start_for_resource`], with the `agent0` web client registered for an agent0
     /// at `agent_base` (`http://127.0.0.1:PORT`) instead of `http://localhost:3000`.
     pub async fn start_for(resource: &str, agent_base: Option<&str>) -> anyhow::Result<Self> {
+        Self::start_signing(resource, agent_base, None).await
+    }
+
+    /// As [`Self::start_for`]; with `signing_alg`, every authorization server of the generated
+    /// configuration signs with it (see [`set_signing_alg`]).
+    pub async fn start_signing(
+        resource: &str,
+        agent_base: Option<&str>,
+        signing_alg: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let temp = tempfile::tempdir()?;
         let dir = temp.path().to_owned();
         let mut topology = devstack::Topology {
@@ -70,6 +80,9 @@ impl IdpHandle {
         };
         if let Some(base) = agent_base {
             topology.agent = base.to_owned();
+        }
+        if let Some(alg) = signing_alg {
+            set_signing_alg(&dir, Some(&topology), alg)?;
         }
         let mut handle =
             Self::start_with(&dir, protocol::clock::system(), Some(topology.clone())).await?;
@@ -322,6 +335,29 @@ impl IdpHandle {
     }
 }
 
+/// Sets `signing_alg = "<alg>"` for the org authorization server and every custom one in the
+/// idp0 configuration in `dir` (generating the development configuration first when there is
+/// none, following `topology`), as a person editing `idp0.toml` would; idp0 reads it when it next
+/// opens `dir`. Fails unless the edited file loads.
+pub fn set_signing_alg(
+    dir: &Path,
+    topology: Option<&devstack::Topology>,
+    alg: &str,
+) -> anyhow::Result<()> {
+    devstack::ensure(dir, topology)?;
+    let path = dir.join(devstack::CONFIG_FILE);
+    let text = std::fs::read_to_string(&path)?;
+    if text.contains("signing_alg") {
+        bail!("{} already names a signing_alg", path.display());
+    }
+    let line = format!("signing_alg = \"{alg}\"\n");
+    let server = "[[authorization_servers]]\n";
+    let text = format!("{line}{}", text.replace(server, &format!("{server}{line}")));
+    idp0::fsutil::write_private(&path, &text)?;
+    idp0::config::Config::load(&path)?;
+    Ok(())
+}
+
 impl Drop for IdpHandle {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -513,25 +549,35 @@ impl Stack {
 
     /// Starts both servers; `stateless` selects the MCP server's stateless mode.
     pub async fn start_with(stateless: bool) -> anyhow::Result<Self> {
-        Self::start_full(stateless, None, false).await
+        Self::start_full(stateless, None, false, None).await
     }
 
     /// Starts both servers with idp0's `agent0` client registered for `agent_base`.
     pub async fn start_for_agent(agent_base: &str) -> anyhow::Result<Self> {
-        Self::start_full(false, Some(agent_base), false).await
+        Self::start_full(false, Some(agent_base), false, None).await
+    }
+
+    /// As [`Self::start_for_agent`], with every authorization server of idp0's generated
+    /// configuration signing with `signing_alg` (`RS256` or `ES256`; see [`set_signing_alg`]).
+    pub async fn start_for_agent_signing(
+        agent_base: &str,
+        signing_alg: &str,
+    ) -> anyhow::Result<Self> {
+        Self::start_full(false, Some(agent_base), false, Some(signing_alg)).await
     }
 
     /// Starts both servers, the MCP server on https (`https://127.0.0.1:PORT/mcp`) with a local CA
     /// made for this stack, as `--tls` serves it ([`httpserve::tls::LocalCa`]); its certificate is
     /// in [`Stack::ca`].
     pub async fn start_tls() -> anyhow::Result<Self> {
-        Self::start_full(false, None, true).await
+        Self::start_full(false, None, true, None).await
     }
 
     async fn start_full(
         stateless: bool,
         agent_base: Option<&str>,
         tls: bool,
+        signing_alg: Option<&str>,
     ) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
         let local_ca = if tls {
@@ -550,7 +596,7 @@ impl Stack {
             "http"
         };
         let mcp_url = format!("{scheme}://{}/mcp", listener.local_addr()?);
-        let idp = IdpHandle::start_for(&mcp_url, agent_base).await?;
+        let idp = IdpHandle::start_signing(&mcp_url, agent_base, signing_alg).await?;
         let store = todo0::store::open(&format!(
             "sqlite://{}",
             data.path().join("todo0.db").display()

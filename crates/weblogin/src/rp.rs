@@ -1,7 +1,9 @@
 //! The OpenID Connect relying party (ARCHITECTURE §5.1; OIDC Core §3.1, RFC 7636, RP-Initiated
 //! Logout 1.0) on the `openidconnect` crate: discovery from the issuer, authorization code with
 //! PKCE S256, `state` and `nonce`, scopes `openid profile email`, and ID token verification
-//! (signature via the discovered JWKS, `iss`, `aud`, `exp`, `nonce`). When a signature does not
+//! (signature via the discovered JWKS, `iss`, `aud`, `exp`, `nonce`). The ID token's `alg` must
+//! be one the discovery metadata lists in `id_token_signing_alg_values_supported` (RS256, ES256,
+//! …), and asymmetric: `none` and HMAC are refused even when listed. When a signature does not
 //! verify, the metadata and keys are fetched again once, so a key rotation at the IdP needs no
 //! restart. An IdP whose discovery metadata advertises RFC 9207's
 //! `authorization_response_iss_parameter_supported` must send `iss` in its authorization
@@ -14,11 +16,12 @@ use std::sync::{Arc, RwLock};
 
 use std::str::FromStr;
 
+use openidconnect::JwsSigningAlgorithm;
 use openidconnect::core::{
     CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod,
-    CoreErrorResponseType, CoreGrantType, CoreIdToken, CoreJsonWebKey,
-    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreResponseMode,
-    CoreResponseType, CoreSubjectIdentifierType, CoreTokenResponse,
+    CoreErrorResponseType, CoreGrantType, CoreIdToken, CoreJsonWebKey, CoreJsonWebKeyType,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType, CoreTokenResponse,
 };
 use openidconnect::{
     AdditionalProviderMetadata, AsyncHttpClient, AuthenticationFlow, AuthorizationCode,
@@ -163,6 +166,8 @@ struct Discovered {
     /// The IdP advertises `authorization_response_iss_parameter_supported: true`, so a
     /// response without `iss` is refused (RFC 9207 §2.4).
     requires_iss: bool,
+    /// The algorithms an ID token may be signed with: the asymmetric ones the IdP lists.
+    id_token_algs: Vec<CoreJwsSigningAlgorithm>,
 }
 
 /// The relying party.
@@ -294,35 +299,37 @@ impl RelyingParty {
         let id_token = tokens
             .id_token()
             .ok_or_else(|| RpError::Refused("the identity provider sent no ID token".into()))?;
-        let login = |client: &OidcClient| {
-            id_token
-                .claims(&client.id_token_verifier(), nonce)
-                .map(|claims| LoginTokens {
-                    identity: Identity {
-                        subject: claims.subject().as_str().to_owned(),
-                        name: claims
-                            .name()
-                            .and_then(|n| n.get(None))
-                            .map(|n| n.as_str().to_owned())
-                            .or_else(|| claims.preferred_username().map(|u| u.as_str().to_owned()))
-                            .or_else(|| claims.email().map(|e| e.as_str().to_owned()))
-                            .unwrap_or_else(|| claims.subject().as_str().to_owned()),
-                        email: claims.email().map(|e| e.as_str().to_owned()),
-                    },
-                    id_token: SecretString::from(id_token.to_string()),
-                    claims: protocol::verify::decode_unverified(&id_token.to_string())
-                        .unwrap_or_default(),
-                    id_token_expires_at: claims.expiration().timestamp(),
-                    refresh_token: tokens
-                        .refresh_token()
-                        .map(|t| SecretString::from(t.secret().clone())),
-                })
+        let login = |discovered: &Discovered| {
+            let verifier = discovered
+                .client
+                .id_token_verifier()
+                .set_allowed_algs(discovered.id_token_algs.iter().cloned());
+            id_token.claims(&verifier, nonce).map(|claims| LoginTokens {
+                identity: Identity {
+                    subject: claims.subject().as_str().to_owned(),
+                    name: claims
+                        .name()
+                        .and_then(|n| n.get(None))
+                        .map(|n| n.as_str().to_owned())
+                        .or_else(|| claims.preferred_username().map(|u| u.as_str().to_owned()))
+                        .or_else(|| claims.email().map(|e| e.as_str().to_owned()))
+                        .unwrap_or_else(|| claims.subject().as_str().to_owned()),
+                    email: claims.email().map(|e| e.as_str().to_owned()),
+                },
+                id_token: SecretString::from(id_token.to_string()),
+                claims: protocol::verify::decode_unverified(&id_token.to_string())
+                    .unwrap_or_default(),
+                id_token_expires_at: claims.expiration().timestamp(),
+                refresh_token: tokens
+                    .refresh_token()
+                    .map(|t| SecretString::from(t.secret().clone())),
+            })
         };
         let refused = |e: ClaimsVerificationError| {
             tracing::info!(error = %e, "ID token refused");
             RpError::Refused(format!("the ID token is not valid: {e}"))
         };
-        match login(&current.client) {
+        match login(&current) {
             Ok(tokens) => Ok(tokens),
             Err(ClaimsVerificationError::SignatureVerification(_)) => {
                 // Perhaps the IdP rotated its keys: fetch them again, once.
@@ -333,7 +340,7 @@ impl RelyingParty {
                 if let Ok(mut slot) = self.current.write() {
                     *slot = fresh.clone();
                 }
-                login(&fresh.client).map_err(refused)
+                login(&fresh).map_err(refused)
             }
             Err(e) => Err(refused(e)),
         }
@@ -381,6 +388,14 @@ async fn discover(settings: &OidcSettings, http: &OidcHttp) -> Result<Discovered
         .additional_metadata
         .authorization_response_iss_parameter_supported
         == Some(true);
+    let id_token_algs = asymmetric(metadata.id_token_signing_alg_values_supported());
+    if id_token_algs.is_empty() {
+        return Err(failed(
+            "the metadata's id_token_signing_alg_values_supported lists no asymmetric algorithm \
+             (such as RS256 or ES256)"
+                .into(),
+        ));
+    }
     let token_url = metadata
         .token_endpoint()
         .cloned()
@@ -400,7 +415,18 @@ async fn discover(settings: &OidcSettings, http: &OidcHttp) -> Result<Discovered
         client,
         end_session,
         requires_iss,
+        id_token_algs,
     })
+}
+
+/// The asymmetric algorithms of `listed`: never `none`, and never an HMAC (whose key would be our
+/// client secret, which the openidconnect crate accepts for a listed HS* algorithm).
+fn asymmetric(listed: &[CoreJwsSigningAlgorithm]) -> Vec<CoreJwsSigningAlgorithm> {
+    listed
+        .iter()
+        .filter(|alg| matches!(alg.key_type(), Some(kty) if kty != CoreJsonWebKeyType::Symmetric))
+        .cloned()
+        .collect()
 }
 
 /// Maps a token endpoint failure; `what` names the grant for the person.
@@ -486,5 +512,27 @@ impl<'c> AsyncHttpClient<'c> for OidcHttp {
                 .body(body)
                 .map_err(|e| HttpError::Invalid(e.to_string()))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_listed_asymmetric_algorithms_are_allowed_for_id_tokens() {
+        let listed: Vec<CoreJwsSigningAlgorithm> =
+            serde_json::from_str(r#"["HS256", "none", "ES256", "RS256", "HS512", "EdDSA"]"#)
+                .unwrap_or_default();
+        assert_eq!(listed.len(), 6);
+        assert_eq!(
+            asymmetric(&listed),
+            [
+                CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+                CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+                CoreJwsSigningAlgorithm::EdDsa,
+            ]
+        );
+        assert!(asymmetric(&listed[..2]).is_empty());
     }
 }

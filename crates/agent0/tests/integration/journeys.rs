@@ -414,3 +414,151 @@ async fn a_restarted_agent_keeps_conversations_and_asks_for_a_new_login() {
             .contains("survive a restart")
     );
 }
+
+/// The algorithm `token` is signed with, once it has verified against `issuer`'s JWKS (fetched
+/// over HTTP, as a resource server does) for `audience`.
+async fn verified_alg(
+    issuer: &str,
+    token: &secrecy::SecretString,
+    audience: &str,
+    typ: protocol::verify::TypeRule,
+) -> String {
+    use protocol::verify::{Expectations, JwtVerifier, RemoteJwks};
+    use secrecy::ExposeSecret;
+    let http = protocol::discovery::http_client().unwrap();
+    let jwks = RemoteJwks::discover(http, issuer, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    let verifier = JwtVerifier::new(std::sync::Arc::new(jwks), protocol::clock::system());
+    let verified = verifier
+        .verify::<Value>(
+            token.expose_secret(),
+            &Expectations::new(issuer, audience, typ),
+        )
+        .await
+        .unwrap();
+    format!("{:?}", verified.alg)
+}
+
+/// The whole flow with ES256 on the org authorization server and on todo0's (`signing_alg =
+/// "ES256"` in idp0.toml): login at agent0 (its relying party accepts the algorithm the
+/// discovery metadata lists), the ID-JAG exchange, the JWT-bearer redemption and todo0's MCP
+/// `tools/call`, each token verified against JWKS that hold P-256 keys only.
+#[tokio::test]
+async fn the_journey_runs_on_es256_authorization_servers() {
+    use std::sync::Arc;
+
+    use agent0::config::AuthStrategy;
+    use agent0::tokens::Principal;
+    use protocol::verify::TypeRule;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stack = testkit::Stack::start_for_agent_signing(&base, "ES256")
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    for issuer in [stack.idp.issuer.clone(), stack.idp.todo0_issuer()] {
+        let metadata: Value = http
+            .get(format!("{issuer}/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            metadata["id_token_signing_alg_values_supported"],
+            json!(["ES256"])
+        );
+        let jwks: Value = http
+            .get(metadata["jwks_uri"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let keys = jwks["keys"].as_array().unwrap();
+        assert!(!keys.is_empty());
+        assert!(
+            keys.iter().all(|k| k["kty"] == "EC" && k["alg"] == "ES256"),
+            "only P-256 keys can verify {issuer}'s tokens: {jwks}"
+        );
+    }
+
+    let model = Arc::new(agent0::llm::offline::OfflineModel::new());
+    let config = super::harness::config(&stack, &base, model).await;
+    let AuthStrategy::IdJag {
+        target,
+        initial_scopes,
+    } = config.mcp_servers[0].auth.clone()
+    else {
+        panic!("todo0 is reached through Cross-App Access");
+    };
+    let app = agent0::AppState::new(config).await.unwrap();
+    let _server = super::harness::serve(listener, &app);
+
+    // Login at agent0, then a tools/call to todo0 with the token from the ID-JAG exchange and
+    // the JWT-bearer redemption.
+    let alice = super::harness::login_at(&stack, &base, "alice").await;
+    let (_, status) = alice.get("/auth/status").await;
+    let subject = status["user"]["sub"].as_str().unwrap().to_owned();
+    let reply = alice.chat_approved("list my todos").await;
+    let chip = only_tool(&reply);
+    assert_eq!(chip["tool"], "get-todos");
+    assert_eq!(chip["isError"], false, "{reply}");
+    assert_eq!(chip["result"]["count"], 0, "{reply}");
+    let broker = app.agent().hub().broker();
+    assert_eq!(broker.exchange_count(), 1);
+
+    // The access token agent0 called todo0 with (from its cache: no new exchange) is ES256.
+    let principal = Principal {
+        subject,
+        name: "Alice Example".into(),
+        email: None,
+        id_token: secrecy::SecretString::from("not used: the token is cached"),
+    };
+    let used = broker
+        .access_token(&principal, &target, &initial_scopes)
+        .await
+        .unwrap();
+    assert_eq!(
+        broker.exchange_count(),
+        1,
+        "the token agent0 used, from its cache"
+    );
+    let (org, todo0) = (stack.idp.issuer.clone(), stack.idp.todo0_issuer());
+    let access = TypeRule::ACCESS_TOKEN;
+    assert_eq!(
+        verified_alg(&todo0, &used.token, &stack.mcp_url, access).await,
+        "ES256"
+    );
+
+    // The same steps as the agent takes them, for the tokens agent0 does not keep in reach.
+    let login = stack
+        .idp
+        .login(&testkit::Browser::new(), "alice")
+        .await
+        .unwrap();
+    let id_token = login.id_token.unwrap();
+    let grant = stack
+        .idp
+        .cross_app_access(&id_token, &stack.mcp_url, &initial_scopes.to_string())
+        .await
+        .unwrap();
+    let id_jag = &grant.id_jag.access_token;
+    assert_eq!(
+        verified_alg(&org, &id_token, "agent0", TypeRule::ANY).await,
+        "ES256"
+    );
+    assert_eq!(
+        verified_alg(&org, id_jag, &todo0, TypeRule::ID_JAG).await,
+        "ES256"
+    );
+    let token = &grant.access.access_token;
+    assert_eq!(
+        verified_alg(&todo0, token, &stack.mcp_url, access).await,
+        "ES256"
+    );
+}

@@ -73,6 +73,10 @@ pub(crate) struct IdpBenchArgs {
     /// request, same HTTP stack, in this process) and report idp0's share of its calls/s.
     #[arg(long)]
     reference: bool,
+    /// The algorithm idp0's authorization servers (org and todo0) sign with: their
+    /// `signing_alg` in the generated idp0.toml.
+    #[arg(long, default_value = "rs256", value_parser = ["rs256", "es256"], ignore_case = true)]
+    alg: String,
     /// Print the results as JSON on standard output.
     #[arg(long)]
     json: bool,
@@ -373,6 +377,8 @@ pub(crate) async fn run(args: IdpBenchArgs) -> anyhow::Result<()> {
     if args.workloads.contains(&Workload::Sts) {
         add_brokered_connection(&dir)?;
     }
+    let alg = args.alg.to_ascii_uppercase();
+    sign_with(&dir, &alg)?;
 
     let (opened_tx, opened_rx) = tokio::sync::oneshot::channel();
     let idp_server = {
@@ -420,7 +426,7 @@ pub(crate) async fn run(args: IdpBenchArgs) -> anyhow::Result<()> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if !args.json {
         println!(
-            "idp0 token endpoint benchmark (RS256; {} measured per cell after {} warm-up; {cpus} CPUs)",
+            "idp0 token endpoint benchmark ({alg} authorization servers; {} measured per cell after {} warm-up; {cpus} CPUs)",
             super::format_duration(args.duration),
             super::format_duration(args.warmup)
         );
@@ -494,6 +500,7 @@ pub(crate) async fn run(args: IdpBenchArgs) -> anyhow::Result<()> {
             "duration_s": args.duration.as_secs_f64(),
             "warmup_s": args.warmup.as_secs_f64(),
             "reference": args.reference,
+            "alg": alg,
             "client_cpu_method": super::BENCH_CPU_METHOD,
             "results": results,
         });
@@ -527,6 +534,19 @@ fn add_brokered_connection(dir: &std::path::Path) -> anyhow::Result<()> {
             client_secret_env: None,
             scopes: vec!["repo".into()],
         });
+    std::fs::write(&path, toml::to_string(&file)?)?;
+    Ok(())
+}
+
+/// Makes the development configuration's authorization servers (org and todo0) sign with `alg`.
+fn sign_with(dir: &std::path::Path, alg: &str) -> anyhow::Result<()> {
+    devstack::ensure(dir, None)?;
+    let path = dir.join(devstack::CONFIG_FILE);
+    let mut file: idp0::config::ConfigFile = toml::from_str(&std::fs::read_to_string(&path)?)?;
+    file.signing_alg = Some(alg.to_owned());
+    for server in &mut file.authorization_servers {
+        server.signing_alg = Some(alg.to_owned());
+    }
     std::fs::write(&path, toml::to_string(&file)?)?;
     Ok(())
 }

@@ -192,6 +192,7 @@ pub(crate) fn managed_entries(doc: &Document, seed: &ConfigFile) -> ManagedEntri
                 id: s.id.clone(),
                 name: Some(s.name.clone()),
                 audience: s.audiences.first().cloned().unwrap_or_default(),
+                signing_alg: None,
                 scopes,
                 default_scopes,
                 resource_clients: Vec::new(),

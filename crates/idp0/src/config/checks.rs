@@ -5,6 +5,7 @@ use std::path::Path;
 
 use jsonwebtoken::jwk::JwkSet;
 use protocol::Scopes;
+use protocol::keys::KeyKind;
 use protocol::oauth::GrantType;
 
 use super::{ApplicationType, ConfigError, invalid};
@@ -136,6 +137,108 @@ pub(super) fn read_jwks(
                     format!("{}: not a JWK or JWKS: {e}", path.display()),
                 )
             })
+        }
+    }
+}
+
+/// The kind of key an authorization server's `signing_alg` (at `key`) asks for: `RS256` (the
+/// default, RSA 2048) or `ES256` (P-256). JOSE algorithm names are case-sensitive (RFC 7518 §3.1).
+pub(super) fn signing_alg(
+    key: &str,
+    server: &str,
+    value: Option<&str>,
+) -> Result<KeyKind, ConfigError> {
+    match value {
+        None | Some("RS256") => Ok(KeyKind::Rsa),
+        Some("ES256") => Ok(KeyKind::P256),
+        Some(other) => Err(invalid(
+            key,
+            format!(
+                "{server}: {other:?} is not a signing algorithm idp0 supports; use \"RS256\" \
+                 (the default) or \"ES256\""
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod signing_alg_tests {
+    use protocol::keys::KeyKind;
+
+    use super::super::{Config, ConfigError, ConfigFile};
+
+    fn parse(top: &str, server: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "{top}\n[[authorization_servers]]\nid = \"todo0\"\n\
+             audience = \"http://localhost:5002/mcp\"\nscopes = [\"mcp:connect\"]\n{server}\n\
+             [[authorization_servers]]\nid = \"other\"\naudience = \"http://localhost:5004/mcp\"\n\
+             scopes = [\"mcp:connect\"]\n"
+        );
+        let file: ConfigFile = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+            path: "idp0.toml".into(),
+            message: e.to_string(),
+        })?;
+        Config::from_file(file, std::path::Path::new("."))
+    }
+
+    #[test]
+    fn each_server_signs_with_its_own_setting_and_rs256_is_the_default() -> Result<(), ConfigError>
+    {
+        let config = parse("", "")?;
+        assert_eq!(config.signing_alg, KeyKind::Rsa);
+        assert!(config.servers.iter().all(|s| s.signing_alg == KeyKind::Rsa));
+
+        let config = parse("signing_alg = \"ES256\"", "signing_alg = \"ES256\"")?;
+        assert_eq!(config.signing_alg, KeyKind::P256);
+        let algs: Vec<_> = config
+            .servers
+            .iter()
+            .map(|s| (s.id.as_str(), s.signing_alg))
+            .collect();
+        assert_eq!(algs, [("todo0", KeyKind::P256), ("other", KeyKind::Rsa)]);
+
+        let config = parse("signing_alg = \"RS256\"", "signing_alg = \"RS256\"")?;
+        assert_eq!(config.signing_alg, KeyKind::Rsa);
+        Ok(())
+    }
+
+    #[test]
+    fn an_unsupported_signing_alg_is_refused_naming_the_setting_and_the_server() {
+        for (top, server, key, named) in [
+            (
+                "signing_alg = \"HS256\"",
+                "",
+                "signing_alg",
+                "the org authorization server",
+            ),
+            (
+                "signing_alg = \"none\"",
+                "",
+                "signing_alg",
+                "the org authorization server",
+            ),
+            (
+                "",
+                "signing_alg = \"es256\"",
+                "authorization_servers[0].signing_alg",
+                "authorization server \"todo0\"",
+            ),
+            (
+                "",
+                "signing_alg = \"EdDSA\"",
+                "authorization_servers[0].signing_alg",
+                "authorization server \"todo0\"",
+            ),
+        ] {
+            let error = match parse(top, server) {
+                Ok(_) => panic!("{top} {server} should be refused"),
+                Err(e) => e.to_string(),
+            };
+            assert!(error.starts_with(&format!("{key}: {named}: ")), "{error}");
+            assert!(
+                error.contains("\"RS256\"") && error.contains("\"ES256\""),
+                "{error}"
+            );
         }
     }
 }

@@ -29,6 +29,9 @@ pub struct ConfigFile {
     /// default: the first user of the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_user: Option<String>,
+    /// The org authorization server's signing algorithm: `RS256` (default) or `ES256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_alg: Option<String>,
     /// People.
     #[serde(default)]
     pub users: Vec<UserEntry>,
@@ -214,6 +217,9 @@ pub struct AuthorizationServerEntry {
     pub name: Option<String>,
     /// Resource identifier put in access tokens' `aud`.
     pub audience: String,
+    /// The algorithm this server signs its tokens with: `RS256` (default) or `ES256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_alg: Option<String>,
     /// Scopes this server knows.
     pub scopes: Vec<String>,
     /// Scopes granted when a request names none.

@@ -324,3 +324,132 @@ async fn a_native_client_redirects_to_any_loopback_port_and_only_there() {
         assert!(response.headers().get("location").is_none());
     }
 }
+
+/// The `alg` in a compact JWS's header.
+fn header_alg(token: &secrecy::SecretString) -> String {
+    jsonwebtoken::decode_header(token.expose_secret())
+        .map(|h| format!("{:?}", h.alg))
+        .unwrap()
+}
+
+/// An authorization server whose `signing_alg` changes to ES256 signs with a new P-256 key from
+/// its next start; the RSA key that signed before stays in its JWKS as `previous`, so the tokens
+/// it issued verify until they expire; discovery names the algorithm now used; and the whole
+/// Cross-App Access flow runs on ES256 tokens verified through the JWKS over HTTP.
+#[tokio::test]
+async fn an_authorization_server_switched_to_es256_signs_with_p256_and_keeps_its_rsa_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let idp = IdpHandle::start_in(dir.path(), protocol::clock::system())
+        .await
+        .unwrap();
+    let old_issuer = idp.issuer.clone();
+    let before = idp.login(&Browser::new(), "alice").await.unwrap();
+    let rs256_id_token = before.id_token.unwrap();
+    assert_eq!(header_alg(&rs256_id_token), "RS256");
+    idp.stop().await.unwrap();
+
+    testkit::set_signing_alg(dir.path(), None, "ES256").unwrap();
+    let idp = IdpHandle::start_in(dir.path(), protocol::clock::system())
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    for issuer in [idp.issuer.clone(), idp.todo0_issuer()] {
+        let metadata: serde_json::Value = http
+            .get(format!("{issuer}/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            metadata["id_token_signing_alg_values_supported"],
+            serde_json::json!(["ES256"]),
+            "{issuer}"
+        );
+        let jwks: serde_json::Value = http
+            .get(metadata["jwks_uri"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut algs: Vec<_> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                format!(
+                    "{}/{}",
+                    k["kty"].as_str().unwrap(),
+                    k["alg"].as_str().unwrap()
+                )
+            })
+            .collect();
+        algs.sort();
+        assert_eq!(
+            algs,
+            ["EC/ES256", "EC/ES256", "RSA/RS256"],
+            "current and next are P-256, the RSA key is previous: {issuer}"
+        );
+    }
+
+    // The ID token the RSA key signed before the switch still verifies with the org's JWKS.
+    let org = remote_verifier(&idp.issuer).await;
+    let before_switch = org
+        .verify::<IdTokenClaims>(
+            rs256_id_token.expose_secret(),
+            &Expectations::new(&old_issuer, "agent0", TypeRule::ANY),
+        )
+        .await
+        .unwrap();
+    assert_eq!(format!("{:?}", before_switch.alg), "RS256");
+
+    // A new login, the ID-JAG and the access token are ES256, and verify through the JWKS.
+    let login = idp.login(&Browser::new(), "alice").await.unwrap();
+    let id_token = login.id_token.unwrap();
+    let grant = idp
+        .cross_app_access(&id_token, RESOURCE, "mcp:connect mcp:tools:read")
+        .await
+        .unwrap();
+    for token in [
+        &id_token,
+        &grant.id_jag.access_token,
+        &grant.access.access_token,
+    ] {
+        assert_eq!(header_alg(token), "ES256");
+    }
+    let id_claims = org
+        .verify::<IdTokenClaims>(
+            id_token.expose_secret(),
+            &Expectations::new(&idp.issuer, "agent0", TypeRule::ANY),
+        )
+        .await
+        .unwrap();
+    let jag = org
+        .verify::<IdJagClaims>(
+            grant.id_jag.access_token.expose_secret(),
+            &Expectations::new(&idp.issuer, idp.todo0_issuer(), TypeRule::ID_JAG),
+        )
+        .await
+        .unwrap();
+    let todo0 = remote_verifier(&idp.todo0_issuer()).await;
+    let access = todo0
+        .verify::<AccessTokenClaims>(
+            grant.access.access_token.expose_secret(),
+            &Expectations::new(idp.todo0_issuer(), RESOURCE, TypeRule::ACCESS_TOKEN),
+        )
+        .await
+        .unwrap();
+    assert_eq!(jag.claims.sub, id_claims.claims.sub);
+    assert_eq!(access.claims.user_id(), id_claims.claims.sub);
+    assert_eq!(
+        access.kid,
+        jsonwebtoken::decode_header(grant.access.access_token.expose_secret())
+            .unwrap()
+            .kid
+            .unwrap()
+    );
+    idp.stop().await.unwrap();
+}
