@@ -3,6 +3,8 @@
 
 #[path = "integration/brokered.rs"]
 mod brokered;
+#[path = "integration/brokered_bad_input.rs"]
+mod brokered_bad_input;
 #[path = "integration/brokered_isv.rs"]
 mod brokered_isv;
 #[path = "integration/flow.rs"]
