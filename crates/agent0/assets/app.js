@@ -1201,6 +1201,7 @@
           extras.appendChild(card.el);
         }
         card.setUri(ev.interactionUri);
+        if (typeof ev.resource === 'string') card.setResource(ev.resource);
         if (ev.waiting === true) card.waitHere();
         scrollToBottom();
       },
@@ -1295,10 +1296,15 @@
     let settled = false;
     let autoContinue = false;
     let waiting = false;
+    let resource = null;
 
     const self = {
       el: card,
-      /** Re-sends the request that needed consent (manually or on return to the tab). */
+      /**
+       * Re-sends the request that needed consent (manually or on return to the tab). For a card
+       * that names its connection's resource (a brokered MCP server agent0 could not list without
+       * consent), the brokered exchange runs first, so agent0 learns that consent was given.
+       */
       resume(auto) {
         if (state.streaming || !userText || card.dataset.state === 'done') return false;
         if (state.pendingConsent && state.pendingConsent.card === self) state.pendingConsent = null;
@@ -1306,8 +1312,18 @@
         retry.hidden = true;
         if (link) link.hidden = true;
         note.textContent = auto ? 'Welcome back — your request continues below.' : 'Your request continues below.';
-        sendMessage(userText);
+        if (!waiting && resource) {
+          // Whatever it answers, the request goes on (a card shows again if consent is missing).
+          api('/api/oauth-sts/exchange', { method: 'POST', body: { resource } })
+            .catch(() => {})
+            .then(() => sendMessage(userText));
+        } else {
+          sendMessage(userText);
+        }
         return true;
+      },
+      setResource(value) {
+        resource = value || null;
       },
       isAutoReady() {
         return settled && autoContinue && card.dataset.state === 'opened';

@@ -21,6 +21,7 @@ use protocol::Clock;
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::config::AuthStrategy;
 use crate::confirm::{Confirmations, Sink, ToolPolicy, Verdict};
 use crate::conversations::{ConversationStore, StepUp, StoreError, ToolResultView, Turn};
 use crate::llm::{Block, LlmError, Message, Model, ModelRequest, Role, StopReason, ToolSpec};
@@ -490,15 +491,22 @@ impl Agent {
                 Err(McpError::Token(TokenError::LoginExpired)) => {
                     return Err(AgentError::LoginExpired);
                 }
+                // Only a brokered server with no known tools gets here (one with known tools is
+                // offered them without an exchange): its card, once; the hub remembers it.
                 Err(McpError::Token(TokenError::InteractionRequired {
                     connection,
                     interaction_uri,
                     ..
                 })) => {
+                    let resource = match &server.auth {
+                        AuthStrategy::OauthSts { resource, .. } => Some(resource.clone()),
+                        _ => None,
+                    };
                     let _ = events.send(AgentEvent::ConsentRequired {
                         connection,
                         interaction_uri,
                         waiting: false,
+                        resource,
                     });
                 }
                 // Its card was shown when the consent was asked for: no error at every turn

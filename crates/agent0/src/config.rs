@@ -23,11 +23,13 @@ use crate::mcp::McpServer;
 use crate::tokens::IdJagTarget;
 
 mod brokered;
+mod declared;
 
 pub use brokered::{
     APPLICATION_NAME, Brokered, DEFAULT_GITHUB_API_URL, DEFAULT_GITHUB_WEB_URL, GITHUB_MCP_NAME,
     GithubApplication, brokered,
 };
+pub use declared::{github_mcp_tools, load_tools_file, parse_tools};
 
 /// What an id-jag server's first token asks for unless configured (least privilege; more is
 /// stepped up on `insufficient_scope`).
@@ -133,6 +135,7 @@ struct RawServerEntry {
     #[serde(default)]
     in_band_refusals: bool,
     okta_id: Option<String>,
+    tools_file: Option<PathBuf>,
 }
 
 /// The `auth` key's accepted values (serde's error lists them when another is given).
@@ -223,6 +226,28 @@ impl McpServerConfig {
                 "only an oauth-sts server takes this key: remove it, or set auth = \"oauth-sts\"",
             ));
         }
+        if entry.tools_file.is_some() && entry.auth != AuthKind::OauthSts {
+            return Err(invalid(
+                origin.at(&name, "tools_file"),
+                "only an oauth-sts server takes this key (the tools it offers before a person \
+                 has consented): remove it, or set auth = \"oauth-sts\"",
+            ));
+        }
+        let declared_tools = match &entry.tools_file {
+            Some(file) => {
+                // A relative path is relative to the configuration file.
+                let file = match &origin {
+                    ServerOrigin::File { path, .. } => {
+                        path.parent().unwrap_or(Path::new("")).join(file)
+                    }
+                    ServerOrigin::Sample => file.clone(),
+                };
+                let tools = declared::load_tools_file(&file)
+                    .map_err(|e| invalid(origin.at(&name, "tools_file"), e))?;
+                Some(tools.into())
+            }
+            None => None,
+        };
         let auth = match entry.auth {
             AuthKind::OauthSts => {
                 for (key, value) in [
@@ -300,6 +325,7 @@ impl McpServerConfig {
             auth,
             auto_approve: entry.auto_approve,
             in_band_refusals: entry.in_band_refusals,
+            declared_tools,
         };
         Ok(Self { server, origin })
     }
@@ -367,6 +393,7 @@ pub fn sample_server(
         // missing scope inside the tool result.
         in_band_refusals: true,
         okta_id: None,
+        tools_file: None,
     };
     McpServerConfig::from_raw(entry, ServerOrigin::Sample).map(Some)
 }

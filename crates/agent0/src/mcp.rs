@@ -5,7 +5,10 @@
 //! as [`protocol::step_up`] decides) and retrying; the scopes a tool turned out to need are
 //! remembered, so the next call of that tool starts with them. A tool result that refuses the token in band (Okta's sample server,
 //! [`in_band`]) is met the same way: a missing scope steps up, a bad token gets one fresh token.
-//! Tool lists are cached per (person, connection) for a few minutes.
+//! Tool lists are cached per (person, connection) for a few minutes. A brokered (`oauth-sts`)
+//! server's tools are offered to a person who has no ISV token for it without any exchange (as
+//! last listed, else as declared; [`McpHub::list_tools`]): consent is asked only when one is
+//! called.
 //!
 //! No lock is held across network I/O: the session map is locked only to look up, insert or
 //! remove, and opening a session (the `initialize` round trip) holds only that (person,
@@ -41,6 +44,13 @@ mod in_band;
 pub use protocol::step_up::MAX_STEP_UPS;
 /// How long a tool list is reused.
 const TOOLS_TTL: i64 = 300;
+/// How long a person's `interaction_required` from listing an undeclared brokered server is
+/// remembered (no IdP round trip, no second card) when the IdP says nothing of the link's
+/// lifetime (`expires_in`); what it says is kept within [`UNCONSENTED_HOLD_MIN`] and this
+/// bound's double.
+pub const UNCONSENTED_HOLD: i64 = 300;
+/// The shortest such memory, whatever `expires_in` says.
+const UNCONSENTED_HOLD_MIN: i64 = 30;
 /// How long one MCP request may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Entries kept at most in each per-person cache (tool lists, liveness, health) and in the
@@ -73,6 +83,12 @@ pub struct McpServer {
     /// servers that answer so: with it, a tool that relays someone else's error body verbatim
     /// could make agent0 ask for more scopes and run the tool again.
     pub in_band_refusals: bool,
+    /// For a brokered (`oauth-sts`) server: the tools it is known to offer (GitHub's own
+    /// declarations for the sample's GitHub MCP server, a `tools_file` for others), offered to a
+    /// person who holds no ISV token for it yet — with no exchange, so no consent is asked until
+    /// one of them is called — unless someone's listing since agent0 started replaced them.
+    /// `None`: such a person's listing needs the exchange.
+    pub declared_tools: Option<Arc<[Tool]>>,
 }
 
 /// What a tool call came to.
@@ -152,6 +168,9 @@ pub struct McpHub {
     /// The last tool list of each brokered (`oauth-sts`) server, offered to people who have not
     /// consented yet.
     brokered_tools: Cache<String, Vec<Tool>>,
+    /// Until when a person's listing of an undeclared brokered server is known to need their
+    /// consent (no exchange, no card until then).
+    unconsented: Cache<SessionKey, UnixTime>,
 }
 
 /// When a person's last call to a connection succeeded and when one last failed to reach it
@@ -233,6 +252,7 @@ impl McpHub {
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_idle(HEALTH_IDLE)
                 .build(),
+            unconsented: per_person(Duration::from_secs((2 * UNCONSENTED_HOLD).unsigned_abs())),
         })
     }
 
@@ -301,10 +321,18 @@ impl McpHub {
         forget_subject(&self.health, subject);
         forget_subject(&self.tools, subject);
         forget_subject(&self.live, subject);
+        forget_subject(&self.unconsented, subject);
         self.broker.forget_person(subject).await;
     }
 
-    /// `server`'s tools for `principal` (cached).
+    /// `server`'s tools for `principal` (cached). A brokered (`oauth-sts`) server's tools are
+    /// offered to a person who holds no ISV token for it with no exchange at all (an exchange
+    /// would ask the IdP, and ask their consent, for a connection this turn may never use): as
+    /// the server's last listing named them, else as it declares them
+    /// ([`McpServer::declared_tools`]). Only calling one needs the token. An undeclared server
+    /// not listed yet needs the exchange; its `interaction_required` is remembered for the
+    /// person (see [`UNCONSENTED_HOLD`]), so the card is shown once and later turns make no IdP
+    /// round trip, until consent completes (a token appears), the link expires or they log out.
     pub async fn list_tools(
         &self,
         principal: &Principal,
@@ -320,6 +348,25 @@ impl McpHub {
         {
             return Ok(tools);
         }
+        if let AuthStrategy::OauthSts { resource, .. } = &server.auth {
+            let target = StsTarget {
+                connection: &server.name,
+                resource,
+            };
+            if self.broker.has_brokered_token(principal, target).await {
+                self.unconsented.invalidate(&key);
+            } else if let Some(tools) = self.known_tools(server) {
+                return Ok(tools);
+            } else if let Some(until) = self.unconsented.get(&key)
+                && now < until
+            {
+                // Its card was shown at the first such turn: none again, and no IdP round trip.
+                return Err(McpError::Token(TokenError::ConsentPending {
+                    connection: server.name.clone(),
+                    slow_down: false,
+                }));
+            }
+        }
         let listed = self
             .with_session(
                 principal,
@@ -334,9 +381,20 @@ impl McpHub {
         let tools = match listed {
             Ok((tools, _)) => tools,
             // A brokered server's tool names are the same for everyone: offered as someone
-            // listed them, a call asks this person's consent and waits for it.
-            Err(e @ McpError::Token(TokenError::InteractionRequired { .. })) => {
-                return self.brokered_tools.get(&server.name).ok_or(e);
+            // listed them (or as declared), a call asks this person's consent and waits for it.
+            Err(e @ McpError::Token(TokenError::InteractionRequired { .. }))
+            | Err(e @ McpError::Token(TokenError::ConsentPending { .. })) => {
+                if let Some(tools) = self.known_tools(server) {
+                    return Ok(tools);
+                }
+                let hold = match &e {
+                    McpError::Token(TokenError::InteractionRequired { expires_in, .. }) => {
+                        *expires_in
+                    }
+                    _ => None,
+                };
+                self.unconsented.insert(key, now + unconsented_hold(hold));
+                return Err(e);
             }
             Err(e) => return Err(e),
         };
@@ -344,8 +402,17 @@ impl McpHub {
             self.brokered_tools
                 .insert(server.name.clone(), tools.clone());
         }
+        self.unconsented.invalidate(&key);
         self.tools.insert(key, (tools.clone(), now + TOOLS_TTL));
         Ok(tools)
+    }
+
+    /// A brokered server's tools as known without listing them for this person: its last
+    /// listing by anyone (which replaces the declared ones), else its declared tools.
+    fn known_tools(&self, server: &McpServer) -> Option<Vec<Tool>> {
+        self.brokered_tools
+            .get(&server.name)
+            .or_else(|| server.declared_tools.as_deref().map(<[Tool]>::to_vec))
     }
 
     /// Calls `tool` on `server` for `principal`.
@@ -390,7 +457,13 @@ impl McpHub {
     /// listing marks it read-only or idempotent (MCP `ToolAnnotations`), else not.
     fn repeat_of(&self, principal: &Principal, server: &McpServer, tool: &str) -> Repeat {
         let key = (principal.subject.clone(), server.name.clone());
-        let harmless = self.tools.get(&key).is_some_and(|(tools, _)| {
+        // This person's listing, else (a brokered server offered without one) the known tools.
+        let tools = self
+            .tools
+            .get(&key)
+            .map(|(tools, _)| tools)
+            .or_else(|| self.known_tools(server));
+        let harmless = tools.is_some_and(|tools| {
             tools.iter().any(|t| {
                 t.name == tool
                     && t.annotations.as_ref().is_some_and(|a| {
@@ -669,6 +742,14 @@ impl McpHub {
     }
 }
 
+/// How long an undeclared brokered server's `interaction_required` is remembered, given the
+/// link's `expires_in`.
+fn unconsented_hold(expires_in: Option<u64>) -> i64 {
+    expires_in
+        .map_or(UNCONSENTED_HOLD, |s| i64::try_from(s).unwrap_or(i64::MAX))
+        .clamp(UNCONSENTED_HOLD_MIN, 2 * UNCONSENTED_HOLD)
+}
+
 /// A bounded per-person cache whose entries live `ttl` at most.
 fn per_person<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Cache<SessionKey, V> {
     Cache::builder()
@@ -793,6 +874,19 @@ mod tests {
             classify(r#"Bearer error="invalid_token""#),
             Failure::Unauthorized(_)
         ));
+    }
+
+    #[test]
+    fn an_unconsented_listing_is_remembered_for_the_links_life_within_bounds() {
+        assert_eq!(unconsented_hold(None), UNCONSENTED_HOLD);
+        assert_eq!(
+            unconsented_hold(Some(600)),
+            600,
+            "idp0's links live 10 minutes"
+        );
+        assert_eq!(unconsented_hold(Some(1)), UNCONSENTED_HOLD_MIN);
+        assert_eq!(unconsented_hold(Some(86_400)), 2 * UNCONSENTED_HOLD);
+        assert_eq!(unconsented_hold(Some(u64::MAX)), 2 * UNCONSENTED_HOLD);
     }
 
     #[test]

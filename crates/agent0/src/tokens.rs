@@ -137,6 +137,10 @@ pub struct TokenBroker {
     /// Moves at every logout: a token minted across one is handed out but not kept.
     forgotten: AtomicU64,
     exchanges: AtomicU64,
+    /// Of `exchanges`, the brokered (`oauth-sts`) ones.
+    brokered_exchanges: AtomicU64,
+    /// The consent links the IdP handed out, per person and brokered connection, while open.
+    interactions: moka::sync::Cache<TokenKey, sts::OpenInteraction>,
     /// Where brokered (`oauth-sts`) exchanges go, when not `org_token_endpoint`.
     sts_token_endpoint: Option<String>,
 }
@@ -190,6 +194,8 @@ impl TokenBroker {
             minting: KeyedLocks::new(),
             forgotten: AtomicU64::new(0),
             exchanges: AtomicU64::new(0),
+            brokered_exchanges: AtomicU64::new(0),
+            interactions: sts::interactions_cache(),
             sts_token_endpoint: None,
         })
     }
@@ -199,9 +205,15 @@ impl TokenBroker {
         &self.org_token_endpoint
     }
 
-    /// How many ID-JAG exchanges this broker has made (each is an IdP round trip).
+    /// How many exchanges this broker has made, ID-JAG and brokered (each is an IdP round
+    /// trip).
     pub fn exchange_count(&self) -> u64 {
         self.exchanges.load(Ordering::Relaxed)
+    }
+
+    /// How many of those were brokered (`oauth-sts`) exchanges.
+    pub fn brokered_exchange_count(&self) -> u64 {
+        self.brokered_exchanges.load(Ordering::Relaxed)
     }
 
     /// A token for `principal` at `target` with `scopes`: from the cache, or minted (once, however
@@ -289,6 +301,11 @@ impl TokenBroker {
     /// Drops every token of `subject` (at logout).
     pub async fn forget_person(&self, subject: &str) {
         self.forgotten.fetch_add(1, Ordering::SeqCst);
+        let person = subject.to_owned();
+        // Fails only for a cache built without invalidation closures; this one has them.
+        let _ = self
+            .interactions
+            .invalidate_entries_if(move |key, _| key.subject == person);
         if let Err(e) = self.cache.invalidate_person(subject).await {
             tracing::warn!(error = %e, "a person's tokens could not be dropped at logout");
         }

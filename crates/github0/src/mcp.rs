@@ -1,6 +1,7 @@
 //! The remote MCP endpoint at `/mcp` (Streamable HTTP, stateless: every POST stands alone,
 //! answers are JSON), with GitHub's tool names, descriptions, annotations and input schemas
-//! (`mcp_tools.json`, from the public github/github-mcp-server tool snapshots):
+//! ([`protocol::github::MCP_TOOLS_JSON`], from the public github/github-mcp-server tool snapshots,
+//! shared with agent0, which offers them before a person has a GitHub token):
 //! `get_me`, `list_pull_requests`, `pull_request_read` (`method` `get` and `get_comments`; the
 //! others are a tool error naming what is supported) and `add_issue_comment` (a `body`;
 //! reactions are a tool error). Results are JSON text content shaped as that server's minimal
@@ -37,7 +38,7 @@ use crate::store::repos::{Pull, Repo};
 
 /// The tool definitions, as github/github-mcp-server publishes them.
 pub static TOOLS: LazyLock<Vec<Tool>> =
-    LazyLock::new(|| serde_json::from_str(include_str!("mcp_tools.json")).unwrap_or_default());
+    LazyLock::new(|| serde_json::from_str(protocol::github::MCP_TOOLS_JSON).unwrap_or_default());
 
 /// The well-known path of the MCP endpoint's protected resource metadata.
 pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource/mcp";

@@ -9,6 +9,7 @@
 //! * [`bearer`]: reading the bearer token from an `Authorization` header (RFC 6750 §2.1).
 //! * [`www_authenticate`]: RFC 9110 challenge building and parsing.
 //! * [`step_up`]: when an MCP client steps up its scopes after `insufficient_scope`, and to what.
+//! * [`github`]: GitHub's MCP tool declarations, shared by github0 and agent0.
 //! * [`clock`]: injected time.
 //! * [`constant_time`]: comparing secrets without leaking where they differ.
 //! * [`trust`]: the certificate authorities every HTTP client trusts (`--tls`, `--ca-file`).
@@ -21,6 +22,7 @@ pub mod claims;
 pub mod clock;
 pub mod constant_time;
 pub mod discovery;
+pub mod github;
 pub mod keys;
 pub mod metadata;
 pub mod oauth;

@@ -135,6 +135,17 @@ impl Agent {
             .hub
             .call_tool(principal, server, tool, arguments.clone())
             .await;
+        let first = match first {
+            // The IdP handed out the link to an exchange nobody showed (a tool listing's): its
+            // retries say only "pending". The remembered link gets the card.
+            Err(McpError::Token(TokenError::ConsentPending { .. })) => {
+                match self.remembered_interaction(principal, server) {
+                    Some(open) => Err(McpError::Token(open)),
+                    None => first,
+                }
+            }
+            other => other,
+        };
         let Err(McpError::Token(TokenError::InteractionRequired {
             connection,
             interaction_uri,
@@ -148,6 +159,7 @@ impl Agent {
             connection: connection.clone(),
             interaction_uri: interaction_uri.clone(),
             waiting,
+            resource: None,
         };
         let again = || {
             McpError::Token(TokenError::InteractionRequired {
@@ -187,6 +199,22 @@ impl Agent {
             }
             Some((verdict, error)) => (Err(McpError::Token(error)), Some(consent_note(verdict))),
         }
+    }
+
+    /// The open consent link of `server` (a brokered connection) for `principal`, if any.
+    fn remembered_interaction(
+        &self,
+        principal: &crate::tokens::Principal,
+        server: &McpServer,
+    ) -> Option<TokenError> {
+        let AuthStrategy::OauthSts { resource, .. } = &server.auth else {
+            return None;
+        };
+        let target = StsTarget {
+            connection: &server.name,
+            resource,
+        };
+        self.hub.broker().open_interaction(principal, target)
     }
 
     /// Polls the exchange until it succeeds (`None`) or the wait ends (`Some`: why, and the

@@ -59,6 +59,13 @@ pub enum AgentEvent {
         /// then never re-sends the message).
         #[serde(default)]
         waiting: bool,
+        /// The connection's resource indicator, on a card that does not wait (a brokered MCP
+        /// server whose tools could not be listed without consent): before it re-sends the
+        /// message, the page runs `POST /api/oauth-sts/exchange` with it, so agent0 learns the
+        /// consent was given (it remembers that it was not, to spare the IdP a round trip at
+        /// every turn).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resource: Option<String>,
     },
     /// Something went wrong; the turn goes on if it can.
     Error {

@@ -2,7 +2,8 @@
 //! connection (GitHub REST reached with the ISV token the org authorization server hands out for
 //! `OAUTH_STS_RESOURCE`) and the sample's GitHub MCP server (`GITHUB_MCP_SERVER_URL`, auth
 //! strategy `oauth-sts` with `OAUTH_STS_RESOURCE_GITHUB_MCP`). More brokered MCP servers are
-//! `[[mcp_servers]]` entries with `auth = "oauth-sts"` and a `resource`.
+//! `[[mcp_servers]]` entries with `auth = "oauth-sts"`, a `resource` and optionally a
+//! `tools_file` declaring their tools.
 //!
 //! Settings (every error names the setting):
 //! - `OAUTH_STS_RESOURCE`: the application connection's resource indicator, sent verbatim (URL or
@@ -14,7 +15,10 @@
 //! - `OAUTH_STS_TOKEN_ENDPOINT`: where brokered exchanges are sent (default: the org
 //!   authorization server's token endpoint from OIDC discovery, Okta's `{org}/oauth2/v1/token`).
 //! - `GITHUB_MCP_SERVER_URL`, `OAUTH_STS_RESOURCE_GITHUB_MCP` (required with it),
-//!   `OKTA_GITHUB_MCP_SERVER_ID` (optional, shown in the panel).
+//!   `OKTA_GITHUB_MCP_SERVER_ID` (optional, shown in the panel). Its declared tools are GitHub's
+//!   own declarations of `get_me`, `list_pull_requests`, `pull_request_read` and
+//!   `add_issue_comment` ([`protocol::github::MCP_TOOLS_JSON`]): offered to a person who has no
+//!   GitHub token yet with no exchange ([`super::declared`]).
 
 use super::{AuthStrategy, ConfigError, McpServerConfig, ServerOrigin, invalid};
 use crate::mcp::McpServer;
@@ -123,6 +127,14 @@ pub(super) fn github_mcp_server(
         ));
     };
     let resource = resource("OAUTH_STS_RESOURCE_GITHUB_MCP", text)?;
+    // GitHub's own declarations of the demo's tools: offered to a person with no GitHub token
+    // yet without any exchange (their first call asks consent).
+    let declared = super::declared::github_mcp_tools().map_err(|e| {
+        invalid(
+            "GITHUB_MCP_SERVER_URL",
+            format!("the built-in GitHub MCP tool declarations do not parse ({e})"),
+        )
+    })?;
     Ok(Some(McpServerConfig {
         server: McpServer {
             name: GITHUB_MCP_NAME.into(),
@@ -134,6 +146,7 @@ pub(super) fn github_mcp_server(
             },
             auto_approve: Vec::new(),
             in_band_refusals: false,
+            declared_tools: Some(declared),
         },
         origin: ServerOrigin::Sample,
     }))
@@ -276,6 +289,63 @@ mod tests {
         ));
         assert!(all.brokered.application.is_some());
         assert!(all.authorization_server.is_none());
+        // GitHub's MCP server declares GitHub's own tools (offered with no exchange); the other
+        // brokered server declares none, so its listing needs the person's token.
+        let declared = all.mcp_servers[0].declared_tools.as_deref().unwrap();
+        let names: Vec<&str> = declared.iter().map(|t| t.name.as_ref()).collect();
+        assert_eq!(names, protocol::github::MCP_TOOL_NAMES);
+        assert!(all.mcp_servers[1].declared_tools.is_none());
+    }
+
+    #[test]
+    fn a_brokered_server_declares_its_tools_in_a_tools_file_next_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("linear-tools.json"),
+            r#"[{"name": "list_issues", "description": "List issues",
+                 "inputSchema": {"type": "object"}}]"#,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("empty.json"), "[]").unwrap();
+        let config = dir.path().join("agent0.toml");
+        let entry = |auth: &str, file: &str| {
+            format!(
+                "[[mcp_servers]]\nname = \"linear\"\nurl = \"https://mcp.linear.app/mcp\"\n\
+                 {auth}\ntools_file = \"{file}\"\n"
+            )
+        };
+        let sts = "auth = \"oauth-sts\"\nresource = \"orn:okta:idp:00o1:client-auth-settings:lin\"";
+        let file = ConfigFile::parse(&config, &entry(sts, "linear-tools.json")).unwrap();
+        let declared = file.mcp_servers[0]
+            .server
+            .declared_tools
+            .as_deref()
+            .unwrap();
+        assert_eq!(declared.len(), 1);
+        assert_eq!(declared[0].name, "list_issues");
+
+        for (text, expected) in [
+            (entry(sts, "missing.json"), "cannot read"),
+            (entry(sts, "empty.json"), "declares no tool"),
+            (
+                entry("auth = \"none\"", "linear-tools.json"),
+                "only an oauth-sts server takes this key",
+            ),
+            (
+                entry(
+                    "authorization_server = \"https://as.example\"",
+                    "linear-tools.json",
+                ),
+                "only an oauth-sts server takes this key",
+            ),
+        ] {
+            let err = ConfigFile::parse(&config, &text).unwrap_err().to_string();
+            assert!(
+                err.contains("[[mcp_servers]] #1 (\"linear\"): tools_file: "),
+                "the error names the setting: {err}"
+            );
+            assert!(err.contains(expected), "{text}: {err}");
+        }
     }
 
     #[test]

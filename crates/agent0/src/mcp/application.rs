@@ -114,5 +114,6 @@ fn application_server(app: &GithubApplication) -> McpServer {
         },
         auto_approve: Vec::new(),
         in_band_refusals: false,
+        declared_tools: None,
     }
 }

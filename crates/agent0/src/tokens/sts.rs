@@ -7,6 +7,9 @@
 //! polling answers of draft-parecki-oauth-jwt-grant-interaction-response
 //! (`interaction_pending`, `slow_down`, `access_denied`, `expired_token`). Only tokens are
 //! cached, never a refusal: the same request is simply sent again once the person consented.
+//! The last consent link of each (person, connection) is remembered while it is open
+//! ([`TokenBroker::open_interaction`]), because the IdP names it only once: the retries that
+//! follow answer `interaction_pending`.
 
 use std::sync::atomic::Ordering;
 
@@ -21,6 +24,29 @@ use super::{
 
 /// The cache key's scope part for brokered tokens (their scopes are the connection's).
 const STS_KEY: &str = "oauth-sts";
+/// The longest a consent link is remembered, in seconds, whatever its `expires_in` says.
+const MAX_INTERACTION_MEMORY: i64 = 600;
+/// Consent links remembered at most (least recently used dropped first).
+const INTERACTION_CAPACITY: u64 = 10_000;
+
+/// A consent link the IdP handed out and until when it is good.
+#[derive(Debug, Clone)]
+pub(super) struct OpenInteraction {
+    interaction_uri: String,
+    interval: Option<u64>,
+    expires_at: protocol::UnixTime,
+}
+
+/// The broker's memory of open consent links.
+pub(super) fn interactions_cache() -> moka::sync::Cache<TokenKey, OpenInteraction> {
+    moka::sync::Cache::builder()
+        .max_capacity(INTERACTION_CAPACITY)
+        .time_to_live(std::time::Duration::from_secs(
+            MAX_INTERACTION_MEMORY.unsigned_abs(),
+        ))
+        .support_invalidation_closures()
+        .build()
+}
 
 /// A brokered connection: its name (cache key, audit) and the resource indicator sent verbatim.
 #[derive(Debug, Clone, Copy)]
@@ -64,8 +90,54 @@ impl TokenBroker {
         target: StsTarget<'_>,
     ) -> Result<AccessToken, TokenError> {
         let key = sts_key(principal, target);
-        self.cached_or_minted(key, || self.exchange_sts(principal, target))
-            .await
+        let outcome = self
+            .cached_or_minted(key.clone(), || self.exchange_sts(principal, target))
+            .await;
+        match &outcome {
+            Err(TokenError::InteractionRequired {
+                interaction_uri,
+                interval,
+                expires_in,
+                ..
+            }) => {
+                let lifetime = expires_in.map_or(MAX_INTERACTION_MEMORY, |s| {
+                    i64::try_from(s)
+                        .unwrap_or(i64::MAX)
+                        .min(MAX_INTERACTION_MEMORY)
+                });
+                self.interactions.insert(
+                    key,
+                    OpenInteraction {
+                        interaction_uri: interaction_uri.clone(),
+                        interval: *interval,
+                        expires_at: self.clock.now() + lifetime,
+                    },
+                );
+            }
+            // Still open: the link stays good.
+            Err(TokenError::ConsentPending { .. }) => {}
+            _ => self.interactions.invalidate(&key),
+        }
+        outcome
+    }
+
+    /// The consent link the IdP last handed out for `principal` at `target`, while it is still
+    /// open, as the error a call shows its card for. An exchange answers `interaction_pending`
+    /// without the link while the person has not acted on it: a call that meets that (the link
+    /// came with an exchange nobody showed, such as a tool listing's) shows this one instead.
+    pub fn open_interaction(
+        &self,
+        principal: &Principal,
+        target: StsTarget<'_>,
+    ) -> Option<TokenError> {
+        let open = self.interactions.get(&sts_key(principal, target))?;
+        let left = open.expires_at - self.clock.now();
+        (left > 0).then(|| TokenError::InteractionRequired {
+            connection: target.connection.to_owned(),
+            interaction_uri: open.interaction_uri,
+            interval: open.interval,
+            expires_in: u64::try_from(left).ok(),
+        })
     }
 
     /// Whether an ISV token for `target` is cached for `principal` (no exchange).
@@ -90,6 +162,7 @@ impl TokenBroker {
         target: StsTarget<'_>,
     ) -> Result<AccessToken, TokenError> {
         self.exchanges.fetch_add(1, Ordering::Relaxed);
+        self.brokered_exchanges.fetch_add(1, Ordering::Relaxed);
         let endpoint = self.sts_token_endpoint();
         let grant = GrantType::TokenExchange.to_string();
         let requested = TokenType::OktaOauthSts.to_string();

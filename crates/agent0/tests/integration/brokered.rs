@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 
 use super::brokered_stand_in::{
-    PR, RESOURCE, RESOURCE_MCP, Setup, StandIn, comment_call, events_of, start, start_with,
+    Mcp, PR, RESOURCE, RESOURCE_MCP, Setup, StandIn, comment_call, events_of, start, start_with,
     start_with_model, stream,
 };
 use super::faults::Scripted;
@@ -421,7 +421,7 @@ async fn github_mcp_uses_the_persons_brokered_token_and_waits_for_consent_like_r
         stack,
         model,
         standin,
-    } = start_with(&[], true).await;
+    } = start_with(&[], Mcp::Declared).await;
     standin.world().consented.insert("alice".into());
     let alice = stack.login("alice").await;
     model.push(Scripted::tool("get_me", json!({})));
@@ -543,4 +543,247 @@ async fn concurrent_requests_for_one_persons_isv_token_make_one_exchange() {
         assert_eq!(body, json!({"status": "success"}));
     }
     assert_eq!(standin.exchanges_for("alice"), 1);
+}
+
+/// The GitHub tools GitHub declares, as offered before anyone has listed the server.
+const GITHUB_DECLARED: [&str; 4] = protocol::github::MCP_TOOL_NAMES;
+
+#[tokio::test]
+async fn a_fresh_agent_offers_githubs_declared_mcp_tools_with_no_exchange_and_asks_consent_only_at_a_call()
+ {
+    let Setup {
+        stack,
+        model,
+        standin,
+    } = start_with(&[], Mcp::Declared).await;
+    let broker = stack.app.agent().hub().broker().clone();
+    let alice = Arc::new(stack.login("alice").await);
+
+    // An unrelated first turn: todo0 only. No card, no brokered exchange, yet GitHub's tools
+    // are offered as GitHub declares them.
+    model.push(Scripted::tool("get-todos", json!({})));
+    model.push(Scripted::text("Here are your todos."));
+    let events = alice.chat_stream("list my todos").await;
+    assert!(
+        events_of(&events, "consent_required").is_empty(),
+        "{events:?}"
+    );
+    assert!(events_of(&events, "error").is_empty(), "{events:?}");
+    let done = events_of(&events, "tool_done");
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["connection"], "todo0");
+    assert_eq!(done[0]["isError"], false, "{:?}", done[0]);
+    assert_eq!(broker.brokered_exchange_count(), 0);
+    assert!(standin.world().exchanges.is_empty());
+    let offered = model.tools.lock().unwrap()[0].clone();
+    for name in GITHUB_DECLARED {
+        assert!(offered.contains(&name.to_owned()), "{name}: {offered:?}");
+    }
+
+    // More turns: still no exchange, no card.
+    for _ in 0..3 {
+        model.push(Scripted::text("ok"));
+        let events = alice.chat_stream("hello").await;
+        assert!(
+            events_of(&events, "consent_required").is_empty(),
+            "{events:?}"
+        );
+    }
+    assert_eq!(broker.brokered_exchange_count(), 0);
+    assert!(standin.world().exchanges.is_empty());
+
+    // A GitHub MCP call needs alice's token: the waiting card, then the call resumes by itself.
+    model.push(Scripted::tool("get_me", json!({})));
+    model.push(Scripted::text("You are alice."));
+    let turn = stream(&alice, "who am I on GitHub?");
+    standin.wait_for_exchange("alice").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        standin.world().github.is_empty(),
+        "nothing ran before consent"
+    );
+    standin.world().consented.insert("alice".into());
+    let events = tokio::time::timeout(Duration::from_secs(20), turn)
+        .await
+        .unwrap()
+        .unwrap();
+    let cards = events_of(&events, "consent_required");
+    assert_eq!(cards.len(), 1, "{events:?}");
+    assert_eq!(cards[0]["connection"], "github-mcp");
+    assert_eq!(cards[0]["waiting"], true);
+    let done = events_of(&events, "tool_done");
+    assert_eq!(done[0]["isError"], false, "{:?}", done[0]);
+    assert!(
+        done[0]["result"].as_str().unwrap().contains("\"alice\""),
+        "{:?}",
+        done[0]
+    );
+    assert_eq!(
+        standin.world().github,
+        vec![("MCP get_me".to_owned(), "alice".to_owned())]
+    );
+
+    // With her token, the next turn lists the server's tools for real (the stand-in offers
+    // get_me only), and that listing replaces the declared one for whoever has no token yet.
+    model.push(Scripted::text("ok"));
+    let events = alice.chat_stream("hello").await;
+    assert!(
+        events_of(&events, "consent_required").is_empty(),
+        "{events:?}"
+    );
+    let offered = model.tools.lock().unwrap().last().unwrap().clone();
+    assert!(offered.contains(&"get_me".to_owned()), "{offered:?}");
+    assert!(
+        !offered.contains(&"list_pull_requests".to_owned()),
+        "{offered:?}"
+    );
+    let bob = stack.login("bob").await;
+    let exchanges = broker.brokered_exchange_count();
+    model.push(Scripted::text("ok"));
+    let events = bob.chat_stream("list my todos").await;
+    assert!(
+        events_of(&events, "consent_required").is_empty(),
+        "{events:?}"
+    );
+    let offered = model.tools.lock().unwrap().last().unwrap().clone();
+    assert!(offered.contains(&"get_me".to_owned()), "{offered:?}");
+    assert!(
+        !offered.contains(&"list_pull_requests".to_owned()),
+        "{offered:?}"
+    );
+    assert_eq!(broker.brokered_exchange_count(), exchanges, "none for bob");
+    assert_eq!(standin.exchanges_for("bob"), 0);
+}
+
+#[tokio::test]
+async fn an_undeclared_brokered_server_shows_one_card_and_costs_no_idp_round_trip_per_turn() {
+    let Setup {
+        stack,
+        model,
+        standin,
+    } = start_with(&[], Mcp::Undeclared).await;
+    let alice = stack.login("alice").await;
+
+    // The first turn must list the server, which needs alice's consent: one card, not waiting,
+    // naming the resource the page exchanges before it continues the request.
+    model.push(Scripted::text("ok"));
+    let events = alice.chat_stream("hello").await;
+    let cards = events_of(&events, "consent_required");
+    assert_eq!(cards.len(), 1, "{events:?}");
+    assert_eq!(cards[0]["connection"], "github-mcp");
+    assert_eq!(cards[0]["waiting"], false);
+    assert_eq!(cards[0]["resource"], RESOURCE_MCP);
+    assert_eq!(standin.exchanges_for("alice"), 1);
+
+    // Later turns while she has not consented: no card, no error, no IdP round trip, and the
+    // server's tools are not offered (nobody knows them).
+    for _ in 0..4 {
+        model.push(Scripted::text("ok"));
+        let events = alice.chat_stream("hello").await;
+        assert!(
+            events_of(&events, "consent_required").is_empty(),
+            "{events:?}"
+        );
+        assert!(events_of(&events, "error").is_empty(), "{events:?}");
+    }
+    assert_eq!(standin.exchanges_for("alice"), 1);
+    let offered = model.tools.lock().unwrap().last().unwrap().clone();
+    assert!(!offered.contains(&"get_me".to_owned()), "{offered:?}");
+
+    // bob: his own card once; logging out forgets that he was asked, so after his next login
+    // the first turn asks (once) again.
+    let mut bob = stack.login("bob").await;
+    let mut cards_for_bob = Vec::new();
+    for turn in 0..5 {
+        if turn == 3 {
+            bob.post("/auth/logout", &json!({})).await;
+            bob = stack.login("bob").await;
+        }
+        model.push(Scripted::text("ok"));
+        let events = bob.chat_stream("hello").await;
+        cards_for_bob.push(events_of(&events, "consent_required").len());
+    }
+    assert_eq!(cards_for_bob, [1, 0, 0, 1, 0]);
+    assert_eq!(standin.exchanges_for("bob"), 2);
+
+    // alice consents; the page exchanges before continuing (as app.js does), and the next turn
+    // lists the server with her token.
+    standin.world().consented.insert("alice".into());
+    let (_, body) = alice
+        .post(
+            "/api/oauth-sts/exchange",
+            &json!({"resource": RESOURCE_MCP}),
+        )
+        .await;
+    assert_eq!(body, json!({"status": "success"}));
+    model.push(Scripted::tool("get_me", json!({})));
+    model.push(Scripted::text("ok"));
+    let events = alice.chat_stream("who am I on GitHub?").await;
+    assert!(
+        events_of(&events, "consent_required").is_empty(),
+        "{events:?}"
+    );
+    let done = events_of(&events, "tool_done");
+    assert_eq!(done[0]["isError"], false, "{:?}", done[0]);
+    assert!(done[0]["result"].as_str().unwrap().contains("\"alice\""));
+    assert_eq!(standin.exchanges_for("alice"), 2);
+
+    // Now the server's tools are known from alice's listing: bob is offered them with no
+    // exchange, and his call asks his consent and waits as usual.
+    model.push(Scripted::text("ok"));
+    let events = bob.chat_stream("hello").await;
+    assert!(
+        events_of(&events, "consent_required").is_empty(),
+        "{events:?}"
+    );
+    let offered = model.tools.lock().unwrap().last().unwrap().clone();
+    assert!(offered.contains(&"get_me".to_owned()), "{offered:?}");
+    assert_eq!(standin.exchanges_for("bob"), 2);
+}
+
+#[tokio::test]
+async fn a_call_that_meets_interaction_pending_shows_the_link_handed_out_before_and_resumes() {
+    let Setup {
+        stack,
+        model,
+        standin,
+    } = start_with(&[], Mcp::Declared).await;
+    standin.world().pending_after_link = true;
+    let alice = Arc::new(stack.login("alice").await);
+    // The link goes out to an exchange the chat did not show (here the sample's endpoint; a
+    // tool listing's exchange is the other case).
+    let (_, body) = alice
+        .post(
+            "/api/oauth-sts/exchange",
+            &json!({"resource": RESOURCE_MCP}),
+        )
+        .await;
+    assert_eq!(body["status"], "interaction_required");
+    // The call's own exchange answers only `interaction_pending`: the card shows the link
+    // handed out before, waits, and the call resumes after consent.
+    model.push(Scripted::tool("get_me", json!({})));
+    model.push(Scripted::text("ok"));
+    let turn = stream(&alice, "who am I on GitHub?");
+    for _ in 0..200 {
+        if standin.exchanges_for("alice") >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    standin.world().consented.insert("alice".into());
+    let events = tokio::time::timeout(Duration::from_secs(20), turn)
+        .await
+        .unwrap()
+        .unwrap();
+    let cards = events_of(&events, "consent_required");
+    assert_eq!(cards.len(), 1, "{events:?}");
+    assert_eq!(
+        cards[0]["interactionUri"],
+        "https://org.example/sts/interact/alice"
+    );
+    assert_eq!(cards[0]["waiting"], true);
+    let done = events_of(&events, "tool_done");
+    assert_eq!(done[0]["isError"], false, "{:?}", done[0]);
+    assert!(done[0]["result"].as_str().unwrap().contains("\"alice\""));
 }

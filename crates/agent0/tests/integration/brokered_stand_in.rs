@@ -1,7 +1,8 @@
 //! The stand-ins of the brokered-consent tests ([`super::brokered`]): an org authorization
 //! server answering the `oauth-sts` exchange (`interaction_required` until the test consents for
 //! a person, then `200`; `access_denied` once denied), GitHub's REST API and its MCP server
-//! (`get_me`), each recording what it was asked, and agent0 configured to use them.
+//! (`get_me` only, whatever GitHub declares), each recording what it was asked, and agent0
+//! configured to use them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,11 @@ pub(super) struct World {
     pub(super) exchanges: Vec<(String, HashMap<String, String>)>,
     pub(super) consented: HashSet<String>,
     pub(super) denied: HashSet<String>,
+    /// As idp0 (the draft's polling semantics): once a link is out for (person, resource),
+    /// later exchanges answer `interaction_pending` without it until consent.
+    pub(super) pending_after_link: bool,
+    /// The (person, resource) pairs a link was handed out for.
+    pub(super) links: HashSet<(String, String)>,
     /// ISV token → person.
     pub(super) tokens: HashMap<String, String>,
     pub(super) issued: usize,
@@ -128,6 +134,10 @@ pub(super) async fn post_token(
         return oauth_error(json!({"error": "access_denied"}));
     }
     if !world.consented.contains(&person) {
+        let link = (person.clone(), form["resource"].clone());
+        if world.pending_after_link && !world.links.insert(link) {
+            return oauth_error(json!({"error": "interaction_pending"}));
+        }
         return oauth_error(json!({
             "error": "interaction_required",
             "error_description": "The user must authenticate with the authorization server for the request to proceed",
@@ -261,11 +271,23 @@ pub(super) struct Setup {
 }
 
 pub(super) async fn start(disabled: &[ConnectionKind]) -> Setup {
-    start_with(disabled, false).await
+    start_with(disabled, Mcp::Absent).await
 }
 
-/// With `mcp`, also the GitHub MCP server (auth `oauth-sts`) at the stand-in's `/mcp`.
-pub(super) async fn start_with(disabled: &[ConnectionKind], mcp: bool) -> Setup {
+/// Whether the GitHub MCP server (auth `oauth-sts`) at the stand-in's `/mcp` is configured,
+/// and with which declared tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mcp {
+    /// Not configured.
+    Absent,
+    /// As `GITHUB_MCP_SERVER_URL` configures it: declaring GitHub's own tools.
+    Declared,
+    /// As a `[[mcp_servers]]` entry with no `tools_file`: listing needs the person's token.
+    Undeclared,
+}
+
+/// With `mcp`, also the GitHub MCP server.
+pub(super) async fn start_with(disabled: &[ConnectionKind], mcp: Mcp) -> Setup {
     let model = Arc::new(Scripted::default());
     let (stack, standin) = start_full(StandIn::default(), disabled, mcp, model.clone()).await;
     Setup {
@@ -280,7 +302,7 @@ pub(super) async fn start_with_model(
     standin: StandIn,
     model: Arc<dyn agent0::llm::Model>,
 ) -> Setup {
-    let (stack, standin) = start_full(standin, &[], true, model).await;
+    let (stack, standin) = start_full(standin, &[], Mcp::Declared, model).await;
     Setup {
         stack,
         model: Arc::new(Scripted::default()),
@@ -291,7 +313,7 @@ pub(super) async fn start_with_model(
 pub(super) async fn start_full(
     standin: StandIn,
     disabled: &[ConnectionKind],
-    mcp: bool,
+    mcp: Mcp,
     model: Arc<dyn agent0::llm::Model>,
 ) -> (AgentStack, StandIn) {
     let org = serve(
@@ -326,7 +348,9 @@ pub(super) async fn start_full(
             token_endpoint: Some(format!("{org}/oauth2/v1/token")),
         };
         config.disabled = disabled.into_iter().collect();
-        if mcp {
+        if mcp != Mcp::Absent {
+            let declared_tools =
+                (mcp == Mcp::Declared).then(|| agent0::config::github_mcp_tools().unwrap());
             config.mcp_servers.push(McpServer {
                 name: "github-mcp".into(),
                 label: "GitHub MCP Server".into(),
@@ -337,6 +361,7 @@ pub(super) async fn start_full(
                 },
                 auto_approve: Vec::new(),
                 in_band_refusals: false,
+                declared_tools,
             });
         }
     })

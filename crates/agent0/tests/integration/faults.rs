@@ -184,6 +184,7 @@ async fn an_unreachable_mcp_server_is_reported_while_the_others_keep_working() {
                 auth: AuthStrategy::None,
                 auto_approve: Vec::new(),
                 in_band_refusals: false,
+                declared_tools: None,
             });
         },
     )

@@ -208,6 +208,7 @@ pub async fn config(stack: &Stack, base: &str, model: Arc<dyn Model>) -> agent0:
             },
             auto_approve: Vec::new(),
             in_band_refusals: true,
+            declared_tools: None,
         }],
         brokered: Default::default(),
         disabled: Default::default(),

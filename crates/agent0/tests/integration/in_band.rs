@@ -108,6 +108,7 @@ impl Rig {
             },
             auto_approve: Vec::new(),
             in_band_refusals: in_band,
+            declared_tools: None,
         };
         let broker = Arc::new(
             TokenBroker::new(idp.org_token_endpoint(), idp.agent_auth(), clock.clone()).unwrap(),

@@ -91,6 +91,7 @@ async fn start() -> (Arc<McpHub>, McpServer, Calls) {
         auth: AuthStrategy::None,
         auto_approve: Vec::new(),
         in_band_refusals: false,
+        declared_tools: None,
     };
     let clock = protocol::clock::system();
     // Never asked: the server is open.

@@ -61,6 +61,7 @@ impl Rig {
             auth: AuthStrategy::None,
             auto_approve: Vec::new(),
             in_band_refusals: false,
+            declared_tools: None,
         };
         let clock = protocol::clock::system();
         // Never asked: the server is open.

@@ -50,6 +50,7 @@ async fn the_hub_works_unchanged_against_a_stateless_todo0() {
         },
         auto_approve: Vec::new(),
         in_band_refusals: false,
+        declared_tools: None,
     };
     let broker = Arc::new(
         TokenBroker::new(

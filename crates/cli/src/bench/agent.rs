@@ -613,6 +613,7 @@ fn agent_config(
             },
             auto_approve: Vec::new(),
             in_band_refusals: true,
+            declared_tools: None,
         }],
         brokered: brokered.clone(),
         disabled: Default::default(),

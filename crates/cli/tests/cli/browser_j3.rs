@@ -1,8 +1,9 @@
 //! J3 in headless Chromium against `secure-agent up` (github0 included) on ports the OS picked:
 //! alice asks to comment on a pull request at github0, the consent card's Authorize opens idp0's
 //! page in a new tab, she approves, signs in to github0 and authorizes there, and back in the chat
-//! the comment's chip turns OK by itself; the GitHub MCP card's consent, `who am I on GitHub?`,
-//! and the Application and GitHub MCP cards LIVE in the connections panel. Screenshots land in
+//! the comment's chip turns OK by itself; `who am I on GitHub?` shows the GitHub MCP card only
+//! then (no card before a GitHub MCP tool is called), and `get_me` resumes after its consent;
+//! the Application and GitHub MCP cards LIVE in the connections panel. Screenshots land in
 //! `target/test-artifacts/`.
 
 use std::time::Duration;
@@ -164,28 +165,16 @@ async fn journey(up: &Up, browser: &WebDriver, password: &str) -> WebDriverResul
     .await;
     browser.screenshot(&artifact("cli-j3-resumed.png")).await?;
 
-    // GitHub MCP: its card was shown at the first turn's start (agent0 had not listed its tools
-    // yet); authorize it, then ask who alice is on GitHub.
+    // GitHub MCP: no card so far (agent0 offers its tools as GitHub declares them, asking
+    // nothing); calling get_me shows its card, which waits, and the call resumes by itself.
     let mcp_card = ".consent-card[data-connection='github-mcp']";
-    if browser
-        .find(By::Css(format!("{mcp_card} .consent-authorize")))
-        .await
-        .is_ok()
-    {
-        authorize(browser, mcp_card, password, "cli-j3-mcp").await?;
-    }
+    assert!(
+        browser.find(By::Css(mcp_card)).await.is_err(),
+        "no GitHub MCP card before a GitHub MCP tool is called"
+    );
     send(browser, "who am I on GitHub?").await?;
-    if let Ok(card) = browser
-        .query(By::Css(format!(
-            "{mcp_card}[data-state='pending'] .consent-authorize"
-        )))
-        .wait(Duration::from_secs(3), Duration::from_millis(100))
-        .first()
-        .await
-    {
-        drop(card);
-        authorize(browser, mcp_card, password, "cli-j3-mcp").await?;
-    }
+    wait_for(browser, &format!("{mcp_card} .consent-authorize")).await;
+    authorize(browser, mcp_card, password, "cli-j3-mcp").await?;
     wait_for(browser, ".tool-chip[data-tool='get_me'][data-state='ok']").await;
 
     // Both GitHub cards LIVE.
