@@ -546,13 +546,38 @@ impl Store {
         Ok(row.as_ref().map(TokenGrant::from_row).transpose()?)
     }
 
-    /// Revokes one token.
-    pub async fn revoke_token(&self, token_hash: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tokens SET revoked = 1 WHERE token_hash = ?1")
-            .bind(token_hash)
-            .execute(&self.pool)
+    /// Revokes one live (unrevoked; expired or not) access token of `client_id` and the refresh
+    /// token issued with it — its family's unrevoked refresh token: a family has one live pair at
+    /// a time, since a refresh revokes the pair it replaces — so that what the app revoked cannot
+    /// come back through a refresh. Other tokens of the person and app (other families) and the
+    /// grant stay. `false` when there is no such access token (unknown, another app's, a refresh
+    /// token, or revoked already).
+    pub async fn revoke_access_and_its_refresh(
+        &self,
+        token_hash: &str,
+        client_id: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let family: Option<String> = sqlx::query_scalar(
+            "UPDATE tokens SET revoked = 1 WHERE token_hash = ?1 AND client_id = ?2
+             AND kind = 'access' AND revoked = 0 RETURNING family",
+        )
+        .bind(token_hash)
+        .bind(client_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(family) = &family {
+            sqlx::query(
+                "UPDATE tokens SET revoked = 1 WHERE family = ?1 AND client_id = ?2
+                 AND kind = 'refresh' AND revoked = 0",
+            )
+            .bind(family)
+            .bind(client_id)
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        }
+        tx.commit().await?;
+        Ok(family.is_some())
     }
 
     /// Revokes every token of a family (a replayed code).

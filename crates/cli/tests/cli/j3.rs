@@ -3,9 +3,11 @@
 //! on a pull request at github0, gets the consent card, walks the consent as a person would
 //! (idp0's interaction page, github0's sign-in and consent pages, idp0's callback), and the
 //! pending call resumes by itself; later calls need no consent, also after github0's short token
-//! lifetime has passed (idp0 refreshes silently); the GitHub MCP path the same way; removing the
-//! consent on idp0's Connected apps page revokes the grant at github0 and brings the card back;
-//! bob never rides on alice's consent.
+//! lifetime has passed (idp0 refreshes silently); the GitHub MCP path the same way; bob never rides
+//! on alice's consent. Both connections are one OAuth app at github0: removing the GitHub consent on
+//! idp0's Connected apps page revokes only its token there, so GitHub MCP keeps working (refreshes
+//! included) with no new consent while GitHub asks again; removing the last one deletes the grant
+//! at github0, which then asks for consent again.
 
 use std::time::Duration;
 
@@ -215,69 +217,58 @@ async fn ask_with_consent(
     password: &str,
 ) -> (Vec<(String, Value)>, Walk) {
     let mut turn = Turn::start(browser, agent, csrf, message).await;
-    // The card of the pending call (`waiting`); agent0 may also show a card, not waiting, for a
-    // brokered MCP server whose tools it could not list yet.
-    let card = loop {
-        let card = turn
-            .until("consent_required", Duration::from_secs(20))
-            .await;
-        if card["waiting"] == true {
-            break card;
-        }
-    };
+    // The card of the pending call, which waits for the consent; no other card (agent0 offers
+    // the GitHub MCP server's declared tools without asking anything).
+    let card = turn
+        .until("consent_required", Duration::from_secs(20))
+        .await;
+    assert_eq!(card["waiting"], true, "{card}");
     let uri = card["interactionUri"].as_str().unwrap().to_owned();
     let walk = consent(browser, &uri, user, password).await;
     // The pending call resumes by itself (agent0 polls idp0 at its interval).
     turn.until("done", Duration::from_secs(30)).await;
     let seen = turn.seen;
-    let waiting = seen
-        .iter()
-        .filter(|(e, d)| e == "consent_required" && d["waiting"] == true);
-    assert_eq!(waiting.count(), 1, "{seen:#?}");
+    let cards = seen.iter().filter(|(e, _)| e == "consent_required");
+    assert_eq!(cards.count(), 1, "{seen:#?}");
     (seen, walk)
 }
 
-/// `who am I on GitHub?` through the GitHub MCP connection, consenting as the cards ask; returns
-/// the tool results. A card that waits is the pending `get_me` (it resumes by itself); a card
-/// that does not wait (shown at a turn's start, `earlier_card`, or in this one) is agent0 not
-/// knowing the server's tools yet (nobody has listed them with a token on this fresh stack): the
-/// person authorizes from it and asks again.
+/// `who am I on GitHub?` through the GitHub MCP connection: its `get_me` is offered as GitHub
+/// declares it, so when `user` has no GitHub MCP token the call itself asks for consent (one
+/// card, which waits), `user` consents and the call resumes by itself. Returns the tool results
+/// and whether a card was shown.
 async fn mcp_get_me(
     browser: &Browser,
     agent: &str,
     csrf: &str,
     user: &str,
     password: &str,
-    earlier_card: Option<String>,
-) -> String {
-    let mut pending_card = earlier_card;
-    for _ in 0..2 {
-        let mut turn = Turn::start(browser, agent, csrf, "who am I on GitHub?").await;
-        loop {
-            let (event, data) = turn.next(Duration::from_secs(30)).await;
-            match event.as_str() {
-                "consent_required" if data["connection"] == "github-mcp" => {
-                    let uri = data["interactionUri"].as_str().unwrap().to_owned();
-                    if data["waiting"] == true {
-                        consent(browser, &uri, user, password).await;
-                    } else {
-                        pending_card = Some(uri);
-                    }
-                }
-                "done" => break,
-                _ => {}
+) -> (String, bool) {
+    let mut turn = Turn::start(browser, agent, csrf, "who am I on GitHub?").await;
+    let mut cards = 0;
+    loop {
+        let (event, data) = turn.next(Duration::from_secs(30)).await;
+        match event.as_str() {
+            "consent_required" => {
+                assert_eq!(data["connection"], "github-mcp", "{data}");
+                assert_eq!(data["waiting"], true, "{data}");
+                cards += 1;
+                let uri = data["interactionUri"].as_str().unwrap().to_owned();
+                consent(browser, &uri, user, password).await;
             }
+            "done" => break,
+            _ => {}
         }
-        let results = tool_results(&turn.seen);
-        if results.contains("\"login\"") || results.contains(user) {
-            return results;
-        }
-        let uri = pending_card
-            .take()
-            .unwrap_or_else(|| panic!("no GitHub MCP card: {:#?}", turn.seen));
-        consent(browser, &uri, user, password).await;
     }
-    panic!("get_me never ran");
+    assert!(cards <= 1, "{:#?}", turn.seen);
+    assert!(
+        turn.seen
+            .iter()
+            .any(|(e, d)| e == "tool_done" && d["tool"] == "get_me"),
+        "get_me ran: {:#?}",
+        turn.seen
+    );
+    (tool_results(&turn.seen), cards == 1)
 }
 
 /// How many comments `login` has on acme/widgets#1 (github0's read-only sandbox page).
@@ -290,6 +281,45 @@ async fn comments_by(github: &str, login: &str) -> usize {
         .unwrap();
     page.matches(&format!("<strong>{login}</strong> commented"))
         .count()
+}
+
+/// Removes alice's consent to `resource` on idp0's Connected apps page (signed in to idp0 in
+/// `browser`); the page that answers must say it was removed and revoked at github0.
+async fn remove_connected_app(browser: &Browser, issuer: &str, resource: &str) -> String {
+    let page = browser
+        .http
+        .get(format!("{issuer}/connected-apps"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(resource), "{page}");
+    let csrf = testkit::hidden_fields(&page)
+        .into_iter()
+        .find(|(k, _)| k == "csrf")
+        .unwrap()
+        .1;
+    let removed = browser
+        .http
+        .post(format!("{issuer}/connected-apps/remove"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("agent", devstack::AGENT_ID),
+            ("resource", resource),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 200);
+    let html = removed.text().await.unwrap();
+    assert!(html.contains("Removed"), "{html}");
+    assert!(
+        !html.contains("could not revoke"),
+        "revoked at github0: {html}"
+    );
+    html
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -326,15 +356,20 @@ async fn j3_consent_resume_no_second_consent_refresh_mcp_removal_and_another_per
     let alice = Browser::new();
     let csrf = log_in_to_agent0(&alice, &agent, "alice", &alice_pw).await;
 
+    // 0. An unrelated first turn asks no consent: the GitHub MCP server's tools are offered as
+    //    GitHub declares them, without a brokered exchange.
+    let todos = Turn::start(&alice, &agent, &csrf, "list my todos").await;
+    let events = todos.finish_without_consent().await;
+    assert!(
+        !events.iter().any(|(e, _)| e == "consent_required"),
+        "no card at all: {events:#?}"
+    );
+
     // 1. The consent card, the walk (github0 asks alice to sign in, then to authorize), the
     //    pending comment made once by itself.
     let (events, walk) =
         ask_with_consent(&alice, &agent, &csrf, &comment, "alice", &alice_pw).await;
     assert!(walk.github_sign_in && walk.github_consent, "{walk:?}");
-    let mcp_card = events.iter().find_map(|(e, d)| {
-        (e == "consent_required" && d["connection"] == "github-mcp" && d["waiting"] == false)
-            .then(|| d["interactionUri"].as_str().unwrap().to_owned())
-    });
     assert!(tool_results(&events).contains("LGTM"), "{events:#?}");
     assert_eq!(comments_by(&github, "alice").await, 1);
 
@@ -343,8 +378,10 @@ async fn j3_consent_resume_no_second_consent_refresh_mcp_removal_and_another_per
     again.finish_without_consent().await;
     assert_eq!(comments_by(&github, "alice").await, 2);
 
-    // 3. The GitHub MCP connection asks its own consent; get_me answers alice.
-    let me = mcp_get_me(&alice, &agent, &csrf, "alice", &alice_pw, mcp_card).await;
+    // 3. The GitHub MCP connection asks its own consent when get_me is called (the card waits
+    //    and the call resumes by itself); get_me answers alice.
+    let (me, asked) = mcp_get_me(&alice, &agent, &csrf, "alice", &alice_pw).await;
+    assert!(asked, "get_me asked for alice's GitHub MCP consent");
     assert!(me.contains("alice"), "{me}");
 
     // 4. Past github0's token lifetime: idp0 refreshes silently, no consent.
@@ -381,51 +418,35 @@ async fn j3_consent_resume_no_second_consent_refresh_mcp_removal_and_another_per
     drop(bobs);
     assert_eq!(comments_by(&github, "bob").await, 0);
 
-    // 7. alice removes the consent on idp0's Connected apps page: the grant goes at github0 too,
-    //    so the next request asks again and github0 shows its consent page again.
+    // 7. alice removes the GitHub (REST) consent on idp0's Connected apps page. Her GitHub MCP
+    //    consent uses the same app at github0, so only the removed consent's token is revoked
+    //    there (not the grant): GitHub MCP keeps working with no new consent — also past the
+    //    token lifetime, through idp0's refresh — while a comment asks for consent again.
     let issuer = format!("http://localhost:{}", up.idp);
-    let page = alice
-        .http
-        .get(format!("{issuer}/connected-apps"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let resource = format!("{github}/api/v3");
-    assert!(page.contains(&resource), "{page}");
-    let csrf_field = testkit::hidden_fields(&page)
-        .into_iter()
-        .find(|(k, _)| k == "csrf")
-        .unwrap()
-        .1;
-    let removed = alice
-        .http
-        .post(format!("{issuer}/connected-apps/remove"))
-        .form(&[
-            ("csrf", csrf_field.as_str()),
-            ("agent", devstack::AGENT_ID),
-            ("resource", resource.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(removed.status(), 200);
-    let html = removed.text().await.unwrap();
-    assert!(html.contains("Removed"), "{html}");
-    assert!(
-        !html.contains("could not revoke"),
-        "revoked at github0: {html}"
-    );
+    let rest = format!("{github}/api/v3");
+    let mcp = format!("{github}/mcp");
+    let html = remove_connected_app(&alice, &issuer, &rest).await;
+    assert!(html.contains(&mcp), "GitHub MCP is still connected: {html}");
+    let me = Turn::start(&alice, &agent, &csrf, "who am I on GitHub?").await;
+    assert!(tool_results(&me.finish_without_consent().await).contains("alice"));
+    tokio::time::sleep(Duration::from_secs(TOKEN_LIFETIME_S + 1)).await;
+    let me = Turn::start(&alice, &agent, &csrf, "who am I on GitHub?").await;
+    assert!(tool_results(&me.finish_without_consent().await).contains("alice"));
     let (_, walk) = ask_with_consent(&alice, &agent, &csrf, &comment, "alice", &alice_pw).await;
-    assert!(walk.github_consent, "github0 asks again: {walk:?}");
+    assert!(
+        !walk.github_consent,
+        "github0 still holds alice's grant of the app: {walk:?}"
+    );
     assert_eq!(comments_by(&github, "alice").await, 4);
 
-    // Both connections are one app at github0, so its grant took the GitHub MCP tokens too:
-    // with these short-lived tokens idp0's refresh is refused and that connection asks again.
-    let me = mcp_get_me(&alice, &agent, &csrf, "alice", &alice_pw, None).await;
-    assert!(me.contains("alice"), "{me}");
+    // 8. alice removes both: the first removal revokes a token, the last one the grant, so the
+    //    next consent walk shows github0's consent page again.
+    remove_connected_app(&alice, &issuer, &rest).await;
+    let html = remove_connected_app(&alice, &issuer, &mcp).await;
+    assert!(html.contains("No app is connected"), "{html}");
+    let (_, walk) = ask_with_consent(&alice, &agent, &csrf, &comment, "alice", &alice_pw).await;
+    assert!(walk.github_consent, "github0 asks again: {walk:?}");
+    assert_eq!(comments_by(&github, "alice").await, 5);
 
     let log = up.stop();
     for secret in [&alice_pw, &bob_pw] {
@@ -435,5 +456,21 @@ async fn j3_consent_resume_no_second_consent_refresh_mcp_removal_and_another_per
         !log.contains("ghu_") && !log.contains("ghr_"),
         "no GitHub token in the log"
     );
+    // idp0's audit of what it revoked at github0, in order: a token while GitHub MCP was still
+    // connected (steps 7 and 8), then the grant with the last consent.
+    let revoked: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("isv_revoked"))
+        .map(|l| {
+            if l.contains("\"grant\"") {
+                "grant"
+            } else if l.contains("\"token\"") {
+                "token"
+            } else {
+                l
+            }
+        })
+        .collect();
+    assert_eq!(revoked, ["token", "token", "grant"], "{log}");
     eprintln!("J3 end to end took {:?}", started.elapsed());
 }

@@ -1,6 +1,8 @@
 //! GitHub's OAuth app endpoints, authenticated with the app's client id and secret over HTTP
 //! Basic, body `{"access_token": "…"}`:
-//! `DELETE /applications/{client_id}/token` revokes that token (204);
+//! `DELETE /applications/{client_id}/token` revokes that access token and the refresh token
+//! issued with it (204), and nothing else: the person's other tokens for the app and the grant
+//! stay (an access token revoked already is 404, as GitHub answers for a token it does not know);
 //! `DELETE /applications/{client_id}/grant` removes the person's authorization of the app and
 //! revokes every token it issued (204), so the next authorization asks for consent again.
 //! An unknown token is 404; wrong app credentials are 404 too, as GitHub answers.
@@ -67,16 +69,14 @@ pub(crate) async fn delete_token(
         return Err(ApiError::NotFound(DOCS_TOKEN));
     }
     let token_hash = digest(&access_token(&body, DOCS_TOKEN)?);
-    let store = github0.store();
-    match store.token_of_app(&token_hash, &client_id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return Err(ApiError::NotFound(DOCS_TOKEN)),
-        Err(e) => return Err(ApiError::Unavailable(e.to_string())),
-    }
-    store
-        .revoke_token(&token_hash)
+    let revoked = github0
+        .store()
+        .revoke_access_and_its_refresh(&token_hash, &client_id)
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    if !revoked {
+        return Err(ApiError::NotFound(DOCS_TOKEN));
+    }
     tracing::info!(target: "github0::audit", %client_id, "token revoked by the app");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -485,3 +485,92 @@ async fn the_app_revokes_a_token_or_the_whole_grant() {
     );
     assert_eq!(user_status(&sandbox, token).await.0, 401);
 }
+
+#[tokio::test]
+async fn deleting_an_app_token_revokes_it_and_its_refresh_token_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::start(dir.path()).await;
+    let refresh = |token: &str| {
+        let sandbox = &sandbox;
+        let token = token.to_owned();
+        async move {
+            sandbox
+                .token(&[
+                    ("client_id", CLIENT_ID),
+                    ("client_secret", CLIENT_SECRET),
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &token),
+                ])
+                .await
+        }
+    };
+    let delete = |secret: &str, body: serde_json::Value| {
+        sandbox
+            .api()
+            .delete(sandbox.url(&format!("/api/v3/applications/{CLIENT_ID}/token")))
+            .basic_auth(CLIENT_ID, Some(secret))
+            .json(&body)
+            .send()
+    };
+    let status = |response: reqwest::Response| response.status().as_u16();
+    // alice authorizes the one app twice (as idp0 does for two connections through one app),
+    // bob once.
+    let first = sandbox.tokens_for("alice", ALICE_PASSWORD, "repo").await;
+    let second = sandbox.tokens_for("alice", ALICE_PASSWORD, "repo").await;
+    let bobs = sandbox.tokens_for("bob", BOB_PASSWORD, "repo").await;
+    let access = |t: &serde_json::Value| t["access_token"].as_str().unwrap().to_owned();
+    let refresh_of = |t: &serde_json::Value| t["refresh_token"].as_str().unwrap().to_owned();
+
+    // Wrong app credentials: 404, nothing revoked.
+    let wrong = delete("wrong", serde_json::json!({"access_token": access(&first)}));
+    assert_eq!(status(wrong.await.unwrap()), 404);
+    assert_eq!(user_status(&sandbox, &access(&first)).await.0, 200);
+
+    let done = delete(
+        CLIENT_SECRET,
+        serde_json::json!({"access_token": access(&first)}),
+    );
+    assert_eq!(status(done.await.unwrap()), 204);
+    // That token is revoked, and the refresh token issued with it cannot bring it back.
+    assert_eq!(user_status(&sandbox, &access(&first)).await.0, 401);
+    let refused = refresh(&refresh_of(&first)).await;
+    assert_eq!(refused["error"], "bad_refresh_token", "{refused}");
+    // alice's other authorization and bob's keep working, refresh included.
+    assert_eq!(user_status(&sandbox, &access(&second)).await.0, 200);
+    assert_eq!(user_status(&sandbox, &access(&bobs)).await.0, 200);
+    let renewed = refresh(&refresh_of(&second)).await;
+    assert_eq!(user_status(&sandbox, &access(&renewed)).await.0, 200);
+    let bob_renewed = refresh(&refresh_of(&bobs)).await;
+    assert!(bob_renewed["access_token"].is_string(), "{bob_renewed}");
+
+    // Already gone: 404. A refresh token is not an access token: 404, and it stays usable.
+    // No access_token: 422, GitHub's validation failure.
+    let again = delete(
+        CLIENT_SECRET,
+        serde_json::json!({"access_token": access(&first)}),
+    );
+    assert_eq!(status(again.await.unwrap()), 404);
+    let not_access = delete(
+        CLIENT_SECRET,
+        serde_json::json!({"access_token": refresh_of(&renewed)}),
+    );
+    assert_eq!(status(not_access.await.unwrap()), 404);
+    let missing = delete(CLIENT_SECRET, serde_json::json!({}));
+    assert_eq!(status(missing.await.unwrap()), 422);
+    let last = refresh(&refresh_of(&renewed)).await;
+    assert_eq!(user_status(&sandbox, &access(&last)).await.0, 200);
+
+    // The grant stays: signing in to authorize again skips the consent page.
+    let browser = sandbox.browser();
+    let start = browser
+        .get(sandbox.authorize_url("repo", "s3", None))
+        .send()
+        .await
+        .unwrap();
+    let login = sandbox.location(&start);
+    let after = sandbox
+        .sign_in(&browser, &login, "alice", ALICE_PASSWORD)
+        .await;
+    assert!(after.status().is_redirection(), "{}", after.status());
+    assert!(sandbox.location(&after).starts_with(CALLBACK));
+}

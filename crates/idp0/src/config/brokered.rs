@@ -10,13 +10,23 @@
 //! authorize_url = "https://github.com/login/oauth/authorize"
 //! token_url = "https://github.com/login/oauth/access_token"
 //! revocation_url = "https://isv.example/oauth/revoke"   # optional (RFC 7009)
-//! # revocation = "github"   # default "rfc7009"; "github": revocation_url is GitHub's
-//! #   DELETE https://api.github.com/applications/{client_id}/grant (Basic client_id:secret,
-//! #   JSON {"access_token"}), which removes the person's whole authorization of the app
+//! # revocation = "github"   # default "rfc7009"; "github": revocation_url is GitHub's grant URL
+//! #   https://api.github.com/applications/{client_id}/grant (this connection's client_id;
+//! #   anything else is a configuration error), called with DELETE, Basic client_id:secret and
+//! #   JSON {"access_token"}; its sibling …/applications/{client_id}/token is derived from it
 //! client_id = "Iv1.0123"
 //! client_secret_env = "GITHUB_CLIENT_SECRET"  # or client_secret = "…"
 //! scopes = ["repo", "read:user"]
 //! ```
+//!
+//! Removing a consent (idp0's Connected apps page) revokes at the ISV only what that consent
+//! holds. With `rfc7009` that is each of its tokens. With `github`, one OAuth app may serve
+//! several connections (GitHub REST and GitHub MCP, or several agents), and GitHub's grant
+//! deletion ends *every* token the person holds for the app; so while another consent of the
+//! same person (any agent) still uses the same ISV app — the same `token_url` and `client_id` —
+//! idp0 deletes only this consent's token (`DELETE …/applications/{client_id}/token`), and it
+//! deletes the grant (`…/grant`: the person's authorization goes, GitHub asks again next time)
+//! when the last consent using the app is removed.
 
 use std::collections::HashSet;
 
@@ -53,10 +63,14 @@ pub enum RevocationStyle {
     /// credentials), once per token.
     #[default]
     Rfc7009,
-    /// GitHub's OAuth app API: `DELETE revocation_url` (GitHub:
-    /// `https://api.github.com/applications/{client_id}/grant`) with HTTP Basic
-    /// `client_id:client_secret` and the JSON body `{"access_token": …}`; it deletes the person's
-    /// whole authorization of the app (every token), so GitHub asks for consent again.
+    /// GitHub's OAuth app API, HTTP Basic `client_id:client_secret` and the JSON body
+    /// `{"access_token": …}`. `revocation_url` must be the grant URL
+    /// `…/applications/{client_id}/grant` (GitHub: `https://api.github.com/applications/…`,
+    /// GitHub Enterprise Server: `https://<host>/api/v3/applications/…`); idp0 calls
+    /// `DELETE …/grant` (the person's whole authorization of the app, every token, so GitHub asks
+    /// for consent again) when the last consent using the app is removed, and its sibling
+    /// `DELETE …/applications/{client_id}/token` (that consent's token only) while another consent
+    /// of the same person uses the same app (see [`BrokeredConnection::same_app`]).
     Github,
 }
 
@@ -80,7 +94,8 @@ pub struct BrokeredConnectionEntry {
     pub authorize_url: String,
     /// The ISV's token endpoint.
     pub token_url: String,
-    /// The ISV's token revocation endpoint, when it has one.
+    /// The ISV's token revocation endpoint, when it has one; with `revocation = "github"`,
+    /// GitHub's `…/applications/{client_id}/grant`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_url: Option<String>,
     /// How `revocation_url` is called: `rfc7009` (default) or `github`.
@@ -112,7 +127,7 @@ pub struct BrokeredConnection {
     pub authorize_url: url::Url,
     /// ISV token endpoint.
     pub token_url: url::Url,
-    /// ISV revocation endpoint.
+    /// ISV revocation endpoint (style `github`: the grant URL, checked at load).
     pub revocation_url: Option<url::Url>,
     /// How the revocation endpoint is called.
     pub revocation: RevocationStyle,
@@ -122,6 +137,51 @@ pub struct BrokeredConnection {
     pub client_secret: SecretString,
     /// Scopes requested at the ISV, space-separated.
     pub scope: String,
+}
+
+impl BrokeredConnection {
+    /// Whether `other` is the same OAuth app at the same ISV (the same token endpoint and client
+    /// id): tokens of both come from one authorization of the person at the ISV.
+    pub fn same_app(&self, other: &BrokeredConnection) -> bool {
+        self.token_url == other.token_url && self.client_id == other.client_id
+    }
+
+    /// Style `github`: GitHub's `DELETE …/applications/{client_id}/token` (one token), the
+    /// sibling of the configured grant URL; `None` for another style, without a revocation URL,
+    /// or when the URL is not `…/applications/{client_id}/grant` (refused at load).
+    pub fn github_token_url(&self) -> Option<url::Url> {
+        if self.revocation != RevocationStyle::Github {
+            return None;
+        }
+        github_app_url(self.revocation_url.as_ref()?, &self.client_id, "token")
+    }
+}
+
+/// `grant` with its last path segment replaced by `leaf`, when `grant` is exactly
+/// `…/applications/{client_id}/grant` (no query, no fragment).
+fn github_app_url(grant: &url::Url, client_id: &str, leaf: &str) -> Option<url::Url> {
+    if grant.query().is_some() || grant.fragment().is_some() {
+        return None;
+    }
+    let segments: Vec<&str> = grant.path_segments()?.collect();
+    if segments.len() < 3 || segments[segments.len() - 3] != "applications" {
+        return None;
+    }
+    // The canonical form of the path with this client id (percent-encoded as a segment).
+    let mut expected = grant.clone();
+    expected
+        .path_segments_mut()
+        .ok()?
+        .pop()
+        .pop()
+        .push(client_id)
+        .push("grant");
+    if expected != *grant {
+        return None;
+    }
+    let mut sibling = grant.clone();
+    sibling.path_segments_mut().ok()?.pop().push(leaf);
+    Some(sibling)
 }
 
 /// A resource indicator as Okta stores it: an `http(s)` URL loses a trailing slash; an ORN
@@ -205,17 +265,32 @@ pub(super) fn build(
                 "each scope is one non-empty word",
             ));
         }
+        let revocation_url = e
+            .revocation_url
+            .as_deref()
+            .map(|u| endpoint(&format!("{k}.revocation_url"), u))
+            .transpose()?;
+        if let Some(url) = &revocation_url
+            && e.revocation == RevocationStyle::Github
+            && github_app_url(url, &e.client_id, "token").is_none()
+        {
+            return Err(invalid(
+                format!("{k}.revocation_url"),
+                format!(
+                    "with revocation = \"github\" it must be GitHub's grant URL \
+                     …/applications/{}/grant (e.g. https://api.github.com/applications/{}/grant); \
+                     idp0 derives …/token from it",
+                    e.client_id, e.client_id
+                ),
+            ));
+        }
         out.push(BrokeredConnection {
             kind: e.kind,
             name: e.name,
             resource,
             authorize_url: endpoint(&format!("{k}.authorize_url"), &e.authorize_url)?,
             token_url: endpoint(&format!("{k}.token_url"), &e.token_url)?,
-            revocation_url: e
-                .revocation_url
-                .as_deref()
-                .map(|u| endpoint(&format!("{k}.revocation_url"), u))
-                .transpose()?,
+            revocation_url,
             revocation: e.revocation,
             client_id: e.client_id,
             client_secret: SecretString::from(secret),

@@ -4,6 +4,8 @@
 //! ```toml
 //! admin_user = "alice"        # optional: who the management API's admin token acts as
 //!                             # (GET /api/v1/users/me); default: the first user
+//! signing_alg = "ES256"       # optional: the org authorization server's signing algorithm,
+//!                             # "RS256" (default) or "ES256"; see `crate::keyring` for a change
 //!
 //! [[users]]
 //! id = "00u1alice"            # optional; generated from the username when absent
@@ -32,9 +34,13 @@
 //! authorize_url = "https://github.com/login/oauth/authorize"
 //! token_url = "https://github.com/login/oauth/access_token"
 //! # revocation_url = "https://isv.example/oauth/revoke"   # optional
-//! # revocation = "github"     # default "rfc7009" (a form POST); "github": DELETE revocation_url
-//! #                           # (https://api.github.com/applications/<client_id>/grant) with
-//! #                           # Basic client_id:secret and {"access_token": …}
+//! # revocation = "github"     # default "rfc7009" (a form POST); "github": revocation_url must
+//! #                           # be GitHub's grant URL …/applications/<client_id>/grant
+//! #                           # (https://api.github.com/applications/<client_id>/grant), else a
+//! #                           # config error; idp0 DELETEs it (the last consent using the app)
+//! #                           # or its sibling …/token (one token, while another consent of the
+//! #                           # person uses the same app) with Basic client_id:secret and
+//! #                           # {"access_token": …}
 //! client_id = "Iv1.0123"      # idp0's OAuth app at the ISV; its callback is
 //!                             # <issuer>/oauth2/v1/sts/callback
 //! client_secret_env = "GITHUB_CLIENT_SECRET"   # or client_secret = "…"
@@ -43,6 +49,7 @@
 //! [[authorization_servers]]   # custom authorization servers at /oauth2/<id>
 //! id = "todo0"
 //! audience = "http://localhost:5002/mcp"
+//! signing_alg = "ES256"       # optional, per server: "RS256" (default) or "ES256"
 //! scopes = ["mcp:connect", "mcp:tools:read", "mcp:tools:manage", "mcp:tools:delete"]
 //! default_scopes = ["mcp:connect"]
 //! [[authorization_servers.policies]]
@@ -74,7 +81,7 @@ pub use self::brokered::{
     BrokeredConnection, BrokeredConnectionEntry, BrokeredKind, RevocationStyle,
 };
 use self::checks::{
-    check_redirect_uri, grant_type_named, is_loopback_match, parse_scopes, read_jwks,
+    check_redirect_uri, grant_type_named, is_loopback_match, parse_scopes, read_jwks, signing_alg,
 };
 pub use self::file::{
     AgentEntry, ApplicationType, AuthMethod, AuthorizationServerEntry, ClientEntry, ConfigFile,
@@ -82,6 +89,7 @@ pub use self::file::{
 };
 use jsonwebtoken::jwk::JwkSet;
 use protocol::Scopes;
+use protocol::keys::KeyKind;
 use protocol::oauth::GrantType;
 use secrecy::SecretString;
 
@@ -257,6 +265,8 @@ pub struct CustomServer {
     pub policies: Vec<Policy>,
     /// Clients that may introspect any of this server's access tokens.
     pub resource_clients: HashSet<String>,
+    /// The kind of key it signs with (`signing_alg`).
+    pub signing_alg: KeyKind,
 }
 
 impl CustomServer {
@@ -281,6 +291,8 @@ pub struct Config {
     pub refresh_token_lifetime: i64,
     /// SSO session lifetime.
     pub session_lifetime: i64,
+    /// The kind of key the org authorization server signs with (`signing_alg`).
+    pub signing_alg: KeyKind,
     /// Users by username.
     pub users: HashMap<String, Arc<User>>,
     /// Clients by id.
@@ -358,6 +370,11 @@ impl Config {
     }
 
     fn build(file: ConfigFile, base_dir: &Path) -> Result<Self, ConfigError> {
+        let org_signing_alg = signing_alg(
+            "signing_alg",
+            "the org authorization server",
+            file.signing_alg.as_deref(),
+        )?;
         let admin_username = file
             .admin_user
             .clone()
@@ -549,6 +566,11 @@ impl Config {
                     format!("duplicate id {:?}", s.id),
                 ));
             }
+            let server_alg = signing_alg(
+                &format!("{key}.signing_alg"),
+                &format!("authorization server {:?}", s.id),
+                s.signing_alg.as_deref(),
+            )?;
             url::Url::parse(&s.audience).map_err(|e| {
                 invalid(
                     format!("{key}.audience"),
@@ -614,6 +636,7 @@ impl Config {
                 default_scopes,
                 policies,
                 resource_clients: s.resource_clients.into_iter().collect(),
+                signing_alg: server_alg,
             });
         }
 
@@ -693,6 +716,7 @@ impl Config {
             id_jag_lifetime: file.id_jag_lifetime_seconds,
             refresh_token_lifetime: file.refresh_token_lifetime_seconds,
             session_lifetime: file.session_lifetime_seconds,
+            signing_alg: org_signing_alg,
             users,
             clients,
             servers,

@@ -367,6 +367,7 @@ fn managed_entries_are_validated_with_the_files_and_keep_the_seed() -> Result<()
             id: "todo0".into(),
             name: None,
             audience: "http://x/mcp".into(),
+            signing_alg: None,
             scopes: vec![],
             default_scopes: vec![],
             resource_clients: vec![],
@@ -512,5 +513,66 @@ scopes = ["repo", "read:user"]"#;
         good.replace("mcp/\"", "mcp\"")
     ));
     assert!(error.contains("duplicate resource"), "{error}");
+    Ok(())
+}
+
+#[test]
+fn a_github_style_revocation_url_must_be_the_apps_grant_url_and_gives_its_token_sibling()
+-> Result<(), ConfigError> {
+    let entry = |revocation_url: &str, style: &str| {
+        format!(
+            "[[agents]]\nclient_id = \"agent\"\n{EC_JWKS}\n[[agents.brokered_connections]]\n\
+             kind = \"application\"\nname = \"GitHub\"\nresource = \"https://api.github.com\"\n\
+             authorize_url = \"https://github.com/login/oauth/authorize\"\n\
+             token_url = \"https://github.com/login/oauth/access_token\"\n\
+             revocation_url = \"{revocation_url}\"\nrevocation = \"{style}\"\n\
+             client_id = \"Iv1.abc\"\nclient_secret = \"s3cret\"\n"
+        )
+    };
+    for (grant, token) in [
+        (
+            "https://api.github.com/applications/Iv1.abc/grant",
+            "https://api.github.com/applications/Iv1.abc/token",
+        ),
+        (
+            "https://ghe.example/api/v3/applications/Iv1.abc/grant",
+            "https://ghe.example/api/v3/applications/Iv1.abc/token",
+        ),
+    ] {
+        let config = load(&entry(grant, "github"))?;
+        let connection = config.clients["agent"]
+            .brokered_connection("https://api.github.com")
+            .cloned();
+        let urls = connection.map(|c| {
+            (
+                c.revocation_url.clone().map(String::from),
+                c.github_token_url().map(String::from),
+            )
+        });
+        assert_eq!(
+            urls,
+            Some((Some(grant.to_owned()), Some(token.to_owned()))),
+            "{grant}"
+        );
+    }
+    for wrong in [
+        "https://api.github.com/applications/Iv1.abc/token",
+        "https://api.github.com/applications/Iv1.other/grant",
+        "https://api.github.com/applications/Iv1.abc/grant/",
+        "https://api.github.com/applications/Iv1.abc/grant?x=1",
+        "https://api.github.com/Iv1.abc/grant",
+        "https://isv.example/oauth/revoke",
+    ] {
+        let error = message(&entry(wrong, "github"));
+        assert!(
+            error.contains("brokered_connections[0].revocation_url")
+                && error.contains("applications/Iv1.abc/grant"),
+            "{wrong}: {error}"
+        );
+    }
+    // RFC 7009 revocation URLs are any endpoint, and have no token sibling.
+    let config = load(&entry("https://isv.example/oauth/revoke", "rfc7009"))?;
+    let connection = config.clients["agent"].brokered_connection("https://api.github.com");
+    assert!(connection.is_some_and(|c| c.github_token_url().is_none()));
     Ok(())
 }

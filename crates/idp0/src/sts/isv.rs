@@ -91,14 +91,36 @@ pub async fn refresh(
     .await
 }
 
-/// Revokes a token at the ISV's revocation endpoint, RFC 7009 §2.1 or GitHub's grant deletion
+/// What a GitHub-style revocation removes at the ISV (RFC 7009 revocation is per token always).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extent {
+    /// This token (and, at GitHub, what was issued with it): `DELETE …/applications/{id}/token`.
+    Token,
+    /// The person's whole authorization of the app, every token:
+    /// `DELETE …/applications/{id}/grant`.
+    Grant,
+}
+
+impl Extent {
+    /// For logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::Grant => "grant",
+        }
+    }
+}
+
+/// Revokes a token at the ISV's revocation endpoint, RFC 7009 §2.1 or GitHub's OAuth app API
 /// (the connection's `revocation`); `Ok(false)` when the connection has none. GitHub revokes
-/// with an access token only (the grant goes with every token), so `hint` is ignored there.
+/// with an access token only, so `hint` is ignored there, and `extent` picks `…/token` (that
+/// token only) or `…/grant` (every token of the person for the app); RFC 7009 ignores `extent`.
 pub async fn revoke(
     http: &reqwest::Client,
     connection: &BrokeredConnection,
     token: &SecretString,
     hint: &str,
+    extent: Extent,
 ) -> Result<bool, IsvError> {
     let Some(url) = &connection.revocation_url else {
         return Ok(false);
@@ -110,15 +132,24 @@ pub async fn revoke(
             ("client_id", connection.client_id.as_str()),
             ("client_secret", connection.client_secret.expose_secret()),
         ]),
-        // GitHub: DELETE /applications/{client_id}/grant, Basic client_id:secret, the access
-        // token in a JSON body; 204 when done, 404 when the token is already gone.
-        RevocationStyle::Github => http
-            .delete(url.clone())
-            .basic_auth(
-                &connection.client_id,
-                Some(connection.client_secret.expose_secret()),
-            )
-            .json(&serde_json::json!({ "access_token": token.expose_secret() })),
+        // GitHub: DELETE /applications/{client_id}/grant or …/token, Basic client_id:secret, the
+        // access token in a JSON body; 204 when done, 404 when the token is already gone, 422
+        // when the request does not validate.
+        RevocationStyle::Github => {
+            let target = match extent {
+                Extent::Grant => url.clone(),
+                // Checked when the configuration loads; a hand-built connection may lack it.
+                Extent::Token => connection.github_token_url().ok_or_else(|| {
+                    IsvError::Rejected("revocation_url is not …/applications/{id}/grant".into())
+                })?,
+            };
+            http.delete(target)
+                .basic_auth(
+                    &connection.client_id,
+                    Some(connection.client_secret.expose_secret()),
+                )
+                .json(&serde_json::json!({ "access_token": token.expose_secret() }))
+        }
     };
     let response = request
         .header(reqwest::header::ACCEPT, "application/json")
@@ -321,7 +352,11 @@ mod revocation_tests {
         );
         let http = http_client().unwrap();
         let token = SecretString::from("ghu_abc");
-        assert!(revoke(&http, &c, &token, "access_token").await.unwrap());
+        assert!(
+            revoke(&http, &c, &token, "access_token", Extent::Grant)
+                .await
+                .unwrap()
+        );
         let (method, path, auth, body, _) = seen.lock().unwrap()[0].clone();
         assert_eq!(method, "DELETE");
         assert!(
@@ -335,14 +370,67 @@ mod revocation_tests {
         assert_eq!(body, serde_json::json!({"access_token": "ghu_abc"}));
         // A grant already gone (404) is done; a 500 is the app failing.
         let (gone, _) = isv(404).await;
-        let c = connection(&format!("{gone}/grant"), RevocationStyle::Github);
-        assert!(revoke(&http, &c, &token, "access_token").await.unwrap());
+        let c = connection(
+            &format!("{gone}/applications/Iv1.abc/grant"),
+            RevocationStyle::Github,
+        );
+        for extent in [Extent::Grant, Extent::Token] {
+            assert!(
+                revoke(&http, &c, &token, "access_token", extent)
+                    .await
+                    .unwrap()
+            );
+        }
         let (down, _) = isv(500).await;
-        let c = connection(&format!("{down}/grant"), RevocationStyle::Github);
+        let c = connection(
+            &format!("{down}/applications/Iv1.abc/grant"),
+            RevocationStyle::Github,
+        );
         assert!(matches!(
-            revoke(&http, &c, &token, "access_token").await,
+            revoke(&http, &c, &token, "access_token", Extent::Grant).await,
             Err(IsvError::Unavailable(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn github_style_deletes_one_token_at_the_grant_urls_token_sibling() {
+        let (base, seen) = isv(204).await;
+        let c = connection(
+            &format!("{base}/api/v3/applications/Iv1.abc/grant"),
+            RevocationStyle::Github,
+        );
+        let http = http_client().unwrap();
+        let token = SecretString::from("ghu_one");
+        assert!(
+            revoke(&http, &c, &token, "access_token", Extent::Token)
+                .await
+                .unwrap()
+        );
+        let (method, path, auth, body, _) = seen.lock().unwrap()[0].clone();
+        assert_eq!(method, "DELETE");
+        assert_eq!(path, "/api/v3/applications/Iv1.abc/token");
+        assert_eq!(auth.as_deref(), Some("Basic SXYxLmFiYzpzM2NyZXQ="));
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body, serde_json::json!({"access_token": "ghu_one"}));
+        // 422 (validation failed) is a refusal, not "already gone".
+        let (invalid, _) = isv(422).await;
+        let c = connection(
+            &format!("{invalid}/applications/Iv1.abc/grant"),
+            RevocationStyle::Github,
+        );
+        assert!(matches!(
+            revoke(&http, &c, &token, "access_token", Extent::Token).await,
+            Err(IsvError::Rejected(_))
+        ));
+        // A hand-built connection whose URL is not a grant URL has no token sibling: refused
+        // before any call.
+        let (other, seen) = isv(204).await;
+        let c = connection(&format!("{other}/revoke"), RevocationStyle::Github);
+        assert!(matches!(
+            revoke(&http, &c, &token, "access_token", Extent::Token).await,
+            Err(IsvError::Rejected(_))
+        ));
+        assert!(seen.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -351,7 +439,11 @@ mod revocation_tests {
         let c = connection(&format!("{base}/revoke"), RevocationStyle::Rfc7009);
         let http = http_client().unwrap();
         let token = SecretString::from("rt-1");
-        assert!(revoke(&http, &c, &token, "refresh_token").await.unwrap());
+        assert!(
+            revoke(&http, &c, &token, "refresh_token", Extent::Grant)
+                .await
+                .unwrap()
+        );
         let (method, path, auth, body, _) = seen.lock().unwrap()[0].clone();
         assert_eq!(
             (method.as_str(), path.as_str(), auth),

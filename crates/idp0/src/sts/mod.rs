@@ -138,9 +138,14 @@ pub fn open_field(idp: &Idp, entry: &VaultEntry, field: &str) -> Option<SecretSt
     )
 }
 
-/// Removes a person's consent: the vault entry goes, and the ISV is asked to revoke the tokens
-/// when it has a revocation endpoint (best effort). `Ok(Some(problem))` when the local removal
-/// stood but the ISV's revocation failed.
+/// Removes a person's consent: the vault entry goes, and the ISV is asked to revoke what that
+/// consent holds when it has a revocation endpoint (best effort). `Ok(Some(problem))` when the
+/// local removal stood but the ISV's revocation failed.
+///
+/// RFC 7009 revocation is per token: each of the consent's tokens. GitHub's grant deletion ends
+/// every token the person holds for the OAuth app, also those of the person's other consents
+/// through the same app (GitHub REST and GitHub MCP, or another agent): while such a consent
+/// remains, only this consent's token is deleted (`…/token`); the grant goes with the last one.
 pub async fn remove_consent(
     idp: &Idp,
     user_id: &str,
@@ -161,22 +166,59 @@ pub async fn remove_consent(
         return Ok(None);
     };
     let mut problem = None;
-    // GitHub's grant deletion takes the access token and removes every token of the grant.
-    let fields: &[(&str, &str)] = match connection.revocation {
-        RevocationStyle::Rfc7009 => &[("refresh", "refresh_token"), ("access", "access_token")],
-        RevocationStyle::Github => &[("access", "access_token")],
+    // GitHub's endpoints take the access token only.
+    let (fields, extent): (&[(&str, &str)], isv::Extent) = match connection.revocation {
+        RevocationStyle::Rfc7009 => (
+            &[("refresh", "refresh_token"), ("access", "access_token")],
+            isv::Extent::Token,
+        ),
+        RevocationStyle::Github => {
+            // This consent's entry is gone already, so only the others count.
+            let extent = if app_still_used(idp, user_id, &connection).await {
+                isv::Extent::Token
+            } else {
+                isv::Extent::Grant
+            };
+            (&[("access", "access_token")], extent)
+        }
     };
     for &(field, hint) in fields {
         let Some(token) = open_field(idp, &entry, field) else {
             continue;
         };
-        if let Err(e) = isv::revoke(&idp.sts.http, &connection, &token, hint).await {
-            tracing::warn!(target: AUDIT, event = "isv_revocation_failed", user_id, agent, resource, error = %e, "revocation at the app failed");
-            problem = Some(format!(
-                "{} could not revoke the token ({e}).",
-                connection.name
-            ));
+        match isv::revoke(&idp.sts.http, &connection, &token, hint, extent).await {
+            Ok(_) => {
+                tracing::info!(target: AUDIT, event = "isv_revoked", user_id, agent, resource, field, extent = extent.as_str(), "revoked at the app");
+            }
+            Err(e) => {
+                tracing::warn!(target: AUDIT, event = "isv_revocation_failed", user_id, agent, resource, field, extent = extent.as_str(), error = %e, "revocation at the app failed");
+                problem = Some(format!(
+                    "{} could not revoke the token ({e}).",
+                    connection.name
+                ));
+            }
         }
     }
     Ok(problem)
+}
+
+/// Whether a consent of `user_id` in the vault (any agent, any connection) uses the same ISV app
+/// as `connection` (see [`BrokeredConnection::same_app`]). A consent whose agent or connection
+/// is no longer configured does not count. When the vault cannot be read, `true`: revoking one
+/// token leaves the person's authorization at the ISV, revoking the grant could end another
+/// consent's tokens without a trace on the Connected apps page.
+async fn app_still_used(idp: &Idp, user_id: &str, connection: &BrokeredConnection) -> bool {
+    match idp.store.list_vault_entries(user_id).await {
+        Ok(entries) => entries.iter().any(|other| {
+            idp.client(&other.agent).is_some_and(|agent| {
+                agent
+                    .brokered_connection(&other.resource)
+                    .is_some_and(|c| c.same_app(connection))
+            })
+        }),
+        Err(e) => {
+            tracing::warn!(target: AUDIT, event = "isv_revocation_narrowed", user_id, error = %e, "the vault could not be read; revoking the token only, not the grant");
+            true
+        }
+    }
 }

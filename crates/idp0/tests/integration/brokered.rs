@@ -29,7 +29,42 @@ pub struct Setup {
     _dir: tempfile::TempDir,
 }
 
+/// A connection to the stand-in ISV's one OAuth app, with RFC 7009 revocation.
+fn connection(
+    isv: &Isv,
+    kind: BrokeredKind,
+    name: &str,
+    resource: &str,
+) -> BrokeredConnectionEntry {
+    BrokeredConnectionEntry {
+        kind,
+        name: name.into(),
+        resource: resource.into(),
+        authorize_url: format!("{}/authorize", isv.base),
+        token_url: format!("{}/token", isv.base),
+        revocation_url: Some(format!("{}/revoke", isv.base)),
+        revocation: Default::default(),
+        client_id: ISV_CLIENT_ID.into(),
+        client_secret: Some(ISV_SECRET.into()),
+        client_secret_env: None,
+        scopes: vec!["repo".into(), "read:user".into()],
+    }
+}
+
 pub async fn setup() -> Setup {
+    setup_with(|isv| {
+        vec![connection(
+            isv,
+            BrokeredKind::Application,
+            "Sandbox Git",
+            CONFIGURED,
+        )]
+    })
+    .await
+}
+
+/// idp0 with the agent's brokered connections `connections(isv)`.
+pub async fn setup_with(connections: impl FnOnce(&Isv) -> Vec<BrokeredConnectionEntry>) -> Setup {
     let isv = Isv::start().await;
     let dir = tempfile::tempdir().unwrap();
     devstack::ensure(dir.path(), None).unwrap();
@@ -37,19 +72,7 @@ pub async fn setup() -> Setup {
     let mut file: ConfigFile = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     file.agents[0]
         .brokered_connections
-        .push(BrokeredConnectionEntry {
-            kind: BrokeredKind::Application,
-            name: "Sandbox Git".into(),
-            resource: CONFIGURED.into(),
-            authorize_url: format!("{}/authorize", isv.base),
-            token_url: format!("{}/token", isv.base),
-            revocation_url: Some(format!("{}/revoke", isv.base)),
-            revocation: Default::default(),
-            client_id: ISV_CLIENT_ID.into(),
-            client_secret: Some(ISV_SECRET.into()),
-            client_secret_env: None,
-            scopes: vec!["repo".into(), "read:user".into()],
-        });
+        .extend(connections(&isv));
     std::fs::write(&path, toml::to_string(&file).unwrap()).unwrap();
     let clock = FixedClock::at(protocol::clock::system().now());
     let idp = IdpHandle::start_in(dir.path(), clock.clone())
@@ -123,7 +146,12 @@ impl Setup {
     }
 
     pub async fn exchange(&self, id_token: &SecretString) -> Answer {
-        self.exchange_at(&self.idp.org_token_endpoint(), id_token, RESOURCE)
+        self.exchange_for(id_token, RESOURCE).await
+    }
+
+    /// The brokered exchange at the org token endpoint for `resource`.
+    pub async fn exchange_for(&self, id_token: &SecretString, resource: &str) -> Answer {
+        self.exchange_at(&self.idp.org_token_endpoint(), id_token, resource)
             .await
     }
 
@@ -223,16 +251,61 @@ impl Setup {
         id_token: &SecretString,
         user: &str,
     ) -> Answer {
-        let first = self.exchange(id_token).await;
+        self.consented_to(browser, id_token, user, RESOURCE).await
+    }
+
+    /// The same for the connection `resource`.
+    pub async fn consented_to(
+        &self,
+        browser: &Browser,
+        id_token: &SecretString,
+        user: &str,
+        resource: &str,
+    ) -> Answer {
+        let first = self.exchange_for(id_token, resource).await;
         assert_eq!(first.error(), "interaction_required", "{:?}", first.body);
         let (status, html) = self
             .consent(browser, &first.interaction_uri(), user, true)
             .await;
         assert_eq!(status, StatusCode::OK, "{html}");
         assert!(html.contains("Connected"), "{html}");
-        let hit = self.exchange(id_token).await;
+        let hit = self.exchange_for(id_token, resource).await;
         assert_eq!(hit.status, StatusCode::OK, "{:?}", hit.body);
         hit
+    }
+
+    /// Removes the consent to `resource` on the Connected apps page of the person signed in to
+    /// `browser` (the agent's); returns the page that answers.
+    pub async fn remove_connected_app(&self, browser: &Browser, resource: &str) -> String {
+        let page_url = format!("{}/connected-apps", self.idp.issuer);
+        let html = browser
+            .http
+            .get(&page_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains(resource), "{html}");
+        let csrf = hidden_fields(&html)
+            .into_iter()
+            .find(|(k, _)| k == "csrf")
+            .unwrap()
+            .1;
+        let response = browser
+            .http
+            .post(format!("{}/connected-apps/remove", self.idp.issuer))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("agent", devstack::AGENT_ID),
+                ("resource", resource),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
     }
 
     /// Whether any SQLite file of idp0 contains `needle`.
@@ -542,6 +615,114 @@ async fn removing_a_connected_app_revokes_it_at_the_app_and_asks_again() {
         .await
         .unwrap();
     assert!(html.contains("name=\"password\""));
+}
+
+/// A second connection through the same ISV app (as GitHub MCP beside GitHub REST).
+const MCP_RESOURCE: &str = "https://mcp.github.example/mcp";
+
+#[tokio::test]
+async fn removing_one_of_two_consents_through_one_github_style_app_deletes_only_its_token() {
+    // Both connections through the ISV's one OAuth app, with GitHub's revocation API.
+    let s = setup_with(|isv| {
+        let github = |kind, name, resource| BrokeredConnectionEntry {
+            revocation_url: Some(isv.github_grant_url()),
+            revocation: idp0::config::RevocationStyle::Github,
+            ..connection(isv, kind, name, resource)
+        };
+        vec![
+            github(BrokeredKind::Application, "Sandbox Git", CONFIGURED),
+            github(BrokeredKind::McpServer, "Sandbox Git MCP", MCP_RESOURCE),
+        ]
+    })
+    .await;
+    let alice = Browser::new();
+    let alice_token = s.login(&alice, "alice").await;
+    let rest = s
+        .consented_to(&alice, &alice_token, "alice", RESOURCE)
+        .await;
+    let rest_token = rest.body["access_token"].as_str().unwrap().to_owned();
+    let mcp = s
+        .consented_to(&alice, &alice_token, "alice", MCP_RESOURCE)
+        .await;
+    let mcp_token = mcp.body["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(rest_token, mcp_token, "one authorization each");
+    // bob's consent through the same app is his own: it never keeps alice's grant.
+    let bob = Browser::new();
+    let bob_token = s.login(&bob, "bob").await;
+    let bobs = s.consented_to(&bob, &bob_token, "bob", RESOURCE).await;
+
+    // alice removes GitHub REST: her MCP consent still uses the app, so only the REST token is
+    // deleted at the app (…/token), never the grant.
+    let html = s.remove_connected_app(&alice, RESOURCE).await;
+    assert!(
+        html.contains("Removed") && !html.contains("could not revoke"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Sandbox Git MCP"),
+        "the other consent is listed: {html}"
+    );
+    assert_eq!(
+        s.isv.github_deleted(),
+        vec![("token".to_owned(), rest_token.clone())]
+    );
+    assert!(s.isv.revoked().is_empty(), "GitHub's API, not RFC 7009");
+    // The MCP consent still works with no new consent; REST asks again.
+    let still = s.exchange_for(&alice_token, MCP_RESOURCE).await;
+    assert_eq!(still.status, StatusCode::OK, "{:?}", still.body);
+    assert_eq!(still.body["access_token"], mcp_token.as_str());
+    assert_eq!(
+        s.exchange_for(&alice_token, RESOURCE).await.error(),
+        "interaction_required"
+    );
+
+    // alice removes her last consent through the app: the grant goes (bob's does not count).
+    let html = s.remove_connected_app(&alice, MCP_RESOURCE).await;
+    assert!(
+        html.contains("Removed") && html.contains("No app is connected"),
+        "{html}"
+    );
+    assert_eq!(
+        s.isv.github_deleted(),
+        vec![
+            ("token".to_owned(), rest_token),
+            ("grant".to_owned(), mcp_token),
+        ]
+    );
+    assert_eq!(
+        s.exchange_for(&alice_token, MCP_RESOURCE).await.error(),
+        "interaction_required"
+    );
+    // bob's consent is untouched at idp0.
+    let his = s.exchange_for(&bob_token, RESOURCE).await;
+    assert_eq!(his.body["access_token"], bobs.body["access_token"]);
+}
+
+#[tokio::test]
+async fn a_github_style_app_failing_to_revoke_still_removes_the_consent_and_says_so() {
+    let s = setup_with(|isv| {
+        vec![BrokeredConnectionEntry {
+            // A grant URL at a port nobody listens on: the app cannot be reached.
+            revocation_url: Some(format!(
+                "http://127.0.0.1:9/applications/{ISV_CLIENT_ID}/grant"
+            )),
+            revocation: idp0::config::RevocationStyle::Github,
+            ..connection(isv, BrokeredKind::Application, "Sandbox Git", CONFIGURED)
+        }]
+    })
+    .await;
+    let alice = Browser::new();
+    let id_token = s.login(&alice, "alice").await;
+    s.consented(&alice, &id_token, "alice").await;
+    let html = s.remove_connected_app(&alice, RESOURCE).await;
+    assert!(
+        html.contains("Removed from idp0")
+            && html.contains("could not revoke")
+            && html.contains("No app is connected"),
+        "{html}"
+    );
+    assert!(!html.contains("isv-at-"), "no token on the page");
+    assert_eq!(s.exchange(&id_token).await.error(), "interaction_required");
 }
 
 #[tokio::test]

@@ -1,16 +1,17 @@
 //! A small stand-in ISV (a third-party OAuth server such as GitHub) for the brokered-consent
 //! tests: authorize (redirects straight back with a code, or with `error=access_denied`), token
 //! (code + PKCE + client secret, refresh; switchable to 500 or to refusing refreshes GitHub-style
-//! with HTTP 200 `{"error":…}`), and revocation, recording what it was sent.
+//! with HTTP 200 `{"error":…}`), and revocation — RFC 7009 (`POST /revoke`) and GitHub's OAuth
+//! app API (`DELETE /applications/{client_id}/token` and `…/grant`) — recording what it was sent.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Form, Json, Router};
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -32,6 +33,8 @@ pub struct IsvState {
     codes: Mutex<HashMap<String, (String, String)>>,
     refresh_tokens: Mutex<Vec<String>>,
     pub revoked: Mutex<Vec<String>>,
+    /// GitHub-style deletions: (`token` or `grant`, the access token sent).
+    pub github_deleted: Mutex<Vec<(String, String)>>,
     pub authorize_params: Mutex<Vec<HashMap<String, String>>>,
 }
 
@@ -48,6 +51,7 @@ impl Isv {
             .route("/authorize", get(authorize))
             .route("/token", post(token))
             .route("/revoke", post(revoke))
+            .route("/applications/{client_id}/{what}", delete(github_delete))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -57,6 +61,16 @@ impl Isv {
 
     pub fn revoked(&self) -> Vec<String> {
         self.state.revoked.lock().unwrap().clone()
+    }
+
+    /// GitHub's grant URL of the app (`revocation = "github"`).
+    pub fn github_grant_url(&self) -> String {
+        format!("{}/applications/{ISV_CLIENT_ID}/grant", self.base)
+    }
+
+    /// The GitHub-style deletions so far: (`token` or `grant`, the access token sent).
+    pub fn github_deleted(&self) -> Vec<(String, String)> {
+        self.state.github_deleted.lock().unwrap().clone()
     }
 }
 
@@ -171,4 +185,32 @@ async fn revoke(
         .unwrap()
         .push(form.get("token").cloned().unwrap_or_default());
     StatusCode::OK.into_response()
+}
+
+/// GitHub's `DELETE /applications/{client_id}/token|grant`: HTTP Basic with the app's id and
+/// secret, JSON `{"access_token"}`; 204, or 404 for wrong credentials as GitHub answers.
+async fn github_delete(
+    State(state): State<Arc<IsvState>>,
+    Path((client_id, what)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{ISV_CLIENT_ID}:{ISV_SECRET}"))
+    );
+    let authorized = headers
+        .get("authorization")
+        .is_some_and(|v| v.as_bytes() == basic.as_bytes());
+    if client_id != ISV_CLIENT_ID || !authorized || !matches!(what.as_str(), "token" | "grant") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let Some(token) = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["access_token"].as_str().map(str::to_owned))
+    else {
+        return StatusCode::UNPROCESSABLE_ENTITY.into_response();
+    };
+    state.github_deleted.lock().unwrap().push((what, token));
+    StatusCode::NO_CONTENT.into_response()
 }
