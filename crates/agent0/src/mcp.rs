@@ -570,7 +570,17 @@ impl McpHub {
                                 connection: &server.name,
                                 resource,
                             };
-                            self.broker.forget_brokered(principal, target).await;
+                            // The first refusal is revoked at the IdP, which would otherwise
+                            // hand the same token back (OKTA.md §1); never a second time.
+                            match token.as_ref().filter(|_| !retried) {
+                                Some(refused) => {
+                                    let refused = &refused.token;
+                                    self.broker
+                                        .revoke_brokered(principal, target, refused)
+                                        .await;
+                                }
+                                None => self.broker.forget_brokered(principal, target).await,
+                            }
                         }
                         AuthStrategy::None => {}
                     }

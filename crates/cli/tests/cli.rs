@@ -17,6 +17,8 @@ mod browser;
 mod browser_j3;
 #[path = "cli/j3.rs"]
 mod j3;
+#[path = "cli/j3_revoked.rs"]
+mod j3_revoked;
 #[path = "cli/node.rs"]
 mod node;
 #[path = "cli/okta.rs"]

@@ -121,6 +121,37 @@ impl TokenClient {
         auth: &ClientAuth,
         params: &[(&str, &str)],
     ) -> Result<TokenResponse, TokenClientError> {
+        let body = self.post_form(endpoint, auth, params).await?;
+        serde_json::from_slice(body.as_ref()).map_err(|_| TokenClientError::Invalid {
+            endpoint: endpoint.to_owned(),
+            message: "not a token response".into(),
+        })
+    }
+
+    /// RFC 7009 §2.1 token revocation: `token` (and `token_type_hint`, when given) with the
+    /// same client authentication as at the token endpoint (a client assertion's `aud` is the
+    /// revocation endpoint). Success is any 2xx (§2.2: the body is ignored); an error keeps the
+    /// server's §2.2.1 / RFC 6749 §5.2 body.
+    pub async fn revoke(
+        &self,
+        endpoint: &str,
+        auth: &ClientAuth,
+        token: &SecretString,
+        token_type_hint: Option<&str>,
+    ) -> Result<(), TokenClientError> {
+        let mut params = vec![("token", token.expose_secret())];
+        params.extend(token_type_hint.map(|hint| ("token_type_hint", hint)));
+        self.post_form(endpoint, auth, &params).await.map(drop)
+    }
+
+    /// POSTs `params` plus client authentication to `endpoint`: the body of a 2xx answer, or
+    /// the OAuth error of any other.
+    async fn post_form(
+        &self,
+        endpoint: &str,
+        auth: &ClientAuth,
+        params: &[(&str, &str)],
+    ) -> Result<impl AsRef<[u8]>, TokenClientError> {
         // The serializer is not `Send`: the body is built in a block, before the first await.
         let (request, body) = {
             let mut form = url::form_urlencoded::Serializer::new(String::new());
@@ -196,7 +227,7 @@ impl TokenClient {
                 error,
             });
         }
-        serde_json::from_slice(&body).map_err(|_| invalid("not a token response"))
+        Ok(body)
     }
 
     /// Step 1 of Cross-App Access: the user's ID token for an ID-JAG at the IdP's token endpoint.
@@ -283,6 +314,7 @@ mod tests {
 
     use axum::Router;
     use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
     use axum::routing::post;
 
     use super::*;
@@ -295,6 +327,56 @@ mod tests {
             .max_tls_version(reqwest::tls::Version::TLS_1_2);
         let error = TokenClient::from_builder(impossible).unwrap_err();
         assert!(error.to_string().contains("cannot build"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn revocation_sends_the_token_and_hint_and_ignores_the_body() {
+        use std::collections::HashMap;
+        use std::sync::Mutex;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let app = Router::new().route(
+            "/revoke",
+            post(
+                move |axum::Form(form): axum::Form<HashMap<String, String>>| async move {
+                    let refused = form["token"] == "refused";
+                    record.lock().unwrap().push(form);
+                    if refused {
+                        let body = serde_json::json!({"error": "unsupported_token_type"});
+                        (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+                    } else {
+                        // RFC 7009 §2.2: 200, and the body (here none) means nothing.
+                        StatusCode::OK.into_response()
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}/revoke", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let auth = ClientAuth::SecretPost {
+            client_id: "c".into(),
+            secret: SecretString::from("s"),
+        };
+        let client = TokenClient::new().unwrap();
+        let token = SecretString::from("gho_x");
+        client
+            .revoke(&endpoint, &auth, &token, Some("oauth_sts"))
+            .await
+            .unwrap();
+        let refused = client
+            .revoke(&endpoint, &auth, &SecretString::from("refused"), None)
+            .await;
+        assert!(
+            matches!(&refused, Err(TokenClientError::OAuth { status: 400, error, .. })
+                if error.error.to_string() == "unsupported_token_type"),
+            "{refused:?}"
+        );
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen[0]["token"], "gho_x");
+        assert_eq!(seen[0]["token_type_hint"], "oauth_sts");
+        assert_eq!(seen[0]["client_id"], "c");
+        assert!(!seen[1].contains_key("token_type_hint"));
     }
 
     #[tokio::test]

@@ -76,14 +76,18 @@ impl McpHub {
                     });
                 }
                 Err(GithubError::Unauthorized) => {
-                    self.broker.forget_brokered(principal, target).await;
                     if retried {
+                        self.broker.forget_brokered(principal, target).await;
                         return Err(McpError::Unauthorized {
                             server: server.label.clone(),
                             description: "GitHub refused a freshly exchanged token".into(),
                         });
                     }
-                    tracing::info!(target: "agent0::audit", connection = %app.name, "ISV refused the token; exchanging again");
+                    tracing::info!(target: "agent0::audit", connection = %app.name, "ISV refused the token; revoking it at the IdP and exchanging again");
+                    // Else the IdP hands the same token back until it expires (OKTA.md §1).
+                    self.broker
+                        .revoke_brokered(principal, target, &token.token)
+                        .await;
                     retried = true;
                 }
                 Err(e @ (GithubError::Invalid(_) | GithubError::Answered(_))) => {

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use protocol::Scopes;
 use protocol::oauth::{ErrorCode, GrantType, TokenType};
 use protocol::token_client::TokenClientError;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     AccessToken, DEFAULT_LIFETIME, Principal, TokenBroker, TokenError, TokenKey, usable_until,
@@ -24,6 +24,8 @@ use super::{
 
 /// The cache key's scope part for brokered tokens (their scopes are the connection's).
 const STS_KEY: &str = "oauth-sts";
+/// Okta's `token_type_hint` for a brokered (ISV) token at the revocation endpoint (OKTA.md §1).
+const OAUTH_STS_HINT: &str = "oauth_sts";
 /// The longest a consent link is remembered, in seconds, whatever its `expires_in` says.
 const MAX_INTERACTION_MEMORY: i64 = 600;
 /// Consent links remembered at most (least recently used dropped first).
@@ -155,6 +157,57 @@ impl TokenBroker {
         }
     }
 
+    /// Where a brokered token is revoked (OKTA.md §1): the org authorization server's
+    /// revocation endpoint beside the token endpoint brokered exchanges go to
+    /// (`{org}/oauth2/v1/token` → `{org}/oauth2/v1/revoke`); `None` when that endpoint's path
+    /// does not end in `/token`.
+    pub fn sts_revocation_endpoint(&self) -> Option<String> {
+        let mut url = url::Url::parse(self.sts_token_endpoint()).ok()?;
+        let path = url.path().strip_suffix("/token")?.to_owned();
+        url.set_path(&format!("{path}/revoke"));
+        Some(url.into())
+    }
+
+    /// The ISV refused `refused` (revoked there, or expired early): tells the IdP, which would
+    /// otherwise hand the same token back until it expires, with RFC 7009 revocation and
+    /// `token_type_hint=oauth_sts` (OKTA.md §1), then drops it from the cache, so the next
+    /// exchange gets a refreshed token or `interaction_required`. One per (person, connection)
+    /// at a time; when the cache already holds another token (someone renewed it meanwhile),
+    /// nothing is revoked. A failed revocation is logged and the caller exchanges anyway.
+    #[tracing::instrument(skip_all, fields(user = %principal.subject, connection = %target.connection))]
+    pub async fn revoke_brokered(
+        &self,
+        principal: &Principal,
+        target: StsTarget<'_>,
+        refused: &SecretString,
+    ) {
+        let key = sts_key(principal, target);
+        let _revoking = self.minting.lock(key.clone()).await;
+        match self.cache.get(&key).await {
+            Ok(Some(cached)) if cached.token.expose_secret() != refused.expose_secret() => return,
+            _ => {}
+        }
+        match self.sts_revocation_endpoint() {
+            Some(endpoint) => match self
+                .client
+                .revoke(&endpoint, &self.agent, refused, Some(OAUTH_STS_HINT))
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(target: "agent0::audit", "refused ISV token revoked at the identity provider");
+                }
+                // The error names the endpoint and the IdP's error code, never the token.
+                Err(e) => tracing::warn!(error = %e, "revoking a refused ISV token failed"),
+            },
+            None => tracing::warn!(
+                endpoint = %self.sts_token_endpoint(),
+                "no revocation endpoint beside the brokered token endpoint: a refused ISV token \
+                 was not revoked"
+            ),
+        }
+        self.forget_brokered(principal, target).await;
+    }
+
     #[tracing::instrument(skip_all, fields(user = %principal.subject, connection = %target.connection))]
     async fn exchange_sts(
         &self,
@@ -265,6 +318,30 @@ mod tests {
             status: 400,
             error,
         }
+    }
+
+    #[test]
+    fn the_revocation_endpoint_is_beside_the_token_endpoint() {
+        let broker = |endpoint: &str| {
+            let auth = protocol::token_client::ClientAuth::None {
+                client_id: "a".into(),
+            };
+            TokenBroker::new(endpoint.into(), auth, protocol::clock::system()).expect("a broker")
+        };
+        let org = broker("https://org.example/oauth2/v1/token");
+        assert_eq!(
+            org.sts_revocation_endpoint().as_deref(),
+            Some("https://org.example/oauth2/v1/revoke")
+        );
+        let sts = org.with_sts_token_endpoint(Some("http://127.0.0.1:9/x/oauth2/v1/token".into()));
+        assert_eq!(
+            sts.sts_revocation_endpoint().as_deref(),
+            Some("http://127.0.0.1:9/x/oauth2/v1/revoke")
+        );
+        assert_eq!(
+            broker("https://org.example/tok").sts_revocation_endpoint(),
+            None
+        );
     }
 
     #[test]

@@ -17,7 +17,10 @@ use axum::http::StatusCode;
 use rstest::rstest;
 use serde_json::{Value, json};
 
-use super::brokered_stand_in::{PR, RESOURCE, Setup, comment_call, events_of, start, stream};
+use super::brokered_stand_in::{
+    Mcp, PR, RESOURCE, Setup, StandIn, claims_of, comment_call, events_of, start, start_with,
+    stream,
+};
 use super::faults::Scripted;
 
 /// The fault of a row.
@@ -31,8 +34,9 @@ enum Fault {
     CommentTooLong,
     /// A PR URL that points somewhere other than the configured GitHub web host.
     PrUrlElsewhere(&'static str),
-    /// The person revoked the app at GitHub: the cached ISV token is refused (401) and the IdP,
-    /// its refresh refused too, asks for consent again.
+    /// The person revoked the app at GitHub: the cached ISV token is refused (401), the IdP
+    /// would hand it back until agent0 revokes it there (`token_type_hint=oauth_sts`), then,
+    /// its refresh refused too, it asks for consent again.
     RevokedAtIsv,
     /// The person denies consent.
     ConsentDenied,
@@ -177,9 +181,9 @@ async fn bad_input_in_the_chat(
             model.push(Scripted::text("ok"));
             let first = alice.chat("show me PR 1 in acme/widgets").await;
             assert_eq!(first["toolResults"][0]["isError"], false, "{first}");
-            // alice revokes the app at GitHub: every token is dead and consent is needed again.
-            standin.revoke_all();
-            standin.world().consented.remove("alice");
+            // alice revokes the app at GitHub: her token is dead and consent is needed again,
+            // but the IdP hands the same token back until agent0 revokes it there.
+            let refused = standin.revoke_at_github("alice");
             github_before = standin.world().github.len();
             exchanges_before = standin.world().exchanges.len();
             model.push(comment_call(PR, "LGTM"));
@@ -193,6 +197,7 @@ async fn bad_input_in_the_chat(
                 standin.world().comments.is_empty(),
                 "nothing before consent"
             );
+            assert_revoked_at_the_idp(&standin, exchanges_before, &refused);
             standin.world().consented.insert("alice".into());
             tokio::time::timeout(Duration::from_secs(20), turn)
                 .await
@@ -338,4 +343,76 @@ async fn wait_for_card(stack: &super::harness::AgentStack) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("no turn waits for consent");
+}
+
+/// Before exchanging again, agent0 revoked the refused token at the org AS, once, as OKTA.md §1
+/// says (`token_type_hint=oauth_sts`, its client assertion for the revocation endpoint), and
+/// then exchanged.
+fn assert_revoked_at_the_idp(standin: &StandIn, exchanges_before: usize, refused: &str) {
+    let world = standin.world();
+    assert_eq!(world.revocations.len(), 1, "one revocation");
+    let (made_before, form) = &world.revocations[0];
+    assert_eq!(
+        *made_before, exchanges_before,
+        "revoked before exchanging again"
+    );
+    assert!(world.exchanges.len() > exchanges_before, "then exchanged");
+    assert_eq!(form["token"], refused);
+    assert_eq!(form["token_type_hint"], "oauth_sts");
+    assert_eq!(
+        form["client_assertion_type"],
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    );
+    let assertion = claims_of(&form["client_assertion"]);
+    assert_eq!(
+        assertion["aud"],
+        format!("{}/oauth2/v1/revoke", world.org),
+        "{assertion}"
+    );
+    assert_eq!(assertion["iss"], assertion["sub"]);
+    assert!(world.vault.is_empty(), "the IdP forgot the refused token");
+}
+
+/// The same for the GitHub MCP server (auth `oauth-sts`): its 401 to the revoked token makes
+/// agent0 revoke it at the IdP and exchange again; consent is asked, and `get_me` resumes.
+#[tokio::test]
+async fn github_mcp_token_revoked_at_github_is_revoked_at_the_idp_then_consent_resumes() {
+    let Setup {
+        stack,
+        model,
+        standin,
+    } = start_with(&[], Mcp::Declared).await;
+    standin.world().consented.insert("alice".into());
+    let alice = Arc::new(stack.login("alice").await);
+    model.push(Scripted::tool("get_me", json!({})));
+    model.push(Scripted::text("ok"));
+    let first = alice.chat("who am I on GitHub?").await;
+    assert_eq!(first["toolResults"][0]["isError"], false, "{first}");
+
+    let refused = standin.revoke_at_github("alice");
+    let exchanges_before = standin.world().exchanges.len();
+    model.push(Scripted::tool("get_me", json!({})));
+    model.push(Scripted::text("ok"));
+    let turn = stream(&alice, "who am I on GitHub?");
+    wait_for_card(&stack).await;
+    assert_revoked_at_the_idp(&standin, exchanges_before, &refused);
+    standin.world().consented.insert("alice".into());
+    let events = tokio::time::timeout(Duration::from_secs(20), turn)
+        .await
+        .unwrap()
+        .unwrap();
+    let cards = events_of(&events, "consent_required");
+    assert_eq!(cards.len(), 1, "{events:?}");
+    assert_eq!(cards[0]["connection"], "github-mcp");
+    let done = events_of(&events, "tool_done");
+    assert_eq!(done[0]["isError"], false, "{done:?}");
+    assert!(
+        done[0]["result"].as_str().unwrap().contains("\"alice\""),
+        "{done:?}"
+    );
+    let calls = standin.world().github.clone();
+    assert_eq!(
+        calls.last(),
+        Some(&("MCP get_me".to_owned(), "alice".to_owned()))
+    );
 }

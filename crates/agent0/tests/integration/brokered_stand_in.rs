@@ -43,6 +43,13 @@ pub(super) struct World {
     pub(super) github: Vec<(String, String)>,
     /// (person, body) of each comment created.
     pub(super) comments: Vec<(String, String)>,
+    /// As idp0's vault: person → the ISV token the exchange hands back while it has not expired
+    /// there, even after GitHub stopped accepting it, until it is revoked at the org AS.
+    pub(super) vault: HashMap<String, String>,
+    /// Every request to the org AS's revocation endpoint: (exchanges made before it, the form).
+    pub(super) revocations: Vec<(usize, HashMap<String, String>)>,
+    /// The org AS's base URL.
+    pub(super) org: String,
 }
 
 /// The stand-in org AS and GitHub.
@@ -67,6 +74,24 @@ impl StandIn {
         self.world().tokens.clear();
     }
 
+    /// `person` revokes the app at GitHub, as the real IdP sees it: GitHub refuses their
+    /// token, the exchange hands the same token back (still valid by its expiry) until it is
+    /// revoked with `token_type_hint=oauth_sts`, and then the refused refresh asks for consent.
+    /// Returns the token.
+    pub(super) fn revoke_at_github(&self, person: &str) -> String {
+        let mut world = self.world();
+        let token = world
+            .tokens
+            .iter()
+            .find(|(_, p)| *p == person)
+            .map(|(t, _)| t.clone())
+            .expect("a token of theirs");
+        world.tokens.clear();
+        world.vault.insert(person.to_owned(), token.clone());
+        world.consented.remove(person);
+        token
+    }
+
     pub(super) async fn wait_for_exchange(&self, person: &str) {
         for _ in 0..200 {
             if self.exchanges_for(person) > 0 {
@@ -80,6 +105,20 @@ impl StandIn {
 
 /// The `sub` claim of an unverified JWT (the stand-in only tells people apart).
 pub(super) fn subject_of(jwt: &str) -> String {
+    let claims = claims_of(jwt);
+    claims["preferred_username"]
+        .as_str()
+        .or(claims["email"].as_str())
+        .or(claims["sub"].as_str())
+        .unwrap_or("?")
+        .split('@')
+        .next()
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// The claims of an unverified JWT.
+pub(super) fn claims_of(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).unwrap_or_default();
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut bits = 0u32;
@@ -97,16 +136,7 @@ pub(super) fn subject_of(jwt: &str) -> String {
             bits &= (1 << count) - 1;
         }
     }
-    let claims: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    claims["preferred_username"]
-        .as_str()
-        .or(claims["email"].as_str())
-        .or(claims["sub"].as_str())
-        .unwrap_or("?")
-        .split('@')
-        .next()
-        .unwrap_or("?")
-        .to_owned()
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
 }
 
 pub(super) fn oauth_error(body: Value) -> Response {
@@ -133,6 +163,9 @@ pub(super) async fn post_token(
     if world.denied.contains(&person) {
         return oauth_error(json!({"error": "access_denied"}));
     }
+    if let Some(token) = world.vault.get(&person) {
+        return issued(token);
+    }
     if !world.consented.contains(&person) {
         let link = (person.clone(), form["resource"].clone());
         if world.pending_after_link && !world.links.insert(link) {
@@ -149,6 +182,10 @@ pub(super) async fn post_token(
     world.issued += 1;
     let token = format!("gho_standin_{person}_{}", world.issued);
     world.tokens.insert(token.clone(), person);
+    issued(&token)
+}
+
+fn issued(token: &str) -> Response {
     Json(json!({
         "access_token": token,
         "issued_token_type": "urn:okta:params:oauth:token-type:oauth-sts",
@@ -157,6 +194,22 @@ pub(super) async fn post_token(
         "scope": "repo read:user",
     }))
     .into_response()
+}
+
+/// The org AS's revocation endpoint (RFC 7009, OKTA.md §1): always 200; a brokered token
+/// (`token_type_hint=oauth_sts`) leaves the vault.
+pub(super) async fn post_revoke(
+    State(s): State<StandIn>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let mut world = s.world();
+    let made = world.exchanges.len();
+    world.revocations.push((made, form.clone()));
+    if form.get("token_type_hint").map(String::as_str) == Some("oauth_sts") {
+        let token = form.get("token").cloned().unwrap_or_default();
+        world.vault.retain(|_, t| *t != token);
+    }
+    (StatusCode::OK, [("cache-control", "no-store")]).into_response()
 }
 
 /// The person behind the request's bearer token, after checking GitHub's headers.
@@ -319,9 +372,11 @@ pub(super) async fn start_full(
     let org = serve(
         Router::new()
             .route("/oauth2/v1/token", post(post_token))
+            .route("/oauth2/v1/revoke", post(post_revoke))
             .with_state(standin.clone()),
     )
     .await;
+    standin.world().org = org.clone();
     let github = serve(
         Router::new()
             .route(
