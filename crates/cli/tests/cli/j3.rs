@@ -116,6 +116,16 @@ impl Turn {
     }
 }
 
+/// github0's base URL, from `up`'s banner.
+pub(super) fn github_url(up: &Up) -> String {
+    up.banner
+        .iter()
+        .find_map(|l| l.split("GitHub sandbox) is at ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|url| url.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| panic!("github0 in the banner: {:#?}", up.banner))
+}
+
 /// The `tool_done` events' results, as text.
 fn tool_results(events: &[(String, Value)]) -> String {
     events
@@ -130,7 +140,7 @@ fn tool_results(events: &[(String, Value)]) -> String {
 
 /// The pages a consent walk went through.
 #[derive(Default, Debug)]
-struct Walk {
+pub(super) struct Walk {
     github_sign_in: bool,
     github_consent: bool,
 }
@@ -208,7 +218,7 @@ async fn consent(browser: &Browser, interaction_uri: &str, user: &str, password:
 
 /// Asks `message` and answers its consent card as `user`; returns the finished turn's events
 /// and the walk.
-async fn ask_with_consent(
+pub(super) async fn ask_with_consent(
     browser: &Browser,
     agent: &str,
     csrf: &str,
@@ -272,7 +282,7 @@ async fn mcp_get_me(
 }
 
 /// How many comments `login` has on acme/widgets#1 (github0's read-only sandbox page).
-async fn comments_by(github: &str, login: &str) -> usize {
+pub(super) async fn comments_by(github: &str, login: &str) -> usize {
     let page = reqwest::get(format!("{github}/acme/widgets/pull/1"))
         .await
         .unwrap()
@@ -333,13 +343,7 @@ async fn j3_consent_resume_no_second_consent_refresh_mcp_removal_and_another_per
         [0; 4],
         &[("GITHUB0_TOKEN_LIFETIME", lifetime.as_str())],
     );
-    let github = up
-        .banner
-        .iter()
-        .find_map(|l| l.split("GitHub sandbox) is at ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .map(|url| url.trim_end_matches('/').to_owned())
-        .unwrap_or_else(|| panic!("github0 in the banner: {:#?}", up.banner));
+    let github = github_url(&up);
     // github0 runs with idp0's app, the two demo people and the lifetime from the environment.
     let banner = up.banner.join("\n");
     assert!(banner.contains("github0 sandbox"), "{banner}");
