@@ -31,16 +31,25 @@ fn run_bench(extra: &[&str]) -> Value {
 
 /// `secure-agent bench ARGS`, which must succeed and print a JSON report.
 fn bench(args: &[&str]) -> Value {
+    bench_with_stderr(args).0
+}
+
+/// `secure-agent bench ARGS` (`--json`), which must succeed: its report and its standard error.
+/// agent0's database and Redis come from the arguments only, never from this environment.
+fn bench_with_stderr(args: &[&str]) -> (Value, String) {
     let run = Command::new(BIN)
         .arg("bench")
         .args(args)
         .env("RUST_LOG", "warn")
+        .env_remove("AGENT_DATABASE_URL")
+        .env_remove("AGENT_REDIS_URL")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    (report, stderr.into_owned())
 }
 
 fn check(report: &Value) {
@@ -86,29 +95,18 @@ fn bench_mcp_stateless_reports_throughput_latency_and_rss() {
 /// turns and latencies, and no warm turn made an IdP round trip.
 #[test]
 fn bench_agent_reports_turn_latency_and_no_idp_round_trips() {
-    let run = Command::new(BIN)
-        .args([
-            "bench",
-            "agent",
-            "--concurrency",
-            "1,3",
-            "--duration",
-            "500ms",
-            "--warmup",
-            "200ms",
-            "--pace",
-            "50ms",
-            "--json",
-        ])
-        .env("RUST_LOG", "warn")
-        .env_remove("AGENT_DATABASE_URL")
-        .env_remove("AGENT_REDIS_URL")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let report = bench(&[
+        "agent",
+        "--concurrency",
+        "1,3",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "200ms",
+        "--pace",
+        "50ms",
+        "--json",
+    ]);
     let runs = report["runs"].as_array().unwrap();
     assert_eq!(
         runs.len(),
@@ -134,34 +132,23 @@ fn bench_agent_reports_turn_latency_and_no_idp_round_trips() {
 /// todo0's ID-JAG (its tools are listed too) — never per turn.
 #[test]
 fn bench_agent_github_reads_a_pull_request_with_no_warm_idp_round_trips() {
-    let run = Command::new(BIN)
-        .args([
-            "bench",
-            "agent",
-            "--github",
-            "--concurrency",
-            "1,2",
-            "--duration",
-            "500ms",
-            "--warmup",
-            "200ms",
-            "--pace",
-            "50ms",
-            "--json",
-        ])
-        .env("RUST_LOG", "warn")
-        .env_remove("AGENT_DATABASE_URL")
-        .env_remove("AGENT_REDIS_URL")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let (report, stderr) = bench_with_stderr(&[
+        "agent",
+        "--github",
+        "--concurrency",
+        "1,2",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "200ms",
+        "--pace",
+        "50ms",
+        "--json",
+    ]);
     assert!(
         stderr.contains("2 people hold a GitHub token (2 walked the consent"),
         "{stderr}"
     );
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert_eq!(report["github"], true, "{report}");
     assert_eq!(
         report["message"], "show me PR 1 in acme/widgets",
