@@ -32,6 +32,7 @@ use sqlx::migrate::{Migrate, MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
+pub mod group_commit;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

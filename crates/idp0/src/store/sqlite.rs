@@ -1,4 +1,10 @@
-//! SQLite backend (WAL), migrations (`migrations/sqlite`) embedded and applied at open.
+//! SQLite backend (WAL, `synchronous = FULL`), migrations (`migrations/sqlite`) embedded and
+//! applied at open.
+//!
+//! The writes of every token request — a client assertion's or an ID-JAG's `jti` remembered, an
+//! issued token recorded in its grant's family — are group-committed ([`dbconn::group_commit`]):
+//! concurrent requests share one transaction and one fsync, and none is answered before its
+//! write is durable, so a `jti` seen once is refused again even after a crash.
 //!
 //! The migration files moved from `migrations/` to `migrations/sqlite/` byte for byte: sqlx checks
 //! each applied migration's checksum, so an existing `idp0.db` keeps opening.
@@ -7,9 +13,12 @@ use std::path::Path;
 use std::str::FromStr;
 
 use async_trait::async_trait;
+use dbconn::group_commit::{GroupCommit, GroupWrite};
 use protocol::UnixTime;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
-use sqlx::{Row, SqlitePool};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{AuthCode, Grant, RefreshRecord, SsoSession, Store, StoreError};
 use crate::login_guard::ThrottlePolicy;
@@ -18,6 +27,78 @@ use crate::login_guard::ThrottlePolicy;
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The group-commit writer of the token requests' writes.
+    replay: GroupCommit<TokenWrite>,
+}
+
+/// The most token-request writes committed together.
+const MAX_BATCH: usize = 256;
+
+/// A write of the token endpoint's hot path, run in a group's transaction.
+enum TokenWrite {
+    /// `INSERT OR IGNORE` into `seen_jti`: answers whether the `jti` is new.
+    RememberJti {
+        namespace: String,
+        jti: String,
+        expires_at: UnixTime,
+    },
+    /// `INSERT OR IGNORE` into `issued_access_tokens`: answers `true`.
+    RecordIssued {
+        jti: String,
+        family: String,
+        expires_at: UnixTime,
+    },
+}
+
+impl GroupWrite for TokenWrite {
+    type Output = bool;
+    type Error = StoreError;
+
+    async fn run(&self, conn: &mut SqliteConnection) -> Result<bool, StoreError> {
+        match self {
+            Self::RememberJti {
+                namespace,
+                jti,
+                expires_at,
+            } => {
+                let done = sqlx::query(
+                    "INSERT OR IGNORE INTO seen_jti (namespace, jti, expires_at) VALUES (?, ?, ?)",
+                )
+                .bind(namespace)
+                .bind(jti)
+                .bind(expires_at)
+                .execute(conn)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+            Self::RecordIssued {
+                jti,
+                family,
+                expires_at,
+            } => {
+                sqlx::query(
+                    "INSERT OR IGNORE INTO issued_access_tokens (jti, family, expires_at) VALUES (?, ?, ?)",
+                )
+                .bind(jti)
+                .bind(family)
+                .bind(expires_at)
+                .execute(conn)
+                .await?;
+                Ok(true)
+            }
+        }
+    }
+
+    fn group_failed(error: &sqlx::Error) -> StoreError {
+        StoreError {
+            message: error.to_string(),
+            unavailable: dbconn::is_unavailable(error),
+        }
+    }
+
+    fn writer_gone() -> StoreError {
+        StoreError::new("the token store is shut down")
+    }
 }
 
 impl SqliteStore {
@@ -26,6 +107,7 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(std::time::Duration::from_secs(5));
         Self::with_options(options, &path.display().to_string()).await
     }
@@ -43,13 +125,26 @@ impl SqliteStore {
             || options.get_filename() == Path::new(":memory:");
         let pool = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { 4 })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| StoreError::new(format!("cannot open the SQLite database {name}: {e}")))?;
         dbconn::migrate(&sqlx::migrate!("./migrations/sqlite"), &pool)
             .await
             .map_err(|e| StoreError::migration(e, name))?;
-        Ok(Self { pool })
+        // The group's own connection (the in-memory database has only the one).
+        let writer = if in_memory {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .map_err(|e| {
+                    StoreError::new(format!("cannot open the SQLite database {name}: {e}"))
+                })?
+        };
+        let replay = GroupCommit::start(writer, MAX_BATCH);
+        Ok(Self { pool, replay })
     }
 }
 
@@ -212,14 +307,13 @@ impl Store for SqliteStore {
         family: &str,
         expires_at: UnixTime,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT OR IGNORE INTO issued_access_tokens (jti, family, expires_at) VALUES (?, ?, ?)",
-        )
-        .bind(jti)
-        .bind(family)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await?;
+        self.replay
+            .write(TokenWrite::RecordIssued {
+                jti: jti.to_owned(),
+                family: family.to_owned(),
+                expires_at,
+            })
+            .await?;
         Ok(())
     }
 
@@ -270,15 +364,13 @@ impl Store for SqliteStore {
         jti: &str,
         expires_at: UnixTime,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT OR IGNORE INTO seen_jti (namespace, jti, expires_at) VALUES (?, ?, ?)",
-        )
-        .bind(namespace)
-        .bind(jti)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        self.replay
+            .write(TokenWrite::RememberJti {
+                namespace: namespace.to_owned(),
+                jti: jti.to_owned(),
+                expires_at,
+            })
+            .await
     }
 
     async fn find_managed_directory(&self) -> Result<Option<(i64, String)>, StoreError> {
