@@ -8,7 +8,8 @@
 //! Verified tokens are cached until they expire and checked for revocation in the background
 //! ([`super::revocation`]). A request naming an MCP session is refused (`403`) unless the caller
 //! owns it ([`super::sessions`]); a POST that is not JSON, or not one JSON-RPC message, gets a
-//! JSON-RPC error body ([`super::jsonrpc`]).
+//! JSON-RPC error body ([`super::jsonrpc`]). A plain `tools/call` on a ready session is answered
+//! here, without rmcp's session worker ([`super::direct`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,9 +25,11 @@ use protocol::www_authenticate::Challenge;
 use protocol::{Clock, Scopes};
 use sha2::{Digest, Sha256};
 
+use super::direct::{self, ToolCall};
 use super::revocation::{self, RevocationConfig, TokenCache};
 use super::scopes::{Requirement, ScopePolicy};
 use super::sessions::{OwnedSessions, Refusal, RequestScope, SCOPE};
+use super::tools::TodoTools;
 use super::{jsonrpc, scopes};
 use crate::domain::Owner;
 
@@ -68,6 +71,9 @@ struct GuardInner {
     sessions: Option<Arc<OwnedSessions>>,
     /// Which scopes each call needs (the web app's handlers authorise for themselves).
     scope_policy: ScopePolicy,
+    /// The tools a plain `tools/call` is answered with directly, and whether the server is
+    /// stateless (none for the web app's guard).
+    direct: Option<(TodoTools, bool)>,
 }
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -92,6 +98,7 @@ impl Guard {
             tokens: Arc::new(TokenCache::new()),
             sessions: None,
             scope_policy: ScopePolicy::default(),
+            direct: None,
         }))
     }
 
@@ -106,6 +113,7 @@ impl Guard {
             tokens: shared.tokens.clone(),
             sessions: shared.sessions.clone(),
             scope_policy: shared.scope_policy,
+            direct: shared.direct.clone(),
         });
         Self(Arc::new(change(inner)))
     }
@@ -122,6 +130,15 @@ impl Guard {
     pub fn with_scope_policy(self, policy: ScopePolicy) -> Self {
         self.rebuilt(|inner| GuardInner {
             scope_policy: policy,
+            ..inner
+        })
+    }
+
+    /// This guard, answering a plain `tools/call` itself with `tools` ([`direct`]); `stateless`:
+    /// the server keeps no sessions.
+    pub fn with_direct_tools(self, tools: TodoTools, stateless: bool) -> Self {
+        self.rebuilt(|inner| GuardInner {
+            direct: Some((tools, stateless)),
             ..inner
         })
     }
@@ -273,18 +290,24 @@ pub async fn require_token(State(guard): State<Guard>, request: Request, next: N
     } else {
         axum::body::Bytes::new()
     };
-    let messages = if parts.method == Method::POST {
-        match jsonrpc::read(&bytes) {
+    // A plain `tools/call` is read once, cheaply; anything else is checked in full.
+    let call = if parts.method == Method::POST {
+        ToolCall::read(&bytes)
+    } else {
+        None
+    };
+    let messages = match (&call, parts.method == Method::POST) {
+        (Some(call), _) => vec![("tools/call".to_owned(), Some(call.tool().to_owned()))],
+        (None, true) => match jsonrpc::read(&bytes) {
             Ok(messages) => messages,
             Err(bad) => return bad.into_response(),
-        }
-    } else {
-        vec![]
+        },
+        (None, false) => vec![],
     };
     let policy = guard.0.scope_policy;
     let mut required = Requirement::connect();
-    for (method, tool) in messages {
-        required = required.and(policy.required(&method, tool.as_deref()));
+    for (method, tool) in &messages {
+        required = required.and(policy.required(method, tool.as_deref()));
     }
     if !required.is_met_by(&caller.scopes) {
         let needed = required.challenge(&caller.scopes);
@@ -297,25 +320,45 @@ pub async fn require_token(State(guard): State<Guard>, request: Request, next: N
         );
     }
 
+    let session = parts
+        .headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut ready = false;
     if let Some(sessions) = &guard.0.sessions
-        && let Some(session) = parts
-            .headers
-            .get(SESSION_HEADER)
-            .and_then(|v| v.to_str().ok())
-        && sessions
+        && let Some(session) = &session
+    {
+        if sessions
             .owner_of(session)
             .is_some_and(|owner| owner != caller.owner)
-    {
-        tracing::warn!(
-            client_id = caller.client_id.as_deref().unwrap_or("-"),
-            "session used with another user's token"
-        );
-        return jsonrpc::error(
-            StatusCode::FORBIDDEN,
-            jsonrpc::INVALID_REQUEST,
-            "this session belongs to another user",
-        );
+        {
+            tracing::warn!(
+                client_id = caller.client_id.as_deref().unwrap_or("-"),
+                "session used with another user's token"
+            );
+            return jsonrpc::error(
+                StatusCode::FORBIDDEN,
+                jsonrpc::INVALID_REQUEST,
+                "this session belongs to another user",
+            );
+        }
+        ready = sessions.touch(session, &caller.owner);
     }
+    if let (Some(call), Some((tools, stateless))) = (call, &guard.0.direct)
+        && (if *stateless { session.is_none() } else { ready })
+        && direct::headers_allow(&parts.headers)
+        && tools.has_tool(call.tool())
+    {
+        let tool = call.tool().to_owned();
+        let (id, args) = call.into_parts();
+        if let Some(result) = tools.call(&caller, &tool, args).await {
+            return direct::reply(id, result);
+        }
+    }
+    let initialized = messages
+        .iter()
+        .any(|(method, _)| method == "notifications/initialized");
     let scope = RequestScope::new(caller.owner.clone());
     parts.extensions.insert(caller);
     let response = SCOPE
@@ -324,6 +367,12 @@ pub async fn require_token(State(guard): State<Guard>, request: Request, next: N
             next.run(Request::from_parts(parts, Body::from(bytes))),
         )
         .await;
+    if initialized
+        && response.status() == StatusCode::ACCEPTED
+        && let (Some(sessions), Some(session)) = (&guard.0.sessions, &session)
+    {
+        sessions.mark_ready(session);
+    }
     match scope.refusal() {
         None => jsonrpc::json_refusals(response).await,
         Some(refusal) => session_refused(refusal),

@@ -8,6 +8,7 @@
 //! owner), GET and DELETE are answered `405` (`Allow: POST`), and the session table stays empty.
 
 pub mod auth;
+mod direct;
 pub mod jsonrpc;
 pub mod metadata;
 pub mod revocation;
@@ -107,10 +108,12 @@ pub fn build(
         clock.clone(),
         config.max_body_bytes,
     );
-    let sessions = Arc::new(OwnedSessions::new(config.sessions));
+    let sessions = OwnedSessions::new(config.sessions);
+    let tools = tools::TodoTools::new(store.clone(), clock, config.scope_policy);
     let guard = guard
         .with_sessions(sessions.clone())
-        .with_scope_policy(config.scope_policy);
+        .with_scope_policy(config.scope_policy)
+        .with_direct_tools(tools.clone(), config.stateless);
     tracing::info!(scope_policy = %config.scope_policy, delete_todo_accepts = %config.scope_policy.need(scopes::Action::Delete), "scope policy");
     match &config.revocation {
         Some(revocation) => {
@@ -136,7 +139,6 @@ pub fn build(
         server_config = server_config.with_allowed_hosts(config.allowed_hosts.clone());
     }
     server_config.allowed_origins = config.allowed_origins.clone();
-    let tools = tools::TodoTools::new(store.clone(), clock, config.scope_policy);
     let service =
         StreamableHttpService::new(move || Ok(tools.clone()), sessions.clone(), server_config);
 

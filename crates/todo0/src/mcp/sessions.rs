@@ -4,8 +4,11 @@
 //! creates it and removed in the same call that closes it, so the binding lives exactly as long
 //! as the session and nothing can evict one without the other. Limits, all with a clear refusal:
 //!
-//! * a session idle for [`SessionLimits::idle`] ends (rmcp's own `keep_alive`), and its worker,
-//!   its tools instance and its owner binding go with it;
+//! * a session idle for [`SessionLimits::idle`] ends, and its worker, its tools instance and its
+//!   owner binding go with it. Idleness is tracked here, not by rmcp's `keep_alive`: the guard
+//!   marks every request that names a session ([`OwnedSessions::touch`]), including the `tools/call`s
+//!   it answers itself without rmcp's worker ([`super::direct`]), and a sweep started with the
+//!   first session closes those left unused;
 //! * one person holds at most [`SessionLimits::per_owner`] sessions (`429`);
 //! * the server holds at most [`SessionLimits::total`] sessions (`503`).
 //!
@@ -15,8 +18,11 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures::Stream;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
@@ -59,6 +65,9 @@ impl Default for SessionLimits {
         }
     }
 }
+
+/// How long rmcp keeps a finished request's messages for a resuming client.
+const COMPLETED_CACHE_TTL: Duration = Duration::from_secs(10);
 
 /// Why a new session was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,9 +120,18 @@ pub enum SessionError {
     NotOwner,
 }
 
+/// One open session.
+struct Open {
+    owner: Owner,
+    /// The client sent `notifications/initialized` (and rmcp accepted it).
+    ready: bool,
+    /// The last request that named it.
+    last_used: Instant,
+}
+
 #[derive(Default)]
 struct Table {
-    owners: HashMap<SessionId, Owner>,
+    owners: HashMap<SessionId, Open>,
     per_owner: HashMap<Owner, usize>,
 }
 
@@ -122,6 +140,9 @@ pub struct OwnedSessions {
     inner: LocalSessionManager,
     limits: SessionLimits,
     table: Mutex<Table>,
+    /// This table, for the idle sweep (which must not keep it alive).
+    me: Weak<OwnedSessions>,
+    sweeping: AtomicBool,
 }
 
 impl std::fmt::Debug for OwnedSessions {
@@ -135,15 +156,84 @@ impl std::fmt::Debug for OwnedSessions {
 
 impl OwnedSessions {
     /// Sessions under `limits`.
-    pub fn new(limits: SessionLimits) -> Self {
+    pub fn new(limits: SessionLimits) -> Arc<Self> {
+        // Idle sessions are closed by this table's sweep: rmcp's worker does not see the calls
+        // the guard answers directly, so its own idle timer would end busy sessions.
         let mut config = SessionConfig::default();
-        config.keep_alive = Some(limits.idle);
+        config.keep_alive = None;
+        // rmcp keeps each finished request's SSE messages for a late resume (`Last-Event-ID`)
+        // for this long, in every session: 60 s by default, which under a stream of requests it
+        // serves (not the direct `tools/call`s) held tens of MB. A client resuming does so after
+        // the priming event's retry interval (3 s).
+        config.completed_cache_ttl = COMPLETED_CACHE_TTL;
         let mut inner = LocalSessionManager::default();
         inner.session_config = config;
-        Self {
+        Arc::new_cyclic(|me| Self {
             inner,
             limits,
             table: Mutex::new(Table::default()),
+            me: me.clone(),
+            sweeping: AtomicBool::new(false),
+        })
+    }
+
+    /// Notes a request naming session `id` (its idle time starts again) and says whether it is
+    /// `owner`'s and ready for calls (initialized).
+    pub(crate) fn touch(&self, id: &str, owner: &Owner) -> bool {
+        match self.table().owners.get_mut(id) {
+            Some(open) if open.owner == *owner => {
+                open.last_used = Instant::now();
+                open.ready
+            }
+            _ => false,
+        }
+    }
+
+    /// Records that session `id`'s client completed initialization.
+    pub(crate) fn mark_ready(&self, id: &str) {
+        if let Some(open) = self.table().owners.get_mut(id) {
+            open.ready = true;
+        }
+    }
+
+    /// How often the idle sweep runs: a quarter of the idle time, within 10 ms – 60 s.
+    fn sweep_period(&self) -> Duration {
+        (self.limits.idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(60))
+    }
+
+    /// Starts the idle sweep once, from the first session on (inside the runtime).
+    fn start_sweep(&self) {
+        if self.sweeping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.me.clone();
+        let period = self.sweep_period();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(sessions) = me.upgrade() else { return };
+                sessions.close_idle().await;
+            }
+        });
+    }
+
+    /// Closes every session unused for the idle time.
+    async fn close_idle(&self) {
+        let now = Instant::now();
+        let idle: Vec<SessionId> = self
+            .table()
+            .owners
+            .iter()
+            .filter(|(_, open)| now.duration_since(open.last_used) >= self.limits.idle)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in idle {
+            self.forget(&id);
+            if let Err(e) = self.inner.close_session(&id).await {
+                tracing::warn!(error = %e, "closing an idle MCP session failed");
+            }
         }
     }
 
@@ -160,7 +250,7 @@ impl OwnedSessions {
 
     /// Who opened session `id`, while it is open.
     pub fn owner_of(&self, id: &str) -> Option<Owner> {
-        self.table().owners.get(id).cloned()
+        self.table().owners.get(id).map(|open| open.owner.clone())
     }
 
     /// Open sessions.
@@ -188,15 +278,22 @@ impl OwnedSessions {
         if held >= self.limits.per_owner {
             return Err(Refusal::OwnerLimit(self.limits.per_owner));
         }
-        table.owners.insert(id.clone(), owner.clone());
+        table.owners.insert(
+            id.clone(),
+            Open {
+                owner: owner.clone(),
+                ready: false,
+                last_used: Instant::now(),
+            },
+        );
         *table.per_owner.entry(owner.clone()).or_insert(0) += 1;
         Ok(())
     }
 
     fn forget(&self, id: &SessionId) {
         let mut table = self.table();
-        if let Some(owner) = table.owners.remove(id)
-            && let Entry::Occupied(mut count) = table.per_owner.entry(owner)
+        if let Some(open) = table.owners.remove(id)
+            && let Entry::Occupied(mut count) = table.per_owner.entry(open.owner)
         {
             *count.get_mut() -= 1;
             if *count.get() == 0 {
@@ -229,6 +326,7 @@ impl SessionManager for OwnedSessions {
         let scope = SCOPE
             .try_with(Clone::clone)
             .map_err(|_| SessionError::NoCaller)?;
+        self.start_sweep();
         let (id, transport) = self.inner.create_session().await?;
         if let Err(refusal) = self.admit(&id, &scope.owner) {
             *scope.refusal.lock().unwrap_or_else(PoisonError::into_inner) = Some(refusal);

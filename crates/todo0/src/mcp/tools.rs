@@ -175,20 +175,87 @@ impl TodoTools {
         }
     }
 
-    async fn run<T: DeserializeOwned>(
+    /// Runs tool `name` for `caller` and audits the call; `None` when there is no such tool.
+    /// Both ways in take it: rmcp's tool router (the methods below) and the MCP guard's direct
+    /// `tools/call` path ([`super::direct`]).
+    pub async fn call(
+        &self,
+        caller: &Caller,
+        name: &str,
+        args: JsonObject,
+    ) -> Option<CallToolResult> {
+        let now = self.clock.now();
+        let store = &self.store;
+        let result = match name {
+            "get-todos" => {
+                with_args(args, async |args: GetTodosArgs| {
+                    let filter = Filter {
+                        completed: args.completed,
+                        text: args.search.filter(|s| !s.trim().is_empty()),
+                    };
+                    let todos = store.list(&caller.owner, &filter).await?;
+                    Ok(structured(&TodoList {
+                        count: todos.len(),
+                        todos,
+                    }))
+                })
+                .await
+            }
+            "create-todo" => {
+                with_args(args, async |args: CreateTodoArgs| {
+                    let title = Title::parse(&args.title)?;
+                    let todo = store.create(&caller.owner, &title, now).await?;
+                    Ok(structured(&TodoResult { todo }))
+                })
+                .await
+            }
+            "update-todo" => {
+                with_args(args, async |args: UpdateTodoArgs| {
+                    let id = parse_id(args.id)?;
+                    let change = TodoChange::parse(args.title.as_deref(), args.completed)?;
+                    let todo = store.update(&caller.owner, id, &change, now).await?;
+                    Ok(structured(&TodoResult { todo }))
+                })
+                .await
+            }
+            "toggle-todo" => {
+                with_args(args, async |args: IdArgs| {
+                    let todo = store
+                        .set_completed(&caller.owner, parse_id(args.id)?, None, now)
+                        .await?;
+                    Ok(structured(&TodoResult { todo }))
+                })
+                .await
+            }
+            "delete-todo" => {
+                with_args(args, async |args: IdArgs| {
+                    let todo = store.delete(&caller.owner, parse_id(args.id)?).await?;
+                    Ok(structured(&TodoResult { todo }))
+                })
+                .await
+            }
+            _ => return None,
+        };
+        audit(caller, name, &result);
+        Some(result)
+    }
+
+    /// Whether tool `name` exists.
+    pub fn has_tool(&self, name: &str) -> bool {
+        self.tool_router.get(name).is_some()
+    }
+
+    /// A call that came through rmcp's tool router.
+    async fn routed(
         &self,
         parts: &http::request::Parts,
-        tool: &str,
+        name: &str,
         args: JsonObject,
-        f: impl AsyncFnOnce(&Self, &Caller, T) -> Result<CallToolResult, TodoError>,
     ) -> Result<CallToolResult, ErrorData> {
         let caller = caller(parts)?;
-        let result = match parse_args::<T>(args) {
-            Ok(args) => outcome(f(self, caller, args).await),
-            Err(message) => tool_error(message),
-        };
-        audit(caller, tool, &result);
-        Ok(result)
+        self.call(caller, name, args)
+            .await
+            .ok_or_else(|| ErrorData::internal_error("a routed tool has no implementation", None))
     }
 
     #[tool(
@@ -203,23 +270,7 @@ impl TodoTools {
         Extension(parts): Extension<http::request::Parts>,
         Parameters(args): Parameters<JsonObject>,
     ) -> Result<CallToolResult, ErrorData> {
-        self.run(
-            &parts,
-            "get-todos",
-            args,
-            async |this, caller, args: GetTodosArgs| {
-                let filter = Filter {
-                    completed: args.completed,
-                    text: args.search.filter(|s| !s.trim().is_empty()),
-                };
-                let todos = this.store.list(&caller.owner, &filter).await?;
-                Ok(structured(&TodoList {
-                    count: todos.len(),
-                    todos,
-                }))
-            },
-        )
-        .await
+        self.routed(&parts, "get-todos", args).await
     }
 
     #[tool(
@@ -234,20 +285,7 @@ impl TodoTools {
         Extension(parts): Extension<http::request::Parts>,
         Parameters(args): Parameters<JsonObject>,
     ) -> Result<CallToolResult, ErrorData> {
-        self.run(
-            &parts,
-            "create-todo",
-            args,
-            async |this, caller, args: CreateTodoArgs| {
-                let title = Title::parse(&args.title)?;
-                let todo = this
-                    .store
-                    .create(&caller.owner, &title, this.clock.now())
-                    .await?;
-                Ok(structured(&TodoResult { todo }))
-            },
-        )
-        .await
+        self.routed(&parts, "create-todo", args).await
     }
 
     #[tool(
@@ -262,21 +300,7 @@ impl TodoTools {
         Extension(parts): Extension<http::request::Parts>,
         Parameters(args): Parameters<JsonObject>,
     ) -> Result<CallToolResult, ErrorData> {
-        self.run(
-            &parts,
-            "update-todo",
-            args,
-            async |this, caller, args: UpdateTodoArgs| {
-                let id = parse_id(args.id)?;
-                let change = TodoChange::parse(args.title.as_deref(), args.completed)?;
-                let todo = this
-                    .store
-                    .update(&caller.owner, id, &change, this.clock.now())
-                    .await?;
-                Ok(structured(&TodoResult { todo }))
-            },
-        )
-        .await
+        self.routed(&parts, "update-todo", args).await
     }
 
     #[tool(
@@ -291,19 +315,7 @@ impl TodoTools {
         Extension(parts): Extension<http::request::Parts>,
         Parameters(args): Parameters<JsonObject>,
     ) -> Result<CallToolResult, ErrorData> {
-        self.run(
-            &parts,
-            "toggle-todo",
-            args,
-            async |this, caller, args: IdArgs| {
-                let todo = this
-                    .store
-                    .set_completed(&caller.owner, parse_id(args.id)?, None, this.clock.now())
-                    .await?;
-                Ok(structured(&TodoResult { todo }))
-            },
-        )
-        .await
+        self.routed(&parts, "toggle-todo", args).await
     }
 
     #[tool(
@@ -318,16 +330,18 @@ impl TodoTools {
         Extension(parts): Extension<http::request::Parts>,
         Parameters(args): Parameters<JsonObject>,
     ) -> Result<CallToolResult, ErrorData> {
-        self.run(
-            &parts,
-            "delete-todo",
-            args,
-            async |this, caller, args: IdArgs| {
-                let todo = this.store.delete(&caller.owner, parse_id(args.id)?).await?;
-                Ok(structured(&TodoResult { todo }))
-            },
-        )
-        .await
+        self.routed(&parts, "delete-todo", args).await
+    }
+}
+
+/// Runs `f` on the typed arguments; invalid ones are a tool error the model can read.
+async fn with_args<T: DeserializeOwned>(
+    args: JsonObject,
+    f: impl AsyncFnOnce(T) -> Result<CallToolResult, TodoError>,
+) -> CallToolResult {
+    match parse_args::<T>(args) {
+        Ok(args) => outcome(f(args).await),
+        Err(message) => tool_error(message),
     }
 }
 

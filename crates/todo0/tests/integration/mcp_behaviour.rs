@@ -249,6 +249,46 @@ async fn a_session_cannot_be_used_with_another_users_token() {
     assert_eq!(own.status, 200);
 }
 
+/// A plain `tools/call` on a ready session is answered by the guard itself as one JSON object;
+/// the same call with anything more (here `_meta`) goes through rmcp's session worker as SSE.
+/// Both give the same result.
+#[tokio::test]
+async fn a_plain_tool_call_is_answered_directly_and_the_same_as_through_rmcp() {
+    let server = Server::start(Backend::Sqlite, false).await;
+    let token = server.token("alice", ALL);
+    let session = server.initialize(&token).await.unwrap();
+    let created = server
+        .rpc(
+            Some(&token),
+            Some(&session),
+            &call("create-todo", json!({"title": "direct"})),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    assert_eq!(created.headers["content-type"], "application/json");
+    assert_eq!(created.json["id"], 1);
+    assert_eq!(created.structured()["todo"]["title"], "direct");
+
+    let direct = server
+        .rpc(Some(&token), Some(&session), &call("get-todos", json!({})))
+        .await;
+    let mut with_meta = call("get-todos", json!({}));
+    with_meta["params"]["_meta"] = json!({"progressToken": "p1"});
+    let routed = server.rpc(Some(&token), Some(&session), &with_meta).await;
+    assert_eq!(direct.headers["content-type"], "application/json");
+    assert!(
+        routed.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"),
+        "{:?}",
+        routed.headers
+    );
+    assert_eq!(direct.json["result"], routed.json["result"]);
+    assert_eq!(direct.structured()["count"], 1);
+    assert_eq!(direct.json["result"]["isError"], false);
+}
+
 #[tokio::test]
 async fn stateless_mode_serves_calls_without_sessions() {
     let server = Server::start(Backend::Sqlite, true).await;

@@ -1,0 +1,201 @@
+//! The guard's direct answer to a plain `tools/call` on a ready session.
+//!
+//! rmcp serves a stateful POST by handing the message to the session's worker task, which runs
+//! the tool and sends the reply back over a channel as a Server-Sent Events stream: two task
+//! hand-offs, a second parse of the body, and SSE framing per call — a quarter of todo0's CPU
+//! per `tools/call` under load (README, "Performance"). The guard has already parsed the body,
+//! verified the token, checked the scopes and the session's owner, so for the commonest request
+//! it calls the tool itself and answers with one JSON object (`Content-Type: application/json`),
+//! which MCP's Streamable HTTP transport allows for any request ("the server MUST either return
+//! `Content-Type: text/event-stream` … or `Content-Type: application/json`"; clients support
+//! both).
+//!
+//! Only a request of exactly this shape takes the direct path; everything else goes to rmcp
+//! unchanged, which answers as before (SSE, or its refusal):
+//!
+//! * `{"jsonrpc":"2.0","id":…,"method":"tools/call","params":{"name":…,"arguments":{…}}}` and no
+//!   other member (no `_meta`, no task): nothing that needs the session's worker;
+//! * `Accept` lists `application/json` and `text/event-stream` plainly (rmcp's `406` otherwise);
+//! * `MCP-Protocol-Version` absent or one of the session-based versions (2024-11-05 … 2025-11-25),
+//!   so none of the newer per-request header rules apply;
+//! * the session is the caller's and initialized (`notifications/initialized` accepted), or the
+//!   server is stateless (no session header);
+//! * the tool exists.
+
+use std::borrow::Cow;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rmcp::model::{JsonObject, ProtocolVersion, RequestId, ServerJsonRpcMessage, ServerResult};
+use serde::Deserialize;
+
+/// A `tools/call` request with nothing else in it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ToolCall<'a> {
+    #[serde(borrow)]
+    jsonrpc: Cow<'a, str>,
+    id: RequestId,
+    #[serde(borrow)]
+    method: Cow<'a, str>,
+    #[serde(borrow)]
+    params: CallParams<'a>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallParams<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(default)]
+    arguments: Option<JsonObject>,
+}
+
+impl<'a> ToolCall<'a> {
+    /// The call, when `body` is exactly a plain `tools/call` request.
+    pub(crate) fn read(body: &'a [u8]) -> Option<Self> {
+        let call: Self = serde_json::from_slice(body).ok()?;
+        (call.jsonrpc == "2.0" && call.method == "tools/call").then_some(call)
+    }
+
+    /// The tool's name.
+    pub(crate) fn tool(&self) -> &str {
+        &self.params.name
+    }
+
+    /// The request id and the arguments (an empty object when absent, as rmcp passes them).
+    pub(crate) fn into_parts(self) -> (RequestId, JsonObject) {
+        (self.id, self.params.arguments.unwrap_or_default())
+    }
+}
+
+/// Whether the request's headers allow the direct path (see the module documentation).
+pub(crate) fn headers_allow(headers: &HeaderMap) -> bool {
+    plain_accept(headers) && session_based_version(headers)
+}
+
+fn plain_accept(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::ACCEPT).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let (mut json, mut sse) = (false, false);
+    for entry in value.split(',').map(str::trim) {
+        json |= entry.eq_ignore_ascii_case("application/json");
+        sse |= entry.eq_ignore_ascii_case("text/event-stream");
+    }
+    json && sse
+}
+
+fn session_based_version(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all("mcp-protocol-version").iter();
+    match (values.next(), values.next()) {
+        (None, _) => true,
+        (Some(value), None) => [
+            ProtocolVersion::V_2025_11_25,
+            ProtocolVersion::V_2025_06_18,
+            ProtocolVersion::V_2025_03_26,
+            ProtocolVersion::V_2024_11_05,
+        ]
+        .iter()
+        .any(|known| value.as_bytes() == known.as_str().as_bytes()),
+        _ => false,
+    }
+}
+
+/// The JSON-RPC response carrying `result`, as one JSON object, in the shape rmcp gives a peer
+/// of a session-based version (no `resultType`, object-only structured content).
+pub(crate) fn reply(id: RequestId, result: rmcp::model::CallToolResult) -> Response {
+    let mut result = ServerResult::CallToolResult(result);
+    result.strip_result_type_for_legacy_peer();
+    result.strip_non_object_output_for_legacy_peer();
+    let message = ServerJsonRpcMessage::response(result, id);
+    match serde_json::to_vec(&message) {
+        Ok(body) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not encode a tool result");
+            super::jsonrpc::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                -32603,
+                "could not encode the tool result",
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_plain_tools_call_is_read() {
+        let call = ToolCall::read(
+            br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get-todos","arguments":{"completed":true}}}"#,
+        )
+        .unwrap();
+        assert_eq!(call.tool(), "get-todos");
+        let (id, args) = call.into_parts();
+        assert_eq!(id, RequestId::Number(7));
+        assert_eq!(args.get("completed"), Some(&serde_json::json!(true)));
+        let bare = ToolCall::read(
+            br#"{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"get-todos"}}"#,
+        )
+        .unwrap();
+        assert!(bare.into_parts().1.is_empty());
+        for other in [
+            // Anything rmcp must see: metadata, tasks, other methods, batches, bad versions.
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-todos","_meta":{"progressToken":1}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-todos","task":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+            r#"{"jsonrpc":"1.0","id":1,"method":"tools/call","params":{"name":"get-todos"}}"#,
+            r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"get-todos"}}"#,
+            r#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"get-todos"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-todos"},"extra":1}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-todos","arguments":[]}}"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-todos"}}]"#,
+        ] {
+            assert!(ToolCall::read(other.as_bytes()).is_none(), "{other}");
+        }
+    }
+
+    #[test]
+    fn only_plain_headers_of_a_session_based_version_allow_it() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        let both = ("accept", "application/json, text/event-stream");
+        assert!(headers_allow(&headers(&[both])));
+        assert!(headers_allow(&headers(&[
+            both,
+            ("mcp-protocol-version", "2025-11-25")
+        ])));
+        for refused in [
+            vec![("accept", "application/json")],
+            vec![("accept", "application/json;q=0, text/event-stream")],
+            vec![
+                ("accept", "application/json"),
+                ("accept", "text/event-stream"),
+            ],
+            vec![both, ("mcp-protocol-version", "2026-07-28")],
+            vec![both, ("mcp-protocol-version", "1999-01-01")],
+        ] {
+            assert!(!headers_allow(&headers(&refused)), "{refused:?}");
+        }
+    }
+}
