@@ -67,11 +67,12 @@ impl<W: GroupWrite> std::fmt::Debug for GroupCommit<W> {
 
 impl<W: GroupWrite> GroupCommit<W> {
     /// Starts the writer task on `writer` (a pool of one connection, which nothing else should
-    /// write through while writes are queued). At most `max_batch` writes share a commit; as
-    /// many may wait, and callers beyond that wait for room (bounded memory under any load).
+    /// write through while writes are queued). At most `max_batch` writes share a commit; four
+    /// times as many may wait, and callers beyond that wait for room (bounded memory under any
+    /// load).
     pub fn start(writer: SqlitePool, max_batch: usize) -> Self {
         let max_batch = max_batch.max(1);
-        let (queue, receiver) = mpsc::channel(max_batch);
+        let (queue, receiver) = mpsc::channel(4 * max_batch);
         tokio::spawn(writer_task(writer, receiver, max_batch));
         Self { queue }
     }

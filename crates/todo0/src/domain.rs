@@ -141,13 +141,18 @@ pub enum TodoError {
 
 impl From<sqlx::Error> for TodoError {
     fn from(e: sqlx::Error) -> Self {
-        // Pool timeouts and I/O errors are what a vanished database looks like.
-        Self::Unavailable(match &e {
-            sqlx::Error::PoolTimedOut => "timed out waiting for a database connection".into(),
-            sqlx::Error::Io(_) => "database connection failed".into(),
-            sqlx::Error::Database(db) => format!("database error: {}", db.message()),
-            other => other.to_string(),
-        })
+        Self::Unavailable(describe(&e))
+    }
+}
+
+/// A database failure in words: pool timeouts and I/O errors are what a vanished database
+/// looks like.
+pub(crate) fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::PoolTimedOut => "timed out waiting for a database connection".into(),
+        sqlx::Error::Io(_) => "database connection failed".into(),
+        sqlx::Error::Database(db) => format!("database error: {}", db.message()),
+        other => other.to_string(),
     }
 }
 

@@ -1,11 +1,12 @@
 //! SQLite [`TodoStore`]: one database file in WAL mode with `synchronous = FULL` (a write that
 //! returned is on disk, even across power loss), migrations embedded and applied at open.
 //!
-//! Writes are group-committed: one writer task owns the only write connection, takes every write
-//! that is waiting (up to [`MAX_BATCH`]), runs them in one transaction and commits once — one
-//! fsync for the whole group — before answering any of them. Each write is a single statement with
-//! `RETURNING`; one that finds no row just reports `NotFound` without affecting the others. A
-//! failed commit fails the whole group, and nothing is reported done before it is durable.
+//! Writes are group-committed ([`dbconn::group_commit`]): one writer task owns the only write
+//! connection, takes every write that is waiting (up to [`MAX_BATCH`]), runs them in one
+//! transaction and commits once — one fsync for the whole group — before answering any of them.
+//! Each write is a single statement with `RETURNING`; one that finds no row just reports
+//! `NotFound` without affecting the others. A failed commit fails the whole group, and nothing is
+//! reported done before it is durable.
 //! Reads of a file store run on read-only rusqlite connections on the calling thread (see
 //! `Readers`); the in-memory store reads through its one sqlx connection.
 //!
@@ -15,9 +16,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
-
 use async_trait::async_trait;
+use dbconn::group_commit::{GroupCommit, GroupWrite};
 use protocol::UnixTime;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -48,7 +48,7 @@ pub struct SqliteStore {
     /// Readers that run a list or get on the calling thread (file stores only; see [`Readers`]).
     readers: Option<std::sync::Arc<Readers>>,
     /// The queue of the group-commit writer task.
-    writes: mpsc::Sender<Pending>,
+    writes: GroupCommit<Write>,
     /// The write connection, for writes outside the todo group commit (ended sessions).
     writer: SqlitePool,
 }
@@ -80,13 +80,10 @@ enum Write {
     },
 }
 
-#[derive(Debug)]
-struct Pending {
-    write: Write,
-    done: oneshot::Sender<Result<Todo, TodoError>>,
-}
+impl GroupWrite for Write {
+    type Output = Todo;
+    type Error = TodoError;
 
-impl Write {
     /// Runs the statement inside the group's transaction.
     ///
     /// It is stepped to completion (`fetch_all`, at most one row since every write is keyed by
@@ -151,39 +148,13 @@ impl Write {
             )),
         }
     }
-}
 
-/// The writer task: takes whatever is waiting (at least one, at most [`MAX_BATCH`]) as one
-/// group, one transaction (and one fsync) per group; stops when every sender is gone.
-async fn group_commit(writer: SqlitePool, mut queue: mpsc::Receiver<Pending>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let results = commit(&writer, &batch).await;
-        for (pending, result) in batch.drain(..).zip(results) {
-            let _ = pending.done.send(result);
-        }
+    fn group_failed(error: &sqlx::Error) -> TodoError {
+        TodoError::Unavailable(crate::domain::describe(error))
     }
-}
 
-async fn commit(writer: &SqlitePool, batch: &[Pending]) -> Vec<Result<Todo, TodoError>> {
-    let failed = |e: sqlx::Error| {
-        let message = TodoError::from(e).to_string();
-        batch
-            .iter()
-            .map(|_| Err(TodoError::Unavailable(message.clone())))
-            .collect()
-    };
-    let mut tx = match writer.begin().await {
-        Ok(tx) => tx,
-        Err(e) => return failed(e),
-    };
-    let mut results = Vec::with_capacity(batch.len());
-    for pending in batch {
-        results.push(pending.write.run(&mut tx).await);
-    }
-    match tx.commit().await {
-        Ok(()) => results,
-        Err(e) => failed(e),
+    fn writer_gone() -> TodoError {
+        TodoError::Unavailable("the todo writer stopped".into())
     }
 }
 
@@ -250,24 +221,16 @@ impl SqliteStore {
     }
 
     fn with_writer(pool: SqlitePool, writer: SqlitePool) -> Self {
-        let (writes, queue) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(group_commit(writer.clone(), queue));
         Self {
             pool,
-            writes,
+            writes: GroupCommit::start(writer.clone(), MAX_BATCH),
             writer,
             readers: None,
         }
     }
 
     async fn write(&self, write: Write) -> Result<Todo, TodoError> {
-        let (done, result) = oneshot::channel();
-        let gone = || TodoError::Unavailable("the todo writer stopped".into());
-        self.writes
-            .send(Pending { write, done })
-            .await
-            .map_err(|_| gone())?;
-        result.await.map_err(|_| gone())?
+        self.writes.write(write).await
     }
 
     /// A private in-memory database (tests): one connection that is never closed, since the
