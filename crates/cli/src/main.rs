@@ -92,7 +92,6 @@ pub(crate) struct ServiceArgs {
 }
 
 fn main() -> std::process::ExitCode {
-    memory::steady_heap();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
