@@ -14,7 +14,10 @@
 //! unchanged, which answers as before (SSE, or its refusal):
 //!
 //! * `{"jsonrpc":"2.0","id":…,"method":"tools/call","params":{"name":…,"arguments":{…}}}` and no
-//!   other member (no `_meta`, no task): nothing that needs the session's worker;
+//!   other member (no task, no other metadata): nothing that needs the session's worker. The one
+//!   metadata allowed is `_meta.progressToken`, which rmcp's client (agent0's) puts on every
+//!   request: it lets the server send progress notifications, which MCP leaves optional
+//!   ("MAY"), and todo0's tools send none, on either path;
 //! * `Accept` lists `application/json` and `text/event-stream` plainly (rmcp's `406` otherwise);
 //! * `MCP-Protocol-Version` absent or one of the session-based versions (2024-11-05 … 2025-11-25),
 //!   so none of the newer per-request header rules apply;
@@ -26,7 +29,9 @@ use std::borrow::Cow;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rmcp::model::{JsonObject, ProtocolVersion, RequestId, ServerJsonRpcMessage, ServerResult};
+use rmcp::model::{
+    JsonObject, ProgressToken, ProtocolVersion, RequestId, ServerJsonRpcMessage, ServerResult,
+};
 use serde::Deserialize;
 
 /// A `tools/call` request with nothing else in it.
@@ -49,6 +54,17 @@ struct CallParams<'a> {
     name: Cow<'a, str>,
     #[serde(default)]
     arguments: Option<JsonObject>,
+    /// Only a progress token (a string or an integer) may be here.
+    #[serde(rename = "_meta", default)]
+    _meta: Option<ProgressOnly>,
+}
+
+/// Request metadata with nothing but `progressToken` in it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProgressOnly {
+    #[serde(rename = "progressToken")]
+    _progress_token: ProgressToken,
 }
 
 impl<'a> ToolCall<'a> {
@@ -154,9 +170,19 @@ mod tests {
         )
         .unwrap();
         assert!(bare.into_parts().1.is_empty());
+        // rmcp's client sends a progress token with every request.
+        for progress in [r#"1"#, r#""p-1""#] {
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"get-todos","arguments":{{}},"_meta":{{"progressToken":{progress}}}}}}}"#
+            );
+            assert_eq!(ToolCall::read(body.as_bytes()).unwrap().tool(), "get-todos");
+        }
         for other in [
-            // Anything rmcp must see: metadata, tasks, other methods, batches, bad versions.
-            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-todos","_meta":{"progressToken":1}}}"#,
+            // Anything rmcp must see: other metadata, tasks, other methods, batches, bad versions.
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-todos","_meta":{"progressToken":1,"other":1}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-todos","_meta":{"progressToken":null}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-todos","_meta":{"progressToken":{}}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-todos","_meta":{}}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-todos","task":{}}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
             r#"{"jsonrpc":"1.0","id":1,"method":"tools/call","params":{"name":"get-todos"}}"#,

@@ -249,9 +249,9 @@ async fn a_session_cannot_be_used_with_another_users_token() {
     assert_eq!(own.status, 200);
 }
 
-/// A plain `tools/call` on a ready session is answered by the guard itself as one JSON object;
-/// the same call with anything more (here `_meta`) goes through rmcp's session worker as SSE.
-/// Both give the same result.
+/// A plain `tools/call` on a ready session (with or without the progress token rmcp's client
+/// adds) is answered by the guard itself as one JSON object; the same call with anything more
+/// (here other `_meta`) goes through rmcp's session worker as SSE. All give the same result.
 #[tokio::test]
 async fn a_plain_tool_call_is_answered_directly_and_the_same_as_through_rmcp() {
     let server = Server::start(Backend::Sqlite, false).await;
@@ -272,10 +272,17 @@ async fn a_plain_tool_call_is_answered_directly_and_the_same_as_through_rmcp() {
     let direct = server
         .rpc(Some(&token), Some(&session), &call("get-todos", json!({})))
         .await;
+    let mut with_progress = call("get-todos", json!({}));
+    with_progress["params"]["_meta"] = json!({"progressToken": 5});
+    let progress = server
+        .rpc(Some(&token), Some(&session), &with_progress)
+        .await;
     let mut with_meta = call("get-todos", json!({}));
-    with_meta["params"]["_meta"] = json!({"progressToken": "p1"});
+    with_meta["params"]["_meta"] = json!({"progressToken": "p1", "trace": "x"});
     let routed = server.rpc(Some(&token), Some(&session), &with_meta).await;
     assert_eq!(direct.headers["content-type"], "application/json");
+    assert_eq!(progress.headers["content-type"], "application/json");
+    assert_eq!(progress.json["result"], direct.json["result"]);
     assert!(
         routed.headers["content-type"]
             .to_str()
