@@ -77,8 +77,8 @@ pub struct Agent {
 type CachedHistory = (u32, Arc<Vec<Message>>);
 
 /// A tool as offered to the model, and where it really lives.
-struct OfferedTool {
-    server: McpServer,
+struct OfferedTool<'a> {
+    server: &'a McpServer,
     tool: String,
     policy: ToolPolicy,
 }
@@ -483,7 +483,7 @@ impl Agent {
         &self,
         principal: &Principal,
         events: &UnboundedSender<AgentEvent>,
-    ) -> Result<(Vec<ToolSpec>, HashMap<String, OfferedTool>), AgentError> {
+    ) -> Result<(Vec<ToolSpec>, HashMap<String, OfferedTool<'_>>), AgentError> {
         let mut listed = Vec::new();
         for server in self.hub.servers() {
             match self.hub.list_tools(principal, server).await {
@@ -524,14 +524,14 @@ impl Agent {
         }
         let mut count: HashMap<&str, usize> = HashMap::new();
         for (_, tools) in &listed {
-            for tool in tools {
+            for tool in tools.iter() {
                 *count.entry(tool.name.as_ref()).or_default() += 1;
             }
         }
         let mut specs = Vec::new();
         let mut offered = HashMap::new();
         for (server, tools) in &listed {
-            for tool in tools {
+            for tool in tools.iter() {
                 let name = if count.get(tool.name.as_ref()).copied().unwrap_or(0) > 1 {
                     format!("{}{TOOL_NAME_SEPARATOR}{}", server.name, tool.name)
                 } else {
@@ -540,13 +540,13 @@ impl Agent {
                 specs.push(ToolSpec {
                     name: name.clone(),
                     description: tool.description.as_deref().unwrap_or_default().to_owned(),
-                    input_schema: Value::Object((*tool.input_schema).clone()),
+                    input_schema: tool.input_schema.clone(),
                 });
                 let auto_approve = server.auto_approve.iter().any(|t| *t == tool.name);
                 offered.insert(
                     name,
                     OfferedTool {
-                        server: (*server).clone(),
+                        server,
                         tool: tool.name.to_string(),
                         policy: ToolPolicy::of(tool, auto_approve),
                     },
@@ -559,7 +559,7 @@ impl Agent {
     async fn run_tool(
         &self,
         owner: TurnOwner<'_>,
-        offered: &HashMap<String, OfferedTool>,
+        offered: &HashMap<String, OfferedTool<'_>>,
         (id, name): (&str, &str),
         input: Value,
         events: &UnboundedSender<AgentEvent>,

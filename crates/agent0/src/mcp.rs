@@ -161,14 +161,14 @@ pub struct McpHub {
     /// Held while a (person, connection)'s session is being opened.
     opening: KeyedLocks<SessionKey>,
     learned: Cache<(String, String), Scopes>,
-    tools: Cache<SessionKey, (Vec<Tool>, UnixTime)>,
+    tools: Cache<SessionKey, (Arc<[Tool]>, UnixTime)>,
     live: Cache<SessionKey, UnixTime>,
     health: Cache<SessionKey, Health>,
     /// The application connection (GitHub REST), when configured and enabled.
     application: Option<Arc<crate::github::GithubRest>>,
     /// The last tool list of each brokered (`oauth-sts`) server, offered to people who have not
     /// consented yet.
-    brokered_tools: Cache<String, Vec<Tool>>,
+    brokered_tools: Cache<String, Arc<[Tool]>>,
     /// Until when a person's listing of an undeclared brokered server is known to need their
     /// consent (no exchange, no card until then).
     unconsented: Cache<SessionKey, UnixTime>,
@@ -338,11 +338,11 @@ impl McpHub {
         &self,
         principal: &Principal,
         server: &McpServer,
-    ) -> Result<Vec<Tool>, McpError> {
+    ) -> Result<Arc<[Tool]>, McpError> {
         let key = (principal.subject.clone(), server.name.clone());
         let now = self.clock.now();
         if self.application_for(server).is_some() {
-            return Ok(self.application_tools());
+            return Ok(self.application_tools().into());
         }
         if let Some((tools, until)) = self.tools.get(&key)
             && now < until
@@ -379,8 +379,8 @@ impl McpHub {
             )
             .await
             .inspect_err(|e| self.note_failure(principal, server, e));
-        let tools = match listed {
-            Ok((tools, _)) => tools,
+        let tools: Arc<[Tool]> = match listed {
+            Ok((tools, _)) => tools.into(),
             // A brokered server's tool names are the same for everyone: offered as someone
             // listed them (or as declared), a call asks this person's consent and waits for it.
             Err(e @ McpError::Token(TokenError::InteractionRequired { .. }))
@@ -410,10 +410,10 @@ impl McpHub {
 
     /// A brokered server's tools as known without listing them for this person: its last
     /// listing by anyone (which replaces the declared ones), else its declared tools.
-    fn known_tools(&self, server: &McpServer) -> Option<Vec<Tool>> {
+    fn known_tools(&self, server: &McpServer) -> Option<Arc<[Tool]>> {
         self.brokered_tools
             .get(&server.name)
-            .or_else(|| server.declared_tools.as_deref().map(<[Tool]>::to_vec))
+            .or_else(|| server.declared_tools.clone())
     }
 
     /// Calls `tool` on `server` for `principal`.

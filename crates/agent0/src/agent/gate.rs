@@ -19,7 +19,7 @@ impl Agent {
     pub(super) async fn confirm(
         &self,
         owner: TurnOwner<'_>,
-        offered: &HashMap<String, OfferedTool>,
+        offered: &HashMap<String, OfferedTool<'_>>,
         id: &str,
         name: &str,
         input: &Value,

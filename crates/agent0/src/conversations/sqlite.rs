@@ -204,7 +204,7 @@ impl ConversationStore for SqliteConversations {
         let rows: Vec<(String, Option<String>, UnixTime, u32)> = sqlx::query_as(
             "SELECT c.id, \
              (SELECT user_text FROM turns WHERE conversation_id = c.id ORDER BY seq LIMIT 1), \
-             c.updated_at, (SELECT COUNT(*) FROM turns WHERE conversation_id = c.id) \
+             c.updated_at, (SELECT COALESCE(MAX(seq), 0) FROM turns WHERE conversation_id = c.id) \
              FROM conversations c WHERE c.owner = ? \
              ORDER BY c.updated_at DESC, \
              (SELECT MAX(rowid) FROM turns WHERE conversation_id = c.id) DESC NULLS LAST, \
@@ -225,9 +225,12 @@ impl ConversationStore for SqliteConversations {
             .collect())
     }
 
+    /// The highest turn number is the count (one primary-key lookup, where `COUNT(*)` reads every
+    /// turn): the writer numbers each turn one past the highest, from 1, and turns are deleted
+    /// only with their conversation.
     async fn count_turns(&self, owner: &str, id: &str) -> Result<u32, StoreError> {
         let count: Option<u32> = sqlx::query_scalar(
-            "SELECT (SELECT COUNT(*) FROM turns WHERE conversation_id = c.id) \
+            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM turns WHERE conversation_id = c.id) \
              FROM conversations c WHERE c.id = ? AND c.owner = ?",
         )
         .bind(id)

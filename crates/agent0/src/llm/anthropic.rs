@@ -176,7 +176,7 @@ enum WireBlock<'a> {
 struct WireTool<'a> {
     name: &'a str,
     description: &'a str,
-    input_schema: &'a Value,
+    input_schema: &'a serde_json::Map<String, Value>,
 }
 
 impl<'a> WireRequest<'a> {
@@ -226,7 +226,7 @@ impl<'a> From<&'a ToolSpec> for WireTool<'a> {
         Self {
             name: &tool.name,
             description: &tool.description,
-            input_schema: &tool.input_schema,
+            input_schema: &*tool.input_schema,
         }
     }
 }

@@ -41,7 +41,9 @@ fn request_body_pairs_tool_use_and_result() {
     let tools = [ToolSpec {
         name: "list_todos".into(),
         description: "Lists todos".into(),
-        input_schema: json!({"type": "object"}),
+        input_schema: std::sync::Arc::new(
+            serde_json::from_value(json!({"type": "object"})).unwrap(),
+        ),
     }];
     let request = ModelRequest {
         system: "Be brief.",

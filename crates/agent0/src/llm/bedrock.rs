@@ -385,7 +385,7 @@ struct ToolSpecification<'a> {
 
 #[derive(Debug, Serialize)]
 struct InputSchema<'a> {
-    json: &'a Value,
+    json: &'a serde_json::Map<String, Value>,
 }
 
 impl<'a> ConverseRequest<'a> {
@@ -455,7 +455,7 @@ impl<'a> From<&'a ToolSpec> for Tool<'a> {
                 name: &tool.name,
                 description: &tool.description,
                 input_schema: InputSchema {
-                    json: &tool.input_schema,
+                    json: &*tool.input_schema,
                 },
             },
         }

@@ -148,7 +148,12 @@ fn tool_conversation() -> (Vec<Message>, Vec<ToolSpec>) {
     let tools = vec![ToolSpec {
         name: "list_todos".into(),
         description: "Lists todos".into(),
-        input_schema: json!({"type": "object", "properties": {"limit": {"type": "integer"}}}),
+        input_schema: std::sync::Arc::new(
+            serde_json::from_value(
+                json!({"type": "object", "properties": {"limit": {"type": "integer"}}}),
+            )
+            .unwrap(),
+        ),
     }];
     (messages, tools)
 }

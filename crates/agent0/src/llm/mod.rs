@@ -3,11 +3,12 @@
 //! provider-neutral conversation shape modelled on content blocks (text, tool use, tool result),
 //! which every provider maps to and from its own wire format.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Who said it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,8 +87,9 @@ pub struct ToolSpec {
     pub name: String,
     /// What it does.
     pub description: String,
-    /// JSON Schema of its arguments (an object schema).
-    pub input_schema: Value,
+    /// JSON Schema of its arguments (an object schema), shared with the tool list it came from
+    /// (offering tools each turn copies no schema).
+    pub input_schema: Arc<Map<String, Value>>,
 }
 
 /// What the model is asked.

@@ -201,7 +201,7 @@ struct WireTool<'a> {
 struct WireFunction<'a> {
     name: &'a str,
     description: &'a str,
-    parameters: &'a Value,
+    parameters: &'a serde_json::Map<String, Value>,
 }
 
 impl<'a> WireRequest<'a> {
@@ -280,7 +280,7 @@ impl<'a> From<&'a ToolSpec> for WireTool<'a> {
             function: WireFunction {
                 name: &tool.name,
                 description: &tool.description,
-                parameters: &tool.input_schema,
+                parameters: &*tool.input_schema,
             },
         }
     }

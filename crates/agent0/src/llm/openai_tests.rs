@@ -39,7 +39,9 @@ fn request_body_maps_tool_calls_and_results() {
     let tools = [ToolSpec {
         name: "list_todos".into(),
         description: "Lists todos".into(),
-        input_schema: json!({"type": "object"}),
+        input_schema: std::sync::Arc::new(
+            serde_json::from_value(json!({"type": "object"})).unwrap(),
+        ),
     }];
     let request = ModelRequest {
         system: "Be brief.",

@@ -121,7 +121,12 @@ pub fn tools() -> Vec<ToolSpec> {
     vec![ToolSpec {
         name: "list_todos".into(),
         description: "Lists the person's todos".into(),
-        input_schema: json!({"type": "object", "properties": {"limit": {"type": "integer"}}}),
+        input_schema: std::sync::Arc::new(
+            serde_json::from_value(
+                json!({"type": "object", "properties": {"limit": {"type": "integer"}}}),
+            )
+            .unwrap(),
+        ),
     }]
 }
 

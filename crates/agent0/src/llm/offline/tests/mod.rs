@@ -22,7 +22,9 @@ fn specs(names: &[&str]) -> Vec<ToolSpec> {
         .map(|name| ToolSpec {
             name: (*name).to_owned(),
             description: String::new(),
-            input_schema: json!({ "type": "object" }),
+            input_schema: std::sync::Arc::new(
+                serde_json::from_value(json!({ "type": "object" })).unwrap(),
+            ),
         })
         .collect()
 }
