@@ -606,7 +606,7 @@ impl Agent {
         };
         tracing::info!(target: "agent0::audit", user = %principal.subject, connection = %target.server.name, tool = %target.tool, "tool call");
         let (result, stop) = self
-            .call_with_consent(owner, &target.server, &target.tool, arguments, events)
+            .call_with_consent(owner, target.server, &target.tool, arguments, events)
             .await;
         match result {
             Ok(outcome) => {

@@ -455,7 +455,7 @@ impl<'a> From<&'a ToolSpec> for Tool<'a> {
                 name: &tool.name,
                 description: &tool.description,
                 input_schema: InputSchema {
-                    json: &*tool.input_schema,
+                    json: &tool.input_schema,
                 },
             },
         }

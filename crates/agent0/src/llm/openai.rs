@@ -280,7 +280,7 @@ impl<'a> From<&'a ToolSpec> for WireTool<'a> {
             function: WireFunction {
                 name: &tool.name,
                 description: &tool.description,
-                parameters: &*tool.input_schema,
+                parameters: &tool.input_schema,
             },
         }
     }

@@ -22,9 +22,10 @@ fn specs(names: &[&str]) -> Vec<ToolSpec> {
         .map(|name| ToolSpec {
             name: (*name).to_owned(),
             description: String::new(),
-            input_schema: std::sync::Arc::new(
-                serde_json::from_value(json!({ "type": "object" })).unwrap(),
-            ),
+            input_schema: std::sync::Arc::new(serde_json::Map::from_iter([(
+                "type".to_owned(),
+                json!("object"),
+            )])),
         })
         .collect()
 }
