@@ -91,8 +91,10 @@ fn bench_mcp_stateless_reports_throughput_latency_and_rss() {
     check(&report);
 }
 
-/// `secure-agent bench agent`: people log in through idp0's form and chat; every run reports
-/// turns and latencies, and no warm turn made an IdP round trip.
+/// `secure-agent bench agent --reference`: people log in through idp0's form and chat; every
+/// run reports turns and latencies, and no warm turn made an IdP round trip. The reference (the
+/// session lookup and a fixed reply) runs the same loads first, and each agent0 run is given as
+/// a share of it.
 #[test]
 fn bench_agent_reports_turn_latency_and_no_idp_round_trips() {
     let report = bench(&[
@@ -105,14 +107,16 @@ fn bench_agent_reports_turn_latency_and_no_idp_round_trips() {
         "200ms",
         "--pace",
         "50ms",
+        "--reference",
         "--json",
     ]);
     let runs = report["runs"].as_array().unwrap();
     assert_eq!(
         runs.len(),
-        4,
-        "closed loop and paced at each concurrency: {report}"
+        8,
+        "the reference, then agent0, closed loop and paced at each concurrency: {report}"
     );
+    let (references, agent0) = runs.split_at(4);
     for run in runs {
         assert!(run["turns"].as_u64().unwrap() > 0, "{run}");
         assert_eq!(run["idp_round_trips"], 0, "{run}");
@@ -121,6 +125,19 @@ fn bench_agent_reports_turn_latency_and_no_idp_round_trips() {
             run["p99_ms"].as_f64().unwrap(),
         );
         assert!(p50 > 0.0 && p50 <= p99, "{run}");
+    }
+    for (reference, run) in references.iter().zip(agent0) {
+        assert_eq!(reference["setup"], "reference", "{reference}");
+        assert_eq!(reference["target_met"], Value::Null, "{reference}");
+        assert_eq!(run["setup"], "sqlite+in-process x1", "{run}");
+        assert_eq!(
+            (&run["concurrency"], &run["load"]),
+            (&reference["concurrency"], &reference["load"])
+        );
+        let ratio = run["ratio_to_reference"].as_f64().unwrap();
+        let expected =
+            run["turns_per_s"].as_f64().unwrap() / reference["turns_per_s"].as_f64().unwrap();
+        assert!(ratio > 0.0 && (ratio - expected).abs() < 1e-9, "{run}");
     }
 }
 

@@ -22,7 +22,7 @@
 //! token is cached.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agent0::config::AuthStrategy;
 use agent0::conversations::ConversationStore;
@@ -34,12 +34,14 @@ use protocol::keys::SigningKey;
 use protocol::token_client::ClientAuth;
 use protocol::{Clock, Scopes};
 use serde_json::{Value, json};
-use tokio::task::JoinSet;
 
+use chat::{Chatter, Load, run_for};
 use replicas::{Deployment, Setup};
 
+mod chat;
 mod github;
 mod redis_info;
+mod reference;
 mod replicas;
 
 /// The target: p50 per turn, in milliseconds (the todo turn; a GitHub turn's target is
@@ -87,14 +89,22 @@ pub(crate) struct AgentBenchArgs {
     /// sessions would, instead of sending each request to the next replica.
     #[arg(long)]
     sticky: bool,
+    /// Also measure a minimal chat endpoint (agent0's session lookup, a fixed reply; threads
+    /// bench-ref) with the same client, people and loads; each agent0 run is then also given as
+    /// a share of it (`vs ref`).
+    #[arg(long)]
+    reference: bool,
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
 }
 
+/// A person logged in through agent0: their browser (cookies; for logging out and consenting)
+/// and what the load client presents every turn.
 struct Person {
     http: reqwest::Client,
     csrf: String,
+    chat: Chatter,
 }
 
 impl AgentBenchArgs {
@@ -209,6 +219,11 @@ pub(crate) async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
         println!(
             "us/turn: this process's CPU per turn (load client, idp0, todo0, every agent0 replica); other us: all other processes' (Redis, PostgreSQL, anything else running)"
         );
+        if args.reference {
+            println!(
+                "reference: agent0's session lookup (private cookie, in-process store, CSRF) and a fixed reply per turn, same HTTP stack, threads bench-ref of this process; vs ref: turns/s / the reference's"
+            );
+        }
         println!("{}", Row::header(args.github));
     }
     let mut runs: Vec<(usize, Option<Duration>)> = Vec::new();
@@ -219,6 +234,10 @@ pub(crate) async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
         }
     }
     let mut rows = Vec::new();
+    let references = match args.reference {
+        true => measure_reference(&args, &runs, people, stack.clock.clone()).await?,
+        false => Vec::new(),
+    };
     for (index, &setup) in setups.iter().enumerate() {
         let deployment = Deployment::start(&stack, setup, shared.as_ref(), index).await?;
         eprintln!(
@@ -246,9 +265,22 @@ pub(crate) async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
             );
         }
         for &(concurrency, pace) in &runs {
-            let people = &logged_in[..concurrency];
+            let people: Vec<Chatter> = logged_in[..concurrency]
+                .iter()
+                .map(|p| p.chat.clone())
+                .collect();
             let redis = shared.as_ref().map(|s| s.redis.as_str());
-            let row = measure(&deployment, setup, people, &args, pace, redis).await?;
+            let exchanges = || deployment.exchanges();
+            let target = (
+                &deployment.bases[..],
+                Some(setup),
+                &exchanges as &dyn Fn() -> _,
+            );
+            let mut row = measure(target, &people, &args, pace, redis).await?;
+            row.ratio = references
+                .iter()
+                .find(|r| r.concurrency == concurrency && r.pace == pace)
+                .map(|r| row.per_s() / r.per_s());
             if !args.json {
                 println!("{}", row.line());
             }
@@ -262,6 +294,7 @@ pub(crate) async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
         }
         deployment.stop().await;
     }
+    rows.splice(0..0, references);
     let costs = redis_costs(&rows);
     if args.json {
         let report = json!({
@@ -290,6 +323,34 @@ pub(crate) async fn run(args: AgentBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The reference's row for each run, on its own runtime with sessions of its own.
+async fn measure_reference(
+    args: &AgentBenchArgs,
+    runs: &[(usize, Option<Duration>)],
+    people: usize,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Vec<Row>> {
+    let (app, chatters) = reference::router(people, clock).await?;
+    let server = super::reference::InProcess::start("bench-ref", move |listener| async move {
+        Ok(httpserve::serve(listener, app, std::future::pending()).await?)
+    })?;
+    eprintln!(
+        "bench: reference chat endpoint at {}/api/chat (in this process, threads bench-ref)",
+        server.base
+    );
+    let bases = [server.base.clone()];
+    let mut rows = Vec::with_capacity(runs.len());
+    for &(concurrency, pace) in runs {
+        let target = (&bases[..], None, &Vec::new as &dyn Fn() -> _);
+        let row = measure(target, &chatters[..concurrency], args, pace, None).await?;
+        if !args.json {
+            println!("{}", row.line());
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
 /// What every replica of every deployment is configured from.
 struct Stack {
     dir: std::path::PathBuf,
@@ -306,9 +367,9 @@ struct Stack {
     brokered: agent0::config::Brokered,
 }
 
-/// One measured run: a setup, a number of people, closed loop or paced.
+/// One measured run: a setup (`None`: the reference), a number of people, closed loop or paced.
 struct Row {
-    setup: Setup,
+    setup: Option<Setup>,
     /// A GitHub turn (`--github`), whose target is no IdP round trip alone.
     github: bool,
     concurrency: usize,
@@ -325,6 +386,8 @@ struct Row {
     other_cpu: Option<f64>,
     /// The Redis server's CPU seconds and commands during the measurement (with --redis).
     redis: Option<(f64, u64)>,
+    /// Turns/s as a share of the reference's at the same people and load (with --reference).
+    ratio: Option<f64>,
 }
 
 impl Row {
@@ -334,9 +397,15 @@ impl Row {
             false => format!("target p50<{TARGET_P50_MS}ms"),
         };
         format!(
-            "{:<24} people  load                 turns  turns/s   p50 ms   p95 ms   p99 ms   max ms  IdP trips  exchanges  us/turn  other us  redis cmd  redis us  {target}",
+            "{:<24} people  load                 turns  turns/s   p50 ms   p95 ms   p99 ms   max ms  IdP trips  exchanges  us/turn  other us  redis cmd  redis us  vs ref  {target}",
             "setup"
         )
+    }
+
+    /// The setup's label, or `reference`.
+    fn label(&self) -> String {
+        self.setup
+            .map_or_else(|| "reference".to_owned(), Setup::label)
     }
 
     fn q(&self, q: f64) -> f64 {
@@ -380,8 +449,8 @@ impl Row {
     fn line(&self) -> String {
         let us = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"));
         format!(
-            "{:<24} {:>6}  {:<18} {:>7} {:>8.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10} {:>10} {:>8} {:>9} {:>10} {:>9}  {}",
-            self.setup.label(),
+            "{:<24} {:>6}  {:<18} {:>7} {:>8.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10} {:>10} {:>8} {:>9} {:>10} {:>9} {:>7}  {}",
+            self.label(),
             self.concurrency,
             self.load(),
             self.latencies.len(),
@@ -397,16 +466,22 @@ impl Row {
             self.redis_commands()
                 .map_or_else(|| "-".to_owned(), |n| format!("{n:.1}")),
             us(self.per_turn_us(self.redis.map(|(cpu, _)| cpu))),
-            if self.is_met() { "PASS" } else { "MISS" }
+            self.ratio
+                .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+            match (self.setup, self.is_met()) {
+                (None, _) => "-",
+                (Some(_), true) => "PASS",
+                (Some(_), false) => "MISS",
+            }
         )
     }
 
     fn json(&self) -> Value {
         json!({
-            "setup": self.setup.label(),
-            "conversations": self.setup.engines.conversations(),
-            "sessions": self.setup.engines.sessions(),
-            "replicas": self.setup.replicas,
+            "setup": self.label(),
+            "conversations": self.setup.map(|s| s.engines.conversations()),
+            "sessions": self.setup.map(|s| s.engines.sessions()),
+            "replicas": self.setup.map(|s| s.replicas),
             "concurrency": self.concurrency, "load": self.load(), "turns": self.latencies.len(),
             "turns_per_s": self.per_s(), "p50_ms": self.q(0.5), "p95_ms": self.q(0.95),
             "p99_ms": self.q(0.99), "max_ms": self.q(1.0), "idp_round_trips": self.trips,
@@ -415,21 +490,20 @@ impl Row {
             "other_cpu_us_per_turn": self.per_turn_us(self.other_cpu),
             "redis_commands_per_turn": self.redis_commands(),
             "redis_cpu_us_per_turn": self.per_turn_us(self.redis.map(|(cpu, _)| cpu)),
-            "target_met": self.is_met(),
+            "ratio_to_reference": self.ratio,
+            "target_met": self.setup.map(|_| self.is_met()),
         })
     }
 }
 
 /// Warms up, then measures one run of `people` on `deployment`.
 async fn measure(
-    deployment: &Deployment,
-    setup: Setup,
-    people: &[Arc<Person>],
+    (bases, setup, exchanges): (&[String], Option<Setup>, &dyn Fn() -> Vec<u64>),
+    people: &[Chatter],
     args: &AgentBenchArgs,
     pace: Option<Duration>,
     redis: Option<&str>,
 ) -> anyhow::Result<Row> {
-    let bases = &deployment.bases;
     let load = Load {
         message: args.message(),
         pace,
@@ -437,7 +511,7 @@ async fn measure(
         tool_needed: args.github,
     };
     run_for(bases, people, &load, args.warmup).await?;
-    let before: u64 = deployment.exchanges().iter().sum();
+    let before: u64 = exchanges().iter().sum();
     let cpu = || {
         (
             super::server::own_cpu_seconds(),
@@ -453,7 +527,7 @@ async fn measure(
     let (latencies, window) = run_for(bases, people, &load, args.duration).await?;
     let (own1, all1) = cpu();
     let redis1 = redis_counters().await;
-    let exchanges = deployment.exchanges();
+    let exchanges = exchanges();
     let own = own1.zip(own0).map(|(b, a)| b - a);
     let all = all1.zip(all0).map(|(b, a)| b - a);
     Ok(Row {
@@ -470,6 +544,7 @@ async fn measure(
         redis: redis1
             .zip(redis0)
             .map(|(b, a)| (b.cpu - a.cpu, b.commands.saturating_sub(a.commands))),
+        ratio: None,
     })
 }
 
@@ -487,15 +562,18 @@ fn redis_net_cpu(redis: &Row, local: &Row) -> Option<f64> {
 fn redis_costs(rows: &[Row]) -> Vec<Value> {
     let find = |engines, concurrency| {
         rows.iter().find(|r| {
-            r.setup.engines == engines
-                && r.setup.replicas == 1
+            r.setup
+                .is_some_and(|s| s.engines == engines && s.replicas == 1)
                 && r.concurrency == concurrency
                 && r.pace.is_none()
         })
     };
     let diff = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a - b);
     rows.iter()
-        .filter(|r| r.setup.engines == replicas::Engines::Shared && r.setup.replicas == 1)
+        .filter(|r| {
+            r.setup
+                .is_some_and(|s| s.engines == replicas::Engines::Shared && s.replicas == 1)
+        })
         .filter(|r| r.pace.is_none())
         .filter_map(|redis| {
             let local = find(replicas::Engines::Postgres, redis.concurrency)?;
@@ -634,8 +712,9 @@ fn agent_env(dir: &std::path::Path) -> anyhow::Result<std::collections::HashMap<
 /// Logs `username` in through `/auth/login` on the replica at `agent_base`, idp0's form and the
 /// callback (delivered to that replica, whatever the front door's address in it).
 async fn login(agent_base: &str, username: &str) -> anyhow::Result<Person> {
+    let jar = Arc::new(reqwest::cookie::Jar::default());
     let http = protocol::trust::client_builder()
-        .cookie_store(true)
+        .cookie_provider(jar.clone())
         .redirect(reqwest::redirect::Policy::none())
         .tcp_nodelay(true)
         .build()?;
@@ -675,7 +754,11 @@ async fn login(agent_base: &str, username: &str) -> anyhow::Result<Person> {
         .as_str()
         .context("no session after login")?
         .to_owned();
-    Ok(Person { http, csrf })
+    // Cookies are per host, not per port: replicas on other ports get the same one.
+    let cookie = reqwest::cookie::CookieStore::cookies(&*jar, &agent_base.parse()?)
+        .context("no session cookie after login")?;
+    let chat = Chatter::new(cookie, reqwest::header::HeaderValue::from_str(&csrf)?);
+    Ok(Person { http, csrf, chat })
 }
 
 /// Ends `person`'s session (in Redis: the session and the person's tokens go).
@@ -690,86 +773,4 @@ async fn logout(agent_base: &str, person: &Person) -> anyhow::Result<()> {
         bail!("HTTP {}", response.status());
     }
     Ok(())
-}
-
-/// What every person sends, and how.
-struct Load<'a> {
-    message: &'a str,
-    /// One message per this interval each (open loop), or back to back.
-    pace: Option<Duration>,
-    /// Every request of a person to the replica they logged in through.
-    sticky: bool,
-    /// A turn counts only if a tool ran and nothing waits for a confirmation (the GitHub read).
-    tool_needed: bool,
-}
-
-/// Every person chats for `duration`, back to back (closed loop) or one message per `pace`
-/// (staggered, latency counted from when each message was due); the sorted latencies (ns) and
-/// the window. Each person's requests go to the replicas in turn, starting at their own index
-/// (the replica they logged in through), or all to that one when `sticky`.
-async fn run_for(
-    bases: &[String],
-    people: &[Arc<Person>],
-    load: &Load<'_>,
-    duration: Duration,
-) -> anyhow::Result<(Vec<u64>, Duration)> {
-    let Load {
-        message,
-        pace,
-        sticky,
-        tool_needed,
-    } = *load;
-    let start = Instant::now();
-    let deadline = start + duration;
-    let mut tasks = JoinSet::new();
-    let count = people.len() as u32;
-    for (index, person) in people.iter().enumerate() {
-        let person = person.clone();
-        let offset = pace.map(|p| p * index as u32 / count);
-        let urls: Vec<String> = bases.iter().map(|b| format!("{b}/api/chat")).collect();
-        let body = json!({"message": message});
-        tasks.spawn(async move {
-            let mut latencies = Vec::new();
-            let mut due = start + offset.unwrap_or_default();
-            let mut next = index;
-            while due < deadline {
-                let url = &urls[next % urls.len()];
-                next += usize::from(!sticky);
-                if pace.is_some() {
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                let began = if pace.is_some() { due } else { Instant::now() };
-                let response = person
-                    .http
-                    .post(url)
-                    .header("x-csrf-token", &person.csrf)
-                    .json(&body)
-                    .send()
-                    .await?;
-                let status = response.status();
-                let reply: Value = response.json().await?;
-                let elapsed = began.elapsed();
-                let failed = reply["toolResults"].as_array().is_none_or(|results| {
-                    results.iter().any(|r| r["isError"] != false)
-                        || (tool_needed && (results.is_empty() || !reply["confirmation"].is_null()))
-                });
-                if !status.is_success() || failed {
-                    bail!("a turn failed (HTTP {status}): {reply}");
-                }
-                latencies.push(elapsed.as_nanos() as u64);
-                due = match pace {
-                    Some(pace) => due + pace,
-                    None => Instant::now(),
-                };
-            }
-            Ok::<_, anyhow::Error>(latencies)
-        });
-    }
-    let mut all = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        all.extend(joined??);
-    }
-    let window = start.elapsed();
-    all.sort_unstable();
-    Ok((all, window))
 }

@@ -1,13 +1,16 @@
-//! The benchmark's MCP client: raw JSON-RPC over keep-alive HTTP/1.1, as an agent's MCP SDK
-//! sends it (Streamable HTTP, protocol 2025-11-25). A session is `initialize` +
+//! The benchmarks' load client: [`Link`], one keep-alive HTTP/1.1 connection that sends
+//! pre-built requests (`bench idp`'s token requests, `bench agent`'s chat turns), and on it
+//! [`Session`], raw MCP JSON-RPC as an agent's MCP SDK sends it (Streamable HTTP, protocol
+//! 2025-11-25). A session is `initialize` +
 //! `notifications/initialized` (keeping the `Mcp-Session-Id` the server assigns, if any); each
 //! `tools/call` is one POST whose reply is JSON or an SSE stream; `DELETE` ends the session.
 //!
 //! It is built to cost the machine as little as possible, so that the server under test gets
 //! the cores: hyper's low-level HTTP/1.1 client (`client::conn::http1`), one connection per
-//! session with `TCP_NODELAY` and no pool, redirects, decompression or proxy. The connection's
-//! dispatcher is polled by the task that uses the session, not by a task of its own, so a call
-//! costs no wake-up across tasks. A call's headers are built once per session and its body once
+//! worker (or session) with `TCP_NODELAY` and no pool, redirects, cookies, decompression or
+//! proxy. The connection's dispatcher is polled by the task that uses the link, not by a task
+//! of its own, so a request costs no wake-up across tasks; the reply is read into a reused
+//! buffer. A call's headers are built once per session and its body once
 //! per tool ([`CallTemplate`]): per call only the JSON-RPC id is written, into a buffer that is
 //! reclaimed once the previous body has been sent, and the reply is read into a reused buffer.
 //! Ids are unique within a session, as MCP requires (basic protocol, "Requests"). Replies are
@@ -48,10 +51,18 @@ pub(crate) struct Endpoint {
     path: Uri,
 }
 
-/// One user's MCP session on its own connection (in stateless mode: no id, just the token).
-pub(crate) struct Session {
+/// One keep-alive connection to an endpoint, opened on first use and again after the server
+/// closes it (before a request is sent, so nothing is sent twice).
+pub(crate) struct Link {
     endpoint: Endpoint,
     conn: Option<Conn>,
+    /// The last reply's body.
+    reply: Vec<u8>,
+}
+
+/// One user's MCP session on its own connection (in stateless mode: no id, just the token).
+pub(crate) struct Session {
+    link: Link,
     /// Every POST's headers: host, content type, accept, protocol version, token, session id.
     headers: HeaderMap,
     /// The next JSON-RPC id (`initialize` is 0).
@@ -59,8 +70,6 @@ pub(crate) struct Session {
     /// Request bodies are written here and split off; the space comes back once hyper has
     /// written and dropped the previous one.
     body: BytesMut,
-    /// The last reply's body.
-    reply: Vec<u8>,
 }
 
 /// An HTTP/1.1 connection's dispatcher: the future that reads and writes its socket.
@@ -158,6 +167,11 @@ impl Endpoint {
         Ok(Self { addr, host, path })
     }
 
+    /// The `Host` header for it.
+    pub(crate) fn host(&self) -> &HeaderValue {
+        &self.host
+    }
+
     /// Opens a session for `token` on a new connection: `initialize`, then
     /// `notifications/initialized`.
     pub(crate) async fn open(&self, token: &str) -> anyhow::Result<Session> {
@@ -174,12 +188,10 @@ impl Endpoint {
         headers.insert(PROTOCOL_HEADER, HeaderValue::from_static(PROTOCOL_VERSION));
         headers.insert(AUTHORIZATION, authorization);
         let mut session = Session {
-            endpoint: self.clone(),
-            conn: None,
+            link: Link::new(self.clone()),
             headers,
             next_id: 1,
             body: BytesMut::with_capacity(4096),
-            reply: Vec::with_capacity(4096),
         };
 
         let init = serde_json::json!({
@@ -195,9 +207,9 @@ impl Endpoint {
             .await
             .map_err(|e| anyhow::anyhow!("initialize: {e}"))?;
         if status != StatusCode::OK {
-            bail!("initialize: HTTP {status}: {}", session.reply_text());
+            bail!("initialize: HTTP {status}: {}", session.link.reply_text());
         }
-        match find_reply(&session.reply) {
+        match find_reply(session.link.reply()) {
             Some((
                 Reply {
                     id: Some(0),
@@ -206,7 +218,10 @@ impl Endpoint {
                 },
                 _,
             )) => {}
-            _ => bail!("initialize: unexpected reply: {}", session.reply_text()),
+            _ => bail!(
+                "initialize: unexpected reply: {}",
+                session.link.reply_text()
+            ),
         }
         if let Some(id) = id {
             session.headers.insert(SESSION_HEADER, id);
@@ -220,7 +235,7 @@ impl Endpoint {
         if !(status == StatusCode::ACCEPTED || status == StatusCode::OK) {
             bail!(
                 "notifications/initialized: HTTP {status}: {}",
-                session.reply_text()
+                session.link.reply_text()
             );
         }
         Ok(session)
@@ -237,12 +252,15 @@ impl Session {
         let body = self.body.split().freeze();
         let (status, _) = self.post(body).await?;
         if status != StatusCode::OK {
-            return Err(format!("HTTP {status}: {}", truncate(&self.reply_text())));
+            return Err(format!(
+                "HTTP {status}: {}",
+                truncate(&self.link.reply_text())
+            ));
         }
-        let Some((reply, json)) = find_reply(&self.reply) else {
+        let Some((reply, json)) = find_reply(self.link.reply()) else {
             return Err(format!(
                 "no JSON-RPC response in the reply: {}",
-                truncate(&self.reply_text())
+                truncate(&self.link.reply_text())
             ));
         };
         if reply.error.is_some() {
@@ -278,7 +296,7 @@ impl Session {
             }),
             None => Err(format!(
                 "the reply has neither result nor error: {}",
-                truncate(&self.reply_text())
+                truncate(&self.link.reply_text())
             )),
         }
     }
@@ -295,22 +313,37 @@ impl Session {
             }
         }
         headers.insert(SESSION_HEADER, id);
-        let _ = self.send(Method::DELETE, headers, Bytes::new()).await;
+        let _ = self.link.send(Method::DELETE, headers, Bytes::new()).await;
     }
 
-    /// POSTs `body` with the session's headers; the reply's body is left in `self.reply`.
+    /// POSTs `body` with the session's headers; the reply's body is left in the link.
     /// Returns the status and the `Mcp-Session-Id` header, if any.
     async fn post(&mut self, body: Bytes) -> Result<(StatusCode, Option<HeaderValue>), String> {
         let headers = self.headers.clone();
-        self.send(Method::POST, headers, body).await
+        let (status, mut headers) = self.link.send(Method::POST, headers, body).await?;
+        Ok((status, headers.remove(&SESSION_HEADER)))
+    }
+}
+
+impl Link {
+    /// A link to `endpoint`; it connects on its first request.
+    pub(crate) fn new(endpoint: Endpoint) -> Self {
+        Self {
+            endpoint,
+            conn: None,
+            reply: Vec::with_capacity(4096),
+        }
     }
 
-    async fn send(
+    /// Sends a request to the endpoint's path and reads the whole reply ([`Self::reply`]);
+    /// returns its status and headers. `Err` describes a transport failure or a timeout (the
+    /// connection is then dropped: the next request opens a new one).
+    pub(crate) async fn send(
         &mut self,
         method: Method,
         headers: HeaderMap,
         body: Bytes,
-    ) -> Result<(StatusCode, Option<HeaderValue>), String> {
+    ) -> Result<(StatusCode, HeaderMap), String> {
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = method;
         *request.uri_mut() = self.endpoint.path.clone();
@@ -338,7 +371,7 @@ impl Session {
     async fn exchange(
         &mut self,
         request: Request<Full<Bytes>>,
-    ) -> Result<(StatusCode, Option<HeaderValue>), String> {
+    ) -> Result<(StatusCode, HeaderMap), String> {
         let reusable = match self.conn.as_mut() {
             Some(Conn { sender, driver }) if driver.is_some() && !sender.is_closed() => {
                 matches!(drive(driver, sender.ready()).await, Ok(Ok(())))
@@ -367,10 +400,16 @@ impl Session {
                 self.reply.extend_from_slice(&data);
             }
         }
-        Ok((parts.status, parts.headers.get(&SESSION_HEADER).cloned()))
+        Ok((parts.status, parts.headers))
     }
 
-    fn reply_text(&self) -> String {
+    /// The last reply's body.
+    pub(crate) fn reply(&self) -> &[u8] {
+        &self.reply
+    }
+
+    /// The last reply's body as text (for error messages).
+    pub(crate) fn reply_text(&self) -> String {
         String::from_utf8_lossy(&self.reply).into_owned()
     }
 }
@@ -480,7 +519,8 @@ fn describe(context: &str, error: &hyper::Error) -> String {
     text
 }
 
-fn truncate(text: &str) -> String {
+/// `text`, cut after 300 characters.
+pub(crate) fn truncate(text: &str) -> String {
     const MAX: usize = 300;
     match text.char_indices().nth(MAX) {
         Some((cut, _)) => format!("{}…", &text[..cut]),

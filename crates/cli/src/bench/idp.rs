@@ -28,13 +28,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use base64::Engine as _;
+use base64::prelude::BASE64_STANDARD;
 use clap::ValueEnum;
 use devstack::AGENT_ID;
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+use hyper::{HeaderMap, Method};
 use protocol::assertion::ASSERTION_LIFETIME_SECONDS;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
+use super::client::{Endpoint, Link};
 use super::reference::{self, InProcess};
 use super::server;
 
@@ -192,15 +197,6 @@ pub(crate) async fn run(args: IdpBenchArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let http = protocol::trust::client_builder()
-        .no_proxy()
-        .http1_only()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(usize::MAX)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("building the HTTP client")?;
-
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if !args.json {
         println!(
@@ -236,7 +232,6 @@ pub(crate) async fn run(args: IdpBenchArgs) -> anyhow::Result<()> {
         for &concurrency in &args.concurrency {
             eprintln!("bench: idp0 {} x {concurrency} …", workload.name());
             let mut cell = run_cell(
-                &http,
                 &requests,
                 ("idp0", &idp_server.base, &IDP_THREADS),
                 workload,
@@ -248,7 +243,6 @@ pub(crate) async fn run(args: IdpBenchArgs) -> anyhow::Result<()> {
             if let Some(reference) = &reference {
                 eprintln!("bench: reference {} x {concurrency} …", workload.name());
                 let baseline = run_cell(
-                    &http,
                     &requests,
                     ("reference", &reference.base, &REFERENCE_THREADS),
                     workload,
@@ -302,7 +296,6 @@ fn cpu_sample(threads: &[&str]) -> [Option<f64>; 3] {
 }
 
 async fn run_cell(
-    http: &reqwest::Client,
     requests: &Arc<Requests>,
     (server, base, threads): (&'static str, &str, &[&str]),
     workload: Workload,
@@ -319,10 +312,12 @@ async fn run_cell(
         url::Url::parse(requests.endpoint(workload))?.path()
     );
     let pool = requests.pool();
+    let endpoint = Endpoint::new(&url)?;
+    let headers = request_headers(&endpoint, workload, requests);
     let mut workers = JoinSet::new();
     for _ in 0..concurrency {
-        let (http, requests, url, pool) =
-            (http.clone(), requests.clone(), url.clone(), pool.clone());
+        let (mut link, headers, pool) =
+            (Link::new(endpoint.clone()), headers.clone(), pool.clone());
         workers.spawn(async move {
             let mut latencies = Vec::new();
             loop {
@@ -333,27 +328,16 @@ async fn run_cell(
                 let Some(body) = pool.take() else {
                     return Ok((latencies, Some(started)));
                 };
-                let mut post = http
-                    .post(&url)
-                    .header(
-                        reqwest::header::CONTENT_TYPE,
-                        "application/x-www-form-urlencoded",
-                    )
-                    .header(reqwest::header::ACCEPT, "application/json");
-                if workload == Workload::Code {
-                    let login = &requests.login;
-                    post = post
-                        .basic_auth(&login.client_id, Some(login.client_secret.expose_secret()));
-                }
-                let response = post.body(body).send().await?;
-                let status = response.status();
-                let reply = response.bytes().await?;
+                let (status, _) = link
+                    .send(Method::POST, headers.clone(), body)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
                 let elapsed = started.elapsed();
-                if !status.is_success() || !is_token(&reply) {
+                if !status.is_success() || !is_token(link.reply()) {
                     bail!(
                         "{server} {}: HTTP {status}: {}",
                         workload.name(),
-                        String::from_utf8_lossy(&reply)
+                        link.reply_text()
                     );
                 }
                 if started >= measure_start {
@@ -404,6 +388,33 @@ async fn run_cell(
         other_cpu: cores(before[2], after[2]).map(|c| c.max(0.0)),
         ratio: None,
     })
+}
+
+/// Every request's headers: a form in, JSON out, and for a code redemption the client's secret
+/// (`client_secret_basic`, as agent0's login sends it).
+fn request_headers(endpoint: &Endpoint, workload: Workload, requests: &Requests) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(4);
+    headers.insert(HOST, endpoint.host().clone());
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    if workload == Workload::Code {
+        let login = &requests.login;
+        let credentials = format!(
+            "{}:{}",
+            login.client_id,
+            login.client_secret.expose_secret()
+        );
+        if let Ok(mut value) =
+            HeaderValue::from_str(&format!("Basic {}", BASE64_STANDARD.encode(credentials)))
+        {
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+    }
+    headers
 }
 
 /// Whether a reply is a token response (has an `access_token`).
