@@ -33,6 +33,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
 pub mod group_commit;
+pub mod sqlite_readers;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

@@ -1,11 +1,16 @@
 //! SQLite, the embedded default: WAL, `synchronous = FULL`, in the data directory. Appends are
 //! group-committed: one writer task takes every append that is waiting, writes them in one
-//! transaction and commits once (one fsync for the group) before answering any of them.
+//! transaction and commits once (one fsync for the group) before answering any of them. A file
+//! store's reads (a turn reads the latest conversation and its turn count) run on read-only
+//! connections on the calling thread ([`dbconn::sqlite_readers`]); the in-memory one reads
+//! through its one sqlx connection.
 
 use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use dbconn::sqlite_readers::Readers;
+use dbconn::sqlite_readers::rusqlite::{self, OptionalExtension};
 use protocol::UnixTime;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{SqliteConnection, SqlitePool};
@@ -15,11 +20,37 @@ use super::{ConversationStore, ConversationSummary, StoreError, Turn, migration_
 
 /// Appends written in one transaction at most.
 const MAX_BATCH: usize = 128;
+/// Read connections of a file store.
+const READERS: usize = 4;
+/// How long a statement waits for a lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const LATEST_SQL: &str =
+    "SELECT id FROM conversations WHERE owner = ? ORDER BY updated_at DESC, rowid DESC LIMIT 1";
+const OWNS_SQL: &str = "SELECT 1 FROM conversations WHERE id = ? AND owner = ?";
+/// The highest turn number is the count (one primary-key lookup, where `COUNT(*)` reads every
+/// turn): the writer numbers each turn one past the highest, from 1, and turns are deleted only
+/// with their conversation.
+const COUNT_SQL: &str = "SELECT (SELECT COALESCE(MAX(seq), 0) FROM turns WHERE conversation_id = c.id) \
+     FROM conversations c WHERE c.id = ? AND c.owner = ?";
+const TURNS_SQL: &str = "SELECT user_text, reply_text, messages, tool_results FROM \
+     (SELECT seq, user_text, reply_text, messages, tool_results FROM turns \
+      WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq";
+const LIST_SQL: &str = "SELECT c.id, \
+     (SELECT user_text FROM turns WHERE conversation_id = c.id ORDER BY seq LIMIT 1), \
+     c.updated_at, (SELECT COALESCE(MAX(seq), 0) FROM turns WHERE conversation_id = c.id) \
+     FROM conversations c WHERE c.owner = ? \
+     ORDER BY c.updated_at DESC, \
+     (SELECT MAX(rowid) FROM turns WHERE conversation_id = c.id) DESC NULLS LAST, \
+     c.rowid DESC LIMIT ?";
 
 /// SQLite, the embedded default.
 pub struct SqliteConversations {
-    /// Reads (several connections for a file; the writer's one for an in-memory database).
+    /// Reads of an in-memory database (the writer's one connection: each connection to
+    /// `:memory:` is a database of its own).
     reader: SqlitePool,
+    /// A file store's reads, on the calling thread (`None` in memory).
+    readers: Option<Readers>,
     /// The one write connection (also used directly for `create`).
     writer: SqlitePool,
     appends: mpsc::Sender<Append>,
@@ -51,13 +82,13 @@ impl SqliteConversations {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        let writer = single_connection(options.clone()).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.read_only(true))
-            .await?;
-        Ok(Self::start(reader, writer))
+            .busy_timeout(BUSY_TIMEOUT);
+        // The writer first: it creates and migrates the file the readers open.
+        let writer = single_connection(options).await?;
+        let readers = Readers::open(path, READERS, BUSY_TIMEOUT).map_err(read_failed)?;
+        let mut store = Self::start(writer.clone(), writer);
+        store.readers = Some(readers);
+        Ok(store)
     }
 
     /// A private in-memory database (tests): one connection for everything, since each
@@ -77,19 +108,40 @@ impl SqliteConversations {
         tokio::spawn(group_commit(writer.clone(), queue));
         Self {
             reader,
+            readers: None,
             writer,
             appends,
         }
     }
 
     async fn owns(&self, owner: &str, id: &str) -> Result<(), StoreError> {
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM conversations WHERE id = ? AND owner = ?")
-                .bind(id)
-                .bind(owner)
-                .fetch_optional(&self.reader)
-                .await?;
+        let found: Option<i64> = match &self.readers {
+            Some(readers) => readers
+                .with(|c| {
+                    c.prepare_cached(OWNS_SQL)?
+                        .query_row([id, owner], |row| row.get(0))
+                        .optional()
+                })
+                .map_err(read_failed)?,
+            None => {
+                sqlx::query_scalar(OWNS_SQL)
+                    .bind(id)
+                    .bind(owner)
+                    .fetch_optional(&self.reader)
+                    .await?
+            }
+        };
         found.map(|_| ()).ok_or(StoreError::NotFound)
+    }
+}
+
+/// A direct read's failure: a busy database is worth retrying, anything else is not.
+fn read_failed(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Database(e.to_string()),
     }
 }
 
@@ -188,12 +240,19 @@ impl ConversationStore for SqliteConversations {
     }
 
     async fn find_latest(&self, owner: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM conversations WHERE owner = ? ORDER BY updated_at DESC, rowid DESC LIMIT 1",
-        )
-        .bind(owner)
-        .fetch_optional(&self.reader)
-        .await?)
+        if let Some(readers) = &self.readers {
+            return readers
+                .with(|c| {
+                    c.prepare_cached(LATEST_SQL)?
+                        .query_row([owner], |row| row.get(0))
+                        .optional()
+                })
+                .map_err(read_failed);
+        }
+        Ok(sqlx::query_scalar(LATEST_SQL)
+            .bind(owner)
+            .fetch_optional(&self.reader)
+            .await?)
     }
 
     async fn find_conversations(
@@ -201,19 +260,24 @@ impl ConversationStore for SqliteConversations {
         owner: &str,
         limit: u32,
     ) -> Result<Vec<ConversationSummary>, StoreError> {
-        let rows: Vec<(String, Option<String>, UnixTime, u32)> = sqlx::query_as(
-            "SELECT c.id, \
-             (SELECT user_text FROM turns WHERE conversation_id = c.id ORDER BY seq LIMIT 1), \
-             c.updated_at, (SELECT COALESCE(MAX(seq), 0) FROM turns WHERE conversation_id = c.id) \
-             FROM conversations c WHERE c.owner = ? \
-             ORDER BY c.updated_at DESC, \
-             (SELECT MAX(rowid) FROM turns WHERE conversation_id = c.id) DESC NULLS LAST, \
-             c.rowid DESC LIMIT ?",
-        )
-        .bind(owner)
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
+        let rows: Vec<(String, Option<String>, UnixTime, u32)> = match &self.readers {
+            Some(readers) => readers
+                .with(|c| {
+                    c.prepare_cached(LIST_SQL)?
+                        .query_map(rusqlite::params![owner, limit], |row| {
+                            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                        })?
+                        .collect()
+                })
+                .map_err(read_failed)?,
+            None => {
+                sqlx::query_as(LIST_SQL)
+                    .bind(owner)
+                    .bind(limit)
+                    .fetch_all(&self.reader)
+                    .await?
+            }
+        };
         Ok(rows
             .into_iter()
             .map(|(id, first, updated_at, turns)| ConversationSummary {
@@ -225,32 +289,46 @@ impl ConversationStore for SqliteConversations {
             .collect())
     }
 
-    /// The highest turn number is the count (one primary-key lookup, where `COUNT(*)` reads every
-    /// turn): the writer numbers each turn one past the highest, from 1, and turns are deleted
-    /// only with their conversation.
     async fn count_turns(&self, owner: &str, id: &str) -> Result<u32, StoreError> {
-        let count: Option<u32> = sqlx::query_scalar(
-            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM turns WHERE conversation_id = c.id) \
-             FROM conversations c WHERE c.id = ? AND c.owner = ?",
-        )
-        .bind(id)
-        .bind(owner)
-        .fetch_optional(&self.reader)
-        .await?;
+        let count: Option<u32> = match &self.readers {
+            Some(readers) => readers
+                .with(|c| {
+                    c.prepare_cached(COUNT_SQL)?
+                        .query_row([id, owner], |row| row.get(0))
+                        .optional()
+                })
+                .map_err(read_failed)?,
+            None => {
+                sqlx::query_scalar(COUNT_SQL)
+                    .bind(id)
+                    .bind(owner)
+                    .fetch_optional(&self.reader)
+                    .await?
+            }
+        };
         count.ok_or(StoreError::NotFound)
     }
 
     async fn find_turns(&self, owner: &str, id: &str, last: u32) -> Result<Vec<Turn>, StoreError> {
         self.owns(owner, id).await?;
-        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-            "SELECT user_text, reply_text, messages, tool_results FROM \
-             (SELECT seq, user_text, reply_text, messages, tool_results FROM turns \
-              WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
-        )
-        .bind(id)
-        .bind(last)
-        .fetch_all(&self.reader)
-        .await?;
+        let rows: Vec<(String, String, String, String)> = match &self.readers {
+            Some(readers) => readers
+                .with(|c| {
+                    c.prepare_cached(TURNS_SQL)?
+                        .query_map(rusqlite::params![id, last], |row| {
+                            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                        })?
+                        .collect()
+                })
+                .map_err(read_failed)?,
+            None => {
+                sqlx::query_as(TURNS_SQL)
+                    .bind(id)
+                    .bind(last)
+                    .fetch_all(&self.reader)
+                    .await?
+            }
+        };
         rows.into_iter()
             .map(|(user_text, reply_text, messages, tool_results)| {
                 Ok(Turn {

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dbconn::group_commit::{GroupCommit, GroupWrite};
+use dbconn::sqlite_readers::Readers;
 use protocol::UnixTime;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -214,7 +215,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(OpenError::from_sqlx)?;
-        let readers = Readers::open(path)?;
+        let readers = open_readers(path)?;
         let mut store = Self::with_writer(pool, writer);
         store.readers = Some(std::sync::Arc::new(readers));
         Ok(store)
@@ -350,65 +351,15 @@ fn is_busy_code(code: i32) -> bool {
     matches!(code & 0xff, 5 | 6)
 }
 
-/// Read-only connections used directly on the calling task's thread. A list or get of a
-/// person's todos is a few microseconds of SQLite work on cached pages; sqlx's driver spends
-/// ~125 µs handing each query to and from its worker thread (measured with `bench mcp`), so the
-/// hot read path skips that hop. A connection busy with another reader is skipped; if all are
-/// busy the caller waits for one, which is no longer than a read takes.
-struct Readers {
-    connections: Vec<std::sync::Mutex<rusqlite::Connection>>,
-    next: std::sync::atomic::AtomicUsize,
-}
-
-impl std::fmt::Debug for Readers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Readers")
-    }
-}
-
+/// Connections for the hot reads (a person's list, one todo, a session's end), used on the
+/// calling task's thread: [`dbconn::sqlite_readers`] says why.
 const READERS: usize = 4;
 
-impl Readers {
-    fn open(path: &Path) -> Result<Self, OpenError> {
-        use rusqlite::OpenFlags;
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let failed = |e: rusqlite::Error| match e.sqlite_error() {
-            Some(sqlite) if is_busy_code(sqlite.extended_code) => OpenError::Busy(e.to_string()),
-            _ => OpenError::Failed(unavailable(e)),
-        };
-        let connections = (0..READERS)
-            .map(|_| {
-                let connection =
-                    rusqlite::Connection::open_with_flags(path, flags).map_err(failed)?;
-                connection.busy_timeout(WAIT).map_err(failed)?;
-                // Touch the schema now, so a busy file is met here rather than on a first read.
-                connection
-                    .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
-                    .map_err(failed)?;
-                Ok(std::sync::Mutex::new(connection))
-            })
-            .collect::<Result<_, OpenError>>()?;
-        Ok(Self {
-            connections,
-            next: std::sync::atomic::AtomicUsize::new(0),
-        })
-    }
-
-    fn with<T>(
-        &self,
-        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, TodoError> {
-        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let n = self.connections.len();
-        let free = (0..n).find_map(|i| self.connections[(start + i) % n].try_lock().ok());
-        let guard = match free {
-            Some(guard) => guard,
-            None => self.connections[start % n]
-                .lock()
-                .map_err(|_| TodoError::Unavailable("a reader failed".into()))?,
-        };
-        read(&guard).map_err(unavailable)
-    }
+fn open_readers(path: &Path) -> Result<Readers, OpenError> {
+    Readers::open(path, READERS, WAIT).map_err(|e| match e.sqlite_error() {
+        Some(sqlite) if is_busy_code(sqlite.extended_code) => OpenError::Busy(e.to_string()),
+        _ => OpenError::Failed(unavailable(e)),
+    })
 }
 
 fn unavailable(e: rusqlite::Error) -> TodoError {
@@ -457,11 +408,13 @@ impl TodoStore for SqliteStore {
         if let Some(readers) = &self.readers {
             let params =
                 rusqlite::params![owner.as_str(), filter.completed, filter.text.as_deref()];
-            return readers.with(|c| {
-                c.prepare_cached(LIST_SQL)?
-                    .query_map(params, todo_from_sqlite)?
-                    .collect()
-            });
+            return readers
+                .with(|c| {
+                    c.prepare_cached(LIST_SQL)?
+                        .query_map(params, todo_from_sqlite)?
+                        .collect()
+                })
+                .map_err(unavailable);
         }
         let rows = sqlx::query(LIST_SQL)
             .bind(owner.as_str())
@@ -474,12 +427,14 @@ impl TodoStore for SqliteStore {
 
     async fn get(&self, owner: &Owner, id: i64) -> Result<Todo, TodoError> {
         let found = match &self.readers {
-            Some(readers) => readers.with(|c| {
-                use rusqlite::OptionalExtension;
-                c.prepare_cached(GET_SQL)?
-                    .query_row(rusqlite::params![owner.as_str(), id], todo_from_sqlite)
-                    .optional()
-            })?,
+            Some(readers) => readers
+                .with(|c| {
+                    use rusqlite::OptionalExtension;
+                    c.prepare_cached(GET_SQL)?
+                        .query_row(rusqlite::params![owner.as_str(), id], todo_from_sqlite)
+                        .optional()
+                })
+                .map_err(unavailable)?,
             None => sqlx::query(GET_SQL)
                 .bind(owner.as_str())
                 .bind(id)
@@ -562,13 +517,15 @@ impl TodoStore for SqliteStore {
 
     async fn is_session_ended(&self, sid: &str) -> Result<bool, TodoError> {
         if let Some(readers) = &self.readers {
-            return readers.with(|c| {
-                use rusqlite::OptionalExtension;
-                c.prepare_cached(ENDED_SQL)?
-                    .query_row([sid], |_| Ok(()))
-                    .optional()
-                    .map(|row| row.is_some())
-            });
+            return readers
+                .with(|c| {
+                    use rusqlite::OptionalExtension;
+                    c.prepare_cached(ENDED_SQL)?
+                        .query_row([sid], |_| Ok(()))
+                        .optional()
+                        .map(|row| row.is_some())
+                })
+                .map_err(unavailable);
         }
         Ok(sqlx::query(ENDED_SQL)
             .bind(sid)

@@ -1,0 +1,120 @@
+//! Read-only SQLite connections used directly on the calling task's thread.
+//!
+//! A read of a few rows on cached pages is a few microseconds of SQLite work, but sqlx's SQLite
+//! driver runs every statement on a worker thread of its own: the query goes there and the rows
+//! come back over channels, and a pooled connection is pinged through the same hop when it is
+//! returned. On the hot paths (todo0's list of a person's todos, agent0's conversation reads
+//! every turn) those hand-offs cost far more than the reads: `perf` on `bench mcp` and
+//! `bench agent` showed ~125 µs per read, and the worker threads' futex sleeps and wake-ups
+//! as large as their SQLite work. [`Readers`] keeps a few read-only rusqlite connections
+//! instead; a read takes one that is free (or waits for one, which is no longer than a read
+//! takes) and runs on the caller's thread. Writes stay on sqlx (group commit, migrations).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+/// The rusqlite the readers are, for the queries run on them.
+pub use rusqlite;
+use rusqlite::{Connection, OpenFlags};
+
+/// A fixed set of read-only connections to one database file.
+pub struct Readers {
+    connections: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readers")
+            .field("connections", &self.connections.len())
+            .finish()
+    }
+}
+
+impl Readers {
+    /// `count` read-only connections to the (existing, migrated) database at `path`, each
+    /// waiting up to `busy_timeout` for a lock. The schema is read once on each, so a file
+    /// that is busy or not a database fails here rather than on a first read.
+    pub fn open(path: &Path, count: usize, busy_timeout: Duration) -> rusqlite::Result<Self> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let connections = (0..count.max(1))
+            .map(|_| {
+                let connection = Connection::open_with_flags(path, flags)?;
+                connection.busy_timeout(busy_timeout)?;
+                connection.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+                Ok(Mutex::new(connection))
+            })
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Self {
+            connections,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs `read` on a free connection (starting from the next in turn), or waits for the
+    /// next one in turn when all are busy. A read that panicked left its connection usable (it
+    /// only reads), so a poisoned lock is taken over.
+    pub fn with<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.connections.len();
+        let free = (0..n).find_map(|i| self.connections[(start + i) % n].try_lock().ok());
+        let guard = match free {
+            Some(guard) => guard,
+            None => self.connections[start % n]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        };
+        read(&guard)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_see_committed_writes_and_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER);")
+            .unwrap();
+        let readers = Readers::open(&path, 2, Duration::from_secs(1)).unwrap();
+        writer.execute("INSERT INTO t VALUES (7)", []).unwrap();
+        let sum: i64 = readers
+            .with(|c| c.query_row("SELECT sum(v) FROM t", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(sum, 7);
+        let refused = readers.with(|c| c.execute("INSERT INTO t VALUES (1)", []));
+        assert!(refused.is_err());
+        // Busy connections are skipped; every read still gets one.
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for _ in 0..50 {
+                        let n: i64 = readers
+                            .with(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)))
+                            .unwrap();
+                        assert_eq!(n, 1);
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn a_missing_or_foreign_file_fails_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Readers::open(&dir.path().join("none.db"), 1, Duration::ZERO).is_err());
+        let junk = dir.path().join("junk.db");
+        std::fs::write(&junk, b"not a database, not at all, really not").unwrap();
+        assert!(Readers::open(&junk, 1, Duration::ZERO).is_err());
+    }
+}
