@@ -94,7 +94,7 @@ fn title_of(text: &str) -> String {
 }
 
 /// Why the store failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The conversation does not exist or is someone else's.
     #[error("no such conversation")]

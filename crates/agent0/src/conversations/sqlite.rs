@@ -1,9 +1,10 @@
 //! SQLite, the embedded default: WAL, `synchronous = FULL`, in the data directory. Appends are
-//! group-committed: one writer task takes every append that is waiting, writes them in one
-//! transaction and commits once (one fsync for the group) before answering any of them. A file
-//! store's reads (a turn reads the latest conversation and its turn count) run on read-only
-//! connections on the calling thread ([`dbconn::sqlite_readers`]); the in-memory one reads
-//! through its one sqlx connection.
+//! group-committed: one writer takes every append that is waiting, writes them in one
+//! transaction and commits once (one fsync for the group) before answering any of them — for a
+//! file, a thread of its own with its own connection ([`file_writer`]). A file store's reads (a
+//! turn reads the latest conversation and its turn count) run on read-only connections on the
+//! calling thread ([`dbconn::sqlite_readers`]). The in-memory store does both through its one
+//! sqlx connection.
 
 use std::path::Path;
 use std::time::Duration;
@@ -17,6 +18,8 @@ use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{ConversationStore, ConversationSummary, StoreError, Turn, migration_failed, title_of};
+
+mod file_writer;
 
 /// Appends written in one transaction at most.
 const MAX_BATCH: usize = 128;
@@ -36,6 +39,12 @@ const COUNT_SQL: &str = "SELECT (SELECT COALESCE(MAX(seq), 0) FROM turns WHERE c
 const TURNS_SQL: &str = "SELECT user_text, reply_text, messages, tool_results FROM \
      (SELECT seq, user_text, reply_text, messages, tool_results FROM turns \
       WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq";
+/// An append's two statements: the conversation must be the owner's (it is touched), and the
+/// turn gets the next sequence number.
+const TOUCH_SQL: &str = "UPDATE conversations SET updated_at = ? WHERE id = ? AND owner = ?";
+const INSERT_TURN_SQL: &str = "INSERT INTO turns \
+     (conversation_id, seq, user_text, reply_text, messages, tool_results, created_at) \
+     VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM turns WHERE conversation_id = ?), ?, ?, ?, ?, ?)";
 const LIST_SQL: &str = "SELECT c.id, \
      (SELECT user_text FROM turns WHERE conversation_id = c.id ORDER BY seq LIMIT 1), \
      c.updated_at, (SELECT COALESCE(MAX(seq), 0) FROM turns WHERE conversation_id = c.id) \
@@ -86,9 +95,14 @@ impl SqliteConversations {
         // The writer first: it creates and migrates the file the readers open.
         let writer = single_connection(options).await?;
         let readers = Readers::open(path, READERS, BUSY_TIMEOUT).map_err(read_failed)?;
-        let mut store = Self::start(writer.clone(), writer);
-        store.readers = Some(readers);
-        Ok(store)
+        let (appends, queue) = mpsc::channel(4 * MAX_BATCH);
+        file_writer::start(path, queue)?;
+        Ok(Self {
+            reader: writer.clone(),
+            readers: Some(readers),
+            writer,
+            appends,
+        })
     }
 
     /// A private in-memory database (tests): one connection for everything, since each
@@ -100,18 +114,14 @@ impl SqliteConversations {
                 .foreign_keys(true),
         )
         .await?;
-        Ok(Self::start(pool.clone(), pool))
-    }
-
-    fn start(reader: SqlitePool, writer: SqlitePool) -> Self {
         let (appends, queue) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(group_commit(writer.clone(), queue));
-        Self {
-            reader,
+        tokio::spawn(group_commit(pool.clone(), queue));
+        Ok(Self {
+            reader: pool.clone(),
             readers: None,
-            writer,
+            writer: pool,
             appends,
-        }
+        })
     }
 
     async fn owns(&self, owner: &str, id: &str) -> Result<(), StoreError> {
@@ -160,7 +170,7 @@ async fn single_connection(options: SqliteConnectOptions) -> Result<SqlitePool, 
     Ok(pool)
 }
 
-/// The writer task: takes whatever is waiting (at least one, at most [`MAX_BATCH`]) as one
+/// The in-memory store's writer task: takes whatever is waiting (at least one, at most [`MAX_BATCH`]) as one
 /// group, one transaction (and one fsync) per group; stops when every sender is gone.
 async fn group_commit(writer: SqlitePool, mut queue: mpsc::Receiver<Append>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -198,7 +208,7 @@ async fn commit(writer: &SqlitePool, batch: &[Append]) -> Vec<Result<(), StoreEr
 /// (A failing statement leaves the rest of the transaction intact: SQLite statements are
 /// atomic.)
 async fn insert_turn(conn: &mut SqliteConnection, append: &Append) -> Result<(), StoreError> {
-    let updated = sqlx::query("UPDATE conversations SET updated_at = ? WHERE id = ? AND owner = ?")
+    let updated = sqlx::query(TOUCH_SQL)
         .bind(append.now)
         .bind(&append.id)
         .bind(&append.owner)
@@ -207,19 +217,16 @@ async fn insert_turn(conn: &mut SqliteConnection, append: &Append) -> Result<(),
     if updated.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }
-    sqlx::query(
-        "INSERT INTO turns (conversation_id, seq, user_text, reply_text, messages, tool_results, created_at) \
-         VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM turns WHERE conversation_id = ?), ?, ?, ?, ?, ?)",
-    )
-    .bind(&append.id)
-    .bind(&append.id)
-    .bind(&append.turn.user_text)
-    .bind(&append.turn.reply_text)
-    .bind(&append.turn.messages)
-    .bind(&append.turn.tool_results)
-    .bind(append.now)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(INSERT_TURN_SQL)
+        .bind(&append.id)
+        .bind(&append.id)
+        .bind(&append.turn.user_text)
+        .bind(&append.turn.reply_text)
+        .bind(&append.turn.messages)
+        .bind(&append.turn.tool_results)
+        .bind(append.now)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
