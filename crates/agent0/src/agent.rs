@@ -250,16 +250,21 @@ impl Agent {
             .store
             .count_turns(&principal.subject, conversation_id)
             .await?;
-        let cached = self.recent.get(conversation_id);
+        // Taken out rather than copied: the turn holds the conversation's lock and puts the
+        // history back when it ends ([`Self::remember`]); a turn that fails leaves it to be read
+        // from the store.
+        let cached = self.recent.remove(conversation_id);
         let earlier = match cached {
-            Some((count, history)) if count == turns => return Ok((turns, history.to_vec())),
+            Some((count, history)) if count == turns => {
+                return Ok((turns, Arc::unwrap_or_clone(history)));
+            }
             // Another replica (or a restart) added turns since: read only those.
             Some((count, history)) if count < turns && turns - count <= HISTORY_TURNS => {
                 let newer = self
                     .store
                     .find_turns(&principal.subject, conversation_id, turns - count)
                     .await?;
-                let mut all = history.to_vec();
+                let mut all = Arc::unwrap_or_clone(history);
                 all.extend(newer.into_iter().flat_map(|t| t.messages));
                 all
             }

@@ -260,11 +260,14 @@ impl AppState {
         &self,
         headers: &HeaderMap,
     ) -> Result<Arc<Session>, ApiError> {
-        let had_cookie = self.cookies.session_id(headers).is_some();
-        match self.session(headers).await? {
+        // The cookie is decrypted once: a cookie that reads but names no live session has
+        // expired; no (readable) cookie is no login.
+        let Some(id) = self.cookies.session_id(headers) else {
+            return Err(ApiError::Unauthenticated);
+        };
+        match self.sessions.current(&id, &self.rp).await? {
             Some(session) => Ok(session),
-            None if had_cookie => Err(ApiError::LoginExpired),
-            None => Err(ApiError::Unauthenticated),
+            None => Err(ApiError::LoginExpired),
         }
     }
 
