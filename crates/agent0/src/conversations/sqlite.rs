@@ -1,10 +1,9 @@
 //! SQLite, the embedded default: WAL, `synchronous = FULL`, in the data directory. Appends are
-//! group-committed: one writer takes every append that is waiting, writes them in one
-//! transaction and commits once (one fsync for the group) before answering any of them — for a
-//! file, a thread of its own with its own connection ([`file_writer`]). A file store's reads (a
-//! turn reads the latest conversation and its turn count) run on read-only connections on the
-//! calling thread ([`dbconn::sqlite_readers`]). The in-memory store does both through its one
-//! sqlx connection.
+//! group-committed: one writer thread with a connection of its own ([`file_writer`]) takes every
+//! append that is waiting, writes them in one transaction and commits once (one fsync for the
+//! group) before answering any of them. Reads (a turn reads the latest conversation and its turn
+//! count) run on read-only connections on the calling thread ([`dbconn::sqlite_readers`]). sqlx
+//! migrates the file and creates conversations.
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,8 +12,8 @@ use async_trait::async_trait;
 use dbconn::sqlite_readers::Readers;
 use dbconn::sqlite_readers::rusqlite::{self, OptionalExtension};
 use protocol::UnixTime;
+use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{ConversationStore, ConversationSummary, StoreError, Turn, migration_failed, title_of};
@@ -55,17 +54,17 @@ const LIST_SQL: &str = "SELECT c.id, \
 
 /// SQLite, the embedded default.
 pub struct SqliteConversations {
-    /// Reads of an in-memory database (the writer's one connection: each connection to
-    /// `:memory:` is a database of its own).
-    reader: SqlitePool,
-    /// A file store's reads, on the calling thread (`None` in memory).
-    readers: Option<Readers>,
-    /// The one write connection (also used directly for `create`).
+    /// Reads, on the calling thread.
+    readers: Readers,
+    /// sqlx's one connection: migrations and `create`.
     writer: SqlitePool,
+    /// To the writer thread.
     appends: mpsc::Sender<Append>,
+    /// A [`Self::temporary`] store's directory, removed with the store.
+    _temporary: Option<tempfile::TempDir>,
 }
 
-/// An append waiting for the writer task.
+/// An append waiting for the writer thread.
 struct Append {
     owner: String,
     id: String,
@@ -85,6 +84,23 @@ struct StoredTurn {
 impl SqliteConversations {
     /// Opens (creating and migrating) the database file at `path`.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_file(path, None).await
+    }
+
+    /// A private store (tests): a database file in a temporary directory of its own, removed
+    /// when the store is dropped.
+    pub async fn temporary() -> Result<Self, StoreError> {
+        let dir = tempfile::Builder::new()
+            .prefix("agent0-conversations-")
+            .tempdir()
+            .map_err(|e| StoreError::Database(format!("creating a temporary directory: {e}")))?;
+        Self::open_file(&dir.path().join("agent0.db"), Some(dir)).await
+    }
+
+    async fn open_file(
+        path: &Path,
+        temporary: Option<tempfile::TempDir>,
+    ) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -92,55 +108,28 @@ impl SqliteConversations {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
-        // The writer first: it creates and migrates the file the readers open.
+        // sqlx first: it creates and migrates the file the readers and the writer thread open.
         let writer = single_connection(options).await?;
         let readers = Readers::open(path, READERS, BUSY_TIMEOUT).map_err(read_failed)?;
         let (appends, queue) = mpsc::channel(4 * MAX_BATCH);
         file_writer::start(path, queue)?;
         Ok(Self {
-            reader: writer.clone(),
-            readers: Some(readers),
+            readers,
             writer,
             appends,
+            _temporary: temporary,
         })
     }
 
-    /// A private in-memory database (tests): one connection for everything, since each
-    /// connection to `:memory:` is a database of its own.
-    pub async fn in_memory() -> Result<Self, StoreError> {
-        let pool = single_connection(
-            SqliteConnectOptions::new()
-                .in_memory(true)
-                .foreign_keys(true),
-        )
-        .await?;
-        let (appends, queue) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(group_commit(pool.clone(), queue));
-        Ok(Self {
-            reader: pool.clone(),
-            readers: None,
-            writer: pool,
-            appends,
-        })
-    }
-
-    async fn owns(&self, owner: &str, id: &str) -> Result<(), StoreError> {
-        let found: Option<i64> = match &self.readers {
-            Some(readers) => readers
-                .with(|c| {
-                    c.prepare_cached(OWNS_SQL)?
-                        .query_row([id, owner], |row| row.get(0))
-                        .optional()
-                })
-                .map_err(read_failed)?,
-            None => {
-                sqlx::query_scalar(OWNS_SQL)
-                    .bind(id)
-                    .bind(owner)
-                    .fetch_optional(&self.reader)
-                    .await?
-            }
-        };
+    fn owns(&self, owner: &str, id: &str) -> Result<(), StoreError> {
+        let found: Option<i64> = self
+            .readers
+            .with(|c| {
+                c.prepare_cached(OWNS_SQL)?
+                    .query_row([id, owner], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(read_failed)?;
         found.map(|_| ()).ok_or(StoreError::NotFound)
     }
 }
@@ -170,66 +159,6 @@ async fn single_connection(options: SqliteConnectOptions) -> Result<SqlitePool, 
     Ok(pool)
 }
 
-/// The in-memory store's writer task: takes whatever is waiting (at least one, at most [`MAX_BATCH`]) as one
-/// group, one transaction (and one fsync) per group; stops when every sender is gone.
-async fn group_commit(writer: SqlitePool, mut queue: mpsc::Receiver<Append>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let results = commit(&writer, &batch).await;
-        for (append, result) in batch.drain(..).zip(results) {
-            let _ = append.done.send(result);
-        }
-    }
-}
-
-async fn commit(writer: &SqlitePool, batch: &[Append]) -> Vec<Result<(), StoreError>> {
-    let failed = |e: sqlx::Error| {
-        let message = e.to_string();
-        batch
-            .iter()
-            .map(|_| Err(StoreError::Database(message.clone())))
-            .collect()
-    };
-    let mut tx = match writer.begin().await {
-        Ok(tx) => tx,
-        Err(e) => return failed(e),
-    };
-    let mut results = Vec::with_capacity(batch.len());
-    for append in batch {
-        results.push(insert_turn(&mut tx, append).await);
-    }
-    match tx.commit().await {
-        Ok(()) => results,
-        Err(e) => failed(e),
-    }
-}
-
-/// One append: the conversation must be the owner's; the turn gets the next sequence number.
-/// (A failing statement leaves the rest of the transaction intact: SQLite statements are
-/// atomic.)
-async fn insert_turn(conn: &mut SqliteConnection, append: &Append) -> Result<(), StoreError> {
-    let updated = sqlx::query(TOUCH_SQL)
-        .bind(append.now)
-        .bind(&append.id)
-        .bind(&append.owner)
-        .execute(&mut *conn)
-        .await?;
-    if updated.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    sqlx::query(INSERT_TURN_SQL)
-        .bind(&append.id)
-        .bind(&append.id)
-        .bind(&append.turn.user_text)
-        .bind(&append.turn.reply_text)
-        .bind(&append.turn.messages)
-        .bind(&append.turn.tool_results)
-        .bind(append.now)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
 #[async_trait]
 impl ConversationStore for SqliteConversations {
     async fn create(&self, owner: &str, now: UnixTime) -> Result<String, StoreError> {
@@ -247,19 +176,13 @@ impl ConversationStore for SqliteConversations {
     }
 
     async fn find_latest(&self, owner: &str) -> Result<Option<String>, StoreError> {
-        if let Some(readers) = &self.readers {
-            return readers
-                .with(|c| {
-                    c.prepare_cached(LATEST_SQL)?
-                        .query_row([owner], |row| row.get(0))
-                        .optional()
-                })
-                .map_err(read_failed);
-        }
-        Ok(sqlx::query_scalar(LATEST_SQL)
-            .bind(owner)
-            .fetch_optional(&self.reader)
-            .await?)
+        self.readers
+            .with(|c| {
+                c.prepare_cached(LATEST_SQL)?
+                    .query_row([owner], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(read_failed)
     }
 
     async fn find_conversations(
@@ -267,24 +190,16 @@ impl ConversationStore for SqliteConversations {
         owner: &str,
         limit: u32,
     ) -> Result<Vec<ConversationSummary>, StoreError> {
-        let rows: Vec<(String, Option<String>, UnixTime, u32)> = match &self.readers {
-            Some(readers) => readers
-                .with(|c| {
-                    c.prepare_cached(LIST_SQL)?
-                        .query_map(rusqlite::params![owner, limit], |row| {
-                            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-                        })?
-                        .collect()
-                })
-                .map_err(read_failed)?,
-            None => {
-                sqlx::query_as(LIST_SQL)
-                    .bind(owner)
-                    .bind(limit)
-                    .fetch_all(&self.reader)
-                    .await?
-            }
-        };
+        let rows: Vec<(String, Option<String>, UnixTime, u32)> = self
+            .readers
+            .with(|c| {
+                c.prepare_cached(LIST_SQL)?
+                    .query_map(rusqlite::params![owner, limit], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    })?
+                    .collect()
+            })
+            .map_err(read_failed)?;
         Ok(rows
             .into_iter()
             .map(|(id, first, updated_at, turns)| ConversationSummary {
@@ -297,45 +212,29 @@ impl ConversationStore for SqliteConversations {
     }
 
     async fn count_turns(&self, owner: &str, id: &str) -> Result<u32, StoreError> {
-        let count: Option<u32> = match &self.readers {
-            Some(readers) => readers
-                .with(|c| {
-                    c.prepare_cached(COUNT_SQL)?
-                        .query_row([id, owner], |row| row.get(0))
-                        .optional()
-                })
-                .map_err(read_failed)?,
-            None => {
-                sqlx::query_scalar(COUNT_SQL)
-                    .bind(id)
-                    .bind(owner)
-                    .fetch_optional(&self.reader)
-                    .await?
-            }
-        };
+        let count: Option<u32> = self
+            .readers
+            .with(|c| {
+                c.prepare_cached(COUNT_SQL)?
+                    .query_row([id, owner], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(read_failed)?;
         count.ok_or(StoreError::NotFound)
     }
 
     async fn find_turns(&self, owner: &str, id: &str, last: u32) -> Result<Vec<Turn>, StoreError> {
-        self.owns(owner, id).await?;
-        let rows: Vec<(String, String, String, String)> = match &self.readers {
-            Some(readers) => readers
-                .with(|c| {
-                    c.prepare_cached(TURNS_SQL)?
-                        .query_map(rusqlite::params![id, last], |row| {
-                            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-                        })?
-                        .collect()
-                })
-                .map_err(read_failed)?,
-            None => {
-                sqlx::query_as(TURNS_SQL)
-                    .bind(id)
-                    .bind(last)
-                    .fetch_all(&self.reader)
-                    .await?
-            }
-        };
+        self.owns(owner, id)?;
+        let rows: Vec<(String, String, String, String)> = self
+            .readers
+            .with(|c| {
+                c.prepare_cached(TURNS_SQL)?
+                    .query_map(rusqlite::params![id, last], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    })?
+                    .collect()
+            })
+            .map_err(read_failed)?;
         rows.into_iter()
             .map(|(user_text, reply_text, messages, tool_results)| {
                 Ok(Turn {

@@ -43,14 +43,14 @@ fn texts(turns: &[Turn]) -> Vec<&str> {
 /// Which store a test runs against.
 #[derive(Debug, Clone, Copy)]
 enum Backend {
-    SqliteMemory,
+    SqliteTemporary,
     SqliteFile,
     Postgres,
 }
 
 /// Where a store's data lives, kept alive (and cleaned up) with the test.
 enum Place {
-    Memory,
+    Temporary,
     File(tempfile::TempDir),
     Schema(TestSchema),
 }
@@ -71,9 +71,9 @@ impl Deref for Harness {
 impl Backend {
     async fn open(self) -> anyhow::Result<Harness> {
         Ok(match self {
-            Self::SqliteMemory => Harness {
-                store: Arc::new(SqliteConversations::in_memory().await?),
-                place: Place::Memory,
+            Self::SqliteTemporary => Harness {
+                store: Arc::new(SqliteConversations::temporary().await?),
+                place: Place::Temporary,
             },
             Self::SqliteFile => {
                 let dir = tempfile::tempdir()?;
@@ -97,10 +97,10 @@ impl Backend {
 
 impl Harness {
     /// Another store instance on the same database (a second replica, or a restart); `None` for
-    /// a private in-memory database.
+    /// a private temporary store.
     async fn another(&self) -> anyhow::Result<Option<Arc<dyn ConversationStore>>> {
         Ok(match &self.place {
-            Place::Memory => None,
+            Place::Temporary => None,
             Place::File(dir) => Some(Arc::new(
                 SqliteConversations::open(&dir.path().join("agent0.db")).await?,
             )),
@@ -118,7 +118,7 @@ async fn pg_store(schema: &str) -> anyhow::Result<PostgresConversations> {
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
+#[case::sqlite_temporary(Backend::SqliteTemporary)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -189,7 +189,7 @@ async fn a_reopened_store_has_lost_nothing(#[case] backend: Backend) -> anyhow::
     drop(store);
     // The place (file, schema) stays; only the store instance is new.
     let harness = Harness {
-        store: Arc::new(SqliteConversations::in_memory().await?),
+        store: Arc::new(SqliteConversations::temporary().await?),
         place,
     };
     let reopened = harness.another().await?.unwrap();
@@ -203,7 +203,7 @@ async fn a_reopened_store_has_lost_nothing(#[case] backend: Backend) -> anyhow::
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
+#[case::sqlite_temporary(Backend::SqliteTemporary)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -236,7 +236,7 @@ async fn conversations_are_listed_newest_first_bounded_and_only_for_their_owner(
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
+#[case::sqlite_temporary(Backend::SqliteTemporary)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -266,7 +266,7 @@ async fn within_one_second_the_latest_turn_then_the_newest_conversation_comes_fi
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
+#[case::sqlite_temporary(Backend::SqliteTemporary)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -320,7 +320,7 @@ async fn a_turn_round_trips_exactly_with_tool_calls_and_any_text(
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
+#[case::sqlite_temporary(Backend::SqliteTemporary)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -443,7 +443,7 @@ async fn a_schema_newer_than_this_binary_is_refused(
                 .await?;
             conn.close().await?;
         }
-        Place::Memory => unreachable!("file-backed cases only"),
+        Place::Temporary => unreachable!("file-backed cases only"),
     }
     let reopened = match &harness.place {
         Place::File(dir) => SqliteConversations::open(&dir.path().join("agent0.db"))
@@ -452,7 +452,7 @@ async fn a_schema_newer_than_this_binary_is_refused(
         Place::Schema(guard) => PostgresConversations::connect_in_schema(&pg_url(), guard.name())
             .await
             .map(|_| ()),
-        Place::Memory => unreachable!("file-backed cases only"),
+        Place::Temporary => unreachable!("file-backed cases only"),
     };
     let Err(refused) = reopened else {
         panic!("a newer schema must be refused");

@@ -213,7 +213,7 @@ pub async fn config(stack: &Stack, base: &str, model: Arc<dyn Model>) -> agent0:
         brokered: Default::default(),
         disabled: Default::default(),
         model,
-        store: Arc::new(SqliteConversations::in_memory().await.unwrap()),
+        store: Arc::new(SqliteConversations::temporary().await.unwrap()),
         max_steps: agent0::agent::DEFAULT_MAX_STEPS,
         clock,
     }

@@ -1,12 +1,13 @@
-//! A file store's group commit on a thread of its own, with a rusqlite connection.
+//! The group commit, on a thread of its own with a rusqlite connection.
 //!
 //! Through sqlx every statement of a group (`BEGIN`, two per append, `COMMIT`, and the ping of
-//! the returned connection) is a hand-off to sqlx's worker thread and back; `perf` on
+//! the returned connection) was a hand-off to sqlx's worker thread and back; `perf` on
 //! `bench agent` showed those hand-offs and the worker's sleeps and wake-ups costing as much as
 //! the writes. Here the thread that owns the connection runs the whole group: one wake-up per
-//! group. The semantics are the in-memory store's ([`super::commit`]): one `IMMEDIATE`
-//! transaction per group, each append its own statements with its own outcome, nothing answered
-//! before the commit (`synchronous = FULL`: durable) — and a failed commit fails the group.
+//! group. One `IMMEDIATE` transaction per group, each append its own statements with its own
+//! outcome (a failing statement leaves the rest of the transaction intact: SQLite statements
+//! are atomic), nothing answered before the commit (`synchronous = FULL`: durable), and a
+//! failed commit fails the group.
 
 use std::path::Path;
 
