@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use super::direct::{self, ToolCall};
 use super::revocation::{self, RevocationConfig, TokenCache};
 use super::scopes::{Requirement, ScopePolicy};
-use super::sessions::{OwnedSessions, Refusal, RequestScope, SCOPE};
+use super::sessions::{OwnedSessions, Refusal, RequestScope, SCOPE, Visit};
 use super::tools::TodoTools;
 use super::{jsonrpc, scopes};
 use crate::domain::Owner;
@@ -329,21 +329,21 @@ pub async fn require_token(State(guard): State<Guard>, request: Request, next: N
     if let Some(sessions) = &guard.0.sessions
         && let Some(session) = &session
     {
-        if sessions
-            .owner_of(session)
-            .is_some_and(|owner| owner != caller.owner)
-        {
-            tracing::warn!(
-                client_id = caller.client_id.as_deref().unwrap_or("-"),
-                "session used with another user's token"
-            );
-            return jsonrpc::error(
-                StatusCode::FORBIDDEN,
-                jsonrpc::INVALID_REQUEST,
-                "this session belongs to another user",
-            );
+        match sessions.visit(session, &caller.owner) {
+            Visit::Foreign => {
+                tracing::warn!(
+                    client_id = caller.client_id.as_deref().unwrap_or("-"),
+                    "session used with another user's token"
+                );
+                return jsonrpc::error(
+                    StatusCode::FORBIDDEN,
+                    jsonrpc::INVALID_REQUEST,
+                    "this session belongs to another user",
+                );
+            }
+            Visit::Own { ready: initialized } => ready = initialized,
+            Visit::Unknown => {}
         }
-        ready = sessions.touch(session, &caller.owner);
     }
     if let (Some(call), Some((tools, stateless))) = (call, &guard.0.direct)
         && (if *stateless { session.is_none() } else { ready })

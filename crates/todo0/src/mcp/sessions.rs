@@ -6,9 +6,9 @@
 //!
 //! * a session idle for [`SessionLimits::idle`] ends, and its worker, its tools instance and its
 //!   owner binding go with it. Idleness is tracked here, not by rmcp's `keep_alive`: the guard
-//!   marks every request that names a session ([`OwnedSessions::touch`]), including the `tools/call`s
-//!   it answers itself without rmcp's worker ([`super::direct`]), and a sweep started with the
-//!   first session closes those left unused;
+//!   marks every request that names a session ([`OwnedSessions::visit`]), including the
+//!   `tools/call`s it answers itself without rmcp's worker ([`super::direct`]), and a sweep
+//!   started with the first session closes those left unused;
 //! * one person holds at most [`SessionLimits::per_owner`] sessions (`429`);
 //! * the server holds at most [`SessionLimits::total`] sessions (`503`).
 //!
@@ -145,6 +145,17 @@ pub struct OwnedSessions {
     sweeping: AtomicBool,
 }
 
+/// What a request naming a session found ([`OwnedSessions::visit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Visit {
+    /// No such open session (rmcp answers it).
+    Unknown,
+    /// Someone else's session.
+    Foreign,
+    /// The caller's, and whether its client completed initialization.
+    Own { ready: bool },
+}
+
 impl std::fmt::Debug for OwnedSessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OwnedSessions")
@@ -177,15 +188,16 @@ impl OwnedSessions {
         })
     }
 
-    /// Notes a request naming session `id` (its idle time starts again) and says whether it is
-    /// `owner`'s and ready for calls (initialized).
-    pub(crate) fn touch(&self, id: &str, owner: &Owner) -> bool {
+    /// What a request by `owner` naming session `id` finds, in one look at the table; the
+    /// session's idle time starts again when it is `owner`'s.
+    pub(crate) fn visit(&self, id: &str, owner: &Owner) -> Visit {
         match self.table().owners.get_mut(id) {
-            Some(open) if open.owner == *owner => {
+            None => Visit::Unknown,
+            Some(open) if open.owner != *owner => Visit::Foreign,
+            Some(open) => {
                 open.last_used = Instant::now();
-                open.ready
+                Visit::Own { ready: open.ready }
             }
-            _ => false,
         }
     }
 
