@@ -51,14 +51,19 @@ impl StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        Self {
-            message: e.to_string(),
-            unavailable: dbconn::is_unavailable(&e),
-        }
+        Self::of_sqlx(&e)
     }
 }
 
 impl StoreError {
+    /// A database error, marked unavailable when retrying may help.
+    pub(crate) fn of_sqlx(e: &sqlx::Error) -> Self {
+        Self {
+            message: e.to_string(),
+            unavailable: dbconn::is_unavailable(e),
+        }
+    }
+
     /// A migration failure at open, in words a person can act on (`dbconn` words it: a database
     /// migrated by a newer secure-agent is refused). `database` names the database (a path, or a
     /// URL without its password).

@@ -90,10 +90,7 @@ impl GroupWrite for TokenWrite {
     }
 
     fn group_failed(error: &sqlx::Error) -> StoreError {
-        StoreError {
-            message: error.to_string(),
-            unavailable: dbconn::is_unavailable(error),
-        }
+        StoreError::of_sqlx(error)
     }
 
     fn writer_gone() -> StoreError {
