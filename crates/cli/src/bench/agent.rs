@@ -20,6 +20,10 @@
 //! person consents once, over HTTP, before anything is measured. The exchange counter counts the
 //! brokered exchanges too, so a warm GitHub turn must make no IdP round trip either: the ISV
 //! token is cached.
+//!
+//! With `--reference` ([`reference`]) a minimal chat endpoint (agent0's session lookup and a
+//! fixed reply) runs the same people and loads first, and each agent0 run is also given as a
+//! share of its turns/s. The people send from the light load client ([`chat`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -496,7 +500,8 @@ impl Row {
     }
 }
 
-/// Warms up, then measures one run of `people` on `deployment`.
+/// Warms up, then measures one run of `people` against `bases` (a deployment's replicas with
+/// their `setup`, or the reference with `None`); `exchanges` reads the IdP exchange counters.
 async fn measure(
     (bases, setup, exchanges): (&[String], Option<Setup>, &dyn Fn() -> Vec<u64>),
     people: &[Chatter],
