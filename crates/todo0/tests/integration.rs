@@ -5,6 +5,8 @@
 mod harness;
 #[path = "integration/mcp_behaviour.rs"]
 mod mcp_behaviour;
+#[path = "integration/mcp_parking.rs"]
+mod mcp_parking;
 #[path = "integration/mcp_revocation.rs"]
 mod mcp_revocation;
 #[path = "integration/mcp_scopes.rs"]

@@ -361,17 +361,26 @@ pub async fn require_token(State(guard): State<Guard>, request: Request, next: N
         .any(|(method, _)| method == "notifications/initialized");
     let scope = RequestScope::new(caller.owner.clone());
     parts.extensions.insert(caller);
+    // The session keeps (or gets back) its rmcp worker while rmcp serves this request.
+    let entered = match (&guard.0.sessions, &session) {
+        (Some(sessions), Some(session)) => sessions.enter(session).await,
+        _ => None,
+    };
     let response = SCOPE
         .scope(
             scope.clone(),
             next.run(Request::from_parts(parts, Body::from(bytes))),
         )
         .await;
+    drop(entered);
     if initialized
         && response.status() == StatusCode::ACCEPTED
         && let (Some(sessions), Some(session)) = (&guard.0.sessions, &session)
     {
         sessions.mark_ready(session);
+        // Its handshake is done: until the client asks rmcp for something, the session needs no
+        // worker (the tool calls are answered here).
+        sessions.park(session, Duration::ZERO).await;
     }
     match scope.refusal() {
         None => jsonrpc::json_refusals(response).await,

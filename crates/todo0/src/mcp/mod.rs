@@ -28,7 +28,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 
 pub use revocation::{RevocationConfig, SweepReport};
 pub use scopes::ScopePolicy;
-pub use sessions::{OwnedSessions, SessionLimits};
+pub use sessions::{OwnedSessions, PARK_UNUSED_AFTER, SessionLimits};
 
 use crate::store::TodoStore;
 
@@ -139,6 +139,10 @@ pub fn build(
         server_config = server_config.with_allowed_hosts(config.allowed_hosts.clone());
     }
     server_config.allowed_origins = config.allowed_origins.clone();
+    if !config.stateless {
+        // Where rmcp finds a parked session's `initialize` to restore it (sessions.rs, "Parking").
+        server_config.session_store = Some(sessions.clone());
+    }
     let service =
         StreamableHttpService::new(move || Ok(tools.clone()), sessions.clone(), server_config);
 

@@ -12,6 +12,22 @@
 //! * one person holds at most [`SessionLimits::per_owner`] sessions (`429`);
 //! * the server holds at most [`SessionLimits::total`] sessions (`503`).
 //!
+//! **Parking.** rmcp gives every session a worker task, a service task and their channels:
+//! about 110 KB each (heaptrack, 256 sessions: 28 of the server's 37 MB of heap), held for the
+//! session's whole life although the `tools/call`s the guard answers itself never reach them.
+//! A session whose worker nothing uses — its client completed initialization, no request of
+//! it is on its way through rmcp and no stream of it is open — is *parked*: its worker is
+//! closed and only this table's entry (owner, idle time, the client's `initialize`
+//! parameters) stays. The next request that needs rmcp (a listing, a `GET` stream, a call
+//! the guard does not answer) gets a new worker through rmcp's own session restore
+//! ([`SessionStore`], [`SessionManager::restore_session`]: rmcp replays the client's
+//! `initialize` and `notifications/initialized` to it), before it is served, so the client
+//! sees the same session. A session is parked as soon as its handshake completes, and later
+//! when its worker has gone unused for [`PARK_UNUSED_AFTER`]; a client that holds a `GET`
+//! stream open keeps its worker. Requests for a parked session wait for each other while one
+//! of them restores it (one restore per session). Nothing a session holds is lost: todo0's
+//! tools keep no per-session state, and a session with a stream open is never parked.
+//!
 //! Who is asking reaches [`SessionManager::create_session`] (which takes no request) through a
 //! task-local `RequestScope` set by the MCP guard around each request; calls made by rmcp's own
 //! tasks (closing a finished session) carry no scope.
@@ -24,14 +40,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use rmcp::transport::streamable_http_server::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::{
     LocalSessionManager, LocalSessionManagerError, SessionConfig,
 };
 use rmcp::transport::streamable_http_server::session::{
-    EventStore, RestoreOutcome, ServerSseMessage, SessionId,
+    EventStore, RestoreOutcome, ServerSseMessage, SessionId, SessionState, SessionStore,
+    SessionStoreError,
 };
 
 use crate::domain::Owner;
@@ -68,6 +85,10 @@ impl Default for SessionLimits {
 
 /// How long rmcp keeps a finished request's messages for a resuming client.
 const COMPLETED_CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// How long a restored session's worker is kept unused before it is parked again: long enough
+/// that a client sending rmcp requests back to back does not pay a restore for each.
+pub const PARK_UNUSED_AFTER: Duration = Duration::from_secs(1);
 
 /// Why a new session was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +148,42 @@ struct Open {
     ready: bool,
     /// The last request that named it.
     last_used: Instant,
+    /// The client's `initialize` parameters, from which rmcp restores a parked session.
+    init: Option<SessionState>,
+    /// Requests of it on their way through rmcp, and its open rmcp streams.
+    users: usize,
+    /// When `users` last became 0.
+    unused_since: Instant,
+    /// rmcp holds no worker for it.
+    parked: bool,
+    /// Workers closed by parking whose end rmcp has not reported yet (its own task calls
+    /// `close_session` when a worker ends; those calls must not end the session).
+    parked_closes: usize,
+}
+
+impl Open {
+    fn new(owner: Owner) -> Self {
+        let now = Instant::now();
+        Self {
+            owner,
+            ready: false,
+            last_used: now,
+            init: None,
+            users: 0,
+            unused_since: now,
+            parked: false,
+            parked_closes: 0,
+        }
+    }
+
+    /// Whether its worker may be closed now, having been unused for `quiet`.
+    fn parkable(&self, now: Instant, quiet: Duration) -> bool {
+        self.ready
+            && !self.parked
+            && self.users == 0
+            && self.init.is_some()
+            && now.duration_since(self.unused_since) >= quiet
+    }
 }
 
 #[derive(Default)]
@@ -143,6 +200,37 @@ pub struct OwnedSessions {
     /// This table, for the idle sweep (which must not keep it alive).
     me: Weak<OwnedSessions>,
     sweeping: AtomicBool,
+    /// Held while a worker is closed for parking, and by a request of a parked session while
+    /// rmcp restores it: a session is never restored while its old worker is being closed, and
+    /// concurrent requests of one parked session restore it once.
+    transitions: tokio::sync::Mutex<()>,
+}
+
+/// A request of a session on its way through rmcp, or one of its open streams: the session is
+/// not parked while one exists.
+pub(crate) struct User {
+    sessions: Weak<OwnedSessions>,
+    id: SessionId,
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        if let Some(sessions) = self.sessions.upgrade()
+            && let Some(open) = sessions.table().owners.get_mut(&self.id)
+        {
+            open.users = open.users.saturating_sub(1);
+            if open.users == 0 {
+                open.unused_since = Instant::now();
+            }
+        }
+    }
+}
+
+/// What [`OwnedSessions::enter`] holds for a request: its [`User`], and for a parked session
+/// the right to have it restored.
+pub(crate) struct Entered<'a> {
+    _user: User,
+    _restoring: Option<tokio::sync::MutexGuard<'a, ()>>,
 }
 
 /// What a request naming a session found ([`OwnedSessions::visit`]).
@@ -185,6 +273,7 @@ impl OwnedSessions {
             table: Mutex::new(Table::default()),
             me: me.clone(),
             sweeping: AtomicBool::new(false),
+            transitions: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -208,9 +297,87 @@ impl OwnedSessions {
         }
     }
 
-    /// How often the idle sweep runs: a quarter of the idle time, within 10 ms – 60 s.
+    /// Marks a request of session `id` that goes to rmcp; when the session is parked, waits
+    /// until no other request is restoring it (rmcp restores it when it sees the request).
+    /// `None` for a session not in the table (rmcp answers `404`).
+    pub(crate) async fn enter(&self, id: &str) -> Option<Entered<'_>> {
+        let (user, parked) = self.hold(id)?;
+        let restoring = match parked {
+            true => Some(self.transitions.lock().await),
+            false => None,
+        };
+        Some(Entered {
+            _user: user,
+            _restoring: restoring,
+        })
+    }
+
+    /// A [`User`] of session `id`, and whether the session is parked.
+    fn hold(&self, id: &str) -> Option<(User, bool)> {
+        let mut table = self.table();
+        let id = table.owners.get_key_value(id)?.0.clone();
+        let open = table.owners.get_mut(&id)?;
+        open.users += 1;
+        let parked = open.parked;
+        let user = User {
+            sessions: self.me.clone(),
+            id,
+        };
+        Some((user, parked))
+    }
+
+    /// Closes session `id`'s rmcp worker, keeping the session, when nothing has used the
+    /// worker for `quiet` (see "Parking" above). Whether it was parked.
+    pub(crate) async fn park(&self, id: &str, quiet: Duration) -> bool {
+        let parkable = |table: &Table| {
+            table
+                .owners
+                .get(id)
+                .is_some_and(|open| open.parkable(Instant::now(), quiet))
+        };
+        // Checked before waiting for the lock too, so that a request restoring some other
+        // session does not hold up the handshakes that will not park anything.
+        if !parkable(&self.table()) {
+            return false;
+        }
+        let _transition = self.transitions.lock().await;
+        let id = {
+            let mut table = self.table();
+            let Some(id) = table.owners.get_key_value(id).map(|(id, _)| id.clone()) else {
+                return false;
+            };
+            let Some(open) = table.owners.get_mut(&id) else {
+                return false;
+            };
+            if !open.parkable(Instant::now(), quiet) {
+                return false;
+            }
+            open.parked = true;
+            open.parked_closes += 1;
+            id
+        };
+        if let Err(e) = self.inner.close_session(&id).await {
+            tracing::warn!(error = %e, "closing a parked MCP session's worker failed");
+        }
+        true
+    }
+
+    /// Whether session `id` is open and parked (its rmcp worker closed).
+    pub fn is_parked(&self, id: &str) -> bool {
+        self.table().owners.get(id).is_some_and(|open| open.parked)
+    }
+
+    /// Open sessions whose rmcp worker is running (not parked).
+    pub fn workers(&self) -> usize {
+        self.table().owners.values().filter(|o| !o.parked).count()
+    }
+
+    /// How often the sweep runs: a quarter of the idle time, within 10 ms – 60 s, and at least
+    /// every [`PARK_UNUSED_AFTER`].
     fn sweep_period(&self) -> Duration {
-        (self.limits.idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(60))
+        (self.limits.idle / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(60))
+            .min(PARK_UNUSED_AFTER)
     }
 
     /// Starts the idle sweep once, from the first session on (inside the runtime).
@@ -227,6 +394,7 @@ impl OwnedSessions {
                 tick.tick().await;
                 let Some(sessions) = me.upgrade() else { return };
                 sessions.close_idle().await;
+                sessions.park_unused().await;
             }
         });
     }
@@ -242,10 +410,27 @@ impl OwnedSessions {
             .map(|(id, _)| id.clone())
             .collect();
         for id in idle {
-            self.forget(&id);
+            if self.forget(&id) == Some(true) {
+                continue;
+            }
             if let Err(e) = self.inner.close_session(&id).await {
                 tracing::warn!(error = %e, "closing an idle MCP session failed");
             }
+        }
+    }
+
+    /// Parks every session whose worker went unused for [`PARK_UNUSED_AFTER`].
+    async fn park_unused(&self) {
+        let now = Instant::now();
+        let unused: Vec<SessionId> = self
+            .table()
+            .owners
+            .iter()
+            .filter(|(_, open)| open.parkable(now, PARK_UNUSED_AFTER))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in unused {
+            self.park(&id, PARK_UNUSED_AFTER).await;
         }
     }
 
@@ -290,23 +475,16 @@ impl OwnedSessions {
         if held >= self.limits.per_owner {
             return Err(Refusal::OwnerLimit(self.limits.per_owner));
         }
-        table.owners.insert(
-            id.clone(),
-            Open {
-                owner: owner.clone(),
-                ready: false,
-                last_used: Instant::now(),
-            },
-        );
+        table.owners.insert(id.clone(), Open::new(owner.clone()));
         *table.per_owner.entry(owner.clone()).or_insert(0) += 1;
         Ok(())
     }
 
-    fn forget(&self, id: &SessionId) {
+    /// Removes session `id`; whether it was parked (`None`: it was not here).
+    fn forget(&self, id: &SessionId) -> Option<bool> {
         let mut table = self.table();
-        if let Some(open) = table.owners.remove(id)
-            && let Entry::Occupied(mut count) = table.per_owner.entry(open.owner)
-        {
+        let open = table.owners.remove(id)?;
+        if let Entry::Occupied(mut count) = table.per_owner.entry(open.owner) {
             *count.get_mut() -= 1;
             if *count.get() == 0 {
                 count.remove();
@@ -317,6 +495,35 @@ impl OwnedSessions {
             table.owners.shrink_to_fit();
             table.per_owner.shrink_to_fit();
         }
+        Some(open.parked)
+    }
+
+    /// Whether a worker end rmcp reports for session `id` is that of a worker closed by
+    /// parking (counted off), not the session's end.
+    fn parked_worker_ended(&self, id: &SessionId) -> bool {
+        match self.table().owners.get_mut(id) {
+            Some(open) if open.parked_closes > 0 => {
+                open.parked_closes -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A stream of session `id` that keeps it from being parked while it is open.
+    fn held<S>(
+        &self,
+        id: &SessionId,
+        stream: S,
+    ) -> impl Stream<Item = S::Item> + Send + Sync + use<S>
+    where
+        S: Stream + Send + Sync + 'static,
+    {
+        let user = self.hold(id).map(|(user, _)| user);
+        stream.map(move |item| {
+            let _ = &user;
+            item
+        })
     }
 
     /// Refuses a request that carries a caller other than the session's owner. Calls from rmcp's
@@ -358,8 +565,9 @@ impl SessionManager for OwnedSessions {
         Ok(self.inner.initialize_session(id, message).await?)
     }
 
+    // A parked session is not here for rmcp: it restores it from the store.
     async fn has_session(&self, id: &SessionId) -> Result<bool, SessionError> {
-        if self.check_owner(id).is_err() {
+        if self.check_owner(id).is_err() || self.is_parked(id) {
             return Ok(false);
         }
         Ok(self.inner.has_session(id).await?)
@@ -367,7 +575,13 @@ impl SessionManager for OwnedSessions {
 
     async fn close_session(&self, id: &SessionId) -> Result<(), SessionError> {
         self.check_owner(id)?;
-        self.forget(id);
+        let from_rmcp = SCOPE.try_with(|_| ()).is_err();
+        if from_rmcp && self.parked_worker_ended(id) {
+            return Ok(());
+        }
+        if self.forget(id) == Some(true) {
+            return Ok(());
+        }
         Ok(self.inner.close_session(id).await?)
     }
 
@@ -377,7 +591,8 @@ impl SessionManager for OwnedSessions {
         message: ClientJsonRpcMessage,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, SessionError> {
         self.check_owner(id)?;
-        Ok(self.inner.create_stream(id, message).await?)
+        let stream = self.inner.create_stream(id, message).await?;
+        Ok(self.held(id, stream))
     }
 
     async fn accept_message(
@@ -394,7 +609,8 @@ impl SessionManager for OwnedSessions {
         id: &SessionId,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, SessionError> {
         self.check_owner(id)?;
-        Ok(self.inner.create_standalone_stream(id).await?)
+        let stream = self.inner.create_standalone_stream(id).await?;
+        Ok(self.held(id, stream))
     }
 
     async fn resume(
@@ -403,18 +619,54 @@ impl SessionManager for OwnedSessions {
         last_event_id: String,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, SessionError> {
         self.check_owner(id)?;
-        Ok(self.inner.resume(id, last_event_id).await?)
+        let stream = self.inner.resume(id, last_event_id).await?;
+        Ok(self.held(id, stream))
     }
 
-    // A session known to no one here is never re-created from outside: its owner is unknown.
+    // Only a parked session is re-created (rmcp then replays its handshake); one known to no
+    // one here never is: its owner is unknown.
     async fn restore_session(
         &self,
-        _id: SessionId,
+        id: SessionId,
     ) -> Result<RestoreOutcome<Self::Transport>, SessionError> {
-        Ok(RestoreOutcome::NotSupported)
+        self.check_owner(&id)?;
+        match self.table().owners.get_mut(&id) {
+            Some(open) if open.parked => open.parked = false,
+            _ => return Ok(RestoreOutcome::NotSupported),
+        }
+        Ok(self.inner.restore_session(id).await?)
     }
 
     fn event_store(&self) -> Option<Arc<dyn EventStore>> {
         None
+    }
+}
+
+/// The client's `initialize` parameters of each open session, kept in its entry (and gone with
+/// it), from which rmcp restores a parked session. Only the session's owner's requests find them.
+#[async_trait::async_trait]
+impl SessionStore for OwnedSessions {
+    async fn load(&self, id: &str) -> Result<Option<SessionState>, SessionStoreError> {
+        let caller = SCOPE.try_with(|scope| scope.owner.clone()).ok();
+        Ok(self
+            .table()
+            .owners
+            .get(id)
+            .filter(|open| caller.is_none_or(|caller| caller == open.owner))
+            .and_then(|open| open.init.clone()))
+    }
+
+    async fn store(&self, id: &str, state: &SessionState) -> Result<(), SessionStoreError> {
+        if let Some(open) = self.table().owners.get_mut(id) {
+            open.init = Some(state.clone());
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), SessionStoreError> {
+        if let Some(open) = self.table().owners.get_mut(id) {
+            open.init = None;
+        }
+        Ok(())
     }
 }

@@ -1,0 +1,154 @@
+//! A session whose rmcp worker nothing uses is parked (its worker closed, its entry kept) and
+//! gets a worker back, transparently, when a request needs rmcp: the client sees one session
+//! throughout, and the owner checks, the idle expiry and `DELETE` work the same on a parked one.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use todo0::mcp::PARK_UNUSED_AFTER;
+
+use crate::harness::{Backend, Server, call};
+
+const ALL: &str = "mcp:connect mcp:tools:read mcp:tools:manage mcp:tools:delete";
+
+fn list(id: u64) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"})
+}
+
+/// Waits up to 5 s for session `id` to be parked; whether it was.
+async fn parked_soon(server: &Server, id: &str) -> bool {
+    for _ in 0..50 {
+        if server.sessions.is_parked(id) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_session_is_parked_after_its_handshake_and_restored_for_what_rmcp_serves() {
+    let server = Server::start(Backend::Sqlite, false).await;
+    let alice = server.token("alice", ALL);
+    let id = server.initialize(&alice).await.unwrap();
+    assert!(
+        server.sessions.is_parked(&id),
+        "no worker after the handshake"
+    );
+    assert_eq!(server.sessions.workers(), 0);
+
+    // A plain tool call is answered without a worker.
+    let created = server
+        .rpc(
+            Some(&alice),
+            Some(&id),
+            &call("create-todo", json!({"title": "parked"})),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    assert_eq!(created.structured()["todo"]["title"], "parked");
+    assert!(server.sessions.is_parked(&id));
+
+    // A listing goes through rmcp: the same session, with a worker again.
+    let listed = server.rpc(Some(&alice), Some(&id), &list(2)).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert_eq!(listed.json["id"], 2);
+    let names: Vec<&str> = listed.json["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"get-todos") && names.contains(&"create-todo"),
+        "{names:?}"
+    );
+    assert!(!server.sessions.is_parked(&id));
+    assert_eq!(server.sessions.workers(), 1);
+
+    // A call rmcp serves (its metadata is more than a progress token) sees the same todos.
+    let mut with_meta = call("get-todos", json!({}));
+    with_meta["params"]["_meta"] = json!({"trace": "x"});
+    let routed = server.rpc(Some(&alice), Some(&id), &with_meta).await;
+    assert_eq!(routed.status, 200, "{}", routed.text);
+    assert_eq!(routed.structured()["count"], 1);
+
+    // Unused for a while: parked again, and a second restore works as the first.
+    assert!(parked_soon(&server, &id).await);
+    let again = server.rpc(Some(&alice), Some(&id), &list(3)).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.json["result"], listed.json["result"]);
+    assert!(parked_soon(&server, &id).await);
+
+    // Someone else cannot wake it, nor use it.
+    let bob = server.token("bob", ALL);
+    let foreign = server.rpc(Some(&bob), Some(&id), &list(4)).await;
+    assert_eq!(foreign.status, 403, "{}", foreign.text);
+    assert!(server.sessions.is_parked(&id));
+
+    // DELETE ends a parked session like any other.
+    let deleted = server.delete_session(&alice, &id).await;
+    assert!(deleted == 200 || deleted == 202, "{deleted}");
+    assert_eq!(server.sessions.owner_of(&id), None);
+    let gone = server.rpc(Some(&alice), Some(&id), &list(5)).await;
+    assert_eq!(gone.status, 404, "{}", gone.text);
+    let gone = server
+        .rpc(Some(&alice), Some(&id), &call("get-todos", json!({})))
+        .await;
+    assert_eq!(gone.status, 404, "{}", gone.text);
+}
+
+#[tokio::test]
+async fn concurrent_requests_of_a_parked_session_restore_it_once_and_all_succeed() {
+    let server = Server::start(Backend::Sqlite, false).await;
+    let alice = server.token("alice", ALL);
+    let id = server.initialize(&alice).await.unwrap();
+    assert!(server.sessions.is_parked(&id));
+    let replies = futures::future::join_all((10..26).map(|n| {
+        let (server, alice, id) = (&server, &alice, &id);
+        async move { server.rpc(Some(alice), Some(id), &list(n)).await }
+    }))
+    .await;
+    for (n, reply) in (10..26).zip(&replies) {
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.json["id"], n);
+    }
+    assert_eq!(server.sessions.workers(), 1);
+    assert_eq!(server.sessions.len(), 1);
+}
+
+#[tokio::test]
+async fn an_open_get_stream_keeps_the_worker_and_its_end_lets_the_session_park() {
+    let server = Server::start(Backend::Sqlite, false).await;
+    let alice = server.token("alice", ALL);
+    let id = server.initialize(&alice).await.unwrap();
+    let stream = reqwest::Client::new()
+        .get(&server.url)
+        .bearer_auth(&alice)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &id)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(!server.sessions.is_parked(&id), "restored for the stream");
+    tokio::time::sleep(PARK_UNUSED_AFTER * 3).await;
+    assert!(
+        !server.sessions.is_parked(&id),
+        "kept while the stream is open"
+    );
+    // Tool calls work alongside it.
+    let reply = server
+        .rpc(Some(&alice), Some(&id), &call("get-todos", json!({})))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+
+    drop(stream);
+    assert!(
+        parked_soon(&server, &id).await,
+        "parked once the stream ended"
+    );
+    let listed = server.rpc(Some(&alice), Some(&id), &list(2)).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+}
