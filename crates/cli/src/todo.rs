@@ -360,6 +360,7 @@ fn session_limits(
         .unwrap_or(defaults.per_owner),
         total: setting(settings, args.max_sessions, "MCP_MAX_SESSIONS", count)?
             .unwrap_or(defaults.total),
+        park_after: defaults.park_after,
     })
 }
 

@@ -28,7 +28,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 
 pub use revocation::{RevocationConfig, SweepReport};
 pub use scopes::ScopePolicy;
-pub use sessions::{OwnedSessions, PARK_UNUSED_AFTER, SessionLimits};
+pub use sessions::{OwnedSessions, SessionLimits};
 
 use crate::store::TodoStore;
 

@@ -22,9 +22,11 @@
 //! the guard does not answer) gets a new worker through rmcp's own session restore
 //! ([`SessionStore`], [`SessionManager::restore_session`]: rmcp replays the client's
 //! `initialize` and `notifications/initialized` to it), before it is served, so the client
-//! sees the same session. A session is parked as soon as its handshake completes, and later
-//! when its worker has gone unused for [`PARK_UNUSED_AFTER`]; a client that holds a `GET`
-//! stream open keeps its worker. Requests for a parked session wait for each other while one
+//! sees the same session. A session is parked as soon as its handshake completes (nothing has
+//! run in its worker yet), and later when its worker has gone unused for
+//! [`SessionLimits::park_after`] (10 s: a client resuming a stream within rmcp's 10 s finds
+//! its messages, and a client sending rmcp requests back to back pays no restore for each); a
+//! client that holds a `GET` stream open keeps its worker. Requests for a parked session wait for each other while one
 //! of them restores it (one restore per session). Nothing a session holds is lost: todo0's
 //! tools keep no per-session state, and a session with a stream open is never parked.
 //!
@@ -62,6 +64,10 @@ pub struct SessionLimits {
     pub per_owner: usize,
     /// Open sessions in all (`--max-sessions`).
     pub total: usize,
+    /// How long a session's rmcp worker is kept unused before the session is parked (see
+    /// "Parking"); no flag. Below [`SessionLimits::DEFAULT_PARK_AFTER`] a client resuming a
+    /// stream (`Last-Event-ID`) may find its messages gone.
+    pub park_after: Duration,
 }
 
 impl SessionLimits {
@@ -71,6 +77,10 @@ impl SessionLimits {
     pub const DEFAULT_PER_OWNER: usize = 64;
     /// Default sessions in all.
     pub const DEFAULT_TOTAL: usize = 10_000;
+    /// Default time an unused worker is kept: as long as rmcp keeps a finished request's
+    /// messages for a client resuming its stream, so a resume still finds them, and a request
+    /// whose client went away still runs to its end.
+    pub const DEFAULT_PARK_AFTER: Duration = COMPLETED_CACHE_TTL;
 }
 
 impl Default for SessionLimits {
@@ -79,16 +89,13 @@ impl Default for SessionLimits {
             idle: Self::DEFAULT_IDLE,
             per_owner: Self::DEFAULT_PER_OWNER,
             total: Self::DEFAULT_TOTAL,
+            park_after: Self::DEFAULT_PARK_AFTER,
         }
     }
 }
 
 /// How long rmcp keeps a finished request's messages for a resuming client.
 const COMPLETED_CACHE_TTL: Duration = Duration::from_secs(10);
-
-/// How long a restored session's worker is kept unused before it is parked again: long enough
-/// that a client sending rmcp requests back to back does not pay a restore for each.
-pub const PARK_UNUSED_AFTER: Duration = Duration::from_secs(1);
 
 /// Why a new session was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -372,12 +379,12 @@ impl OwnedSessions {
         self.table().owners.values().filter(|o| !o.parked).count()
     }
 
-    /// How often the sweep runs: a quarter of the idle time, within 10 ms – 60 s, and at least
-    /// every [`PARK_UNUSED_AFTER`].
+    /// How often the sweep runs: a quarter of the idle time or the park delay, whichever is
+    /// shorter, within 10 ms – 60 s.
     fn sweep_period(&self) -> Duration {
         (self.limits.idle / 4)
+            .min(self.limits.park_after)
             .clamp(Duration::from_millis(10), Duration::from_secs(60))
-            .min(PARK_UNUSED_AFTER)
     }
 
     /// Starts the idle sweep once, from the first session on (inside the runtime).
@@ -419,18 +426,19 @@ impl OwnedSessions {
         }
     }
 
-    /// Parks every session whose worker went unused for [`PARK_UNUSED_AFTER`].
+    /// Parks every session whose worker went unused for [`SessionLimits::park_after`].
     async fn park_unused(&self) {
         let now = Instant::now();
+        let quiet = self.limits.park_after;
         let unused: Vec<SessionId> = self
             .table()
             .owners
             .iter()
-            .filter(|(_, open)| open.parkable(now, PARK_UNUSED_AFTER))
+            .filter(|(_, open)| open.parkable(now, quiet))
             .map(|(id, _)| id.clone())
             .collect();
         for id in unused {
-            self.park(&id, PARK_UNUSED_AFTER).await;
+            self.park(&id, quiet).await;
         }
     }
 

@@ -5,9 +5,23 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use todo0::mcp::PARK_UNUSED_AFTER;
+use todo0::mcp::SessionLimits;
 
 use crate::harness::{Backend, Server, call};
+
+/// How long an unused worker is kept in these tests (10 s by default).
+const PARK_AFTER: Duration = Duration::from_millis(300);
+
+/// A server whose unused workers are parked after [`PARK_AFTER`].
+async fn server() -> Server {
+    Server::start_with(Backend::Sqlite, |config| {
+        config.sessions = SessionLimits {
+            park_after: PARK_AFTER,
+            ..SessionLimits::default()
+        }
+    })
+    .await
+}
 
 const ALL: &str = "mcp:connect mcp:tools:read mcp:tools:manage mcp:tools:delete";
 
@@ -28,7 +42,7 @@ async fn parked_soon(server: &Server, id: &str) -> bool {
 
 #[tokio::test]
 async fn a_session_is_parked_after_its_handshake_and_restored_for_what_rmcp_serves() {
-    let server = Server::start(Backend::Sqlite, false).await;
+    let server = server().await;
     let alice = server.token("alice", ALL);
     let id = server.initialize(&alice).await.unwrap();
     assert!(
@@ -100,7 +114,7 @@ async fn a_session_is_parked_after_its_handshake_and_restored_for_what_rmcp_serv
 
 #[tokio::test]
 async fn concurrent_requests_of_a_parked_session_restore_it_once_and_all_succeed() {
-    let server = Server::start(Backend::Sqlite, false).await;
+    let server = server().await;
     let alice = server.token("alice", ALL);
     let id = server.initialize(&alice).await.unwrap();
     assert!(server.sessions.is_parked(&id));
@@ -119,7 +133,7 @@ async fn concurrent_requests_of_a_parked_session_restore_it_once_and_all_succeed
 
 #[tokio::test]
 async fn an_open_get_stream_keeps_the_worker_and_its_end_lets_the_session_park() {
-    let server = Server::start(Backend::Sqlite, false).await;
+    let server = server().await;
     let alice = server.token("alice", ALL);
     let id = server.initialize(&alice).await.unwrap();
     let stream = reqwest::Client::new()
@@ -133,7 +147,7 @@ async fn an_open_get_stream_keeps_the_worker_and_its_end_lets_the_session_park()
         .unwrap();
     assert_eq!(stream.status(), 200);
     assert!(!server.sessions.is_parked(&id), "restored for the stream");
-    tokio::time::sleep(PARK_UNUSED_AFTER * 3).await;
+    tokio::time::sleep(PARK_AFTER * 5).await;
     assert!(
         !server.sessions.is_parked(&id),
         "kept while the stream is open"
@@ -151,4 +165,24 @@ async fn an_open_get_stream_keeps_the_worker_and_its_end_lets_the_session_park()
     );
     let listed = server.rpc(Some(&alice), Some(&id), &list(2)).await;
     assert_eq!(listed.status, 200, "{}", listed.text);
+}
+
+#[tokio::test]
+async fn by_default_a_restored_worker_is_kept_while_rmcp_keeps_finished_messages() {
+    assert_eq!(
+        SessionLimits::default().park_after,
+        Duration::from_secs(10),
+        "rmcp keeps a finished request's messages 10 s for a resuming client"
+    );
+    let server = Server::start(Backend::Sqlite, false).await;
+    let alice = server.token("alice", ALL);
+    let id = server.initialize(&alice).await.unwrap();
+    assert!(server.sessions.is_parked(&id), "parked after the handshake");
+    let listed = server.rpc(Some(&alice), Some(&id), &list(2)).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !server.sessions.is_parked(&id),
+        "kept for a resuming client"
+    );
 }

@@ -23,6 +23,7 @@ async fn with_limits(idle: Duration, per_owner: usize, total: usize) -> Server {
             idle,
             per_owner,
             total,
+            ..SessionLimits::default()
         }
     })
     .await
