@@ -82,12 +82,13 @@ pub struct TodoResult {
     pub todo: Todo,
 }
 
-/// The tool server: one per process, cheap to clone per session.
+/// The tool server: one per process, cheap to clone per session (rmcp asks for one per
+/// session worker; the router, every tool's schema and metadata, is shared).
 #[derive(Clone)]
 pub struct TodoTools {
     store: Arc<dyn TodoStore>,
     clock: Arc<dyn protocol::Clock>,
-    tool_router: ToolRouter<Self>,
+    tool_router: Arc<ToolRouter<Self>>,
 }
 
 /// A tool's `_meta`: `requiredScopes`, the scopes to request for it (what a `403` challenge
@@ -171,7 +172,7 @@ impl TodoTools {
         Self {
             store,
             clock,
-            tool_router,
+            tool_router: Arc::new(tool_router),
         }
     }
 
