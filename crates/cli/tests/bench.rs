@@ -75,6 +75,21 @@ fn check(report: &Value) {
     let peak = report["server"]["peak_rss_mb"].as_f64().unwrap();
     assert!(peak > 1.0 && peak < 1024.0, "peak RSS {peak} MB");
     assert!(report["server"]["rss_mb"].as_f64().unwrap() > 0.0);
+    // The highest RSS as each cell ended, the same figures as the cells' own.
+    let open = report["server"]["sessions_open_rss_mb"].as_f64().unwrap();
+    let cells_max = results
+        .iter()
+        .filter_map(|c| c["server_rss_mb"].as_f64())
+        .fold(0.0_f64, f64::max);
+    assert_eq!(open, cells_max, "{report}");
+    assert!(
+        open > 1.0 && open <= peak + 0.01,
+        "open {open} MB, peak {peak} MB"
+    );
+    assert_eq!(
+        report["server"]["rss_target"]["sessions_open_pass"].as_bool(),
+        Some(open < 40.0)
+    );
 }
 
 #[test]
