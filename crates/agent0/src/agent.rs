@@ -452,12 +452,13 @@ impl Agent {
                 break;
             }
         }
-        let message = replies.join("\n\n");
+        // The turn's messages and results move into the record for the store and back out of
+        // it (a turn's history, tool results included, is not copied).
         let turn = Turn {
             user_text: text.to_owned(),
-            reply_text: message.clone(),
-            messages: history[first_new..].to_vec(),
-            tool_results: tool_results.clone(),
+            reply_text: replies.join("\n\n"),
+            messages: history.split_off(first_new),
+            tool_results,
         };
         self.store
             .append(
@@ -467,6 +468,13 @@ impl Agent {
                 self.clock.now(),
             )
             .await?;
+        let Turn {
+            reply_text: message,
+            messages,
+            tool_results,
+            ..
+        } = turn;
+        history.extend(messages);
         self.remember(&conversation_id, turns + 1, history);
         if login_expired {
             return Err(AgentError::LoginExpired);
