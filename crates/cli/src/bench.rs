@@ -436,15 +436,14 @@ async fn run_mcp(args: McpBenchArgs) -> anyhow::Result<()> {
         eprintln!("bench: idp0: {e}");
     }
 
-    let peak_mb = memory.peak_rss as f64 / MB;
-    let rss_pass = peak_mb < TARGET_RSS_MB;
     // What the server held with each cell's sessions open and busy (read as each cell ends),
-    // the highest of those: the peak above also counts the moments sessions are opened.
-    let open_mb = cells
-        .iter()
-        .filter_map(|c| c.rss_after)
-        .max()
-        .map(|rss| rss as f64 / MB);
+    // the highest of those; the peak also counts the moments sessions are opened.
+    let open = cells.iter().filter_map(|c| c.rss_after).max();
+    let open_mb = open.map(|rss| rss as f64 / MB);
+    // The kernel's `VmHWM` misses memory that was given back with `madvise` (as jemalloc
+    // does) before it noticed the high point, so a reading taken earlier can exceed it.
+    let peak_mb = memory.peak_rss.max(open.unwrap_or(0)) as f64 / MB;
+    let rss_pass = peak_mb < TARGET_RSS_MB;
     let open_pass = open_mb.map(|mb| mb < TARGET_RSS_MB);
     let errors: u64 = cells.iter().map(|c| c.errors).sum();
     if args.json {
@@ -471,7 +470,7 @@ async fn run_mcp(args: McpBenchArgs) -> anyhow::Result<()> {
     } else {
         println!();
         println!(
-            "server memory: peak RSS (VmHWM) {peak_mb:.1} MB, current RSS (VmRSS) {:.1} MB   {} (< {TARGET_RSS_MB:.0} MB)",
+            "server memory: peak RSS (VmHWM, or a higher reading) {peak_mb:.1} MB, current RSS (VmRSS) {:.1} MB   {} (< {TARGET_RSS_MB:.0} MB)",
             memory.rss as f64 / MB,
             pass_miss(Some(rss_pass))
         );
