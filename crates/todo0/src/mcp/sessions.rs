@@ -163,6 +163,9 @@ struct Open {
     unused_since: Instant,
     /// rmcp holds no worker for it.
     parked: bool,
+    /// rmcp is re-creating its worker and replaying the handshake to it: until the request
+    /// that restores it is through, no other request may reach the worker.
+    restoring: bool,
     /// Workers closed by parking whose end rmcp has not reported yet (its own task calls
     /// `close_session` when a worker ends; those calls must not end the session).
     parked_closes: usize,
@@ -179,6 +182,7 @@ impl Open {
             users: 0,
             unused_since: now,
             parked: false,
+            restoring: false,
             parked_closes: 0,
         }
     }
@@ -187,6 +191,7 @@ impl Open {
     fn parkable(&self, now: Instant, quiet: Duration) -> bool {
         self.ready
             && !self.parked
+            && !self.restoring
             && self.users == 0
             && self.init.is_some()
             && now.duration_since(self.unused_since) >= quiet
@@ -236,8 +241,22 @@ impl Drop for User {
 /// What [`OwnedSessions::enter`] holds for a request: its [`User`], and for a parked session
 /// the right to have it restored.
 pub(crate) struct Entered<'a> {
-    _user: User,
-    _restoring: Option<tokio::sync::MutexGuard<'a, ()>>,
+    user: User,
+    restoring: Option<tokio::sync::MutexGuard<'a, ()>>,
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        // The request that may have restored the session is through (rmcp answers only after
+        // the replayed handshake completed): others may now use the worker. Cleared before the
+        // lock is released (fields drop after this).
+        if self.restoring.is_some()
+            && let Some(sessions) = self.user.sessions.upgrade()
+            && let Some(open) = sessions.table().owners.get_mut(&self.user.id)
+        {
+            open.restoring = false;
+        }
+    }
 }
 
 /// What a request naming a session found ([`OwnedSessions::visit`]).
@@ -304,28 +323,25 @@ impl OwnedSessions {
         }
     }
 
-    /// Marks a request of session `id` that goes to rmcp; when the session is parked, waits
-    /// until no other request is restoring it (rmcp restores it when it sees the request).
-    /// `None` for a session not in the table (rmcp answers `404`).
+    /// Marks a request of session `id` that goes to rmcp; when the session is parked or being
+    /// restored, waits until no other request is restoring it (rmcp restores it when it sees
+    /// the request). `None` for a session not in the table (rmcp answers `404`).
     pub(crate) async fn enter(&self, id: &str) -> Option<Entered<'_>> {
         let (user, parked) = self.hold(id)?;
         let restoring = match parked {
             true => Some(self.transitions.lock().await),
             false => None,
         };
-        Some(Entered {
-            _user: user,
-            _restoring: restoring,
-        })
+        Some(Entered { user, restoring })
     }
 
-    /// A [`User`] of session `id`, and whether the session is parked.
+    /// A [`User`] of session `id`, and whether the session is parked or being restored.
     fn hold(&self, id: &str) -> Option<(User, bool)> {
         let mut table = self.table();
         let id = table.owners.get_key_value(id)?.0.clone();
         let open = table.owners.get_mut(&id)?;
         open.users += 1;
-        let parked = open.parked;
+        let parked = open.parked || open.restoring;
         let user = User {
             sessions: self.me.clone(),
             id,
@@ -639,7 +655,10 @@ impl SessionManager for OwnedSessions {
     ) -> Result<RestoreOutcome<Self::Transport>, SessionError> {
         self.check_owner(&id)?;
         match self.table().owners.get_mut(&id) {
-            Some(open) if open.parked => open.parked = false,
+            Some(open) if open.parked => {
+                open.parked = false;
+                open.restoring = true;
+            }
             _ => return Ok(RestoreOutcome::NotSupported),
         }
         Ok(self.inner.restore_session(id).await?)

@@ -186,3 +186,33 @@ async fn by_default_a_restored_worker_is_kept_while_rmcp_keeps_finished_messages
         "kept for a resuming client"
     );
 }
+
+/// What rmcp's client does right after the handshake: its `GET` stream and its first request
+/// at the same moment, on a session parked a moment ago.
+#[tokio::test]
+async fn a_get_stream_and_a_request_at_once_after_the_handshake_both_succeed() {
+    let server = server().await;
+    let alice = server.token("alice", ALL);
+    for n in 0..20 {
+        let id = server.initialize(&alice).await.unwrap();
+        let get = reqwest::Client::new()
+            .get(&server.url)
+            .bearer_auth(&alice)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", &id)
+            .header("mcp-protocol-version", "2025-11-25")
+            .send();
+        let body = list(n);
+        let (stream, listed) = tokio::join!(get, server.rpc(Some(&alice), Some(&id), &body));
+        let stream = stream.unwrap();
+        let status = stream.status();
+        let body = if status == 200 {
+            String::new()
+        } else {
+            stream.text().await.unwrap()
+        };
+        assert_eq!(status, 200, "GET, round {n}: {body}");
+        assert_eq!(listed.status, 200, "tools/list, round {n}: {}", listed.text);
+        let _ = server.delete_session(&alice, &id).await;
+    }
+}
