@@ -29,6 +29,18 @@ fn list(id: u64) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"})
 }
 
+/// Opens session `id`'s `GET` stream (server-to-client messages) with `token`.
+async fn open_stream(server: &Server, token: &str, id: &str) -> reqwest::Result<reqwest::Response> {
+    reqwest::Client::new()
+        .get(&server.url)
+        .bearer_auth(token)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", id)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+}
+
 /// Waits up to 5 s for session `id` to be parked; whether it was.
 async fn parked_soon(server: &Server, id: &str) -> bool {
     for _ in 0..50 {
@@ -136,15 +148,7 @@ async fn an_open_get_stream_keeps_the_worker_and_its_end_lets_the_session_park()
     let server = server().await;
     let alice = server.token("alice", ALL);
     let id = server.initialize(&alice).await.unwrap();
-    let stream = reqwest::Client::new()
-        .get(&server.url)
-        .bearer_auth(&alice)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &id)
-        .header("mcp-protocol-version", "2025-11-25")
-        .send()
-        .await
-        .unwrap();
+    let stream = open_stream(&server, &alice, &id).await.unwrap();
     assert_eq!(stream.status(), 200);
     assert!(!server.sessions.is_parked(&id), "restored for the stream");
     tokio::time::sleep(PARK_AFTER * 5).await;
@@ -195,13 +199,7 @@ async fn a_get_stream_and_a_request_at_once_after_the_handshake_both_succeed() {
     let alice = server.token("alice", ALL);
     for n in 0..20 {
         let id = server.initialize(&alice).await.unwrap();
-        let get = reqwest::Client::new()
-            .get(&server.url)
-            .bearer_auth(&alice)
-            .header("accept", "text/event-stream")
-            .header("mcp-session-id", &id)
-            .header("mcp-protocol-version", "2025-11-25")
-            .send();
+        let get = open_stream(&server, &alice, &id);
         let body = list(n);
         let (stream, listed) = tokio::join!(get, server.rpc(Some(&alice), Some(&id), &body));
         let stream = stream.unwrap();
