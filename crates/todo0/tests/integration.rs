@@ -5,6 +5,8 @@
 mod harness;
 #[path = "integration/mcp_behaviour.rs"]
 mod mcp_behaviour;
+#[path = "integration/mcp_direct.rs"]
+mod mcp_direct;
 #[path = "integration/mcp_parking.rs"]
 mod mcp_parking;
 #[path = "integration/mcp_revocation.rs"]

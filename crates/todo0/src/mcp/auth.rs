@@ -9,7 +9,8 @@
 //! ([`super::revocation`]). A request naming an MCP session is refused (`403`) unless the caller
 //! owns it ([`super::sessions`]); a POST that is not JSON, or not one JSON-RPC message, gets a
 //! JSON-RPC error body ([`super::jsonrpc`]). A plain `tools/call` on a ready session is answered
-//! here, without rmcp's session worker ([`super::direct`]).
+//! here, without rmcp's session worker ([`super::direct`]), and so is a plain handshake
+//! ([`super::handshake`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,14 +24,15 @@ use protocol::claims::AccessTokenClaims;
 use protocol::verify::{Expectations, JwtError, JwtVerifier};
 use protocol::www_authenticate::Challenge;
 use protocol::{Clock, Scopes};
+use rmcp::model::ServerResult;
 use sha2::{Digest, Sha256};
 
-use super::direct::{self, ToolCall};
+use super::direct::{self, Direct, ToolCall};
 use super::revocation::{self, RevocationConfig, TokenCache};
 use super::scopes::{Requirement, ScopePolicy};
 use super::sessions::{OwnedSessions, Refusal, RequestScope, SCOPE, Visit};
 use super::tools::TodoTools;
-use super::{jsonrpc, scopes};
+use super::{handshake, jsonrpc, scopes};
 use crate::domain::Owner;
 
 /// Who is calling, as established from a verified access token.
@@ -71,9 +73,8 @@ struct GuardInner {
     sessions: Option<Arc<OwnedSessions>>,
     /// Which scopes each call needs (the web app's handlers authorise for themselves).
     scope_policy: ScopePolicy,
-    /// The tools a plain `tools/call` is answered with directly, and whether the server is
-    /// stateless (none for the web app's guard).
-    direct: Option<(TodoTools, bool)>,
+    /// What requests the guard answers itself need (none for the web app's guard).
+    direct: Option<Direct>,
 }
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -135,10 +136,14 @@ impl Guard {
     }
 
     /// This guard, answering a plain `tools/call` itself with `tools` ([`direct`]); `stateless`:
-    /// the server keeps no sessions.
-    pub fn with_direct_tools(self, tools: TodoTools, stateless: bool) -> Self {
+    /// the server keeps no sessions; `hosts`: the `Host`s rmcp accepts (any, when empty).
+    pub fn with_direct_tools(self, tools: TodoTools, stateless: bool, hosts: &[String]) -> Self {
         self.rebuilt(|inner| GuardInner {
-            direct: Some((tools, stateless)),
+            direct: Some(Direct {
+                tools,
+                stateless,
+                hosts: hosts.into(),
+            }),
             ..inner
         })
     }
@@ -345,15 +350,33 @@ pub async fn require_token(State(guard): State<Guard>, request: Request, next: N
             Visit::Unknown => {}
         }
     }
-    if let (Some(call), Some((tools, stateless))) = (call, &guard.0.direct)
-        && (if *stateless { session.is_none() } else { ready })
-        && direct::headers_allow(&parts.headers)
-        && tools.has_tool(call.tool())
+    if let (Some(direct), Some(sessions), [(method, None)]) =
+        (&guard.0.direct, &guard.0.sessions, messages.as_slice())
+        && (method == "initialize" || method == "notifications/initialized")
+        && let Some(answer) = handshake::answer(
+            direct,
+            sessions,
+            &caller.owner,
+            &parts.headers,
+            session.as_deref(),
+            &bytes,
+        )
+    {
+        return answer;
+    }
+    if let (Some(call), Some(direct)) = (call, &guard.0.direct)
+        && (if direct.stateless {
+            session.is_none()
+        } else {
+            ready
+        })
+        && direct.headers_allow(&parts.headers)
+        && direct.tools.has_tool(call.tool())
     {
         let tool = call.tool().to_owned();
         let (id, args) = call.into_parts();
-        if let Some(result) = tools.call(&caller, &tool, args).await {
-            return direct::reply(id, result);
+        if let Some(result) = direct.tools.call(&caller, &tool, args).await {
+            return direct::reply(id, ServerResult::CallToolResult(result));
         }
     }
     let initialized = messages
@@ -408,7 +431,7 @@ fn keys_unavailable() -> Response {
 }
 
 /// The answer to an `initialize` refused by a session limit.
-fn session_refused(refusal: Refusal) -> Response {
+pub(super) fn session_refused(refusal: Refusal) -> Response {
     let (status, message) = match refusal {
         Refusal::OwnerLimit(limit) => (
             StatusCode::TOO_MANY_REQUESTS,

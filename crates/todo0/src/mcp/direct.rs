@@ -19,6 +19,9 @@
 //!   request: it lets the server send progress notifications, which MCP leaves optional
 //!   ("MAY"), and todo0's tools send none, on either path;
 //! * `Accept` lists `application/json` and `text/event-stream` plainly (rmcp's `406` otherwise);
+//! * `Host` is plainly one rmcp allows (DNS-rebinding protection: the same host, and the same
+//!   port where the allowed entry names one) and there is no `Origin`: rmcp judges any other
+//!   `Host` or `Origin` (and refuses what it must, `403`);
 //! * `MCP-Protocol-Version` absent or one of the session-based versions (2024-11-05 … 2025-11-25),
 //!   so none of the newer per-request header rules apply;
 //! * the session is the caller's and initialized (`notifications/initialized` accepted), or the
@@ -26,13 +29,17 @@
 //! * the tool exists.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
+use axum::http::uri::Authority;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{
     JsonObject, ProgressToken, ProtocolVersion, RequestId, ServerJsonRpcMessage, ServerResult,
 };
 use serde::Deserialize;
+
+use super::tools::TodoTools;
 
 /// A `tools/call` request with nothing else in it.
 #[derive(Debug, Deserialize)]
@@ -85,9 +92,67 @@ impl<'a> ToolCall<'a> {
     }
 }
 
-/// Whether the request's headers allow the direct path (see the module documentation).
-pub(crate) fn headers_allow(headers: &HeaderMap) -> bool {
-    plain_accept(headers) && session_based_version(headers)
+/// What the guard needs to answer requests itself.
+#[derive(Clone)]
+pub(crate) struct Direct {
+    /// The tools calls are answered with.
+    pub(crate) tools: TodoTools,
+    /// The server keeps no sessions.
+    pub(crate) stateless: bool,
+    /// The `Host`s rmcp accepts (any, when empty).
+    pub(crate) hosts: Arc<[String]>,
+}
+
+impl Direct {
+    /// Whether the request's headers allow the direct path (see the module documentation).
+    pub(crate) fn headers_allow(&self, headers: &HeaderMap) -> bool {
+        headers_allow(headers, &self.hosts)
+    }
+}
+
+fn headers_allow(headers: &HeaderMap, hosts: &[String]) -> bool {
+    plain_accept(headers)
+        && session_based_version(headers)
+        && plainly_allowed_host(headers, hosts)
+        && !headers.contains_key(header::ORIGIN)
+}
+
+/// Whether `Host` names one of `allowed` (rmcp's rule: the same host, case and IPv6 brackets
+/// aside, and the same port where the entry names one; any host when `allowed` is empty).
+fn plainly_allowed_host(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let mut values = headers.get_all(header::HOST).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let Some((host, port)) = value.to_str().ok().and_then(authority) else {
+        return false;
+    };
+    allowed.is_empty()
+        || allowed.iter().filter_map(|entry| allowed_entry(entry)).any(
+            |(allowed_host, allowed_port)| {
+                allowed_host == host && allowed_port.is_none_or(|p| Some(p) == port)
+            },
+        )
+}
+
+/// The host (lower case, without IPv6 brackets) and port of an authority (`host[:port]`).
+fn authority(value: &str) -> Option<(String, Option<u16>)> {
+    let authority = Authority::try_from(value.trim()).ok()?;
+    Some((bare_host(authority.host()), authority.port_u16()))
+}
+
+/// An allowed-hosts entry read as rmcp reads it: an authority, else a host alone (`::1`).
+fn allowed_entry(entry: &str) -> Option<(String, Option<u16>)> {
+    let entry = entry.trim();
+    match authority(entry) {
+        Some(parsed) => Some(parsed),
+        None if entry.is_empty() => None,
+        None => Some((bare_host(entry), None)),
+    }
+}
+
+fn bare_host(host: &str) -> String {
+    host.trim_matches(['[', ']']).to_ascii_lowercase()
 }
 
 fn plain_accept(headers: &HeaderMap) -> bool {
@@ -124,8 +189,7 @@ fn session_based_version(headers: &HeaderMap) -> bool {
 
 /// The JSON-RPC response carrying `result`, as one JSON object, in the shape rmcp gives a peer
 /// of a session-based version (no `resultType`, object-only structured content).
-pub(crate) fn reply(id: RequestId, result: rmcp::model::CallToolResult) -> Response {
-    let mut result = ServerResult::CallToolResult(result);
+pub(crate) fn reply(id: RequestId, mut result: ServerResult) -> Response {
     result.strip_result_type_for_legacy_peer();
     result.strip_non_object_output_for_legacy_peer();
     let message = ServerJsonRpcMessage::response(result, id);
@@ -140,11 +204,11 @@ pub(crate) fn reply(id: RequestId, result: rmcp::model::CallToolResult) -> Respo
         )
             .into_response(),
         Err(e) => {
-            tracing::error!(error = %e, "could not encode a tool result");
+            tracing::error!(error = %e, "could not encode a result");
             super::jsonrpc::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 -32603,
-                "could not encode the tool result",
+                "could not encode the result",
             )
         }
     }
@@ -205,23 +269,56 @@ mod tests {
             }
             map
         };
+        // rmcp's default list.
+        let loopback = [
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ];
+        let allow =
+            |pairs: &[(&'static str, &'static str)]| headers_allow(&headers(pairs), &loopback);
         let both = ("accept", "application/json, text/event-stream");
-        assert!(headers_allow(&headers(&[both])));
-        assert!(headers_allow(&headers(&[
-            both,
-            ("mcp-protocol-version", "2025-11-25")
-        ])));
+        let host = ("host", "127.0.0.1:5002");
+        assert!(allow(&[both, host]));
+        assert!(allow(&[both, host, ("mcp-protocol-version", "2025-11-25")]));
+        for host in ["localhost", "LOCALHOST:1", "[::1]:5002"] {
+            assert!(allow(&[both, ("host", host)]), "{host}");
+        }
+        let pinned = ["todo.example:8443".to_owned()];
+        assert!(headers_allow(
+            &headers(&[both, ("host", "todo.example:8443")]),
+            &pinned
+        ));
+        assert!(!headers_allow(
+            &headers(&[both, ("host", "todo.example")]),
+            &pinned
+        ));
+        assert!(!headers_allow(
+            &headers(&[both, ("host", "todo.example:8080")]),
+            &pinned
+        ));
+        assert!(headers_allow(
+            &headers(&[both, ("host", "anything.example")]),
+            &[]
+        ));
         for refused in [
-            vec![("accept", "application/json")],
-            vec![("accept", "application/json;q=0, text/event-stream")],
+            // What rmcp judges: another or no `Host`, two of them, any `Origin`.
+            vec![both, ("host", "evil.example")],
+            vec![both, ("host", "127.0.0.1.evil.example")],
+            vec![both],
+            vec![both, host, ("host", "localhost")],
+            vec![both, host, ("origin", "http://127.0.0.1:5002")],
+            vec![host, ("accept", "application/json")],
+            vec![host, ("accept", "application/json;q=0, text/event-stream")],
             vec![
+                host,
                 ("accept", "application/json"),
                 ("accept", "text/event-stream"),
             ],
-            vec![both, ("mcp-protocol-version", "2026-07-28")],
-            vec![both, ("mcp-protocol-version", "1999-01-01")],
+            vec![both, host, ("mcp-protocol-version", "2026-07-28")],
+            vec![both, host, ("mcp-protocol-version", "1999-01-01")],
         ] {
-            assert!(!headers_allow(&headers(&refused)), "{refused:?}");
+            assert!(!allow(&refused), "{refused:?}");
         }
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod auth;
 mod direct;
+mod handshake;
 pub mod jsonrpc;
 pub mod metadata;
 pub mod revocation;
@@ -110,10 +111,28 @@ pub fn build(
     );
     let sessions = OwnedSessions::new(config.sessions);
     let tools = tools::TodoTools::new(store.clone(), clock, config.scope_policy);
+    let mut server_config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(!config.stateless)
+        .with_json_response(config.stateless)
+        .enforce_origin_validation();
+    server_config.sse_keep_alive = Some(Duration::from_secs(15));
+    server_config.max_request_body_bytes = config.max_body_bytes;
+    if !config.allowed_hosts.is_empty() {
+        server_config = server_config.with_allowed_hosts(config.allowed_hosts.clone());
+    }
+    server_config.allowed_origins = config.allowed_origins.clone();
+    if !config.stateless {
+        // Where rmcp finds a parked session's `initialize` to restore it (sessions.rs, "Parking").
+        server_config.session_store = Some(sessions.clone());
+    }
     let guard = guard
         .with_sessions(sessions.clone())
         .with_scope_policy(config.scope_policy)
-        .with_direct_tools(tools.clone(), config.stateless);
+        .with_direct_tools(
+            tools.clone(),
+            config.stateless,
+            &server_config.allowed_hosts,
+        );
     tracing::info!(scope_policy = %config.scope_policy, delete_todo_accepts = %config.scope_policy.need(scopes::Action::Delete), "scope policy");
     match &config.revocation {
         Some(revocation) => {
@@ -129,20 +148,6 @@ pub fn build(
         ),
     }
 
-    let mut server_config = StreamableHttpServerConfig::default()
-        .with_legacy_session_mode(!config.stateless)
-        .with_json_response(config.stateless)
-        .enforce_origin_validation();
-    server_config.sse_keep_alive = Some(Duration::from_secs(15));
-    server_config.max_request_body_bytes = config.max_body_bytes;
-    if !config.allowed_hosts.is_empty() {
-        server_config = server_config.with_allowed_hosts(config.allowed_hosts.clone());
-    }
-    server_config.allowed_origins = config.allowed_origins.clone();
-    if !config.stateless {
-        // Where rmcp finds a parked session's `initialize` to restore it (sessions.rs, "Parking").
-        server_config.session_store = Some(sessions.clone());
-    }
     let service =
         StreamableHttpService::new(move || Ok(tools.clone()), sessions.clone(), server_config);
 

@@ -22,8 +22,9 @@
 //! the guard does not answer) gets a new worker through rmcp's own session restore
 //! ([`SessionStore`], [`SessionManager::restore_session`]: rmcp replays the client's
 //! `initialize` and `notifications/initialized` to it), before it is served, so the client
-//! sees the same session. A session is parked as soon as its handshake completes (nothing has
-//! run in its worker yet), and later when its worker has gone unused for
+//! sees the same session. A session whose handshake the guard answered ([`super::handshake`])
+//! starts parked and never had a worker; one rmcp opened is parked as soon as its handshake
+//! completes (nothing has run in its worker yet), and later when its worker has gone unused for
 //! [`SessionLimits::park_after`] (10 s: a client resuming a stream within rmcp's 10 s finds
 //! its messages, and a client sending rmcp requests back to back pays no restore for each); a
 //! client that holds a `GET` stream open keeps its worker. Requests for a parked session wait for each other while one
@@ -489,19 +490,47 @@ impl OwnedSessions {
         self.table().per_owner.get(owner).copied().unwrap_or(0)
     }
 
-    /// Records `id` for `owner` unless a limit is reached.
-    fn admit(&self, id: &SessionId, owner: &Owner) -> Result<(), Refusal> {
+    /// Records session `id` unless a limit is reached.
+    fn admit(&self, id: &SessionId, open: Open) -> Result<(), Refusal> {
         let mut table = self.table();
         if table.owners.len() >= self.limits.total {
             return Err(Refusal::ServerFull(self.limits.total));
         }
-        let held = table.per_owner.get(owner).copied().unwrap_or(0);
+        let held = table.per_owner.get(&open.owner).copied().unwrap_or(0);
         if held >= self.limits.per_owner {
             return Err(Refusal::OwnerLimit(self.limits.per_owner));
         }
-        table.owners.insert(id.clone(), Open::new(owner.clone()));
-        *table.per_owner.entry(owner.clone()).or_insert(0) += 1;
+        *table.per_owner.entry(open.owner.clone()).or_insert(0) += 1;
+        table.owners.insert(id.clone(), open);
         Ok(())
+    }
+
+    /// Opens session `id` for `owner`, whose `initialize` the guard answers itself
+    /// ([`super::handshake`]): it starts parked, with no rmcp worker (rmcp restores one from
+    /// `init` when a request needs it), and becomes ready with [`Self::ready_if_parked`].
+    pub(crate) fn open_parked(
+        &self,
+        id: &SessionId,
+        owner: &Owner,
+        init: SessionState,
+    ) -> Result<(), Refusal> {
+        self.start_sweep();
+        let mut open = Open::new(owner.clone());
+        open.parked = true;
+        open.init = Some(init);
+        self.admit(id, open)
+    }
+
+    /// Records that session `id`'s client completed initialization, when the session is parked
+    /// and was not ready yet (its `notifications/initialized` needs no worker); whether it did.
+    pub(crate) fn ready_if_parked(&self, id: &str) -> bool {
+        match self.table().owners.get_mut(id) {
+            Some(open) if open.parked && !open.ready => {
+                open.ready = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Removes session `id`; whether it was parked (`None`: it was not here).
@@ -571,7 +600,7 @@ impl SessionManager for OwnedSessions {
             .map_err(|_| SessionError::NoCaller)?;
         self.start_sweep();
         let (id, transport) = self.inner.create_session().await?;
-        if let Err(refusal) = self.admit(&id, &scope.owner) {
+        if let Err(refusal) = self.admit(&id, Open::new(scope.owner.clone())) {
             *scope.refusal.lock().unwrap_or_else(PoisonError::into_inner) = Some(refusal);
             drop(transport);
             self.inner.close_session(&id).await?;
