@@ -58,8 +58,8 @@ fn message(text: &str) -> Value {
 }
 
 /// rmcp refuses a `Host` outside its allowed list and an `Origin` outside `allowed_origins`
-/// (`403`); a plain `tools/call`, which the guard answers itself, is refused the same way, in
-/// a session and in stateless mode, and nothing is written.
+/// (`403`); a plain `tools/call` or `initialize`, which the guard answers itself, is refused the
+/// same way, in a session and in stateless mode, and nothing is written or opened.
 #[tokio::test]
 async fn a_foreign_host_or_origin_is_refused_on_the_direct_path_too() {
     for stateless in [false, true] {
@@ -67,6 +67,7 @@ async fn a_foreign_host_or_origin_is_refused_on_the_direct_path_too() {
         let token = server.token("alice", ALL);
         let session = server.initialize(&token).await;
         let create = call("create-todo", json!({"title": "rebound"}));
+        let open = server.sessions.len();
         for header in [
             ("host", "evil.example"),
             ("host", "127.0.0.1.evil.example"),
@@ -75,7 +76,11 @@ async fn a_foreign_host_or_origin_is_refused_on_the_direct_path_too() {
             let (status, text) =
                 post(&server, &token, session.as_deref(), &create, &[header]).await;
             assert_eq!(status, 403, "stateless {stateless}, {header:?}: {text}");
+            let (status, _, text) =
+                exchange(&server, &token, None, &initialize("2025-11-25"), &[header]).await;
+            assert_eq!(status, 403, "initialize, {header:?}: {text}");
         }
+        assert_eq!(server.sessions.len(), open, "no session was opened");
         let (status, text) = post(
             &server,
             &token,
@@ -191,20 +196,60 @@ async fn what_the_guard_does_not_answer_is_rmcp_s() {
     assert_eq!(early.structured()["count"], 0, "{}", early.text);
 }
 
-/// 64 clients opening sessions at the same moment get 64 sessions, and no rmcp worker is
-/// started for any of them.
+/// 64 clients opening sessions at the same moment get 64 sessions, none of which has an rmcp
+/// worker between its `initialize` and its `notifications/initialized`, nor after.
 #[tokio::test]
 async fn a_burst_of_handshakes_starts_no_worker() {
     let server = Server::start(Backend::Sqlite, false).await;
     let tokens: Vec<String> = (0..8)
         .map(|i| server.token(&format!("user{i}"), ALL))
         .collect();
-    let opened = futures::future::join_all(
-        (0..64).map(|i| server.client.initialize(&tokens[i % tokens.len()])),
-    )
+    let (server, tokens) = (&server, &tokens);
+    let opened = futures::future::join_all((0..64).map(|i| {
+        let token = &tokens[i % tokens.len()];
+        async move {
+            let (status, headers, text) =
+                exchange(server, token, None, &initialize("2025-11-25"), &[]).await;
+            assert_eq!(status, 200, "{text}");
+            let id = headers["mcp-session-id"].to_str().unwrap().to_owned();
+            (token, id)
+        }
+    }))
     .await;
-    let distinct: std::collections::HashSet<_> = opened.into_iter().map(Option::unwrap).collect();
-    assert_eq!(distinct.len(), 64);
     assert_eq!(server.sessions.len(), 64);
+    assert_eq!(server.sessions.workers(), 0, "between the two messages");
+    let done: Value = serde_json::from_str(INITIALIZED).unwrap();
+    for (token, id) in &opened {
+        assert!(server.sessions.is_parked(id));
+        let (status, text) = post(server, token, Some(id), &done, &[]).await;
+        assert_eq!(status, 202, "{text}");
+    }
+    let distinct: std::collections::HashSet<_> = opened.iter().map(|(_, id)| id).collect();
+    assert_eq!(distinct.len(), 64);
     assert_eq!(server.sessions.workers(), 0);
+}
+
+/// A session rmcp opened (its `initialize` carried an `Mcp-Method` header) has a worker until
+/// its handshake completes; its `notifications/initialized`, served by rmcp, parks it.
+#[tokio::test]
+async fn a_session_rmcp_opened_is_parked_when_its_handshake_completes() {
+    let server = Server::start(Backend::Sqlite, false).await;
+    let token = server.token("alice", ALL);
+    let marked = [("mcp-method", "initialize")];
+    let (status, headers, text) =
+        exchange(&server, &token, None, &initialize("2025-11-25"), &marked).await;
+    assert_eq!(status, 200, "{text}");
+    let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
+    assert_eq!(server.sessions.workers(), 1);
+    assert!(!server.sessions.is_parked(&session));
+    let done: Value = serde_json::from_str(INITIALIZED).unwrap();
+    let (status, text) = post(&server, &token, Some(&session), &done, &[]).await;
+    assert_eq!(status, 202, "{text}");
+    assert!(server.sessions.is_parked(&session));
+    assert_eq!(server.sessions.workers(), 0);
+    let reply = server
+        .rpc(Some(&token), Some(&session), &call("get-todos", json!({})))
+        .await;
+    assert_eq!(reply.headers["content-type"], "application/json");
+    assert_eq!(reply.structured()["count"], 0, "{}", reply.text);
 }

@@ -17,6 +17,27 @@ fn init_body() -> Value {
         "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}})
 }
 
+/// The same `initialize`, opened by rmcp rather than the guard (an `Mcp-Method` header sends it
+/// there; see `mcp_direct`): the limits refuse it the same way.
+async fn init_through_rmcp(server: &Server, token: &str) -> (u16, Option<String>, Value) {
+    let response = reqwest::Client::new()
+        .post(&server.url)
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-method", "initialize")
+        .json(&init_body())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let json = serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null);
+    (status, retry_after, json)
+}
+
 async fn with_limits(idle: Duration, per_owner: usize, total: usize) -> Server {
     Server::start_with(Backend::Sqlite, |config| {
         config.sessions = SessionLimits {
@@ -52,6 +73,13 @@ async fn a_person_cannot_use_another_persons_session_however_many_they_open() {
         refused.text
     );
     assert!(refused.headers.get("retry-after").is_some());
+    let (status, retry_after, json) = init_through_rmcp(&server, &bob).await;
+    assert_eq!(
+        (status, &json["error"]["code"]),
+        (429, &json!(-32000)),
+        "{json}"
+    );
+    assert!(retry_after.is_some());
     assert_eq!(server.sessions.count_for(&Owner::new("bob").unwrap()), 5);
     assert_eq!(server.sessions.len(), 6, "the refused session was not kept");
 
@@ -94,6 +122,13 @@ async fn the_server_wide_cap_refuses_new_sessions_with_503() {
     assert_eq!(refused.status, 503, "{}", refused.text);
     assert_eq!(refused.json["error"]["code"], -32000);
     assert!(refused.headers.get("retry-after").is_some());
+    let (status, retry_after, json) = init_through_rmcp(&server, &carol).await;
+    assert_eq!(
+        (status, &json["error"]["code"]),
+        (503, &json!(-32000)),
+        "{json}"
+    );
+    assert!(retry_after.is_some());
     assert_eq!(server.sessions.len(), 3);
 }
 
