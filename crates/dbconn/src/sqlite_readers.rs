@@ -53,6 +53,17 @@ impl Readers {
         })
     }
 
+    /// These readers with each connection's page cache bounded to `kib` KiB (`PRAGMA
+    /// cache_size`; SQLite's default is 2,000 KiB a connection, which a growing database fills).
+    /// Pages beyond it are read again from the operating system's cache.
+    pub fn with_page_cache(self, kib: u32) -> rusqlite::Result<Self> {
+        for connection in &self.connections {
+            let connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
+            connection.pragma_update(None, "cache_size", -i64::from(kib))?;
+        }
+        Ok(self)
+    }
+
     /// Runs `read` on a free connection (starting from the next in turn), or waits for the
     /// next one in turn when all are busy. A read that panicked left its connection usable (it
     /// only reads), so a poisoned lock is taken over.
@@ -107,6 +118,27 @@ mod tests {
                 });
             }
         });
+    }
+
+    #[test]
+    fn the_page_cache_can_be_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER);")
+            .unwrap();
+        let cache = |readers: &Readers| -> i64 {
+            readers
+                .with(|c| c.query_row("PRAGMA cache_size", [], |r| r.get(0)))
+                .unwrap()
+        };
+        let readers = Readers::open(&path, 3, Duration::from_secs(1)).unwrap();
+        assert_eq!(cache(&readers), -2000, "SQLite's default");
+        let readers = readers.with_page_cache(256).unwrap();
+        for _ in 0..3 {
+            assert_eq!(cache(&readers), -256);
+        }
     }
 
     #[test]

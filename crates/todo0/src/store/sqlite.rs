@@ -41,6 +41,12 @@ macro_rules! todo_columns {
 /// The most writes committed together.
 const MAX_BATCH: usize = 256;
 
+/// Each connection's page cache, in KiB. SQLite's default (2,000 KiB) is per connection and
+/// fills as the database grows: with the writer, the pool's two and the four readers, a
+/// growing file took up to 14 MB of the server's memory (README, "Memory"). A person's list
+/// needs a few index and row pages; the rest is read again from the operating system's cache.
+const PAGE_CACHE_KIB: u32 = 512;
+
 /// SQLite-backed [`TodoStore`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -197,7 +203,8 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(WAIT);
+            .busy_timeout(WAIT)
+            .pragma("cache_size", format!("-{PAGE_CACHE_KIB}"));
         // The writer is opened first, so migrations run on it before readers connect.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
@@ -356,7 +363,9 @@ fn is_busy_code(code: i32) -> bool {
 const READERS: usize = 4;
 
 fn open_readers(path: &Path) -> Result<Readers, OpenError> {
-    Readers::open(path, READERS, WAIT).map_err(|e| match e.sqlite_error() {
+    let readers = Readers::open(path, READERS, WAIT)
+        .and_then(|readers| readers.with_page_cache(PAGE_CACHE_KIB));
+    readers.map_err(|e| match e.sqlite_error() {
         Some(sqlite) if is_busy_code(sqlite.extended_code) => OpenError::Busy(e.to_string()),
         _ => OpenError::Failed(unavailable(e)),
     })
@@ -666,6 +675,23 @@ mod tests {
         assert_eq!(journal, "wal");
         assert_eq!(synchronous, 2, "synchronous = FULL");
         assert_eq!(busy, 5000);
+        // Every connection's page cache is bounded: the pool's, the writer's, the readers'.
+        let bound = -i64::from(PAGE_CACHE_KIB);
+        let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
+            .fetch_one(&mut *conn)
+            .await?;
+        assert_eq!(cache, bound);
+        let mut writer = store.writer.acquire().await?;
+        let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
+            .fetch_one(&mut *writer)
+            .await?;
+        assert_eq!(cache, bound);
+        let readers = store.readers.as_ref().expect("a file store has readers");
+        for _ in 0..READERS {
+            let cache: i64 =
+                readers.with(|c| c.query_row("PRAGMA cache_size", [], |row| row.get(0)))?;
+            assert_eq!(cache, bound);
+        }
         Ok(())
     }
 }
