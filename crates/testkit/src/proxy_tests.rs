@@ -41,9 +41,13 @@ async fn serve(app: axum::Router) -> SocketAddr {
 }
 
 /// An address nothing listens on (bound, then released).
-async fn refusing() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
+/// An address that refuses connections: a socket bound to it and never listening. It is held
+/// (not dropped), so no other test's server can take the port meanwhile and answer instead.
+fn refusing() -> (tokio::net::TcpSocket, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (socket, addr)
 }
 
 #[tokio::test]
@@ -87,7 +91,7 @@ async fn each_request_on_one_connection_goes_to_the_next_backend() {
 
 #[tokio::test]
 async fn a_backend_that_refuses_connections_is_skipped() {
-    let (dead, live) = (refusing().await, backend("live").await);
+    let ((_held, dead), live) = (refusing(), backend("live").await);
     let proxy = RoundRobin::start(&[dead, live]).await.unwrap();
     let http = reqwest::Client::new();
     for _ in 0..4 {
