@@ -40,7 +40,6 @@ async fn serve(app: axum::Router) -> SocketAddr {
     addr
 }
 
-/// An address nothing listens on (bound, then released).
 /// An address that refuses connections: a socket bound to it and never listening. It is held
 /// (not dropped), so no other test's server can take the port meanwhile and answer instead.
 fn refusing() -> (tokio::net::TcpSocket, SocketAddr) {

@@ -43,7 +43,7 @@ const MAX_BATCH: usize = 256;
 
 /// Each connection's page cache, in KiB. SQLite's default (2,000 KiB) is per connection and
 /// fills as the database grows: with the writer, the pool's two and the four readers, a
-/// growing file took up to 14 MB of the server's memory (README, "Memory"). A person's list
+/// growing file could take up to 14 MB of the server's memory (README, "Memory"). A person's list
 /// needs a few index and row pages; the rest is read again from the operating system's cache.
 const PAGE_CACHE_KIB: u32 = 512;
 
