@@ -66,15 +66,35 @@ pub struct Agent {
     clock: Arc<dyn Clock>,
     max_steps: usize,
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Recent conversations' model history and its turn count: a warm turn reads no turns
+    /// Recent conversations' owner, model history and turn count: a warm turn reads no turns
     /// back, only the count, to know the copy is current.
-    recent: moka::sync::Cache<String, CachedHistory>,
+    recent: moka::sync::Cache<String, Arc<CachedHistory>>,
     confirmations: Arc<Confirmations>,
     consent_waits: Arc<ConsentWaits>,
 }
 
-/// A conversation's turn count and its model history (windowed) after those turns.
-type CachedHistory = (u32, Arc<Vec<Message>>);
+/// A conversation's owner, and its turn count and model history (windowed) after those turns.
+/// A turn takes the history out (it holds the conversation's lock, so nothing else wants it) and
+/// puts it back when it ends: the cache entry stays, so a warm turn neither copies the history
+/// nor writes to the cache. Empty while a turn runs, and after a turn that failed (the next one
+/// reads the store).
+struct CachedHistory {
+    owner: String,
+    history: std::sync::Mutex<Option<(u32, Vec<Message>)>>,
+}
+
+impl CachedHistory {
+    fn take(&self) -> Option<(u32, Vec<Message>)> {
+        self.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    fn put(&self, turns: u32, history: Vec<Message>) {
+        *self.history.lock().unwrap_or_else(|p| p.into_inner()) = Some((turns, history));
+    }
+}
 
 /// A tool as offered to the model, and where it really lives.
 struct OfferedTool<'a> {
@@ -164,7 +184,12 @@ impl Agent {
         conversation: Option<&str>,
     ) -> Result<String, StoreError> {
         if let Some(id) = conversation {
-            self.store.count_turns(&principal.subject, id).await?;
+            // A conversation never changes owner, so one this replica holds for the person is
+            // theirs; whether it still exists the turn finds out (it counts its turns).
+            let held = self.recent.get(id);
+            if held.is_none_or(|cached| cached.owner != principal.subject) {
+                self.store.count_turns(&principal.subject, id).await?;
+            }
             return Ok(id.to_owned());
         }
         match self.store.find_latest(&principal.subject).await? {
@@ -253,20 +278,21 @@ impl Agent {
         // Taken out rather than copied: the turn holds the conversation's lock and puts the
         // history back when it ends ([`Self::remember`]); a turn that fails leaves it to be read
         // from the store.
-        let cached = self.recent.remove(conversation_id);
+        let cached = self
+            .recent
+            .get(conversation_id)
+            .filter(|cached| cached.owner == principal.subject)
+            .and_then(|cached| cached.take());
         let earlier = match cached {
-            Some((count, history)) if count == turns => {
-                return Ok((turns, Arc::unwrap_or_clone(history)));
-            }
+            Some((count, history)) if count == turns => return Ok((turns, history)),
             // Another replica (or a restart) added turns since: read only those.
-            Some((count, history)) if count < turns && turns - count <= HISTORY_TURNS => {
+            Some((count, mut history)) if count < turns && turns - count <= HISTORY_TURNS => {
                 let newer = self
                     .store
                     .find_turns(&principal.subject, conversation_id, turns - count)
                     .await?;
-                let mut all = Arc::unwrap_or_clone(history);
-                all.extend(newer.into_iter().flat_map(|t| t.messages));
-                all
+                history.extend(newer.into_iter().flat_map(|t| t.messages));
+                history
             }
             _ => self
                 .store
@@ -281,10 +307,18 @@ impl Agent {
         Ok((turns, history))
     }
 
-    fn remember(&self, conversation_id: &str, turns: u32, mut history: Vec<Message>) {
+    fn remember(&self, owner: &str, conversation_id: &str, turns: u32, mut history: Vec<Message>) {
         history.drain(..history_window(&history));
-        self.recent
-            .insert(conversation_id.to_owned(), (turns, Arc::new(history)));
+        match self.recent.get(conversation_id) {
+            Some(cached) if cached.owner == owner => cached.put(turns, history),
+            _ => self.recent.insert(
+                conversation_id.to_owned(),
+                Arc::new(CachedHistory {
+                    owner: owner.to_owned(),
+                    history: std::sync::Mutex::new(Some((turns, history))),
+                }),
+            ),
+        }
     }
 
     async fn run_locked_turn(
@@ -475,7 +509,7 @@ impl Agent {
             ..
         } = turn;
         history.extend(messages);
-        self.remember(&conversation_id, turns + 1, history);
+        self.remember(&principal.subject, &conversation_id, turns + 1, history);
         if login_expired {
             return Err(AgentError::LoginExpired);
         }

@@ -5,6 +5,11 @@ use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 use serde_json::{Value, json};
 
+use std::sync::Arc;
+
+use agent0::llm::{Message, Role};
+
+use super::faults::Scripted;
 use super::harness::{AgentStack, Person};
 
 async fn export(person: &Person, base: &str, id: &str, format: &str) -> reqwest::Response {
@@ -138,6 +143,14 @@ async fn past_conversations_are_listed_reopened_continued_and_exported_only_for_
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // Alice's conversation is warm on this replica (her turn just ran): still not bob's.
+    let (status, _) = bob
+        .post(
+            "/api/chat/stream",
+            &json!({"message": "list my todos", "conversationId": first_id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Nobody logged in: 401.
     let anonymous = reqwest::Client::new();
@@ -153,4 +166,65 @@ async fn past_conversations_are_listed_reopened_continued_and_exported_only_for_
             .unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
     }
+}
+
+/// The model's view of `request`: each message as `role: text`.
+fn transcript(request: &[Message]) -> Vec<String> {
+    request
+        .iter()
+        .map(|m| {
+            let role = if m.role == Role::User {
+                "user"
+            } else {
+                "model"
+            };
+            format!("{role}: {}", m.text())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_model_is_sent_each_earlier_turn_once_from_memory_or_after_a_restart_from_the_store() {
+    let model = Arc::new(Scripted::default());
+    let mut stack = AgentStack::start_with(model.clone(), |_| {}).await;
+    let alice = stack.login("alice").await;
+    let mut expected = Vec::new();
+    let mut conversation = None;
+    for (said, answered) in [("one", "1"), ("two", "2"), ("three", "3")] {
+        model.push(Scripted::text(answered));
+        let reply = alice.chat(said).await;
+        conversation.get_or_insert(reply["conversationId"].as_str().unwrap().to_owned());
+        assert_eq!(reply["conversationId"], conversation.as_deref().unwrap());
+        expected.push(format!("user: {said}"));
+        let sent = transcript(model.requests.lock().unwrap().last().unwrap());
+        assert_eq!(
+            sent, expected,
+            "turn {said}: each earlier turn once, in order"
+        );
+        expected.push(format!("model: {answered}"));
+    }
+
+    // A restarted agent0 holds nothing in memory: the history comes from the store, the same.
+    stack.restart().await;
+    let alice = stack.login("alice").await;
+    model.push(Scripted::text("4"));
+    let conversation = conversation.unwrap();
+    let (status, reply) = alice
+        .post(
+            "/api/chat",
+            &json!({"message": "four", "conversationId": conversation}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    expected.push("user: four".to_owned());
+    let sent = transcript(model.requests.lock().unwrap().last().unwrap());
+    assert_eq!(sent, expected);
+    expected.push("model: 4".to_owned());
+
+    // And warm again after it.
+    model.push(Scripted::text("5"));
+    alice.chat("five").await;
+    expected.push("user: five".to_owned());
+    let sent = transcript(model.requests.lock().unwrap().last().unwrap());
+    assert_eq!(sent, expected);
 }
