@@ -122,9 +122,9 @@ impl Measured<'_> {
         }
     }
 
-    fn rss(&self) -> Option<u64> {
+    fn memory(&self) -> Option<server::Memory> {
         match self {
-            Self::Child(child) => child.memory().ok().map(|m| m.rss),
+            Self::Child(child) => child.memory().ok(),
             Self::InProcess(_) => None,
         }
     }
@@ -187,6 +187,8 @@ struct Cell {
     bench_cpu: Option<f64>,
     other_cpu: Option<f64>,
     rss_after: Option<u64>,
+    /// The private part of `rss_after` (`RssAnon`).
+    private_after: Option<u64>,
     /// calls/s as a share of the reference's in the same (tool, concurrency) cell.
     ratio: Option<f64>,
 }
@@ -440,6 +442,11 @@ async fn run_mcp(args: McpBenchArgs) -> anyhow::Result<()> {
     // the highest of those; the peak also counts the moments sessions are opened.
     let open = cells.iter().filter_map(|c| c.rss_after).max();
     let open_mb = open.map(|rss| rss as f64 / MB);
+    let open_private_mb = cells
+        .iter()
+        .filter_map(|c| c.private_after)
+        .max()
+        .map(|private| private as f64 / MB);
     // The kernel's `VmHWM` misses memory that was given back with `madvise` (as jemalloc
     // does) before it noticed the high point, so a reading taken earlier can exceed it.
     let peak_mb = memory.peak_rss.max(open.unwrap_or(0)) as f64 / MB;
@@ -460,7 +467,9 @@ async fn run_mcp(args: McpBenchArgs) -> anyhow::Result<()> {
                 "database_fs": database_fs,
                 "peak_rss_mb": round2(peak_mb),
                 "rss_mb": round2(memory.rss as f64 / MB),
+                "private_mb": round2(memory.private as f64 / MB),
                 "sessions_open_rss_mb": open_mb.map(round2),
+                "sessions_open_private_mb": open_private_mb.map(round2),
                 "rss_target": {"goal": format!("< {TARGET_RSS_MB:.0} MB"), "pass": rss_pass, "sessions_open_pass": open_pass},
             },
             "results": cells.iter().map(|c| cell_json(c, database_in_memory)).collect::<Vec<_>>(),
@@ -470,14 +479,19 @@ async fn run_mcp(args: McpBenchArgs) -> anyhow::Result<()> {
     } else {
         println!();
         println!(
-            "server memory: peak RSS (VmHWM, or a higher reading) {peak_mb:.1} MB, current RSS (VmRSS) {:.1} MB   {} (< {TARGET_RSS_MB:.0} MB)",
+            "server memory: peak RSS (VmHWM, or a higher reading) {peak_mb:.1} MB, current RSS (VmRSS) {:.1} MB, of it private (RssAnon) {:.1} MB   {} (< {TARGET_RSS_MB:.0} MB)",
             memory.rss as f64 / MB,
+            memory.private as f64 / MB,
             pass_miss(Some(rss_pass))
         );
         if let Some(open_mb) = open_mb {
             println!(
-                "server memory with each cell's sessions open (RSS as each cell ends, highest): {open_mb:.1} MB   {} (< {TARGET_RSS_MB:.0} MB)",
+                "server memory with each cell's sessions open (RSS as each cell ends, highest): {open_mb:.1} MB, private {}   {} (< {TARGET_RSS_MB:.0} MB)",
+                open_private_mb.map_or("-".to_owned(), |mb| format!("{mb:.1} MB")),
                 pass_miss(open_pass)
+            );
+            println!(
+                "(the rest of RSS is mapped files, mostly this binary's code: shared with every process running it, and the same at any load)"
             );
         }
         let busiest = cells
@@ -654,7 +668,7 @@ async fn run_cell(
     let (server0, bench0, system0) = sample();
     tokio::time::sleep_until(end.into()).await;
     let (server1, bench1, system1) = sample();
-    let rss_after = server.rss();
+    let memory_after = server.memory();
     let seconds = duration.as_secs_f64();
     let cores = |a: Option<f64>, b: Option<f64>| b.zip(a).map(|(b, a)| (b - a) / seconds);
     let (server_cpu, bench_cpu) = (cores(server0, server1), cores(bench0, bench1));
@@ -674,7 +688,8 @@ async fn run_cell(
         server_cpu,
         bench_cpu,
         other_cpu,
-        rss_after,
+        rss_after: memory_after.map(|m| m.rss),
+        private_after: memory_after.map(|m| m.private),
         ratio: None,
     };
     while let Some(done) = workers.join_next().await {
@@ -753,6 +768,7 @@ mod tests {
             bench_cpu: None,
             other_cpu: None,
             rss_after: None,
+            private_after: None,
             ratio: None,
         };
         assert_eq!(cell.quantile_ms(0.5), 50.0);

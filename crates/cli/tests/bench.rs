@@ -90,6 +90,24 @@ fn check(report: &Value) {
         report["server"]["rss_target"]["sessions_open_pass"].as_bool(),
         Some(open < 40.0)
     );
+    // The private part (`RssAnon`) of each reading: some, and less than the whole.
+    let private = report["server"]["sessions_open_private_mb"]
+        .as_f64()
+        .unwrap();
+    let cells_private = results
+        .iter()
+        .filter_map(|c| c["server_private_mb"].as_f64())
+        .fold(0.0_f64, f64::max);
+    assert_eq!(private, cells_private, "{report}");
+    assert!(
+        private > 0.5 && private < open,
+        "private {private} MB of {open} MB"
+    );
+    let now = report["server"]["private_mb"].as_f64().unwrap();
+    assert!(
+        now > 0.5 && now < report["server"]["rss_mb"].as_f64().unwrap(),
+        "{report}"
+    );
 }
 
 #[test]

@@ -74,6 +74,7 @@ pub(super) fn cell_json(cell: &Cell, database_in_memory: bool) -> Value {
         "bench_cpu_pct": cell.bench_cpu.map(|c| round2(c * 100.0)),
         "other_cpu_pct": cell.other_cpu.map(|c| round2(c * 100.0)),
         "server_rss_mb": cell.rss_after.map(|r| round2(r as f64 / MB)),
+        "server_private_mb": cell.private_after.map(|r| round2(r as f64 / MB)),
         "ratio_to_reference": cell.ratio.map(round3),
         "target": cell.target(database_in_memory).map(|(goal, pass)| json!({"goal": goal, "pass": pass})),
     })

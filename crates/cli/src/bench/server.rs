@@ -36,6 +36,9 @@ pub(crate) struct Memory {
     pub(crate) peak_rss: u64,
     /// Current resident set (`VmRSS`).
     pub(crate) rss: u64,
+    /// The private part of it (`RssAnon`): heap, stacks, the allocator's pages. The rest is
+    /// mapped files, mostly the binary's own code, shared with every process running it.
+    pub(crate) private: u64,
 }
 
 /// Variables `todo-mcp` reads that would override what the benchmark passes.
@@ -141,6 +144,7 @@ impl ChildServer {
         Ok(Memory {
             peak_rss: field("VmHWM:")?,
             rss: field("VmRSS:")?,
+            private: field("RssAnon:")?,
         })
     }
 
