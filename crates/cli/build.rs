@@ -4,7 +4,7 @@
 //! A position-independent binary's relocations are applied at every start: as `.rela.dyn` they
 //! are 1.7 MB of the binary, read through its mapping by every process that runs it, and counted
 //! in each one's RSS. DT_RELR encodes the same relocations in about 20 KB (todo0's MCP server at
-//! 256 sessions: 36–38 → 33 MB of RSS; README, "Memory"). A binary using it refuses to start on
+//! 256 sessions: 34–38 → 33 MB of RSS; README, "Memory"). A binary using it refuses to start on
 //! an older glibc, so the flag is given only when building for the machine doing the build (not
 //! cross-compiling), on GNU/Linux, when `getconf GNU_LIBC_VERSION` says 2.36 or later.
 //! `SECURE_AGENT_NO_RELR=1` leaves it out (a binary built here to run on an older glibc).

@@ -1,13 +1,12 @@
 //! Past conversations (the list, reopening one, continuing it) and their export as Markdown and
 //! JSON: only ever the person's own, newest first, and never a token in a download.
 
-use reqwest::StatusCode;
-use reqwest::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
-use serde_json::{Value, json};
-
 use std::sync::Arc;
 
 use agent0::llm::{Message, Role};
+use reqwest::StatusCode;
+use reqwest::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
+use serde_json::{Value, json};
 
 use super::faults::Scripted;
 use super::harness::{AgentStack, Person};
@@ -136,21 +135,12 @@ async fn past_conversations_are_listed_reopened_continued_and_exported_only_for_
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert!(response.headers().get(CONTENT_DISPOSITION).is_none());
     }
-    let (status, _) = bob
-        .post(
-            "/api/chat",
-            &json!({"message": "list my todos", "conversationId": first_id}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
     // Alice's conversation is warm on this replica (her turn just ran): still not bob's.
-    let (status, _) = bob
-        .post(
-            "/api/chat/stream",
-            &json!({"message": "list my todos", "conversationId": first_id}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    for path in ["/api/chat", "/api/chat/stream"] {
+        let message = json!({"message": "list my todos", "conversationId": first_id});
+        let (status, _) = bob.post(path, &message).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
 
     // Nobody logged in: 401.
     let anonymous = reqwest::Client::new();
