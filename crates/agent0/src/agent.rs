@@ -494,7 +494,8 @@ impl Agent {
             messages: history.split_off(first_new),
             tool_results,
         };
-        self.store
+        let number = self
+            .store
             .append(
                 &principal.subject,
                 &conversation_id,
@@ -508,8 +509,12 @@ impl Agent {
             tool_results,
             ..
         } = turn;
-        history.extend(messages);
-        self.remember(&principal.subject, &conversation_id, turns + 1, history);
+        // Kept only when it is the whole conversation: a turn stored elsewhere (another
+        // replica) while this one ran took a number in between, and the next turn reads the store.
+        if number == turns + 1 {
+            history.extend(messages);
+            self.remember(&principal.subject, &conversation_id, number, history);
+        }
         if login_expired {
             return Err(AgentError::LoginExpired);
         }

@@ -183,14 +183,15 @@ pub trait ConversationStore: Send + Sync {
     /// The last `last` turns of `owner`'s conversation `id`, oldest first ([`StoreError::NotFound`]
     /// when it is not theirs).
     async fn find_turns(&self, owner: &str, id: &str, last: u32) -> Result<Vec<Turn>, StoreError>;
-    /// Appends a completed turn.
+    /// Appends a completed turn; its number in the conversation (from 1: the conversation's
+    /// turn count once it is stored).
     async fn append(
         &self,
         owner: &str,
         id: &str,
         turn: &Turn,
         now: UnixTime,
-    ) -> Result<(), StoreError>;
+    ) -> Result<u32, StoreError>;
 }
 
 #[cfg(test)]

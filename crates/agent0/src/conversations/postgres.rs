@@ -202,7 +202,7 @@ impl ConversationStore for PostgresConversations {
         id: &str,
         turn: &Turn,
         now: UnixTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u32, StoreError> {
         let messages = serde_json::to_string(&turn.messages)?;
         let tool_results = serde_json::to_string(&turn.tool_results)?;
         // One statement: the UPDATE locks the owner's conversation row (a concurrent append
@@ -225,7 +225,7 @@ impl ConversationStore for PostgresConversations {
         .bind(&tool_results)
         .fetch_optional(&self.pool)
         .await?;
-        inserted.map(|_| ()).ok_or(StoreError::NotFound)
+        inserted.map(i32::unsigned_abs).ok_or(StoreError::NotFound)
     }
 }
 

@@ -43,7 +43,8 @@ const TURNS_SQL: &str = "SELECT user_text, reply_text, messages, tool_results FR
 const TOUCH_SQL: &str = "UPDATE conversations SET updated_at = ? WHERE id = ? AND owner = ?";
 const INSERT_TURN_SQL: &str = "INSERT INTO turns \
      (conversation_id, seq, user_text, reply_text, messages, tool_results, created_at) \
-     VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM turns WHERE conversation_id = ?), ?, ?, ?, ?, ?)";
+     VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM turns WHERE conversation_id = ?), ?, ?, ?, ?, ?) \
+     RETURNING seq";
 const LIST_SQL: &str = "SELECT c.id, \
      (SELECT user_text FROM turns WHERE conversation_id = c.id ORDER BY seq LIMIT 1), \
      c.updated_at, (SELECT COALESCE(MAX(seq), 0) FROM turns WHERE conversation_id = c.id) \
@@ -70,7 +71,8 @@ struct Append {
     id: String,
     turn: StoredTurn,
     now: UnixTime,
-    done: oneshot::Sender<Result<(), StoreError>>,
+    /// The turn's number, once committed.
+    done: oneshot::Sender<Result<u32, StoreError>>,
 }
 
 /// A turn as stored: its JSON columns already serialized.
@@ -253,7 +255,7 @@ impl ConversationStore for SqliteConversations {
         id: &str,
         turn: &Turn,
         now: UnixTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u32, StoreError> {
         let (done, result) = oneshot::channel();
         let append = Append {
             owner: owner.to_owned(),

@@ -130,9 +130,10 @@ async fn turns_are_kept_in_order_and_only_for_their_owner(
     let id = store.create("alice", 1).await?;
     assert_eq!(store.count_turns("alice", &id).await?, 0);
     assert!(store.find_turns("alice", &id, 10).await?.is_empty());
-    store.append("alice", &id, &turn("one"), 2).await?;
-    store.append("alice", &id, &turn("two"), 3).await?;
-    store.append("alice", &id, &turn("three"), 3).await?;
+    // Each append says which turn it became.
+    assert_eq!(store.append("alice", &id, &turn("one"), 2).await?, 1);
+    assert_eq!(store.append("alice", &id, &turn("two"), 3).await?, 2);
+    assert_eq!(store.append("alice", &id, &turn("three"), 3).await?, 3);
 
     // Another person's conversation behaves exactly like a missing one, for every method.
     assert!(matches!(

@@ -305,3 +305,76 @@ async fn the_model_always_sees_the_stored_history_even_when_written_elsewhere() 
         ]
     );
 }
+
+/// A turn stored elsewhere that lands *while* a turn runs (another replica's, on the same
+/// conversation).
+type Landing = (
+    Arc<dyn agent0::conversations::ConversationStore>,
+    String,
+    String,
+);
+
+/// Answers like [`Scripted`]; when armed, first stores a turn elsewhere, once.
+#[derive(Default)]
+struct Interleaved {
+    inner: Scripted,
+    landing: Mutex<Option<Landing>>,
+}
+
+#[async_trait]
+impl Model for Interleaved {
+    fn info(&self) -> ModelInfo {
+        self.inner.info()
+    }
+
+    async fn respond(
+        &self,
+        request: ModelRequest<'_>,
+        on_text: TextSink<'_>,
+    ) -> Result<ModelReply, LlmError> {
+        let landing = self.landing.lock().unwrap().take();
+        if let Some((store, owner, conversation)) = landing {
+            let elsewhere = agent0::conversations::Turn {
+                user_text: "written elsewhere".into(),
+                reply_text: "noted".into(),
+                messages: vec![Message::user_text("written elsewhere")],
+                tool_results: vec![],
+            };
+            assert_eq!(
+                store
+                    .append(&owner, &conversation, &elsewhere, 0)
+                    .await
+                    .unwrap(),
+                2
+            );
+        }
+        self.inner.respond(request, on_text).await
+    }
+}
+
+#[tokio::test]
+async fn a_turn_stored_elsewhere_while_one_runs_is_seen_once_and_nothing_twice() {
+    let model = Arc::new(Interleaved::default());
+    let stack = AgentStack::start_with(model.clone(), |_| {}).await;
+    let alice = stack.login("alice").await;
+    model.inner.push(Scripted::text("1"));
+    let first = alice.chat("one").await;
+    let conversation = first["conversationId"].as_str().unwrap().to_owned();
+    let (_, status) = alice.get("/auth/status").await;
+    let subject = status["user"]["sub"].as_str().unwrap().to_owned();
+    let store = stack.app.agent().store().clone();
+
+    // Turn 2 lands elsewhere while "two" runs, so "two" is stored as turn 3.
+    *model.landing.lock().unwrap() = Some((store, subject, conversation));
+    model.inner.push(Scripted::text("2"));
+    alice.chat("two").await;
+    model.inner.push(Scripted::text("3"));
+    alice.chat("three").await;
+    let requests = model.inner.requests.lock().unwrap();
+    let seen: Vec<String> = requests.last().unwrap().iter().map(Message::text).collect();
+    assert_eq!(
+        seen,
+        ["one", "1", "written elsewhere", "two", "2", "three"],
+        "each stored turn once, in the store's order"
+    );
+}

@@ -49,7 +49,7 @@ fn run(mut connection: Connection, mut queue: mpsc::Receiver<Append>) {
     }
 }
 
-fn commit(connection: &mut Connection, batch: &[Append]) -> Vec<Result<(), StoreError>> {
+fn commit(connection: &mut Connection, batch: &[Append]) -> Vec<Result<u32, StoreError>> {
     let failed = |e: rusqlite::Error| {
         let error = read_failed(e);
         batch.iter().map(|_| Err(error.clone())).collect()
@@ -68,8 +68,9 @@ fn commit(connection: &mut Connection, batch: &[Append]) -> Vec<Result<(), Store
     }
 }
 
-/// One append: the conversation must be the owner's; the turn gets the next sequence number.
-fn insert_turn(connection: &Connection, append: &Append) -> Result<(), StoreError> {
+/// One append: the conversation must be the owner's; the turn gets the next sequence number,
+/// which is returned.
+fn insert_turn(connection: &Connection, append: &Append) -> Result<u32, StoreError> {
     let touched = connection
         .prepare_cached(TOUCH_SQL)
         .and_then(|mut s| s.execute(rusqlite::params![append.now, append.id, append.owner]))
@@ -81,7 +82,7 @@ fn insert_turn(connection: &Connection, append: &Append) -> Result<(), StoreErro
     connection
         .prepare_cached(INSERT_TURN_SQL)
         .and_then(|mut s| {
-            s.execute(rusqlite::params![
+            let params = rusqlite::params![
                 append.id,
                 append.id,
                 turn.user_text,
@@ -89,8 +90,8 @@ fn insert_turn(connection: &Connection, append: &Append) -> Result<(), StoreErro
                 turn.messages,
                 turn.tool_results,
                 append.now
-            ])
+            ];
+            s.query_row(params, |row| row.get(0))
         })
-        .map_err(read_failed)?;
-    Ok(())
+        .map_err(read_failed)
 }
