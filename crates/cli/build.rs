@@ -6,8 +6,10 @@
 //! in each one's RSS. DT_RELR encodes the same relocations in about 20 KB (todo0's MCP server at
 //! 256 sessions: 34–38 → 33 MB of RSS; README, "Memory"). A binary using it refuses to start on
 //! an older glibc, so the flag is given only when building for the machine doing the build (not
-//! cross-compiling), on GNU/Linux, when `getconf GNU_LIBC_VERSION` says 2.36 or later.
-//! `SECURE_AGENT_NO_RELR=1` leaves it out (a binary built here to run on an older glibc).
+//! cross-compiling), on GNU/Linux, with the toolchain's own linker (a configured one, such as
+//! cargo-zigbuild's, may link against an older glibc than this machine's, which would then load
+//! the binary without applying its relocations), when `getconf GNU_LIBC_VERSION` says 2.36 or
+//! later. `SECURE_AGENT_NO_RELR=1` leaves it out (a binary built here to run on an older glibc).
 
 use std::process::Command;
 
@@ -16,7 +18,9 @@ fn main() {
     let var = |name: &str| std::env::var(name).unwrap_or_default();
     let native = var("TARGET") == var("HOST");
     let gnu_linux = var("CARGO_CFG_TARGET_OS") == "linux" && var("CARGO_CFG_TARGET_ENV") == "gnu";
-    if !native || !gnu_linux || var("SECURE_AGENT_NO_RELR") == "1" {
+    // Cargo sets RUSTC_LINKER for build scripts when a linker is configured for the target.
+    let own_linker = var("RUSTC_LINKER").is_empty();
+    if !native || !gnu_linux || !own_linker || var("SECURE_AGENT_NO_RELR") == "1" {
         return;
     }
     if glibc_version().is_some_and(|version| version >= (2, 36)) {

@@ -440,12 +440,14 @@ async fn run_mcp(args: McpBenchArgs) -> anyhow::Result<()> {
 
     // What the server held with each cell's sessions open and busy (read as each cell ends),
     // the highest of those; the peak also counts the moments sessions are opened.
-    let open = cells.iter().filter_map(|c| c.rss_after).max();
-    let open_mb = open.map(|rss| rss as f64 / MB);
-    let open_private_mb = cells
+    let highest = cells
         .iter()
-        .filter_map(|c| c.private_after)
-        .max()
+        .filter(|c| c.rss_after.is_some())
+        .max_by_key(|c| c.rss_after);
+    let open = highest.and_then(|c| c.rss_after);
+    let open_mb = open.map(|rss| rss as f64 / MB);
+    let open_private_mb = highest
+        .and_then(|c| c.private_after)
         .map(|private| private as f64 / MB);
     // The kernel's `VmHWM` misses memory that was given back with `madvise` (as jemalloc
     // does) before it noticed the high point, so a reading taken earlier can exceed it.
@@ -467,7 +469,7 @@ async fn run_mcp(args: McpBenchArgs) -> anyhow::Result<()> {
                 "database_fs": database_fs,
                 "peak_rss_mb": round2(peak_mb),
                 "rss_mb": round2(memory.rss as f64 / MB),
-                "private_mb": round2(memory.private as f64 / MB),
+                "private_mb": memory.private.map(|private| round2(private as f64 / MB)),
                 "sessions_open_rss_mb": open_mb.map(round2),
                 "sessions_open_private_mb": open_private_mb.map(round2),
                 "rss_target": {"goal": format!("< {TARGET_RSS_MB:.0} MB"), "pass": rss_pass, "sessions_open_pass": open_pass},
@@ -479,9 +481,12 @@ async fn run_mcp(args: McpBenchArgs) -> anyhow::Result<()> {
     } else {
         println!();
         println!(
-            "server memory: peak RSS (VmHWM, or a higher reading) {peak_mb:.1} MB, current RSS (VmRSS) {:.1} MB, of it private (RssAnon) {:.1} MB   {} (< {TARGET_RSS_MB:.0} MB)",
+            "server memory: peak RSS (VmHWM, or a higher reading) {peak_mb:.1} MB, current RSS (VmRSS) {:.1} MB, of it private (RssAnon) {}   {} (< {TARGET_RSS_MB:.0} MB)",
             memory.rss as f64 / MB,
-            memory.private as f64 / MB,
+            memory.private.map_or("-".to_owned(), |private| format!(
+                "{:.1} MB",
+                private as f64 / MB
+            )),
             pass_miss(Some(rss_pass))
         );
         if let Some(open_mb) = open_mb {
@@ -689,7 +694,7 @@ async fn run_cell(
         bench_cpu,
         other_cpu,
         rss_after: memory_after.map(|m| m.rss),
-        private_after: memory_after.map(|m| m.private),
+        private_after: memory_after.and_then(|m| m.private),
         ratio: None,
     };
     while let Some(done) = workers.join_next().await {

@@ -36,9 +36,10 @@ pub(crate) struct Memory {
     pub(crate) peak_rss: u64,
     /// Current resident set (`VmRSS`).
     pub(crate) rss: u64,
-    /// The private part of it (`RssAnon`): heap, stacks, the allocator's pages. The rest is
-    /// mapped files, mostly the binary's own code, shared with every process running it.
-    pub(crate) private: u64,
+    /// The private part of it (`RssAnon`, from Linux 4.5): heap, stacks, the allocator's pages.
+    /// The rest is mapped files, mostly the binary's own code, shared with every process running
+    /// it.
+    pub(crate) private: Option<u64>,
 }
 
 /// Variables `todo-mcp` reads that would override what the benchmark passes.
@@ -144,7 +145,7 @@ impl ChildServer {
         Ok(Memory {
             peak_rss: field("VmHWM:")?,
             rss: field("VmRSS:")?,
-            private: field("RssAnon:")?,
+            private: field("RssAnon:").ok(),
         })
     }
 
