@@ -265,12 +265,14 @@ impl Agent {
         result
     }
 
-    /// The model history of `conversation_id` (from memory when it is current) and its turns.
+    /// The model history of `conversation_id` (from memory when it is current), its turns, and
+    /// the person's cache entry for it if this replica holds one (where [`Self::remember`] puts
+    /// the history back).
     async fn history(
         &self,
         principal: &Principal,
         conversation_id: &str,
-    ) -> Result<(u32, Vec<Message>), StoreError> {
+    ) -> Result<(u32, Vec<Message>, Option<Arc<CachedHistory>>), StoreError> {
         let turns = self
             .store
             .count_turns(&principal.subject, conversation_id)
@@ -278,13 +280,12 @@ impl Agent {
         // Taken out rather than copied: the turn holds the conversation's lock and puts the
         // history back when it ends ([`Self::remember`]); a turn that fails leaves it to be read
         // from the store.
-        let cached = self
+        let slot = self
             .recent
             .get(conversation_id)
-            .filter(|cached| cached.owner == principal.subject)
-            .and_then(|cached| cached.take());
-        let earlier = match cached {
-            Some((count, history)) if count == turns => return Ok((turns, history)),
+            .filter(|cached| cached.owner == principal.subject);
+        let earlier = match slot.as_ref().and_then(|cached| cached.take()) {
+            Some((count, history)) if count == turns => return Ok((turns, history, slot)),
             // Another replica (or a restart) added turns since: read only those.
             Some((count, mut history)) if count < turns && turns - count <= HISTORY_TURNS => {
                 let newer = self
@@ -304,14 +305,23 @@ impl Agent {
         };
         let mut history = earlier;
         history.drain(..history_window(&history));
-        Ok((turns, history))
+        Ok((turns, history, slot))
     }
 
-    fn remember(&self, owner: &str, conversation_id: &str, turns: u32, mut history: Vec<Message>) {
+    /// Keeps `history` after `turns` turns: in `slot` (from [`Self::history`]), else in a new
+    /// entry.
+    fn remember(
+        &self,
+        slot: Option<Arc<CachedHistory>>,
+        owner: &str,
+        conversation_id: &str,
+        turns: u32,
+        mut history: Vec<Message>,
+    ) {
         history.drain(..history_window(&history));
-        match self.recent.get(conversation_id) {
-            Some(cached) if cached.owner == owner => cached.put(turns, history),
-            _ => self.recent.insert(
+        match slot {
+            Some(cached) => cached.put(turns, history),
+            None => self.recent.insert(
                 conversation_id.to_owned(),
                 Arc::new(CachedHistory {
                     owner: owner.to_owned(),
@@ -329,7 +339,7 @@ impl Agent {
     ) -> Result<TurnSummary, AgentError> {
         let principal = owner.principal;
         let conversation_id = owner.conversation.to_owned();
-        let (turns, mut history) = self.history(principal, &conversation_id).await?;
+        let (turns, mut history, slot) = self.history(principal, &conversation_id).await?;
         let _ = sink.events.send(AgentEvent::Conversation {
             conversation_id: conversation_id.clone(),
         });
@@ -513,7 +523,7 @@ impl Agent {
         // replica) while this one ran took a number in between, and the next turn reads the store.
         if number == turns + 1 {
             history.extend(messages);
-            self.remember(&principal.subject, &conversation_id, number, history);
+            self.remember(slot, &principal.subject, &conversation_id, number, history);
         }
         if login_expired {
             return Err(AgentError::LoginExpired);

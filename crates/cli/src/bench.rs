@@ -440,10 +440,7 @@ async fn run_mcp(args: McpBenchArgs) -> anyhow::Result<()> {
 
     // What the server held with each cell's sessions open and busy (read as each cell ends),
     // the highest of those; the peak also counts the moments sessions are opened.
-    let highest = cells
-        .iter()
-        .filter(|c| c.rss_after.is_some())
-        .max_by_key(|c| c.rss_after);
+    let highest = cells.iter().max_by_key(|c| c.rss_after);
     let open = highest.and_then(|c| c.rss_after);
     let open_mb = open.map(|rss| rss as f64 / MB);
     let open_private_mb = highest
