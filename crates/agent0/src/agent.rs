@@ -103,6 +103,13 @@ struct OfferedTool<'a> {
     policy: ToolPolicy,
 }
 
+/// The conversation a turn goes to and, when choosing it read that, its turn count.
+pub struct Chosen {
+    /// The conversation's id.
+    pub id: String,
+    turns: Option<u32>,
+}
+
 /// Who a turn is for.
 #[derive(Clone, Copy)]
 struct TurnOwner<'a> {
@@ -182,24 +189,25 @@ impl Agent {
         &self,
         principal: &Principal,
         conversation: Option<&str>,
-    ) -> Result<String, StoreError> {
-        if let Some(id) = conversation {
-            // A conversation never changes owner, so one this replica holds for the person is
-            // theirs; whether it still exists the turn finds out (it counts its turns).
-            let held = self.recent.get(id);
-            if held.is_none_or(|cached| cached.owner != principal.subject) {
-                self.store.count_turns(&principal.subject, id).await?;
+    ) -> Result<Chosen, StoreError> {
+        let subject = &principal.subject;
+        let (id, turns) = match conversation {
+            Some(id) => {
+                // A conversation never changes owner, so one this replica holds for the person
+                // is theirs; whether it still exists the turn finds out (it counts its turns).
+                let held = self.recent.get(id);
+                let turns = match held.filter(|cached| cached.owner == *subject) {
+                    Some(_) => None,
+                    None => Some(self.store.count_turns(subject, id).await?),
+                };
+                (id.to_owned(), turns)
             }
-            return Ok(id.to_owned());
-        }
-        match self.store.find_latest(&principal.subject).await? {
-            Some(id) => Ok(id),
-            None => {
-                self.store
-                    .create(&principal.subject, self.clock.now())
-                    .await
-            }
-        }
+            None => match self.store.find_latest(subject).await? {
+                Some(latest) => (latest.id, Some(latest.turns)),
+                None => (self.store.create(subject, self.clock.now()).await?, Some(0)),
+            },
+        };
+        Ok(Chosen { id, turns })
     }
 
     /// Runs one turn for the person logged in with `session`, reporting progress and its end to
@@ -209,7 +217,7 @@ impl Agent {
         &self,
         principal: &Principal,
         session: &str,
-        conversation: Option<&str>,
+        conversation: Option<Chosen>,
         text: &str,
         mut sink: Sink,
     ) {
@@ -231,13 +239,16 @@ impl Agent {
         &self,
         principal: &Principal,
         session: &str,
-        conversation: Option<&str>,
+        conversation: Option<Chosen>,
         text: &str,
         sink: &mut Sink,
     ) -> Result<TurnSummary, AgentError> {
         let text = validate_message(text)?;
-        let conversation_id = match conversation {
-            Some(id) => id.to_owned(),
+        let Chosen {
+            id: conversation_id,
+            turns,
+        } = match conversation {
+            Some(chosen) => chosen,
             None => self.conversation_for(principal, None).await?,
         };
         // A card left undecided is declined by the next message, so the turns go on; so is a
@@ -255,7 +266,7 @@ impl Agent {
             session,
             conversation: &conversation_id,
         };
-        let result = self.run_locked_turn(owner, text, sink).await;
+        let result = self.run_locked_turn(owner, turns, text, sink).await;
         drop(turn);
         // The lock is dropped from the map once nobody else waits on it.
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
@@ -267,16 +278,24 @@ impl Agent {
 
     /// The model history of `conversation_id` (from memory when it is current), its turns, and
     /// the person's cache entry for it if this replica holds one (where [`Self::remember`] puts
-    /// the history back).
+    /// the history back). `counted` is the turn count read when the turn chose the conversation
+    /// (before its lock): if another turn of it ended here since, the cached copy is ahead of
+    /// that count and the history is read from the store; the turn then gets a number past
+    /// `counted + 1` and keeps nothing in memory ([`Self::run_locked_turn`]).
     async fn history(
         &self,
         principal: &Principal,
         conversation_id: &str,
+        counted: Option<u32>,
     ) -> Result<(u32, Vec<Message>, Option<Arc<CachedHistory>>), StoreError> {
-        let turns = self
-            .store
-            .count_turns(&principal.subject, conversation_id)
-            .await?;
+        let turns = match counted {
+            Some(turns) => turns,
+            None => {
+                self.store
+                    .count_turns(&principal.subject, conversation_id)
+                    .await?
+            }
+        };
         // Taken out rather than copied: the turn holds the conversation's lock and puts the
         // history back when it ends ([`Self::remember`]); a turn that fails leaves it to be read
         // from the store.
@@ -334,12 +353,13 @@ impl Agent {
     async fn run_locked_turn(
         &self,
         owner: TurnOwner<'_>,
+        counted: Option<u32>,
         text: &str,
         sink: &mut Sink,
     ) -> Result<TurnSummary, AgentError> {
         let principal = owner.principal;
         let conversation_id = owner.conversation.to_owned();
-        let (turns, mut history, slot) = self.history(principal, &conversation_id).await?;
+        let (turns, mut history, slot) = self.history(principal, &conversation_id, counted).await?;
         let _ = sink.events.send(AgentEvent::Conversation {
             conversation_id: conversation_id.clone(),
         });

@@ -139,7 +139,7 @@ impl Sessions {
             return Ok(None);
         }
         if is_fresh(&session, now) {
-            return Ok(Some(Arc::new(session)));
+            return Ok(Some(session));
         }
         let _one_refresh = self.refreshing.lock(id.to_owned()).await;
         let lease_name = format!("session:{}", crate::shared::redis::hashed(id));
@@ -159,7 +159,7 @@ impl Sessions {
         )
         .await?
         {
-            Turn::Done(session) => return Ok(session.map(Arc::new)),
+            Turn::Done(session) => return Ok(session),
             Turn::Lead(lease) => lease,
         };
         let outcome = self.renew(id, session, rp).await;
@@ -174,12 +174,12 @@ impl Sessions {
     async fn renew(
         &self,
         id: &str,
-        session: Session,
+        session: Arc<Session>,
         rp: &RelyingParty,
     ) -> Result<Option<Arc<Session>>, SharedStateError> {
         // The lease holder reads the latest record: another replica may have rotated the
         // refresh token before this one got the lease.
-        let session = self.store.find(id).await?.unwrap_or(session);
+        let session = Arc::unwrap_or_clone(self.store.find(id).await?.unwrap_or(session));
         let Some(refresh_token) = &session.refresh_token else {
             tracing::info!(user = %session.principal.subject, "ID token expired; session ended");
             self.store.delete(id).await?;

@@ -26,10 +26,17 @@ pub fn parse_authorization(value: &str) -> Option<&str> {
 /// RFC 6750 §2.1's `b64token`: at least one token character, then only `=` padding.
 fn is_b64token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
+    // Checked 64 bytes at a time without stopping at the first bad byte, which the compiler
+    // turns into vector comparisons: every request's token (≈ 1 KB) passes through here.
     !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
+        && body
+            .as_bytes()
+            .chunks(64)
+            .all(|chunk| chunk.iter().fold(true, |ok, &b| ok & is_token_char(b)))
+}
+
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() | matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
 }
 
 #[cfg(test)]

@@ -38,9 +38,25 @@ impl Cookies {
         PrivateCookieJar::from_headers(headers, self.key.clone())
     }
 
-    /// The decrypted value of cookie `name`, if present and authentic.
+    /// The decrypted value of cookie `name`, if present and authentic (of several so named,
+    /// the last authentic one, as [`Self::jar`] would keep).
+    ///
+    /// Only that cookie is decrypted: a jar built from the headers decrypts every cookie the
+    /// request carries and encrypts each again (with a fresh nonce) to hold it, three AES-GCM
+    /// operations per cookie where reading one needs one.
     pub fn read(&self, headers: &HeaderMap, name: &str) -> Option<String> {
-        self.jar(headers).get(name).map(|c| c.value().to_owned())
+        let jar = cookie::CookieJar::new();
+        let private = jar.private(&self.key);
+        headers
+            .get_all(http::header::COOKIE)
+            .into_iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| Cookie::parse_encoded(pair.to_owned()).ok())
+            .filter(|cookie| cookie.name() == name)
+            .filter_map(|cookie| private.decrypt(cookie))
+            .next_back()
+            .map(|cookie| cookie.value().to_owned())
     }
 
     /// Cookie `name` as JSON, if present, authentic and well-formed.
@@ -133,5 +149,95 @@ impl Cookies {
         cookie.set_same_site(SameSite::Lax);
         cookie.set_secure(self.secure);
         cookie
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use axum_extra::extract::PrivateCookieJar;
+    use http::HeaderMap;
+    use http::header::COOKIE;
+    use secrecy::SecretString;
+
+    use super::Cookies;
+    use crate::SessionKey;
+
+    fn cookies() -> Cookies {
+        let secret = SecretString::from("ab".repeat(32));
+        Cookies::new(&SessionKey::from_secret(&secret).unwrap(), false)
+    }
+
+    /// `name=<sealed value>` as a browser sends it back.
+    fn sealed(cookies: &Cookies, name: &'static str, value: &str) -> String {
+        let mut jar = cookie::CookieJar::new();
+        jar.private_mut(&cookies.key)
+            .add(cookie::Cookie::new(name, value.to_owned()));
+        format!("{name}={}", jar.get(name).unwrap().value())
+    }
+
+    fn request(cookie_headers: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in cookie_headers {
+            headers.append(COOKIE, value.parse().unwrap());
+        }
+        headers
+    }
+
+    /// What the jar (every cookie decrypted) reads: `read` must agree with it.
+    fn through_jar(cookies: &Cookies, headers: &HeaderMap, name: &str) -> Option<String> {
+        let jar: PrivateCookieJar = cookies.jar(headers);
+        jar.get(name).map(|c| c.value().to_owned())
+    }
+
+    #[test]
+    fn reads_only_an_authentic_cookie_of_that_name_as_the_jar_does() {
+        let cookies = cookies();
+        let other_key = {
+            let secret = SecretString::from("cd".repeat(32));
+            Cookies::new(&SessionKey::from_secret(&secret).unwrap(), false)
+        };
+        let session = sealed(&cookies, "sid", "session-1");
+        let newer = sealed(&cookies, "sid", "session-2");
+        let renamed = sealed(&cookies, "other", "session-1").replacen("other", "sid", 1);
+        let foreign = sealed(&other_key, "sid", "forged");
+        let (name, value) = session.split_once('=').unwrap();
+        let mut flipped = value.as_bytes().to_vec();
+        flipped[10] = if flipped[10] == b'A' { b'B' } else { b'A' };
+        let tampered = format!("{name}={}", String::from_utf8(flipped).unwrap());
+        let cases: Vec<(Vec<String>, Option<&str>)> = vec![
+            (vec![session.clone()], Some("session-1")),
+            (
+                vec![format!("theme=dark; {session}; lang=en")],
+                Some("session-1"),
+            ),
+            (vec!["theme=dark".into()], None),
+            (vec![], None),
+            (vec!["sid=plain-text".into()], None),
+            (vec![tampered.clone()], None),
+            // The cookie's name is authenticated: a value sealed for another name is refused.
+            (vec![renamed], None),
+            (vec![foreign.clone()], None),
+            (vec![format!("{session}; {foreign}")], Some("session-1")),
+            (vec![format!("{foreign}; {session}")], Some("session-1")),
+            (vec![tampered, session.clone()], Some("session-1")),
+            // Of two authentic cookies, the last.
+            (vec![format!("{session}; {newer}")], Some("session-2")),
+            (vec![newer, session], Some("session-1")),
+        ];
+        for (values, expected) in cases {
+            let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+            let headers = request(&refs);
+            assert_eq!(
+                cookies.read(&headers, "sid").as_deref(),
+                expected,
+                "{values:?}"
+            );
+            assert_eq!(
+                through_jar(&cookies, &headers, "sid").as_deref(),
+                expected,
+                "{values:?}"
+            );
+        }
     }
 }

@@ -79,6 +79,15 @@ pub struct ConversationSummary {
     pub turns: u32,
 }
 
+/// A person's most recently used conversation and, read with it, its turn count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latest {
+    /// The conversation's id.
+    pub id: String,
+    /// How many turns it has.
+    pub turns: u32,
+}
+
 /// The longest title in [`ConversationSummary`], in characters (an ellipsis marks a cut).
 pub const TITLE_CHARS: usize = 80;
 
@@ -168,8 +177,8 @@ pub async fn open(url: &str) -> Result<Arc<dyn ConversationStore>, StoreError> {
 pub trait ConversationStore: Send + Sync {
     /// Creates an empty conversation for `owner`.
     async fn create(&self, owner: &str, now: UnixTime) -> Result<String, StoreError>;
-    /// `owner`'s most recently used conversation, if any.
-    async fn find_latest(&self, owner: &str) -> Result<Option<String>, StoreError>;
+    /// `owner`'s most recently used conversation, if any, with its turn count (one read).
+    async fn find_latest(&self, owner: &str) -> Result<Option<Latest>, StoreError>;
     /// `owner`'s conversations, most recently used first (within one second: the one with the
     /// latest turn), at most `limit`.
     async fn find_conversations(

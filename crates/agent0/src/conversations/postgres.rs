@@ -16,7 +16,9 @@ use async_trait::async_trait;
 use protocol::UnixTime;
 use sqlx::PgPool;
 
-use super::{ConversationStore, ConversationSummary, StoreError, Turn, migration_failed, title_of};
+use super::{
+    ConversationStore, ConversationSummary, Latest, StoreError, Turn, migration_failed, title_of,
+};
 
 /// The schema agent0 keeps its tables in unless the URL chooses a `search_path`.
 pub const DEFAULT_SCHEMA: &str = "agent0";
@@ -120,14 +122,18 @@ impl ConversationStore for PostgresConversations {
         Ok(id)
     }
 
-    async fn find_latest(&self, owner: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM conversations WHERE owner = $1 \
+    async fn find_latest(&self, owner: &str) -> Result<Option<Latest>, StoreError> {
+        let latest: Option<(String, i32)> = sqlx::query_as(
+            "SELECT id, turn_count FROM conversations WHERE owner = $1 \
              ORDER BY updated_at DESC, position DESC LIMIT 1",
         )
         .bind(owner)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        Ok(latest.map(|(id, turns)| Latest {
+            id,
+            turns: count(turns),
+        }))
     }
 
     async fn find_conversations(

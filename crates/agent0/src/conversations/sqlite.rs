@@ -16,7 +16,9 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{ConversationStore, ConversationSummary, StoreError, Turn, migration_failed, title_of};
+use super::{
+    ConversationStore, ConversationSummary, Latest, StoreError, Turn, migration_failed, title_of,
+};
 
 mod file_writer;
 
@@ -27,8 +29,10 @@ const READERS: usize = 4;
 /// How long a statement waits for a lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-const LATEST_SQL: &str =
-    "SELECT id FROM conversations WHERE owner = ? ORDER BY updated_at DESC, rowid DESC LIMIT 1";
+/// The latest conversation and its turn count (see [`COUNT_SQL`]), in one read.
+const LATEST_SQL: &str = "SELECT c.id, \
+     (SELECT COALESCE(MAX(seq), 0) FROM turns WHERE conversation_id = c.id) \
+     FROM conversations c WHERE c.owner = ? ORDER BY c.updated_at DESC, c.rowid DESC LIMIT 1";
 const OWNS_SQL: &str = "SELECT 1 FROM conversations WHERE id = ? AND owner = ?";
 /// The highest turn number is the count (one primary-key lookup, where `COUNT(*)` reads every
 /// turn): the writer numbers each turn one past the highest, from 1, and turns are deleted only
@@ -177,11 +181,16 @@ impl ConversationStore for SqliteConversations {
         Ok(id)
     }
 
-    async fn find_latest(&self, owner: &str) -> Result<Option<String>, StoreError> {
+    async fn find_latest(&self, owner: &str) -> Result<Option<Latest>, StoreError> {
         self.readers
             .with(|c| {
                 c.prepare_cached(LATEST_SQL)?
-                    .query_row([owner], |row| row.get(0))
+                    .query_row([owner], |row| {
+                        Ok(Latest {
+                            id: row.get(0)?,
+                            turns: row.get(1)?,
+                        })
+                    })
                     .optional()
             })
             .map_err(read_failed)

@@ -36,6 +36,14 @@ fn turn(text: &str) -> Turn {
     }
 }
 
+/// What `find_latest` answers for conversation `id` with `turns` turns.
+fn latest(id: &str, turns: u32) -> Option<Latest> {
+    Some(Latest {
+        id: id.to_owned(),
+        turns,
+    })
+}
+
 fn texts(turns: &[Turn]) -> Vec<&str> {
     turns.iter().map(|t| t.user_text.as_str()).collect()
 }
@@ -171,9 +179,9 @@ async fn turns_are_kept_in_order_and_only_for_their_owner(
         "the most recent, oldest first"
     );
     assert!(store.find_turns("alice", &id, 0).await?.is_empty());
-    assert_eq!(store.find_latest("alice").await?, Some(id.clone()));
+    assert_eq!(store.find_latest("alice").await?, latest(&id, 3));
     let newer = store.create("alice", 5).await?;
-    assert_eq!(store.find_latest("alice").await?, Some(newer));
+    assert_eq!(store.find_latest("alice").await?, latest(&newer, 0));
     Ok(())
 }
 
@@ -194,7 +202,7 @@ async fn a_reopened_store_has_lost_nothing(#[case] backend: Backend) -> anyhow::
         place,
     };
     let reopened = harness.another().await?.unwrap();
-    assert_eq!(reopened.find_latest("alice").await?, Some(id.clone()));
+    assert_eq!(reopened.find_latest("alice").await?, latest(&id, 2));
     assert_eq!(
         reopened.find_turns("alice", &id, 10).await?,
         vec![turn("one"), turn("two")]
@@ -249,7 +257,7 @@ async fn within_one_second_the_latest_turn_then_the_newest_conversation_comes_fi
     let b = store.create("alice", 10).await?;
     let c = store.create("alice", 10).await?;
     // All used in the same second: `c` is the newest, so it is the latest.
-    assert_eq!(store.find_latest("alice").await?, Some(c.clone()));
+    assert_eq!(store.find_latest("alice").await?, latest(&c, 0));
     store.append("alice", &b, &turn("to b"), 10).await?;
     store.append("alice", &a, &turn("to a"), 10).await?;
     let list = store.find_conversations("alice", 10).await?;
@@ -261,7 +269,7 @@ async fn within_one_second_the_latest_turn_then_the_newest_conversation_comes_fi
     );
     // A later second wins over any order within one.
     store.append("alice", &c, &turn("to c"), 11).await?;
-    assert_eq!(store.find_latest("alice").await?, Some(c.clone()));
+    assert_eq!(store.find_latest("alice").await?, latest(&c, 1));
     assert_eq!(store.find_conversations("alice", 1).await?[0].id, c);
     Ok(())
 }
@@ -479,7 +487,7 @@ async fn stores_open_by_url() -> anyhow::Result<()> {
     let id = store.create("alice", 1).await?;
     drop(store);
     let store = open(path.to_str().unwrap()).await?;
-    assert_eq!(store.find_latest("alice").await?, Some(id));
+    assert_eq!(store.find_latest("alice").await?, latest(&id, 0));
 
     // PostgreSQL by URL (`postgres://` and `postgresql://`, with query options), confined to a
     // fresh schema by the URL's own `options`.

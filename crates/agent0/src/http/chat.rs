@@ -24,9 +24,10 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::agent::{AgentError, AgentEvent, TurnSummary, validate_message};
+use crate::agent::{AgentError, AgentEvent, Chosen, TurnSummary, validate_message};
 use crate::confirm::{ConfirmError, Decision, Owner, Sink};
 use crate::connections;
+use crate::conversations::Latest;
 use crate::session::Session;
 use crate::shared::relay::RelayError;
 
@@ -83,7 +84,7 @@ type Finished = oneshot::Receiver<Result<TurnSummary, AgentError>>;
 fn spawn_turn(
     app: &AppState,
     session: Arc<Session>,
-    conversation: String,
+    conversation: Chosen,
     message: String,
 ) -> (mpsc::UnboundedReceiver<AgentEvent>, Finished) {
     let (events, receiver) = mpsc::unbounded_channel();
@@ -98,7 +99,7 @@ fn spawn_turn(
             .run_turn(
                 &session.principal,
                 &session.id,
-                Some(&conversation),
+                Some(conversation),
                 &message,
                 sink,
             )
@@ -308,7 +309,7 @@ pub(crate) async fn get_current_conversation(
     let session = app.require_session(&headers).await?;
     let subject = &session.principal.subject;
     let store = app.agent.store();
-    let Some(id) = store.find_latest(subject).await? else {
+    let Some(Latest { id, .. }) = store.find_latest(subject).await? else {
         return Ok(Json(json!({"conversationId": null, "messages": []})).into_response());
     };
     let turns = store.find_turns(subject, &id, SHOWN_TURNS).await?;

@@ -30,7 +30,7 @@ pub trait SessionStore: Send + Sync {
     /// Keeps a new session until its `expires_at`.
     async fn create(&self, session: &Session) -> Result<(), SharedStateError>;
     /// Session `id`, if it is still kept.
-    async fn find(&self, id: &str) -> Result<Option<Session>, SharedStateError>;
+    async fn find(&self, id: &str) -> Result<Option<Arc<Session>>, SharedStateError>;
     /// Replaces session `session.id` (its lifetime unchanged); a session already gone stays
     /// gone.
     async fn update(&self, session: &Session) -> Result<(), SharedStateError>;
@@ -95,13 +95,9 @@ impl SessionStore for MemorySessionStore {
         Ok(())
     }
 
-    async fn find(&self, id: &str) -> Result<Option<Session>, SharedStateError> {
+    async fn find(&self, id: &str) -> Result<Option<Arc<Session>>, SharedStateError> {
         let now = self.clock.now();
-        Ok(self
-            .sessions
-            .get(id)
-            .filter(|s| now < s.expires_at)
-            .map(|s| (*s).clone()))
+        Ok(self.sessions.get(id).filter(|s| now < s.expires_at))
     }
 
     async fn update(&self, session: &Session) -> Result<(), SharedStateError> {

@@ -273,14 +273,17 @@ impl SessionStore for RedisSessionStore {
             .map(|_| ())
     }
 
-    async fn find(&self, id: &str) -> Result<Option<Session>, SharedStateError> {
+    async fn find(&self, id: &str) -> Result<Option<Arc<Session>>, SharedStateError> {
         let record: Option<String> = self.conn.query(redis::cmd("GET").arg(self.key(id))).await?;
         let Some(record) = record else {
             return Ok(None);
         };
         let now = self.clock.now();
         match serde_json::from_str::<StoredSession>(&record) {
-            Ok(stored) => Ok(stored.into_session(id).filter(|s| now < s.expires_at)),
+            Ok(stored) => Ok(stored
+                .into_session(id)
+                .filter(|s| now < s.expires_at)
+                .map(Arc::new)),
             Err(e) => {
                 // A record this version cannot read (never its content in the log): log in again.
                 tracing::warn!(error = %e.classify_name(), "an unreadable session record was ignored");

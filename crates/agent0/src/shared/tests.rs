@@ -129,7 +129,7 @@ async fn sessions_are_created_found_updated_and_deleted(#[case] backend: Backend
         "id-token-of-alice"
     );
     assert_eq!(
-        found.refresh_token.unwrap().expose_secret(),
+        found.refresh_token.as_ref().unwrap().expose_secret(),
         "refresh-of-alice"
     );
     assert_eq!(
@@ -142,7 +142,10 @@ async fn sessions_are_created_found_updated_and_deleted(#[case] backend: Backend
     renewed.refresh_token = Some(SecretString::from("rotated"));
     store.update(&renewed).await.unwrap();
     let found = store.find("s1").await.unwrap().unwrap();
-    assert_eq!(found.refresh_token.unwrap().expose_secret(), "rotated");
+    assert_eq!(
+        found.refresh_token.as_ref().unwrap().expose_secret(),
+        "rotated"
+    );
 
     store.delete("s1").await.unwrap();
     assert!(store.find("s1").await.unwrap().is_none());

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use agent0::llm::{Message, Role};
+use agent0::llm::{LlmError, Message, Model, ModelInfo, ModelReply, ModelRequest, Role, TextSink};
 use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 use serde_json::{Value, json};
@@ -217,4 +217,90 @@ async fn the_model_is_sent_each_earlier_turn_once_from_memory_or_after_a_restart
     expected.push("user: five".to_owned());
     let sent = transcript(model.requests.lock().unwrap().last().unwrap());
     assert_eq!(sent, expected);
+}
+
+/// Answers like [`Scripted`]; while held, a request waits until [`Held::release`].
+#[derive(Default)]
+struct Held {
+    inner: Scripted,
+    gate: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+}
+
+#[async_trait::async_trait]
+impl Model for Held {
+    fn info(&self) -> ModelInfo {
+        self.inner.info()
+    }
+
+    async fn respond(
+        &self,
+        request: ModelRequest<'_>,
+        on_text: TextSink<'_>,
+    ) -> Result<ModelReply, LlmError> {
+        let waiting = self.gate.lock().await.take();
+        let reply = self.inner.respond(request, on_text).await;
+        if let Some(release) = waiting {
+            let _ = release.await;
+        }
+        reply
+    }
+}
+
+/// Two turns of one conversation at once (two tabs): the second chooses the conversation and
+/// reads its turn count while the first runs, then waits for it. Each is stored once, the
+/// second's model sees the first, and so does every later turn, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_turns_of_one_conversation_at_once_each_see_the_other_once() {
+    let model = Arc::new(Held::default());
+    let stack = AgentStack::start_with(model.clone(), |_| {}).await;
+    let alice = stack.login("alice").await;
+    model.inner.push(Scripted::text("1"));
+    alice.chat("one").await;
+
+    let (release, gate) = tokio::sync::oneshot::channel();
+    *model.gate.lock().await = Some(gate);
+    model.inner.push(Scripted::text("2"));
+    model.inner.push(Scripted::text("3"));
+    let requests = || model.inner.requests.lock().unwrap().len();
+    let second = async {
+        // "two" is at the model; "three" then chooses the conversation and queues behind it.
+        while requests() < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let reply = alice.chat("three");
+        let release = async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let _ = release.send(());
+        };
+        tokio::join!(reply, release).0
+    };
+    let (two, three) = tokio::join!(alice.chat("two"), second);
+    assert_eq!(two["conversationId"], three["conversationId"]);
+    let sent = transcript(model.inner.requests.lock().unwrap().last().unwrap());
+    assert_eq!(
+        sent,
+        [
+            "user: one",
+            "model: 1",
+            "user: two",
+            "model: 2",
+            "user: three"
+        ]
+    );
+
+    model.inner.push(Scripted::text("4"));
+    alice.chat("four").await;
+    let sent = transcript(model.inner.requests.lock().unwrap().last().unwrap());
+    assert_eq!(
+        sent,
+        [
+            "user: one",
+            "model: 1",
+            "user: two",
+            "model: 2",
+            "user: three",
+            "model: 3",
+            "user: four"
+        ]
+    );
 }
