@@ -31,7 +31,7 @@ use super::direct::{self, Direct, ToolCall};
 use super::revocation::{self, RevocationConfig, TokenCache};
 use super::scopes::{Requirement, ScopePolicy};
 use super::sessions::{OwnedSessions, Refusal, RequestScope, SCOPE, Visit};
-use super::tools::TodoTools;
+use super::tools::{Output, TodoTools};
 use super::{handshake, jsonrpc, scopes};
 use crate::domain::Owner;
 
@@ -375,8 +375,12 @@ pub async fn require_token(State(guard): State<Guard>, request: Request, next: N
     {
         let tool = call.tool().to_owned();
         let (id, args) = call.into_parts();
-        if let Some(result) = direct.tools.call(&caller, &tool, args).await {
-            return direct::reply(id, ServerResult::CallToolResult(result));
+        match direct.tools.call(&caller, &tool, args).await {
+            Some(Output::Structured(json)) => return direct::reply_structured(&id, &json),
+            Some(Output::Error(result)) => {
+                return direct::reply(id, ServerResult::CallToolResult(result));
+            }
+            None => {}
         }
     }
     let initialized = messages

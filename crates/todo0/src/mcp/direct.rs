@@ -194,15 +194,7 @@ pub(crate) fn reply(id: RequestId, mut result: ServerResult) -> Response {
     result.strip_non_object_output_for_legacy_peer();
     let message = ServerJsonRpcMessage::response(result, id);
     match serde_json::to_vec(&message) {
-        Ok(body) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            body,
-        )
-            .into_response(),
+        Ok(body) => json_response(body),
         Err(e) => {
             tracing::error!(error = %e, "could not encode a result");
             super::jsonrpc::error(
@@ -214,10 +206,97 @@ pub(crate) fn reply(id: RequestId, mut result: ServerResult) -> Response {
     }
 }
 
+/// The JSON-RPC response to a `tools/call` whose structured content is `json` (a compact JSON
+/// object): written directly, the same members [`reply`] gives for
+/// `CallToolResult::structured` (the content as a text block and as `structuredContent`,
+/// `isError: false`), with `json` serialized once rather than built, printed and serialized
+/// again as a `serde_json::Value`.
+pub(crate) fn reply_structured(id: &RequestId, json: &str) -> Response {
+    let mut body = Vec::with_capacity(2 * json.len() + 128);
+    body.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    let written = serde_json::to_writer(&mut body, id).and_then(|()| {
+        body.extend_from_slice(br#","result":{"content":[{"type":"text","text":"#);
+        serde_json::to_writer(&mut body, json)
+    });
+    if let Err(e) = written {
+        tracing::error!(error = %e, "could not encode a result");
+        return super::jsonrpc::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            -32603,
+            "could not encode the result",
+        );
+    }
+    body.extend_from_slice(br#"}],"structuredContent":"#);
+    body.extend_from_slice(json.as_bytes());
+    body.extend_from_slice(br#","isError":false}}"#);
+    json_response(body)
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// The written reply to a structured result means exactly what rmcp's `CallToolResult`
+    /// encoding means, text block included, for any title and either kind of id.
+    #[tokio::test]
+    async fn a_structured_reply_is_what_rmcps_encoding_gives() {
+        use crate::domain::Todo;
+        use crate::mcp::tools::TodoList;
+        let titles = [
+            "plain",
+            "quotes \" and \\ backslash",
+            "control \u{1} \n \t",
+            "</script><!--",
+            "ünïcödé ✓ 😀",
+            "",
+        ];
+        let todos: Vec<Todo> = titles
+            .iter()
+            .enumerate()
+            .map(|(i, title)| Todo {
+                id: i64::try_from(i).unwrap() + 1,
+                title: (*title).to_owned(),
+                completed: i % 2 == 0,
+                created_at: "2026-12-06T20:00:00Z".into(),
+                updated_at: "2026-12-06T20:00:01Z".into(),
+            })
+            .collect();
+        let list = TodoList {
+            count: todos.len(),
+            todos,
+        };
+        let json = serde_json::to_string(&list).unwrap();
+        for id in [RequestId::Number(7), RequestId::String("a\"b".into())] {
+            let ours = body_json(reply_structured(&id, &json)).await;
+            let result =
+                rmcp::model::CallToolResult::structured(serde_json::to_value(&list).unwrap());
+            let theirs = body_json(reply(id, ServerResult::CallToolResult(result))).await;
+            assert_eq!(ours, theirs);
+            assert_eq!(ours["result"]["content"][0]["text"], json.as_str());
+        }
+    }
+
+    async fn body_json(response: Response) -> serde_json::Value {
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
 
     #[test]
     fn only_a_plain_tools_call_is_read() {

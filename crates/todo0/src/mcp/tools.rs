@@ -129,29 +129,59 @@ fn caller(parts: &http::request::Parts) -> Result<&Caller, ErrorData> {
         .ok_or_else(|| ErrorData::internal_error("unauthenticated request reached a tool", None))
 }
 
-fn structured<T: Serialize>(value: &T) -> CallToolResult {
-    match serde_json::to_value(value) {
-        Ok(value) => CallToolResult::structured(value),
-        Err(e) => tool_error(format!("could not encode the result: {e}")),
+/// A tool's result: a success's structured content, already serialized, or a tool error.
+///
+/// The direct `tools/call` path writes the serialized content into its reply as it is
+/// ([`super::direct::reply_structured`]); through rmcp's `CallToolResult` the same content was
+/// built as a `serde_json::Value` tree, printed for the text block and serialized again, a
+/// quarter of the server's CPU per `get-todos` call.
+pub(crate) enum Output {
+    /// Structured content: a JSON object, compact (also the text block, as
+    /// `CallToolResult::structured` gives it).
+    Structured(String),
+    /// A tool error the model can read.
+    Error(CallToolResult),
+}
+
+impl Output {
+    /// As rmcp's result (the tool router's path).
+    pub(crate) fn into_result(self) -> CallToolResult {
+        match self {
+            Self::Structured(json) => match serde_json::from_str(&json) {
+                Ok(value) => CallToolResult::structured(value),
+                Err(e) => tool_error(format!("could not encode the result: {e}")),
+            },
+            Self::Error(result) => result,
+        }
     }
 }
 
-fn outcome(result: Result<CallToolResult, TodoError>) -> CallToolResult {
+fn structured<T: Serialize>(value: &T) -> Output {
+    match serde_json::to_string(value) {
+        Ok(json) if json.starts_with('{') => Output::Structured(json),
+        Ok(_) => Output::Error(tool_error("could not encode the result: not an object")),
+        Err(e) => Output::Error(tool_error(format!("could not encode the result: {e}"))),
+    }
+}
+
+fn outcome(result: Result<Output, TodoError>) -> Output {
     match result {
-        Ok(result) => result,
+        Ok(output) => output,
         Err(TodoError::Unavailable(message)) => {
             tracing::warn!(error = %message, "todo store unavailable");
-            tool_error("The todo store is temporarily unavailable; please try again shortly.")
+            Output::Error(tool_error(
+                "The todo store is temporarily unavailable; please try again shortly.",
+            ))
         }
-        Err(e) => tool_error(e.to_string()),
+        Err(e) => Output::Error(tool_error(e.to_string())),
     }
 }
 
-fn audit(caller: &Caller, tool: &str, result: &CallToolResult) {
-    let outcome = if result.is_error == Some(true) {
-        "error"
-    } else {
-        "ok"
+fn audit(caller: &Caller, tool: &str, output: &Output) {
+    let outcome = match output {
+        Output::Structured(_) => "ok",
+        Output::Error(result) if result.is_error == Some(true) => "error",
+        Output::Error(_) => "ok",
     };
     tracing::info!(target: "todo0::audit", user = caller.owner.as_str(), client = caller.client_id.as_deref().unwrap_or("-"), tool, outcome, "tool call");
 }
@@ -179,12 +209,12 @@ impl TodoTools {
     /// Runs tool `name` for `caller` and audits the call; `None` when there is no such tool.
     /// Both ways in take it: rmcp's tool router (the methods below) and the MCP guard's direct
     /// `tools/call` path ([`super::direct`]).
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         caller: &Caller,
         name: &str,
         args: JsonObject,
-    ) -> Option<CallToolResult> {
+    ) -> Option<Output> {
         let now = self.clock.now();
         let store = &self.store;
         let result = match name {
@@ -256,6 +286,7 @@ impl TodoTools {
         let caller = caller(parts)?;
         self.call(caller, name, args)
             .await
+            .map(Output::into_result)
             .ok_or_else(|| ErrorData::internal_error("a routed tool has no implementation", None))
     }
 
@@ -338,11 +369,11 @@ impl TodoTools {
 /// Runs `f` on the typed arguments; invalid ones are a tool error the model can read.
 async fn with_args<T: DeserializeOwned>(
     args: JsonObject,
-    f: impl AsyncFnOnce(T) -> Result<CallToolResult, TodoError>,
-) -> CallToolResult {
+    f: impl AsyncFnOnce(T) -> Result<Output, TodoError>,
+) -> Output {
     match parse_args::<T>(args) {
         Ok(args) => outcome(f(args).await),
-        Err(message) => tool_error(message),
+        Err(message) => Output::Error(tool_error(message)),
     }
 }
 
