@@ -16,6 +16,7 @@ mod token;
 mod up;
 mod web;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -107,11 +108,16 @@ fn main() -> std::process::ExitCode {
         Command::Bench { .. } => "warn",
         _ => "info,sqlx=warn,rmcp=warn",
     };
+    // Colours only on a terminal: a log file, a pipe or a journal gets plain text (and
+    // NO_COLOR, https://no-color.org, turns them off).
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| default_filter.into()),
         )
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .init();
     if let Err(e) = tls::trust_at_start(cli.ca_file.as_deref(), data_dir(&matches)) {

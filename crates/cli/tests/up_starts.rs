@@ -90,6 +90,12 @@ fn up_starts_on_a_fresh_data_directory_every_time() {
             }
         }
         stop(&mut child);
+        let log = errors.join().unwrap();
+        assert!(log.contains(" INFO "), "round {round}: the log: {log}");
+        assert!(
+            !log.contains('\u{1b}'),
+            "round {round}: a log that goes to no terminal has no colour codes: {log}"
+        );
         let revocation = revocation.unwrap();
         assert!(
             revocation.contains("refused within 15s"),
