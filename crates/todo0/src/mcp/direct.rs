@@ -249,12 +249,14 @@ fn json_response(body: Vec<u8>) -> Response {
 mod tests {
     use super::*;
 
-    /// The written reply to a structured result means exactly what rmcp's `CallToolResult`
-    /// encoding means, text block included, for any title and either kind of id.
+    /// The written reply to a structured result means exactly what rmcp's encoding of the same
+    /// result (the tool router's path) means, text block included, for any title and either kind
+    /// of id, whatever order serde_json keeps an object's members in; and its text block is its
+    /// structured content.
     #[tokio::test]
     async fn a_structured_reply_is_what_rmcps_encoding_gives() {
         use crate::domain::Todo;
-        use crate::mcp::tools::TodoList;
+        use crate::mcp::tools::{Output, TodoList};
         let titles = [
             "plain",
             "quotes \" and \\ backslash",
@@ -281,11 +283,14 @@ mod tests {
         let json = serde_json::to_string(&list).unwrap();
         for id in [RequestId::Number(7), RequestId::String("a\"b".into())] {
             let ours = body_json(reply_structured(&id, &json)).await;
-            let result =
-                rmcp::model::CallToolResult::structured(serde_json::to_value(&list).unwrap());
-            let theirs = body_json(reply(id, ServerResult::CallToolResult(result))).await;
+            let routed = Output::Structured(json.clone()).into_result();
+            let theirs = body_json(reply(id, ServerResult::CallToolResult(routed))).await;
             assert_eq!(ours, theirs);
-            assert_eq!(ours["result"]["content"][0]["text"], json.as_str());
+            let text = ours["result"]["content"][0]["text"].as_str().unwrap();
+            assert_eq!(text, json);
+            let parsed: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(parsed, ours["result"]["structuredContent"]);
+            assert_eq!(parsed, serde_json::to_value(&list).unwrap());
         }
     }
 

@@ -136,8 +136,8 @@ fn caller(parts: &http::request::Parts) -> Result<&Caller, ErrorData> {
 /// built as a `serde_json::Value` tree, printed for the text block and serialized again, a
 /// quarter of the server's CPU per `get-todos` call.
 pub(crate) enum Output {
-    /// Structured content: a JSON object, compact (also the text block, as
-    /// `CallToolResult::structured` gives it).
+    /// Structured content: a JSON object, compact, its members in the tool's order; on both
+    /// paths also the text block, as it is.
     Structured(String),
     /// A tool error the model can read.
     Error(CallToolResult),
@@ -148,7 +148,13 @@ impl Output {
     pub(crate) fn into_result(self) -> CallToolResult {
         match self {
             Self::Structured(json) => match serde_json::from_str(&json) {
-                Ok(value) => CallToolResult::structured(value),
+                Ok(value) => {
+                    // The text block as the direct path writes it: a `Value` orders an object's
+                    // members by name unless serde_json is built with `preserve_order`.
+                    let mut result = CallToolResult::structured(value);
+                    result.content = vec![ContentBlock::text(json)];
+                    result
+                }
                 Err(e) => tool_error(format!("could not encode the result: {e}")),
             },
             Self::Error(result) => result,
