@@ -278,24 +278,17 @@ impl Agent {
 
     /// The model history of `conversation_id` (from memory when it is current), its turns, and
     /// the person's cache entry for it if this replica holds one (where [`Self::remember`] puts
-    /// the history back). `counted` is the turn count read when the turn chose the conversation
-    /// (before its lock): if another turn of it ended here since, the cached copy is ahead of
-    /// that count and the history is read from the store; the turn then gets a number past
-    /// `counted + 1` and keeps nothing in memory ([`Self::run_locked_turn`]).
+    /// the history back). `counted` is the turn count read when the turn chose the conversation,
+    /// before its lock: it stands when the cached copy has exactly that many turns, or when none
+    /// is cached (the last turns are read whole); otherwise the turns are counted again now.
+    /// (A partial read after a stale count could start its window past a turn stored since;
+    /// and after another turn of the conversation ended here, the cached copy is ahead of it.)
     async fn history(
         &self,
         principal: &Principal,
         conversation_id: &str,
         counted: Option<u32>,
     ) -> Result<(u32, Vec<Message>, Option<Arc<CachedHistory>>), StoreError> {
-        let turns = match counted {
-            Some(turns) => turns,
-            None => {
-                self.store
-                    .count_turns(&principal.subject, conversation_id)
-                    .await?
-            }
-        };
         // Taken out rather than copied: the turn holds the conversation's lock and puts the
         // history back when it ends ([`Self::remember`]); a turn that fails leaves it to be read
         // from the store.
@@ -303,7 +296,16 @@ impl Agent {
             .recent
             .get(conversation_id)
             .filter(|cached| cached.owner == principal.subject);
-        let earlier = match slot.as_ref().and_then(|cached| cached.take()) {
+        let taken = slot.as_ref().and_then(|cached| cached.take());
+        let turns = match counted {
+            Some(turns) if taken.as_ref().is_none_or(|(count, _)| *count == turns) => turns,
+            _ => {
+                self.store
+                    .count_turns(&principal.subject, conversation_id)
+                    .await?
+            }
+        };
+        let earlier = match taken {
             Some((count, history)) if count == turns => return Ok((turns, history, slot)),
             // Another replica (or a restart) added turns since: read only those.
             Some((count, mut history)) if count < turns && turns - count <= HISTORY_TURNS => {
