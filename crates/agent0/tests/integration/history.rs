@@ -276,31 +276,19 @@ async fn two_turns_of_one_conversation_at_once_each_see_the_other_once() {
     };
     let (two, three) = tokio::join!(alice.chat("two"), second);
     assert_eq!(two["conversationId"], three["conversationId"]);
+    let mut expected = vec![
+        "user: one",
+        "model: 1",
+        "user: two",
+        "model: 2",
+        "user: three",
+    ];
     let sent = transcript(model.inner.requests.lock().unwrap().last().unwrap());
-    assert_eq!(
-        sent,
-        [
-            "user: one",
-            "model: 1",
-            "user: two",
-            "model: 2",
-            "user: three"
-        ]
-    );
+    assert_eq!(sent, expected);
 
     model.inner.push(Scripted::text("4"));
     alice.chat("four").await;
+    expected.extend(["model: 3", "user: four"]);
     let sent = transcript(model.inner.requests.lock().unwrap().last().unwrap());
-    assert_eq!(
-        sent,
-        [
-            "user: one",
-            "model: 1",
-            "user: two",
-            "model: 2",
-            "user: three",
-            "model: 3",
-            "user: four"
-        ]
-    );
+    assert_eq!(sent, expected);
 }

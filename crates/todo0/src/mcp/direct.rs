@@ -195,14 +195,7 @@ pub(crate) fn reply(id: RequestId, mut result: ServerResult) -> Response {
     let message = ServerJsonRpcMessage::response(result, id);
     match serde_json::to_vec(&message) {
         Ok(body) => json_response(body),
-        Err(e) => {
-            tracing::error!(error = %e, "could not encode a result");
-            super::jsonrpc::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                -32603,
-                "could not encode the result",
-            )
-        }
+        Err(e) => encoding_failed(&e),
     }
 }
 
@@ -219,17 +212,21 @@ pub(crate) fn reply_structured(id: &RequestId, json: &str) -> Response {
         serde_json::to_writer(&mut body, json)
     });
     if let Err(e) = written {
-        tracing::error!(error = %e, "could not encode a result");
-        return super::jsonrpc::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            -32603,
-            "could not encode the result",
-        );
+        return encoding_failed(&e);
     }
     body.extend_from_slice(br#"}],"structuredContent":"#);
     body.extend_from_slice(json.as_bytes());
     body.extend_from_slice(br#","isError":false}}"#);
     json_response(body)
+}
+
+fn encoding_failed(e: &serde_json::Error) -> Response {
+    tracing::error!(error = %e, "could not encode a result");
+    super::jsonrpc::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        -32603,
+        "could not encode the result",
+    )
 }
 
 fn json_response(body: Vec<u8>) -> Response {

@@ -149,10 +149,11 @@ impl Output {
         match self {
             Self::Structured(json) => match serde_json::from_str(&json) {
                 Ok(value) => {
-                    // The text block as the direct path writes it: a `Value` orders an object's
-                    // members by name unless serde_json is built with `preserve_order`.
-                    let mut result = CallToolResult::structured(value);
-                    result.content = vec![ContentBlock::text(json)];
+                    // `CallToolResult::structured` with the text block as the direct path
+                    // writes it: printing the `Value` would order an object's members by name
+                    // unless serde_json is built with `preserve_order`.
+                    let mut result = CallToolResult::success(vec![ContentBlock::text(json)]);
+                    result.structured_content = Some(value);
                     result
                 }
                 Err(e) => tool_error(format!("could not encode the result: {e}")),
@@ -186,8 +187,7 @@ fn outcome(result: Result<Output, TodoError>) -> Output {
 fn audit(caller: &Caller, tool: &str, output: &Output) {
     let outcome = match output {
         Output::Structured(_) => "ok",
-        Output::Error(result) if result.is_error == Some(true) => "error",
-        Output::Error(_) => "ok",
+        Output::Error(_) => "error",
     };
     tracing::info!(target: "todo0::audit", user = caller.owner.as_str(), client = caller.client_id.as_deref().unwrap_or("-"), tool, outcome, "tool call");
 }
