@@ -64,21 +64,27 @@ impl Readers {
         Ok(self)
     }
 
-    /// Runs `read` on a free connection (starting from the next in turn), or waits for the
-    /// next one in turn when all are busy. A read that panicked left its connection usable (it
-    /// only reads), so a poisoned lock is taken over.
+    /// Runs `read` on the first free connection, or waits for the next one in turn when all
+    /// are busy. A read that panicked left its connection usable (it only reads), so a
+    /// poisoned lock is taken over.
+    ///
+    /// First free, not round robin: a connection drops its whole page cache at its next read
+    /// after any commit to the file (WAL mode), so under steady writes every connection in use
+    /// reads its pages again after each commit. Reads that find the first connection free keep
+    /// landing on it, and the others are used only by reads that overlap.
     pub fn with<T>(
         &self,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let n = self.connections.len();
-        let free = (0..n).find_map(|i| self.connections[(start + i) % n].try_lock().ok());
+        let free = self.connections.iter().find_map(|c| c.try_lock().ok());
         let guard = match free {
             Some(guard) => guard,
-            None => self.connections[start % n]
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
+            None => {
+                let next = self.next.fetch_add(1, Ordering::Relaxed);
+                self.connections[next % self.connections.len()]
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+            }
         };
         read(&guard)
     }
@@ -118,6 +124,31 @@ mod tests {
                 });
             }
         });
+    }
+
+    #[test]
+    fn reads_take_the_first_free_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER);")
+            .unwrap();
+        let readers = Readers::open(&path, 3, Duration::from_secs(1)).unwrap();
+        let which = |c: &Connection| std::ptr::from_ref(c) as usize;
+        let first = readers.with(|c| Ok(which(c))).unwrap();
+        for _ in 0..5 {
+            assert_eq!(readers.with(|c| Ok(which(c))).unwrap(), first);
+        }
+        // While it is busy, a read takes another; once it is free again, reads go back to it.
+        readers
+            .with(|busy| {
+                let other = readers.with(|c| Ok(which(c)))?;
+                assert_ne!(other, which(busy));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(readers.with(|c| Ok(which(c))).unwrap(), first);
     }
 
     #[test]

@@ -95,15 +95,16 @@ fn spawn_turn(
             events,
             finished: Some(finished),
         };
-        app.agent
-            .run_turn(
-                &session.principal,
-                &session.id,
-                Some(conversation),
-                &message,
-                sink,
-            )
-            .await;
+        // Boxed: the turn's future is several KB, and a spawned task's future is moved into
+        // its task cell (more than once); only the box's pointer moves then.
+        Box::pin(app.agent.run_turn(
+            &session.principal,
+            &session.id,
+            Some(conversation),
+            &message,
+            sink,
+        ))
+        .await;
     });
     (receiver, end)
 }
