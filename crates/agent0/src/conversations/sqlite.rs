@@ -29,16 +29,13 @@ const READERS: usize = 4;
 /// How long a statement waits for a lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The latest conversation and its turn count (see [`COUNT_SQL`]), in one read.
-const LATEST_SQL: &str = "SELECT c.id, \
-     (SELECT COALESCE(MAX(seq), 0) FROM turns WHERE conversation_id = c.id) \
-     FROM conversations c WHERE c.owner = ? ORDER BY c.updated_at DESC, c.rowid DESC LIMIT 1";
+/// The latest conversation and its turn count, in one read.
+const LATEST_SQL: &str = "SELECT id, turn_count FROM conversations \
+     WHERE owner = ? ORDER BY updated_at DESC, rowid DESC LIMIT 1";
 const OWNS_SQL: &str = "SELECT 1 FROM conversations WHERE id = ? AND owner = ?";
-/// The highest turn number is the count (one primary-key lookup, where `COUNT(*)` reads every
-/// turn): the writer numbers each turn one past the highest, from 1, and turns are deleted only
-/// with their conversation.
-const COUNT_SQL: &str = "SELECT (SELECT COALESCE(MAX(seq), 0) FROM turns WHERE conversation_id = c.id) \
-     FROM conversations c WHERE c.id = ? AND c.owner = ?";
+/// The count is kept beside the conversation, in the statement that adds a turn (migration
+/// `0002_turn_count`).
+const COUNT_SQL: &str = "SELECT turn_count FROM conversations WHERE id = ? AND owner = ?";
 const TURNS_SQL: &str = "SELECT user_text, reply_text, messages, tool_results FROM \
      (SELECT seq, user_text, reply_text, messages, tool_results FROM turns \
       WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq";
@@ -51,8 +48,7 @@ const INSERT_TURN_SQL: &str = "INSERT INTO turns \
      RETURNING seq";
 const LIST_SQL: &str = "SELECT c.id, \
      (SELECT user_text FROM turns WHERE conversation_id = c.id ORDER BY seq LIMIT 1), \
-     c.updated_at, (SELECT COALESCE(MAX(seq), 0) FROM turns WHERE conversation_id = c.id) \
-     FROM conversations c WHERE c.owner = ? \
+     c.updated_at, c.turn_count FROM conversations c WHERE c.owner = ? \
      ORDER BY c.updated_at DESC, \
      (SELECT MAX(rowid) FROM turns WHERE conversation_id = c.id) DESC NULLS LAST, \
      c.rowid DESC LIMIT ?";

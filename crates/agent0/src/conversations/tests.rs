@@ -211,6 +211,42 @@ async fn a_reopened_store_has_lost_nothing(#[case] backend: Backend) -> anyhow::
     Ok(())
 }
 
+/// A file written before each conversation kept its turn count (migration 2) gets the counts of
+/// the turns it holds when it is opened, and later turns keep them.
+#[tokio::test]
+async fn an_older_sqlite_file_gets_its_turn_counts() -> anyhow::Result<()> {
+    use dbconn::sqlite_readers::rusqlite;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("agent0.db");
+    let store = SqliteConversations::open(&path).await?;
+    let a = store.create("alice", 10).await?;
+    let b = store.create("alice", 11).await?;
+    let empty = store.create("bob", 12).await?;
+    for i in 0..3 {
+        store
+            .append("alice", &a, &turn(&format!("a{i}")), 13)
+            .await?;
+    }
+    store.append("alice", &b, &turn("b0"), 14).await?;
+    drop(store);
+    // Back to the schema before it: no count, no trigger, migration 2 not recorded.
+    rusqlite::Connection::open(&path)?.execute_batch(
+        "DROP TRIGGER turns_count; ALTER TABLE conversations DROP COLUMN turn_count; \
+         DELETE FROM _sqlx_migrations WHERE version = 2;",
+    )?;
+
+    let store = SqliteConversations::open(&path).await?;
+    assert_eq!(store.count_turns("alice", &a).await?, 3);
+    assert_eq!(store.find_latest("alice").await?, latest(&b, 1));
+    assert_eq!(store.find_latest("bob").await?, latest(&empty, 0));
+    assert_eq!(store.append("alice", &a, &turn("a3"), 15).await?, 4);
+    assert_eq!(store.find_latest("alice").await?, latest(&a, 4));
+    let listed = store.find_conversations("alice", 10).await?;
+    let counts: Vec<u32> = listed.iter().map(|c| c.turns).collect();
+    assert_eq!(counts, [4, 1]);
+    Ok(())
+}
+
 #[rstest]
 #[case::sqlite_temporary(Backend::SqliteTemporary)]
 #[case::sqlite_file(Backend::SqliteFile)]
