@@ -12,7 +12,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError, TryLockError};
 use std::time::Duration;
 
 /// The rusqlite the readers are, for the queries run on them.
@@ -76,7 +76,11 @@ impl Readers {
         &self,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
-        let free = self.connections.iter().find_map(|c| c.try_lock().ok());
+        let free = self.connections.iter().find_map(|c| match c.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        });
         let guard = match free {
             Some(guard) => guard,
             None => {
@@ -148,6 +152,12 @@ mod tests {
                 Ok(())
             })
             .unwrap();
+        assert_eq!(readers.with(|c| Ok(which(c))).unwrap(), first);
+        // A read that panicked poisoned its lock; the connection is still the first taken.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            readers.with(|_| -> rusqlite::Result<()> { panic!("a read that panics") })
+        }));
+        assert!(panicked.is_err());
         assert_eq!(readers.with(|c| Ok(which(c))).unwrap(), first);
     }
 
