@@ -97,16 +97,24 @@ impl Readers {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
-    #[test]
-    fn reads_see_committed_writes_and_cannot_write() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.db");
+    /// A WAL database in `dir` with an empty table `t`, and the connection that made it.
+    fn wal_file(dir: &tempfile::TempDir) -> (PathBuf, Connection) {
+        let path = dir.path().join("t.db");
         let writer = Connection::open(&path).unwrap();
         writer
             .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER);")
             .unwrap();
+        (path, writer)
+    }
+
+    #[test]
+    fn reads_see_committed_writes_and_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, writer) = wal_file(&dir);
         let readers = Readers::open(&path, 2, Duration::from_secs(1)).unwrap();
         writer.execute("INSERT INTO t VALUES (7)", []).unwrap();
         let sum: i64 = readers
@@ -133,11 +141,7 @@ mod tests {
     #[test]
     fn reads_take_the_first_free_connection() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f.db");
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER);")
-            .unwrap();
+        let (path, _) = wal_file(&dir);
         let readers = Readers::open(&path, 3, Duration::from_secs(1)).unwrap();
         let which = |c: &Connection| std::ptr::from_ref(c) as usize;
         let first = readers.with(|c| Ok(which(c))).unwrap();
@@ -164,11 +168,7 @@ mod tests {
     #[test]
     fn the_page_cache_can_be_bounded() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.db");
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER);")
-            .unwrap();
+        let (path, _) = wal_file(&dir);
         let cache = |readers: &Readers| -> i64 {
             readers
                 .with(|c| c.query_row("PRAGMA cache_size", [], |r| r.get(0)))
