@@ -1,4 +1,5 @@
-//! Group commit for SQLite, shared by todo0's todos and idp0's replay caches.
+//! Group commit for SQLite through sqlx (idp0's replay caches and token records; agent0 and
+//! todo0 use [`crate::sqlite_writer`], the same on a thread of its own with rusqlite).
 //!
 //! With `synchronous = FULL` every commit is an fsync, and SQLite runs one writer at a time, so
 //! durable writes one transaction each are bounded by the disk's sync rate. Here one writer task

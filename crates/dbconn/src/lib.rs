@@ -34,6 +34,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 pub mod group_commit;
 pub mod sqlite_readers;
+pub mod sqlite_writer;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

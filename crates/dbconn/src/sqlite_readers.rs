@@ -8,7 +8,8 @@
 //! `bench agent` showed ~125 µs per read, and the worker threads' futex sleeps and wake-ups
 //! as large as their SQLite work. [`Readers`] keeps a few read-only rusqlite connections
 //! instead; a read takes one that is free (or waits for one, which is no longer than a read
-//! takes) and runs on the caller's thread. Writes stay on sqlx (group commit, migrations).
+//! takes) and runs on the caller's thread. Writes go through [`crate::sqlite_writer`] for the
+//! same reason; sqlx migrates.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -126,7 +126,7 @@ pub fn parse_id(id: i64) -> Result<i64, TodoError> {
 }
 
 /// Why a todo operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TodoError {
     /// No todo with this id belongs to the caller (another user's todo looks exactly the same).
     #[error("todo {0} not found")]

@@ -1,7 +1,8 @@
 //! SQLite, the embedded default: WAL, `synchronous = FULL`, in the data directory. Appends are
-//! group-committed: one writer thread with a connection of its own ([`file_writer`]) takes every
-//! append that is waiting, writes them in one transaction and commits once (one fsync for the
-//! group) before answering any of them. Reads (a turn reads the latest conversation and its turn
+//! group-committed: one writer thread with a connection of its own
+//! ([`dbconn::sqlite_writer`]; the statements in [`file_writer`]) takes every append that is
+//! waiting, writes them in one transaction and commits once (one fsync for the group) before
+//! answering any of them. Reads (a turn reads the latest conversation and its turn
 //! count) run on read-only connections on the calling thread ([`dbconn::sqlite_readers`]). sqlx
 //! migrates the file and creates conversations.
 
@@ -11,10 +12,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dbconn::sqlite_readers::Readers;
 use dbconn::sqlite_readers::rusqlite::{self, OptionalExtension};
+use dbconn::sqlite_writer::SqliteWriter;
 use protocol::UnixTime;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use tokio::sync::{mpsc, oneshot};
 
 use super::{
     ConversationStore, ConversationSummary, Latest, StoreError, Turn, migration_failed, title_of,
@@ -60,7 +61,7 @@ pub struct SqliteConversations {
     /// sqlx's one connection: migrations and `create`.
     writer: SqlitePool,
     /// To the writer thread.
-    appends: mpsc::Sender<Append>,
+    appends: SqliteWriter<Append>,
     /// A [`Self::temporary`] store's directory, removed with the store.
     _temporary: Option<tempfile::TempDir>,
 }
@@ -71,8 +72,6 @@ struct Append {
     id: String,
     turn: StoredTurn,
     now: UnixTime,
-    /// The turn's number, once committed.
-    done: oneshot::Sender<Result<u32, StoreError>>,
 }
 
 /// A turn as stored: its JSON columns already serialized.
@@ -113,8 +112,7 @@ impl SqliteConversations {
         // sqlx first: it creates and migrates the file the readers and the writer thread open.
         let writer = single_connection(options).await?;
         let readers = Readers::open(path, READERS, BUSY_TIMEOUT).map_err(read_failed)?;
-        let (appends, queue) = mpsc::channel(4 * MAX_BATCH);
-        file_writer::start(path, queue)?;
+        let appends = file_writer::start(path)?;
         Ok(Self {
             readers,
             writer,
@@ -261,7 +259,6 @@ impl ConversationStore for SqliteConversations {
         turn: &Turn,
         now: UnixTime,
     ) -> Result<u32, StoreError> {
-        let (done, result) = oneshot::channel();
         let append = Append {
             owner: owner.to_owned(),
             id: id.to_owned(),
@@ -272,10 +269,7 @@ impl ConversationStore for SqliteConversations {
                 tool_results: serde_json::to_string(&turn.tool_results)?,
             },
             now,
-            done,
         };
-        let stopped = || StoreError::Database("the conversation writer has stopped".into());
-        self.appends.send(append).await.map_err(|_| stopped())?;
-        result.await.map_err(|_| stopped())?
+        self.appends.write(append).await
     }
 }

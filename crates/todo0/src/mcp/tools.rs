@@ -400,7 +400,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_tool_is_in_the_scope_table_and_advertises_what_the_policy_requires() {
-        let store: Arc<dyn TodoStore> = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let store: Arc<dyn TodoStore> = Arc::new(SqliteStore::temporary().await.unwrap());
         for policy in [ScopePolicy::LeastPrivilege, ScopePolicy::SampleCompatible] {
             let tools = TodoTools::new(store.clone(), protocol::clock::system(), policy);
             let listed = tools.tool_router.list_all();

@@ -1,29 +1,29 @@
 //! SQLite [`TodoStore`]: one database file in WAL mode with `synchronous = FULL` (a write that
 //! returned is on disk, even across power loss), migrations embedded and applied at open.
 //!
-//! Writes are group-committed ([`dbconn::group_commit`]): one writer task owns the only write
-//! connection, takes every write that is waiting (up to [`MAX_BATCH`]), runs them in one
+//! Writes are group-committed ([`dbconn::sqlite_writer`]): one writer thread owns a rusqlite
+//! write connection, takes every write that is waiting (up to [`MAX_BATCH`]), runs them in one
 //! transaction and commits once — one fsync for the whole group — before answering any of them.
 //! Each write is a single statement with `RETURNING`; one that finds no row just reports
 //! `NotFound` without affecting the others. A failed commit fails the whole group, and nothing is
 //! reported done before it is durable.
-//! Reads of a file store run on read-only rusqlite connections on the calling thread (see
-//! `Readers`); the in-memory store reads through its one sqlx connection.
+//! Reads run on read-only rusqlite connections on the calling thread (see `Readers`). sqlx
+//! migrates the file and records ended sessions (rare) on a connection of its own.
 //!
 //! Text search is case-insensitive for ASCII letters only: SQLite's built-in `lower()` leaves
 //! non-ASCII characters unchanged (so `"É"` does not match `"é"`); that is accepted.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dbconn::group_commit::{GroupCommit, GroupWrite};
 use dbconn::sqlite_readers::Readers;
+use dbconn::sqlite_readers::rusqlite::{self, OptionalExtension};
+use dbconn::sqlite_writer::{SqliteWrite, SqliteWriter};
 use protocol::UnixTime;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::TodoStore;
 use crate::domain::{Filter, Owner, Title, Todo, TodoChange, TodoError, rfc3339};
@@ -50,14 +50,15 @@ const PAGE_CACHE_KIB: u32 = 512;
 /// SQLite-backed [`TodoStore`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    /// Readers (WAL lets them run beside the writer).
-    pool: SqlitePool,
-    /// Readers that run a list or get on the calling thread (file stores only; see [`Readers`]).
-    readers: Option<std::sync::Arc<Readers>>,
-    /// The queue of the group-commit writer task.
-    writes: GroupCommit<Write>,
-    /// The write connection, for writes outside the todo group commit (ended sessions).
+    /// Reads, on the calling thread (WAL lets them run beside the writer; see [`Readers`]).
+    readers: Arc<Readers>,
+    /// The queue of the group-commit writer thread.
+    writes: SqliteWriter<Write>,
+    /// sqlx's connection: migrations, and the writes outside the todo group commit (ended
+    /// sessions).
     writer: SqlitePool,
+    /// A [`Self::temporary`] store's directory, removed with the last clone of the store.
+    _temporary: Option<Arc<tempfile::TempDir>>,
 }
 
 /// A write, owned so it can wait in the queue.
@@ -87,68 +88,56 @@ enum Write {
     },
 }
 
-impl GroupWrite for Write {
+impl SqliteWrite for Write {
     type Output = Todo;
     type Error = TodoError;
 
-    /// Runs the statement inside the group's transaction.
-    ///
-    /// It is stepped to completion (`fetch_all`, at most one row since every write is keyed by
-    /// id): stopping after the first row would leave the statement unfinished inside the
-    /// transaction.
-    async fn run(&self, conn: &mut sqlx::SqliteConnection) -> Result<Todo, TodoError> {
-        let (query, id) = match self {
-            Write::Create { owner, title, now } => (
-                sqlx::query(concat!(
-                    "INSERT INTO todos (owner, title, completed, created_at, updated_at)",
-                    " VALUES (?1, ?2, 0, ?3, ?3) RETURNING ",
-                    todo_columns!()
-                ))
-                .bind(owner.as_str())
-                .bind(title.as_str())
-                .bind(*now),
-                None,
-            ),
+    /// Runs the statement inside the group's transaction, stepped to completion (every write is
+    /// keyed by id or inserts one row, so at most one row comes back).
+    fn run(&self, connection: &rusqlite::Connection) -> Result<Todo, TodoError> {
+        let returned = match self {
+            Write::Create { owner, title, now } => connection
+                .prepare_cached(CREATE_SQL)
+                .and_then(|mut s| {
+                    s.query_row(rusqlite::params![owner, title, now], todo_from_sqlite)
+                })
+                .optional(),
             // A field left out (`NULL`) keeps its value, in the same statement.
-            Write::Update { owner, id, title, completed, now } => (
-                sqlx::query(concat!(
-                    "UPDATE todos SET title = coalesce(?, title), completed = coalesce(?, completed),",
-                    " updated_at = ? WHERE owner = ? AND id = ? RETURNING ",
-                    todo_columns!()
-                ))
-                .bind(title.as_deref())
-                .bind(*completed)
-                .bind(*now)
-                .bind(owner.as_str())
-                .bind(*id),
-                Some(*id),
-            ),
+            Write::Update {
+                owner,
+                id,
+                title,
+                completed,
+                now,
+            } => connection
+                .prepare_cached(UPDATE_SQL)
+                .and_then(|mut s| {
+                    let params = rusqlite::params![title, completed, now, owner, id];
+                    s.query_row(params, todo_from_sqlite)
+                })
+                .optional(),
             // `NULL` (no value given) flips the flag in the same statement: no read-modify-write.
-            Write::Completed { owner, id, completed, now } => (
-                sqlx::query(concat!(
-                    "UPDATE todos SET completed = coalesce(?, NOT completed), updated_at = ?",
-                    " WHERE owner = ? AND id = ? RETURNING ",
-                    todo_columns!()
-                ))
-                .bind(*completed)
-                .bind(*now)
-                .bind(owner.as_str())
-                .bind(*id),
-                Some(*id),
-            ),
-            Write::Delete { owner, id } => (
-                sqlx::query(concat!(
-                    "DELETE FROM todos WHERE owner = ? AND id = ? RETURNING ",
-                    todo_columns!()
-                ))
-                .bind(owner.as_str())
-                .bind(*id),
-                Some(*id),
-            ),
+            Write::Completed {
+                owner,
+                id,
+                completed,
+                now,
+            } => connection
+                .prepare_cached(COMPLETED_SQL)
+                .and_then(|mut s| {
+                    s.query_row(
+                        rusqlite::params![completed, now, owner, id],
+                        todo_from_sqlite,
+                    )
+                })
+                .optional(),
+            Write::Delete { owner, id } => connection
+                .prepare_cached(DELETE_SQL)
+                .and_then(|mut s| s.query_row(rusqlite::params![owner, id], todo_from_sqlite))
+                .optional(),
         };
-        let rows = query.fetch_all(&mut *conn).await?;
-        match (rows.first(), id) {
-            (Some(row), _) => Ok(todo_from(row)?),
+        match (returned.map_err(unavailable)?, self.id()) {
+            (Some(todo), _) => Ok(todo),
             (None, Some(id)) => Err(TodoError::NotFound(id)),
             (None, None) => Err(TodoError::Unavailable(
                 "the new todo was not returned".into(),
@@ -156,14 +145,46 @@ impl GroupWrite for Write {
         }
     }
 
-    fn group_failed(error: &sqlx::Error) -> TodoError {
-        TodoError::Unavailable(crate::domain::describe(error))
+    fn group_failed(error: rusqlite::Error) -> TodoError {
+        unavailable(error)
     }
 
     fn writer_gone() -> TodoError {
         TodoError::Unavailable("the todo writer stopped".into())
     }
 }
+
+impl Write {
+    /// The todo a change is for (a new todo has none yet).
+    fn id(&self) -> Option<i64> {
+        match self {
+            Write::Create { .. } => None,
+            Write::Update { id, .. } | Write::Completed { id, .. } | Write::Delete { id, .. } => {
+                Some(*id)
+            }
+        }
+    }
+}
+
+const CREATE_SQL: &str = concat!(
+    "INSERT INTO todos (owner, title, completed, created_at, updated_at)",
+    " VALUES (?1, ?2, 0, ?3, ?3) RETURNING ",
+    todo_columns!()
+);
+const UPDATE_SQL: &str = concat!(
+    "UPDATE todos SET title = coalesce(?, title), completed = coalesce(?, completed),",
+    " updated_at = ? WHERE owner = ? AND id = ? RETURNING ",
+    todo_columns!()
+);
+const COMPLETED_SQL: &str = concat!(
+    "UPDATE todos SET completed = coalesce(?, NOT completed), updated_at = ?",
+    " WHERE owner = ? AND id = ? RETURNING ",
+    todo_columns!()
+);
+const DELETE_SQL: &str = concat!(
+    "DELETE FROM todos WHERE owner = ? AND id = ? RETURNING ",
+    todo_columns!()
+);
 
 impl SqliteStore {
     /// Opens the database file (creating it if missing) and applies migrations.
@@ -198,6 +219,13 @@ impl SqliteStore {
     }
 
     async fn open_once(path: &Path) -> Result<Self, OpenError> {
+        Self::open_file(path, None).await
+    }
+
+    async fn open_file(
+        path: &Path,
+        temporary: Option<Arc<tempfile::TempDir>>,
+    ) -> Result<Self, OpenError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -205,7 +233,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(WAIT)
             .pragma("cache_size", format!("-{PAGE_CACHE_KIB}"));
-        // The writer is opened first, so migrations run on it before readers connect.
+        // sqlx's connection is opened first, so migrations run on it before the others connect.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(WAIT)
@@ -215,48 +243,34 @@ impl SqliteStore {
             .await
             .map_err(OpenError::from_sqlx)?;
         Self::migrate(&writer).await?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .acquire_timeout(WAIT)
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await
-            .map_err(OpenError::from_sqlx)?;
         let readers = open_readers(path)?;
-        let mut store = Self::with_writer(pool, writer);
-        store.readers = Some(std::sync::Arc::new(readers));
-        Ok(store)
-    }
-
-    fn with_writer(pool: SqlitePool, writer: SqlitePool) -> Self {
-        Self {
-            pool,
-            writes: GroupCommit::start(writer.clone(), MAX_BATCH),
+        let writes = SqliteWriter::start(open_write_connection(path)?, "todo0-writer", MAX_BATCH)
+            .map_err(|e| {
+            OpenError::Failed(TodoError::Unavailable(format!(
+                "starting the todo writer: {e}"
+            )))
+        })?;
+        Ok(Self {
+            readers: Arc::new(readers),
+            writes,
             writer,
-            readers: None,
-        }
+            _temporary: temporary,
+        })
     }
 
     async fn write(&self, write: Write) -> Result<Todo, TodoError> {
         self.writes.write(write).await
     }
 
-    /// A private in-memory database (tests): one connection that is never closed, since the
-    /// database lives exactly as long as it does.
-    pub async fn in_memory() -> Result<Self, TodoError> {
-        let options = SqliteConnectOptions::new()
-            .in_memory(true)
-            .busy_timeout(WAIT);
-        let pool = SqlitePoolOptions::new()
-            .min_connections(1)
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .acquire_timeout(WAIT)
-            .connect_with(options)
-            .await?;
-        Self::migrate(&pool).await?;
-        Ok(Self::with_writer(pool.clone(), pool))
+    /// A private store (tests): a database file in a temporary directory of its own, removed
+    /// when the last clone of the store is dropped.
+    pub async fn temporary() -> Result<Self, TodoError> {
+        let dir = tempfile::Builder::new()
+            .prefix("todo0-store-")
+            .tempdir()
+            .map_err(|e| TodoError::Unavailable(format!("creating a temporary directory: {e}")))?;
+        let path = dir.path().join("todo0.db");
+        Ok(Self::open_file(&path, Some(Arc::new(dir))).await?)
     }
 
     /// Applies migrations. SQLite has no migration lock, so two openers of a new file can race;
@@ -363,12 +377,29 @@ fn is_busy_code(code: i32) -> bool {
 const READERS: usize = 4;
 
 fn open_readers(path: &Path) -> Result<Readers, OpenError> {
-    let readers = Readers::open(path, READERS, WAIT)
-        .and_then(|readers| readers.with_page_cache(PAGE_CACHE_KIB));
-    readers.map_err(|e| match e.sqlite_error() {
+    Readers::open(path, READERS, WAIT)
+        .and_then(|readers| readers.with_page_cache(PAGE_CACHE_KIB))
+        .map_err(open_failed)
+}
+
+/// The group commit's connection: durable commits (`synchronous = FULL`; the file is in WAL mode
+/// already), the same lock wait and page cache bound as every other connection.
+fn open_write_connection(path: &Path) -> Result<rusqlite::Connection, OpenError> {
+    let connection = rusqlite::Connection::open(path).map_err(open_failed)?;
+    connection.busy_timeout(WAIT).map_err(open_failed)?;
+    connection
+        .execute_batch(&format!(
+            "PRAGMA synchronous = FULL; PRAGMA cache_size = -{PAGE_CACHE_KIB};"
+        ))
+        .map_err(open_failed)?;
+    Ok(connection)
+}
+
+fn open_failed(e: rusqlite::Error) -> OpenError {
+    match e.sqlite_error() {
         Some(sqlite) if is_busy_code(sqlite.extended_code) => OpenError::Busy(e.to_string()),
         _ => OpenError::Failed(unavailable(e)),
-    })
+    }
 }
 
 fn unavailable(e: rusqlite::Error) -> TodoError {
@@ -400,58 +431,29 @@ const GET_SQL: &str = concat!(
     " FROM todos WHERE owner = ?1 AND id = ?2"
 );
 
-fn todo_from(row: &SqliteRow) -> Result<Todo, sqlx::Error> {
-    Ok(Todo {
-        id: row.try_get("id")?,
-        title: row.try_get("title")?,
-        completed: row.try_get("completed")?,
-        created_at: rfc3339(row.try_get("created_at")?),
-        updated_at: rfc3339(row.try_get("updated_at")?),
-    })
-}
-
 #[async_trait]
 impl TodoStore for SqliteStore {
     async fn list(&self, owner: &Owner, filter: &Filter) -> Result<Vec<Todo>, TodoError> {
         // `instr`, not `LIKE`: the search text is data, `%` and `_` match themselves.
-        if let Some(readers) = &self.readers {
-            let params =
-                rusqlite::params![owner.as_str(), filter.completed, filter.text.as_deref()];
-            return readers
-                .with(|c| {
-                    c.prepare_cached(LIST_SQL)?
-                        .query_map(params, todo_from_sqlite)?
-                        .collect()
-                })
-                .map_err(unavailable);
-        }
-        let rows = sqlx::query(LIST_SQL)
-            .bind(owner.as_str())
-            .bind(filter.completed)
-            .bind(filter.text.as_deref())
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(todo_from).collect::<Result<_, _>>()?)
+        let params = rusqlite::params![owner.as_str(), filter.completed, filter.text.as_deref()];
+        self.readers
+            .with(|c| {
+                c.prepare_cached(LIST_SQL)?
+                    .query_map(params, todo_from_sqlite)?
+                    .collect()
+            })
+            .map_err(unavailable)
     }
 
     async fn get(&self, owner: &Owner, id: i64) -> Result<Todo, TodoError> {
-        let found = match &self.readers {
-            Some(readers) => readers
-                .with(|c| {
-                    use rusqlite::OptionalExtension;
-                    c.prepare_cached(GET_SQL)?
-                        .query_row(rusqlite::params![owner.as_str(), id], todo_from_sqlite)
-                        .optional()
-                })
-                .map_err(unavailable)?,
-            None => sqlx::query(GET_SQL)
-                .bind(owner.as_str())
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?
-                .map(|row| todo_from(&row))
-                .transpose()?,
-        };
+        let found = self
+            .readers
+            .with(|c| {
+                c.prepare_cached(GET_SQL)?
+                    .query_row(rusqlite::params![owner.as_str(), id], todo_from_sqlite)
+                    .optional()
+            })
+            .map_err(unavailable)?;
         found.ok_or(TodoError::NotFound(id))
     }
 
@@ -525,27 +527,20 @@ impl TodoStore for SqliteStore {
     }
 
     async fn is_session_ended(&self, sid: &str) -> Result<bool, TodoError> {
-        if let Some(readers) = &self.readers {
-            return readers
-                .with(|c| {
-                    use rusqlite::OptionalExtension;
-                    c.prepare_cached(ENDED_SQL)?
-                        .query_row([sid], |_| Ok(()))
-                        .optional()
-                        .map(|row| row.is_some())
-                })
-                .map_err(unavailable);
-        }
-        Ok(sqlx::query(ENDED_SQL)
-            .bind(sid)
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some())
+        self.readers
+            .with(|c| {
+                c.prepare_cached(ENDED_SQL)?
+                    .query_row([sid], |_| Ok(()))
+                    .optional()
+                    .map(|row| row.is_some())
+            })
+            .map_err(unavailable)
     }
 
     async fn ping(&self) -> Result<(), TodoError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.readers
+            .with(|c| c.query_row("SELECT 1", [], |_| Ok(())))
+            .map_err(unavailable)
     }
 }
 
@@ -661,8 +656,11 @@ mod tests {
     #[tokio::test]
     async fn file_connections_promise_durable_writes() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let store = SqliteStore::open(&dir.path().join("todo0.db")).await?;
-        let mut conn = store.pool.acquire().await?;
+        let path = dir.path().join("todo0.db");
+        let store = SqliteStore::open(&path).await?;
+        let bound = -i64::from(PAGE_CACHE_KIB);
+        // sqlx's connection (migrations, ended sessions).
+        let mut conn = store.writer.acquire().await?;
         let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(&mut *conn)
             .await?;
@@ -672,24 +670,28 @@ mod tests {
         let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
             .fetch_one(&mut *conn)
             .await?;
-        assert_eq!(journal, "wal");
-        assert_eq!(synchronous, 2, "synchronous = FULL");
-        assert_eq!(busy, 5000);
-        // Every connection's page cache is bounded: the pool's, the writer's, the readers'.
-        let bound = -i64::from(PAGE_CACHE_KIB);
         let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
             .fetch_one(&mut *conn)
             .await?;
+        assert_eq!(journal, "wal");
+        assert_eq!(synchronous, 2, "synchronous = FULL");
+        assert_eq!(busy, 5000);
         assert_eq!(cache, bound);
-        let mut writer = store.writer.acquire().await?;
-        let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
-            .fetch_one(&mut *writer)
-            .await?;
-        assert_eq!(cache, bound);
-        let readers = store.readers.as_ref().expect("a file store has readers");
+        // The group commit's connection, as the store opens it.
+        let writes = open_write_connection(&path).map_err(TodoError::from)?;
+        let pragma = |name: &str| -> rusqlite::Result<i64> {
+            writes.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
+        };
+        assert_eq!(pragma("synchronous")?, 2, "synchronous = FULL");
+        assert_eq!(pragma("busy_timeout")?, 5000);
+        assert_eq!(pragma("cache_size")?, bound);
+        let journal: String = writes.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
+        assert_eq!(journal, "wal");
+        // Every reader's page cache is bounded too.
         for _ in 0..READERS {
-            let cache: i64 =
-                readers.with(|c| c.query_row("PRAGMA cache_size", [], |row| row.get(0)))?;
+            let cache: i64 = store
+                .readers
+                .with(|c| c.query_row("PRAGMA cache_size", [], |row| row.get(0)))?;
             assert_eq!(cache, bound);
         }
         Ok(())

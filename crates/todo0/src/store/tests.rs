@@ -52,7 +52,6 @@ fn ids(todos: &[Todo]) -> Vec<i64> {
 /// Which store a test runs against.
 #[derive(Debug, Clone, Copy)]
 enum Backend {
-    SqliteMemory,
     SqliteFile,
     Postgres,
 }
@@ -74,11 +73,6 @@ impl Deref for Harness {
 impl Backend {
     async fn open(self) -> anyhow::Result<Harness> {
         Ok(match self {
-            Self::SqliteMemory => Harness {
-                store: Arc::new(SqliteStore::in_memory().await?),
-                _dir: None,
-                _schema: None,
-            },
             Self::SqliteFile => {
                 let dir = tempfile::tempdir()?;
                 let store = SqliteStore::open(&dir.path().join("todo0.db")).await?;
@@ -111,7 +105,6 @@ async fn pg_store(url: &str) -> anyhow::Result<(PostgresStore, TestSchema)> {
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -152,7 +145,6 @@ async fn created_todos_are_got_and_listed_oldest_first(
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -194,7 +186,6 @@ async fn lists_filter_by_completion_and_text(#[case] backend: Backend) -> anyhow
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -241,7 +232,6 @@ async fn titles_are_data_unicode_and_sql_alike(#[case] backend: Backend) -> anyh
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -268,7 +258,6 @@ async fn renaming_moves_updated_at_but_not_created_at(
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -312,7 +301,6 @@ async fn an_update_changes_what_it_names_and_keeps_the_rest(
 /// Many concurrent updates, half renaming and half completing the same todos: each write reads
 /// and writes its row in one statement, so no update puts back a field another one just changed.
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -349,7 +337,6 @@ async fn concurrent_updates_of_different_fields_both_land(
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -410,7 +397,6 @@ async fn completion_is_set_or_toggled(#[case] backend: Backend) -> anyhow::Resul
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -445,7 +431,6 @@ async fn a_deleted_todo_is_gone(#[case] backend: Backend) -> anyhow::Result<()> 
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -470,7 +455,6 @@ async fn ids_are_never_reused(#[case] backend: Backend) -> anyhow::Result<()> {
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -816,7 +800,6 @@ async fn an_unreachable_postgres_is_unavailable_without_leaking_the_url() {
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]

@@ -25,7 +25,7 @@ pub enum Backend {
 /// unreachable server fails the test with what to start.
 pub async fn store(backend: Backend) -> (Arc<dyn TodoStore>, Option<TestSchema>) {
     match backend {
-        Backend::Sqlite => (Arc::new(SqliteStore::in_memory().await.unwrap()), None),
+        Backend::Sqlite => (Arc::new(SqliteStore::temporary().await.unwrap()), None),
         Backend::Postgres => {
             let schema = TestSchema::new("TODO0_TEST_DATABASE_URL");
             let store = match PostgresStore::connect_in_schema(schema.url(), schema.name()).await {

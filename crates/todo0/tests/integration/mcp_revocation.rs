@@ -213,7 +213,7 @@ async fn a_token_revoked_at_idp0_is_refused_within_the_sweep_interval() {
             .unwrap();
     let mut config = todo0::mcp::McpConfig::new(idp.todo0_issuer(), &mcp_url);
     config.revocation = Some(revocation);
-    let store = Arc::new(todo0::store::SqliteStore::in_memory().await.unwrap());
+    let store = Arc::new(todo0::store::SqliteStore::temporary().await.unwrap());
     let mcp = todo0::mcp::build(&config, Arc::new(jwks), store, protocol::clock::system());
     let app = mcp.router;
     tokio::spawn(async move { axum::serve(listener, app).await });
