@@ -32,7 +32,6 @@ use sqlx::migrate::{Migrate, MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
-pub mod group_commit;
 pub mod sqlite_readers;
 pub mod sqlite_writer;
 #[cfg(feature = "test-support")]

@@ -1,5 +1,5 @@
 //! Group commit on a thread of its own, with a rusqlite connection (agent0's turns, todo0's
-//! todos).
+//! todos, idp0's token-request writes).
 //!
 //! With `synchronous = FULL` every commit is an fsync, and SQLite runs one writer at a time, so
 //! writes committed one by one are bounded by the disk's sync rate. Here one thread owns the
@@ -10,11 +10,11 @@
 //! answered before it is durable. A caller that stops waiting leaves its write to commit with the
 //! group: the answer is simply not read.
 //!
-//! Why a thread and rusqlite rather than [`crate::group_commit`] on sqlx: sqlx runs every
+//! Why a thread and rusqlite rather than an async task on sqlx (as before): sqlx runs every
 //! statement on its connection's worker thread, so each statement of a group was a hand-off there
-//! and back; `perf` showed those hand-offs and the worker's sleeps and wake-ups costing as much
-//! as the writes (agent0's appends, todo0's `create-todo`). Here the thread that owns the
-//! connection runs the whole group: one wake-up per group.
+//! and back, one after another; `perf` showed those hand-offs and the worker's sleeps and
+//! wake-ups costing as much as the writes, and the chain capped todo0's durable writes. Here the
+//! thread that owns the connection runs the whole group: one wake-up per group.
 
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};

@@ -105,7 +105,7 @@ fn token_endpoint(c: &mut Criterion) {
     let clock = protocol::clock::system();
     let agent_key = Arc::new(SigningKey::generate(KeyKind::Rsa).expect("agent key"));
     let config = Config::from_file(dev_config(&agent_key), Path::new(".")).expect("valid config");
-    let store = rt.block_on(SqliteStore::in_memory()).expect("store");
+    let store = rt.block_on(SqliteStore::temporary()).expect("store");
     let idp = Idp::new(IdpParts {
         config,
         issuer: ISSUER.into(),

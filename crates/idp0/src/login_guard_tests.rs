@@ -20,7 +20,7 @@ fn addr(last: u8) -> Option<IpAddr> {
 
 /// A throttle with default limits on a fresh in-memory store.
 async fn throttle() -> LoginThrottle {
-    let store = crate::store::SqliteStore::in_memory()
+    let store = crate::store::SqliteStore::temporary()
         .await
         .expect("in-memory store");
     LoginThrottle::new(&LoginLimits::default(), Arc::new(store))

@@ -47,8 +47,12 @@ mod requests;
 
 use requests::{Requests, add_brokered_connection, agent_key, requests, sign_with};
 
-/// Threads whose CPU is idp0's: its runtime and its SQLite connections.
-const IDP_THREADS: [&str; 2] = ["bench-idp", "sqlx-sqlite"];
+/// Threads whose CPU is idp0's: its runtime, its sqlx SQLite connections and its group commit.
+const IDP_THREADS: [&str; 3] = [
+    "bench-idp",
+    "sqlx-sqlite",
+    idp0::store::SqliteStore::WRITER_THREAD,
+];
 const REFERENCE_THREADS: [&str; 1] = ["bench-ref"];
 
 #[derive(clap::Args)]
@@ -285,8 +289,12 @@ pub(crate) async fn run(args: IdpBenchArgs) -> anyhow::Result<()> {
 /// every other process.
 fn cpu_sample(threads: &[&str]) -> [Option<f64>; 3] {
     let server = server::threads_cpu_seconds(threads);
-    let servers =
-        server::threads_cpu_seconds(&[IDP_THREADS[0], IDP_THREADS[1], REFERENCE_THREADS[0]]);
+    let servers = server::threads_cpu_seconds(&[
+        IDP_THREADS[0],
+        IDP_THREADS[1],
+        IDP_THREADS[2],
+        REFERENCE_THREADS[0],
+    ]);
     let all = server::own_cpu_seconds();
     let client = all.zip(servers).map(|(all, servers)| all - servers);
     let other = server::system_busy_seconds()

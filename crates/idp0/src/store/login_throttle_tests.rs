@@ -18,7 +18,6 @@ const POLICY: ThrottlePolicy = ThrottlePolicy {
 };
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -78,7 +77,6 @@ async fn attempts_are_counted_only_when_the_schedule_lets_them_run(
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -118,7 +116,6 @@ async fn a_second_replica_sees_the_counts(#[case] backend: Backend) -> anyhow::R
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
 async fn counts_are_purged_once_forgotten_and_unlocked(

@@ -25,7 +25,7 @@ pub use sqlite::SqliteStore;
 pub use sts::{Interaction, InteractionStatus, StsStore, VaultEntry};
 
 /// A storage failure; never contains secrets.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("storage error: {message}")]
 pub struct StoreError {
     message: String,
@@ -56,6 +56,19 @@ impl From<sqlx::Error> for StoreError {
 }
 
 impl StoreError {
+    /// An error of the SQLite group commit's connection; a database another connection kept
+    /// locked past the busy timeout is worth retrying.
+    pub(crate) fn of_rusqlite(e: &dbconn::sqlite_readers::rusqlite::Error) -> Self {
+        use dbconn::sqlite_readers::rusqlite::ErrorCode;
+        Self {
+            message: e.to_string(),
+            unavailable: matches!(
+                e.sqlite_error_code(),
+                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+            ),
+        }
+    }
+
     /// A database error, marked unavailable when retrying may help.
     pub(crate) fn of_sqlx(e: &sqlx::Error) -> Self {
         Self {

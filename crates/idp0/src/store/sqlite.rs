@@ -2,23 +2,27 @@
 //! applied at open.
 //!
 //! The writes of every token request — a client assertion's or an ID-JAG's `jti` remembered, an
-//! issued token recorded in its grant's family — are group-committed ([`dbconn::group_commit`]):
-//! concurrent requests share one transaction and one fsync, and none is answered before its
-//! write is durable, so a `jti` seen once is refused again even after a crash.
+//! issued token recorded in its grant's family — are group-committed ([`dbconn::sqlite_writer`],
+//! on a thread of its own with a rusqlite connection): concurrent requests share one transaction
+//! and one fsync, and none is answered before its write is durable, so a `jti` seen once is
+//! refused again even after a crash. Everything else goes through sqlx's pool.
 //!
 //! The migration files moved from `migrations/` to `migrations/sqlite/` byte for byte: sqlx checks
 //! each applied migration's checksum, so an existing `idp0.db` keeps opening.
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use dbconn::group_commit::{GroupCommit, GroupWrite};
+use dbconn::sqlite_readers::rusqlite;
+use dbconn::sqlite_writer::{SqliteWrite, SqliteWriter};
 use protocol::UnixTime;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{Row, SqlitePool};
 
 use super::{AuthCode, Grant, RefreshRecord, SsoSession, Store, StoreError};
 use crate::login_guard::ThrottlePolicy;
@@ -28,7 +32,9 @@ use crate::login_guard::ThrottlePolicy;
 pub struct SqliteStore {
     pool: SqlitePool,
     /// The group-commit writer of the token requests' writes.
-    replay: GroupCommit<TokenWrite>,
+    replay: SqliteWriter<TokenWrite>,
+    /// A [`Self::temporary`] store's directory, removed with the last clone of the store.
+    _temporary: Option<Arc<tempfile::TempDir>>,
 }
 
 /// The most token-request writes committed together.
@@ -50,47 +56,40 @@ enum TokenWrite {
     },
 }
 
-impl GroupWrite for TokenWrite {
+impl SqliteWrite for TokenWrite {
     type Output = bool;
     type Error = StoreError;
 
-    async fn run(&self, conn: &mut SqliteConnection) -> Result<bool, StoreError> {
-        match self {
+    fn run(&self, connection: &rusqlite::Connection) -> Result<bool, StoreError> {
+        let inserted = match self {
             Self::RememberJti {
                 namespace,
                 jti,
                 expires_at,
-            } => {
-                let done = sqlx::query(
+            } => connection
+                .prepare_cached(
                     "INSERT OR IGNORE INTO seen_jti (namespace, jti, expires_at) VALUES (?, ?, ?)",
                 )
-                .bind(namespace)
-                .bind(jti)
-                .bind(expires_at)
-                .execute(conn)
-                .await?;
-                Ok(done.rows_affected() == 1)
-            }
+                .and_then(|mut s| s.execute(rusqlite::params![namespace, jti, expires_at])),
             Self::RecordIssued {
                 jti,
                 family,
                 expires_at,
-            } => {
-                sqlx::query(
+            } => connection
+                .prepare_cached(
                     "INSERT OR IGNORE INTO issued_access_tokens (jti, family, expires_at) VALUES (?, ?, ?)",
                 )
-                .bind(jti)
-                .bind(family)
-                .bind(expires_at)
-                .execute(conn)
-                .await?;
-                Ok(true)
-            }
-        }
+                .and_then(|mut s| s.execute(rusqlite::params![jti, family, expires_at])),
+        };
+        let inserted = inserted.map_err(|e| StoreError::of_rusqlite(&e))?;
+        Ok(match self {
+            Self::RememberJti { .. } => inserted == 1,
+            Self::RecordIssued { .. } => true,
+        })
     }
 
-    fn group_failed(error: &sqlx::Error) -> StoreError {
-        StoreError::of_sqlx(error)
+    fn group_failed(error: rusqlite::Error) -> StoreError {
+        StoreError::of_rusqlite(&error)
     }
 
     fn writer_gone() -> StoreError {
@@ -98,50 +97,65 @@ impl GroupWrite for TokenWrite {
     }
 }
 
+/// How long a statement waits for another connection's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl SqliteStore {
+    /// The name of the group commit's thread (benchmarks count its CPU as idp0's).
+    pub const WRITER_THREAD: &str = "idp0-writer";
+
     /// Opens (creating) the database file and applies migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+        Self::open_file(path, None).await
+    }
+
+    /// A private store (tests, benchmarks): a database file in a temporary directory of its
+    /// own, removed when the last clone of the store is dropped.
+    pub async fn temporary() -> Result<Self, StoreError> {
+        let dir = tempfile::Builder::new()
+            .prefix("idp0-store-")
+            .tempdir()
+            .map_err(|e| StoreError::new(format!("creating a temporary directory: {e}")))?;
+        let path = dir.path().join("idp0.db");
+        Self::open_file(&path, Some(Arc::new(dir))).await
+    }
+
+    async fn open_file(
+        path: &Path,
+        temporary: Option<Arc<tempfile::TempDir>>,
+    ) -> Result<Self, StoreError> {
+        let name = path.display().to_string();
+        let cannot_open = |e: &dyn std::fmt::Display| {
+            StoreError::new(format!("cannot open the SQLite database {name}: {e}"))
+        };
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{name}"))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(std::time::Duration::from_secs(5));
-        Self::with_options(options, &path.display().to_string()).await
-    }
-
-    /// An in-memory database (tests, benchmarks).
-    pub async fn in_memory() -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
-        Self::with_options(options, "(in memory)").await
-    }
-
-    async fn with_options(options: SqliteConnectOptions, name: &str) -> Result<Self, StoreError> {
-        // One connection for in-memory databases (each connection would see its own database);
-        // a small pool for files.
-        let in_memory = options.get_filename().as_os_str().is_empty()
-            || options.get_filename() == Path::new(":memory:");
+            .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
-            .max_connections(if in_memory { 1 } else { 4 })
-            .connect_with(options.clone())
+            .max_connections(4)
+            .connect_with(options)
             .await
-            .map_err(|e| StoreError::new(format!("cannot open the SQLite database {name}: {e}")))?;
+            .map_err(|e| cannot_open(&e))?;
         dbconn::migrate(&sqlx::migrate!("./migrations/sqlite"), &pool)
             .await
-            .map_err(|e| StoreError::migration(e, name))?;
-        // The group's own connection (the in-memory database has only the one).
-        let writer = if in_memory {
-            pool.clone()
-        } else {
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(options)
-                .await
-                .map_err(|e| {
-                    StoreError::new(format!("cannot open the SQLite database {name}: {e}"))
-                })?
-        };
-        let replay = GroupCommit::start(writer, MAX_BATCH);
-        Ok(Self { pool, replay })
+            .map_err(|e| StoreError::migration(e, &name))?;
+        // The group's own connection: durable commits, the same lock wait.
+        let connection = rusqlite::Connection::open(path).map_err(|e| cannot_open(&e))?;
+        connection
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| cannot_open(&e))?;
+        connection
+            .execute_batch("PRAGMA synchronous = FULL;")
+            .map_err(|e| cannot_open(&e))?;
+        let replay = SqliteWriter::start(connection, Self::WRITER_THREAD, MAX_BATCH)
+            .map_err(|e| StoreError::new(format!("starting the token writer: {e}")))?;
+        Ok(Self {
+            pool,
+            replay,
+            _temporary: temporary,
+        })
     }
 }
 

@@ -37,7 +37,6 @@ fn interaction(id: &str, created_at: i64) -> Interaction {
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -82,7 +81,6 @@ async fn the_vault_keeps_one_entry_per_person_agent_and_connection(
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]

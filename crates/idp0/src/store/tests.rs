@@ -68,7 +68,6 @@ fn session(sid: &str, expires_at: i64) -> SsoSession {
 /// Which store a test runs against.
 #[derive(Debug, Clone, Copy)]
 enum Backend {
-    SqliteMemory,
     SqliteFile,
     Postgres,
 }
@@ -90,11 +89,6 @@ impl Deref for Harness {
 impl Backend {
     async fn open(self) -> anyhow::Result<Harness> {
         Ok(match self {
-            Self::SqliteMemory => Harness {
-                store: Arc::new(SqliteStore::in_memory().await?),
-                dir: None,
-                schema: None,
-            },
             Self::SqliteFile => {
                 let dir = tempfile::tempdir()?;
                 let store = SqliteStore::open(&dir.path().join("idp0.db")).await?;
@@ -165,7 +159,6 @@ async fn connect(schema: &TestSchema) -> anyhow::Result<PostgresStore> {
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -206,7 +199,6 @@ where
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -215,10 +207,7 @@ async fn concurrent_redemptions_have_exactly_one_winner(
 ) -> anyhow::Result<()> {
     let harness = backend.open().await?;
     // A second pool on the same database too, as a second replica would have.
-    let other = match backend {
-        Backend::SqliteMemory => harness.store.clone(),
-        _ => harness.reopen().await?,
-    };
+    let other = harness.reopen().await?;
     let stores = [harness.store.clone(), other];
     for round in 0..5 {
         let code_hash = secret_hash(&format!("code-{round}"));
@@ -259,7 +248,6 @@ async fn concurrent_redemptions_have_exactly_one_winner(
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -281,7 +269,6 @@ async fn a_refresh_token_rotates_once(#[case] backend: Backend) -> anyhow::Resul
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -317,7 +304,6 @@ async fn revoking_a_family_revokes_its_recorded_access_tokens(
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -365,7 +351,6 @@ async fn an_id_token_is_active_only_while_its_family_and_session_live(
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -388,7 +373,6 @@ async fn a_jti_is_remembered_per_namespace_until_purged(
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -420,7 +404,6 @@ async fn sessions_are_found_and_ended(#[case] backend: Backend) -> anyhow::Resul
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
@@ -465,7 +448,6 @@ async fn the_managed_directory_is_replaced_only_at_the_version_read(
 }
 
 #[rstest]
-#[case::sqlite_memory(Backend::SqliteMemory)]
 #[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]

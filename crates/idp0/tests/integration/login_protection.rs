@@ -33,7 +33,7 @@ async fn serve_with(limits: LoginLimits, clock: Arc<dyn protocol::Clock>) -> Ser
     let idp = idp0::Idp::new(idp0::state::IdpParts {
         config,
         issuer: issuer.clone(),
-        store: Arc::new(idp0::store::SqliteStore::in_memory().await.unwrap()),
+        store: Arc::new(idp0::store::SqliteStore::temporary().await.unwrap()),
         clock,
         keys_dir: None,
         demo_credentials: Vec::new(),
