@@ -100,6 +100,15 @@ impl SqliteWrite for TokenWrite {
 /// How long a statement waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The group commit's own connection to the (migrated, WAL) file: durable commits
+/// (`synchronous = FULL`), the same lock wait as the pool's.
+fn open_write_connection(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+    let connection = rusqlite::Connection::open(path)?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    connection.execute_batch("PRAGMA synchronous = FULL;")?;
+    Ok(connection)
+}
+
 impl SqliteStore {
     /// The name of the group commit's thread (benchmarks count its CPU as idp0's).
     pub const WRITER_THREAD: &str = "idp0-writer";
@@ -141,14 +150,7 @@ impl SqliteStore {
         dbconn::migrate(&sqlx::migrate!("./migrations/sqlite"), &pool)
             .await
             .map_err(|e| StoreError::migration(e, &name))?;
-        // The group's own connection: durable commits, the same lock wait.
-        let connection = rusqlite::Connection::open(path).map_err(|e| cannot_open(&e))?;
-        connection
-            .busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| cannot_open(&e))?;
-        connection
-            .execute_batch("PRAGMA synchronous = FULL;")
-            .map_err(|e| cannot_open(&e))?;
+        let connection = open_write_connection(path).map_err(|e| cannot_open(&e))?;
         let replay = SqliteWriter::start(connection, Self::WRITER_THREAD, MAX_BATCH)
             .map_err(|e| StoreError::new(format!("starting the token writer: {e}")))?;
         Ok(Self {
@@ -555,3 +557,36 @@ impl Store for SqliteStore {
 }
 
 super::sts::sts_store!(SqliteStore);
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A `jti` is answered as new only once its group's commit is on disk: the group commit's
+    /// connection must be in WAL mode with `synchronous = FULL`, and wait for locks as the pool does.
+    #[tokio::test]
+    async fn the_group_commit_connection_is_durable() {
+        let store = SqliteStore::temporary().await.unwrap();
+        let dir = store._temporary.as_ref().unwrap();
+        let connection = open_write_connection(&dir.path().join("idp0.db")).unwrap();
+        let pragma = |name: &str| -> String {
+            connection
+                .query_row(&format!("PRAGMA {name}"), [], |row| {
+                    row.get::<_, rusqlite::types::Value>(0)
+                })
+                .map(|value| match value {
+                    rusqlite::types::Value::Integer(n) => n.to_string(),
+                    rusqlite::types::Value::Text(t) => t,
+                    other => format!("{other:?}"),
+                })
+                .unwrap()
+        };
+        assert_eq!(pragma("journal_mode"), "wal");
+        assert_eq!(pragma("synchronous"), "2", "synchronous = FULL");
+        assert_eq!(pragma("busy_timeout"), "5000");
+        // And the store remembers a jti once.
+        assert!(store.remember_jti("test", "jti-1", i64::MAX).await.unwrap());
+        assert!(!store.remember_jti("test", "jti-1", i64::MAX).await.unwrap());
+    }
+}
