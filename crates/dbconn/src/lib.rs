@@ -34,8 +34,11 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 pub mod sqlite_readers;
 pub mod sqlite_writer;
+pub mod temporary;
 #[cfg(feature = "test-support")]
 pub mod testing;
+
+pub use temporary::TemporaryDatabase;
 
 /// Most connections one service instance opens.
 pub const MAX_CONNECTIONS: u32 = 10;

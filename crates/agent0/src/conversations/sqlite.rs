@@ -63,7 +63,7 @@ pub struct SqliteConversations {
     /// To the writer thread.
     appends: SqliteWriter<Append>,
     /// A [`Self::temporary`] store's directory, removed with the store.
-    _temporary: Option<tempfile::TempDir>,
+    _temporary: Option<dbconn::TemporaryDatabase>,
 }
 
 /// An append waiting for the writer thread.
@@ -91,16 +91,15 @@ impl SqliteConversations {
     /// A private store (tests): a database file in a temporary directory of its own, removed
     /// when the store is dropped.
     pub async fn temporary() -> Result<Self, StoreError> {
-        let dir = tempfile::Builder::new()
-            .prefix("agent0-conversations-")
-            .tempdir()
+        let database = dbconn::TemporaryDatabase::new("agent0-conversations-", "agent0.db")
             .map_err(|e| StoreError::Database(format!("creating a temporary directory: {e}")))?;
-        Self::open_file(&dir.path().join("agent0.db"), Some(dir)).await
+        let path = database.path().to_owned();
+        Self::open_file(&path, Some(database)).await
     }
 
     async fn open_file(
         path: &Path,
-        temporary: Option<tempfile::TempDir>,
+        temporary: Option<dbconn::TemporaryDatabase>,
     ) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)

@@ -289,12 +289,7 @@ pub(crate) async fn run(args: IdpBenchArgs) -> anyhow::Result<()> {
 /// every other process.
 fn cpu_sample(threads: &[&str]) -> [Option<f64>; 3] {
     let server = server::threads_cpu_seconds(threads);
-    let servers = server::threads_cpu_seconds(&[
-        IDP_THREADS[0],
-        IDP_THREADS[1],
-        IDP_THREADS[2],
-        REFERENCE_THREADS[0],
-    ]);
+    let servers = server::threads_cpu_seconds(&[&IDP_THREADS[..], &REFERENCE_THREADS[..]].concat());
     let all = server::own_cpu_seconds();
     let client = all.zip(servers).map(|(all, servers)| all - servers);
     let other = server::system_busy_seconds()

@@ -12,7 +12,6 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -34,7 +33,7 @@ pub struct SqliteStore {
     /// The group-commit writer of the token requests' writes.
     replay: SqliteWriter<TokenWrite>,
     /// A [`Self::temporary`] store's directory, removed with the last clone of the store.
-    _temporary: Option<Arc<tempfile::TempDir>>,
+    _temporary: Option<dbconn::TemporaryDatabase>,
 }
 
 /// The most token-request writes committed together.
@@ -121,17 +120,15 @@ impl SqliteStore {
     /// A private store (tests, benchmarks): a database file in a temporary directory of its
     /// own, removed when the last clone of the store is dropped.
     pub async fn temporary() -> Result<Self, StoreError> {
-        let dir = tempfile::Builder::new()
-            .prefix("idp0-store-")
-            .tempdir()
+        let database = dbconn::TemporaryDatabase::new("idp0-store-", "idp0.db")
             .map_err(|e| StoreError::new(format!("creating a temporary directory: {e}")))?;
-        let path = dir.path().join("idp0.db");
-        Self::open_file(&path, Some(Arc::new(dir))).await
+        let path = database.path().to_owned();
+        Self::open_file(&path, Some(database)).await
     }
 
     async fn open_file(
         path: &Path,
-        temporary: Option<Arc<tempfile::TempDir>>,
+        temporary: Option<dbconn::TemporaryDatabase>,
     ) -> Result<Self, StoreError> {
         let name = path.display().to_string();
         let cannot_open = |e: &dyn std::fmt::Display| {
@@ -568,8 +565,8 @@ mod tests {
     #[tokio::test]
     async fn the_group_commit_connection_is_durable() {
         let store = SqliteStore::temporary().await.unwrap();
-        let dir = store._temporary.as_ref().unwrap();
-        let connection = open_write_connection(&dir.path().join("idp0.db")).unwrap();
+        let database = store._temporary.as_ref().unwrap();
+        let connection = open_write_connection(database.path()).unwrap();
         let pragma = |name: &str| -> String {
             connection
                 .query_row(&format!("PRAGMA {name}"), [], |row| {

@@ -58,7 +58,7 @@ pub struct SqliteStore {
     /// sessions).
     writer: SqlitePool,
     /// A [`Self::temporary`] store's directory, removed with the last clone of the store.
-    _temporary: Option<Arc<tempfile::TempDir>>,
+    _temporary: Option<dbconn::TemporaryDatabase>,
 }
 
 /// A write, owned so it can wait in the queue.
@@ -224,7 +224,7 @@ impl SqliteStore {
 
     async fn open_file(
         path: &Path,
-        temporary: Option<Arc<tempfile::TempDir>>,
+        temporary: Option<dbconn::TemporaryDatabase>,
     ) -> Result<Self, OpenError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -265,12 +265,10 @@ impl SqliteStore {
     /// A private store (tests): a database file in a temporary directory of its own, removed
     /// when the last clone of the store is dropped.
     pub async fn temporary() -> Result<Self, TodoError> {
-        let dir = tempfile::Builder::new()
-            .prefix("todo0-store-")
-            .tempdir()
+        let database = dbconn::TemporaryDatabase::new("todo0-store-", "todo0.db")
             .map_err(|e| TodoError::Unavailable(format!("creating a temporary directory: {e}")))?;
-        let path = dir.path().join("todo0.db");
-        Ok(Self::open_file(&path, Some(Arc::new(dir))).await?)
+        let path = database.path().to_owned();
+        Ok(Self::open_file(&path, Some(database)).await?)
     }
 
     /// Applies migrations. SQLite has no migration lock, so two openers of a new file can race;
