@@ -2,7 +2,9 @@
 //! two processes on one PostgreSQL database, one told by the flag and one by `MCP_STATELESS=1`,
 //! both serving the same resource identifier (the balancer's URL). A client initializes on one
 //! and is served by either with real tokens from idp0's Cross-App Access flow; neither names a
-//! session; GET is answered `405`; a token without the tool's scope is refused by both.
+//! session; GET is answered `405`; a token without the tool's scope is refused by both. And one
+//! such process on a SQLite file, killed with `kill -9` while it writes, has lost nothing it
+//! answered when the next one opens the file.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -187,4 +189,97 @@ async fn two_stateless_todo_mcp_processes_on_one_database_serve_any_request() {
             .unwrap();
         assert_eq!(get.status().as_u16(), 405);
     }
+}
+
+/// A write is answered only after its group's commit is on disk: `kill -9` of a `todo-mcp`
+/// that is busy creating todos (16 clients at once, so writes share groups) loses none of those
+/// it answered, and the file opens cleanly for the next process on the same SQLite database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn todos_answered_before_kill_9_are_all_there_after_a_restart() {
+    let idp = IdpHandle::start_for_resource(RESOURCE).await.unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", files.path().join("todo0.db").display());
+    let (dir, url) = (idp.data_dir.clone(), database.clone());
+    let mut first = tokio::task::spawn_blocking(move || start(&dir, &url, &["--stateless"], &[]))
+        .await
+        .unwrap();
+
+    let login = idp.login(&Browser::new(), "alice").await.unwrap();
+    let grant = idp
+        .cross_app_access(
+            &login.id_token.unwrap(),
+            RESOURCE,
+            "mcp:connect mcp:tools:read mcp:tools:manage",
+        )
+        .await
+        .unwrap();
+    let token = grant.access.access_token.expose_secret().to_owned();
+
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(i64, String)>::new()));
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..16 {
+        let (url, token, answered) = (first.url.clone(), token.clone(), answered.clone());
+        clients.spawn(async move {
+            for n in 0.. {
+                let title = format!("client {client} todo {n}");
+                let response = reqwest::Client::new()
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .header("accept", "application/json, text/event-stream")
+                    .header("mcp-protocol-version", "2025-11-25")
+                    .json(&call("create-todo", json!({ "title": title })))
+                    .send()
+                    .await;
+                // The kill: the connection drops, or the answer is cut short.
+                let Ok(response) = response else { return };
+                let Ok(body) = response.json::<Value>().await else {
+                    return;
+                };
+                let id = body["result"]["structuredContent"]["todo"]["id"].as_i64();
+                let id = id.unwrap_or_else(|| panic!("create-todo answered {body}"));
+                answered.lock().unwrap().push((id, title));
+            }
+        });
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while answered.lock().unwrap().len() < 500 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // `Child::kill` is SIGKILL on Unix: no shutdown, no flush, no destructor runs.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    while let Some(client) = clients.join_next().await {
+        client.unwrap();
+    }
+    let answered = answered.lock().unwrap().clone();
+    assert!(answered.len() >= 100, "only {} writes", answered.len());
+    eprintln!("{} todos answered before the kill", answered.len());
+
+    let (dir, url) = (idp.data_dir.clone(), database);
+    let second = tokio::task::spawn_blocking(move || start(&dir, &url, &["--stateless"], &[]))
+        .await
+        .unwrap();
+    let (status, _, listed) = rpc(&second.url, &token, &call("get-todos", json!({}))).await;
+    assert_eq!(status, 200, "{listed}");
+    // By id and title: a write answered but rolled back would leave its id to the next one.
+    let stored: std::collections::HashMap<i64, String> =
+        listed["result"]["structuredContent"]["todos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|todo| {
+                let id = todo["id"].as_i64().unwrap();
+                (id, todo["title"].as_str().unwrap().to_owned())
+            })
+            .collect();
+    let lost: Vec<_> = answered
+        .iter()
+        .filter(|(id, title)| stored.get(id) != Some(title))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} answered todos lost: {lost:?}",
+        lost.len(),
+        answered.len()
+    );
 }
