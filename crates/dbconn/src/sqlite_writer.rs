@@ -28,7 +28,9 @@ pub trait SqliteWrite: Send + 'static {
 
     /// Runs this write's statements on the group's connection, inside its transaction. A failing
     /// statement normally leaves the transaction open and the other writes intact (SQLite
-    /// statements are atomic).
+    /// statements are atomic). A write of several statements is not undone as a whole: when a
+    /// later one fails, the earlier ones still commit with the group while this write is answered
+    /// with the error (there is no savepoint per write), so order them to fail safe.
     fn run(&self, connection: &Connection) -> Result<Self::Output, Self::Error>;
 
     /// The error every write of a group gets when the group's `BEGIN` or `COMMIT` failed.
@@ -78,6 +80,12 @@ impl<W: SqliteWrite> SqliteWriter<W> {
             .name(name.to_owned())
             .spawn(move || run(connection, receiver, max_batch))?;
         Ok(Self { queue })
+    }
+
+    /// Whether the writer thread still takes writes: false once it has stopped (a write panicked),
+    /// after which every write is answered [`SqliteWrite::writer_gone`]. For health checks.
+    pub fn is_running(&self) -> bool {
+        !self.queue.is_closed()
     }
 
     /// Queues `write` and waits until its group is committed (or failed).
@@ -163,6 +171,7 @@ mod tests {
         type Error = String;
 
         fn run(&self, connection: &Connection) -> Result<i64, String> {
+            assert_ne!(self.0, "panic", "a write that panics");
             connection
                 .prepare_cached("INSERT INTO seen (key) VALUES (?) RETURNING rowid")
                 .and_then(|mut s| s.query_row([&self.0], |row| row.get(0)))
@@ -227,6 +236,27 @@ mod tests {
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), 30);
+    }
+
+    /// A write that panics stops the writer thread (its group is rolled back): the waiting write
+    /// and every later one are answered `writer_gone`, none hangs, and the writer says it stopped.
+    #[tokio::test]
+    async fn a_stopped_writer_answers_every_write_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, connection) = database(&dir);
+        let writer = SqliteWriter::start(connection, "test-writer", 8).unwrap();
+        assert_eq!(writer.write(Insert("before".into())).await, Ok(1));
+        assert!(writer.is_running());
+        assert_eq!(
+            writer.write(Insert("panic".into())).await,
+            Err("gone".into())
+        );
+        assert_eq!(
+            writer.write(Insert("after".into())).await,
+            Err("gone".into())
+        );
+        assert!(!writer.is_running());
+        assert_eq!(stored(&path), ["before"]);
     }
 
     /// A statement that fails and takes the transaction with it (as SQLite does after an I/O

@@ -4,11 +4,11 @@
 //! Writes are group-committed ([`dbconn::sqlite_writer`]): one writer thread owns a rusqlite
 //! write connection, takes every write that is waiting (up to [`MAX_BATCH`]), runs them in one
 //! transaction and commits once — one fsync for the whole group — before answering any of them.
-//! Each write is a single statement with `RETURNING`; one that finds no row just reports
-//! `NotFound` without affecting the others. A failed commit fails the whole group, and nothing is
-//! reported done before it is durable.
-//! Reads run on read-only rusqlite connections on the calling thread (see `Readers`). sqlx
-//! migrates the file and records ended sessions (rare) on a connection of its own.
+//! Each todo write is a single statement with `RETURNING`; one that finds no row just reports
+//! `NotFound` without affecting the others. A logout's ended session goes the same way. A failed
+//! commit fails the whole group, and nothing is reported done before it is durable.
+//! Reads run on read-only rusqlite connections on the calling thread (see `Readers`). sqlx only
+//! creates and migrates the file, on a connection closed once that is done.
 //!
 //! Text search is case-insensitive for ASCII letters only: SQLite's built-in `lower()` leaves
 //! non-ASCII characters unchanged (so `"É"` does not match `"é"`); that is accepted.
@@ -42,8 +42,8 @@ macro_rules! todo_columns {
 const MAX_BATCH: usize = 256;
 
 /// Each connection's page cache, in KiB. SQLite's default (2,000 KiB) is per connection and
-/// fills as the database grows: with the writer, the pool's two and the four readers, a
-/// growing file could take up to 14 MB of the server's memory (README, "Memory"). A person's list
+/// fills as the database grows: with the writer and the four readers, a growing file could take
+/// up to 10 MB of the server's memory (README, "Memory"). A person's list
 /// needs a few index and row pages; the rest is read again from the operating system's cache.
 const PAGE_CACHE_KIB: u32 = 512;
 
@@ -52,11 +52,8 @@ const PAGE_CACHE_KIB: u32 = 512;
 pub struct SqliteStore {
     /// Reads, on the calling thread (WAL lets them run beside the writer; see [`Readers`]).
     readers: Arc<Readers>,
-    /// The queue of the group-commit writer thread.
+    /// The queue of the group-commit writer thread: every write.
     writes: SqliteWriter<Write>,
-    /// sqlx's connection: migrations, and the writes outside the todo group commit (ended
-    /// sessions).
-    writer: SqlitePool,
     /// A [`Self::temporary`] store's directory, removed with the last clone of the store.
     _temporary: Option<dbconn::TemporaryDatabase>,
 }
@@ -86,16 +83,40 @@ enum Write {
         owner: String,
         id: i64,
     },
+    /// A web-app session logged out (its `sid` refused until it would have expired), and the
+    /// records of sessions past their expiry purged.
+    EndSession {
+        sid: String,
+        expires_at: UnixTime,
+        now: UnixTime,
+    },
 }
 
 impl SqliteWrite for Write {
-    type Output = Todo;
+    /// The todo written; none for [`Write::EndSession`].
+    type Output = Option<Todo>;
     type Error = TodoError;
 
-    /// Runs the statement inside the group's transaction, stepped to completion (every write is
-    /// keyed by id or inserts one row, so at most one row comes back).
-    fn run(&self, connection: &rusqlite::Connection) -> Result<Todo, TodoError> {
+    /// Runs the statements inside the group's transaction. A todo write's one row comes back
+    /// from its first step (every write is keyed by id or inserts one row, and SQLite makes all
+    /// of a `RETURNING` statement's changes before returning its first row).
+    fn run(&self, connection: &rusqlite::Connection) -> Result<Option<Todo>, TodoError> {
         let returned = match self {
+            Write::EndSession {
+                sid,
+                expires_at,
+                now,
+            } => {
+                connection
+                    .prepare_cached(END_SESSION_SQL)
+                    .and_then(|mut s| s.execute(rusqlite::params![sid, expires_at]))
+                    .map_err(unavailable)?;
+                connection
+                    .prepare_cached(PURGE_ENDED_SQL)
+                    .and_then(|mut s| s.execute([now]))
+                    .map_err(unavailable)?;
+                return Ok(None);
+            }
             Write::Create { owner, title, now } => connection
                 .prepare_cached(CREATE_SQL)
                 .and_then(|mut s| {
@@ -137,7 +158,7 @@ impl SqliteWrite for Write {
                 .optional(),
         };
         match (returned.map_err(unavailable)?, self.id()) {
-            (Some(todo), _) => Ok(todo),
+            (Some(todo), _) => Ok(Some(todo)),
             (None, Some(id)) => Err(TodoError::NotFound(id)),
             (None, None) => Err(TodoError::Unavailable(
                 "the new todo was not returned".into(),
@@ -158,7 +179,7 @@ impl Write {
     /// The todo a change is for (a new todo has none yet).
     fn id(&self) -> Option<i64> {
         match self {
-            Write::Create { .. } => None,
+            Write::Create { .. } | Write::EndSession { .. } => None,
             Write::Update { id, .. } | Write::Completed { id, .. } | Write::Delete { id, .. } => {
                 Some(*id)
             }
@@ -181,6 +202,9 @@ const COMPLETED_SQL: &str = concat!(
     " WHERE owner = ? AND id = ? RETURNING ",
     todo_columns!()
 );
+const END_SESSION_SQL: &str =
+    "INSERT INTO ended_sessions (sid, expires_at) VALUES (?1, ?2) ON CONFLICT (sid) DO NOTHING";
+const PURGE_ENDED_SQL: &str = "DELETE FROM ended_sessions WHERE expires_at < ?1";
 const DELETE_SQL: &str = concat!(
     "DELETE FROM todos WHERE owner = ? AND id = ? RETURNING ",
     todo_columns!()
@@ -233,8 +257,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(WAIT)
             .pragma("cache_size", format!("-{PAGE_CACHE_KIB}"));
-        // sqlx's connection is opened first, so migrations run on it before the others connect.
-        let writer = SqlitePoolOptions::new()
+        // sqlx's connection creates the file and migrates it before the others connect; then it
+        // is closed: every write goes through the writer thread's own connection.
+        let migrator = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(WAIT)
             // A local file cannot go stale like a network connection: skip the ping per checkout.
@@ -242,7 +267,8 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(OpenError::from_sqlx)?;
-        Self::migrate(&writer).await?;
+        Self::migrate(&migrator).await?;
+        migrator.close().await;
         let readers = open_readers(path)?;
         let writes = SqliteWriter::start(open_write_connection(path)?, "todo0-writer", MAX_BATCH)
             .map_err(|e| {
@@ -253,13 +279,15 @@ impl SqliteStore {
         Ok(Self {
             readers: Arc::new(readers),
             writes,
-            writer,
             _temporary: temporary,
         })
     }
 
     async fn write(&self, write: Write) -> Result<Todo, TodoError> {
-        self.writes.write(write).await
+        self.writes
+            .write(write)
+            .await?
+            .ok_or_else(|| TodoError::Unavailable("the todo was not returned".into()))
     }
 
     /// A private store (tests): a database file in a temporary directory of its own, removed
@@ -508,20 +536,17 @@ impl TodoStore for SqliteStore {
         expires_at: UnixTime,
         now: UnixTime,
     ) -> Result<(), TodoError> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO ended_sessions (sid, expires_at) VALUES (?, ?) ON CONFLICT (sid) DO NOTHING",
-        )
-        .bind(sid)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM ended_sessions WHERE expires_at < ?")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        // Through the group commit like every other write: a second writing connection would
+        // wait for the write lock on SQLite's busy handler, which a busy writer thread keeps
+        // taking first (a logout could time out under a burst of todo writes).
+        self.writes
+            .write(Write::EndSession {
+                sid: sid.to_owned(),
+                expires_at,
+                now,
+            })
+            .await
+            .map(|_| ())
     }
 
     async fn is_session_ended(&self, sid: &str) -> Result<bool, TodoError> {
@@ -536,6 +561,9 @@ impl TodoStore for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), TodoError> {
+        if !self.writes.is_running() {
+            return Err(Write::writer_gone());
+        }
         self.readers
             .with(|c| c.query_row("SELECT 1", [], |_| Ok(())))
             .map_err(unavailable)
@@ -577,6 +605,49 @@ mod tests {
         }
         assert_eq!((created, missing), (50, 50));
         assert_eq!(store.list(&alice, &Filter::default()).await?.len(), 50);
+        Ok(())
+    }
+
+    /// A logout is a write like the others: while 256 writers keep the group commit busy without
+    /// a pause, sessions still end, each at once. (When logouts had a writing connection of their
+    /// own, each waited for the write lock on SQLite's busy handler, which sleeps up to 100 ms
+    /// between tries while the writer thread takes the lock again within microseconds: these 40
+    /// took 3.0 s instead of 0.25 s, and under a long enough burst one could time out.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sessions_end_while_todo_writes_keep_the_writer_busy() -> anyhow::Result<()> {
+        let store = SqliteStore::temporary().await?;
+        let alice = Owner::new("alice")?;
+        let title = Title::parse("t")?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = (0..256)
+            .map(|_| {
+                let (store, alice, title, stop) =
+                    (store.clone(), alice.clone(), title.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut written = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        store.create(&alice, &title, 1).await?;
+                        written += 1;
+                    }
+                    Ok::<_, TodoError>(written)
+                })
+            })
+            .collect();
+        for n in 0..40 {
+            let sid = format!("sid-{n}");
+            store.end_session(&sid, 10_000 + n, 1).await?;
+            assert!(store.is_session_ended(&sid).await?, "{sid}");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut written = 0;
+        for writer in writers {
+            written += writer.await??;
+        }
+        assert!(written > 0);
+        assert_eq!(
+            store.list(&alice, &Filter::default()).await?.len() as u64,
+            written
+        );
         Ok(())
     }
 
@@ -657,25 +728,7 @@ mod tests {
         let path = dir.path().join("todo0.db");
         let store = SqliteStore::open(&path).await?;
         let bound = -i64::from(PAGE_CACHE_KIB);
-        // sqlx's connection (migrations, ended sessions).
-        let mut conn = store.writer.acquire().await?;
-        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&mut *conn)
-            .await?;
-        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&mut *conn)
-            .await?;
-        let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-            .fetch_one(&mut *conn)
-            .await?;
-        let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
-            .fetch_one(&mut *conn)
-            .await?;
-        assert_eq!(journal, "wal");
-        assert_eq!(synchronous, 2, "synchronous = FULL");
-        assert_eq!(busy, 5000);
-        assert_eq!(cache, bound);
-        // The group commit's connection, as the store opens it.
+        // The group commit's connection (every write), as the store opens it.
         let writes = open_write_connection(&path).map_err(TodoError::from)?;
         let pragma = |name: &str| -> rusqlite::Result<i64> {
             writes.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
