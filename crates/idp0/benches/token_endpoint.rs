@@ -2,8 +2,9 @@
 //! `idp0::router(idp)` with `tower::ServiceExt::oneshot`, so the figures cover routing, form
 //! parsing, `private_key_jwt` client authentication (verification plus the jti replay insert),
 //! the grant, token signing and the JSON response, but no TCP or HTTP framing. The IdP has the
-//! development configuration's shape (generated here), in-memory SQLite, ephemeral RSA keys and
-//! the system clock. Requests are sent one at a time (latency, ops/s = 1 / time).
+//! development configuration's shape (generated here), a SQLite file in a temporary directory
+//! (WAL, `synchronous = FULL`: each request's `jti` writes are durable, as in production),
+//! ephemeral RSA keys and the system clock. Requests are sent one at a time (latency, ops/s = 1 / time).
 //!
 //! * `token_endpoint/id_jag_exchange`: RFC 8693 exchange of alice's ID token (issued to `agent0`,
 //!   which `agent0-agent` is linked to) for an ID-JAG at `/oauth2/v1/token`.

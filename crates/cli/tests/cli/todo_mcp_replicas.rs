@@ -191,9 +191,11 @@ async fn two_stateless_todo_mcp_processes_on_one_database_serve_any_request() {
     }
 }
 
-/// A write is answered only after its group's commit is on disk: `kill -9` of a `todo-mcp`
-/// that is busy creating todos (16 clients at once, so writes share groups) loses none of those
-/// it answered, and the file opens cleanly for the next process on the same SQLite database.
+/// A write is answered only after its group has committed: `kill -9` of a `todo-mcp` that is
+/// busy creating todos (16 clients at once, so writes share groups) loses none of those it
+/// answered, and the file opens cleanly for the next process on the same SQLite database. (A
+/// killed process leaves the operating system's cache behind, so this checks the order of commit
+/// and answer; that the commit reaches the disk, `synchronous = FULL`, is the store's own tests'.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn todos_answered_before_kill_9_are_all_there_after_a_restart() {
     let idp = IdpHandle::start_for_resource(RESOURCE).await.unwrap();

@@ -116,6 +116,7 @@ async fn a_second_replica_sees_the_counts(#[case] backend: Backend) -> anyhow::R
 }
 
 #[rstest]
+#[case::sqlite_file(Backend::SqliteFile)]
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
 async fn counts_are_purged_once_forgotten_and_unlocked(

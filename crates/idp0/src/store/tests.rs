@@ -1,4 +1,4 @@
-//! The [`Store`] contract, run against every backend: SQLite in memory, SQLite in a file, and
+//! The [`Store`] contract, run against every backend: SQLite (a file) and
 //! PostgreSQL (each test in its own fresh schema `t_<uuid>`, dropped at the end, so tests run in
 //! parallel and reruns never collide).
 //!
@@ -117,7 +117,7 @@ impl Harness {
         Ok(match (&self.dir, &self.schema) {
             (Some(dir), _) => Arc::new(SqliteStore::open(&dir.path().join("idp0.db")).await?),
             (None, Some(schema)) => Arc::new(connect(schema).await?),
-            (None, None) => anyhow::bail!("an in-memory database cannot be reopened"),
+            (None, None) => anyhow::bail!("this harness has neither a file nor a schema"),
         })
     }
 

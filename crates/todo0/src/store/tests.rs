@@ -1,4 +1,4 @@
-//! The [`TodoStore`] contract, run against every backend: SQLite in memory, SQLite in a file, and
+//! The [`TodoStore`] contract, run against every backend: SQLite (a file) and
 //! PostgreSQL (each test in its own fresh schema, so tests run in parallel).
 //!
 //! PostgreSQL is required: `TODO0_TEST_DATABASE_URL`, default
