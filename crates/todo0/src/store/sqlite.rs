@@ -258,7 +258,8 @@ impl SqliteStore {
             .busy_timeout(WAIT)
             .pragma("cache_size", format!("-{PAGE_CACHE_KIB}"));
         // sqlx's connection creates the file and migrates it before the others connect; then it
-        // is closed: every write goes through the writer thread's own connection.
+        // is closed (after they have opened, so the file never loses its last connection and
+        // its WAL in between): every write goes through the writer thread's own connection.
         let migrator = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(WAIT)
@@ -268,7 +269,6 @@ impl SqliteStore {
             .await
             .map_err(OpenError::from_sqlx)?;
         Self::migrate(&migrator).await?;
-        migrator.close().await;
         let readers = open_readers(path)?;
         let writes = SqliteWriter::start(open_write_connection(path)?, "todo0-writer", MAX_BATCH)
             .map_err(|e| {
@@ -276,6 +276,7 @@ impl SqliteStore {
                 "starting the todo writer: {e}"
             )))
         })?;
+        migrator.close().await;
         Ok(Self {
             readers: Arc::new(readers),
             writes,
