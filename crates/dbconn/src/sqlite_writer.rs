@@ -16,8 +16,26 @@
 //! wake-ups costing as much as the writes, and the chain capped todo0's durable writes. Here the
 //! thread that owns the connection runs the whole group: one wake-up per group.
 
+use std::path::Path;
+use std::time::Duration;
+
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
+
+/// Opens a writer's connection to the (migrated, WAL) file at `path`: `synchronous = FULL`, so
+/// each group's commit is durable before its writes are answered; locks held by other
+/// connections waited for up to `busy_timeout`; then the caller's own `pragmas` (may be empty).
+pub fn open_connection(
+    path: &Path,
+    busy_timeout: Duration,
+    pragmas: &str,
+) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(busy_timeout)?;
+    connection.execute_batch("PRAGMA synchronous = FULL;")?;
+    connection.execute_batch(pragmas)?;
+    Ok(connection)
+}
 
 /// A write that can wait in the queue and run inside the group's transaction.
 pub trait SqliteWrite: Send + 'static {
@@ -104,14 +122,8 @@ fn run<W: SqliteWrite>(
     max_batch: usize,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
-    while let Some(first) = queue.blocking_recv() {
-        batch.push(first);
-        while batch.len() < max_batch {
-            match queue.try_recv() {
-                Ok(pending) => batch.push(pending),
-                Err(_) => break,
-            }
-        }
+    // Waits for one write, then takes every other one already waiting, up to `max_batch`.
+    while queue.blocking_recv_many(&mut batch, max_batch) > 0 {
         let results = commit(
             &mut connection,
             &batch,

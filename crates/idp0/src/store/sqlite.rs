@@ -99,13 +99,10 @@ impl SqliteWrite for TokenWrite {
 /// How long a statement waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The group commit's own connection to the (migrated, WAL) file: durable commits
-/// (`synchronous = FULL`), the same lock wait as the pool's.
+/// The group commit's own connection to the (migrated, WAL) file: durable commits, the same
+/// lock wait as the pool's.
 fn open_write_connection(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
-    let connection = rusqlite::Connection::open(path)?;
-    connection.busy_timeout(BUSY_TIMEOUT)?;
-    connection.execute_batch("PRAGMA synchronous = FULL;")?;
-    Ok(connection)
+    dbconn::sqlite_writer::open_connection(path, BUSY_TIMEOUT, "")
 }
 
 impl SqliteStore {

@@ -409,17 +409,11 @@ fn open_readers(path: &Path) -> Result<Readers, OpenError> {
         .map_err(open_failed)
 }
 
-/// The group commit's connection: durable commits (`synchronous = FULL`; the file is in WAL mode
-/// already), the same lock wait and page cache bound as every other connection.
+/// The group commit's connection: durable commits (the file is in WAL mode already), the same
+/// lock wait and page cache bound as every other connection.
 fn open_write_connection(path: &Path) -> Result<rusqlite::Connection, OpenError> {
-    let connection = rusqlite::Connection::open(path).map_err(open_failed)?;
-    connection.busy_timeout(WAIT).map_err(open_failed)?;
-    connection
-        .execute_batch(&format!(
-            "PRAGMA synchronous = FULL; PRAGMA cache_size = -{PAGE_CACHE_KIB};"
-        ))
-        .map_err(open_failed)?;
-    Ok(connection)
+    let pragmas = format!("PRAGMA cache_size = -{PAGE_CACHE_KIB};");
+    dbconn::sqlite_writer::open_connection(path, WAIT, &pragmas).map_err(open_failed)
 }
 
 fn open_failed(e: rusqlite::Error) -> OpenError {

@@ -14,11 +14,9 @@ use crate::conversations::StoreError;
 /// Opens a write connection to the (migrated) file at `path` and starts the writer thread; it
 /// ends when every handle is gone.
 pub(super) fn start(path: &Path) -> Result<SqliteWriter<Append>, StoreError> {
-    let connection = Connection::open(path).map_err(read_failed)?;
-    connection.busy_timeout(BUSY_TIMEOUT).map_err(read_failed)?;
-    connection
-        .execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-        .map_err(read_failed)?;
+    let connection =
+        dbconn::sqlite_writer::open_connection(path, BUSY_TIMEOUT, "PRAGMA foreign_keys = ON;")
+            .map_err(read_failed)?;
     SqliteWriter::start(connection, "agent0-writer", MAX_BATCH)
         .map_err(|e| StoreError::Database(format!("starting the conversation writer: {e}")))
 }
